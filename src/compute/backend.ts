@@ -1,0 +1,92 @@
+import type { Readable } from 'node:stream';
+import type { FileObject } from '../domain/ddo';
+import type { Environment } from '../domain/environment';
+import type { ContainerSpec, ResultType } from '../domain/job';
+
+/** The three isolated steps of a job (the seed's configuration pod, algorithm pod, publishing pod). */
+export type StepName = 'configure' | 'algorithm' | 'publish';
+
+/**
+ * What the configuration step fetches. Holds decrypted file locations: a secret. It is built by an
+ * activity at run time (never passed through workflow history) and a backend hands it only to the
+ * configuration step (process: a 0600 file bound into that sandbox alone, removed when the step
+ * ends; kubernetes: a per-job Secret mounted into that pod alone).
+ */
+export interface ConfigureSpec {
+  /** Main dataset first. File n goes to /data/inputs/<did without did:op:>/<n>, the DDO to /data/ddos/<did>. */
+  datasets: { did: string; ddo: unknown; files: FileObject[] }[];
+  /** Written to /data/transformations/algorithm: the algorithm's single file, or the raw code. */
+  algorithm: { did: string | null; ddo: unknown; files?: FileObject[]; rawcode?: string };
+  /** Written to /data/inputs/algoCustomData.json when present. */
+  algoCustomData?: Record<string, unknown>;
+  /** Bytes all inputs together may take. */
+  maxInputBytes: number;
+}
+
+/** The algorithm step: which host runtime stands for the container image, and what to run with it. */
+export interface AlgorithmSpec {
+  container: ContainerSpec;
+  /** Environment variables of the algorithm (§5: DIDS, TRANSFORMATION_DID, VOLUME, INPUTS, OUTPUTS, LOGS, ALGO). No secrets. */
+  env: Record<string, string>;
+  /** Outbound network for the algorithm: only when every dataset allows it (issue: publisher control). */
+  allowNetwork: boolean;
+}
+
+export interface StepRequest {
+  jobId: string;
+  environment: Environment;
+  step: StepName;
+  /** required for step 'configure' */
+  configure?: ConfigureSpec;
+  /** required for step 'algorithm' */
+  algorithm?: AlgorithmSpec;
+}
+
+/** How a step ended. A non-zero exit is an outcome, not an exception: the workflow decides the status. */
+export interface StepOutcome {
+  /** exit status of the step's main process; null when it was killed by a signal */
+  exitCode: number | null;
+  oomKilled: boolean;
+  /** '' for a plain exit; otherwise one of 'deadline' | 'stopped' | 'output-limit' | 'oom' | 'signal:<NAME>' | 'start-failed: <text>' */
+  reason: string;
+  /** JSON the step program wrote to its report file (configure: which input failed and why; publish: the files it collected) */
+  report?: unknown;
+  /** true when this call found the step already started by an earlier attempt and re-attached to it */
+  reattached: boolean;
+}
+
+export interface StepHooks {
+  /** called at least every few seconds while the step runs */
+  heartbeat: (details?: unknown) => void;
+  /** aborting stops waiting (the activity was cancelled); it does not kill the step — use stopJob */
+  signal: AbortSignal;
+}
+
+/** A file the publishing step collected (top-level regular files of /data/outputs) or one of the step logs. */
+export interface PublishedFile {
+  filename: string;
+  type: ResultType;
+  size: number;
+  open(): Readable;
+}
+
+/**
+ * A place that runs job steps. Every method is idempotent per job id: names are derived from job id +
+ * step, "already exists" on create and "not found" on delete count as success, so a retried activity
+ * re-attaches instead of starting a step twice.
+ */
+export interface ComputeBackend {
+  readonly kind: string;
+  /** null when this backend can run the container, otherwise a message saying why not (e.g. unknown image). */
+  checkContainer(container: ContainerSpec): string | null;
+  /** Starts the step, or re-attaches to it if an earlier attempt started it; resolves when it has ended. */
+  runStep(req: StepRequest, hooks: StepHooks): Promise<StepOutcome>;
+  /** Kills every running step of the job; resolves once their processes are gone. */
+  stopJob(jobId: string): Promise<void>;
+  /** After the publish step: the collected outputs and the three step logs. */
+  listPublished(jobId: string): Promise<PublishedFile[]>;
+  /** A step's log so far; with follow, keeps streaming until the step ends. null when the step never started. */
+  openLog(jobId: string, step: StepName, opts: { follow: boolean; signal?: AbortSignal }): Readable | null;
+  /** Removes the job's workspace, secrets and limits. Safe to call twice and for unknown jobs. */
+  cleanup(jobId: string): Promise<void>;
+}

@@ -1,0 +1,161 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import YAML from 'yaml';
+import { defaultEnvironments, type Environment, environmentsFileSchema } from '../domain/environment';
+import { ValidationError } from '../domain/errors';
+
+/**
+ * Every setting, as environment variables `C2D_*`. Parsed once by an entrypoint and passed down;
+ * nothing else reads `process.env`. Keep README's table and `.env.example` in step with this.
+ */
+const envSchema = z.object({
+  /** Port of the Provider API. */
+  C2D_API_PORT: z.coerce.number().int().min(0).max(65535).default(8030),
+  /** Address the API listens on. */
+  C2D_API_HOST: z.string().default('127.0.0.1'),
+  /** Temporal frontend address host:port. */
+  C2D_TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
+  /** Temporal namespace the jobs live in. */
+  C2D_TEMPORAL_NAMESPACE: z.string().default('default'),
+  /** Task queue of the job workflows and their activities. */
+  C2D_TASK_QUEUE: z.string().default('c2d-jobs'),
+  /** Port of the Temporal Web UI started by `npm run temporal` / `npm run dev`. */
+  C2D_TEMPORAL_UI_PORT: z.coerce.number().int().default(8233),
+  /** Where jobs, results, nonces, the dev server's SQLite file and (by default) the catalog live. */
+  C2D_DATA_DIR: z.string().default('.c2d-data'),
+  /** Directory of DDO JSON files (one asset per *.json; its `id` is the DID). Default: <data dir>/catalog. */
+  C2D_CATALOG_DIR: z.string().optional(),
+  /** JSON or YAML list of compute environments. Default: one free `process` environment. */
+  C2D_ENVIRONMENTS_FILE: z.string().optional(),
+  /** The provider's secp256k1 key (0x hex). Decrypts asset files. Default: generated once into <data dir>/provider.key. */
+  C2D_PROVIDER_PRIVATE_KEY: z.string().regex(/^(0x)?[0-9a-fA-F]{64}$/, 'must be 32 bytes of hex').optional(),
+  /** Chain id this provider serves (keys of computeEnvironments, providerAddresses). */
+  C2D_CHAIN_ID: z.coerce.number().int().positive().default(8996),
+  /** JSON object mapping algorithm image names to host runtimes, e.g. {"node":"/usr/bin/node"}. */
+  C2D_RUNTIMES: z.string().optional(),
+  /** Host uid/gid the sandboxed steps run as when the worker runs as root. */
+  C2D_SANDBOX_UID: z.coerce.number().int().positive().default(65534),
+  /** cgroup filesystem root (v1 hierarchies or the v2 unified tree are detected below it). */
+  C2D_CGROUP_ROOT: z.string().default('/sys/fs/cgroup'),
+  /** Log level of API and worker (pino). */
+  C2D_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** How often the worker deletes expired results, in seconds. */
+  C2D_RESULT_SWEEP_SECONDS: z.coerce.number().int().positive().default(600),
+});
+
+export interface Runtime {
+  /** absolute path of the host binary */
+  command: string;
+  /** names it is reachable by on the algorithm's PATH */
+  names: string[];
+}
+
+export interface Config {
+  api: { port: number; host: string };
+  temporal: { address: string; namespace: string; taskQueue: string; uiPort: number };
+  dataDir: string;
+  catalogDir: string;
+  environments: Environment[];
+  providerPrivateKey: string;
+  chainId: number;
+  /** image name (without tag) → host runtime */
+  runtimes: Record<string, Runtime>;
+  sandbox: { uid: number; cgroupRoot: string };
+  logLevel: z.infer<typeof envSchema>['C2D_LOG_LEVEL'];
+  resultSweepSeconds: number;
+}
+
+const runtimesSchema = z.record(z.string().regex(/^[a-z0-9._/-]+$/), z.union([z.string(), z.object({ command: z.string(), names: z.array(z.string()).optional() })]));
+
+export function defaultRuntimes(nodePath: string): Record<string, Runtime> {
+  const python = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => fs.existsSync(p)) ?? '/usr/bin/python3';
+  return {
+    node: { command: nodePath, names: ['node', 'nodejs'] },
+    python: { command: python, names: ['python', 'python3'] },
+  };
+}
+
+function fail(field: string, message: string): never {
+  throw new ValidationError({ [field]: [message] }, `Invalid setting ${field}: ${message}`);
+}
+
+function loadEnvironments(file: string | undefined): Environment[] {
+  let raw: unknown = defaultEnvironments;
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      fail('C2D_ENVIRONMENTS_FILE', `cannot read ${file}: ${(err as Error).message}`);
+    }
+    try {
+      raw = /\.ya?ml$/i.test(file) ? YAML.parse(text) : JSON.parse(text);
+    } catch (err) {
+      fail('C2D_ENVIRONMENTS_FILE', `${file} is not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
+    }
+  }
+  const parsed = environmentsFileSchema.safeParse(raw);
+  if (!parsed.success) fail('C2D_ENVIRONMENTS_FILE', z.prettifyError(parsed.error));
+  return parsed.data;
+}
+
+function loadProviderKey(explicit: string | undefined, dataDir: string): string {
+  if (explicit) return explicit.startsWith('0x') ? explicit : `0x${explicit}`;
+  const file = path.join(dataDir, 'provider.key');
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const key = `0x${Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32))).toString('hex')}`;
+    try {
+      fs.writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
+      return key;
+    } catch {
+      return fs.readFileSync(file, 'utf8').trim(); // another process created it first
+    }
+  }
+}
+
+/** Parse settings from an environment (normally `process.env`). Throws ValidationError naming the bad variable. */
+export function loadConfig(env: Record<string, string | undefined>, opts: { nodePath?: string } = {}): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    fail(String(issue?.path[0] ?? 'settings'), issue?.message ?? 'invalid');
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(e.C2D_DATA_DIR);
+  let runtimes = defaultRuntimes(opts.nodePath ?? process.execPath);
+  if (e.C2D_RUNTIMES) {
+    let json: unknown;
+    try {
+      json = JSON.parse(e.C2D_RUNTIMES);
+    } catch {
+      fail('C2D_RUNTIMES', 'must be a JSON object {"image": "/path/to/binary"}');
+    }
+    const r = runtimesSchema.safeParse(json);
+    if (!r.success) fail('C2D_RUNTIMES', z.prettifyError(r.error));
+    runtimes = Object.fromEntries(
+      Object.entries(r.data).map(([image, v]) => {
+        const command = typeof v === 'string' ? v : v.command;
+        const names = typeof v === 'string' || !v.names ? [path.basename(command), image.split('/').pop() ?? image] : v.names;
+        if (!path.isAbsolute(command)) fail('C2D_RUNTIMES', `runtime of ${image} must be an absolute path`);
+        return [image, { command, names: [...new Set(names)] }];
+      }),
+    );
+  }
+  return {
+    api: { port: e.C2D_API_PORT, host: e.C2D_API_HOST },
+    temporal: { address: e.C2D_TEMPORAL_ADDRESS, namespace: e.C2D_TEMPORAL_NAMESPACE, taskQueue: e.C2D_TASK_QUEUE, uiPort: e.C2D_TEMPORAL_UI_PORT },
+    dataDir,
+    catalogDir: path.resolve(e.C2D_CATALOG_DIR ?? path.join(dataDir, 'catalog')),
+    environments: loadEnvironments(e.C2D_ENVIRONMENTS_FILE),
+    providerPrivateKey: loadProviderKey(e.C2D_PROVIDER_PRIVATE_KEY, dataDir),
+    chainId: e.C2D_CHAIN_ID,
+    runtimes,
+    sandbox: { uid: e.C2D_SANDBOX_UID, cgroupRoot: e.C2D_CGROUP_ROOT },
+    logLevel: e.C2D_LOG_LEVEL,
+    resultSweepSeconds: e.C2D_RESULT_SWEEP_SECONDS,
+  };
+}

@@ -1,0 +1,20 @@
+import type { JobInput, JobView } from '../domain/job';
+
+/**
+ * What the API needs from the orchestrator. State lives in Temporal (workflow state read by a query,
+ * search attributes for listing); there is no job table.
+ */
+export interface JobsService {
+  /** Starts the job's workflow (id c2d-<jobId>). Starting the same jobId twice returns the existing job. */
+  start(input: JobInput): Promise<JobView>;
+  /** null when no such job exists. `removed` reflects the result store. */
+  get(jobId: string): Promise<JobView | null>;
+  /** Jobs whose owner is `owner` (lower-case address), newest first. */
+  listByOwner(owner: string): Promise<JobView[]>;
+  /** Asks a running job to stop (stopreq 1); a finished job is returned as it is. */
+  stop(jobId: string): Promise<JobView>;
+  /** Stops the job if running and deletes its results; the job then reads `removed: 1`. */
+  remove(jobId: string): Promise<void>;
+  /** Algorithm steps currently holding a slot of the environment (computeEnvironments' currentJobs). */
+  currentJobs(environmentId: string): Promise<number>;
+}
