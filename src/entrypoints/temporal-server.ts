@@ -1,0 +1,74 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { searchAttributeFlags } from '../workflows/search-attributes';
+
+export interface DevServerOptions {
+  /** path of the temporal CLI; default: scripts/ensure-temporal.sh finds or builds it */
+  bin?: string;
+  ip?: string;
+  port: number;
+  uiPort: number;
+  /** SQLite file: jobs survive a restart of the server */
+  dbFile: string;
+  namespace: string;
+  /** where the server's own output goes; default: inherited */
+  logFile?: string;
+  headless?: boolean;
+}
+
+const repoRoot = path.resolve(__dirname, __filename.endsWith('.ts') ? '../..' : '../../..');
+
+export function temporalBinary(): string {
+  return execFileSync('bash', [path.join(repoRoot, 'scripts/ensure-temporal.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+}
+
+export function devServerArgs(o: DevServerOptions): string[] {
+  const args = ['server', 'start-dev', '--ip', o.ip ?? '127.0.0.1', '--port', String(o.port), '--ui-port', String(o.uiPort), '--db-filename', o.dbFile, '--namespace', o.namespace, '--log-level', 'warn'];
+  if (o.headless) args.push('--headless');
+  for (const [name, type] of Object.entries(searchAttributeFlags)) args.push('--search-attribute', `${name}=${type}`);
+  // Faster hand-off of workflow tasks after a worker dies (sticky queue) and visibility right away.
+  args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true');
+  return args;
+}
+
+export function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = (): void => {
+      const sock = net.connect(port, host);
+      sock.once('connect', () => {
+        sock.destroy();
+        resolve();
+      });
+      sock.once('error', () => {
+        sock.destroy();
+        if (Date.now() > deadline) reject(new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`));
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
+}
+
+/** Starts the dev server and resolves once its frontend accepts connections. */
+export async function startDevServer(o: DevServerOptions): Promise<ChildProcess> {
+  const bin = o.bin ?? temporalBinary();
+  fs.mkdirSync(path.dirname(o.dbFile), { recursive: true });
+  const out = o.logFile ? fs.openSync(o.logFile, 'a') : 'inherit';
+  const child = spawn(bin, devServerArgs(o), { stdio: ['ignore', out, out] });
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`temporal dev server exited with ${code}`))));
+  await Promise.race([waitForPort(o.port, o.ip ?? '127.0.0.1'), exited]);
+  return child;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}

@@ -1,0 +1,19 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, startDevServer } from '../../src/entrypoints/temporal-server';
+import { newStateFile, type TestState } from './state';
+
+/** One Temporal dev server for the whole run, on ports of its own (a dev stack may be up beside it). */
+export default async function globalSetup(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-test-'));
+  const port = await freePort();
+  const uiPort = await freePort();
+  const dbFile = path.join(dir, 'temporal.db');
+  const server = await startDevServer({ port, uiPort, dbFile, namespace: 'default', headless: true, logFile: path.join(dir, 'temporal.log') });
+  server.unref();
+  const state: TestState = { temporalAddress: `127.0.0.1:${port}`, temporalPid: server.pid ?? 0, dir, dbFile, port, uiPort };
+  const file = newStateFile();
+  fs.writeFileSync(file, JSON.stringify(state));
+  process.env.C2D_TEST_STATE = file;
+}
