@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +7,8 @@ import { newStateFile, type TestState } from './state';
 
 /** One Temporal dev server for the whole run, on ports of its own (a dev stack may be up beside it). */
 export default async function globalSetup(): Promise<void> {
+  // Sandboxed steps run compiled programs from dist/ (as in production): build them (incremental, type errors reported by `npm test`).
+  spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { stdio: 'ignore' });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-test-'));
   const port = await freePort();
   const uiPort = await freePort();
