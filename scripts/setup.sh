@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the stack needs beyond npm packages, idempotently (skips what is already there):
+# bubblewrap + util-linux (the process backend's sandbox) and the Temporal CLI (dev server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(uname -s)" != "Linux" ]; then
+  echo "The process backend needs Linux with bubblewrap (user namespaces) and cgroups." >&2
+  exit 1
+fi
+
+need=()
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "Missing: ${need[*]}. Install them with your package manager (Debian/Ubuntu: apt-get install ${need[*]})." >&2
+    exit 1
+  fi
+  echo "Installing ${need[*]} with apt-get..." >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # A fresh machine's package lists may be empty or stale.
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+
+bash scripts/ensure-temporal.sh >/dev/null

@@ -1,0 +1,74 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import readline from 'node:readline';
+import { loadConfig } from '../config';
+import { splitAddress } from './temporal';
+import { startDevServer, waitForPort } from './temporal-server';
+
+/**
+ * `npm run dev`: the whole stack on one machine — Temporal dev server (unless one already listens on
+ * C2D_TEMPORAL_ADDRESS), the worker and the API — stopped together on Ctrl-C or when one of them dies.
+ */
+function prefixed(name: string, child: ChildProcess): void {
+  for (const stream of [child.stdout, child.stderr]) {
+    if (stream) readline.createInterface({ input: stream }).on('line', (line) => console.log(`[${name}] ${line}`));
+  }
+}
+
+const listening = (port: number, host: string): Promise<boolean> =>
+  new Promise((resolve) => {
+    const s = net.connect(port, host);
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => (s.destroy(), resolve(false)));
+  });
+
+export async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const [host, port] = splitAddress(config.temporal.address);
+  const children: { name: string; child: ChildProcess }[] = [];
+  let stopping = false;
+  const stopAll = (code: number): void => {
+    if (stopping) return;
+    stopping = true;
+    for (const { child } of children) if (child.exitCode === null) child.kill('SIGTERM');
+    const force = setTimeout(() => {
+      for (const { child } of children) if (child.exitCode === null) child.kill('SIGKILL');
+    }, 10_000);
+    force.unref();
+    void Promise.all(children.map(({ child }) => (child.exitCode === null ? new Promise((r) => child.once('exit', r)) : null))).then(() => process.exit(code));
+  };
+  process.once('SIGINT', () => stopAll(0));
+  process.once('SIGTERM', () => stopAll(0));
+
+  if (await listening(port, host)) {
+    console.log(`[dev] using the Temporal server already on ${config.temporal.address}`);
+  } else {
+    const dbFile = path.join(config.dataDir, 'temporal.db');
+    console.log(`[dev] starting Temporal dev server on ${config.temporal.address} (jobs in ${dbFile})`);
+    const server = await startDevServer({ ip: host, port, uiPort: config.temporal.uiPort, dbFile, namespace: config.temporal.namespace, logFile: path.join(config.dataDir, 'temporal.log') });
+    children.push({ name: 'temporal', child: server });
+    console.log(`[dev] Temporal Web UI: http://${host}:${config.temporal.uiPort}`);
+  }
+  for (const name of ['worker', 'api']) {
+    const child = spawn(process.execPath, [path.join(__dirname, `${name}.js`)], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    prefixed(name, child);
+    children.push({ name, child });
+  }
+  for (const { name, child } of children) {
+    child.once('exit', (code, signal) => {
+      if (stopping) return;
+      console.error(`[dev] ${name} exited (${signal ?? code}); stopping the stack`);
+      stopAll(1);
+    });
+  }
+  await waitForPort(config.api.port, config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host, 120_000);
+  console.log(`[dev] Provider API: http://${config.api.host}:${config.api.port}/  — try: npm run demo   (Ctrl-C stops everything)`);
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,32 @@
+import path from 'node:path';
+import { loadConfig } from '../config';
+import { startDevServer } from './temporal-server';
+
+/** `npm run temporal`: the Temporal dev server alone, jobs kept in <data dir>/temporal.db, our search attributes registered. */
+export async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const [host, port] = splitAddress(config.temporal.address);
+  const dbFile = path.join(config.dataDir, 'temporal.db');
+  const server = await startDevServer({ ip: host, port, uiPort: config.temporal.uiPort, dbFile, namespace: config.temporal.namespace });
+  console.log(`Temporal dev server on ${config.temporal.address}, Web UI http://${host}:${config.temporal.uiPort}, jobs stored in ${dbFile}`);
+  const stop = (): void => {
+    server.kill('SIGTERM');
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  server.once('exit', (code) => process.exit(code ?? 0));
+}
+
+export function splitAddress(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  const port = Number(address.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port)) throw new Error(`C2D_TEMPORAL_ADDRESS must be host:port, got ${address}`);
+  return [address.slice(0, i), port];
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}
