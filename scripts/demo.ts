@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { getBytes, keccak256, toUtf8Bytes, Wallet } from 'ethers';
+import { Wallet } from 'ethers';
+import { ProviderClient } from '../src/client/provider-client';
 import { loadConfig } from '../src/config';
 
 /**
@@ -18,26 +19,6 @@ const repoRoot = path.resolve(__dirname, __filename.endsWith('.ts') ? '..' : '..
 const demoDir = path.join(repoRoot, 'scripts/demo');
 const config = loadConfig(process.env);
 const base = `http://127.0.0.1:${config.api.port}`;
-
-async function api(method: string, route: string, body?: unknown): Promise<Response> {
-  return fetch(`${base}${route}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-}
-
-async function json<T>(res: Response): Promise<T> {
-  if (!res.ok) throw new Error(`${res.url.replace(base, '')} answered ${res.status}: ${await res.text()}`);
-  return (await res.json()) as T;
-}
-
-async function sign(wallet: Wallet, ...parts: string[]): Promise<{ nonce: string; signature: string }> {
-  const { nonce } = await json<{ nonce: string | number }>(await api('GET', `/api/services/nonce?userAddress=${wallet.address}`));
-  const next = String(Number(nonce ?? 0) + 1);
-  const signature = await wallet.signMessage(getBytes(keccak256(toUtf8Bytes(parts.join('') + next))));
-  return { nonce: next, signature };
-}
 
 async function stackUp(): Promise<boolean> {
   try {
@@ -73,19 +54,9 @@ function serveDataFiles(): Promise<http.Server> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-async function encrypt(url: string): Promise<string> {
-  const res = await fetch(`${base}/api/services/encrypt?chainId=${config.chainId}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/octet-stream' },
-    body: JSON.stringify({ files: [{ type: 'url', url, method: 'GET' }] }),
-  });
-  if (res.status !== 201) throw new Error(`encrypt answered ${res.status}: ${await res.text()}`);
-  return res.text();
-}
-
 const newDid = (): string => `did:op:${crypto.randomBytes(32).toString('hex')}`;
 
-async function publish(dataUrl: string, algoUrl: string, consumer: string): Promise<{ dataset: string; algorithm: string }> {
+async function publish(client: ProviderClient, dataUrl: string, algoUrl: string, consumer: string): Promise<{ dataset: string; algorithm: string }> {
   const now = new Date().toISOString();
   const algorithm = newDid();
   const dataset = newDid();
@@ -94,13 +65,13 @@ async function publish(dataUrl: string, algoUrl: string, consumer: string): Prom
     '@context': ['https://w3id.org/did/v1'], id: algorithm, version: '4.1.0', chainId: config.chainId,
     metadata: { created: now, updated: now, type: 'algorithm', name: 'CSV summary', author: 'demo', license: 'MIT',
       algorithm: { language: 'js', version: '1.0.0', container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${crypto.createHash('sha256').update('node:20').digest('hex')}` } } },
-    services: [{ id: 'algo-compute', type: 'compute', files: await encrypt(algoUrl), timeout: 0 }],
+    services: [{ id: 'algo-compute', type: 'compute', files: await client.encryptFiles([{ url: algoUrl }], config.chainId), timeout: 0 }],
     credentials: { allow, deny: [] },
   };
   const dataDdo = {
     '@context': ['https://w3id.org/did/v1'], id: dataset, version: '4.1.0', chainId: config.chainId,
     metadata: { created: now, updated: now, type: 'dataset', name: 'Weather week', description: 'Seven days of weather', author: 'demo', license: 'CC-BY' },
-    services: [{ id: 'compute', type: 'compute', files: await encrypt(dataUrl), timeout: 0,
+    services: [{ id: 'compute', type: 'compute', files: await client.encryptFiles([{ url: dataUrl }], config.chainId), timeout: 0,
       compute: { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: [], publisherTrustedAlgorithms: [{ did: algorithm }] } }],
     credentials: { allow, deny: [] },
   };
@@ -110,11 +81,8 @@ async function publish(dataUrl: string, algoUrl: string, consumer: string): Prom
   return { dataset, algorithm };
 }
 
-interface Job { jobId: string; status: number; statusText: string; results: { filename: string; type: string }[] | ''; terminationDetails?: unknown }
-
-async function followLog(consumer: Wallet, jobId: string): Promise<void> {
-  const { nonce, signature } = await sign(consumer, consumer.address, jobId);
-  const res = await fetch(`${base}/api/services/computeLogs?consumerAddress=${consumer.address}&jobId=${jobId}&nonce=${nonce}&signature=${signature}`);
+async function followLog(client: ProviderClient, jobId: string): Promise<void> {
+  const res = await client.logs(jobId);
   if (!res.ok || !res.body) return void console.log(`  (log stream answered ${res.status})`);
   const decoder = new TextDecoder();
   for await (const chunk of res.body) for (const line of decoder.decode(chunk as Uint8Array).split('\n').filter(Boolean)) console.log(`  │ ${line}`);
@@ -125,49 +93,32 @@ async function main(): Promise<void> {
   const dataServer = await serveDataFiles();
   try {
     const { port } = dataServer.address() as AddressInfo;
-    const root = await json<{ providerAddresses: Record<string, string> }>(await api('GET', '/'));
+    const client = new ProviderClient(base, new Wallet(Wallet.createRandom().privateKey));
+    const root = (await (await fetch(`${base}/`)).json()) as { providerAddresses: Record<string, string> };
     console.log(`Provider ${Object.values(root.providerAddresses)[0]} at ${base}`);
-    const envs = await json<Record<string, { id: string; priceMin: number; maxJobs: number }[]>>(await api('GET', '/api/services/computeEnvironments'));
-    const env = Object.values(envs).flat().find((e) => e.priceMin === 0);
+    const env = (await client.environments()).find((e) => e.priceMin === 0);
     if (!env) throw new Error('the provider offers no free environment');
-    const consumer = new Wallet(Wallet.createRandom().privateKey);
-    console.log(`Consumer ${consumer.address}; environment ${env.id}`);
+    console.log(`Consumer ${client.address}; environment ${env.id}`);
 
-    const { dataset, algorithm } = await publish(`http://127.0.0.1:${port}/weather.csv`, `http://127.0.0.1:${port}/algorithm.js`, consumer.address);
+    const { dataset, algorithm } = await publish(client, `http://127.0.0.1:${port}/weather.csv`, `http://127.0.0.1:${port}/algorithm.js`, client.address);
     console.log(`Published dataset ${dataset}\n      and algorithm ${algorithm} (trusted by the dataset) into ${config.catalogDir}`);
 
-    const auth = await sign(consumer, consumer.address, dataset);
-    const [job] = await json<Job[]>(await api('POST', '/api/services/compute', {
-      consumerAddress: consumer.address, ...auth, environment: env.id,
-      dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'algo-compute' },
-    }));
-    if (!job) throw new Error('no job in the answer');
+    const job = await client.startJob({ environment: env.id, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'algo-compute' } });
     console.log(`Job ${job.jobId} started (Temporal workflow c2d-${job.jobId})`);
 
-    let last = 0;
-    let final: Job = job;
     let logStream: Promise<void> | null = null;
-    for (;;) {
-      const [now] = await json<Job[]>(await api('GET', `/api/services/compute?consumerAddress=${consumer.address}&jobId=${job.jobId}`));
-      if (!now) throw new Error('the job disappeared');
-      if (now.status !== last) {
+    const final = await client.waitForJob(job.jobId, {
+      intervalMs: 200,
+      onChange: (now) => {
         console.log(`status ${now.status} ${now.statusText}`);
-        last = now.status;
-      }
-      if (now.status === 40 && !logStream) logStream = followLog(consumer, job.jobId);
-      if ([31, 32, 41, 42, 61, 62, 70].includes(now.status)) {
-        final = now;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+        if (now.status === 40 && !logStream) logStream = followLog(client, job.jobId);
+      },
+    });
     await logStream;
-    if (final.status !== 70) console.log(`Job ended in status ${final.status}: ${JSON.stringify(final.terminationDetails)}`);
+    if (final.status !== 70 || final.terminationDetails?.exitCode) console.log(`Job ended in status ${final.status}: ${JSON.stringify(final.terminationDetails)}`);
     for (const [index, result] of (final.results || []).entries()) {
-      const { nonce, signature } = await sign(consumer, consumer.address, final.jobId, String(index));
-      const res = await fetch(`${base}/api/services/computeResult?consumerAddress=${consumer.address}&jobId=${final.jobId}&index=${index}&nonce=${nonce}&signature=${signature}`);
-      const text = await res.text();
-      console.log(`\n── ${result.filename} (${result.type}, HTTP ${res.status}) ──\n${text.trimEnd()}`);
+      const res = await client.result(final.jobId, index);
+      console.log(`\n── ${result.filename} (${result.type}, HTTP ${res.status}) ──\n${(await res.text()).trimEnd()}`);
     }
     if (final.status !== 70) process.exitCode = 1;
   } finally {

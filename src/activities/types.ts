@@ -1,0 +1,60 @@
+import type { ContainerSpec, ResultEntry, TerminationDetails } from '../domain/job';
+import type { JobStatusCode } from '../domain/status';
+
+/**
+ * What the workflow learns from authorizing a job: ids and limits only, because it lands in history.
+ * Decrypted file locations are fetched again by the step that needs them.
+ */
+export interface JobPlan {
+  /** the algorithm's DID, or 'raw' */
+  algorithmDid: string;
+  /** main dataset first */
+  datasetDids: string[];
+  container: ContainerSpec;
+  allowNetwork: boolean;
+  environment: EnvironmentLimits;
+}
+
+/** The environment settings the workflow acts on (it must not read config itself). */
+export interface EnvironmentLimits {
+  maxJobs: number;
+  /** seconds */
+  maxJobDuration: number;
+  /** seconds */
+  storageExpiry: number;
+}
+
+/** How a step ended, already mapped to Ocean's vocabulary. */
+export interface StepResult {
+  ok: boolean;
+  /** the job's final status when not ok (31, 32, 41, 42) */
+  failStatus?: JobStatusCode;
+  terminationDetails: TerminationDetails;
+  /** the backend ended the step at the environment's maxJobDuration */
+  deadline?: boolean;
+}
+
+export type PublishResult =
+  | { ok: true; results: ResultEntry[]; /** epoch seconds */ expireTimestamp: number }
+  | { ok: false; terminationDetails: TerminationDetails };
+
+export interface JobRef {
+  jobId: string;
+  environmentId: string;
+}
+
+export interface AlgorithmStepInput extends JobRef {
+  plan: JobPlan;
+}
+
+export interface PublishStepInput extends JobRef {
+  owner: string;
+}
+
+export interface AcquireSlotInput {
+  environmentId: string;
+  /** the job workflow waiting for the slot */
+  workflowId: string;
+  maxJobs: number;
+  leaseMs: number;
+}

@@ -1,0 +1,57 @@
+import { createCipheriv, createDecipheriv, createECDH, hkdfSync, randomBytes } from 'node:crypto';
+import { SigningKey } from 'ethers';
+
+/**
+ * ECIES over secp256k1 with the defaults of Python `eciespy` / npm `eciesjs`, which Ocean's Provider uses
+ * for `/encrypt`: so ciphertext made by either decrypts here and the other way round.
+ *
+ * layout: ephemeral public key (65 bytes, uncompressed) ‖ nonce (16) ‖ GCM tag (16) ‖ AES-256-GCM ciphertext
+ * key:    HKDF-SHA256(ephemeralPub ‖ sharedPoint, both uncompressed; no salt, empty info) → 32 bytes
+ */
+const PUBLIC_KEY_LENGTH = 65;
+const NONCE_LENGTH = 16;
+const TAG_LENGTH = 16;
+const HEADER_LENGTH = PUBLIC_KEY_LENGTH + NONCE_LENGTH + TAG_LENGTH;
+
+type KeyLike = string | Uint8Array;
+
+const toBytes = (key: KeyLike): Buffer => (typeof key === 'string' ? Buffer.from(key.replace(/^0x/, ''), 'hex') : Buffer.from(key));
+
+/** Accepts a 64-byte raw key (as Ethereum tools print it), 65-byte uncompressed or 33-byte compressed. */
+function uncompressedPublicKey(key: KeyLike): Buffer {
+  const raw = toBytes(key);
+  const prefixed = raw.length === 64 ? Buffer.concat([Buffer.from([4]), raw]) : raw;
+  return Buffer.from(SigningKey.computePublicKey(prefixed, false).slice(2), 'hex');
+}
+
+function derivedKey(ephemeralPublic: Buffer, privateKey: Buffer, peerPublic: Buffer): Buffer {
+  // node's ECDH.computeSecret yields only the x coordinate, but the KDF needs the whole point.
+  const sharedPoint = Buffer.from(new SigningKey(privateKey).computeSharedSecret(peerPublic).slice(2), 'hex');
+  return Buffer.from(hkdfSync('sha256', Buffer.concat([ephemeralPublic, sharedPoint]), Buffer.alloc(0), Buffer.alloc(0), 32));
+}
+
+/** Encrypts `data` for the holder of the private key matching `publicKey`. */
+export function encrypt(publicKey: KeyLike, data: Uint8Array): Buffer {
+  const receiver = uncompressedPublicKey(publicKey);
+  const ephemeral = createECDH('secp256k1');
+  ephemeral.generateKeys();
+  const ephemeralPublic = ephemeral.getPublicKey();
+  const key = derivedKey(ephemeralPublic, ephemeral.getPrivateKey(), receiver);
+  const nonce = randomBytes(NONCE_LENGTH);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  const body = Buffer.concat([cipher.update(data), cipher.final()]);
+  return Buffer.concat([ephemeralPublic, nonce, cipher.getAuthTag(), body]);
+}
+
+/** Decrypts ECIES ciphertext. Throws when it was not made for this key or was altered. */
+export function decrypt(privateKey: KeyLike, data: Uint8Array): Buffer {
+  const bytes = Buffer.from(data);
+  if (bytes.length < HEADER_LENGTH) throw new Error('ECIES ciphertext is too short');
+  const ephemeralPublic = uncompressedPublicKey(bytes.subarray(0, PUBLIC_KEY_LENGTH));
+  const nonce = bytes.subarray(PUBLIC_KEY_LENGTH, PUBLIC_KEY_LENGTH + NONCE_LENGTH);
+  const tag = bytes.subarray(PUBLIC_KEY_LENGTH + NONCE_LENGTH, HEADER_LENGTH);
+  const key = derivedKey(ephemeralPublic, toBytes(privateKey), ephemeralPublic);
+  const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+  decipher.setAuthTag(tag);
+  return Buffer.concat([decipher.update(bytes.subarray(HEADER_LENGTH)), decipher.final()]);
+}

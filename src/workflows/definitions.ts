@@ -1,0 +1,31 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { JobView } from '../domain/job';
+
+/** Names shared by the workflows and the client wrapper: the job's public handles and the capacity protocol. */
+
+/** The job as the consumer sees it, from workflow state. */
+export const statusQuery = defineQuery<JobView>('status');
+/** The owner asks the job to stop (stopreq 1); returns the view. A finished job is returned as it is. */
+export const stopUpdate = defineUpdate<JobView>('stop');
+
+export const environmentWorkflowId = (environmentId: string): string => `c2d-env-${environmentId}`;
+
+export interface AcquireRequest {
+  /** the job workflow that waits for the slot (it receives `slotGranted`) */
+  workflowId: string;
+  /** the environment's maxJobs as the job saw it; the latest request wins */
+  maxJobs: number;
+  /** how long a granted slot is held at most: a holder that dies without releasing loses it then */
+  leaseMs: number;
+}
+
+/** A job asks for a slot; sent with signalWithStart so the capacity workflow starts on first use. */
+export const acquireSignal = defineSignal<[AcquireRequest]>('acquire');
+/** A job gives its slot back, or leaves the queue while still waiting. Idempotent. */
+export const releaseSignal = defineSignal<[string]>('release');
+/** Sent by the capacity workflow to the job workflow whose turn it is. */
+export const slotGrantedSignal = defineSignal('slotGranted');
+/** How many jobs hold a slot now (computeEnvironments' currentJobs). */
+export const holdersQuery = defineQuery<number>('holders');
+/** Job workflow ids waiting for a slot, in grant order. */
+export const waitersQuery = defineQuery<string[]>('waiters');
