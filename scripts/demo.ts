@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Wallet } from 'ethers';
+import { publishToCatalog } from '../src/client/catalog-publisher';
 import { ProviderClient } from '../src/client/provider-client';
 import { loadConfig } from '../src/config';
 
@@ -54,30 +54,15 @@ function serveDataFiles(): Promise<http.Server> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-const newDid = (): string => `did:op:${crypto.randomBytes(32).toString('hex')}`;
-
 async function publish(client: ProviderClient, dataUrl: string, algoUrl: string, consumer: string): Promise<{ dataset: string; algorithm: string }> {
-  const now = new Date().toISOString();
-  const algorithm = newDid();
-  const dataset = newDid();
-  const allow = [{ type: 'address', values: [consumer] }];
-  const algoDdo = {
-    '@context': ['https://w3id.org/did/v1'], id: algorithm, version: '4.1.0', chainId: config.chainId,
-    metadata: { created: now, updated: now, type: 'algorithm', name: 'CSV summary', author: 'demo', license: 'MIT',
-      algorithm: { language: 'js', version: '1.0.0', container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${crypto.createHash('sha256').update('node:20').digest('hex')}` } } },
-    services: [{ id: 'algo-compute', type: 'compute', files: await client.encryptFiles([{ url: algoUrl }], config.chainId), timeout: 0 }],
-    credentials: { allow, deny: [] },
-  };
-  const dataDdo = {
-    '@context': ['https://w3id.org/did/v1'], id: dataset, version: '4.1.0', chainId: config.chainId,
-    metadata: { created: now, updated: now, type: 'dataset', name: 'Weather week', description: 'Seven days of weather', author: 'demo', license: 'CC-BY' },
-    services: [{ id: 'compute', type: 'compute', files: await client.encryptFiles([{ url: dataUrl }], config.chainId), timeout: 0,
-      compute: { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: [], publisherTrustedAlgorithms: [{ did: algorithm }] } }],
-    credentials: { allow, deny: [] },
-  };
-  fs.mkdirSync(config.catalogDir, { recursive: true });
-  fs.writeFileSync(path.join(config.catalogDir, `demo-algorithm-${algorithm.slice(8, 16)}.json`), JSON.stringify(algoDdo, null, 2));
-  fs.writeFileSync(path.join(config.catalogDir, `demo-dataset-${dataset.slice(8, 16)}.json`), JSON.stringify(dataDdo, null, 2));
+  const algorithm = await publishToCatalog(client, config.catalogDir, config.chainId, {
+    type: 'algorithm', name: 'CSV summary', urls: [algoUrl], serviceId: 'algo-compute', allow: [consumer],
+    container: { entrypoint: 'node $ALGO', image: 'node', tag: '20' },
+  });
+  const dataset = await publishToCatalog(client, config.catalogDir, config.chainId, {
+    type: 'dataset', name: 'Weather week', urls: [dataUrl], allow: [consumer],
+    compute: { publisherTrustedAlgorithms: [{ did: algorithm }] },
+  });
   return { dataset, algorithm };
 }
 
