@@ -1,5 +1,6 @@
-import type { Ddo, DdoService, DecryptedFiles } from '../domain/ddo';
-import type { ContainerSpec, JobInput } from '../domain/job';
+import { type ComputeOptions, computeOptionsSchema, consumableStates, type Ddo, type DdoService, type DecryptedFiles } from '../domain/ddo';
+import { AccessDeniedError, NotFoundError, ValidationError } from '../domain/errors';
+import type { AlgorithmRef, ContainerSpec, DatasetRef, JobInput } from '../domain/job';
 import type { AssetResolver } from './resolver';
 
 /** Decrypts a service's `files` ciphertext (ours, from /encrypt) and checks it belongs to that service. */
@@ -38,3 +39,131 @@ export interface AuthorizedJob {
  * changed meanwhile). Throws NotFoundError / ValidationError / AccessDeniedError with Ocean's codes.
  */
 export type AuthorizeJob = (deps: AuthorizeDeps, input: Pick<JobInput, 'owner' | 'datasets' | 'algorithm'>) => Promise<AuthorizedJob>;
+
+const DEFAULT_COMPUTE_OPTIONS: ComputeOptions = computeOptionsSchema.parse({});
+
+const sameAddress = (a: string | undefined, b: string | undefined): boolean => !!a && !!b && a.toLowerCase() === b.toLowerCase();
+
+/** Ocean's error resource key: the main dataset is `dataset`, the others `datasets[i]` (i ≥ 1). */
+const datasetResource = (index: number): string => (index === 0 ? 'dataset' : `datasets[${index}]`);
+
+const computeOptions = (service: DdoService): ComputeOptions => service.compute ?? DEFAULT_COMPUTE_OPTIONS;
+
+async function resolveAsset(resolver: AssetResolver, did: string, resource: string): Promise<Ddo> {
+  const ddo = await resolver.resolve(did);
+  if (!ddo) throw new NotFoundError('did_not_found', `${resource}: asset ${did} not found`, resource);
+  return ddo;
+}
+
+function findService(ddo: Ddo, serviceId: string, resource: string): { service: DdoService; serviceIndex: number } {
+  const serviceIndex = ddo.services.findIndex((s) => s.id === serviceId);
+  const service = ddo.services[serviceIndex];
+  if (!service) throw new NotFoundError('service_not_found', `${resource}: service ${serviceId} not found in ${ddo.id}`, resource);
+  return { service, serviceIndex };
+}
+
+function requireConsumableState(ddo: Ddo, resource: string): void {
+  const state = ddo.nft?.state;
+  if (state !== undefined && !consumableStates.includes(state)) {
+    throw new AccessDeniedError(resource, 'asset_not_consumable', `${resource}: asset ${ddo.id} is in state ${state}, not consumable`);
+  }
+}
+
+/**
+ * Catalog assets (no datatoken, so no order to check) are granted by their allow-list alone, which
+ * must then be non-empty. For on-chain assets an empty allow-list lets everyone in; the order is
+ * checked elsewhere. A non-empty allow-list that holds only kinds we cannot check still refuses.
+ */
+function requireCredentials(ddo: Ddo, service: DdoService, consumer: string, resource: string): void {
+  const allow = ddo.credentials?.allow ?? [];
+  const deny = ddo.credentials?.deny ?? [];
+  const listed = (list: typeof allow): boolean => list.some((c) => c.type === 'address' && c.values.some((v) => sameAddress(v, consumer)));
+  const allowNonEmpty = allow.some((c) => c.values.length > 0);
+  if (listed(deny)) throw new AccessDeniedError(resource, 'consumer_not_allowed', `${resource}: consumer is denied by the asset's credentials`);
+  if (allowNonEmpty && !listed(allow)) throw new AccessDeniedError(resource, 'consumer_not_allowed', `${resource}: consumer is not in the asset's allow-list`);
+  if (!service.datatokenAddress && !allowNonEmpty) {
+    throw new AccessDeniedError(resource, 'consumer_not_allowed', `${resource}: catalog asset ${ddo.id} has no allow-list, so nobody may use it`);
+  }
+}
+
+function requireContainer(container: ContainerSpec): void {
+  if (!container.entrypoint || !container.image || !container.checksum) {
+    throw new AccessDeniedError('algorithm', 'missing_entrypoint_image_checksum', 'algorithm: container needs entrypoint, image and checksum');
+  }
+  if (!container.checksum.startsWith('sha256:')) {
+    throw new AccessDeniedError('algorithm', 'checksum_prefix', 'algorithm: container checksum must start with sha256:');
+  }
+}
+
+/**
+ * Private by default: with both trust lists empty nothing runs. Each non-empty list must let the
+ * algorithm through (as Ocean's Provider does); `*` in a list lets every published algorithm through it.
+ * Issue 4 adds filesChecksum / containerSectionChecksum of the matched entry here.
+ */
+function requireTrustedAlgorithm(compute: ComputeOptions, algorithm: { did: string; owner: string | undefined }, resource: string): void {
+  const trustedAlgorithms = compute.publisherTrustedAlgorithms;
+  const trustedPublishers = compute.publisherTrustedAlgorithmPublishers;
+  if (trustedAlgorithms.length === 0 && trustedPublishers.length === 0) {
+    throw new AccessDeniedError(resource, 'not_trusted_algo', `${resource}: no algorithm is trusted by this dataset`);
+  }
+  if (trustedPublishers.length > 0 && !trustedPublishers.some((p) => p === '*' || sameAddress(p, algorithm.owner))) {
+    throw new AccessDeniedError(resource, 'not_trusted_algo_publisher', `${resource}: the algorithm's publisher is not trusted`);
+  }
+  if (trustedAlgorithms.length > 0 && !trustedAlgorithms.some((t) => t.did === '*' || t.did.toLowerCase() === algorithm.did.toLowerCase())) {
+    throw new AccessDeniedError(resource, 'not_trusted_algo', `${resource}: algorithm ${algorithm.did} is not trusted`);
+  }
+}
+
+async function authorizeDataset(deps: AuthorizeDeps, owner: string, ref: DatasetRef, index: number): Promise<AuthorizedDataset> {
+  const resource = datasetResource(index);
+  const ddo = await resolveAsset(deps.resolver, ref.did, resource);
+  const { service, serviceIndex } = findService(ddo, ref.serviceId, resource);
+  if (index === 0 && service.type !== 'compute') {
+    throw new AccessDeniedError(resource, 'main_service_compute', `${resource}: service ${service.id} is not a compute service`);
+  }
+  requireConsumableState(ddo, resource);
+  requireCredentials(ddo, service, owner, resource);
+  // Decrypting proves the files are ours to fetch; the plaintext is dropped here and decrypted again at run time.
+  await deps.decryptor.decryptServiceFiles(ddo, service, resource);
+  return { did: ddo.id, ddo, service, serviceIndex };
+}
+
+async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: AlgorithmRef, datasets: AuthorizedDataset[]): Promise<AuthorizedJob['algorithm']> {
+  const computeDatasets = datasets.map((d, i) => ({ d, resource: datasetResource(i) })).filter(({ d }) => d.service.type === 'compute');
+  if (ref.kind === 'raw') {
+    for (const { d, resource } of computeDatasets) {
+      if (!computeOptions(d.service).allowRawAlgorithm) throw new AccessDeniedError(resource, 'no_raw_algo_allowed', `${resource}: raw algorithms are not allowed`);
+    }
+    if (!ref.rawcode && !ref.url) throw new ValidationError({ 'algorithm.meta': ['needs rawcode or url'] });
+    requireContainer(ref.container);
+    return { kind: 'raw', container: ref.container };
+  }
+  const resource = 'algorithm';
+  const ddo = await resolveAsset(deps.resolver, ref.did, resource);
+  const { service, serviceIndex } = findService(ddo, ref.serviceId, resource);
+  const container = ddo.metadata.algorithm?.container;
+  if (ddo.metadata.type !== 'algorithm' || !container) throw new AccessDeniedError(resource, 'not_algo', `${resource}: ${ddo.id} is not an algorithm`);
+  requireConsumableState(ddo, resource);
+  requireCredentials(ddo, service, owner, resource);
+  requireContainer(container);
+  for (const { d, resource: datasetRes } of computeDatasets) {
+    requireTrustedAlgorithm(computeOptions(d.service), { did: ddo.id, owner: ddo.nft?.owner }, datasetRes);
+  }
+  await deps.decryptor.decryptServiceFiles(ddo, service, resource);
+  return { kind: 'published', did: ddo.id, ddo, service, serviceIndex, container };
+}
+
+function requireRunnable(deps: AuthorizeDeps, container: ContainerSpec): void {
+  const problem = deps.checkContainer(container);
+  if (problem !== null) throw new ValidationError({ algorithm: [problem] });
+}
+
+export const authorizeJob: AuthorizeJob = async (deps, input) => {
+  if (input.datasets.length === 0) throw new ValidationError({ dataset: ['required'] });
+  const datasets: AuthorizedDataset[] = [];
+  for (const [index, ref] of input.datasets.entries()) datasets.push(await authorizeDataset(deps, input.owner, ref, index));
+  const algorithm = await authorizeAlgorithm(deps, input.owner, input.algorithm, datasets);
+  requireRunnable(deps, algorithm.container);
+  const allowNetwork = datasets.every((d) => d.service.compute?.allowNetworkAccess === true);
+  return { datasets, algorithm, allowNetwork };
+};
