@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Wallet } from 'ethers';
 import { publishToCatalog } from '../src/client/catalog-publisher';
 import { ProviderClient } from '../src/client/provider-client';
 import { loadConfig } from '../src/config';
+import { serveFiles } from '../src/entrypoints/local-stack';
 
 /**
  * `npm run demo`: a publisher and a consumer, over the wire contract only.
@@ -44,16 +44,6 @@ async function ensureStack(): Promise<ChildProcess | null> {
   return child;
 }
 
-function serveDataFiles(): Promise<http.Server> {
-  const files: Record<string, string> = { '/weather.csv': 'weather.csv', '/algorithm.js': 'algorithm.js' };
-  const server = http.createServer((req, res) => {
-    const name = files[req.url ?? ''];
-    if (!name) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(fs.readFileSync(path.join(demoDir, name)));
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
 async function publish(client: ProviderClient, dataUrl: string, algoUrl: string, consumer: string): Promise<{ dataset: string; algorithm: string }> {
   const algorithm = await publishToCatalog(client, config.catalogDir, config.chainId, {
     type: 'algorithm', name: 'CSV summary', urls: [algoUrl], serviceId: 'algo-compute', allow: [consumer],
@@ -75,7 +65,7 @@ async function followLog(client: ProviderClient, jobId: string): Promise<void> {
 
 async function main(): Promise<void> {
   const stack = await ensureStack();
-  const dataServer = await serveDataFiles();
+  const dataServer = (await serveFiles({ 'weather.csv': fs.readFileSync(path.join(demoDir, 'weather.csv')), 'algorithm.js': fs.readFileSync(path.join(demoDir, 'algorithm.js')) })).server;
   try {
     const { port } = dataServer.address() as AddressInfo;
     const client = new ProviderClient(base, new Wallet(Wallet.createRandom().privateKey));

@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { C2DError, type ErrorKind } from '../domain/errors';
 
 /** Error kinds that retrying cannot fix: the job ends with the matching status. */
@@ -42,6 +42,7 @@ export async function mapFailures<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
+    if (err instanceof CancelledFailure) throw err;
     throw toActivityFailure(err);
   }
 }

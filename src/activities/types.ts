@@ -53,6 +53,8 @@ export interface PublishStepInput extends JobRef {
 
 export interface AcquireSlotInput {
   environmentId: string;
+  /** the environment's capacity workflow (started on first use) */
+  slotsWorkflowId: string;
   /** the job workflow waiting for the slot */
   workflowId: string;
   maxJobs: number;

@@ -1,0 +1,92 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ProviderClient } from '../src/client/provider-client';
+import type { JobView } from '../src/domain/job';
+import { type LocalStack, serveFiles, startLocalStack } from '../src/entrypoints/local-stack';
+import { freePort, startDevServer } from '../src/entrypoints/temporal-server';
+
+/**
+ * `npm run bench`: numbers, not assertions. Starts its own Temporal dev server and provider, then measures
+ * start latency, per-job overhead, throughput with maxJobs 4, and peak RSS of worker and API.
+ */
+const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+const ms = (x: number): string => `${x.toFixed(0)} ms`;
+
+// The algorithm reports its own run time (first line to last) in its output.
+const trivial = "const t0=Date.now();require('fs').writeFileSync('/data/outputs/t.json',JSON.stringify({t0,t1:Date.now()}))";
+const raw = { meta: { rawcode: trivial, container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${'0'.repeat(64)}` } } };
+
+async function startJob(stack: LocalStack, client: ProviderClient, dataset: string): Promise<{ job: JobView; latency: number }> {
+  const t = performance.now();
+  const job = await client.startJob({ environment: 'bench', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: raw });
+  return { job, latency: performance.now() - t };
+}
+
+async function algorithmMs(client: ProviderClient, job: JobView): Promise<number> {
+  const index = job.results === '' ? -1 : job.results.findIndex((r) => r.filename === 't.json');
+  const { t0, t1 } = (await (await client.result(job.jobId, index)).json()) as { t0: number; t1: number };
+  return t1 - t0;
+}
+
+const peakRss = (pid: number | undefined): string => {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? `${(Number(m[1]) / 1024).toFixed(0)} MiB` : '?';
+};
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-bench-'));
+  const port = await freePort();
+  const temporal = await startDevServer({ port, uiPort: await freePort(), dbFile: path.join(dir, 'temporal.db'), namespace: 'default', headless: true, logFile: path.join(dir, 'temporal.log') });
+  const stack = await startLocalStack({
+    temporalAddress: `127.0.0.1:${port}`,
+    environments: [{ id: 'bench', maxJobs: 4, ramGB: 0.5, maxJobDuration: 600 }],
+  });
+  const data = await serveFiles({ 'data.csv': 'a,b\n1,2\n' });
+  try {
+    const client = stack.consumer();
+    const dataset = await stack.publish(client, { type: 'dataset', name: 'bench', urls: [data.url('data.csv')], compute: { allowRawAlgorithm: true } });
+
+    // Warm-up: worker caches, the environment's slot workflow, V8 JIT.
+    for (let i = 0; i < 3; i++) await client.waitForJob((await startJob(stack, client, dataset)).job.jobId);
+
+    // 1. Start latency and per-job overhead, one job at a time.
+    const latencies: number[] = [];
+    const overheads: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const { job, latency } = await startJob(stack, client, dataset);
+      latencies.push(latency);
+      const done = await client.waitForJob(job.jobId, { intervalMs: 20 });
+      if (done.status !== 70) throw new Error(`bench job ended in ${done.status}: ${JSON.stringify(done.terminationDetails)}`);
+      const wall = (Number(done.dateFinished) - Number(done.dateCreated)) * 1000;
+      overheads.push(wall - (await algorithmMs(client, done)));
+    }
+
+    // 2. Throughput: 50 jobs at once, maxJobs 4.
+    const t = performance.now();
+    const jobs = await Promise.all(Array.from({ length: 50 }, () => startJob(stack, client, dataset)));
+    const finished = await Promise.all(jobs.map(({ job }) => client.waitForJob(job.jobId, { intervalMs: 250, timeoutMs: 600_000 })));
+    const minutes = (performance.now() - t) / 60_000;
+    const ok = finished.filter((j) => j.status === 70).length;
+
+    console.log('Compute-to-Data benchmark (process backend, trivial node algorithm)');
+    console.log(`machine: ${os.cpus().length} cores, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}`);
+    console.log(`start latency (HTTP start → response), 20 jobs: p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))}`);
+    console.log(`job overhead (wall time − algorithm run time), 20 jobs: p50 ${ms(percentile(overheads, 50))}, p99 ${ms(percentile(overheads, 99))}`);
+    console.log(`throughput, 50 jobs with maxJobs 4: ${(50 / minutes).toFixed(1)} jobs/min (${ok}/50 finished with status 70)`);
+    console.log(`peak RSS: worker ${peakRss(stack.worker.pid)}, API ${peakRss(stack.api.pid)}`);
+  } finally {
+    data.server.close();
+    await stack.stop();
+    temporal.kill('SIGTERM');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,201 @@
+import { CancelledFailure, Context } from '@temporalio/activity';
+import type { AuthorizedJob, FileDecryptor } from '../assets/authorize';
+import type { ComputeBackend, ConfigureSpec, StepOutcome, StepRequest } from '../compute/backend';
+import type { Environment } from '../domain/environment';
+import { ValidationError } from '../domain/errors';
+import { type JobInput, RAW_ALGORITHM_DID } from '../domain/job';
+import type { Logger } from '../domain/logger';
+import type { ResultStore } from '../storage/store';
+import { mapFailures } from './failures';
+import { algorithmResult, configureResult, publishFailure } from './outcomes';
+import type { AcquireSlotInput, AlgorithmStepInput, JobPlan, JobRef, PublishResult, PublishStepInput, StepResult } from './types';
+
+export type * from './types';
+export type { FailureDetails } from './failures';
+
+export interface ActivityDeps {
+  environments: Environment[];
+  backendFor(environmentId: string): ComputeBackend;
+  results: ResultStore;
+  /** authorizeJob bound to the resolver, the decryptor and the job environment's checkContainer */
+  authorize: (input: JobInput) => Promise<AuthorizedJob>;
+  /**
+   * Decrypts the files of the services `authorize` returned. The configuration step re-authorizes
+   * and decrypts at run time, so decrypted locations live only in the activity's memory and the
+   * backend's per-step secret, never in workflow history.
+   */
+  decryptor: FileDecryptor;
+  logger: Logger;
+  /** how often a running step heartbeats; default 1000 ms (the workflow's heartbeatTimeout is 10 s) */
+  heartbeatMs?: number;
+}
+
+/** Must match the names in src/workflows (activities may not import workflow code). */
+const SLOTS_WORKFLOW_TYPE = 'environmentSlots';
+const ACQUIRE_SIGNAL = 'acquire';
+
+export function createActivities(deps: ActivityDeps) {
+  const heartbeatMs = deps.heartbeatMs ?? 1000;
+
+  const environment = (id: string): Environment => {
+    const env = deps.environments.find((e) => e.id === id);
+    if (!env) throw new ValidationError({ environment: ['Compute environment does not exist'] }, 'Compute environment does not exist');
+    return env;
+  };
+
+  /** Runs a step with a steady heartbeat; a cancelled activity stops waiting (the workflow kills the step through stopSteps). */
+  async function runStep(backend: ComputeBackend, req: StepRequest): Promise<StepOutcome> {
+    const ctx = Context.current();
+    const timer = setInterval(() => ctx.heartbeat(), heartbeatMs);
+    try {
+      const outcome = await backend.runStep(req, { heartbeat: (details) => ctx.heartbeat(details), signal: ctx.cancellationSignal });
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+      return outcome;
+    } catch (err) {
+      if (ctx.cancellationSignal.aborted && !(err instanceof CancelledFailure)) throw ctx.cancellationSignal.reason;
+      throw err;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  async function buildConfigureSpec(input: JobInput, env: Environment): Promise<ConfigureSpec> {
+    const auth = await deps.authorize(input);
+    const datasets = await Promise.all(
+      auth.datasets.map(async (d, i) => ({
+        did: d.did,
+        ddo: d.ddo,
+        files: (await deps.decryptor.decryptServiceFiles(d.ddo, d.service, i === 0 ? 'dataset' : `datasets[${i}]`)).files,
+      })),
+    );
+    let algorithm: ConfigureSpec['algorithm'];
+    if (auth.algorithm.kind === 'published') {
+      const a = auth.algorithm;
+      algorithm = { did: a.did, ddo: a.ddo, files: (await deps.decryptor.decryptServiceFiles(a.ddo, a.service, 'algorithm')).files };
+    } else {
+      const raw = input.algorithm.kind === 'raw' ? input.algorithm : undefined;
+      algorithm = {
+        did: null,
+        ddo: null,
+        ...(raw?.rawcode !== undefined ? { rawcode: raw.rawcode } : {}),
+        ...(raw?.url ? { files: [{ type: 'url' as const, url: raw.url, method: 'GET' }] } : {}),
+      };
+    }
+    const algoCustomData = input.algorithm.algocustomdata;
+    return { datasets, algorithm, ...(algoCustomData ? { algoCustomData } : {}), maxInputBytes: Math.floor(env.diskGB * 1024 ** 3) };
+  }
+
+  return {
+    /** Re-checks the job's assets and rules (they may have changed since the API accepted it); returns ids and limits only. */
+    async authorizeJob(input: JobInput): Promise<JobPlan> {
+      return mapFailures(async () => {
+        const env = environment(input.environmentId);
+        const auth = await deps.authorize(input);
+        return {
+          algorithmDid: auth.algorithm.kind === 'published' ? auth.algorithm.did : RAW_ALGORITHM_DID,
+          datasetDids: auth.datasets.map((d) => d.did),
+          container: auth.algorithm.container,
+          allowNetwork: auth.allowNetwork,
+          environment: { maxJobs: env.maxJobs, maxJobDuration: env.maxJobDuration, storageExpiry: env.storageExpiry },
+        };
+      });
+    },
+
+    /** Asks the environment's capacity workflow for a slot, starting it on first use; the grant arrives as a signal. */
+    async acquireSlot(input: AcquireSlotInput): Promise<void> {
+      return mapFailures(async () => {
+        const ctx = Context.current();
+        await ctx.client.workflow.signalWithStart(SLOTS_WORKFLOW_TYPE, {
+          workflowId: input.slotsWorkflowId,
+          taskQueue: ctx.info.taskQueue,
+          args: [input.environmentId],
+          signal: ACQUIRE_SIGNAL,
+          signalArgs: [{ workflowId: input.workflowId, maxJobs: input.maxJobs, leaseMs: input.leaseMs }],
+        });
+      });
+    },
+
+    /** Fetches inputs and the algorithm into the job's volume; decrypts file locations here, at run time. */
+    async configureStep(input: JobInput): Promise<StepResult> {
+      return mapFailures(async () => {
+        const log = deps.logger.child({ jobId: input.jobId, step: 'configure' });
+        const env = environment(input.environmentId);
+        const configure = await buildConfigureSpec(input, env);
+        log.info({}, 'step started');
+        const outcome = await runStep(deps.backendFor(env.id), { jobId: input.jobId, environment: env, step: 'configure', configure });
+        const result = configureResult(outcome);
+        log.info({ exitCode: outcome.exitCode, reason: outcome.reason, reattached: outcome.reattached, ok: result.ok }, 'step ended');
+        return result;
+      });
+    },
+
+    /** Runs the algorithm; after a worker crash the retry re-attaches to the running step (the backend's guarantee). */
+    async algorithmStep(input: AlgorithmStepInput): Promise<StepResult> {
+      return mapFailures(async () => {
+        const log = deps.logger.child({ jobId: input.jobId, step: 'algorithm' });
+        const env = environment(input.environmentId);
+        const { plan } = input;
+        const algorithmEnv: Record<string, string> = {
+          DIDS: JSON.stringify(plan.datasetDids),
+          TRANSFORMATION_DID: plan.algorithmDid,
+          VOLUME: '/data',
+          INPUTS: '/data/inputs',
+          OUTPUTS: '/data/outputs',
+          LOGS: '/data/logs',
+          ALGO: '/data/transformations/algorithm',
+        };
+        log.info({ attempt: Context.current().info.attempt }, 'step started');
+        const outcome = await runStep(deps.backendFor(env.id), {
+          jobId: input.jobId,
+          environment: env,
+          step: 'algorithm',
+          algorithm: { container: plan.container, env: algorithmEnv, allowNetwork: plan.allowNetwork },
+        });
+        log.info({ exitCode: outcome.exitCode, reason: outcome.reason, oomKilled: outcome.oomKilled, reattached: outcome.reattached }, 'step ended');
+        return algorithmResult(outcome);
+      });
+    },
+
+    /** Collects outputs and logs and stores them for the consumer until the environment's storageExpiry. */
+    async publishStep(input: PublishStepInput): Promise<PublishResult> {
+      return mapFailures(async () => {
+        const log = deps.logger.child({ jobId: input.jobId, step: 'publish' });
+        const env = environment(input.environmentId);
+        const backend = deps.backendFor(env.id);
+        const outcome = await runStep(backend, { jobId: input.jobId, environment: env, step: 'publish' });
+        if (outcome.exitCode !== 0 || outcome.reason !== '') {
+          log.warn({ exitCode: outcome.exitCode, reason: outcome.reason }, 'publish step failed');
+          return { ok: false, terminationDetails: publishFailure(outcome) };
+        }
+        const files = await backend.listPublished(input.jobId);
+        const expiresAtMs = Date.now() + env.storageExpiry * 1000;
+        const results = await deps.results.save(
+          input.jobId,
+          input.owner,
+          files.map((f) => ({ filename: f.filename, type: f.type, open: () => f.open() })),
+          expiresAtMs,
+        );
+        log.info({ files: results.length, reattached: outcome.reattached }, 'results stored');
+        return { ok: true, results, expireTimestamp: Math.floor(expiresAtMs / 1000) };
+      });
+    },
+
+    /** Kills every running step of the job at once (a stop or the deadline); does not wait for heartbeats. */
+    async stopSteps(input: JobRef): Promise<void> {
+      return mapFailures(async () => {
+        await deps.backendFor(environment(input.environmentId).id).stopJob(input.jobId);
+        deps.logger.info({ jobId: input.jobId }, 'steps stopped');
+      });
+    },
+
+    /** Removes the job's workspace, secrets and limits. Idempotent. */
+    async cleanupJob(input: JobRef): Promise<void> {
+      return mapFailures(async () => {
+        await deps.backendFor(environment(input.environmentId).id).cleanup(input.jobId);
+        deps.logger.debug({ jobId: input.jobId }, 'job cleaned up');
+      });
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,105 @@
+import path from 'node:path';
+import type { Runtime } from '../../config';
+import type { AlgorithmSpec } from '../backend';
+import type { JobPaths } from './layout';
+import { type Bind, type ResolvedRuntime, SANDBOX, SANDBOX_PATH, type SandboxOptions } from './sandbox-args';
+
+export const ALGORITHM_FILE = `${SANDBOX.data}/transformations/algorithm`;
+const REPORT = `${SANDBOX.run}/report.json`;
+const CONFIGURE_SPEC = `${SANDBOX.run}/configure.json`;
+
+/** What a step that talks to the network needs to resolve names and verify TLS. */
+const networkFiles: Bind[] = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/ssl', '/etc/ca-certificates'].map((p) => ({
+  src: p,
+  dest: p,
+  writable: false,
+  optional: true,
+}));
+
+/**
+ * Names an image may be configured under, most specific first: `registry.io/org/node:20` →
+ * `registry.io/org/node`, `org/node`, `node`. The tag never matters: the host has one version.
+ */
+export function imageCandidates(image: string): string[] {
+  const noTag = image.replace(/@sha256:[0-9a-f]+$/i, '').replace(/:[^/:]*$/, '');
+  const parts = noTag.split('/');
+  const first = parts[0] ?? '';
+  const noRegistry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost') ? parts.slice(1) : parts;
+  return [...new Set([noTag, noRegistry.join('/'), parts[parts.length - 1] ?? noTag, noTag.replace(/^library\//, '')])];
+}
+
+export function findRuntime(runtimes: Record<string, Runtime>, image: string): Runtime | null {
+  for (const name of imageCandidates(image.toLowerCase())) {
+    const r = runtimes[name] ?? runtimes[name.replace(/^library\//, '')];
+    if (r) return r;
+  }
+  return null;
+}
+
+export function algorithmSandbox(job: JobPaths, spec: AlgorithmSpec, runtime: ResolvedRuntime, tmpBytes: number): SandboxOptions {
+  return {
+    tmpBytes,
+    hostNetwork: spec.allowNetwork,
+    runtimes: [runtime],
+    binds: [
+      { src: job.inputs, dest: `${SANDBOX.data}/inputs`, writable: false },
+      { src: job.transformations, dest: `${SANDBOX.data}/transformations`, writable: false },
+      { src: job.ddos, dest: `${SANDBOX.data}/ddos`, writable: false },
+      { src: job.outputs, dest: `${SANDBOX.data}/outputs`, writable: true },
+      { src: job.dataLogs, dest: `${SANDBOX.data}/logs`, writable: true },
+      ...(spec.allowNetwork ? networkFiles : []),
+    ],
+    env: { ...spec.env, ALGO: ALGORITHM_FILE, PATH: SANDBOX_PATH, HOME: '/tmp' },
+    chdir: SANDBOX.data,
+    command: ['/bin/sh', '-c', spec.container.entrypoint],
+  };
+}
+
+export interface ProgramStep {
+  job: JobPaths;
+  /** host Node.js that runs our step programs */
+  node: ResolvedRuntime;
+  programsDir: string;
+  reportFile: string;
+  tmpBytes: number;
+}
+
+const stepEnv = { PATH: SANDBOX_PATH, HOME: '/tmp' };
+const program = (name: string): string => path.posix.join(SANDBOX.programs, name);
+
+/** Configure: the host network (it downloads inputs), /data writable, its secret spec read-only. */
+export function configureSandbox(s: ProgramStep): SandboxOptions {
+  return {
+    tmpBytes: s.tmpBytes,
+    hostNetwork: true,
+    runtimes: [s.node],
+    binds: [
+      ...networkFiles,
+      { src: s.job.data, dest: SANDBOX.data, writable: true },
+      { src: s.programsDir, dest: SANDBOX.programs, writable: false },
+      { src: s.job.configureSpec, dest: CONFIGURE_SPEC, writable: false },
+      { src: s.reportFile, dest: REPORT, writable: true },
+    ],
+    env: stepEnv,
+    chdir: SANDBOX.data,
+    command: [`${SANDBOX.bin}/node`, program('configure-step.js'), CONFIGURE_SPEC, REPORT],
+  };
+}
+
+/** Publish: no network, outputs read-only, only the job's publish dir writable. */
+export function publishSandbox(s: ProgramStep): SandboxOptions {
+  return {
+    tmpBytes: s.tmpBytes,
+    hostNetwork: false,
+    runtimes: [s.node],
+    binds: [
+      { src: s.job.outputs, dest: `${SANDBOX.data}/outputs`, writable: false },
+      { src: s.job.publish, dest: SANDBOX.publish, writable: true },
+      { src: s.programsDir, dest: SANDBOX.programs, writable: false },
+      { src: s.reportFile, dest: REPORT, writable: true },
+    ],
+    env: stepEnv,
+    chdir: SANDBOX.data,
+    command: [`${SANDBOX.bin}/node`, program('publish-step.js'), `${SANDBOX.data}/outputs`, SANDBOX.publish, REPORT],
+  };
+}

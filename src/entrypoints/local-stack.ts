@@ -1,0 +1,114 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Wallet } from 'ethers';
+import { type CatalogAssetSpec, publishToCatalog } from '../client/catalog-publisher';
+import { ProviderClient } from '../client/provider-client';
+import type { EnvironmentInput } from '../domain/environment';
+import { freePort, waitForPort } from './temporal-server';
+
+/**
+ * A whole provider — worker and API as separate processes started from dist/, as in production — in a
+ * fresh data dir, on an existing Temporal server. Tests and benchmarks run against it.
+ */
+export interface LocalStack {
+  baseUrl: string;
+  dataDir: string;
+  catalogDir: string;
+  chainId: number;
+  env: Record<string, string>;
+  providerWallet: Wallet;
+  worker: ChildProcess;
+  api: ChildProcess;
+  /** a consumer with a fresh wallet */
+  consumer(): ProviderClient;
+  /** publishes into this stack's catalog; the consumer is allowed unless `allow` says otherwise */
+  publish(client: ProviderClient, spec: Omit<CatalogAssetSpec, 'allow'> & { allow?: string[] }): Promise<string>;
+  /** starts a (new) worker process, e.g. after killing the first */
+  startWorker(): ChildProcess;
+  /** what worker and API printed */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const entrypoints = __dirname;
+
+function spawnEntrypoint(name: string, env: Record<string, string>, out: string[]): ChildProcess {
+  const child = spawn(process.execPath, [path.join(entrypoints, `${name}.js`)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.on('data', (d: Buffer) => out.push(`[${name}] ${d.toString()}`));
+  child.stderr?.on('data', (d: Buffer) => out.push(`[${name}] ${d.toString()}`));
+  return child;
+}
+
+const stopChild = (c: ChildProcess): Promise<unknown> | null => {
+  if (c.exitCode !== null || c.signalCode !== null) return null;
+  c.kill('SIGTERM');
+  return new Promise((r) => c.once('exit', r));
+};
+
+export async function startLocalStack(opts: { temporalAddress: string; environments: EnvironmentInput[]; env?: Record<string, string> }): Promise<LocalStack> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-stack-'));
+  fs.chmodSync(dataDir, 0o755); // the sandbox user must be able to reach the job dirs below it
+  const envFile = path.join(dataDir, 'environments.json');
+  fs.writeFileSync(envFile, JSON.stringify(opts.environments));
+  const providerWallet = new Wallet(`0x${crypto.randomBytes(32).toString('hex')}`);
+  const port = await freePort();
+  const chainId = 8996;
+  const env: Record<string, string> = {
+    C2D_TEMPORAL_ADDRESS: opts.temporalAddress,
+    C2D_TASK_QUEUE: `c2d-${crypto.randomBytes(4).toString('hex')}`,
+    C2D_DATA_DIR: dataDir,
+    C2D_API_PORT: String(port),
+    C2D_ENVIRONMENTS_FILE: envFile,
+    C2D_PROVIDER_PRIVATE_KEY: providerWallet.privateKey,
+    C2D_CHAIN_ID: String(chainId),
+    C2D_LOG_LEVEL: 'warn',
+    ...opts.env,
+  };
+  const out: string[] = [];
+  const catalogDir = path.join(dataDir, 'catalog');
+  const stack: LocalStack = {
+    baseUrl: `http://127.0.0.1:${port}`,
+    dataDir,
+    catalogDir,
+    chainId,
+    env,
+    providerWallet,
+    worker: spawnEntrypoint('worker', env, out),
+    api: spawnEntrypoint('api', env, out),
+    consumer: () => new ProviderClient(stack.baseUrl, new Wallet(`0x${crypto.randomBytes(32).toString('hex')}`)),
+    publish: (client, spec) => publishToCatalog(client, catalogDir, chainId, { allow: [client.address], ...spec }),
+    startWorker: () => (stack.worker = spawnEntrypoint('worker', env, out)),
+    output: () => out.join(''),
+    stop: async () => {
+      await Promise.all([stopChild(stack.worker), stopChild(stack.api)]);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await waitForPort(port, '127.0.0.1', 30_000);
+  } catch (err) {
+    await Promise.all([stopChild(stack.worker), stopChild(stack.api)]);
+    throw new Error(`the API did not start:\n${stack.output()}`, { cause: err });
+  }
+  return stack;
+}
+
+/** An HTTP server on host loopback standing for a publisher's data server (demo, tests, benchmarks). */
+export async function serveFiles(files: Record<string, string | Buffer>): Promise<{ url: (name: string) => string; server: http.Server; hits: string[] }> {
+  const hits: string[] = [];
+  const server = http.createServer((req, res) => {
+    const name = (req.url ?? '').slice(1);
+    hits.push(name);
+    const body = files[name];
+    if (body === undefined) return void res.writeHead(404).end('not found');
+    res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return { url: (name) => `http://127.0.0.1:${port}/${name}`, server, hits };
+}

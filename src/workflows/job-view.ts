@@ -1,0 +1,49 @@
+import { type JobInput, type JobView, RAW_ALGORITHM_DID, type ResultEntry, type TerminationDetails, toEpochSecondsString } from '../domain/job';
+import { type JobStatusCode, JobStatus, StopReq, type StopReqCode, statusText } from '../domain/status';
+
+/** What a job workflow keeps about itself; the consumer's view is derived from it. */
+export interface JobState {
+  status: JobStatusCode;
+  stopreq: StopReqCode;
+  results: ResultEntry[] | '';
+  /** epoch ms (workflow time) */
+  dateFinishedMs: number | null;
+  /** epoch seconds */
+  expireTimestamp: number | null;
+  terminationDetails: TerminationDetails | null;
+}
+
+export const initialJobState = (): JobState => ({
+  status: JobStatus.WarmingUp,
+  stopreq: StopReq.None,
+  results: '',
+  dateFinishedMs: null,
+  expireTimestamp: null,
+  terminationDetails: null,
+});
+
+export const algorithmDidOf = (input: Pick<JobInput, 'algorithm'>): string => (input.algorithm.kind === 'published' ? input.algorithm.did : RAW_ALGORITHM_DID);
+
+/** The agreement is the order of the main dataset (catalog assets have none: ''). */
+export const agreementIdOf = (input: Pick<JobInput, 'datasets'>): string => input.datasets[0]?.transferTxId ?? '';
+
+/** The wire shape (ocean-wire-contract.md, job object). `removed` comes from the result store, so the caller fills it in. */
+export function jobView(input: JobInput, s: JobState, removed: 0 | 1 = 0): JobView {
+  return {
+    agreementId: agreementIdOf(input),
+    jobId: input.jobId,
+    owner: input.owner,
+    status: s.status,
+    statusText: statusText[s.status],
+    dateCreated: toEpochSecondsString(input.createdAt),
+    dateFinished: s.dateFinishedMs === null ? null : toEpochSecondsString(s.dateFinishedMs),
+    stopreq: s.stopreq,
+    removed,
+    algoDID: algorithmDidOf(input),
+    inputDID: input.datasets.map((d) => d.did),
+    results: s.results,
+    environment: input.environmentId,
+    expireTimestamp: s.expireTimestamp,
+    terminationDetails: s.terminationDetails,
+  };
+}
