@@ -144,8 +144,8 @@ export class LocalResultStore implements ResultStore {
     let totalSize: number;
     try {
       totalSize = (await fs.stat(file)).size;
-    } catch (err) {
-      throw new NotFoundError('result_not_found', 'no such result file', undefined);
+    } catch {
+      throw new NotFoundError('result_not_found', 'no such result file');
     }
     if (!range) return { stream: createReadStream(file), length: totalSize, totalSize };
     const served = resolveRange(range, totalSize);

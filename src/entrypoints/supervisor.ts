@@ -1,0 +1,137 @@
+/**
+ * Runs one job step of the process backend and records how it ended. Started detached (own session)
+ * by the worker, so it outlives a crashed worker the way a pod outlives its operator: a retried
+ * activity finds the step running (and waits) or finished (and reads state.json).
+ * Usage: node supervisor.js <spec.json>. Node built-ins only.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { killCgroups, oomKills, removeCgroups } from '../compute/process/cgroups';
+import { type StepState, type SupervisorSpec, writeJsonAtomic } from '../compute/process/state';
+
+const SIZE_CHECK_MS = 500;
+const SIGXFSZ_EXIT = 128 + 25; // bwrap reports a child killed by signal n as 128 + n
+
+function dirSize(dir: string): number {
+  let total = 0;
+  const stack = [dir];
+  while (stack.length > 0) {
+    const d = stack.pop() as string;
+    let names: string[];
+    try {
+      names = fs.readdirSync(d);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const p = path.join(d, name);
+      try {
+        const st = fs.lstatSync(p);
+        if (st.isDirectory()) stack.push(p);
+        else total += st.size;
+      } catch {
+        // removed while we looked
+      }
+    }
+  }
+  return total;
+}
+
+function removeQuietly(files: string[] | undefined): void {
+  for (const f of files ?? []) fs.rmSync(f, { force: true });
+}
+
+function openLog(spec: SupervisorSpec): (chunk: Buffer) => void {
+  const fd = fs.openSync(spec.logFile, 'a', 0o640);
+  let written = 0;
+  let truncated = false;
+  return (chunk) => {
+    if (written >= spec.maxLogBytes) {
+      if (!truncated) fs.writeSync(fd, `\n[log truncated at ${spec.maxLogBytes} bytes]\n`);
+      truncated = true;
+      return;
+    }
+    const part = chunk.subarray(0, spec.maxLogBytes - written);
+    fs.writeSync(fd, part);
+    written += part.length;
+  };
+}
+
+function runChild(spec: SupervisorSpec, append: (c: Buffer) => void): Promise<{ code: number | null; signal: string | null; error?: Error }> {
+  return new Promise((resolve) => {
+    const [cmd, ...args] = spec.argv;
+    const child = spawn(cmd ?? '/bin/sh', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    child.stdout.on('data', append);
+    child.stderr.on('data', append);
+    let settled = false;
+    child.once('error', (error) => {
+      if (!settled) resolve({ code: null, signal: null, error });
+      settled = true;
+    });
+    child.once('close', (code, signal) => {
+      if (!settled) resolve({ code, signal });
+      settled = true;
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(fs.readFileSync(process.argv[2] ?? '', 'utf8')) as SupervisorSpec;
+  const startedAt = Date.now();
+  const finish = (s: Omit<Extract<StepState, { status: 'exited' }>, 'status' | 'startedAt' | 'finishedAt'>): void => {
+    removeQuietly(spec.removeOnExit);
+    try {
+      removeCgroups(spec.cgroupDirs);
+    } catch {
+      // still busy: cleanup removes it later
+    }
+    writeJsonAtomic(spec.stateFile, { status: 'exited', ...s, startedAt, finishedAt: Date.now() } satisfies StepState);
+  };
+  try {
+    writeJsonAtomic(spec.stateFile, { status: 'running', supervisorPid: process.pid, startedAt } satisfies StepState);
+    if (fs.existsSync(spec.stopMarker)) {
+      finish({ exitCode: null, signal: null, oomKilled: false, reason: 'stopped' });
+      return;
+    }
+    const append = openLog(spec);
+    let killReason: string | null = null;
+    const kill = (reason: string): void => {
+      killReason ??= reason;
+      void killCgroups(spec.cgroupDirs, 10_000);
+    };
+    const deadline = setTimeout(() => kill('deadline'), spec.deadlineMs);
+    const { outputsDir, maxOutputBytes } = spec;
+    const sizeCheck =
+      outputsDir !== undefined && maxOutputBytes !== undefined
+        ? setInterval(() => {
+            if (dirSize(outputsDir) > maxOutputBytes) kill('output-limit');
+          }, SIZE_CHECK_MS)
+        : undefined;
+    const result = await runChild(spec, append);
+    clearTimeout(deadline);
+    clearInterval(sizeCheck);
+    await killCgroups(spec.cgroupDirs, 10_000);
+    if (result.error) {
+      finish({ exitCode: null, signal: null, oomKilled: false, reason: `start-failed: ${result.error.message}` });
+      return;
+    }
+    const oomKilled = oomKills(spec.cgroupVersion, spec.memoryCgroup) > 0;
+    const overLimit = outputsDir !== undefined && (result.signal === 'SIGXFSZ' || result.code === SIGXFSZ_EXIT);
+    const reason = fs.existsSync(spec.stopMarker)
+      ? 'stopped'
+      : (killReason ?? (oomKilled ? 'oom' : overLimit ? 'output-limit' : result.signal ? `signal:${result.signal}` : ''));
+    finish({ exitCode: result.code, signal: result.signal, oomKilled, reason });
+  } catch (err) {
+    console.error('supervisor failed', err);
+    finish({ exitCode: null, signal: null, oomKilled: false, reason: `start-failed: ${(err as Error).message}` });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error('supervisor crashed', err);
+    process.exit(1);
+  },
+);
