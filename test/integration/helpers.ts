@@ -37,3 +37,25 @@ export async function resultText(client: ProviderClient, job: JobView, filename:
   if (!res.ok) throw new Error(`computeResult ${filename}: ${res.status} ${await res.text()}`);
   return res.text();
 }
+
+/** Reads the live log stream (computeLogs) until `text` shows up, then lets go of it. */
+export async function readLiveLogUntil(client: ProviderClient, jobId: string, text: string, timeoutMs = 15_000): Promise<string> {
+  const res = await client.logs(jobId);
+  if (!res.ok || !res.body) throw new Error(`computeLogs answered ${res.status}: ${await res.text()}`);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let seen = '';
+  const timer = setTimeout(() => void reader.cancel(), timeoutMs);
+  try {
+    while (!seen.includes(text)) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      seen += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    clearTimeout(timer);
+    await reader.cancel().catch(() => undefined);
+  }
+  if (!seen.includes(text)) throw new Error(`the live log never showed ${JSON.stringify(text)}; it showed ${JSON.stringify(seen)}`);
+  return seen;
+}

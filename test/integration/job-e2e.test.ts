@@ -1,6 +1,6 @@
 import type { ProviderClient } from '../../src/client/provider-client';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
-import { jobPids, nodeRaw, resultText, waitFor } from './helpers';
+import { jobPids, nodeRaw, readLiveLogUntil, resultText, waitFor } from './helpers';
 
 /** One provider (worker + API processes, real Temporal, real sandbox) driven over HTTP like a consumer. */
 describe('a compute job over HTTP', () => {
@@ -65,7 +65,7 @@ describe('a compute job over HTTP', () => {
       algorithm: nodeRaw("console.log('working'); setInterval(() => {}, 1000)"),
     });
     await waitFor('the algorithm to run', async () => (await client.job(job.jobId))?.status === 40 && jobPids(job.jobId).length > 0);
-    await waitFor('its first log line', async () => (await (await client.logs(job.jobId)).text()).includes('working'), 10_000).catch(() => undefined);
+    expect(await readLiveLogUntil(client, job.jobId, 'working')).toContain('working'); // live, while it runs
     const t = Date.now();
     const stopped = await client.stopJob(job.jobId);
     expect(stopped?.stopreq).toBe(1);

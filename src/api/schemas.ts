@@ -1,0 +1,122 @@
+import { z } from 'zod';
+
+/**
+ * Request schemas of the Provider API (Ocean's wire contract). Parameters come from the query string or
+ * a JSON body, so numbers may arrive as strings and objects as JSON text; the schemas accept both and
+ * hand on one typed shape. Issue 6 generates the OpenAPI document from these.
+ */
+
+export const addressSchema = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x address');
+
+/** Kept as the exact text that was signed: the signature covers the nonce as sent. */
+export const nonceSchema = z
+  .union([z.string(), z.number()])
+  .transform(String)
+  .pipe(z.string().regex(/^\d+(\.\d+)?$/, 'must be a non-negative number'));
+
+export const signatureSchema = z.string().regex(/^(0x)?[0-9a-fA-F]{130}$/, 'must be a 65-byte hex signature');
+
+/** An index as a decimal string (it is part of the signed message). */
+const indexSchema = z
+  .union([z.string(), z.number()])
+  .transform(String)
+  .pipe(z.string().regex(/^\d+$/, 'must be a non-negative integer'));
+
+/** An object that may arrive as JSON text (query strings carry only text). */
+function jsonText<T extends z.ZodType>(schema: T) {
+  return z.preprocess((value, ctx) => {
+    if (typeof value !== 'string') return value;
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+      return z.NEVER;
+    }
+  }, schema);
+}
+
+const customData = jsonText(z.record(z.string(), z.unknown()));
+
+export const datasetRequestSchema = z.object({
+  documentId: z.string().min(1),
+  serviceId: z.string().min(1),
+  transferTxId: z.string().optional(),
+  userdata: customData.optional(),
+});
+
+const publishedAlgorithmSchema = z.object({
+  documentId: z.string().min(1),
+  serviceId: z.string().min(1),
+  transferTxId: z.string().optional(),
+  algocustomdata: customData.optional(),
+  userdata: customData.optional(),
+});
+
+/** Missing container fields become '' so the permission rules answer with Ocean's code for them. */
+const rawAlgorithmSchema = z.object({
+  meta: z.object({
+    rawcode: z.string().optional(),
+    url: z.string().optional(),
+    language: z.string().optional(),
+    version: z.string().optional(),
+    container: z.object({
+      entrypoint: z.string().default(''),
+      image: z.string().default(''),
+      tag: z.string().default('latest'),
+      checksum: z.string().default(''),
+    }),
+  }),
+  algocustomdata: customData.optional(),
+});
+
+export const algorithmRequestSchema = jsonText(z.union([publishedAlgorithmSchema, rawAlgorithmSchema]));
+
+export const computeStartSchema = z.object({
+  consumerAddress: addressSchema,
+  signature: signatureSchema,
+  nonce: nonceSchema,
+  environment: z.string().min(1),
+  dataset: jsonText(datasetRequestSchema),
+  algorithm: algorithmRequestSchema,
+  additionalDatasets: jsonText(z.array(datasetRequestSchema)).optional(),
+  output: z.unknown().optional(),
+});
+export type ComputeStartRequest = z.infer<typeof computeStartSchema>;
+
+export const computeStatusSchema = z.object({
+  consumerAddress: addressSchema,
+  jobId: z.string().min(1).optional(),
+  documentId: z.string().min(1).optional(),
+});
+
+export const computeStopSchema = z.object({
+  consumerAddress: addressSchema,
+  signature: signatureSchema,
+  nonce: nonceSchema,
+  jobId: z.string().min(1),
+  documentId: z.string().optional(),
+});
+
+/** Ocean's client 3.3.0 sends no nonce on delete; see the route. */
+export const computeDeleteSchema = computeStopSchema.extend({ nonce: nonceSchema.optional() });
+
+export const computeResultSchema = z.object({
+  consumerAddress: addressSchema,
+  signature: signatureSchema,
+  nonce: nonceSchema,
+  jobId: z.string().min(1),
+  index: indexSchema,
+});
+
+export const computeLogsSchema = z.object({
+  consumerAddress: addressSchema,
+  signature: signatureSchema,
+  nonce: nonceSchema,
+  jobId: z.string().min(1),
+});
+
+export const nonceRequestSchema = z.object({ userAddress: addressSchema });
+
+export const encryptQuerySchema = z.object({ chainId: z.coerce.number().int().positive().optional() });
+
+export const environmentsQuerySchema = z.object({ chainId: z.coerce.number().int().positive().optional() });

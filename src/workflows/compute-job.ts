@@ -1,0 +1,209 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities, FailureDetails, JobPlan } from '../activities';
+import type { JobInput, JobView, TerminationDetails } from '../domain/job';
+import { JobStatus, type JobStatusCode, StopReq, type StopReqCode } from '../domain/status';
+import { longStep, quick, step, urgent, waiting } from './activity-options';
+import { environmentWorkflowId, releaseSignal, slotGrantedSignal, statusQuery, stopUpdate } from './definitions';
+import { initialJobState, jobView } from './job-view';
+import { C2DStatus } from './search-attributes';
+
+const { authorizeJob, cleanupJob } = proxyActivities<Activities>(quick);
+const { stopSteps } = proxyActivities<Activities>(urgent);
+const { acquireSlot } = proxyActivities<Activities>(waiting);
+const { configureStep, publishStep } = proxyActivities<Activities>(step);
+
+/** A slot is held at most maxJobDuration plus this, so a job that vanished without releasing cannot block others forever. */
+const LEASE_MARGIN_MS = 5 * 60_000;
+
+const stopReason: Record<StopReqCode, string> = { 0: '', 1: 'stopped by owner', 2: 'exceeded maxJobDuration' };
+
+interface Failure {
+  status: JobStatusCode;
+  details: TerminationDetails;
+}
+
+/** Message and Ocean resource of an activity failure (our activities put them in the failure's details). */
+function describeFailure(err: unknown): { message: string; resource?: string } {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
+    const details = err.cause.details?.[0] as FailureDetails | undefined;
+    return { message: err.cause.message, ...(details?.resource ? { resource: details.resource } : {}) };
+  }
+  if (err instanceof ActivityFailure && err.cause) return { message: err.cause.message };
+  return { message: err instanceof Error ? err.message : String(err) };
+}
+
+const failed = (status: JobStatusCode, reason: string): Failure => ({ status, details: { exitCode: null, oomKilled: false, reason } });
+
+/** Authorization or configuration could not provide the inputs: 32 when the algorithm is to blame, else 31. */
+function provisioningFailure(err: unknown): Failure {
+  const { message, resource } = describeFailure(err);
+  return resource?.startsWith('algorithm') ? failed(JobStatus.AlgorithmProvisioningFailed, message) : failed(JobStatus.DataProvisioningFailed, message);
+}
+
+/**
+ * One compute job: authorize → wait for a slot of the environment → configure → run the algorithm →
+ * publish → clean up. Status lives in workflow state (query `status`) and in the C2DStatus search
+ * attribute. The input and everything this workflow records are ids only; activities fetch secrets.
+ */
+export async function computeJob(input: JobInput): Promise<JobView> {
+  const state = initialJobState();
+  const view = (): JobView => jobView(input, state);
+  const self = workflowInfo().workflowId;
+  const ref = { jobId: input.jobId, environmentId: input.environmentId };
+  const slotsWorkflowId = environmentWorkflowId(input.environmentId);
+  const runScope = new CancellationScope();
+  let stoppable = true;
+  let granted = false;
+  let slot: 'none' | 'requested' | 'released' = 'none';
+  let stepsStarted = false;
+  let failure: Failure | null = null;
+
+  const setStatus = (status: JobStatusCode): void => {
+    if (state.status === status) return;
+    state.status = status;
+    upsertSearchAttributes([{ key: C2DStatus, value: status }]);
+  };
+
+  const requestStop = (why: StopReqCode): void => {
+    if (!stoppable || state.stopreq !== StopReq.None) return;
+    state.stopreq = why;
+    runScope.cancel();
+  };
+
+  const signalRelease = async (): Promise<void> => {
+    try {
+      await getExternalWorkflowHandle(slotsWorkflowId).signal(releaseSignal, self);
+    } catch {
+      // the capacity workflow is gone, and the slot with it
+    }
+  };
+
+  const releaseSlot = async (): Promise<void> => {
+    if (slot !== 'requested') return;
+    slot = 'released';
+    await signalRelease();
+  };
+
+  setHandler(statusQuery, view);
+  setHandler(stopUpdate, () => {
+    requestStop(StopReq.ByOwner);
+    return view();
+  });
+  setHandler(slotGrantedSignal, () => {
+    granted = true;
+    // a grant that crossed our release (a stop while waiting) goes straight back
+    if (slot === 'released') void CancellationScope.nonCancellable(signalRelease);
+  });
+
+  async function run(): Promise<void> {
+    let plan: JobPlan;
+    try {
+      plan = await authorizeJob(input);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      failure = provisioningFailure(err);
+      return;
+    }
+    const limits = plan.environment;
+
+    slot = 'requested';
+    await acquireSlot({ environmentId: input.environmentId, slotsWorkflowId, workflowId: self, maxJobs: limits.maxJobs, leaseMs: limits.maxJobDuration * 1000 + LEASE_MARGIN_MS });
+    await condition(() => granted);
+
+    const deadline = new CancellationScope();
+    deadline.run(() => sleep(limits.maxJobDuration * 1000)).then(
+      () => requestStop(StopReq.Deadline),
+      () => undefined,
+    );
+
+    setStatus(JobStatus.ConfiguringVolumes);
+    stepsStarted = true;
+    try {
+      const configured = await configureStep(input);
+      if (!configured.ok) {
+        failure = { status: configured.failStatus ?? JobStatus.DataProvisioningFailed, details: configured.terminationDetails };
+        return;
+      }
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      failure = provisioningFailure(err);
+      return;
+    }
+    setStatus(JobStatus.ProvisioningSuccess);
+
+    setStatus(JobStatus.RunningAlgorithm);
+    const { algorithmStep } = proxyActivities<Activities>(longStep(limits.maxJobDuration));
+    try {
+      const ran = await algorithmStep({ ...ref, plan });
+      stoppable = false;
+      if (ran.ok) state.terminationDetails = ran.terminationDetails;
+      else {
+        failure = { status: ran.failStatus ?? JobStatus.AlgorithmFailed, details: ran.terminationDetails };
+        if (ran.deadline) state.stopreq = StopReq.Deadline;
+      }
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      failure = failed(JobStatus.AlgorithmFailed, `algorithm step failed: ${describeFailure(err).message}`);
+    } finally {
+      deadline.cancel();
+    }
+  }
+
+  async function publish(): Promise<void> {
+    setStatus(JobStatus.PublishingResults);
+    try {
+      const published = await publishStep({ ...ref, owner: input.owner });
+      if (published.ok) {
+        state.results = published.results;
+        state.expireTimestamp = published.expireTimestamp;
+      } else failure ??= { status: JobStatus.ResultsUploadFailed, details: published.terminationDetails };
+    } catch (err) {
+      failure ??= failed(JobStatus.ResultsUploadFailed, `could not publish results: ${describeFailure(err).message}`);
+    }
+  }
+
+  function finish(): void {
+    if (failure) state.terminationDetails = failure.details;
+    else if (state.stopreq !== StopReq.None) state.terminationDetails = { exitCode: null, oomKilled: false, reason: stopReason[state.stopreq] };
+    // nothing more will be published
+    if (state.results === '') state.results = [];
+    state.dateFinishedMs = Date.now();
+    setStatus(failure?.status ?? JobStatus.JobFinished);
+  }
+
+  try {
+    try {
+      await runScope.run(run);
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+      // cancelled by a stop, the deadline, or a cancel request on the workflow itself (treated as the owner's stop)
+      if (state.stopreq === StopReq.None) state.stopreq = StopReq.ByOwner;
+    }
+    stoppable = false;
+    // The rest must happen even after a stop: kill what runs, keep the logs, then say how it ended.
+    await CancellationScope.nonCancellable(async () => {
+      if (state.stopreq !== StopReq.None && stepsStarted) await stopSteps(ref);
+      await releaseSlot();
+      if (stepsStarted) await publish();
+      finish();
+    });
+  } finally {
+    await CancellationScope.nonCancellable(async () => {
+      await releaseSlot();
+      await cleanupJob(ref);
+    });
+  }
+  return view();
+}
