@@ -57,7 +57,7 @@ function toHttp(err: unknown): HttpError {
 
 /** The one place where errors become HTTP responses, in Ocean's three error shapes. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
-  return (err: unknown, req, res, next) => {
+  return (err: unknown, req, res, _next) => {
     if (res.headersSent) {
       // The stream broke after the status line went out: all we can do is cut the connection.
       res.destroy();
@@ -71,10 +71,10 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       error: err instanceof Error ? err.name : typeof err,
       code: err instanceof C2DError ? err.code : undefined,
     };
-    if (http.status >= 500) logger.error(fields, 'request failed');
+    // Our own messages are safe to log; a foreign error's message is logged only when it is a 5xx we must debug.
+    if (http.status >= 500) logger.error({ ...fields, message: err instanceof Error ? err.message.slice(0, 300) : undefined }, 'request failed');
     if (http.headers) res.set(http.headers);
     res.status(http.status).json(http.body);
-    void next;
   };
 }
 

@@ -1,0 +1,28 @@
+import type { Wallet } from 'ethers';
+import type { FileDecryptor } from '../assets/authorize';
+import type { AssetResolver } from '../assets/resolver';
+import type { ComputeBackend } from '../compute/backend';
+import type { Environment } from '../domain/environment';
+import type { Logger } from '../domain/logger';
+import type { NonceStore } from '../storage/nonces';
+import type { ResultStore } from '../storage/store';
+import type { JobsService } from '../temporal/jobs-service';
+
+/** Everything the API needs, wired by an entrypoint (or a test). */
+export interface AppDeps {
+  chainId: number;
+  /** the provider's identity: its address is published, its key decrypts `/encrypt` ciphertext; never exposed */
+  providerWallet: Wallet;
+  version: string;
+  environments: Environment[];
+  jobs: JobsService;
+  results: ResultStore;
+  nonces: NonceStore;
+  resolver: AssetResolver;
+  decryptor: FileDecryptor;
+  /** the backend running an environment: checks containers at start, serves live logs */
+  backendFor(environmentId: string): ComputeBackend | undefined;
+  logger: Logger;
+  /** 32 lower-case hex characters; random by default */
+  newJobId?: () => string;
+}

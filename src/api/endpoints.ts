@@ -1,0 +1,18 @@
+/** Every endpoint by the name clients look it up with in the root document (Ocean's names, plus ours). */
+export const SERVICES = '/api/services';
+
+export const endpoints = {
+  nonce: ['GET', `${SERVICES}/nonce`],
+  encrypt: ['POST', `${SERVICES}/encrypt`],
+  computeEnvironments: ['GET', `${SERVICES}/computeEnvironments`],
+  computeStart: ['POST', `${SERVICES}/compute`],
+  computeStatus: ['GET', `${SERVICES}/compute`],
+  computeStop: ['PUT', `${SERVICES}/compute`],
+  computeDelete: ['DELETE', `${SERVICES}/compute`],
+  computeResult: ['GET', `${SERVICES}/computeResult`],
+  // ours: the algorithm's log, live while it runs
+  computeLogs: ['GET', `${SERVICES}/computeLogs`],
+} as const satisfies Record<string, readonly [string, string]>;
+
+/** Routes that take a signature (HEAD on them is refused). */
+export const signedPaths = [endpoints.computeStart[1], endpoints.computeResult[1], endpoints.computeLogs[1]] as const;

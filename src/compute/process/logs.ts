@@ -1,0 +1,56 @@
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { isSupervisorAlive, readState } from './state';
+
+const POLL_MS = 150;
+const CHUNK = 64 * 1024;
+
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/** True once the step's supervisor recorded its exit, or died without doing so (nothing will write any more). */
+function stepEnded(stateFile: string): boolean {
+  const s = readState(stateFile);
+  return s !== null && (s.status === 'exited' || !isSupervisorAlive(s.supervisorPid));
+}
+
+async function* tail(file: string, stateFile: string, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  let pos = 0;
+  const buf = Buffer.alloc(CHUNK);
+  for (;;) {
+    // Read the end state before the bytes, so the last bytes written before exit are never missed.
+    const ended = stepEnded(stateFile);
+    let n = 0;
+    try {
+      const fd = fs.openSync(file, 'r');
+      try {
+        n = fs.readSync(fd, buf, 0, CHUNK, pos);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      n = 0; // not created yet
+    }
+    if (n > 0) {
+      pos += n;
+      yield Buffer.from(buf.subarray(0, n));
+      continue;
+    }
+    if (ended || signal?.aborted) return;
+    await sleep(POLL_MS, signal);
+  }
+}
+
+/** The step's log: what is there now, or (follow) also what it appends until the step ends. */
+export function streamLog(file: string, stateFile: string, opts: { follow: boolean; signal?: AbortSignal }): Readable {
+  if (!opts.follow) return fs.existsSync(file) ? fs.createReadStream(file) : Readable.from([]);
+  return Readable.from(tail(file, stateFile, opts.signal), { objectMode: false });
+}

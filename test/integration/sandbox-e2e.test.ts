@@ -1,0 +1,104 @@
+import type { ProviderClient } from '../../src/client/provider-client';
+import { testState } from '../helpers/state';
+import { type Stack, serveFiles, startStack } from '../helpers/stack';
+import { jobPids, nodeRaw, resultText } from './helpers';
+
+/** What a hostile algorithm can reach, through the whole stack: each attempt is contained and reported. */
+describe('the algorithm sandbox, end to end', () => {
+  let stack: Stack;
+  let data: Awaited<ReturnType<typeof serveFiles>>;
+  let client: ProviderClient;
+  let dataset: string;
+
+  beforeAll(async () => {
+    data = await serveFiles({ 'secret.csv': 'name,salary\nalice,100\n' });
+    stack = await startStack({
+      environments: [
+        { id: 'sbx', maxJobs: 4, ramGB: 0.25, maxJobDuration: 120, process: { maxProcesses: 64 } },
+        { id: 'sbx-short', maxJobs: 2, ramGB: 0.25, maxJobDuration: 4, process: { maxProcesses: 64 } },
+      ],
+    });
+    client = stack.consumer();
+    dataset = await stack.publish(client, { type: 'dataset', name: 'secret', urls: [data.url('secret.csv')], compute: { allowRawAlgorithm: true } });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+    data?.server.close();
+  });
+
+  const run = async (env: string, code: string, entrypoint?: string) => {
+    const algorithm = nodeRaw(code);
+    if (entrypoint) algorithm.meta.container.entrypoint = entrypoint;
+    const job = await client.startJob({ environment: env, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm });
+    return client.waitForJob(job.jobId, { timeoutMs: 60_000 });
+  };
+
+  it('when the algorithm dials the test server, the API and Temporal on the host loopback, then every dial fails and it sees only lo', async () => {
+    const targets = [new URL(data.url('x')).port, new URL(stack.baseUrl).port, testState().temporalAddress.split(':')[1]];
+    const done = await run('sbx', `
+      const net = require('net'); const fs = require('fs');
+      const dial = (port) => new Promise((res) => { const s = net.connect(Number(port), '127.0.0.1');
+        s.once('connect', () => { s.destroy(); res('connected'); }); s.once('error', (e) => res(e.code)); setTimeout(() => res('timeout'), 2000); });
+      (async () => {
+        const out = { dials: [], interfaces: Object.keys(require('os').networkInterfaces()), outside: await new Promise((res) => {
+          const s = net.connect(80, '10.255.255.1'); s.once('connect', () => res('connected')); s.once('error', (e) => res(e.code)); setTimeout(() => res('timeout'), 2000); }) };
+        for (const p of ${JSON.stringify(targets)}) out.dials.push(await dial(p));
+        fs.writeFileSync('/data/outputs/net.json', JSON.stringify(out));
+      })();`);
+    expect(done.status).toBe(70);
+    const report = JSON.parse(await resultText(client, done, 'net.json'));
+    expect(report.interfaces).toEqual(['lo']);
+    expect(report.dials).toEqual(['ECONNREFUSED', 'ECONNREFUSED', 'ECONNREFUSED']); // its own empty loopback
+    expect(report.outside).toBe('ENETUNREACH');
+  });
+
+  it('when the algorithm writes its inputs, or looks for the provider key, the data dir or other jobs, then it finds nothing', async () => {
+    const done = await run('sbx', `
+      const fs = require('fs'); const dir = JSON.parse(process.env.DIDS)[0].replace('did:op:', '');
+      const attempt = (f) => { try { return f() ?? 'ok'; } catch (e) { return e.code; } };
+      const out = {
+        writeInput: attempt(() => fs.writeFileSync('/data/inputs/' + dir + '/0', 'x')),
+        newInput: attempt(() => fs.writeFileSync('/data/inputs/' + dir + '/new', 'x')),
+        read: fs.readFileSync('/data/inputs/' + dir + '/0', 'utf8'),
+        dataDir: attempt(() => fs.readdirSync(${JSON.stringify(stack.dataDir)})),
+        jobsDir: attempt(() => fs.readdirSync(${JSON.stringify(`${stack.dataDir}/jobs`)})),
+        env: Object.keys(process.env).sort(),
+        proc1: attempt(() => fs.readFileSync('/proc/1/environ', 'utf8')),
+        procs: fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).length,
+        uid: process.getuid(),
+      };
+      fs.writeFileSync('/data/outputs/fs.json', JSON.stringify(out));`);
+    expect(done.status).toBe(70);
+    const text = await resultText(client, done, 'fs.json');
+    expect(text).not.toContain(stack.providerWallet.privateKey.slice(2));
+    const report = JSON.parse(text);
+    expect(['EROFS', 'EACCES']).toContain(report.writeInput);
+    expect(['EROFS', 'EACCES']).toContain(report.newInput);
+    expect(report.read).toBe('name,salary\nalice,100\n');
+    expect(report.dataDir).toBe('ENOENT');
+    expect(report.jobsDir).toBe('ENOENT');
+    expect(report.env).not.toEqual(expect.arrayContaining([expect.stringMatching(/^C2D_|KEY|TEMPORAL/)]));
+    expect(report.procs).toBeLessThanOrEqual(3);
+    expect(report.uid).not.toBe(0);
+  });
+
+  it('when the algorithm exhausts memory, then it is OOM-killed and reported as such', async () => {
+    const done = await run('sbx', 'const a = []; for (;;) a.push(Buffer.alloc(16 << 20, 1));');
+    expect(done.status).toBe(41);
+    expect(done.terminationDetails).toMatchObject({ oomKilled: true });
+  });
+
+  it('when one algorithm fork-bombs and another loops forever, then both are stopped at the deadline and a normal job beside them finishes', async () => {
+    const bomb = run('sbx-short', '', "f() { f | f & }; f; sleep 100");
+    const loop = run('sbx-short', 'for (;;) {}');
+    const normal = run('sbx', "require('fs').writeFileSync('/data/outputs/ok.txt', 'fine')");
+    const [b, l, n] = await Promise.all([bomb, loop, normal]);
+    expect(n.status).toBe(70);
+    expect(await resultText(client, n, 'ok.txt')).toBe('fine');
+    for (const j of [b, l]) {
+      expect(j.stopreq).toBe(2);
+      expect(jobPids(j.jobId)).toEqual([]);
+    }
+  }, 90_000);
+});
