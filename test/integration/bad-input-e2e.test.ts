@@ -46,7 +46,7 @@ describe('bad compute starts, end to end', () => {
   ])('when the start names %s, then it is a %i and no workflow exists for the consumer', async (_what, over, status) => {
     const res = await startRaw(over);
     expect(res.status).toBe(status);
-    const body = await res.json();
+    const body = (await res.json()) as { error?: unknown; errors?: unknown };
     expect(body.error ?? body.errors).toBeTruthy();
     expect(JSON.stringify(body)).not.toContain(data.url('a.csv'));
     expect(await (await client.request('GET', `/api/services/compute?consumerAddress=${client.address}`)).json()).toEqual([]);

@@ -1,0 +1,209 @@
+import {
+  Client,
+  Connection,
+  isGrpcServiceError,
+  ServiceError,
+  type WorkflowExecutionInfo,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+} from '@temporalio/client';
+import type { Config } from '../config';
+import { C2DError, NotFoundError, UnavailableError } from '../domain/errors';
+import { type JobInput, type JobView, toEpochSecondsString, workflowIdForJob } from '../domain/job';
+import { finalStatuses, JobStatus, type JobStatusCode, StopReq, statusText } from '../domain/status';
+import type { ResultStore } from '../storage/store';
+import type { computeJob } from '../workflows/compute-job';
+import { environmentWorkflowId, holdersQuery, statusQuery, stopUpdate } from '../workflows/definitions';
+import { agreementIdOf, algorithmDidOf, initialJobState, jobView } from '../workflows/job-view';
+import { C2DAlgorithmDid, C2DDatasetDids, C2DEnvironment, C2DOwner, C2DStatus } from '../workflows/search-attributes';
+import type { JobsService } from './jobs-service';
+
+const JOB_WORKFLOW_TYPE = 'computeJob';
+
+/** Connects to the configured Temporal frontend. Throws UnavailableError when it cannot be reached. */
+export async function connectTemporal(config: Pick<Config, 'temporal'>): Promise<Client> {
+  try {
+    const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5s' });
+    return new Client({ connection, namespace: config.temporal.namespace });
+  } catch (err) {
+    throw new UnavailableError('temporal_unavailable', `Temporal is unreachable at ${config.temporal.address}`, { cause: err });
+  }
+}
+
+/** Errors of the Temporal service itself mean "try again later" to the API; our own errors pass through. */
+function asUnavailable(err: unknown): unknown {
+  if (err instanceof C2DError) return err;
+  if (err instanceof ServiceError || isGrpcServiceError(err)) return new UnavailableError('temporal_unavailable', 'Temporal is unavailable', { cause: err });
+  return err;
+}
+
+async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw asUnavailable(err);
+  }
+}
+
+const jobIdOf = (workflowId: string): string => workflowId.replace(/^c2d-/, '');
+
+export interface TemporalJobsDeps {
+  client: Client;
+  taskQueue: string;
+  /** `removed` and, for a workflow that died, the stored results */
+  results: Pick<ResultStore, 'get' | 'remove'>;
+  /** how long remove() lets a stopped job finish publishing before deleting its results; default 30 s */
+  settleMs?: number;
+}
+
+/** JobsService over Temporal: one computeJob workflow per job; state from its query, lists from search attributes. */
+export class TemporalJobsService implements JobsService {
+  constructor(private readonly deps: TemporalJobsDeps) {}
+
+  start(input: JobInput): Promise<JobView> {
+    return guarded(async () => {
+      try {
+        await this.deps.client.workflow.start<typeof computeJob>(JOB_WORKFLOW_TYPE, {
+          workflowId: workflowIdForJob(input.jobId),
+          taskQueue: this.deps.taskQueue,
+          args: [input],
+          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+          typedSearchAttributes: [
+            { key: C2DOwner, value: input.owner },
+            { key: C2DStatus, value: JobStatus.WarmingUp },
+            { key: C2DEnvironment, value: input.environmentId },
+            { key: C2DDatasetDids, value: input.datasets.map((d) => d.did) },
+            { key: C2DAlgorithmDid, value: algorithmDidOf(input) },
+          ],
+          memo: { agreementId: agreementIdOf(input), createdAt: input.createdAt },
+        });
+        return jobView(input, initialJobState());
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        const existing = await this.get(input.jobId);
+        if (!existing) throw err;
+        return existing;
+      }
+    });
+  }
+
+  get(jobId: string): Promise<JobView | null> {
+    return guarded(async () => {
+      let info: WorkflowExecutionInfo;
+      try {
+        info = await this.deps.client.workflow.getHandle(workflowIdForJob(jobId)).describe();
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return null;
+        throw err;
+      }
+      if (info.type !== JOB_WORKFLOW_TYPE) return null;
+      return this.viewOf(info);
+    });
+  }
+
+  listByOwner(owner: string): Promise<JobView[]> {
+    return guarded(async () => {
+      const query = `WorkflowType = '${JOB_WORKFLOW_TYPE}' AND C2DOwner = '${owner.replace(/[\\']/g, '')}'`;
+      const infos: WorkflowExecutionInfo[] = [];
+      for await (const info of this.deps.client.workflow.list({ query })) infos.push(info);
+      infos.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
+      return Promise.all(infos.map((info) => this.viewOf(info)));
+    });
+  }
+
+  stop(jobId: string): Promise<JobView> {
+    return guarded(async () => {
+      const handle = this.deps.client.workflow.getHandle(workflowIdForJob(jobId));
+      const current = await this.get(jobId);
+      if (!current) throw new NotFoundError('job_not_found', 'No such job');
+      if (finalStatuses.includes(current.status)) return current;
+      try {
+        const view = await handle.executeUpdate(stopUpdate);
+        return { ...view, removed: await this.removedFlag(jobId) };
+      } catch (err) {
+        // the job finished between our look and the update
+        const after = await this.get(jobId);
+        if (after && finalStatuses.includes(after.status)) return after;
+        throw err;
+      }
+    });
+  }
+
+  remove(jobId: string): Promise<void> {
+    return guarded(async () => {
+      const handle = this.deps.client.workflow.getHandle(workflowIdForJob(jobId));
+      let running = false;
+      try {
+        running = (await handle.describe()).status.name === 'RUNNING';
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+      if (running) {
+        await this.stop(jobId);
+        // let the job store what it publishes after the stop, or our delete would be overwritten by it
+        await Promise.race([handle.result().catch(() => undefined), delay(this.deps.settleMs ?? 30_000)]);
+      }
+      await this.deps.results.remove(jobId);
+    });
+  }
+
+  currentJobs(environmentId: string): Promise<number> {
+    return guarded(async () => {
+      const handle = this.deps.client.workflow.getHandle(environmentWorkflowId(environmentId));
+      try {
+        if ((await handle.describe()).status.name !== 'RUNNING') return 0;
+        return await handle.query(holdersQuery);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return 0;
+        throw err;
+      }
+    });
+  }
+
+  private async removedFlag(jobId: string): Promise<0 | 1> {
+    return (await this.deps.results.get(jobId))?.removed ? 1 : 0;
+  }
+
+  private async viewOf(info: WorkflowExecutionInfo): Promise<JobView> {
+    const handle = this.deps.client.workflow.getHandle(info.workflowId, info.runId);
+    const jobId = jobIdOf(info.workflowId);
+    let view: JobView;
+    if (info.status.name === 'RUNNING') view = await handle.query(statusQuery);
+    else if (info.status.name === 'COMPLETED') view = (await handle.result()) as JobView;
+    else return this.synthesize(info, jobId);
+    return { ...view, removed: await this.removedFlag(jobId) };
+  }
+
+  /** A workflow that failed, was terminated or timed out still answers as a finished job, from what visibility and the store know. */
+  private async synthesize(info: WorkflowExecutionInfo, jobId: string): Promise<JobView> {
+    const sa = info.typedSearchAttributes;
+    const stored = await this.deps.results.get(jobId);
+    const last = (sa.get(C2DStatus) ?? JobStatus.WarmingUp) as JobStatusCode;
+    const status: JobStatusCode = finalStatuses.includes(last) ? last : last >= JobStatus.RunningAlgorithm ? JobStatus.AlgorithmFailed : JobStatus.DataProvisioningFailed;
+    const memo = info.memo ?? {};
+    const createdAt = typeof memo.createdAt === 'number' ? memo.createdAt : info.startTime.getTime();
+    return {
+      agreementId: typeof memo.agreementId === 'string' ? memo.agreementId : '',
+      jobId,
+      owner: sa.get(C2DOwner) ?? '',
+      status,
+      statusText: statusText[status],
+      dateCreated: toEpochSecondsString(createdAt),
+      dateFinished: info.closeTime ? toEpochSecondsString(info.closeTime.getTime()) : null,
+      stopreq: StopReq.None,
+      removed: stored?.removed ? 1 : 0,
+      algoDID: sa.get(C2DAlgorithmDid) ?? '',
+      inputDID: sa.get(C2DDatasetDids) ?? [],
+      results: stored?.results ?? [],
+      environment: sa.get(C2DEnvironment) ?? '',
+      expireTimestamp: stored?.expireTimestamp ?? null,
+      terminationDetails: { exitCode: null, oomKilled: false, reason: `the job's workflow ended abnormally (${info.status.name.toLowerCase()})` },
+    };
+  }
+}
+
+const delay = (ms: number): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
