@@ -21,6 +21,9 @@ import type { JobsService } from './jobs-service';
 
 const JOB_WORKFLOW_TYPE = 'computeJob';
 
+/** What describe() and list() both give. */
+type ExecutionInfo = Omit<WorkflowExecutionInfo, 'raw'>;
+
 /** Connects to the configured Temporal frontend. Throws UnavailableError when it cannot be reached. */
 export async function connectTemporal(config: Pick<Config, 'temporal'>): Promise<Client> {
   try {
@@ -90,7 +93,7 @@ export class TemporalJobsService implements JobsService {
 
   get(jobId: string): Promise<JobView | null> {
     return guarded(async () => {
-      let info: WorkflowExecutionInfo;
+      let info: ExecutionInfo;
       try {
         info = await this.deps.client.workflow.getHandle(workflowIdForJob(jobId)).describe();
       } catch (err) {
@@ -105,7 +108,7 @@ export class TemporalJobsService implements JobsService {
   listByOwner(owner: string): Promise<JobView[]> {
     return guarded(async () => {
       const query = `WorkflowType = '${JOB_WORKFLOW_TYPE}' AND C2DOwner = '${owner.replace(/[\\']/g, '')}'`;
-      const infos: WorkflowExecutionInfo[] = [];
+      const infos: ExecutionInfo[] = [];
       for await (const info of this.deps.client.workflow.list({ query })) infos.push(info);
       infos.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
       return Promise.all(infos.map((info) => this.viewOf(info)));
@@ -165,7 +168,7 @@ export class TemporalJobsService implements JobsService {
     return (await this.deps.results.get(jobId))?.removed ? 1 : 0;
   }
 
-  private async viewOf(info: WorkflowExecutionInfo): Promise<JobView> {
+  private async viewOf(info: ExecutionInfo): Promise<JobView> {
     const handle = this.deps.client.workflow.getHandle(info.workflowId, info.runId);
     const jobId = jobIdOf(info.workflowId);
     let view: JobView;
@@ -176,7 +179,7 @@ export class TemporalJobsService implements JobsService {
   }
 
   /** A workflow that failed, was terminated or timed out still answers as a finished job, from what visibility and the store know. */
-  private async synthesize(info: WorkflowExecutionInfo, jobId: string): Promise<JobView> {
+  private async synthesize(info: ExecutionInfo, jobId: string): Promise<JobView> {
     const sa = info.typedSearchAttributes;
     const stored = await this.deps.results.get(jobId);
     const last = (sa.get(C2DStatus) ?? JobStatus.WarmingUp) as JobStatusCode;

@@ -1,0 +1,355 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Config } from '../../config';
+import { maxOutputBytes } from '../../domain/environment';
+import { C2DError } from '../../domain/errors';
+import type { ContainerSpec } from '../../domain/job';
+import type { Logger } from '../../domain/logger';
+import type { ComputeBackend, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
+import { type CgroupLayout, cgroupPids, createStepCgroups, detectCgroups, killCgroups, memoryCgroupDir, removeCgroups, stepCgroupDirs } from './cgroups';
+import { chownTo, findExecutable, readableBy, untraversable } from './host';
+import { type JobPaths, jobPaths, STEPS, type StepPaths, stepPaths } from './layout';
+import { streamLog } from './logs';
+import { listPublishedFiles } from './published';
+import { buildSandboxArgs, type ResolvedRuntime, type SandboxOptions, wrapSandboxCommand } from './sandbox-args';
+import { isSupervisorAlive, readState, type StepState, type SupervisorSpec, writeJsonAtomic } from './state';
+import { algorithmSandbox, configureSandbox, findRuntime, publishSandbox } from './steps';
+
+export interface ProcessBackendOptions {
+  dataDir: string;
+  runtimes: Config['runtimes'];
+  sandbox: Config['sandbox'];
+  /** dir holding the compiled supervisor.js, configure-step.js and publish-step.js */
+  programsDir: string;
+  logger: Logger;
+}
+
+const PROGRAMS = ['supervisor.js', 'configure-step.js', 'publish-step.js'];
+const HEARTBEAT_MS = 1000;
+/** processes of the sandbox itself (sh → bwrap, bwrap's init) on top of the algorithm's own */
+const WRAPPER_PIDS = 4;
+const MAX_LOG_BYTES = 64 * 1024 * 1024;
+/** a launch file without a supervisor pid this old means the launcher died before spawning it */
+const LAUNCH_GRACE_MS = 30_000;
+const STOP_WAIT_MS = 1800;
+
+/** <repo>/dist/src/entrypoints, whether this module runs from src (ts, under jest) or from dist (js). */
+export function defaultProgramsDir(): string {
+  const repo = path.resolve(__dirname, __filename.endsWith('.ts') ? '../../..' : '../../../..');
+  return path.join(repo, 'dist', 'src', 'entrypoints');
+}
+
+function setupError(message: string): C2DError {
+  return new C2DError('unavailable', 'process_backend_unavailable', message);
+}
+
+function abortError(signal: AbortSignal): Error {
+  const err = new Error('stopped waiting for the step: the activity was cancelled', { cause: signal.reason });
+  err.name = 'AbortError';
+  return err;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The embedded backend: each step is a bubblewrap sandbox in its own cgroups, run by a detached
+ * supervisor (src/entrypoints/supervisor.ts) that records its outcome under <dataDir>/jobs/<jobId>.
+ */
+export class ProcessBackend implements ComputeBackend {
+  readonly kind = 'process';
+  private readonly cgroups: CgroupLayout;
+  /** host uid the sandbox runs as; undefined when the worker is not root (then it runs as the worker) */
+  private readonly uid: number | undefined;
+  private readonly bin: { sh: string; prlimit: string; setpriv: string; bwrap: string };
+  private readonly node: ResolvedRuntime;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ProcessBackendOptions) {
+    this.log = opts.logger;
+    const need = (name: string, pkg: string): string => {
+      const p = findExecutable(name);
+      if (!p) throw setupError(`${name} is not installed; the process backend needs it (Debian/Ubuntu: apt-get install ${pkg})`);
+      return p;
+    };
+    const root = process.getuid?.() === 0;
+    this.bin = { sh: '/bin/sh', bwrap: need('bwrap', 'bubblewrap'), prlimit: need('prlimit', 'util-linux'), setpriv: root ? need('setpriv', 'util-linux') : '' };
+    this.uid = root ? opts.sandbox.uid : undefined;
+    try {
+      this.cgroups = detectCgroups(opts.sandbox.cgroupRoot);
+    } catch (err) {
+      throw setupError((err as Error).message);
+    }
+    for (const p of PROGRAMS) {
+      if (!fs.existsSync(path.join(opts.programsDir, p))) throw setupError(`${p} not found in ${opts.programsDir}: build the project first (npm run build)`);
+    }
+    this.node = { command: fs.realpathSync(process.execPath), names: ['node'] };
+    fs.mkdirSync(path.join(opts.dataDir, 'jobs'), { recursive: true, mode: 0o711 });
+    if (this.uid !== undefined) this.checkSandboxAccess(this.uid);
+  }
+
+  private checkSandboxAccess(uid: number): void {
+    for (const dir of [path.join(this.opts.dataDir, 'jobs'), this.opts.programsDir]) {
+      const blocked = untraversable(dir, uid, uid);
+      if (blocked) throw setupError(`the sandbox uid ${uid} cannot traverse ${blocked} (on the way to ${dir}): make it o+x (chmod o+x ${blocked}) or choose another C2D_DATA_DIR`);
+    }
+    for (const p of PROGRAMS.slice(1)) {
+      if (!readableBy(path.join(this.opts.programsDir, p), uid, uid)) throw setupError(`the sandbox uid ${uid} cannot read ${path.join(this.opts.programsDir, p)}`);
+    }
+  }
+
+  checkContainer(container: ContainerSpec): string | null {
+    if (findRuntime(this.opts.runtimes, container.image)) return null;
+    return `unknown image "${container.image}"; this provider runs: ${Object.keys(this.opts.runtimes).join(', ')}`;
+  }
+
+  async runStep(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
+    const job = jobPaths(this.opts.dataDir, req.jobId);
+    const sp = stepPaths(job, req.step);
+    if (req.step === 'configure' && !req.configure) throw new C2DError('internal', 'bad_step_request', 'configure step without a configure spec');
+    if (req.step === 'algorithm' && !req.algorithm) throw new C2DError('internal', 'bad_step_request', 'algorithm step without an algorithm spec');
+    this.ensureJobDirs(job, sp);
+    let launched = false;
+    try {
+      fs.writeFileSync(sp.launch, '', { flag: 'wx' });
+      launched = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (launched) {
+      try {
+        this.launch(req, job, sp);
+      } catch (err) {
+        fs.rmSync(sp.launch, { force: true }); // let a retry launch it
+        throw err;
+      }
+    } else {
+      this.log.info({ jobId: req.jobId, step: req.step }, 're-attaching to step');
+    }
+    const state = await this.waitForExit(req, sp, hooks);
+    if (req.step === 'configure') fs.rmSync(job.configureSpec, { force: true });
+    return {
+      exitCode: state.exitCode,
+      oomKilled: state.oomKilled,
+      reason: state.reason,
+      report: readReport(sp.report),
+      reattached: !launched,
+    };
+  }
+
+  private ensureJobDirs(job: JobPaths, sp: StepPaths): void {
+    const fresh = !fs.existsSync(job.data);
+    for (const d of [job.root, job.steps, sp.dir]) fs.mkdirSync(d, { recursive: true, mode: 0o711 });
+    fs.mkdirSync(job.logs, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(job.secretDir, { recursive: true, mode: 0o700 });
+    for (const d of [job.data, job.inputs, job.transformations, job.ddos, job.outputs, job.dataLogs, job.publish]) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
+    if (fresh) chownTo([job.secretDir, job.data, job.inputs, job.transformations, job.ddos, job.outputs, job.dataLogs, job.publish], this.uid);
+  }
+
+  private launch(req: StepRequest, job: JobPaths, sp: StepPaths): void {
+    const { jobId, step, environment: env } = req;
+    const stopped = fs.existsSync(job.stopMarker);
+    if (stopped) {
+      writeJsonAtomic(sp.state, { status: 'exited', exitCode: null, signal: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() } satisfies StepState);
+      return;
+    }
+    fs.writeFileSync(sp.report, '', { mode: 0o600 });
+    chownTo([sp.report], this.uid);
+    const sandbox = this.sandboxFor(req, job, sp);
+    const cgName = `${jobId}-${step}`;
+    const dirs = createStepCgroups(this.cgroups, cgName, {
+      memoryBytes: env.ramGB * 1024 ** 3,
+      cpus: env.cpuNumber,
+      maxProcesses: env.process.maxProcesses + WRAPPER_PIDS,
+    });
+    const outputLimit = step === 'algorithm' ? maxOutputBytes(env) : undefined;
+    const argv = wrapSandboxCommand(
+      { cgroupProcs: dirs.map((d) => path.join(d, 'cgroup.procs')), fsizeBytes: outputLimit, uid: this.uid, bin: this.bin },
+      buildSandboxArgs(sandbox),
+    );
+    const spec: SupervisorSpec = {
+      jobId,
+      step,
+      argv,
+      cgroupDirs: dirs,
+      memoryCgroup: memoryCgroupDir(this.cgroups, cgName),
+      cgroupVersion: this.cgroups.version,
+      stateFile: sp.state,
+      logFile: sp.log,
+      stopMarker: job.stopMarker,
+      deadlineMs: env.maxJobDuration * 1000,
+      maxLogBytes: MAX_LOG_BYTES,
+      ...(outputLimit !== undefined ? { outputsDir: job.outputs, maxOutputBytes: outputLimit } : {}),
+      ...(step === 'configure' ? { removeOnExit: [job.configureSpec] } : {}),
+    };
+    writeJsonAtomic(sp.spec, spec);
+    const out = fs.openSync(sp.supervisorLog, 'a', 0o600);
+    let pid: number | undefined;
+    try {
+      const child = spawn(process.execPath, [path.join(this.opts.programsDir, 'supervisor.js'), sp.spec], { detached: true, stdio: ['ignore', out, out] });
+      child.on('error', (err) => this.log.error({ jobId, step, err: err.message }, 'supervisor failed to start'));
+      child.unref();
+      pid = child.pid;
+    } finally {
+      fs.closeSync(out);
+    }
+    if (pid === undefined) throw setupError(`cannot start the step supervisor for ${step}`);
+    fs.writeFileSync(sp.launch, JSON.stringify({ supervisorPid: pid, launchedAt: Date.now() }));
+    this.log.info({ jobId, step, supervisorPid: pid }, 'step started');
+  }
+
+  private sandboxFor(req: StepRequest, job: JobPaths, sp: StepPaths): SandboxOptions {
+    const tmpBytes = req.environment.process.tmpBytes;
+    if (req.step === 'configure') {
+      fs.writeFileSync(job.configureSpec, JSON.stringify(req.configure), { mode: 0o400 });
+      chownTo([job.configureSpec], this.uid);
+      return configureSandbox({ job, node: this.node, programsDir: this.opts.programsDir, reportFile: sp.report, tmpBytes });
+    }
+    if (req.step === 'publish') return publishSandbox({ job, node: this.node, programsDir: this.opts.programsDir, reportFile: sp.report, tmpBytes });
+    const spec = req.algorithm;
+    if (!spec) throw new C2DError('internal', 'bad_step_request', 'algorithm step without an algorithm spec');
+    const runtime = findRuntime(this.opts.runtimes, spec.container.image);
+    if (!runtime) throw new C2DError('validation', 'unknown_image', this.checkContainer(spec.container) ?? 'unknown image');
+    let command: string;
+    try {
+      command = fs.realpathSync(runtime.command);
+    } catch (err) {
+      throw setupError(`runtime ${runtime.command} of image "${spec.container.image}" is not installed: ${(err as Error).message}`);
+    }
+    return algorithmSandbox(job, spec, { command, names: runtime.names }, tmpBytes);
+  }
+
+  /** Resolves with the step's final state; polls on fs events in the step dir and every heartbeat. */
+  private waitForExit(req: StepRequest, sp: StepPaths, hooks: StepHooks): Promise<Extract<StepState, { status: 'exited' }>> {
+    return new Promise((resolve, reject) => {
+      let watcher: fs.FSWatcher | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (): void => {
+        watcher?.close();
+        clearInterval(timer);
+        hooks.signal.removeEventListener('abort', onAbort);
+      };
+      const onAbort = (): void => {
+        finish();
+        reject(abortError(hooks.signal));
+      };
+      const check = (): void => {
+        const state = this.currentState(req, sp);
+        if (state) {
+          finish();
+          resolve(state);
+        }
+      };
+      if (hooks.signal.aborted) {
+        reject(abortError(hooks.signal));
+        return;
+      }
+      hooks.signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        watcher = fs.watch(sp.dir, check);
+        watcher.on('error', () => undefined);
+      } catch {
+        // the heartbeat interval still polls
+      }
+      timer = setInterval(() => {
+        hooks.heartbeat({ step: req.step });
+        check();
+      }, HEARTBEAT_MS);
+      hooks.heartbeat({ step: req.step });
+      check();
+    });
+  }
+
+  /** The exited state, or null while the step runs. A supervisor that died without recording its exit counts as exited. */
+  private currentState(req: StepRequest, sp: StepPaths): Extract<StepState, { status: 'exited' }> | null {
+    const state = readState(sp.state);
+    if (state?.status === 'exited') return state;
+    let lost: string | null = null;
+    if (state?.status === 'running') {
+      if (!isSupervisorAlive(state.supervisorPid)) lost = 'signal:SIGKILL';
+    } else {
+      const launch = readLaunch(sp.launch);
+      if (launch.supervisorPid !== undefined ? !isSupervisorAlive(launch.supervisorPid) : Date.now() - launch.mtimeMs > LAUNCH_GRACE_MS) {
+        lost = 'start-failed: the step supervisor exited before recording a state';
+      }
+    }
+    if (!lost) return null;
+    const again = readState(sp.state); // it may have written its exit just now
+    if (again?.status === 'exited') return again;
+    const job = jobPaths(this.opts.dataDir, req.jobId);
+    void killCgroups(stepCgroupDirs(this.cgroups, `${req.jobId}-${req.step}`));
+    const exited: Extract<StepState, { status: 'exited' }> = {
+      status: 'exited',
+      exitCode: null,
+      signal: null,
+      oomKilled: false,
+      reason: fs.existsSync(job.stopMarker) ? 'stopped' : lost,
+      finishedAt: Date.now(),
+    };
+    this.log.warn({ jobId: req.jobId, step: req.step, reason: exited.reason }, 'step supervisor lost');
+    writeJsonAtomic(sp.state, exited);
+    return exited;
+  }
+
+  async stopJob(jobId: string): Promise<void> {
+    const job = jobPaths(this.opts.dataDir, jobId);
+    if (fs.existsSync(job.root)) fs.writeFileSync(job.stopMarker, '');
+    await this.killJob(jobId, job);
+    this.log.info({ jobId }, 'job stopped');
+  }
+
+  /** Kills every step cgroup of the job until empty and waits (briefly) for the supervisors to record their exit. */
+  private async killJob(jobId: string, job: JobPaths): Promise<void> {
+    const dirs = STEPS.flatMap((s) => stepCgroupDirs(this.cgroups, `${jobId}-${s}`));
+    const deadline = Date.now() + STOP_WAIT_MS;
+    for (;;) {
+      await killCgroups(dirs, Math.max(0, deadline - Date.now()));
+      const running = STEPS.filter((s) => {
+        const st = readState(stepPaths(job, s).state);
+        return st?.status === 'running' && isSupervisorAlive(st.supervisorPid);
+      });
+      if ((running.length === 0 && cgroupPids(dirs).length === 0) || Date.now() > deadline) return;
+      await sleep(20);
+    }
+  }
+
+  listPublished(jobId: string): Promise<PublishedFile[]> {
+    return Promise.resolve(listPublishedFiles(jobPaths(this.opts.dataDir, jobId)));
+  }
+
+  openLog(jobId: string, step: StepName, opts: { follow: boolean; signal?: AbortSignal }): Readable | null {
+    const sp = stepPaths(jobPaths(this.opts.dataDir, jobId), step);
+    if (!fs.existsSync(sp.launch)) return null;
+    return streamLog(sp.log, sp.state, opts);
+  }
+
+  async cleanup(jobId: string): Promise<void> {
+    const job = jobPaths(this.opts.dataDir, jobId);
+    if (fs.existsSync(job.root)) fs.writeFileSync(job.stopMarker, '');
+    await this.killJob(jobId, job);
+    removeCgroups(STEPS.flatMap((s) => stepCgroupDirs(this.cgroups, `${jobId}-${s}`)));
+    fs.rmSync(job.root, { recursive: true, force: true });
+    this.log.info({ jobId }, 'job cleaned up');
+  }
+}
+
+function readLaunch(file: string): { supervisorPid?: number; mtimeMs: number } {
+  try {
+    const st = fs.statSync(file);
+    const text = fs.readFileSync(file, 'utf8');
+    const v = text ? (JSON.parse(text) as { supervisorPid?: unknown }) : {};
+    return typeof v.supervisorPid === 'number' ? { supervisorPid: v.supervisorPid, mtimeMs: st.mtimeMs } : { mtimeMs: st.mtimeMs };
+  } catch {
+    return { mtimeMs: Date.now() };
+  }
+}
+
+function readReport(file: string): unknown {
+  try {
+    const text = fs.readFileSync(file, 'utf8');
+    return text.trim() ? (JSON.parse(text) as unknown) : undefined;
+  } catch {
+    return undefined;
+  }
+}
