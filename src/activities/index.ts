@@ -163,11 +163,9 @@ export function createActivities(deps: ActivityDeps) {
         const env = environment(input.environmentId);
         const backend = deps.backendFor(env.id);
         const outcome = await runStep(backend, { jobId: input.jobId, environment: env, step: 'publish' });
-        if (outcome.exitCode !== 0 || outcome.reason !== '') {
-          log.warn({ exitCode: outcome.exitCode, reason: outcome.reason }, 'publish step failed');
-          return { ok: false, terminationDetails: publishFailure(outcome) };
-        }
-        const files = await backend.listPublished(input.jobId);
+        // 'stopped': the backend runs no new step in a stopped job; the logs so far are still kept
+        const ok = outcome.reason === 'stopped' || (outcome.exitCode === 0 && outcome.reason === '');
+        const files = (await backend.listPublished(input.jobId)).filter((f) => ok || f.type !== 'output');
         const expiresAtMs = Date.now() + env.storageExpiry * 1000;
         const results = await deps.results.save(
           input.jobId,
@@ -175,8 +173,13 @@ export function createActivities(deps: ActivityDeps) {
           files.map((f) => ({ filename: f.filename, type: f.type, open: () => f.open() })),
           expiresAtMs,
         );
-        log.info({ files: results.length, reattached: outcome.reattached }, 'results stored');
-        return { ok: true, results, expireTimestamp: Math.floor(expiresAtMs / 1000) };
+        const expireTimestamp = Math.floor(expiresAtMs / 1000);
+        if (!ok) {
+          log.warn({ exitCode: outcome.exitCode, reason: outcome.reason }, 'publish step failed');
+          return { ok, results, expireTimestamp, terminationDetails: publishFailure(outcome) };
+        }
+        log.info({ files: results.length, reattached: outcome.reattached, reason: outcome.reason }, 'results stored');
+        return { ok, results, expireTimestamp };
       });
     },
 

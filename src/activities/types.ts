@@ -34,9 +34,15 @@ export interface StepResult {
   deadline?: boolean;
 }
 
-export type PublishResult =
-  | { ok: true; results: ResultEntry[]; /** epoch seconds */ expireTimestamp: number }
-  | { ok: false; terminationDetails: TerminationDetails };
+/** What was stored for the consumer. A failed publishing step still stores the step logs, so its log tells why. */
+export interface PublishResult {
+  ok: boolean;
+  results: ResultEntry[];
+  /** epoch seconds after which the stored files are gone */
+  expireTimestamp: number;
+  /** when not ok: why publishing failed */
+  terminationDetails?: TerminationDetails;
+}
 
 export interface JobRef {
   jobId: string;

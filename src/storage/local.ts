@@ -24,7 +24,7 @@ const metaSchema = z.object({
 
 /** A stored file name: the base name only, never a path, never `.`/`..`, no control characters. */
 export function sanitizeFilename(name: string): string {
-  const base = path.posix.basename(name.replace(/\\/g, '/')).replace(/[\u0000-\u001f\u007f]/g, '_');
+  const base = Array.from(path.posix.basename(name.replace(/\\/g, '/')), (c) => (c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127 ? '_' : c)).join('');
   return base === '' || base === '.' || base === '..' ? 'file' : base;
 }
 

@@ -165,10 +165,9 @@ export async function computeJob(input: JobInput): Promise<JobView> {
     setStatus(JobStatus.PublishingResults);
     try {
       const published = await publishStep({ ...ref, owner: input.owner });
-      if (published.ok) {
-        state.results = published.results;
-        state.expireTimestamp = published.expireTimestamp;
-      } else failure ??= { status: JobStatus.ResultsUploadFailed, details: published.terminationDetails };
+      state.results = published.results;
+      state.expireTimestamp = published.expireTimestamp;
+      if (!published.ok) failure ??= failed(JobStatus.ResultsUploadFailed, published.terminationDetails?.reason ?? 'could not publish results');
     } catch (err) {
       failure ??= failed(JobStatus.ResultsUploadFailed, `could not publish results: ${describeFailure(err).message}`);
     }

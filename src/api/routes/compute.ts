@@ -6,7 +6,7 @@ import type { AlgorithmRef, DatasetRef, JobInput, JobView } from '../../domain/j
 import { requireSignedRequest, requireSignedWithoutNonce } from '../auth';
 import type { AppDeps } from '../deps';
 import { endpoints } from '../endpoints';
-import { ownedJob, sameAddress } from '../jobs';
+import { findOwnedJob, ownedJob, sameAddress } from '../jobs';
 import { parseParams } from '../params';
 import { type ComputeStartRequest, computeDeleteSchema, computeStartSchema, computeStatusSchema, computeStopSchema } from '../schemas';
 
@@ -68,7 +68,7 @@ export function computeRoutes(deps: AppDeps): Router {
     const { consumerAddress, jobId, documentId } = parseParams(computeStatusSchema, req);
     if (jobId) {
       res.locals.jobId = jobId;
-      const job = await ownedJob(deps.jobs, jobId, consumerAddress).catch(() => null);
+      const job = await findOwnedJob(deps.jobs, jobId, consumerAddress);
       res.json(job && mentions(job, documentId) ? [job] : []);
       return;
     }

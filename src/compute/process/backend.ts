@@ -328,8 +328,8 @@ export class ProcessBackend implements ComputeBackend {
     const job = jobPaths(this.opts.dataDir, jobId);
     if (fs.existsSync(job.root)) fs.writeFileSync(job.stopMarker, '');
     await this.killJob(jobId, job);
-    removeCgroups(STEPS.flatMap((s) => stepCgroupDirs(this.cgroups, `${jobId}-${s}`)));
     fs.rmSync(job.root, { recursive: true, force: true });
+    removeCgroups(STEPS.flatMap((s) => stepCgroupDirs(this.cgroups, `${jobId}-${s}`)));
     this.log.info({ jobId }, 'job cleaned up');
   }
 }

@@ -1,0 +1,28 @@
+import express from 'express';
+import type { AppDeps } from './deps';
+import { signedPaths } from './endpoints';
+import { errorHandler, notFoundHandler } from './errors';
+import { collapseLeadingSlashes, cors, refuseHead, requestLog } from './middleware';
+import { computeRoutes } from './routes/compute';
+import { infoRoutes } from './routes/info';
+import { resultRoutes } from './routes/results';
+
+export type { AppDeps } from './deps';
+
+/** The Provider API (Ocean's wire contract). No `listen`: the entrypoint or supertest serves it. */
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(collapseLeadingSlashes);
+  app.use(requestLog(deps.logger));
+  app.use(cors);
+  app.use(refuseHead(signedPaths));
+  // before the JSON parser: /encrypt reads its body raw
+  app.use(infoRoutes(deps));
+  app.use(express.json({ limit: '1mb' }));
+  app.use(computeRoutes(deps));
+  app.use(resultRoutes(deps));
+  app.use(notFoundHandler);
+  app.use(errorHandler(deps.logger));
+  return app;
+}

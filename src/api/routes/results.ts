@@ -1,0 +1,59 @@
+import express, { type Router } from 'express';
+import { NotFoundError } from '../../domain/errors';
+import type { JobView } from '../../domain/job';
+import { finalStatuses } from '../../domain/status';
+import { requireSignedRequest } from '../auth';
+import type { AppDeps } from '../deps';
+import { endpoints } from '../endpoints';
+import { ownedJob } from '../jobs';
+import { parseParams } from '../params';
+import { parseRangeHeader } from '../range';
+import { computeLogsSchema, computeResultSchema } from '../schemas';
+import { sendStream } from '../stream';
+
+const storedAlgorithmLog = (job: JobView) => (Array.isArray(job.results) ? job.results.find((r) => r.type === 'algorithmLog') : undefined);
+
+/** Signed downloads: a result file (with byte ranges) and the algorithm's log (live while it runs). */
+export function resultRoutes(deps: AppDeps): Router {
+  const router = express.Router();
+
+  router.get(endpoints.computeResult[1], async (req, res) => {
+    const q = parseParams(computeResultSchema, req);
+    res.locals.jobId = q.jobId;
+    await requireSignedRequest(deps.nonces, { address: q.consumerAddress, parts: [q.consumerAddress, q.jobId, q.index], nonce: q.nonce, signature: q.signature });
+    const job = await ownedJob(deps.jobs, q.jobId, q.consumerAddress);
+    const entry = Array.isArray(job.results) ? job.results[Number(q.index)] : undefined;
+    if (!entry) throw new NotFoundError('result_not_found', 'No result with this index');
+    const range = parseRangeHeader(req.get('Range'), entry.filesize);
+    const opened = await deps.results.open(q.jobId, entry.filename, range);
+    res.attachment(entry.filename);
+    res.set({ 'Content-Type': 'application/octet-stream', 'Content-Length': String(opened.length), 'Accept-Ranges': 'bytes', 'X-Content-Type-Options': 'nosniff' });
+    if (opened.range) res.status(206).set('Content-Range', `bytes ${opened.range.start}-${opened.range.end}/${opened.totalSize}`);
+    await sendStream(res, opened.stream, deps.logger);
+  });
+
+  router.get(endpoints.computeLogs[1], async (req, res) => {
+    const q = parseParams(computeLogsSchema, req);
+    res.locals.jobId = q.jobId;
+    await requireSignedRequest(deps.nonces, { address: q.consumerAddress, parts: [q.consumerAddress, q.jobId], nonce: q.nonce, signature: q.signature });
+    const job = await ownedJob(deps.jobs, q.jobId, q.consumerAddress);
+    res.set({ 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' });
+
+    const stored = storedAlgorithmLog(job);
+    if (stored) {
+      const opened = await deps.results.open(q.jobId, stored.filename);
+      res.set('Content-Length', String(opened.length));
+      await sendStream(res, opened.stream, deps.logger);
+      return;
+    }
+    // Not published yet: follow the running step's log until the step ends (or the client leaves).
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const live = deps.backendFor(job.environment)?.openLog(q.jobId, 'algorithm', { follow: !finalStatuses.includes(job.status), signal: abort.signal });
+    if (!live) throw new NotFoundError('log_not_available', 'The algorithm has not started yet');
+    res.flushHeaders();
+    await sendStream(res, live, deps.logger);
+  });
+
+  return router;
+}

@@ -1,0 +1,45 @@
+import { Client, Connection } from '@temporalio/client';
+import { createApp } from '../api/app';
+import { loadConfig } from '../config';
+import { FileNonceStore } from '../storage/nonces';
+import { TemporalJobsService } from '../temporal/client';
+import { createLogger, createSharedDeps } from './wiring';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require('../../package.json') as { version: string };
+
+/** `npm run api`: the Provider REST API. Starts even while Temporal is down (answers 503 until it is up). */
+export async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const logger = createLogger(config, 'api');
+  const shared = createSharedDeps(config, logger);
+  const connection = await Connection.lazy({ address: config.temporal.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const jobs = new TemporalJobsService({ client, taskQueue: config.temporal.taskQueue, results: shared.results });
+  const app = createApp({
+    chainId: config.chainId,
+    version,
+    environments: config.environments,
+    jobs,
+    nonces: new FileNonceStore(config.dataDir),
+    logger,
+    ...shared,
+  });
+  const server = app.listen(config.api.port, config.api.host, () => {
+    logger.info({ host: config.api.host, port: config.api.port, provider: shared.providerWallet.address }, 'provider API listening');
+  });
+  const shutdown = (): void => {
+    logger.info({}, 'provider API stopping');
+    server.close(() => void connection.close().finally(() => process.exit(0)));
+    setTimeout(() => process.exit(0), 5000).unref();
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,35 @@
+import { Wallet } from 'ethers';
+import pino from 'pino';
+import { CatalogResolver } from '../assets/catalog';
+import { ProviderFileDecryptor } from '../assets/decryptor';
+import { ChainedResolver } from '../assets/resolver';
+import type { ComputeBackend } from '../compute/backend';
+import { defaultProgramsDir, ProcessBackend } from '../compute/process/backend';
+import type { Config } from '../config';
+import type { Logger } from '../domain/logger';
+import { LocalResultStore } from '../storage/local';
+
+/** What API and worker both build from the settings: one place, so the two processes agree. */
+export function createLogger(config: Pick<Config, 'logLevel'>, name: string): Logger {
+  return pino({ name, level: config.logLevel, redact: { paths: ['*.signature', '*.privateKey', '*.url', '*.files'], censor: '[redacted]' } });
+}
+
+export function createSharedDeps(config: Config, logger: Logger) {
+  const resolver = new ChainedResolver([new CatalogResolver(config.catalogDir, logger.child({ part: 'catalog' }))]);
+  const decryptor = new ProviderFileDecryptor(config.providerPrivateKey);
+  const results = new LocalResultStore(config.dataDir);
+  const backends = new Map<string, ComputeBackend>();
+  let processBackend: ProcessBackend | undefined;
+  for (const env of config.environments) {
+    // One process backend serves every `process` environment; limits come with each step request.
+    processBackend ??= new ProcessBackend({ dataDir: config.dataDir, runtimes: config.runtimes, sandbox: config.sandbox, programsDir: defaultProgramsDir(), logger: logger.child({ part: 'process-backend' }) });
+    backends.set(env.id, processBackend);
+  }
+  return {
+    providerWallet: new Wallet(config.providerPrivateKey),
+    resolver,
+    decryptor,
+    results,
+    backendFor: (environmentId: string): ComputeBackend | undefined => backends.get(environmentId),
+  };
+}
