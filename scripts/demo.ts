@@ -81,15 +81,15 @@ async function main(): Promise<void> {
     const job = await client.startJob({ environment: env.id, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'algo-compute' } });
     console.log(`Job ${job.jobId} started (Temporal workflow c2d-${job.jobId})`);
 
-    let logStream: Promise<void> | null = null;
+    const live: { stream?: Promise<void> } = {};
     const final = await client.waitForJob(job.jobId, {
       intervalMs: 200,
       onChange: (now) => {
         console.log(`status ${now.status} ${now.statusText}`);
-        if (now.status === 40 && !logStream) logStream = followLog(client, job.jobId);
+        if (now.status === 40 && !live.stream) live.stream = followLog(client, job.jobId);
       },
     });
-    await logStream;
+    await live.stream;
     if (final.status !== 70 || final.terminationDetails?.exitCode) console.log(`Job ended in status ${final.status}: ${JSON.stringify(final.terminationDetails)}`);
     for (const [index, result] of (final.results || []).entries()) {
       const res = await client.result(final.jobId, index);

@@ -9,11 +9,11 @@ import { createLogger, createSharedDeps } from './wiring';
 const { version } = require('../../package.json') as { version: string };
 
 /** `npm run api`: the Provider REST API. Starts even while Temporal is down (answers 503 until it is up). */
-export async function main(): Promise<void> {
+export function main(): void {
   const config = loadConfig(process.env);
   const logger = createLogger(config, 'api');
   const shared = createSharedDeps(config, logger);
-  const connection = await Connection.lazy({ address: config.temporal.address });
+  const connection = Connection.lazy({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const jobs = new TemporalJobsService({ client, taskQueue: config.temporal.taskQueue, results: shared.results });
   const app = createApp({
@@ -38,8 +38,10 @@ export async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main().catch((err: unknown) => {
+  try {
+    main();
+  } catch (err) {
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);
-  });
+  }
 }

@@ -36,7 +36,8 @@ export async function main(): Promise<void> {
       for (const { child } of children) if (child.exitCode === null) child.kill('SIGKILL');
     }, 10_000);
     force.unref();
-    void Promise.all(children.map(({ child }) => (child.exitCode === null ? new Promise((r) => child.once('exit', r)) : null))).then(() => process.exit(code));
+    const running = children.filter(({ child }) => child.exitCode === null && child.signalCode === null);
+    void Promise.all(running.map(({ child }) => new Promise((r) => child.once('exit', r)))).then(() => process.exit(code));
   };
   process.once('SIGINT', () => stopAll(0));
   process.once('SIGTERM', () => stopAll(0));

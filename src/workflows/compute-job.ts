@@ -167,7 +167,11 @@ export async function computeJob(input: JobInput): Promise<JobView> {
       const published = await publishStep({ ...ref, owner: input.owner });
       state.results = published.results;
       state.expireTimestamp = published.expireTimestamp;
-      if (!published.ok) failure ??= failed(JobStatus.ResultsUploadFailed, published.terminationDetails?.reason ?? 'could not publish results');
+      if (!published.ok) {
+        failure ??= published.terminationDetails
+          ? { status: JobStatus.ResultsUploadFailed, details: published.terminationDetails }
+          : failed(JobStatus.ResultsUploadFailed, 'could not publish results');
+      }
     } catch (err) {
       failure ??= failed(JobStatus.ResultsUploadFailed, `could not publish results: ${describeFailure(err).message}`);
     }

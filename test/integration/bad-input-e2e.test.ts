@@ -27,7 +27,7 @@ describe('bad compute starts, end to end', () => {
   });
 
   const startRaw = async (over: Record<string, unknown>) => {
-    const auth = await client.sign(client.address, String(over.documentId ?? dataset));
+    const auth = await client.sign(client.address, (over.documentId as string | undefined) ?? dataset);
     return client.request('POST', '/api/services/compute', {
       consumerAddress: client.address,
       ...auth,

@@ -1,0 +1,171 @@
+/**
+ * The configuration step, run inside its sandbox: downloads the datasets and the algorithm into
+ * /data and says which input failed. Its output is the consumer's configure.log, and its spec holds
+ * decrypted file locations: it never prints or reports a URL or a header.
+ * Usage: node configure-step.js <spec.json> <report.json>. Node built-ins only (no node_modules here).
+ * Exit: 0 ok, 10 a dataset failed, 11 the algorithm failed, 1 anything else.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ConfigureSpec } from '../compute/backend';
+
+const DATA = '/data';
+const INPUTS = path.join(DATA, 'inputs');
+const DDOS = path.join(DATA, 'ddos');
+const ALGORITHM = path.join(DATA, 'transformations', 'algorithm');
+const ATTEMPTS = 3;
+const EXIT = { dataset: 10, algorithm: 11 } as const;
+
+interface UrlFile {
+  type?: string;
+  url?: string;
+  method?: string;
+  headers?: Record<string, string>;
+}
+
+/** An input that cannot be fetched; `reason` is safe to show the consumer (no URL). */
+class InputFailure extends Error {
+  constructor(
+    readonly failed: 'dataset' | 'algorithm',
+    readonly index: number,
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+class Permanent extends Error {}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Same rule as domain/job.ts inputDirName (this program cannot import it: it runs without our other modules). */
+const inputDirName = (did: string): string => did.replace(/^did:op:/, '');
+const SAFE_NAME = /^[A-Za-z0-9:._-]+$/;
+const safeName = (did: string): boolean => SAFE_NAME.test(did) && !did.startsWith('.');
+
+/** Why a request failed, without anything from the URL (undici's messages can name host and port). */
+function networkReason(err: unknown): string {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  const code = typeof cause?.code === 'string' ? cause.code : (err as Error).name;
+  return `connection failed (${code})`;
+}
+
+async function fetchOnce(file: UrlFile, dest: string, budget: { left: number }): Promise<number> {
+  const res = await fetch(file.url ?? '', { method: file.method ?? 'GET', headers: file.headers ?? {}, redirect: 'follow' });
+  if (!res.ok) {
+    await res.body?.cancel();
+    const err = res.status >= 500 || res.status === 429 ? new Error(`HTTP ${res.status}`) : new Permanent(`HTTP ${res.status}`);
+    throw err;
+  }
+  const fd = fs.openSync(dest, 'w', 0o644);
+  let size = 0;
+  try {
+    if (res.body) {
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+        size += chunk.byteLength;
+        if (size > budget.left) throw new Permanent('inputs exceed the size limit of this environment');
+        fs.writeSync(fd, chunk);
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  budget.left -= size;
+  return size;
+}
+
+/** Downloads one file, retrying transient failures; throws Permanent with a URL-free reason. */
+async function download(file: UrlFile, dest: string, budget: { left: number }): Promise<number> {
+  let url: URL;
+  try {
+    url = new URL(file.url ?? '');
+  } catch {
+    throw new Permanent('invalid URL');
+  }
+  if (file.type !== undefined && file.type !== 'url') throw new Permanent(`unsupported file type ${JSON.stringify(file.type).slice(0, 20)}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Permanent('unsupported URL scheme (only http and https)');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetchOnce(file, dest, budget);
+    } catch (err) {
+      if (err instanceof Permanent) throw err;
+      const reason = /^HTTP \d+$/.test((err as Error).message) ? (err as Error).message : networkReason(err);
+      if (attempt >= ATTEMPTS) throw new Permanent(reason);
+      console.log(`attempt ${attempt} failed: ${reason}; retrying`);
+      await sleep(300 * attempt);
+    }
+  }
+}
+
+async function configure(spec: ConfigureSpec): Promise<void> {
+  const budget = { left: spec.maxInputBytes };
+  for (const dir of [INPUTS, DDOS, path.dirname(ALGORITHM)]) fs.mkdirSync(dir, { recursive: true });
+  for (const [i, ds] of spec.datasets.entries()) {
+    if (!safeName(ds.did)) throw new InputFailure('dataset', i, `dataset ${i}: invalid DID`);
+    const dir = path.join(INPUTS, inputDirName(ds.did));
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(DDOS, ds.did), JSON.stringify(ds.ddo));
+    for (const [n, file] of ds.files.entries()) {
+      try {
+        const size = await download(file, path.join(dir, String(n)), budget);
+        console.log(`dataset ${i} file ${n}: ${size} bytes`);
+      } catch (err) {
+        throw new InputFailure('dataset', i, `dataset ${i} file ${n}: ${err instanceof Permanent ? err.message : 'download failed'}`);
+      }
+    }
+  }
+  const algo = spec.algorithm;
+  if (algo.did !== null) {
+    if (!safeName(algo.did)) throw new InputFailure('algorithm', 0, 'algorithm: invalid DID');
+    fs.writeFileSync(path.join(DDOS, algo.did), JSON.stringify(algo.ddo));
+  }
+  if (typeof algo.rawcode === 'string' && algo.rawcode.length > 0) {
+    fs.writeFileSync(ALGORITHM, algo.rawcode);
+    console.log(`algorithm: ${Buffer.byteLength(algo.rawcode)} bytes of raw code`);
+  } else {
+    const file = algo.files?.[0];
+    if (!file) throw new InputFailure('algorithm', 0, 'algorithm: no code (neither a file nor raw code)');
+    try {
+      const size = await download(file, ALGORITHM, budget);
+      console.log(`algorithm: ${size} bytes`);
+    } catch (err) {
+      throw new InputFailure('algorithm', 0, `algorithm file 0: ${err instanceof Permanent ? err.message : 'download failed'}`);
+    }
+  }
+  if (spec.algoCustomData) fs.writeFileSync(path.join(INPUTS, 'algoCustomData.json'), JSON.stringify(spec.algoCustomData));
+  makeReadOnly(INPUTS);
+}
+
+function makeReadOnly(dir: string): void {
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) makeReadOnly(p);
+    else if (entry.isFile()) fs.chmodSync(p, 0o444);
+  }
+}
+
+async function main(): Promise<number> {
+  const [specFile, reportFile] = process.argv.slice(2);
+  if (!specFile || !reportFile) {
+    console.error('usage: configure-step <spec.json> <report.json>');
+    return 1;
+  }
+  const report = (r: unknown): void => fs.writeFileSync(reportFile, JSON.stringify(r));
+  try {
+    await configure(JSON.parse(fs.readFileSync(specFile, 'utf8')) as ConfigureSpec);
+    report({ ok: true });
+    console.log('inputs ready');
+    return 0;
+  } catch (err) {
+    if (err instanceof InputFailure) {
+      report({ ok: false, failed: err.failed, index: err.index, reason: err.reason });
+      console.log(`failed: ${err.reason}`);
+      return EXIT[err.failed];
+    }
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).name;
+    report({ ok: false, reason: `internal error (${code})` });
+    console.log(`failed: internal error (${code})`);
+    return 1;
+  }
+}
+
+void main().then((code) => process.exit(code));
