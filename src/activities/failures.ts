@@ -1,5 +1,5 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
-import { C2DError, type ErrorKind } from '../domain/errors';
+import { C2DError, type ErrorKind, ValidationError } from '../domain/errors';
 
 /** Error kinds that retrying cannot fix: the job ends with the matching status. */
 const permanentKinds: readonly ErrorKind[] = ['validation', 'forbidden', 'notFound', 'unauthorized', 'conflict'];
@@ -12,6 +12,13 @@ export interface FailureDetails {
   resource?: string;
 }
 
+/** A ValidationError's default message says nothing; its fields say what was wrong. */
+function messageOf(err: C2DError): string {
+  if (!(err instanceof ValidationError)) return err.message;
+  const fields = Object.entries(err.fields).map(([field, problems]) => `${field}: ${problems.join(', ')}`);
+  return fields.length > 0 && err.message === 'Validation error' ? fields.join('; ') : err.message;
+}
+
 /**
  * The one place where our errors become Temporal failures. Permanent kinds are non-retryable with
  * `type` = the error's stable code. The cause chain is cut at our error: a lower-level error (a fetch,
@@ -20,12 +27,14 @@ export interface FailureDetails {
 export function toActivityFailure(err: unknown): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof C2DError) {
-    const details: FailureDetails = { kind: err.kind, code: err.code, ...(err.resource ? { resource: err.resource } : {}) };
+    // a ValidationError names the offending input by its field (e.g. `algorithm` for an unknown image)
+    const resource = err.resource ?? (err instanceof ValidationError ? Object.keys(err.fields)[0] : undefined);
+    const details: FailureDetails = { kind: err.kind, code: err.code, ...(resource ? { resource } : {}) };
     const cause = new Error(err.message);
     cause.name = err.name;
     return ApplicationFailure.create({
       type: err.code,
-      message: err.message,
+      message: messageOf(err),
       nonRetryable: permanentKinds.includes(err.kind),
       details: [details],
       cause,

@@ -30,29 +30,25 @@ export function algorithmResult(o: StepOutcome): StepResult {
 }
 
 /**
- * The configuration step's report names what it could not fetch. Read leniently: any of these
- * shapes says which input failed; a message is passed on only when the step wrote one (it must not
- * contain file locations — the step program reports the input by DID/index, never by URL).
+ * The configuration step's report (src/entrypoints/configure-step.ts): which input failed and why.
+ * Its reason never holds a file location: the step program reports inputs by position, never by URL.
  */
 const configureReportSchema = z.looseObject({
-  resource: z.string().optional(),
-  kind: z.string().optional(),
-  message: z.string().optional(),
-  error: z.string().optional(),
-  failed: z
-    .looseObject({ resource: z.string().optional(), kind: z.string().optional(), message: z.string().optional(), error: z.string().optional() })
-    .optional(),
+  failed: z.enum(['dataset', 'algorithm']).optional(),
+  index: z.number().int().nonnegative().optional(),
+  reason: z.string().optional(),
 });
+
+/** configure-step's exit code when the algorithm could not be fetched */
+const ALGORITHM_FETCH_FAILED = 11;
 
 export function configureResult(o: StepOutcome): StepResult {
   if (succeeded(o)) return { ok: true, terminationDetails: details('configure', o) };
   const parsed = configureReportSchema.safeParse(o.report);
   const r = parsed.success ? parsed.data : {};
-  const resource = r.failed?.resource ?? r.failed?.kind ?? r.resource ?? r.kind ?? '';
-  const message = r.failed?.message ?? r.failed?.error ?? r.message ?? r.error;
-  const algorithm = resource.startsWith('algorithm');
-  const subject = algorithm ? 'the algorithm' : resource ? `input ${resource}` : 'the inputs';
-  const reason = message ? `could not fetch ${subject}: ${message}` : `could not fetch ${subject} (${describeOutcome('configure', o)})`;
+  const algorithm = r.failed === 'algorithm' || (r.failed === undefined && o.exitCode === ALGORITHM_FETCH_FAILED);
+  const subject = algorithm ? 'the algorithm' : r.failed === 'dataset' ? (r.index ? `dataset ${r.index}` : 'the dataset') : 'the inputs';
+  const reason = r.reason ? `could not fetch ${subject}: ${r.reason}` : `could not fetch ${subject} (${describeOutcome('configure', o)})`;
   return {
     ok: false,
     failStatus: algorithm ? JobStatus.AlgorithmProvisioningFailed : JobStatus.DataProvisioningFailed,

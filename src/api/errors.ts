@@ -55,6 +55,9 @@ function toHttp(err: unknown): HttpError {
   return { status: 503, body: { error: 'Service unavailable' } };
 }
 
+/** A 5xx must be debuggable from the log, but a foreign error's message might quote a location: drop URLs. */
+const redactUrls = (text: string): string => text.replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, '<url>');
+
 /** The one place where errors become HTTP responses, in Ocean's three error shapes. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
@@ -71,8 +74,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       error: err instanceof Error ? err.name : typeof err,
       code: err instanceof C2DError ? err.code : undefined,
     };
-    // Our own messages are safe to log; a foreign error's message is logged only when it is a 5xx we must debug.
-    if (http.status >= 500) logger.error({ ...fields, message: err instanceof Error ? err.message.slice(0, 300) : undefined }, 'request failed');
+    if (http.status >= 500) logger.error({ ...fields, message: err instanceof Error ? redactUrls(err.message).slice(0, 300) : undefined }, 'request failed');
     if (http.headers) res.set(http.headers);
     res.status(http.status).json(http.body);
   };

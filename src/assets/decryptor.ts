@@ -16,10 +16,11 @@ export class ProviderFileDecryptor implements FileDecryptor {
   constructor(private readonly providerPrivateKey: string) {}
 
   decryptServiceFiles(ddo: Ddo, service: DdoService, resource: string): Promise<DecryptedFiles> {
-    return Promise.resolve(this.decryptSync(ddo, service, resource));
+    // a refusal must be a rejected promise, never a synchronous throw
+    return Promise.resolve().then(() => this.decryptNow(ddo, service, resource));
   }
 
-  private decryptSync(ddo: Ddo, service: DdoService, resource: string): DecryptedFiles {
+  private decryptNow(ddo: Ddo, service: DdoService, resource: string): DecryptedFiles {
     let json: unknown;
     try {
       json = JSON.parse(decrypt(this.providerPrivateKey, Buffer.from(service.files.slice(2), 'hex')).toString('utf8'));

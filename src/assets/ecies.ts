@@ -24,10 +24,20 @@ function uncompressedPublicKey(key: KeyLike): Buffer {
   return Buffer.from(SigningKey.computePublicKey(prefixed, false).slice(2), 'hex');
 }
 
-function derivedKey(ephemeralPublic: Buffer, privateKey: Buffer, peerPublic: Buffer): Buffer {
+/** A private key as exactly 32 bytes: node's ECDH drops leading zero bytes (1 key in 256). */
+function privateKey32(key: Buffer): Buffer {
+  if (key.length > 32) throw new Error('secp256k1 private key longer than 32 bytes');
+  return Buffer.concat([Buffer.alloc(32 - key.length), key]);
+}
+
+/**
+ * The symmetric key both sides derive: HKDF-SHA256 over the sender's ephemeral public key and the
+ * shared point, both uncompressed (eciespy's `encapsulate` / `decapsulate`).
+ */
+export function deriveSharedKey(ephemeralPublic: Uint8Array, privateKey: Uint8Array, peerPublic: Uint8Array): Buffer {
   // node's ECDH.computeSecret yields only the x coordinate, but the KDF needs the whole point.
-  const sharedPoint = Buffer.from(new SigningKey(privateKey).computeSharedSecret(peerPublic).slice(2), 'hex');
-  return Buffer.from(hkdfSync('sha256', Buffer.concat([ephemeralPublic, sharedPoint]), Buffer.alloc(0), Buffer.alloc(0), 32));
+  const sharedPoint = Buffer.from(new SigningKey(privateKey32(Buffer.from(privateKey))).computeSharedSecret(uncompressedPublicKey(peerPublic)).slice(2), 'hex');
+  return Buffer.from(hkdfSync('sha256', Buffer.concat([uncompressedPublicKey(ephemeralPublic), sharedPoint]), Buffer.alloc(0), Buffer.alloc(0), 32));
 }
 
 /** Encrypts `data` for the holder of the private key matching `publicKey`. */
@@ -36,7 +46,7 @@ export function encrypt(publicKey: KeyLike, data: Uint8Array): Buffer {
   const ephemeral = createECDH('secp256k1');
   ephemeral.generateKeys();
   const ephemeralPublic = ephemeral.getPublicKey();
-  const key = derivedKey(ephemeralPublic, ephemeral.getPrivateKey(), receiver);
+  const key = deriveSharedKey(ephemeralPublic, ephemeral.getPrivateKey(), receiver);
   const nonce = randomBytes(NONCE_LENGTH);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   const body = Buffer.concat([cipher.update(data), cipher.final()]);
@@ -50,7 +60,7 @@ export function decrypt(privateKey: KeyLike, data: Uint8Array): Buffer {
   const ephemeralPublic = uncompressedPublicKey(bytes.subarray(0, PUBLIC_KEY_LENGTH));
   const nonce = bytes.subarray(PUBLIC_KEY_LENGTH, PUBLIC_KEY_LENGTH + NONCE_LENGTH);
   const tag = bytes.subarray(PUBLIC_KEY_LENGTH + NONCE_LENGTH, HEADER_LENGTH);
-  const key = derivedKey(ephemeralPublic, toBytes(privateKey), ephemeralPublic);
+  const key = deriveSharedKey(ephemeralPublic, toBytes(privateKey), ephemeralPublic);
   const decipher = createDecipheriv('aes-256-gcm', key, nonce);
   decipher.setAuthTag(tag);
   return Buffer.concat([decipher.update(bytes.subarray(HEADER_LENGTH)), decipher.final()]);

@@ -35,7 +35,8 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-const entrypoints = __dirname;
+/** compiled entrypoints, whether this module runs from src (under jest) or from dist */
+const entrypoints = __filename.endsWith('.ts') ? path.resolve(__dirname, '../../dist/src/entrypoints') : __dirname;
 
 function spawnEntrypoint(name: string, env: Record<string, string>, out: string[]): ChildProcess {
   const child = spawn(process.execPath, [path.join(entrypoints, `${name}.js`)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -117,7 +117,11 @@ async function main(): Promise<void> {
       return;
     }
     const oomKilled = oomKills(spec.cgroupVersion, spec.memoryCgroup) > 0;
-    const overLimit = outputsDir !== undefined && (result.signal === 'SIGXFSZ' || result.code === SIGXFSZ_EXIT);
+    // Runtimes that ignore SIGXFSZ (node, python) get EFBIG at limit + 1 byte instead: the final size tells.
+    const overLimit =
+      outputsDir !== undefined &&
+      maxOutputBytes !== undefined &&
+      (result.signal === 'SIGXFSZ' || result.code === SIGXFSZ_EXIT || dirSize(outputsDir) > maxOutputBytes);
     const reason = fs.existsSync(spec.stopMarker)
       ? 'stopped'
       : (killReason ?? (oomKilled ? 'oom' : overLimit ? 'output-limit' : result.signal ? `signal:${result.signal}` : ''));

@@ -60,7 +60,7 @@ export class LocalResultStore implements ResultStore {
     return path.join(this.root, jobId);
   }
 
-  save(jobId: string, owner: string, files: ResultSource[], expiresAtMs: number): Promise<ResultEntry[]> {
+  async save(jobId: string, owner: string, files: ResultSource[], expiresAtMs: number): Promise<ResultEntry[]> {
     const dir = this.jobDir(jobId);
     return this.lock.run(jobId, async () => {
       const existing = await this.readMeta(dir);
@@ -129,7 +129,7 @@ export class LocalResultStore implements ResultStore {
     return metaSchema.parse(JSON.parse(text));
   }
 
-  get(jobId: string): Promise<StoredResults | null> {
+  async get(jobId: string): Promise<StoredResults | null> {
     return this.readMeta(this.jobDir(jobId));
   }
 
@@ -152,7 +152,7 @@ export class LocalResultStore implements ResultStore {
     return { stream: createReadStream(file, served), length: served.end - served.start + 1, totalSize, range: served };
   }
 
-  remove(jobId: string): Promise<void> {
+  async remove(jobId: string): Promise<void> {
     const dir = this.jobDir(jobId);
     return this.lock.run(jobId, async () => {
       const meta = await this.readMeta(dir);

@@ -55,7 +55,7 @@ export class FileNonceStore implements NonceStore {
     }
   }
 
-  advance(address: string, nonce: string): Promise<boolean> {
+  async advance(address: string, nonce: string): Promise<boolean> {
     const key = requireAddress(address);
     requireNonce(nonce);
     return this.lock.run(key, async () => {

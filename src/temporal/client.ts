@@ -41,13 +41,6 @@ function asUnavailable(err: unknown): unknown {
   return err;
 }
 
-async function guarded<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw asUnavailable(err);
-  }
-}
 
 const jobIdOf = (workflowId: string): string => workflowId.replace(/^c2d-/, '');
 
@@ -56,16 +49,27 @@ export interface TemporalJobsDeps {
   taskQueue: string;
   /** `removed` and, for a workflow that died, the stored results */
   results: Pick<ResultStore, 'get' | 'remove'>;
-  /** how long remove() lets a stopped job finish publishing before deleting its results; default 30 s */
+  /** how long remove() lets a stopped job finish publishing before deleting its results; default 10 s */
   settleMs?: number;
+  /** the most one operation may take against Temporal before it counts as unavailable; default 15 s */
+  rpcTimeoutMs?: number;
 }
 
 /** JobsService over Temporal: one computeJob workflow per job; state from its query, lists from search attributes. */
 export class TemporalJobsService implements JobsService {
   constructor(private readonly deps: TemporalJobsDeps) {}
 
+  /** Bounds an operation in time (the client would otherwise retry an unreachable server for a long while) and maps service errors. */
+  private async guarded<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await this.deps.client.connection.withDeadline(Date.now() + (this.deps.rpcTimeoutMs ?? 15_000), fn);
+    } catch (err) {
+      throw asUnavailable(err);
+    }
+  }
+
   start(input: JobInput): Promise<JobView> {
-    return guarded(async () => {
+    return this.guarded(async () => {
       try {
         await this.deps.client.workflow.start<typeof computeJob>(JOB_WORKFLOW_TYPE, {
           workflowId: workflowIdForJob(input.jobId),
@@ -92,7 +96,7 @@ export class TemporalJobsService implements JobsService {
   }
 
   get(jobId: string): Promise<JobView | null> {
-    return guarded(async () => {
+    return this.guarded(async () => {
       let info: ExecutionInfo;
       try {
         info = await this.deps.client.workflow.getHandle(workflowIdForJob(jobId)).describe();
@@ -106,7 +110,7 @@ export class TemporalJobsService implements JobsService {
   }
 
   listByOwner(owner: string): Promise<JobView[]> {
-    return guarded(async () => {
+    return this.guarded(async () => {
       const query = `WorkflowType = '${JOB_WORKFLOW_TYPE}' AND C2DOwner = '${owner.replace(/[\\']/g, '')}'`;
       const infos: ExecutionInfo[] = [];
       for await (const info of this.deps.client.workflow.list({ query })) infos.push(info);
@@ -116,7 +120,7 @@ export class TemporalJobsService implements JobsService {
   }
 
   stop(jobId: string): Promise<JobView> {
-    return guarded(async () => {
+    return this.guarded(async () => {
       const handle = this.deps.client.workflow.getHandle(workflowIdForJob(jobId));
       const current = await this.get(jobId);
       if (!current) throw new NotFoundError('job_not_found', 'No such job');
@@ -134,7 +138,7 @@ export class TemporalJobsService implements JobsService {
   }
 
   remove(jobId: string): Promise<void> {
-    return guarded(async () => {
+    return this.guarded(async () => {
       const handle = this.deps.client.workflow.getHandle(workflowIdForJob(jobId));
       let running = false;
       try {
@@ -145,14 +149,14 @@ export class TemporalJobsService implements JobsService {
       if (running) {
         await this.stop(jobId);
         // let the job store what it publishes after the stop, or our delete would be overwritten by it
-        await Promise.race([handle.result().catch(() => undefined), delay(this.deps.settleMs ?? 30_000)]);
+        await Promise.race([handle.result().catch(() => undefined), delay(this.deps.settleMs ?? 10_000)]);
       }
       await this.deps.results.remove(jobId);
     });
   }
 
   currentJobs(environmentId: string): Promise<number> {
-    return guarded(async () => {
+    return this.guarded(async () => {
       const handle = this.deps.client.workflow.getHandle(environmentWorkflowId(environmentId));
       try {
         if ((await handle.describe()).status.name !== 'RUNNING') return 0;

@@ -37,12 +37,12 @@ export function resultRoutes(deps: AppDeps): Router {
     res.locals.jobId = q.jobId;
     await requireSignedRequest(deps.nonces, { address: q.consumerAddress, parts: [q.consumerAddress, q.jobId], nonce: q.nonce, signature: q.signature });
     const job = await ownedJob(deps.jobs, q.jobId, q.consumerAddress);
-    res.set({ 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' });
+    const textHeaders = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' };
 
     const stored = storedAlgorithmLog(job);
     if (stored) {
       const opened = await deps.results.open(q.jobId, stored.filename);
-      res.set('Content-Length', String(opened.length));
+      res.set({ ...textHeaders, 'Content-Length': String(opened.length) });
       await sendStream(res, opened.stream, deps.logger);
       return;
     }
@@ -51,7 +51,7 @@ export function resultRoutes(deps: AppDeps): Router {
     res.on('close', () => abort.abort());
     const live = deps.backendFor(job.environment)?.openLog(q.jobId, 'algorithm', { follow: !finalStatuses.includes(job.status), signal: abort.signal });
     if (!live) throw new NotFoundError('log_not_available', 'The algorithm has not started yet');
-    res.flushHeaders();
+    res.set(textHeaders).flushHeaders();
     await sendStream(res, live, deps.logger);
   });
 

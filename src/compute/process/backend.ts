@@ -8,7 +8,7 @@ import { C2DError } from '../../domain/errors';
 import type { ContainerSpec } from '../../domain/job';
 import type { Logger } from '../../domain/logger';
 import type { ComputeBackend, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
-import { type CgroupLayout, cgroupPids, createStepCgroups, detectCgroups, killCgroups, memoryCgroupDir, removeCgroups, stepCgroupDirs } from './cgroups';
+import { CgroupError, type CgroupLayout, cgroupPids, createStepCgroups, detectCgroups, killCgroups, memoryCgroupDir, removeCgroups, stepCgroupDirs } from './cgroups';
 import { chownTo, findExecutable, readableBy, untraversable } from './host';
 import { type JobPaths, jobPaths, STEPS, type StepPaths, stepPaths } from './layout';
 import { streamLog } from './logs';
@@ -90,6 +90,13 @@ export class ProcessBackend implements ComputeBackend {
   }
 
   private checkSandboxAccess(uid: number): void {
+    // The data dir is ours (the settings create it 0700 for the provider key): traversing it lists nothing
+    // and the key file stays 0600, so let the sandbox uid through rather than refuse to start.
+    const own = fs.statSync(this.opts.dataDir);
+    if (own.uid === process.getuid?.() && (own.mode & 0o001) === 0) {
+      fs.chmodSync(this.opts.dataDir, (own.mode & 0o7777) | 0o001);
+      this.log.info({ dataDir: this.opts.dataDir }, 'made the data dir traversable for the sandbox uid');
+    }
     for (const dir of [path.join(this.opts.dataDir, 'jobs'), this.opts.programsDir]) {
       const blocked = untraversable(dir, uid, uid);
       if (blocked) throw setupError(`the sandbox uid ${uid} cannot traverse ${blocked} (on the way to ${dir}): make it o+x (chmod o+x ${blocked}) or choose another C2D_DATA_DIR`);
@@ -122,6 +129,7 @@ export class ProcessBackend implements ComputeBackend {
         this.launch(req, job, sp);
       } catch (err) {
         fs.rmSync(sp.launch, { force: true }); // let a retry launch it
+        if (err instanceof CgroupError) throw new C2DError('unavailable', 'cgroup_unavailable', err.message, undefined, { cause: err });
         throw err;
       }
     } else {
@@ -165,7 +173,8 @@ export class ProcessBackend implements ComputeBackend {
     });
     const outputLimit = step === 'algorithm' ? maxOutputBytes(env) : undefined;
     const argv = wrapSandboxCommand(
-      { cgroupProcs: dirs.map((d) => path.join(d, 'cgroup.procs')), fsizeBytes: outputLimit, uid: this.uid, bin: this.bin },
+      // one byte over the limit, so a file cut off by RLIMIT_FSIZE is seen as over it
+      { cgroupProcs: dirs.map((d) => path.join(d, 'cgroup.procs')), fsizeBytes: outputLimit === undefined ? undefined : outputLimit + 1, uid: this.uid, bin: this.bin },
       buildSandboxArgs(sandbox),
     );
     const spec: SupervisorSpec = {
@@ -224,7 +233,6 @@ export class ProcessBackend implements ComputeBackend {
   private waitForExit(req: StepRequest, sp: StepPaths, hooks: StepHooks): Promise<Extract<StepState, { status: 'exited' }>> {
     return new Promise((resolve, reject) => {
       let watcher: fs.FSWatcher | undefined;
-      let timer: NodeJS.Timeout | undefined;
       const finish = (): void => {
         watcher?.close();
         clearInterval(timer);
@@ -235,10 +243,14 @@ export class ProcessBackend implements ComputeBackend {
         reject(abortError(hooks.signal));
       };
       const check = (): void => {
-        const state = this.currentState(req, sp);
-        if (state) {
+        try {
+          const state = this.currentState(req, sp);
+          if (!state) return;
           finish();
           resolve(state);
+        } catch (err) {
+          finish(); // e.g. the job's workspace was removed under us
+          reject(err instanceof Error ? err : new Error(String(err)));
         }
       };
       if (hooks.signal.aborted) {
@@ -252,7 +264,7 @@ export class ProcessBackend implements ComputeBackend {
       } catch {
         // the heartbeat interval still polls
       }
-      timer = setInterval(() => {
+      const timer = setInterval(() => {
         hooks.heartbeat({ step: req.step });
         check();
       }, HEARTBEAT_MS);
@@ -270,6 +282,7 @@ export class ProcessBackend implements ComputeBackend {
       if (!isSupervisorAlive(state.supervisorPid)) lost = 'signal:SIGKILL';
     } else {
       const launch = readLaunch(sp.launch);
+      if (!launch) return { status: 'exited', exitCode: null, signal: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() }; // cleaned up under us
       if (launch.supervisorPid !== undefined ? !isSupervisorAlive(launch.supervisorPid) : Date.now() - launch.mtimeMs > LAUNCH_GRACE_MS) {
         lost = 'start-failed: the step supervisor exited before recording a state';
       }
@@ -334,14 +347,21 @@ export class ProcessBackend implements ComputeBackend {
   }
 }
 
-function readLaunch(file: string): { supervisorPid?: number; mtimeMs: number } {
+/** The launch record; null when the launch file is gone (the job was cleaned up). */
+function readLaunch(file: string): { supervisorPid?: number; mtimeMs: number } | null {
+  let st: fs.Stats;
+  let text: string;
   try {
-    const st = fs.statSync(file);
-    const text = fs.readFileSync(file, 'utf8');
+    st = fs.statSync(file);
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  try {
     const v = text ? (JSON.parse(text) as { supervisorPid?: unknown }) : {};
     return typeof v.supervisorPid === 'number' ? { supervisorPid: v.supervisorPid, mtimeMs: st.mtimeMs } : { mtimeMs: st.mtimeMs };
   } catch {
-    return { mtimeMs: Date.now() };
+    return { mtimeMs: st.mtimeMs }; // being written
   }
 }
 

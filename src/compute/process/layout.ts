@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { ValidationError } from '../../domain/errors';
 import type { StepName } from '../backend';
 
 export const STEPS: readonly StepName[] = ['configure', 'algorithm', 'publish'];
@@ -40,7 +41,7 @@ const JOB_ID = /^[0-9a-f]{32}$/;
 
 /** Job ids become path and cgroup names: only the 32-hex form reaches the file system. */
 export function assertJobId(jobId: string): void {
-  if (!JOB_ID.test(jobId)) throw new Error(`invalid job id ${JSON.stringify(jobId)}`);
+  if (!JOB_ID.test(jobId)) throw new ValidationError({ jobId: ['must be 32 lower-case hex characters'] }, 'invalid job id');
 }
 
 export function jobPaths(dataDir: string, jobId: string): JobPaths {

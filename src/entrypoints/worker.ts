@@ -1,0 +1,97 @@
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { type Activities, createActivities } from '../activities';
+import { authorizeJob } from '../assets/authorize';
+import type { ComputeBackend } from '../compute/backend';
+import { type Config, loadConfig } from '../config';
+import { ValidationError } from '../domain/errors';
+import type { Logger } from '../domain/logger';
+import { createLogger, createSharedDeps } from './wiring';
+
+export interface CreateWorkerOptions {
+  config: Pick<Config, 'temporal'>;
+  activities: Activities;
+  /** default: a new connection to config.temporal.address, open for the life of the process */
+  connection?: NativeConnection;
+}
+
+/** src/workflows (ts, under jest) or dist/src/workflows (js), whichever this module is running from. */
+export const workflowsPath = (): string => require.resolve('../workflows');
+
+/** A worker for the job workflows, the capacity workflows and their activities, on the configured task queue. */
+export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
+  const connection = opts.connection ?? (await NativeConnection.connect({ address: opts.config.temporal.address }));
+  return Worker.create({
+    connection,
+    namespace: opts.config.temporal.namespace,
+    taskQueue: opts.config.temporal.taskQueue,
+    workflowsPath: workflowsPath(),
+    activities: opts.activities,
+  });
+}
+
+/** The SDK's own logs go through our logger as JSON; its INFO chatter (bundling, state changes) only at debug. */
+function installRuntimeLogger(logger: Logger, level: Config['logLevel']): void {
+  const sdkLevel = level === 'debug' || level === 'trace' ? 'DEBUG' : 'WARN';
+  Runtime.install({
+    logger: new DefaultLogger(sdkLevel, (entry) => {
+      const fields = { ...entry.meta, sdk: true };
+      if (entry.level === 'ERROR') logger.error(fields, entry.message);
+      else if (entry.level === 'WARN') logger.warn(fields, entry.message);
+      else if (entry.level === 'INFO') logger.info(fields, entry.message);
+      else logger.debug(fields, entry.message);
+    }),
+  });
+}
+
+/**
+ * `npm run worker`. SIGINT/SIGTERM: the Temporal runtime's default handlers shut the worker down
+ * gracefully (running activities finish or are cancelled; running steps live on in their
+ * supervisors and a later worker re-attaches), then run() resolves and we close the connection.
+ */
+export async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const logger = createLogger(config, 'worker');
+  installRuntimeLogger(logger, config.logLevel);
+  const shared = createSharedDeps(config, logger);
+  const backendFor = (environmentId: string): ComputeBackend => {
+    const backend = shared.backendFor(environmentId);
+    if (!backend) throw new ValidationError({ environment: ['Compute environment does not exist'] }, 'Compute environment does not exist');
+    return backend;
+  };
+  const activities = createActivities({
+    environments: config.environments,
+    backendFor,
+    results: shared.results,
+    decryptor: shared.decryptor,
+    logger,
+    authorize: (input) => authorizeJob({ resolver: shared.resolver, decryptor: shared.decryptor, checkContainer: (c) => backendFor(input.environmentId).checkContainer(c) }, input),
+  });
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const worker = await createWorker({ config, activities, connection });
+
+  const sweep = setInterval(() => {
+    shared.results.sweepExpired(Date.now()).then(
+      (swept) => {
+        if (swept > 0) logger.info({ swept }, 'expired results removed');
+      },
+      (err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'result sweep failed'),
+    );
+  }, config.resultSweepSeconds * 1000);
+  sweep.unref();
+
+  logger.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker started');
+  try {
+    await worker.run();
+  } finally {
+    clearInterval(sweep);
+    await connection.close();
+    logger.info({}, 'worker stopped');
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}

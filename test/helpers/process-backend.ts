@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { ComputeBackend, ConfigureSpec, StepHooks, StepOutcome } from '../../src/compute/backend';
+import { defaultProgramsDir, ProcessBackend } from '../../src/compute/process/backend';
+import { defaultRuntimes } from '../../src/config';
+import { type Environment, type EnvironmentInput, environmentSchema } from '../../src/domain/environment';
+import type { Logger } from '../../src/domain/logger';
+
+export const silentLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  child: () => silentLogger,
+};
+
+export const newJobId = (): string => randomBytes(16).toString('hex');
+
+/** A small environment so sandbox tests stay fast: 256 MiB, 1 CPU, 30 s. */
+export const testEnvironment = (overrides: Partial<EnvironmentInput> = {}): Environment =>
+  environmentSchema.parse({ id: 'test', ramGB: 0.25, cpuNumber: 1, maxJobDuration: 30, ...overrides });
+
+export const hooks = (signal: AbortSignal = new AbortController().signal): StepHooks => ({ heartbeat: () => undefined, signal });
+
+export interface TestBackend {
+  backend: ProcessBackend;
+  dataDir: string;
+  dispose(): void;
+}
+
+/** A process backend over a fresh data dir the sandbox uid can traverse (mkdtemp makes 0700 dirs). */
+export function createTestBackend(): TestBackend {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-process-'));
+  fs.chmodSync(dataDir, 0o711);
+  const backend = new ProcessBackend({
+    dataDir,
+    runtimes: defaultRuntimes(process.execPath),
+    sandbox: { uid: 65534, cgroupRoot: '/sys/fs/cgroup' },
+    programsDir: defaultProgramsDir(),
+    logger: silentLogger,
+  });
+  return { backend, dataDir, dispose: () => fs.rmSync(dataDir, { recursive: true, force: true }) };
+}
+
+export interface AlgorithmJob {
+  code: string;
+  image?: string;
+  entrypoint?: string;
+  datasets?: ConfigureSpec['datasets'];
+  allowNetwork?: boolean;
+  env?: Environment;
+}
+
+/** Configure (raw code) then the algorithm step: what every sandbox test needs. */
+export async function runAlgorithm(backend: ComputeBackend, jobId: string, job: AlgorithmJob): Promise<{ configure: StepOutcome; algorithm: StepOutcome }> {
+  const environment = job.env ?? testEnvironment();
+  const image = job.image ?? 'node';
+  const configure = await backend.runStep(
+    {
+      jobId,
+      environment,
+      step: 'configure',
+      configure: { datasets: job.datasets ?? [], algorithm: { did: null, ddo: null, rawcode: job.code }, maxInputBytes: 10 * 1024 * 1024 },
+    },
+    hooks(),
+  );
+  if (configure.exitCode !== 0) throw new Error(`configure failed: ${JSON.stringify(configure)}`);
+  const algorithm = await backend.runStep(
+    {
+      jobId,
+      environment,
+      step: 'algorithm',
+      algorithm: {
+        container: { image, tag: 'latest', entrypoint: job.entrypoint ?? `${image === 'python' ? 'python3' : 'node'} $ALGO`, checksum: 'sha256:0' },
+        env: { VOLUME: '/data', INPUTS: '/data/inputs', OUTPUTS: '/data/outputs', LOGS: '/data/logs', DIDS: JSON.stringify((job.datasets ?? []).map((d) => d.did)) },
+        allowNetwork: job.allowNetwork ?? false,
+      },
+    },
+    hooks(),
+  );
+  return { configure, algorithm };
+}
+
+export async function readAll(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export const algorithmLog = (dataDir: string, jobId: string): string => {
+  try {
+    return fs.readFileSync(path.join(dataDir, 'jobs', jobId, 'logs', 'algorithm.log'), 'utf8');
+  } catch {
+    return '';
+  }
+};

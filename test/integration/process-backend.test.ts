@@ -1,0 +1,312 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import os from 'node:os';
+import { defaultProgramsDir, ProcessBackend } from '../../src/compute/process/backend';
+import { defaultRuntimes } from '../../src/config';
+import {
+  algorithmLog,
+  createTestBackend,
+  hooks,
+  silentLogger,
+  newJobId,
+  readAll,
+  runAlgorithm,
+  testEnvironment,
+  type TestBackend,
+} from '../helpers/process-backend';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const DID = 'did:op:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
+const DIR = DID.replace('did:op:', '');
+
+let t: TestBackend;
+const jobs: string[] = [];
+const job = (): string => {
+  const id = newJobId();
+  jobs.push(id);
+  return id;
+};
+
+beforeAll(() => {
+  t = createTestBackend();
+});
+afterAll(async () => {
+  for (const id of jobs) await t.backend.cleanup(id);
+  t.dispose();
+});
+
+describe('process backend: a job end to end', () => {
+  test('when a node algorithm writes an output, then it exits 0 and the publish step lists the output and the logs', async () => {
+    const jobId = job();
+    const code = `
+      const fs = require('fs');
+      fs.writeFileSync('/data/outputs/result.txt', 'hello from ' + process.env.ALGO);
+      fs.mkdirSync('/data/outputs/sub');
+      fs.symlinkSync('/etc/ld.so.cache', '/data/outputs/link');
+      console.log('algorithm done');`;
+    const { algorithm } = await runAlgorithm(t.backend, jobId, { code });
+    expect(algorithm).toMatchObject({ exitCode: 0, oomKilled: false, reason: '', reattached: false });
+
+    const publish = await t.backend.runStep({ jobId, environment: testEnvironment(), step: 'publish' }, hooks());
+    expect(publish).toMatchObject({ exitCode: 0, report: { files: [{ filename: 'result.txt', size: 42 }] } });
+
+    const files = await t.backend.listPublished(jobId);
+    expect(files.map((f) => [f.filename, f.type])).toEqual([
+      ['result.txt', 'output'],
+      ['algorithm.log', 'algorithmLog'],
+      ['configure.log', 'configrationLog'],
+      ['publish.log', 'publishLog'],
+    ]);
+    const result = files[0];
+    expect(result?.size).toBe(42);
+    expect(await readAll(result!.open())).toBe('hello from /data/transformations/algorithm');
+    expect(await readAll(files[1]!.open())).toContain('algorithm done');
+    expect(await readAll(files[3]!.open())).toContain('skipped link: not a regular file');
+  });
+
+  test('when the algorithm is python, then it runs with the host python and its output is kept', async () => {
+    const jobId = job();
+    const code = `import sys\nopen('/data/outputs/py.txt', 'w').write('python %d' % sys.version_info[0])\nprint('ok')`;
+    const { algorithm } = await runAlgorithm(t.backend, jobId, { code, image: 'python', entrypoint: 'python $ALGO' });
+    expect(algorithm).toMatchObject({ exitCode: 0, reason: '' });
+    expect(fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'data', 'outputs', 'py.txt'), 'utf8')).toBe('python 3');
+  });
+
+  test('when the image is unknown, then checkContainer says which images run here', () => {
+    expect(t.backend.checkContainer({ image: 'foo', tag: '1', entrypoint: 'foo $ALGO', checksum: 'sha256:0' })).toBe('unknown image "foo"; this provider runs: node, python');
+    expect(t.backend.checkContainer({ image: 'docker.io/library/node:20-slim', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' })).toBeNull();
+  });
+
+  describe('configuration step', () => {
+    let server: http.Server;
+    let base: string;
+    beforeAll(async () => {
+      server = http.createServer((req, res) => {
+        if (req.url === '/SECRET-TOKEN/data.csv?key=SECRET-KEY' && req.headers['x-api-key'] === 'hdr-secret') res.end('a,b\n1,2\n');
+        else if (req.url === '/SECRET-TOKEN/second.txt') res.end('second file');
+        else if (req.url === '/algo.js') res.end('require("fs").writeFileSync("/data/outputs/copy.csv", require("fs").readFileSync("/data/inputs/" + process.env.DIR + "/0"))');
+        else {
+          res.statusCode = 404;
+          res.end('nope');
+        }
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+    const ddo = { id: DID, metadata: { type: 'dataset', name: 'd' } };
+
+    test('when datasets are on an HTTP server, then the algorithm reads them at /data/inputs/<dir>/<n> and the log holds no URL', async () => {
+      const jobId = job();
+      const code = `
+        const fs = require('fs');
+        const out = {
+          f0: fs.readFileSync('/data/inputs/${DIR}/0', 'utf8'),
+          f1: fs.readFileSync('/data/inputs/${DIR}/1', 'utf8'),
+          ddo: JSON.parse(fs.readFileSync('/data/ddos/${DID}', 'utf8')).id,
+          custom: JSON.parse(fs.readFileSync('/data/inputs/algoCustomData.json', 'utf8')),
+          mode: (fs.statSync('/data/inputs/${DIR}/0').mode & 0o777).toString(8),
+          dids: process.env.DIDS,
+        };
+        fs.writeFileSync('/data/outputs/seen.json', JSON.stringify(out));`;
+      const environment = testEnvironment();
+      const configure = await t.backend.runStep(
+        {
+          jobId,
+          environment,
+          step: 'configure',
+          configure: {
+            datasets: [{ did: DID, ddo, files: [{ type: 'url', url: `${base}/SECRET-TOKEN/data.csv?key=SECRET-KEY`, method: 'GET', headers: { 'x-api-key': 'hdr-secret' } }, { type: 'url', url: `${base}/SECRET-TOKEN/second.txt`, method: 'GET' }] }],
+            algorithm: { did: null, ddo: null, rawcode: code },
+            algoCustomData: { threshold: 3 },
+            maxInputBytes: 1024 * 1024,
+          },
+        },
+        hooks(),
+      );
+      expect(configure).toMatchObject({ exitCode: 0, report: { ok: true } });
+      expect(fs.existsSync(path.join(t.dataDir, 'jobs', jobId, 'secret', 'configure.json'))).toBe(false);
+      const algorithm = await t.backend.runStep(
+        {
+          jobId,
+          environment,
+          step: 'algorithm',
+          algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: { DIDS: JSON.stringify([DID]) }, allowNetwork: false },
+        },
+        hooks(),
+      );
+      expect(algorithm.exitCode).toBe(0);
+      const seen = JSON.parse(fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'data', 'outputs', 'seen.json'), 'utf8'));
+      expect(seen).toEqual({ f0: 'a,b\n1,2\n', f1: 'second file', ddo: DID, custom: { threshold: 3 }, mode: '444', dids: JSON.stringify([DID]) });
+      const log = await readAll(t.backend.openLog(jobId, 'configure', { follow: false })!);
+      expect(log).toContain('dataset 0 file 1: 11 bytes');
+      for (const secret of ['SECRET', '127.0.0.1', base, 'hdr-secret']) expect(log).not.toContain(secret);
+    });
+
+    test('when the algorithm is a file on the server, then configure downloads it to /data/transformations/algorithm', async () => {
+      const jobId = job();
+      const environment = testEnvironment();
+      const configure = await t.backend.runStep(
+        {
+          jobId,
+          environment,
+          step: 'configure',
+          configure: {
+            datasets: [{ did: DID, ddo, files: [{ type: 'url', url: `${base}/SECRET-TOKEN/second.txt`, method: 'GET' }] }],
+            algorithm: { did: 'did:op:algo', ddo: { id: 'did:op:algo' }, files: [{ type: 'url', url: `${base}/algo.js`, method: 'GET' }] },
+            maxInputBytes: 1024 * 1024,
+          },
+        },
+        hooks(),
+      );
+      expect(configure).toMatchObject({ exitCode: 0, report: { ok: true } });
+      const algorithm = await t.backend.runStep(
+        { jobId, environment, step: 'algorithm', algorithm: { container: { image: 'node', tag: 'x', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: { DIR }, allowNetwork: false } },
+        hooks(),
+      );
+      expect(algorithm.exitCode).toBe(0);
+      expect(fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'data', 'outputs', 'copy.csv'), 'utf8')).toBe('second file');
+    });
+
+    test.each([
+      ['a dataset file answers 404', `/SECRET-TOKEN/missing`, 'dataset 0 file 1: HTTP 404'],
+      ['a dataset file is on a closed port', 'closed', 'dataset 0 file 1: connection failed (ECONNREFUSED)'],
+      ['a dataset file is not http', 'file:///etc/passwd', 'dataset 0 file 1: unsupported URL scheme (only http and https)'],
+    ])('when %s, then configure exits 10 and reports which file failed without its URL', async (_name, where, reason) => {
+      const jobId = job();
+      const closed = http.createServer();
+      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+      const closedUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/SECRET-TOKEN`;
+      await new Promise<void>((r) => closed.close(() => r()));
+      const url = where === 'closed' ? closedUrl : where.startsWith('/') ? `${base}${where}` : where;
+      const outcome = await t.backend.runStep(
+        {
+          jobId,
+          environment: testEnvironment(),
+          step: 'configure',
+          configure: {
+            datasets: [{ did: DID, ddo, files: [{ type: 'url', url: `${base}/SECRET-TOKEN/second.txt`, method: 'GET' }, { type: 'url', url, method: 'GET' }] }],
+            algorithm: { did: null, ddo: null, rawcode: 'x' },
+            maxInputBytes: 1024 * 1024,
+          },
+        },
+        hooks(),
+      );
+      expect(outcome).toMatchObject({ exitCode: 10, report: { ok: false, failed: 'dataset', index: 0, reason } });
+      const log = await readAll(t.backend.openLog(jobId, 'configure', { follow: false })!);
+      expect(log).toContain(reason);
+      for (const secret of ['SECRET', '127.0.0.1', '/etc/passwd']) expect(log).not.toContain(secret);
+      expect(JSON.stringify(outcome)).not.toContain('SECRET');
+    });
+
+    test('when the inputs exceed maxInputBytes, then configure fails that dataset', async () => {
+      const jobId = job();
+      const outcome = await t.backend.runStep(
+        {
+          jobId,
+          environment: testEnvironment(),
+          step: 'configure',
+          configure: { datasets: [{ did: DID, ddo, files: [{ type: 'url', url: `${base}/SECRET-TOKEN/second.txt`, method: 'GET' }] }], algorithm: { did: null, ddo: null, rawcode: 'x' }, maxInputBytes: 5 },
+        },
+        hooks(),
+      );
+      expect(outcome).toMatchObject({ exitCode: 10, report: { failed: 'dataset', index: 0, reason: 'dataset 0 file 0: inputs exceed the size limit of this environment' } });
+    });
+  });
+
+  test('when the job is stopped while the algorithm runs, then its processes are gone within 2 s and the log so far is kept', async () => {
+    const jobId = job();
+    const code = `console.log('started'); setInterval(() => {}, 1000);`;
+    const running = runAlgorithm(t.backend, jobId, { code });
+    for (let i = 0; i < 100 && !algorithmLog(t.dataDir, jobId).includes('started'); i++) await sleep(50);
+    expect(algorithmLog(t.dataDir, jobId)).toContain('started');
+    const before = Date.now();
+    await t.backend.stopJob(jobId);
+    expect(Date.now() - before).toBeLessThan(2000);
+    expect(fs.existsSync(`/sys/fs/cgroup/pids/c2d/${jobId}-algorithm`) ? fs.readFileSync(`/sys/fs/cgroup/pids/c2d/${jobId}-algorithm/cgroup.procs`, 'utf8') : '').toBe('');
+    const { algorithm } = await running;
+    expect(algorithm).toMatchObject({ exitCode: null, reason: 'stopped' });
+    expect(algorithmLog(t.dataDir, jobId)).toContain('started');
+    const publish = await t.backend.runStep({ jobId, environment: testEnvironment(), step: 'publish' }, hooks());
+    expect(publish.reason).toBe('stopped'); // nothing new starts after a stop
+  });
+
+  test('when the worker stops waiting and a retried activity calls runStep again, then it re-attaches and the algorithm ran once', async () => {
+    const jobId = job();
+    const code = `
+      require('fs').appendFileSync('/data/outputs/runs.txt', 'run\\n');
+      console.log('tick 1');
+      setTimeout(() => { console.log('tick 2'); }, 1500);`;
+    const environment = testEnvironment();
+    const req = {
+      jobId,
+      environment,
+      step: 'algorithm' as const,
+      algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false },
+    };
+    const configure = await t.backend.runStep({ jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, maxInputBytes: 1e6 } }, hooks());
+    expect(configure.exitCode).toBe(0);
+    const ac = new AbortController();
+    const beats: unknown[] = [];
+    const first = t.backend.runStep(req, { heartbeat: (d) => beats.push(d), signal: ac.signal });
+    for (let i = 0; i < 100 && !algorithmLog(t.dataDir, jobId).includes('tick 1'); i++) await sleep(30);
+    ac.abort();
+    await expect(first).rejects.toMatchObject({ name: 'AbortError' });
+    expect(beats.length).toBeGreaterThan(0);
+
+    const live = t.backend.openLog(jobId, 'algorithm', { follow: true })!;
+    const again = await t.backend.runStep(req, hooks());
+    expect(again).toMatchObject({ exitCode: 0, reason: '', reattached: true });
+    expect(fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'data', 'outputs', 'runs.txt'), 'utf8')).toBe('run\n');
+    expect(await readAll(live)).toBe('tick 1\ntick 2\n');
+
+    const third = await t.backend.runStep(req, hooks());
+    expect(third).toMatchObject({ exitCode: 0, reattached: true });
+  });
+
+  test('when a job is cleaned up while a step runs, then the step is killed and the waiting call ends as stopped', async () => {
+    const jobId = job();
+    const waiting = runAlgorithm(t.backend, jobId, { code: `console.log('up'); setInterval(() => {}, 1000)` });
+    for (let i = 0; i < 100 && !algorithmLog(t.dataDir, jobId).includes('up'); i++) await sleep(50);
+    await t.backend.cleanup(jobId);
+    const { algorithm } = await waiting;
+    expect(algorithm).toMatchObject({ exitCode: null, reason: 'stopped' });
+    expect(fs.existsSync(path.join(t.dataDir, 'jobs', jobId))).toBe(false);
+  });
+
+  test('when a job is cleaned up, then its workspace and cgroups are gone and a second cleanup is harmless', async () => {
+    const jobId = job();
+    await runAlgorithm(t.backend, jobId, { code: 'console.log(1)' });
+    await t.backend.cleanup(jobId);
+    expect(fs.existsSync(path.join(t.dataDir, 'jobs', jobId))).toBe(false);
+    for (const c of ['memory', 'cpu', 'pids']) expect(fs.existsSync(`/sys/fs/cgroup/${c}/c2d/${jobId}-algorithm`)).toBe(false);
+    await t.backend.cleanup(jobId);
+    expect(t.backend.openLog(jobId, 'algorithm', { follow: false })).toBeNull();
+    expect(await t.backend.listPublished(jobId)).toEqual([]);
+  });
+
+  test('when the sandbox uid cannot reach the data dir, then construction fails naming the blocking directory', () => {
+    const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-private-'));
+    try {
+      fs.chmodSync(parent, 0o700);
+      const make = (): ProcessBackend =>
+        new ProcessBackend({ dataDir: path.join(parent, 'data'), runtimes: defaultRuntimes(process.execPath), sandbox: { uid: 65534, cgroupRoot: '/sys/fs/cgroup' }, programsDir: defaultProgramsDir(), logger: silentLogger });
+      expect(make).toThrow(`the sandbox uid 65534 cannot traverse ${parent}`);
+      fs.chmodSync(parent, 0o711);
+      fs.chmodSync(path.join(parent, 'data'), 0o700); // as the settings create it, for the provider key
+      expect(make().kind).toBe('process');
+      expect(fs.statSync(path.join(parent, 'data')).mode & 0o777).toBe(0o701);
+    } finally {
+      fs.rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  test('when cgroups cannot be used, then construction fails with a clear error', () => {
+    const make = (): ProcessBackend =>
+      new ProcessBackend({ dataDir: t.dataDir, runtimes: defaultRuntimes(process.execPath), sandbox: { uid: 65534, cgroupRoot: '/nonexistent' }, programsDir: defaultProgramsDir(), logger: silentLogger });
+    expect(make).toThrow(/no usable cgroup hierarchy under \/nonexistent/);
+  });
+});

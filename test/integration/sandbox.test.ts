@@ -1,0 +1,164 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { algorithmLog, createTestBackend, newJobId, runAlgorithm, testEnvironment, type TestBackend } from '../helpers/process-backend';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let t: TestBackend;
+const jobs: string[] = [];
+const job = (): string => {
+  const id = newJobId();
+  jobs.push(id);
+  return id;
+};
+const output = (jobId: string, name: string): unknown => JSON.parse(fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'data', 'outputs', name), 'utf8'));
+
+beforeAll(() => {
+  t = createTestBackend();
+});
+afterAll(async () => {
+  for (const id of jobs) await t.backend.cleanup(id);
+  t.dispose();
+});
+
+describe('sandbox: what an algorithm cannot do', () => {
+  test('when it dials a server on the host loopback, then the connection fails, the server sees nothing, and only lo exists', async () => {
+    let accepted = 0;
+    const server = net.createServer((s) => {
+      accepted++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const jobId = job();
+      const code = `
+        const net = require('net'), os = require('os'), fs = require('fs');
+        const s = net.connect(${port}, '127.0.0.1');
+        const done = (r) => { fs.writeFileSync('/data/outputs/net.json', JSON.stringify({ r, ifaces: Object.keys(os.networkInterfaces()), dev: fs.readFileSync('/proc/net/dev', 'utf8') })); process.exit(0); };
+        s.on('connect', () => done('connected'));
+        s.on('error', (e) => done(e.code));`;
+      const { algorithm } = await runAlgorithm(t.backend, jobId, { code });
+      expect(algorithm.exitCode).toBe(0);
+      const seen = output(jobId, 'net.json') as { r: string; ifaces: string[]; dev: string };
+      expect(seen.r).toBe('ECONNREFUSED');
+      expect(seen.ifaces).toEqual(['lo']);
+      const devices = seen.dev.split('\n').slice(2).filter(Boolean).map((l) => l.split(':')[0]?.trim());
+      expect(devices).toEqual(['lo']);
+      expect(accepted).toBe(0);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('when it writes to its inputs or its own code, then the writes fail read-only', async () => {
+    const jobId = job();
+    const code = `
+      const fs = require('fs');
+      const tryWrite = (f) => { try { fs.writeFileSync(f, 'x'); return 'written'; } catch (e) { return e.code; } };
+      fs.writeFileSync('/data/outputs/w.json', JSON.stringify([tryWrite('/data/inputs/new'), tryWrite('/data/inputs/algoCustomData.json'), tryWrite('/data/transformations/algorithm'), tryWrite('/usr/x'), tryWrite('/data/logs/mine.log')]));`;
+    const environment = testEnvironment();
+    const configure = await t.backend.runStep(
+      { jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, algoCustomData: { a: 1 }, maxInputBytes: 1e6 } },
+      { heartbeat: () => undefined, signal: new AbortController().signal },
+    );
+    expect(configure.exitCode).toBe(0);
+    const algorithm = await t.backend.runStep(
+      { jobId, environment, step: 'algorithm', algorithm: { container: { image: 'node', tag: '1', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false } },
+      { heartbeat: () => undefined, signal: new AbortController().signal },
+    );
+    expect(algorithm.exitCode).toBe(0);
+    const results = output(jobId, 'w.json') as string[];
+    for (const r of results.slice(0, 4)) expect(['EROFS', 'EACCES']).toContain(r);
+    expect(results[4]).toBe('written');
+    expect(fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'data', 'inputs', 'algoCustomData.json'), 'utf8')).toBe('{"a":1}');
+  });
+
+  test("when it reads the provider key, the data dir or another job's files, then none of them is visible", async () => {
+    const keyFile = path.join(t.dataDir, 'provider.key');
+    fs.writeFileSync(keyFile, '0xsecret\n', { mode: 0o600 });
+    const other = job();
+    await runAlgorithm(t.backend, other, { code: `require('fs').writeFileSync('/data/outputs/private.txt', 'other job secret')` });
+    const otherFile = path.join(t.dataDir, 'jobs', other, 'data', 'outputs', 'private.txt');
+    expect(fs.existsSync(otherFile)).toBe(true);
+    const jobId = job();
+    const targets = [keyFile, otherFile, t.dataDir, path.join(t.dataDir, 'jobs'), path.join(t.dataDir, 'jobs', jobId, 'secret'), '/root', '/etc/passwd'];
+    const code = `
+      const fs = require('fs');
+      const look = (p) => { try { fs.statSync(p); return 'visible'; } catch (e) { return e.code; } };
+      fs.writeFileSync('/data/outputs/r.json', JSON.stringify(${JSON.stringify(targets)}.map(look)));`;
+    const { algorithm } = await runAlgorithm(t.backend, jobId, { code });
+    expect(algorithm.exitCode).toBe(0);
+    expect(output(jobId, 'r.json')).toEqual(targets.map(() => 'ENOENT'));
+  });
+
+  test('when it exhausts memory, then the kernel kills it and the outcome says oom', async () => {
+    const jobId = job();
+    const code = `const a = []; for (;;) a.push(Buffer.alloc(8 * 1024 * 1024, 1));`;
+    const { algorithm } = await runAlgorithm(t.backend, jobId, { code, env: testEnvironment({ ramGB: 0.125 }) });
+    expect(algorithm.oomKilled).toBe(true);
+    expect(algorithm.reason).toBe('oom');
+    expect([137, null]).toContain(algorithm.exitCode);
+  });
+
+  test('when it forks without end, then the pids limit contains it and a concurrent job still succeeds', async () => {
+    const bomb = job();
+    const neighbour = job();
+    const maxProcesses = 32;
+    const bombCode = `import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n`;
+    const running = runAlgorithm(t.backend, bomb, { code: bombCode, image: 'python', entrypoint: 'python3 $ALGO', env: testEnvironment({ maxJobDuration: 3, process: { maxProcesses } }) });
+    let peak = 0;
+    const pidsDir = `/sys/fs/cgroup/pids/c2d/${bomb}-algorithm`;
+    const sampler = setInterval(() => {
+      try {
+        peak = Math.max(peak, Number(fs.readFileSync(path.join(pidsDir, 'pids.current'), 'utf8')));
+      } catch {
+        // not created yet or already removed
+      }
+    }, 50);
+    await sleep(800);
+    const started = Date.now();
+    const ok = await runAlgorithm(t.backend, neighbour, { code: `require('fs').writeFileSync('/data/outputs/ok.txt', 'fine')` });
+    const neighbourMs = Date.now() - started;
+    const { algorithm } = await running;
+    clearInterval(sampler);
+    expect(ok.algorithm.exitCode).toBe(0);
+    expect(neighbourMs).toBeLessThan(10_000);
+    expect(algorithm.reason).toBe('deadline');
+    expect(peak).toBeGreaterThan(maxProcesses / 2);
+    expect(peak).toBeLessThanOrEqual(maxProcesses + 4);
+    expect(fs.existsSync(pidsDir)).toBe(false);
+  });
+
+  test('when a step runs, then its cgroups carry the environment limits', async () => {
+    const jobId = job();
+    const running = runAlgorithm(t.backend, jobId, { code: `console.log('up'); setTimeout(() => {}, 1500)`, env: testEnvironment({ ramGB: 0.125, cpuNumber: 0.5, process: { maxProcesses: 40 } }) });
+    for (let i = 0; i < 100 && !algorithmLog(t.dataDir, jobId).includes('up'); i++) await sleep(30);
+    const read = (c: string, f: string): string => fs.readFileSync(`/sys/fs/cgroup/${c}/c2d/${jobId}-algorithm/${f}`, 'utf8').trim();
+    expect(read('memory', 'memory.limit_in_bytes')).toBe(String(128 * 1024 * 1024));
+    expect(read('cpu', 'cpu.cfs_quota_us')).toBe('50000');
+    expect(read('pids', 'pids.max')).toBe('44');
+    expect(read('pids', 'cgroup.procs').split('\n').length).toBeGreaterThan(0);
+    expect((await running).algorithm.exitCode).toBe(0);
+  });
+
+  test('when it loops forever, then the wall-clock deadline ends it', async () => {
+    const jobId = job();
+    const started = Date.now();
+    const { algorithm } = await runAlgorithm(t.backend, jobId, { code: `console.log('looping'); for (;;) {}`, env: testEnvironment({ maxJobDuration: 1 }) });
+    expect(algorithm).toMatchObject({ exitCode: null, reason: 'deadline', oomKilled: false });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(algorithmLog(t.dataDir, jobId)).toContain('looping');
+  });
+
+  test.each([
+    ['one file over the limit (RLIMIT_FSIZE)', `require('fs').writeFileSync('/data/outputs/big', Buffer.alloc(4 * 1024 * 1024, 1))`],
+    ['many small files over the limit (size check)', `for (let i = 0; i < 16; i++) require('fs').writeFileSync('/data/outputs/f' + i, Buffer.alloc(256 * 1024, 1)); setTimeout(() => {}, 10000)`],
+  ])('when it writes %s, then the step ends with output-limit', async (_name, code) => {
+    const jobId = job();
+    const { algorithm } = await runAlgorithm(t.backend, jobId, { code, env: testEnvironment({ process: { maxOutputBytes: 1024 * 1024 } }) });
+    expect(algorithm.reason).toBe('output-limit');
+    expect(algorithm.exitCode).not.toBe(0);
+  });
+});

@@ -1,0 +1,183 @@
+import { Wallet } from 'ethers';
+import { type AuthorizedJob, authorizeJob } from '../../src/assets/authorize';
+import { ProviderFileDecryptor } from '../../src/assets/decryptor';
+import { buildCatalogDdo, encryptFiles } from '../../src/assets/publish';
+import type { Ddo } from '../../src/domain/ddo';
+import { AccessDeniedError, NotFoundError, ValidationError } from '../../src/domain/errors';
+import type { AlgorithmRef, ContainerSpec, DatasetRef } from '../../src/domain/job';
+import { algorithmFixture, datasetFixture, fixtureProvider } from '../fixtures/ddo';
+import { nodeContainer } from '../helpers/api';
+
+const consumer = Wallet.createRandom().address;
+const stranger = Wallet.createRandom().address;
+
+/** Everything one case may change before authorizing. */
+interface World {
+  dataset: Ddo;
+  algorithm: Ddo;
+  catalogDataset: Ddo;
+  owner: string;
+  datasets: DatasetRef[];
+  algorithmRef: AlgorithmRef;
+  unknownImage: boolean;
+}
+
+function world(): World {
+  const dataset = datasetFixture();
+  const algorithm = algorithmFixture();
+  const catalogDataset = buildCatalogDdo(fixtureProvider.publicKey, { type: 'dataset', urls: ['https://example.invalid/c.csv'], allow: [consumer], trustedAlgorithms: [algorithm.id] });
+  return {
+    dataset,
+    algorithm,
+    catalogDataset,
+    owner: consumer.toLowerCase(),
+    datasets: [{ did: dataset.id, serviceId: 'compute-1' }],
+    algorithmRef: { kind: 'published', did: algorithm.id, serviceId: 'algo-compute-1' },
+    unknownImage: false,
+  };
+}
+
+const computeOf = (ddo: Ddo) => ddo.services[0]!.compute!;
+const raw = (container: Partial<ContainerSpec> = {}): AlgorithmRef => ({ kind: 'raw', container: { ...nodeContainer, ...container }, rawcode: 'console.log(1)' });
+
+type Expected = { ok: (job: AuthorizedJob) => void } | { error: typeof NotFoundError | typeof AccessDeniedError | typeof ValidationError; resource?: string; code?: string; message?: RegExp };
+
+const cases: [string, (w: World) => void, Expected][] = [
+  ['a trusted published algorithm on an on-chain dataset', () => {}, { ok: (job) => {
+    expect(job.datasets[0]?.serviceIndex).toBe(0);
+    expect(job.algorithm.kind).toBe('published');
+    expect(job.algorithm.container.image).toBe('node');
+    expect(job.allowNetwork).toBe(false);
+  } }],
+  ['an unknown dataset DID', (w) => { w.datasets[0]!.did = 'did:op:feedbeef'; }, { error: NotFoundError, resource: 'dataset', message: /did:op:feedbeef/ }],
+  ['an unknown additional dataset DID', (w) => { w.datasets.push({ did: 'did:op:0bad', serviceId: 'x' }); }, { error: NotFoundError, resource: 'datasets[1]', message: /did:op:0bad/ }],
+  ['an unknown algorithm DID', (w) => { w.algorithmRef = { kind: 'published', did: 'did:op:0a1f', serviceId: 'x' }; }, { error: NotFoundError, resource: 'algorithm', message: /did:op:0a1f/ }],
+  ['an unknown service id', (w) => { w.datasets[0]!.serviceId = 'nope'; }, { error: NotFoundError, resource: 'dataset' }],
+  ['a main dataset service of type access', (w) => { w.datasets[0]!.serviceId = 'access-1'; }, { error: AccessDeniedError, resource: 'dataset', code: 'main_service_compute' }],
+  ['an additional dataset through its access service', (w) => { w.datasets.push({ did: w.dataset.id, serviceId: 'access-1' }); }, { ok: (job) => {
+    expect(job.datasets.map((d) => d.serviceIndex)).toEqual([0, 1]);
+    expect(job.allowNetwork).toBe(false);
+  } }],
+  ['dataset files encrypted for another provider', (w) => {
+    w.dataset.services[0]!.files = encryptFiles(Wallet.createRandom().signingKey.publicKey, { urls: ['https://example.invalid/x'] });
+  }, { error: AccessDeniedError, resource: 'dataset', code: 'compute_services_not_in_same_provider' }],
+  ['algorithm files encrypted for another provider', (w) => {
+    w.algorithm.services[0]!.files = encryptFiles(Wallet.createRandom().signingKey.publicKey, { urls: ['https://example.invalid/x'] });
+  }, { error: AccessDeniedError, resource: 'algorithm', code: 'compute_services_not_in_same_provider' }],
+  ['a dataset in state 5 (unlisted)', (w) => { w.dataset.nft!.state = 5; }, { ok: () => {} }],
+  ['a dataset in state 4 (revoked)', (w) => { w.dataset.nft!.state = 4; }, { error: AccessDeniedError, resource: 'dataset', code: 'asset_not_consumable' }],
+  ['an algorithm in state 1 (end of life)', (w) => { w.algorithm.nft!.state = 1; }, { error: AccessDeniedError, resource: 'algorithm', code: 'asset_not_consumable' }],
+  ['a catalog dataset whose allow-list holds the consumer', (w) => { w.datasets[0] = { did: w.catalogDataset.id, serviceId: 'compute' }; }, { ok: () => {} }],
+  ['a catalog dataset whose allow-list holds the consumer in lower case', (w) => {
+    w.catalogDataset.credentials!.allow[0]!.values = [consumer.toLowerCase()];
+    w.owner = consumer;
+    w.datasets[0] = { did: w.catalogDataset.id, serviceId: 'compute' };
+  }, { ok: () => {} }],
+  ['a catalog dataset whose allow-list lacks the consumer', (w) => {
+    w.catalogDataset.credentials!.allow[0]!.values = [stranger];
+    w.datasets[0] = { did: w.catalogDataset.id, serviceId: 'compute' };
+  }, { error: AccessDeniedError, resource: 'dataset', code: 'consumer_not_allowed' }],
+  ['a catalog dataset with an empty allow-list', (w) => {
+    w.catalogDataset.credentials!.allow = [];
+    w.datasets[0] = { did: w.catalogDataset.id, serviceId: 'compute' };
+  }, { error: AccessDeniedError, resource: 'dataset', code: 'consumer_not_allowed' }],
+  ['a catalog dataset that allows and also denies the consumer', (w) => {
+    w.catalogDataset.credentials!.deny = [{ type: 'address', values: [consumer] }];
+    w.datasets[0] = { did: w.catalogDataset.id, serviceId: 'compute' };
+  }, { error: AccessDeniedError, resource: 'dataset', code: 'consumer_not_allowed' }],
+  ['an on-chain dataset that denies the consumer', (w) => { w.dataset.credentials = { allow: [], deny: [{ type: 'address', values: [consumer] }] }; }, { error: AccessDeniedError, resource: 'dataset', code: 'consumer_not_allowed' }],
+  ['an on-chain dataset with an allow-list lacking the consumer', (w) => { w.dataset.credentials = { allow: [{ type: 'address', values: [stranger] }], deny: [] }; }, { error: AccessDeniedError, resource: 'dataset', code: 'consumer_not_allowed' }],
+  ['an algorithm whose own allow-list lacks the consumer', (w) => { w.algorithm.credentials = { allow: [{ type: 'address', values: [stranger] }], deny: [] }; }, { error: AccessDeniedError, resource: 'algorithm', code: 'consumer_not_allowed' }],
+  ['a raw algorithm on a dataset that does not allow raw algorithms', (w) => { w.algorithmRef = raw(); }, { error: AccessDeniedError, resource: 'dataset', code: 'no_raw_algo_allowed' }],
+  ['a raw algorithm on a dataset that allows raw algorithms', (w) => {
+    computeOf(w.dataset).allowRawAlgorithm = true;
+    w.algorithmRef = raw();
+  }, { ok: (job) => expect(job.algorithm).toEqual({ kind: 'raw', container: nodeContainer }) }],
+  ['a raw algorithm refused by an additional compute dataset', (w) => {
+    computeOf(w.dataset).allowRawAlgorithm = true;
+    w.datasets.push({ did: w.catalogDataset.id, serviceId: 'compute' });
+    w.algorithmRef = raw();
+  }, { error: AccessDeniedError, resource: 'datasets[1]', code: 'no_raw_algo_allowed' }],
+  ['a raw algorithm without code or url', (w) => {
+    computeOf(w.dataset).allowRawAlgorithm = true;
+    w.algorithmRef = { kind: 'raw', container: nodeContainer };
+  }, { error: ValidationError }],
+  ['a raw algorithm whose container has no entrypoint', (w) => {
+    computeOf(w.dataset).allowRawAlgorithm = true;
+    w.algorithmRef = raw({ entrypoint: '' });
+  }, { error: AccessDeniedError, resource: 'algorithm', code: 'missing_entrypoint_image_checksum' }],
+  ['a raw algorithm whose checksum is not sha256', (w) => {
+    computeOf(w.dataset).allowRawAlgorithm = true;
+    w.algorithmRef = raw({ checksum: 'md5:abc' });
+  }, { error: AccessDeniedError, resource: 'algorithm', code: 'checksum_prefix' }],
+  ['a published algorithm whose checksum is not sha256', (w) => { w.algorithm.metadata.algorithm!.container.checksum = 'abc'; }, { error: AccessDeniedError, resource: 'algorithm', code: 'checksum_prefix' }],
+  ['a published asset that is not an algorithm', (w) => { w.algorithmRef = { kind: 'published', did: w.dataset.id, serviceId: 'compute-1' }; }, { error: AccessDeniedError, resource: 'algorithm', code: 'not_algo' }],
+  ['a dataset that trusts nothing (private by default)', (w) => { computeOf(w.dataset).publisherTrustedAlgorithms = []; }, { error: AccessDeniedError, resource: 'dataset', code: 'not_trusted_algo' }],
+  ['a dataset that trusts another algorithm', (w) => { computeOf(w.dataset).publisherTrustedAlgorithms = [{ did: 'did:op:0ther' }]; }, { error: AccessDeniedError, resource: 'dataset', code: 'not_trusted_algo' }],
+  ['a dataset that trusts every algorithm (*)', (w) => { computeOf(w.dataset).publisherTrustedAlgorithms = [{ did: '*' }]; }, { ok: () => {} }],
+  ['a dataset that trusts the algorithm\'s publisher', (w) => {
+    computeOf(w.dataset).publisherTrustedAlgorithms = [];
+    computeOf(w.dataset).publisherTrustedAlgorithmPublishers = [w.algorithm.nft!.owner!.toLowerCase()];
+  }, { ok: () => {} }],
+  ['a dataset that trusts every publisher (*)', (w) => {
+    computeOf(w.dataset).publisherTrustedAlgorithms = [];
+    computeOf(w.dataset).publisherTrustedAlgorithmPublishers = ['*'];
+  }, { ok: () => {} }],
+  ['a dataset that trusts only another publisher', (w) => {
+    computeOf(w.dataset).publisherTrustedAlgorithms = [];
+    computeOf(w.dataset).publisherTrustedAlgorithmPublishers = [stranger];
+  }, { error: AccessDeniedError, resource: 'dataset', code: 'not_trusted_algo_publisher' }],
+  ['a dataset that trusts the DID but not the publisher (both lists must agree)', (w) => {
+    computeOf(w.dataset).publisherTrustedAlgorithmPublishers = [stranger];
+  }, { error: AccessDeniedError, resource: 'dataset', code: 'not_trusted_algo_publisher' }],
+  ['an additional dataset that does not trust the algorithm', (w) => {
+    w.datasets.push({ did: w.catalogDataset.id, serviceId: 'compute' });
+    computeOf(w.catalogDataset).publisherTrustedAlgorithms = [];
+  }, { error: AccessDeniedError, resource: 'datasets[1]', code: 'not_trusted_algo' }],
+  ['an image the environment cannot run', (w) => { w.unknownImage = true; }, { error: ValidationError }],
+  ['datasets that all allow network access', (w) => { computeOf(w.dataset).allowNetworkAccess = true; }, { ok: (job) => expect(job.allowNetwork).toBe(true) }],
+  ['one of two datasets allowing network access', (w) => {
+    computeOf(w.dataset).allowNetworkAccess = true;
+    w.datasets.push({ did: w.catalogDataset.id, serviceId: 'compute' });
+  }, { ok: (job) => expect(job.allowNetwork).toBe(false) }],
+];
+
+describe('authorizeJob', () => {
+  it.each(cases)('when %s, then the rules answer as Ocean does', async (_name, mutate, expected) => {
+    const w = world();
+    mutate(w);
+    const ddos = new Map([w.dataset, w.algorithm, w.catalogDataset].map((d) => [d.id, d]));
+    const checked: ContainerSpec[] = [];
+    const deps = {
+      resolver: { resolve: (did: string) => Promise.resolve(ddos.get(did) ?? null) },
+      decryptor: new ProviderFileDecryptor(fixtureProvider.privateKey),
+      checkContainer: (c: ContainerSpec) => {
+        checked.push(c);
+        return w.unknownImage ? `unknown image ${c.image}` : null;
+      },
+    };
+    const outcome = await authorizeJob(deps, { owner: w.owner, datasets: w.datasets, algorithm: w.algorithmRef }).then(
+      (job) => ({ job }),
+      (error: unknown) => ({ error }),
+    );
+    if ('ok' in expected) {
+      if ('error' in outcome) throw outcome.error;
+      expected.ok(outcome.job);
+      expect(checked).toHaveLength(1);
+      return;
+    }
+    if (!('error' in outcome)) throw new Error('expected a refusal');
+    expect(outcome.error).toBeInstanceOf(expected.error);
+    const err = outcome.error as AccessDeniedError;
+    if (expected.resource) expect(err.resource).toBe(expected.resource);
+    if (expected.code) expect(err.code).toBe(expected.code);
+    if (expected.message) expect(err.message).toMatch(expected.message);
+  });
+
+  it('when the image is unknown, then the error names the algorithm field with the backend\'s reason', async () => {
+    const w = world();
+    const deps = { resolver: { resolve: (did: string) => Promise.resolve([w.dataset, w.algorithm].find((d) => d.id === did) ?? null) }, decryptor: new ProviderFileDecryptor(fixtureProvider.privateKey), checkContainer: () => 'unknown image node:20' };
+    const error = await authorizeJob(deps, { owner: w.owner, datasets: w.datasets, algorithm: w.algorithmRef }).catch((e: unknown) => e);
+    expect((error as ValidationError).fields).toEqual({ algorithm: ['unknown image node:20'] });
+  });
+});

@@ -1,0 +1,24 @@
+import { Client, Connection } from '@temporalio/client';
+import { UnavailableError } from '../../src/domain/errors';
+import { freePort } from '../../src/entrypoints/temporal-server';
+import { connectTemporal, TemporalJobsService } from '../../src/temporal/client';
+import { MemoryResultStore } from './fakes';
+
+describe('Temporal unreachable', () => {
+  test('when nothing listens at the Temporal address, then connecting fails with UnavailableError', async () => {
+    const port = await freePort();
+    await expect(connectTemporal({ temporal: { address: `127.0.0.1:${port}`, namespace: 'default', taskQueue: 'q', uiPort: 0 } })).rejects.toBeInstanceOf(UnavailableError);
+  });
+
+  test('when Temporal goes away, then the jobs service answers UnavailableError', async () => {
+    const port = await freePort();
+    const connection = Connection.lazy({ address: `127.0.0.1:${port}` });
+    const jobs = new TemporalJobsService({ client: new Client({ connection }), taskQueue: 'q', results: new MemoryResultStore(), rpcTimeoutMs: 1000 });
+    try {
+      await expect(jobs.get('0'.repeat(32))).rejects.toBeInstanceOf(UnavailableError);
+      await expect(jobs.currentJobs('env')).rejects.toBeInstanceOf(UnavailableError);
+    } finally {
+      await connection.close();
+    }
+  });
+});
