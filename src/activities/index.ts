@@ -163,8 +163,7 @@ export function createActivities(deps: ActivityDeps) {
         const env = environment(input.environmentId);
         const backend = deps.backendFor(env.id);
         const outcome = await runStep(backend, { jobId: input.jobId, environment: env, step: 'publish' });
-        // 'stopped': the backend runs no new step in a stopped job; the logs so far are still kept
-        const ok = outcome.reason === 'stopped' || (outcome.exitCode === 0 && outcome.reason === '');
+        const ok = outcome.exitCode === 0 && outcome.reason === '';
         const files = (await backend.listPublished(input.jobId)).filter((f) => ok || f.type !== 'output');
         const expiresAtMs = Date.now() + env.storageExpiry * 1000;
         const results = await deps.results.save(

@@ -1,13 +1,21 @@
 import fs from 'node:fs';
 import { testState } from './state';
 
-export default function globalTeardown(): void {
-  const state = testState();
+const alive = (pid: number): boolean => {
   try {
-    process.kill(state.temporalPid, 'SIGTERM');
+    process.kill(pid, 0);
+    return true;
   } catch {
-    // already gone
+    return false;
   }
-  fs.rmSync(state.dir, { recursive: true, force: true });
+};
+
+export default async function globalTeardown(): Promise<void> {
+  const state = testState();
+  if (alive(state.temporalPid)) process.kill(state.temporalPid, 'SIGTERM');
+  // The server writes its db until it has exited; remove its dir only then.
+  for (let i = 0; i < 100 && alive(state.temporalPid); i++) await new Promise((r) => setTimeout(r, 50));
+  if (alive(state.temporalPid)) process.kill(state.temporalPid, 'SIGKILL');
+  fs.rmSync(state.dir, { recursive: true, force: true, maxRetries: 5 });
   fs.rmSync(process.env.C2D_TEST_STATE ?? '', { force: true });
 }

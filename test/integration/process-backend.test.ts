@@ -219,7 +219,7 @@ describe('process backend: a job end to end', () => {
 
   test('when the job is stopped while the algorithm runs, then its processes are gone within 2 s and the log so far is kept', async () => {
     const jobId = job();
-    const code = `console.log('started'); setInterval(() => {}, 1000);`;
+    const code = `require('fs').writeFileSync('/data/outputs/partial.txt', 'so far'); console.log('started'); setInterval(() => {}, 1000);`;
     const running = runAlgorithm(t.backend, jobId, { code });
     for (let i = 0; i < 100 && !algorithmLog(t.dataDir, jobId).includes('started'); i++) await sleep(50);
     expect(algorithmLog(t.dataDir, jobId)).toContain('started');
@@ -230,8 +230,11 @@ describe('process backend: a job end to end', () => {
     const { algorithm } = await running;
     expect(algorithm).toMatchObject({ exitCode: null, reason: 'stopped' });
     expect(algorithmLog(t.dataDir, jobId)).toContain('started');
+    const again = await t.backend.runStep({ jobId, environment: testEnvironment(), step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: '1' }, maxInputBytes: 1024 } }, hooks());
+    expect(again.reason).toBe('stopped'); // none of the consumer's steps starts after a stop
     const publish = await t.backend.runStep({ jobId, environment: testEnvironment(), step: 'publish' }, hooks());
-    expect(publish.reason).toBe('stopped'); // nothing new starts after a stop
+    expect(publish).toMatchObject({ exitCode: 0, reason: '' }); // but what it wrote so far is still published
+    expect((await t.backend.listPublished(jobId)).map((f) => f.filename)).toContain('partial.txt');
   });
 
   test('when the worker stops waiting and a retried activity calls runStep again, then it re-attaches and the algorithm ran once', async () => {

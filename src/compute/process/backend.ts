@@ -157,7 +157,9 @@ export class ProcessBackend implements ComputeBackend {
 
   private launch(req: StepRequest, job: JobPaths, sp: StepPaths): void {
     const { jobId, step, environment: env } = req;
-    const stopped = fs.existsSync(job.stopMarker);
+    // After a stop nothing of the consumer's runs any more; publishing still collects what the
+    // algorithm wrote so far (it runs none of the consumer's code), as Ocean keeps a stopped job's outputs.
+    const stopped = step !== 'publish' && fs.existsSync(job.stopMarker);
     if (stopped) {
       writeJsonAtomic(sp.state, { status: 'exited', exitCode: null, signal: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() } satisfies StepState);
       return;
