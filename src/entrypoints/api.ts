@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createApp } from '../api/app';
 import { loadConfig } from '../config';
@@ -5,8 +7,8 @@ import { FileNonceStore } from '../storage/nonces';
 import { TemporalJobsService } from '../temporal/client';
 import { createLogger, createSharedDeps } from './wiring';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { version } = require('../../package.json') as { version: string };
+const packageFile = path.resolve(__dirname, __filename.endsWith('.ts') ? '../..' : '../../..', 'package.json');
+const { version } = JSON.parse(fs.readFileSync(packageFile, 'utf8')) as { version: string };
 
 /** `npm run api`: the Provider REST API. Starts even while Temporal is down (answers 503 until it is up). */
 export function main(): void {

@@ -91,7 +91,8 @@ export async function startLocalStack(opts: { temporalAddress: string; environme
     },
   };
   try {
-    await waitForPort(port, '127.0.0.1', 30_000);
+    const exited = (name: string, c: ChildProcess): Promise<never> => new Promise((_, reject) => c.once('exit', (code) => reject(new Error(`${name} exited with ${code}`))));
+    await Promise.race([waitForPort(port, '127.0.0.1', 30_000), exited('api', stack.api), exited('worker', stack.worker)]);
   } catch (err) {
     await Promise.all([stopChild(stack.worker), stopChild(stack.api)]);
     throw new Error(`the API did not start:\n${stack.output()}`, { cause: err });

@@ -90,7 +90,8 @@ async function main(): Promise<void> {
   };
   try {
     writeJsonAtomic(spec.stateFile, { status: 'running', supervisorPid: process.pid, startedAt } satisfies StepState);
-    if (fs.existsSync(spec.stopMarker)) {
+    const stopRequested = (): boolean => spec.stopMarker !== undefined && fs.existsSync(spec.stopMarker);
+    if (stopRequested()) {
       finish({ exitCode: null, signal: null, oomKilled: false, reason: 'stopped' });
       return;
     }
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
       outputsDir !== undefined &&
       maxOutputBytes !== undefined &&
       (result.signal === 'SIGXFSZ' || result.code === SIGXFSZ_EXIT || dirSize(outputsDir) > maxOutputBytes);
-    const reason = fs.existsSync(spec.stopMarker)
+    const reason = stopRequested()
       ? 'stopped'
       : (killReason ?? (oomKilled ? 'oom' : overLimit ? 'output-limit' : result.signal ? `signal:${result.signal}` : ''));
     finish({ exitCode: result.code, signal: result.signal, oomKilled, reason });

@@ -188,7 +188,7 @@ export class ProcessBackend implements ComputeBackend {
       cgroupVersion: this.cgroups.version,
       stateFile: sp.state,
       logFile: sp.log,
-      stopMarker: job.stopMarker,
+      ...(step === 'publish' ? {} : { stopMarker: job.stopMarker }),
       deadlineMs: env.maxJobDuration * 1000,
       maxLogBytes: MAX_LOG_BYTES,
       ...(outputLimit !== undefined ? { outputsDir: job.outputs, maxOutputBytes: outputLimit } : {}),

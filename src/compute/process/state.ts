@@ -29,7 +29,8 @@ export interface SupervisorSpec {
   cgroupVersion: 1 | 2;
   stateFile: string;
   logFile: string;
-  stopMarker: string;
+  /** a step is reported 'stopped' when this file exists; absent for publishing, which runs after a stop too */
+  stopMarker?: string;
   /** wall-clock limit of the step, ms */
   deadlineMs: number;
   /** when set, the total size of this dir is checked against maxOutputBytes */
