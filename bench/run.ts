@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     console.log(`throughput, 50 jobs with maxJobs 4: ${(50 / minutes).toFixed(1)} jobs/min (${ok}/50 finished with status 70)`);
     console.log(`peak RSS: worker ${peakRss(stack.worker.pid)}, API ${peakRss(stack.api.pid)}`);
   } finally {
-    data.server.close();
+    data.close();
     await stack.stop();
     temporal.kill('SIGTERM');
     fs.rmSync(dir, { recursive: true, force: true });

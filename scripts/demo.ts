@@ -65,9 +65,9 @@ async function followLog(client: ProviderClient, jobId: string): Promise<void> {
 
 async function main(): Promise<void> {
   const stack = await ensureStack();
-  const dataServer = (await serveFiles({ 'weather.csv': fs.readFileSync(path.join(demoDir, 'weather.csv')), 'algorithm.js': fs.readFileSync(path.join(demoDir, 'algorithm.js')) })).server;
+  const dataServer = await serveFiles({ 'weather.csv': fs.readFileSync(path.join(demoDir, 'weather.csv')), 'algorithm.js': fs.readFileSync(path.join(demoDir, 'algorithm.js')) });
   try {
-    const { port } = dataServer.address() as AddressInfo;
+    const { port } = dataServer.server.address() as AddressInfo;
     const client = new ProviderClient(base, new Wallet(Wallet.createRandom().privateKey));
     const root = (await (await fetch(`${base}/`)).json()) as { providerAddresses: Record<string, string> };
     console.log(`Provider ${Object.values(root.providerAddresses)[0]} at ${base}`);

@@ -101,7 +101,7 @@ export async function startLocalStack(opts: { temporalAddress: string; environme
 }
 
 /** An HTTP server on host loopback standing for a publisher's data server (demo, tests, benchmarks). */
-export async function serveFiles(files: Record<string, string | Buffer>): Promise<{ url: (name: string) => string; server: http.Server; hits: string[] }> {
+export async function serveFiles(files: Record<string, string | Buffer>): Promise<{ url: (name: string) => string; server: http.Server; hits: string[]; close: () => void }> {
   const hits: string[] = [];
   const server = http.createServer((req, res) => {
     const name = (req.url ?? '').slice(1);
@@ -112,5 +112,9 @@ export async function serveFiles(files: Record<string, string | Buffer>): Promis
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
-  return { url: (name) => `http://127.0.0.1:${port}/${name}`, server, hits };
+  const close = (): void => {
+    server.close();
+    server.closeAllConnections();
+  };
+  return { url: (name) => `http://127.0.0.1:${port}/${name}`, server, hits, close };
 }

@@ -22,7 +22,7 @@ describe('bad compute starts, end to end', () => {
 
   afterAll(async () => {
     await stack?.stop();
-    data?.server.close();
+    data?.close();
     await temporal?.connection.close();
   });
 

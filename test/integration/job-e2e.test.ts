@@ -30,7 +30,7 @@ describe('a compute job over HTTP', () => {
 
   afterAll(async () => {
     await stack?.stop();
-    data?.server.close();
+    data?.close();
   });
 
   it('when a consumer starts a trusted algorithm, then the job goes 1 → … → 70 and the output and logs download', async () => {

@@ -24,15 +24,15 @@ describe('the algorithm sandbox, end to end', () => {
 
   afterAll(async () => {
     await stack?.stop();
-    data?.server.close();
+    data?.close();
   });
 
-  const run = async (env: string, code: string, entrypoint?: string) => {
+  const start = (env: string, code: string, entrypoint?: string) => {
     const algorithm = nodeRaw(code);
     if (entrypoint) algorithm.meta.container.entrypoint = entrypoint;
-    const job = await client.startJob({ environment: env, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm });
-    return client.waitForJob(job.jobId, { timeoutMs: 60_000 });
+    return client.startJob({ environment: env, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm });
   };
+  const run = async (env: string, code: string, entrypoint?: string) => client.waitForJob((await start(env, code, entrypoint)).jobId, { timeoutMs: 60_000 });
 
   it('when the algorithm dials the test server, the API and Temporal on the host loopback, then every dial fails and it sees only lo', async () => {
     const targets = [new URL(data.url('x')).port, new URL(stack.baseUrl).port, testState().temporalAddress.split(':')[1]];
@@ -88,10 +88,12 @@ describe('the algorithm sandbox, end to end', () => {
   });
 
   it('when one algorithm fork-bombs and another loops forever, then both are stopped at the deadline and a normal job beside them finishes', async () => {
-    const bomb = run('sbx-short', '', "f() { f | f & }; f; sleep 100");
-    const loop = run('sbx-short', 'for (;;) {}');
-    const normal = run('sbx', "require('fs').writeFileSync('/data/outputs/ok.txt', 'fine')");
-    const [b, l, n] = await Promise.all([bomb, loop, normal]);
+    // one consumer signs with increasing nonces, so the starts go one after another; the jobs then run together
+    const bomb = await start('sbx-short', '// the entrypoint is the bomb', 'f() { f | f & }; f; sleep 100');
+    const loop = await start('sbx-short', 'for (;;) {}');
+    const normal = await start('sbx', "require('fs').writeFileSync('/data/outputs/ok.txt', 'fine')");
+    const wait = (j: { jobId: string }) => client.waitForJob(j.jobId, { timeoutMs: 60_000 });
+    const [b, l, n] = await Promise.all([wait(bomb), wait(loop), wait(normal)]);
     expect(n.status).toBe(70);
     expect(await resultText(client, n, 'ok.txt')).toBe('fine');
     for (const j of [b, l]) {

@@ -29,7 +29,7 @@ describe('a restart of the Temporal dev server mid-job', () => {
   afterAll(async () => {
     await stack?.stop();
     server?.kill('SIGTERM');
-    data?.server.close();
+    data?.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -47,6 +47,7 @@ describe('a restart of the Temporal dev server mid-job', () => {
     expect((await client.request('GET', `/api/services/compute?consumerAddress=${client.address}&jobId=${job.jobId}`)).status).toBe(503);
     await new Promise((r) => setTimeout(r, 2000));
     server = await start();
+    await waitFor('the API to reach Temporal again', async () => (await client.request('GET', `/api/services/compute?consumerAddress=${client.address}&jobId=${job.jobId}`)).status === 200, 60_000, 500);
     const done = await client.waitForJob(job.jobId, { timeoutMs: 90_000, intervalMs: 500 });
     expect(done.status).toBe(70);
     expect(await resultText(client, done, 'out.txt')).toBe('survived');
