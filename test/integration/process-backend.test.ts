@@ -230,11 +230,26 @@ describe('process backend: a job end to end', () => {
     const { algorithm } = await running;
     expect(algorithm).toMatchObject({ exitCode: null, reason: 'stopped' });
     expect(algorithmLog(t.dataDir, jobId)).toContain('started');
-    const again = await t.backend.runStep({ jobId, environment: testEnvironment(), step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: '1' }, maxInputBytes: 1024 } }, hooks());
-    expect(again.reason).toBe('stopped'); // none of the consumer's steps starts after a stop
     const publish = await t.backend.runStep({ jobId, environment: testEnvironment(), step: 'publish' }, hooks());
     expect(publish).toMatchObject({ exitCode: 0, reason: '' }); // but what it wrote so far is still published
     expect((await t.backend.listPublished(jobId)).map((f) => f.filename)).toContain('partial.txt');
+  });
+
+  test('when a job is stopped before its algorithm starts, then the algorithm never runs', async () => {
+    const jobId = job();
+    const environment = testEnvironment();
+    const configure = await t.backend.runStep({ jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: "require('fs').writeFileSync('/data/outputs/ran', '1')" }, maxInputBytes: 1024 } }, hooks());
+    expect(configure.exitCode).toBe(0);
+    await t.backend.stopJob(jobId);
+    const algorithm = await t.backend.runStep(
+      { jobId, environment, step: 'algorithm', algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false } },
+      hooks(),
+    );
+    expect(algorithm).toMatchObject({ exitCode: null, reason: 'stopped' });
+    expect(algorithmLog(t.dataDir, jobId)).toBe('');
+    const publish = await t.backend.runStep({ jobId, environment, step: 'publish' }, hooks());
+    expect(publish.exitCode).toBe(0);
+    expect((await t.backend.listPublished(jobId)).filter((f) => f.type === 'output')).toEqual([]);
   });
 
   test('when the worker stops waiting and a retried activity calls runStep again, then it re-attaches and the algorithm ran once', async () => {

@@ -61,7 +61,8 @@ export class ScriptedBackend implements ComputeBackend {
     this.calls.push({ jobId, step, at: Date.now() });
     if (step === 'configure' && req.configure) this.configureSpecs.set(jobId, req.configure);
     if (step === 'algorithm') this.algorithmRequests.set(jobId, req);
-    if (this.stopped.has(jobId)) return { ...ok, exitCode: null, reason: 'stopped' };
+    // as the real backends: after a stop none of the consumer's steps starts; publishing still collects what exists
+    if (this.stopped.has(jobId) && step !== 'publish') return { ...ok, exitCode: null, reason: 'stopped' };
     const script = this.scripts.get(jobId)?.[step] ?? {};
     if (step === 'algorithm') {
       this.running.add(jobId);
@@ -96,7 +97,7 @@ export class ScriptedBackend implements ComputeBackend {
     const file = (filename: string, type: PublishedFile['type'], text: string): PublishedFile => ({ filename, type, size: Buffer.byteLength(text), open: () => Readable.from([Buffer.from(text)]) });
     const ran = (step: StepName): boolean => this.calls.some((c) => c.jobId === jobId && c.step === step);
     const files: PublishedFile[] = [];
-    if (ran('algorithm') && !this.stopped.has(jobId)) files.push(file('out.txt', 'output', `result of ${jobId}\n`));
+    if (ran('algorithm')) files.push(file('out.txt', 'output', `result of ${jobId}\n`));
     if (ran('algorithm')) files.push(file('algorithm.log', 'algorithmLog', 'algorithm says hi\n'));
     files.push(file('configure.log', 'configrationLog', 'fetched inputs\n'));
     return Promise.resolve(files);
