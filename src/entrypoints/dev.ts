@@ -28,16 +28,21 @@ export async function main(): Promise<void> {
   const [host, port] = splitAddress(config.temporal.address);
   const children: { name: string; child: ChildProcess }[] = [];
   let stopping = false;
+  const stop = (child: ChildProcess): Promise<unknown> => {
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    return exited.finally(() => clearTimeout(force));
+  };
+  // Worker and API first, so they shut down while Temporal still answers; the server last.
   const stopAll = (code: number): void => {
     if (stopping) return;
     stopping = true;
-    for (const { child } of children) if (child.exitCode === null) child.kill('SIGTERM');
-    const force = setTimeout(() => {
-      for (const { child } of children) if (child.exitCode === null) child.kill('SIGKILL');
-    }, 10_000);
-    force.unref();
-    const running = children.filter(({ child }) => child.exitCode === null && child.signalCode === null);
-    void Promise.all(running.map(({ child }) => new Promise((r) => child.once('exit', r)))).then(() => process.exit(code));
+    const clients = children.filter(({ name }) => name !== 'temporal').map(({ child }) => stop(child));
+    void Promise.all(clients)
+      .then(() => Promise.all(children.filter(({ name }) => name === 'temporal').map(({ child }) => stop(child))))
+      .then(() => process.exit(code));
   };
   process.once('SIGINT', () => stopAll(0));
   process.once('SIGTERM', () => stopAll(0));
@@ -47,7 +52,7 @@ export async function main(): Promise<void> {
   } else {
     const dbFile = path.join(config.dataDir, 'temporal.db');
     console.log(`[dev] starting Temporal dev server on ${config.temporal.address} (jobs in ${dbFile})`);
-    const server = await startDevServer({ ip: host, port, uiPort: config.temporal.uiPort, dbFile, namespace: config.temporal.namespace, logFile: path.join(config.dataDir, 'temporal.log') });
+    const server = await startDevServer({ ip: host, port, uiPort: config.temporal.uiPort, dbFile, namespace: config.temporal.namespace, logFile: path.join(config.dataDir, 'temporal.log'), detached: true });
     children.push({ name: 'temporal', child: server });
     console.log(`[dev] Temporal Web UI: http://${host}:${config.temporal.uiPort}`);
   }

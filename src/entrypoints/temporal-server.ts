@@ -16,6 +16,8 @@ export interface DevServerOptions {
   /** where the server's own output goes; default: inherited */
   logFile?: string;
   headless?: boolean;
+  /** own process group: a terminal's Ctrl-C does not reach it, its launcher stops it last */
+  detached?: boolean;
 }
 
 const repoRoot = path.resolve(__dirname, __filename.endsWith('.ts') ? '../..' : '../../..');
@@ -57,7 +59,7 @@ export async function startDevServer(o: DevServerOptions): Promise<ChildProcess>
   const bin = o.bin ?? temporalBinary();
   fs.mkdirSync(path.dirname(o.dbFile), { recursive: true });
   const out = o.logFile ? fs.openSync(o.logFile, 'a') : 'inherit';
-  const child = spawn(bin, devServerArgs(o), { stdio: ['ignore', out, out] });
+  const child = spawn(bin, devServerArgs(o), { stdio: ['ignore', out, out], detached: o.detached ?? false });
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`temporal dev server exited with ${code}`))));
   await Promise.race([waitForPort(o.port, o.ip ?? '127.0.0.1'), exited]);
   return child;
