@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ProviderClient } from '../src/client/provider-client';
 import type { JobView } from '../src/domain/job';
-import { type LocalStack, serveFiles, startLocalStack } from '../src/entrypoints/local-stack';
+import { serveFiles, startLocalStack } from '../src/entrypoints/local-stack';
 import { freePort, startDevServer } from '../src/entrypoints/temporal-server';
 
 /**
@@ -20,7 +20,7 @@ const ms = (x: number): string => `${x.toFixed(0)} ms`;
 const trivial = "const t0=Date.now();require('fs').writeFileSync('/data/outputs/t.json',JSON.stringify({t0,t1:Date.now()}))";
 const raw = { meta: { rawcode: trivial, container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${'0'.repeat(64)}` } } };
 
-async function startJob(stack: LocalStack, client: ProviderClient, dataset: string): Promise<{ job: JobView; latency: number }> {
+async function startJob(client: ProviderClient, dataset: string): Promise<{ job: JobView; latency: number }> {
   const t = performance.now();
   const job = await client.startJob({ environment: 'bench', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: raw });
   return { job, latency: performance.now() - t };
@@ -47,17 +47,19 @@ async function main(): Promise<void> {
   });
   const data = await serveFiles({ 'data.csv': 'a,b\n1,2\n' });
   try {
-    const client = stack.consumer();
-    const dataset = await stack.publish(client, { type: 'dataset', name: 'bench', urls: [data.url('data.csv')], compute: { allowRawAlgorithm: true } });
+    // 50 consumers: one consumer's signed starts are sequential by nature (strictly increasing nonces)
+    const consumers = Array.from({ length: 50 }, () => stack.consumer());
+    const client = consumers[0]!;
+    const dataset = await stack.publish(client, { type: 'dataset', name: 'bench', urls: [data.url('data.csv')], compute: { allowRawAlgorithm: true }, allow: consumers.map((c) => c.address) });
 
     // Warm-up: worker caches, the environment's slot workflow, V8 JIT.
-    for (let i = 0; i < 3; i++) await client.waitForJob((await startJob(stack, client, dataset)).job.jobId);
+    for (let i = 0; i < 3; i++) await client.waitForJob((await startJob(client, dataset)).job.jobId);
 
     // 1. Start latency and per-job overhead, one job at a time.
     const latencies: number[] = [];
     const overheads: number[] = [];
     for (let i = 0; i < 20; i++) {
-      const { job, latency } = await startJob(stack, client, dataset);
+      const { job, latency } = await startJob(client, dataset);
       latencies.push(latency);
       const done = await client.waitForJob(job.jobId, { intervalMs: 20 });
       if (done.status !== 70) throw new Error(`bench job ended in ${done.status}: ${JSON.stringify(done.terminationDetails)}`);
@@ -67,8 +69,8 @@ async function main(): Promise<void> {
 
     // 2. Throughput: 50 jobs at once, maxJobs 4.
     const t = performance.now();
-    const jobs = await Promise.all(Array.from({ length: 50 }, () => startJob(stack, client, dataset)));
-    const finished = await Promise.all(jobs.map(({ job }) => client.waitForJob(job.jobId, { intervalMs: 250, timeoutMs: 600_000 })));
+    const jobs = await Promise.all(consumers.map((c) => startJob(c, dataset)));
+    const finished = await Promise.all(jobs.map(({ job }, i) => consumers[i]!.waitForJob(job.jobId, { intervalMs: 250, timeoutMs: 600_000 })));
     const minutes = (performance.now() - t) / 60_000;
     const ok = finished.filter((j) => j.status === 70).length;
 
