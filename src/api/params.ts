@@ -12,7 +12,8 @@ export function requestParams(req: Request): unknown {
 
 /** Parses at the edge; a failure becomes Ocean's validation shape `{"errors":{field:[text]}}`. */
 export function parseWith<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
-  const parsed = schema.safeParse(input);
+  // A missing field says so, whatever its type (zod's default names the expected type, or nothing for unions).
+  const parsed = schema.safeParse(input, { error: (issue) => (issue.input === undefined && issue.code !== 'custom' ? 'required' : undefined) });
   if (parsed.success) return parsed.data;
   const fields: Record<string, string[]> = {};
   for (const issue of parsed.error.issues) {
