@@ -3,8 +3,11 @@ import type { AppDeps } from './deps';
 import { signedPaths } from './endpoints';
 import { errorHandler, notFoundHandler } from './errors';
 import { collapseLeadingSlashes, cors, refuseHead, requestLog } from './middleware';
+import { chainRoutes } from './routes/chain';
 import { computeRoutes } from './routes/compute';
 import { infoRoutes } from './routes/info';
+import { opsRoutes } from './routes/ops';
+import { publisherRoutes } from './routes/publisher';
 import { resultRoutes } from './routes/results';
 
 export type { AppDeps } from './deps';
@@ -21,6 +24,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(infoRoutes(deps));
   app.use(express.json({ limit: '1mb' }));
   app.use(computeRoutes(deps));
+  app.use(chainRoutes(deps));
+  app.use(publisherRoutes(deps));
+  app.use(opsRoutes(deps));
   app.use(resultRoutes(deps));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));
