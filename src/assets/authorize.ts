@@ -1,7 +1,9 @@
-import { type ComputeOptions, computeOptionsSchema, consumableStates, type Ddo, type DdoService, type DecryptedFiles } from '../domain/ddo';
-import { AccessDeniedError, NotFoundError, ValidationError } from '../domain/errors';
+import { type ComputeOptions, computeOptionsSchema, consumableStates, type Ddo, type DdoService, type DecryptedFiles, type FileObject } from '../domain/ddo';
+import { AccessDeniedError, NotFoundError, UnavailableError, ValidationError } from '../domain/errors';
 import type { AlgorithmRef, ContainerSpec, DatasetRef, JobInput } from '../domain/job';
+import { containerSectionChecksum, FileFetchError, sha256OfFile } from './checksums';
 import type { AssetResolver } from './resolver';
+import { requireValidUserdata } from './userdata';
 
 /** Decrypts a service's `files` ciphertext (ours, from /encrypt) and checks it belongs to that service. */
 export interface FileDecryptor {
@@ -14,6 +16,8 @@ export interface AuthorizeDeps {
   decryptor: FileDecryptor;
   /** the environment's backend: null when it can run the container, else why not */
   checkContainer: (container: ContainerSpec) => string | null;
+  /** sha256 hex of a decrypted file's content, for `filesChecksum`; default: download it over http(s) within limits */
+  hashFile?: (file: FileObject) => Promise<string>;
 }
 
 export interface AuthorizedDataset {
@@ -95,12 +99,21 @@ function requireContainer(container: ContainerSpec): void {
   }
 }
 
+/** The algorithm as the trust rules see it; `filesChecksum` is computed once, only when an entry asks for it. */
+interface AlgorithmIdentity {
+  did: string;
+  owner: string | undefined;
+  container: ContainerSpec;
+  filesChecksum: () => Promise<string>;
+}
+
 /**
  * Private by default: with both trust lists empty nothing runs. Each non-empty list must let the
  * algorithm through (as Ocean's Provider does); `*` in a list lets every published algorithm through it.
- * Issue 4 adds filesChecksum / containerSectionChecksum of the matched entry here.
+ * An entry that names the DID pins the algorithm to what the publisher reviewed: its non-empty
+ * checksums must match the algorithm as it is now (empty ones are not checked; a `*` entry pins nothing).
  */
-function requireTrustedAlgorithm(compute: ComputeOptions, algorithm: { did: string; owner: string | undefined }, resource: string): void {
+async function requireTrustedAlgorithm(compute: ComputeOptions, algorithm: AlgorithmIdentity, resource: string): Promise<void> {
   const trustedAlgorithms = compute.publisherTrustedAlgorithms;
   const trustedPublishers = compute.publisherTrustedAlgorithmPublishers;
   if (trustedAlgorithms.length === 0 && trustedPublishers.length === 0) {
@@ -109,10 +122,44 @@ function requireTrustedAlgorithm(compute: ComputeOptions, algorithm: { did: stri
   if (trustedPublishers.length > 0 && !trustedPublishers.some((p) => p === '*' || sameAddress(p, algorithm.owner))) {
     throw new AccessDeniedError(resource, 'not_trusted_algo_publisher', `${resource}: the algorithm's publisher is not trusted`);
   }
-  if (trustedAlgorithms.length > 0 && !trustedAlgorithms.some((t) => t.did === '*' || t.did.toLowerCase() === algorithm.did.toLowerCase())) {
+  if (trustedAlgorithms.length === 0) return;
+  const listed = trustedAlgorithms.find((t) => t.did.toLowerCase() === algorithm.did.toLowerCase());
+  if (!listed) {
+    if (trustedAlgorithms.some((t) => t.did === '*')) return;
     throw new AccessDeniedError(resource, 'not_trusted_algo', `${resource}: algorithm ${algorithm.did} is not trusted`);
   }
+  if (listed.containerSectionChecksum && listed.containerSectionChecksum.toLowerCase() !== containerSectionChecksum(algorithm.container)) {
+    throw new AccessDeniedError('algorithm', 'algorithm_container_checksum_mismatch', `algorithm: container section differs from the one ${resource} trusts`);
+  }
+  if (listed.filesChecksum && listed.filesChecksum.toLowerCase() !== (await algorithm.filesChecksum())) {
+    throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', `algorithm: files differ from the ones ${resource} trusts`);
+  }
 }
+
+/** Hashes the algorithm's files once; a file that cannot be fetched is reported by index and reason, never by URL. */
+function lazyFilesChecksum(files: () => Promise<DecryptedFiles>, hashFile: (file: FileObject) => Promise<string>): () => Promise<string> {
+  let memo: Promise<string> | undefined;
+  const compute = async (): Promise<string> => {
+    let out = '';
+    for (const [index, file] of (await files()).files.entries()) {
+      try {
+        out += await hashFile(file);
+      } catch (err) {
+        if (!(err instanceof FileFetchError)) throw err;
+        const message = `algorithm file ${index}: cannot be fetched to verify its checksum (${err.reason})`;
+        if (err.transient) throw new UnavailableError('algorithm_file_unavailable', message, { cause: err });
+        throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', message);
+      }
+    }
+    return out;
+  };
+  return () => (memo ??= compute());
+}
+
+const memoize = <T>(f: () => Promise<T>): (() => Promise<T>) => {
+  let memo: Promise<T> | undefined;
+  return () => (memo ??= f());
+};
 
 async function authorizeDataset(deps: AuthorizeDeps, owner: string, ref: DatasetRef, index: number): Promise<AuthorizedDataset> {
   const resource = datasetResource(index);
@@ -123,6 +170,7 @@ async function authorizeDataset(deps: AuthorizeDeps, owner: string, ref: Dataset
   }
   requireConsumableState(ddo, resource);
   requireCredentials(ddo, service, owner, resource);
+  requireValidUserdata(service.consumerParameters, ref.userdata, `${resource}.userdata`);
   // Decrypting proves the files are ours to fetch; the plaintext is dropped here and decrypted again at run time.
   await deps.decryptor.decryptServiceFiles(ddo, service, resource);
   return { did: ddo.id, ddo, service, serviceIndex };
@@ -146,10 +194,14 @@ async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: Algor
   requireConsumableState(ddo, resource);
   requireCredentials(ddo, service, owner, resource);
   requireContainer(container);
+  requireValidUserdata([...(ddo.metadata.algorithm?.consumerParameters ?? []), ...(service.consumerParameters ?? [])], ref.userdata, `${resource}.userdata`);
+  const files = memoize(() => deps.decryptor.decryptServiceFiles(ddo, service, resource));
+  const identity: AlgorithmIdentity = { did: ddo.id, owner: ddo.nft?.owner, container, filesChecksum: lazyFilesChecksum(files, deps.hashFile ?? ((f) => sha256OfFile(f))) };
   for (const { d, resource: datasetRes } of computeDatasets) {
-    requireTrustedAlgorithm(computeOptions(d.service), { did: ddo.id, owner: ddo.nft?.owner }, datasetRes);
+    await requireTrustedAlgorithm(computeOptions(d.service), identity, datasetRes);
   }
-  await deps.decryptor.decryptServiceFiles(ddo, service, resource);
+  // Private (`compute`) algorithms must decrypt here; public (`access`) ones too, until fetching through another provider exists.
+  await files();
   return { kind: 'published', did: ddo.id, ddo, service, serviceIndex, container };
 }
 

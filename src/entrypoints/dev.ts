@@ -4,7 +4,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { loadConfig } from '../config';
 import { splitAddress } from './temporal';
-import { startDevServer, waitForPort } from './temporal-server';
+import { retentionFor, startDevServer, waitForPort } from './temporal-server';
 
 /**
  * `npm run dev`: the whole stack on one machine — Temporal dev server (unless one already listens on
@@ -52,7 +52,7 @@ export async function main(): Promise<void> {
   } else {
     const dbFile = path.join(config.dataDir, 'temporal.db');
     console.log(`[dev] starting Temporal dev server on ${config.temporal.address} (jobs in ${dbFile})`);
-    const server = await startDevServer({ ip: host, port, uiPort: config.temporal.uiPort, dbFile, namespace: config.temporal.namespace, logFile: path.join(config.dataDir, 'temporal.log'), detached: true });
+    const server = await startDevServer({ ip: host, port, uiPort: config.temporal.uiPort, dbFile, namespace: config.temporal.namespace, retentionSeconds: retentionFor(config.environments.map((e) => e.storageExpiry)), logFile: path.join(config.dataDir, 'temporal.log'), detached: true });
     children.push({ name: 'temporal', child: server });
     console.log(`[dev] Temporal Web UI: http://${host}:${config.temporal.uiPort}`);
   }

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -18,7 +18,12 @@ export interface DevServerOptions {
   headless?: boolean;
   /** own process group: a terminal's Ctrl-C does not reach it, its launcher stops it last */
   detached?: boolean;
+  /** how long closed workflows (finished jobs) are kept; the dev server's own default is 24 h */
+  retentionSeconds?: number;
 }
+
+/** Closed jobs must outlive their results: keep them at least as long as the longest storageExpiry, plus a day. */
+export const retentionFor = (storageExpirySeconds: number[]): number => Math.max(0, ...storageExpirySeconds) + 24 * 3600;
 
 const repoRoot = path.resolve(__dirname, __filename.endsWith('.ts') ? '../..' : '../../..');
 
@@ -62,7 +67,16 @@ export async function startDevServer(o: DevServerOptions): Promise<ChildProcess>
   const child = spawn(bin, devServerArgs(o), { stdio: ['ignore', out, out], detached: o.detached ?? false });
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`temporal dev server exited with ${code}`))));
   await Promise.race([waitForPort(o.port, o.ip ?? '127.0.0.1'), exited]);
+  if (o.retentionSeconds !== undefined) await setRetention(bin, o);
   return child;
+}
+
+function setRetention(bin: string, o: DevServerOptions): Promise<void> {
+  const hours = `${Math.ceil((o.retentionSeconds ?? 0) / 3600)}h`;
+  const args = ['operator', 'namespace', 'update', '--address', `${o.ip ?? '127.0.0.1'}:${o.port}`, '--namespace', o.namespace, '--retention', hours];
+  return new Promise((resolve, reject) =>
+    execFile(bin, args, (err, _out, stderr) => (err ? reject(new Error(`cannot set the namespace retention to ${hours}: ${stderr.trim() || err.message}`)) : resolve())),
+  );
 }
 
 export function freePort(): Promise<number> {

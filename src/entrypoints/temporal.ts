@@ -1,13 +1,13 @@
 import path from 'node:path';
 import { loadConfig } from '../config';
-import { startDevServer } from './temporal-server';
+import { retentionFor, startDevServer } from './temporal-server';
 
 /** `npm run temporal`: the Temporal dev server alone, jobs kept in <data dir>/temporal.db, our search attributes registered. */
 export async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const [host, port] = splitAddress(config.temporal.address);
   const dbFile = path.join(config.dataDir, 'temporal.db');
-  const server = await startDevServer({ ip: host, port, uiPort: config.temporal.uiPort, dbFile, namespace: config.temporal.namespace });
+  const server = await startDevServer({ ip: host, port, uiPort: config.temporal.uiPort, dbFile, namespace: config.temporal.namespace, retentionSeconds: retentionFor(config.environments.map((e) => e.storageExpiry)) });
   console.log(`Temporal dev server on ${config.temporal.address}, Web UI http://${host}:${config.temporal.uiPort}, jobs stored in ${dbFile}`);
   const stop = (): void => {
     server.kill('SIGTERM');

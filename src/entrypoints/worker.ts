@@ -48,6 +48,20 @@ function installRuntimeLogger(logger: Logger, level: Config['logLevel']): void {
  * gracefully (running activities finish or are cancelled; running steps live on in their
  * supervisors and a later worker re-attaches), then run() resolves and we close the connection.
  */
+/** A finished job lives in Temporal's history: if the namespace forgets it before its results expire, consumers lose it early. */
+async function warnOnShortRetention(connection: NativeConnection, config: Config, logger: Logger): Promise<void> {
+  try {
+    const ns = await connection.workflowService.describeNamespace({ namespace: config.temporal.namespace });
+    const retention = Number(ns.config?.workflowExecutionRetentionTtl?.seconds ?? 0);
+    const longest = Math.max(...config.environments.map((e) => e.storageExpiry));
+    if (retention > 0 && retention < longest) {
+      logger.warn({ namespace: config.temporal.namespace, retentionSeconds: retention, storageExpirySeconds: longest }, 'namespace retention is shorter than storageExpiry: finished jobs will disappear before their results expire');
+    }
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'could not read the namespace retention');
+  }
+}
+
 export async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger(config, 'worker');
@@ -80,6 +94,7 @@ export async function main(): Promise<void> {
   sweep.unref();
 
   logger.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker started');
+  void warnOnShortRetention(connection, config, logger);
   try {
     await worker.run();
   } finally {

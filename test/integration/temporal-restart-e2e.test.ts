@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type LocalStack, serveFiles, startLocalStack } from '../../src/entrypoints/local-stack';
-import { freePort, startDevServer } from '../../src/entrypoints/temporal-server';
+import { Connection } from '@temporalio/client';
+import { freePort, retentionFor, startDevServer } from '../../src/entrypoints/temporal-server';
 import { nodeRaw, resultText, waitFor } from './helpers';
 
 /** Jobs live in the dev server's SQLite file: a restart of the server mid-job loses nothing. */
@@ -15,7 +16,7 @@ describe('a restart of the Temporal dev server mid-job', () => {
   let stack: LocalStack;
   let data: Awaited<ReturnType<typeof serveFiles>>;
 
-  const start = (): Promise<ChildProcess> => startDevServer({ port, uiPort, dbFile: path.join(dir, 'temporal.db'), namespace: 'default', headless: true, logFile: path.join(dir, 'temporal.log') });
+  const start = (): Promise<ChildProcess> => startDevServer({ port, uiPort, dbFile: path.join(dir, 'temporal.db'), namespace: 'default', headless: true, logFile: path.join(dir, 'temporal.log'), retentionSeconds: retentionFor([7 * 24 * 3600]) });
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-restart-'));
@@ -31,6 +32,16 @@ describe('a restart of the Temporal dev server mid-job', () => {
     server?.kill('SIGTERM');
     data?.close();
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('when the dev server is started for results kept 7 days, then finished jobs are kept at least as long (not its default 24 h)', async () => {
+    const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
+    try {
+      const ns = await connection.workflowService.describeNamespace({ namespace: 'default' });
+      expect(Number(ns.config?.workflowExecutionRetentionTtl?.seconds)).toBeGreaterThanOrEqual(8 * 24 * 3600);
+    } finally {
+      await connection.close();
+    }
   });
 
   it('when the server stops while the algorithm runs and comes back on the same db file, then the job completes', async () => {

@@ -1,0 +1,58 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { getAddress } from 'ethers';
+import { z } from 'zod';
+import { ValidationError } from '../domain/errors';
+
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/).transform((a) => getAddress(a));
+
+/** One network's entry of Ocean's `address.json` (the fields we deploy and read; others are kept). */
+export const oceanContractsSchema = z.looseObject({
+  chainId: z.number().int().positive(),
+  Ocean: address,
+  OPFCommunityFeeCollector: address,
+  startBlock: z.number().int().nonnegative().default(0),
+  Router: address,
+  FixedPrice: address,
+  Dispenser: address,
+  ERC20Template: z.record(z.string(), address),
+  ERC721Template: z.record(z.string(), address),
+  ERC721Factory: address,
+});
+export type OceanContracts = z.infer<typeof oceanContractsSchema>;
+
+/** Ocean's own name for a chain id where it has one; the lookup goes by the `chainId` inside anyway. */
+export const networkName = (chainId: number): string => (chainId === 8996 ? 'development' : `chain-${chainId}`);
+
+/** Reads the entry of `chainId` from an address.json-shaped file. */
+export function readContractsFile(file: string, chainId: number): OceanContracts {
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ValidationError({ C2D_CONTRACTS_FILE: [`cannot read ${file}: ${(err as Error).message}`] }, 'Invalid setting C2D_CONTRACTS_FILE');
+  }
+  const entries = z.record(z.string(), z.unknown()).safeParse(json);
+  const entry = entries.success ? Object.values(entries.data).find((v) => z.object({ chainId: z.literal(chainId) }).safeParse(v).success) : undefined;
+  if (!entry) throw new ValidationError({ C2D_CONTRACTS_FILE: [`${file} has no network with chainId ${chainId}`] }, 'Invalid setting C2D_CONTRACTS_FILE');
+  const parsed = oceanContractsSchema.safeParse(entry);
+  if (!parsed.success) throw new ValidationError({ C2D_CONTRACTS_FILE: [z.prettifyError(parsed.error)] }, 'Invalid setting C2D_CONTRACTS_FILE');
+  return parsed.data;
+}
+
+/** Writes (or replaces) one network's entry, keeping the others; atomic so readers never see half a file. */
+export function writeContractsFile(file: string, contracts: OceanContracts): void {
+  let existing: Record<string, unknown> = {};
+  try {
+    const parsed = z.record(z.string(), z.unknown()).safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+    if (parsed.success) existing = parsed.data;
+  } catch {
+    // no file yet, or not ours to keep: start a fresh one
+  }
+  const name = networkName(contracts.chainId);
+  const next = { ...existing, [name]: contracts };
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(next, null, 2)}\n`);
+  fs.renameSync(tmp, file);
+}
