@@ -60,7 +60,6 @@ export async function startHardhatNode(opts: HardhatNodeOptions): Promise<Hardha
       let out = '';
       // stdout is read to the end of the node's life: an undrained pipe would stall it (it logs every call).
       child.stdout.on('data', (d: Buffer) => {
-        if (out === null) return;
         out += d.toString();
         if (out.includes('Started HTTP')) {
           clearTimeout(timer);
