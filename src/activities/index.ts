@@ -1,5 +1,6 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import type { AuthorizedJob, FileDecryptor } from '../assets/authorize';
+import { type JobOrderDeps, verifyJobOrders } from '../chain/job-orders';
 import type { ComputeBackend, ConfigureSpec, StepOutcome, StepRequest } from '../compute/backend';
 import type { Environment } from '../domain/environment';
 import { ValidationError } from '../domain/errors';
@@ -28,6 +29,8 @@ export interface ActivityDeps {
   logger: Logger;
   /** how often a running step heartbeats; default 1000 ms (the workflow's heartbeatTimeout is 10 s) */
   heartbeatMs?: number;
+  /** checks datatoken orders on chain; absent without a chain (catalog assets only: nothing to verify) */
+  orders?: JobOrderDeps;
 }
 
 /** Must match the names in src/workflows (activities may not import workflow code). */
@@ -98,6 +101,20 @@ export function createActivities(deps: ActivityDeps) {
           allowNetwork: auth.allowNetwork,
           environment: { maxJobs: env.maxJobs, maxJobDuration: env.maxJobDuration, storageExpiry: env.storageExpiry },
         };
+      });
+    },
+
+    /**
+     * Verifies the datatoken orders of the job's on-chain assets (wire contract §4). A refused order is
+     * permanent (its Ocean code, no algorithm runs); an unreachable chain is retried while the job waits.
+     */
+    async verifyOrders(input: JobInput): Promise<{ agreementId: string | null }> {
+      return mapFailures(async () => {
+        const env = environment(input.environmentId);
+        if (!deps.orders) return { agreementId: null };
+        const result = await verifyJobOrders(deps.orders, { input, environment: env, durationSeconds: env.maxJobDuration, now: Math.floor(Date.now() / 1000) });
+        if (result.agreementId) deps.logger.info({ jobId: input.jobId, agreementId: result.agreementId }, 'orders verified');
+        return result;
       });
     },
 

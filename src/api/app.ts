@@ -2,6 +2,7 @@ import express from 'express';
 import type { AppDeps } from './deps';
 import { signedPaths } from './endpoints';
 import { errorHandler, notFoundHandler } from './errors';
+import { apiMetrics } from './metrics';
 import { collapseLeadingSlashes, cors, refuseHead, requestLog } from './middleware';
 import { chainRoutes } from './routes/chain';
 import { computeRoutes } from './routes/compute';
@@ -17,6 +18,7 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(collapseLeadingSlashes);
+  app.use(apiMetrics(deps).middleware);
   app.use(requestLog(deps.logger));
   app.use(cors);
   app.use(refuseHead(signedPaths));

@@ -1,5 +1,6 @@
 import type { Wallet } from 'ethers';
 import type { FileDecryptor } from '../assets/authorize';
+import type { ComputeInitializer } from '../chain/initialize';
 import type { AssetResolver } from '../assets/resolver';
 import type { ComputeBackend } from '../compute/backend';
 import type { Environment } from '../domain/environment';
@@ -25,4 +26,6 @@ export interface AppDeps {
   logger: Logger;
   /** 32 lower-case hex characters; random by default */
   newJobId?: () => string;
+  /** signs provider fees and checks orders for `initializeCompute`; default: catalog assets only (no chain) */
+  computeInitializer?: ComputeInitializer;
 }

@@ -10,6 +10,9 @@ export const endpoints = {
   computeStop: ['PUT', `${SERVICES}/compute`],
   computeDelete: ['DELETE', `${SERVICES}/compute`],
   computeResult: ['GET', `${SERVICES}/computeResult`],
+  // Ocean's clients POST {did, serviceId}; GET with a query string works too
+  fileinfo: ['POST', `${SERVICES}/fileinfo`],
+  validateContainer: ['POST', `${SERVICES}/validateContainer`],
   // ours: the algorithm's log, live while it runs
   computeLogs: ['GET', `${SERVICES}/computeLogs`],
 } as const satisfies Record<string, readonly [string, string]>;

@@ -120,3 +120,18 @@ export const nonceRequestSchema = z.object({ userAddress: addressSchema });
 export const encryptQuerySchema = z.object({ chainId: z.coerce.number().int().positive().optional() });
 
 export const environmentsQuerySchema = z.object({ chainId: z.coerce.number().int().positive().optional() });
+
+/** Ocean's clients send `did`; `documentId` as in the compute routes is accepted too. */
+export const fileInfoSchema = z
+  .object({ did: z.string().min(1).optional(), documentId: z.string().min(1).optional(), serviceId: z.string().min(1) })
+  .refine((v) => v.did !== undefined || v.documentId !== undefined, { message: 'required', path: ['did'] })
+  .transform((v) => ({ did: (v.did ?? v.documentId) as string, serviceId: v.serviceId }));
+
+/** The container section alone, or wrapped as `{container}`; missing fields become '' so the rules answer with Ocean's code. */
+const containerSectionSchema = z.object({
+  entrypoint: z.string().default(''),
+  image: z.string().default(''),
+  tag: z.string().default(''),
+  checksum: z.string().default(''),
+});
+export const validateContainerSchema = z.union([z.object({ container: jsonText(containerSectionSchema) }).transform((v) => v.container), containerSectionSchema]);

@@ -90,7 +90,8 @@ function requireCredentials(ddo: Ddo, service: DdoService, consumer: string, res
   }
 }
 
-function requireContainer(container: ContainerSpec): void {
+/** Ocean's container section rules (also behind `POST /validateContainer`). */
+export function requireContainer(container: ContainerSpec): void {
   if (!container.entrypoint || !container.image || !container.checksum) {
     throw new AccessDeniedError('algorithm', 'missing_entrypoint_image_checksum', 'algorithm: container needs entrypoint, image and checksum');
   }

@@ -126,22 +126,31 @@ export interface FileProbe {
   contentType: string | null;
 }
 
-/** What a file server says about a file without downloading it: HEAD, or GET (body discarded) where HEAD is refused. */
+const probeOf = (res: http.IncomingMessage): FileProbe => {
+  const raw = res.headers['content-length'];
+  const length = Number(raw);
+  return { contentLength: raw !== undefined && Number.isSafeInteger(length) && length >= 0 ? length : null, contentType: res.headers['content-type'] ?? null };
+};
+
+/**
+ * What a file server says about a file without downloading it: HEAD, then GET (only its headers are
+ * read) where HEAD is refused or states no length, as some servers do.
+ */
 export function probeFile(file: FileObject, limits: FetchLimits = DEFAULT_FETCH_LIMITS): Promise<FileProbe> {
   return withDeadline(limits, async (signal) => {
     const url = parseUrl(file.url);
-    let res: http.IncomingMessage;
+    let head: FileProbe | null = null;
     try {
-      res = await open(url, file, 'HEAD', signal);
+      const res = await open(url, file, 'HEAD', signal);
+      res.destroy();
+      head = probeOf(res);
+      if (head.contentLength !== null) return head;
     } catch (err) {
       if (!(err instanceof FileFetchError) || !/^HTTP (405|501)$/.test(err.reason)) throw err;
-      res = await open(url, file, 'GET', signal);
     }
+    const res = await open(url, file, 'GET', signal);
     res.destroy();
-    const length = Number(res.headers['content-length']);
-    return {
-      contentLength: res.headers['content-length'] !== undefined && Number.isSafeInteger(length) && length >= 0 ? length : null,
-      contentType: res.headers['content-type'] ?? null,
-    };
+    const got = probeOf(res);
+    return { contentLength: got.contentLength, contentType: got.contentType ?? head?.contentType ?? null };
   });
 }

@@ -24,19 +24,23 @@ export type OceanContracts = z.infer<typeof oceanContractsSchema>;
 /** Ocean's own name for a chain id where it has one; the lookup goes by the `chainId` inside anyway. */
 export const networkName = (chainId: number): string => (chainId === 8996 ? 'development' : `chain-${chainId}`);
 
+function invalid(message: string): never {
+  throw new ValidationError({ C2D_CONTRACTS_FILE: [message] }, `Invalid setting C2D_CONTRACTS_FILE: ${message}`);
+}
+
 /** Reads the entry of `chainId` from an address.json-shaped file. */
 export function readContractsFile(file: string, chainId: number): OceanContracts {
   let json: unknown;
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new ValidationError({ C2D_CONTRACTS_FILE: [`cannot read ${file}: ${(err as Error).message}`] }, 'Invalid setting C2D_CONTRACTS_FILE');
+    invalid(`cannot read ${file}: ${(err as Error).message}`);
   }
   const entries = z.record(z.string(), z.unknown()).safeParse(json);
   const entry = entries.success ? Object.values(entries.data).find((v) => z.object({ chainId: z.literal(chainId) }).safeParse(v).success) : undefined;
-  if (!entry) throw new ValidationError({ C2D_CONTRACTS_FILE: [`${file} has no network with chainId ${chainId}`] }, 'Invalid setting C2D_CONTRACTS_FILE');
+  if (!entry) invalid(`${file} has no network with chainId ${chainId}`);
   const parsed = oceanContractsSchema.safeParse(entry);
-  if (!parsed.success) throw new ValidationError({ C2D_CONTRACTS_FILE: [z.prettifyError(parsed.error)] }, 'Invalid setting C2D_CONTRACTS_FILE');
+  if (!parsed.success) invalid(z.prettifyError(parsed.error));
   return parsed.data;
 }
 

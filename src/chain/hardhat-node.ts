@@ -34,10 +34,13 @@ export async function startHardhatNode(opts: HardhatNodeOptions): Promise<Hardha
   // hardhat insists on a config file; ours only pins the chain id and lives outside the project.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-hardhat-'));
   const config = path.join(dir, 'hardhat.config.js');
-  fs.writeFileSync(config, `module.exports = ${JSON.stringify({ networks: { hardhat: { chainId, accounts: { mnemonic: HARDHAT_MNEMONIC } } } })};\n`);
+  // A reverting transaction is mined with status 0, as on a real chain (hardhat's default refuses it).
+  const network = { chainId, accounts: { mnemonic: HARDHAT_MNEMONIC }, throwOnTransactionFailures: false };
+  fs.writeFileSync(config, `module.exports = ${JSON.stringify({ networks: { hardhat: network } })};\n`);
   const cli = require.resolve('hardhat/internal/cli/cli.js');
   const child = spawn(process.execPath, [cli, '--config', config, 'node', '--hostname', host, '--port', String(opts.port)], {
-    cwd: dir,
+    // hardhat refuses to run unless it resolves itself from the working directory
+    cwd: path.resolve(path.dirname(cli), '../../../..'),
     env: { ...process.env, CI: 'true', HARDHAT_DISABLE_TELEMETRY_PROMPT: 'true', NODE_OPTIONS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -77,6 +80,7 @@ export async function startHardhatNode(opts: HardhatNodeOptions): Promise<Hardha
   }
   child.stdout.removeAllListeners('data');
   child.stdout.resume();
+  cleanup(); // the node has read its config
   opts.logger?.info({ host, port: opts.port, chainId }, 'hardhat node started');
   return { rpcUrl: `http://${host}:${opts.port}`, chainId, process: child, stop };
 }

@@ -42,6 +42,14 @@ const envSchema = z.object({
   C2D_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How often the worker deletes expired results, in seconds. */
   C2D_RESULT_SWEEP_SECONDS: z.coerce.number().int().positive().default(600),
+  /** JSON-RPC URL of the EVM chain C2D_CHAIN_ID. Unset: no on-chain assets, orders or fees (catalog assets only). */
+  C2D_CHAIN_RPC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** Ocean's contract addresses in its address.json shape (the entry whose chainId is C2D_CHAIN_ID). Default: <data dir>/contracts.json. */
+  C2D_CONTRACTS_FILE: z.string().optional(),
+  /** ERC20 the provider fees are paid in. Default: the Ocean token of the contracts file. */
+  C2D_FEE_TOKEN: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x address').optional(),
+  /** Blocks an order transaction needs on top of it before it counts (0: mined is enough). */
+  C2D_CHAIN_CONFIRMATIONS: z.coerce.number().int().nonnegative().default(0),
 });
 
 export interface Runtime {
@@ -50,6 +58,20 @@ export interface Runtime {
   /** names it is reachable by on the algorithm's PATH */
   names: string[];
 }
+
+/** One EVM chain the provider serves; everything chain-related is per chain id. */
+export interface ChainSettings {
+  chainId: number;
+  rpcUrl: string;
+  /** address.json-shaped file holding this chain's entry */
+  contractsFile: string;
+  /** fee token address; undefined → the Ocean token of the contracts file */
+  feeToken?: string;
+  confirmations: number;
+}
+
+/** Where `npm run dev`'s local chain listens when C2D_CHAIN_RPC_URL is unset. */
+export const DEV_CHAIN_RPC_URL = 'http://127.0.0.1:8545';
 
 export interface Config {
   api: { port: number; host: string };
@@ -64,6 +86,10 @@ export interface Config {
   sandbox: { uid: number; cgroupRoot: string };
   logLevel: z.infer<typeof envSchema>['C2D_LOG_LEVEL'];
   resultSweepSeconds: number;
+  /** chains served, keyed by chain id; empty when C2D_CHAIN_RPC_URL is unset */
+  chains: Record<number, ChainSettings>;
+  /** where Ocean's contract addresses are read from (and written by the dev chain) */
+  contractsFile: string;
 }
 
 const runtimesSchema = z.record(z.string().regex(/^[a-z0-9._/-]+$/), z.union([z.string(), z.object({ command: z.string(), names: z.array(z.string()).optional() })]));
@@ -126,6 +152,7 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { node
   }
   const e = parsed.data;
   const dataDir = path.resolve(e.C2D_DATA_DIR);
+  const contractsFile = path.resolve(e.C2D_CONTRACTS_FILE ?? path.join(dataDir, 'contracts.json'));
   let runtimes = defaultRuntimes(opts.nodePath ?? process.execPath);
   if (e.C2D_RUNTIMES) {
     let json: unknown;
@@ -157,5 +184,7 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { node
     sandbox: { uid: e.C2D_SANDBOX_UID, cgroupRoot: e.C2D_CGROUP_ROOT },
     logLevel: e.C2D_LOG_LEVEL,
     resultSweepSeconds: e.C2D_RESULT_SWEEP_SECONDS,
+    chains: e.C2D_CHAIN_RPC_URL ? { [e.C2D_CHAIN_ID]: { chainId: e.C2D_CHAIN_ID, rpcUrl: e.C2D_CHAIN_RPC_URL, contractsFile, feeToken: e.C2D_FEE_TOKEN, confirmations: e.C2D_CHAIN_CONFIRMATIONS } } : {},
+    contractsFile,
   };
 }

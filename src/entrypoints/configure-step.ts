@@ -5,6 +5,7 @@
  * Usage: node configure-step.js <spec.json> <report.json>. Node built-ins only (no node_modules here).
  * Exit: 0 ok, 10 a dataset failed, 11 the algorithm failed, 1 anything else.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -23,6 +24,8 @@ interface UrlFile {
   url?: string;
   method?: string;
   headers?: Record<string, string>;
+  /** sha256 hex of the content the publisher listed (optionally `sha256:`-prefixed); checked when present */
+  checksum?: string;
 }
 
 /** An input that cannot be fetched; `reason` is safe to show the consumer (no URL). */
@@ -83,6 +86,7 @@ async function fetchOnce(url: URL, file: UrlFile, dest: string, budget: { left: 
     throw status >= 500 || status === 429 ? new Error(`HTTP ${status}`) : new Permanent(`HTTP ${status}`);
   }
   const fd = fs.openSync(dest, 'w', 0o644);
+  const hash = createHash('sha256');
   let size = 0;
   try {
     for await (const chunk of res as AsyncIterable<Buffer>) {
@@ -91,10 +95,17 @@ async function fetchOnce(url: URL, file: UrlFile, dest: string, budget: { left: 
         res.destroy();
         throw new Permanent('inputs exceed the size limit of this environment');
       }
+      hash.update(chunk);
       fs.writeSync(fd, chunk);
     }
   } finally {
     fs.closeSync(fd);
+  }
+  const expected = file.checksum?.trim().toLowerCase().replace(/^sha256:/, '');
+  if (expected && expected !== hash.digest('hex')) {
+    // the content is not what the publisher listed: it must not reach the algorithm
+    fs.rmSync(dest, { force: true });
+    throw new Permanent('checksum mismatch');
   }
   budget.left -= size;
   return size;

@@ -168,6 +168,16 @@ export class TemporalJobsService implements JobsService {
     });
   }
 
+  /** Readiness: describing our namespace needs a reachable frontend and an existing namespace, and is cheap. */
+  async ping(): Promise<void> {
+    try {
+      const { client } = this.deps;
+      await client.connection.withDeadline(Date.now() + 3000, () => client.workflowService.describeNamespace({ namespace: client.options.namespace }));
+    } catch (err) {
+      throw new UnavailableError('temporal_unavailable', 'Temporal is unavailable', { cause: err });
+    }
+  }
+
   private async removedFlag(jobId: string): Promise<0 | 1> {
     return (await this.deps.results.get(jobId))?.removed ? 1 : 0;
   }

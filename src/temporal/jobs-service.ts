@@ -17,4 +17,6 @@ export interface JobsService {
   remove(jobId: string): Promise<void>;
   /** Algorithm steps currently holding a slot of the environment (computeEnvironments' currentJobs). */
   currentJobs(environmentId: string): Promise<number>;
+  /** Resolves when the orchestrator answers (readiness); throws UnavailableError otherwise. Optional: fakes may omit it. */
+  ping?(): Promise<void>;
 }

@@ -43,3 +43,12 @@ export const longStep = (maxJobDurationSeconds: number): ActivityOptions => ({
   ...step,
   startToCloseTimeout: `${maxJobDurationSeconds + 300}s`,
 });
+
+/**
+ * Order verification on chain: a refused order fails at once (non-retryable), an unreachable chain is
+ * retried with backoff for as long as it takes, the job waiting in status 1 meanwhile.
+ */
+export const chainCall: ActivityOptions = {
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes },
+};

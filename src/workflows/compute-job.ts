@@ -5,6 +5,7 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -14,7 +15,7 @@ import {
 import type { Activities, FailureDetails, JobPlan } from '../activities';
 import type { JobInput, JobView, TerminationDetails } from '../domain/job';
 import { JobStatus, type JobStatusCode, StopReq, type StopReqCode } from '../domain/status';
-import { longStep, quick, step, urgent, waiting } from './activity-options';
+import { chainCall, longStep, quick, step, urgent, waiting } from './activity-options';
 import { environmentWorkflowId, releaseSignal, slotGrantedSignal, statusQuery, stopUpdate } from './definitions';
 import { initialJobState, jobView } from './job-view';
 import { C2DStatus } from './search-attributes';
@@ -23,6 +24,7 @@ const { authorizeJob, cleanupJob } = proxyActivities<Activities>(quick);
 const { stopSteps } = proxyActivities<Activities>(urgent);
 const { acquireSlot } = proxyActivities<Activities>(waiting);
 const { configureStep, publishStep } = proxyActivities<Activities>(step);
+const { verifyOrders } = proxyActivities<Activities>(chainCall);
 
 /** A slot is held at most maxJobDuration plus this, so a job that vanished without releasing cannot block others forever. */
 const LEASE_MARGIN_MS = 5 * 60_000;
@@ -115,6 +117,16 @@ export async function computeJob(input: JobInput): Promise<JobView> {
       if (isCancellation(err)) throw err;
       failure = provisioningFailure(err);
       return;
+    }
+    // jobs started before order verification existed replay without it
+    if (patched('verify-orders')) {
+      try {
+        await verifyOrders(input);
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        failure = provisioningFailure(err);
+        return;
+      }
     }
     const limits = plan.environment;
 

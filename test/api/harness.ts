@@ -8,6 +8,7 @@ import { createApp } from '../../src/api/app';
 import { CatalogResolver } from '../../src/assets/catalog';
 import { ProviderFileDecryptor } from '../../src/assets/decryptor';
 import { environmentSchema } from '../../src/domain/environment';
+import { UnavailableError } from '../../src/domain/errors';
 import { LocalResultStore } from '../../src/storage/local';
 import { FileNonceStore } from '../../src/storage/nonces';
 import { nodeContainer, publishCatalogAsset, recordingLogger, signRequest } from '../helpers/api';
@@ -33,7 +34,11 @@ export async function apiHarness() {
   const logger = recordingLogger();
   const results = new LocalResultStore(dir);
   const nonces = new FileNonceStore(dir);
-  const jobs = new FakeJobsService(results);
+  /** what the fake orchestrator answers to /readyz's ping; a test flips it */
+  const temporal = { reachable: true };
+  const jobs = Object.assign(new FakeJobsService(results), {
+    ping: (): Promise<void> => (temporal.reachable ? Promise.resolve() : Promise.reject(new UnavailableError('temporal_unavailable', 'Temporal is unavailable'))),
+  });
   const backend = new FakeBackend();
   const environments = [environmentSchema.parse({ id: 'free', desc: 'free env', maxJobs: 3 })];
   let jobCounter = 0;
@@ -104,7 +109,7 @@ export async function apiHarness() {
 
   const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
 
-  return { app, dir, catalogDir, provider, consumer, other, logger, results, nonces, jobs, backend, bodies, datasetDid, rawDatasetDid, algorithmDid, nextNonce, startBody, startJob, cleanup };
+  return { app, dir, catalogDir, provider, consumer, other, logger, results, nonces, jobs, temporal, backend, bodies, datasetDid, rawDatasetDid, algorithmDid, nextNonce, startBody, startJob, cleanup };
 }
 
 export type ApiHarness = Awaited<ReturnType<typeof apiHarness>>;

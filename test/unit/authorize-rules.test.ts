@@ -1,11 +1,12 @@
 import { Wallet } from 'ethers';
 import { type AuthorizedJob, authorizeJob } from '../../src/assets/authorize';
+import { containerSectionChecksum, FileFetchError, sha256Hex } from '../../src/assets/checksums';
 import { ProviderFileDecryptor } from '../../src/assets/decryptor';
 import { buildCatalogDdo, encryptFiles } from '../../src/assets/publish';
 import type { Ddo } from '../../src/domain/ddo';
-import { AccessDeniedError, NotFoundError, ValidationError } from '../../src/domain/errors';
+import { AccessDeniedError, NotFoundError, UnavailableError, ValidationError } from '../../src/domain/errors';
 import type { AlgorithmRef, ContainerSpec, DatasetRef } from '../../src/domain/job';
-import { algorithmFixture, datasetFixture, fixtureProvider } from '../fixtures/ddo';
+import { algorithmFixture, datasetFixture, fixtureProvider, fixtureSecretUrls } from '../fixtures/ddo';
 import { nodeContainer } from '../helpers/api';
 
 const consumer = Wallet.createRandom().address;
@@ -20,6 +21,8 @@ interface World {
   datasets: DatasetRef[];
   algorithmRef: AlgorithmRef;
   unknownImage: boolean;
+  /** what the (fake) file server answers for each algorithm file: its content, or a fetch failure */
+  algorithmFile: string | FileFetchError;
 }
 
 function world(): World {
@@ -34,13 +37,26 @@ function world(): World {
     datasets: [{ did: dataset.id, serviceId: 'compute-1' }],
     algorithmRef: { kind: 'published', did: algorithm.id, serviceId: 'algo-compute-1' },
     unknownImage: false,
+    algorithmFile: 'console.log(1)',
   };
 }
 
 const computeOf = (ddo: Ddo) => ddo.services[0]!.compute!;
 const raw = (container: Partial<ContainerSpec> = {}): AlgorithmRef => ({ kind: 'raw', container: { ...nodeContainer, ...container }, rawcode: 'console.log(1)' });
 
-type Expected = { ok: (job: AuthorizedJob) => void } | { error: typeof NotFoundError | typeof AccessDeniedError | typeof ValidationError; resource?: string; code?: string; message?: RegExp };
+type Expected =
+  | { ok: (job: AuthorizedJob) => void }
+  | { error: typeof NotFoundError | typeof AccessDeniedError | typeof ValidationError | typeof UnavailableError; resource?: string; code?: string; message?: RegExp; fields?: Record<string, string[]> };
+
+/** The fixture algorithm as its publisher reviewed it: one file holding `console.log(1)`. */
+const reviewedFiles = sha256Hex('console.log(1)');
+const reviewedContainer = (w: World): string => containerSectionChecksum(w.algorithm.metadata.algorithm!.container);
+const pin = (w: World, entry: { filesChecksum?: string; containerSectionChecksum?: string }): void => {
+  computeOf(w.dataset).publisherTrustedAlgorithms = [{ did: w.algorithm.id, ...entry }];
+};
+const withParameters = (ddoParams: Ddo['services'][number]['consumerParameters']) => (w: World) => {
+  w.dataset.services[0]!.consumerParameters = ddoParams;
+};
 
 const cases: [string, (w: World) => void, Expected][] = [
   ['a trusted published algorithm on an on-chain dataset', () => {}, { ok: (job) => {
@@ -140,6 +156,51 @@ const cases: [string, (w: World) => void, Expected][] = [
     computeOf(w.dataset).allowNetworkAccess = true;
     w.datasets.push({ did: w.catalogDataset.id, serviceId: 'compute' });
   }, { ok: (job) => expect(job.allowNetwork).toBe(false) }],
+  ['a listed algorithm whose files and container match both checksums', (w) => pin(w, { filesChecksum: reviewedFiles, containerSectionChecksum: reviewedContainer(w) }), { ok: () => {} }],
+  ['a listed algorithm pinned with upper-case checksums', (w) => pin(w, { filesChecksum: reviewedFiles.toUpperCase(), containerSectionChecksum: reviewedContainer(w).toUpperCase() }), { ok: () => {} }],
+  ['a listed algorithm whose file changed after listing', (w) => {
+    pin(w, { filesChecksum: reviewedFiles, containerSectionChecksum: reviewedContainer(w) });
+    w.algorithmFile = 'console.log(2)';
+  }, { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_file_checksum_mismatch' }],
+  ['a listed algorithm whose container changed after listing', (w) => {
+    pin(w, { filesChecksum: reviewedFiles, containerSectionChecksum: reviewedContainer(w) });
+    w.algorithm.metadata.algorithm!.container.entrypoint = 'node $ALGO --evil';
+  }, { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_container_checksum_mismatch' }],
+  ['a listed algorithm whose file is gone (404)', (w) => {
+    pin(w, { filesChecksum: reviewedFiles });
+    w.algorithmFile = new FileFetchError('HTTP 404', false);
+  }, { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_file_checksum_mismatch', message: /^algorithm file 0: .*HTTP 404/ }],
+  ['a listed algorithm whose file server is down', (w) => {
+    pin(w, { filesChecksum: reviewedFiles });
+    w.algorithmFile = new FileFetchError('connection failed (ECONNREFUSED)', true);
+  }, { error: UnavailableError, code: 'algorithm_file_unavailable' }],
+  ['a wildcard entry next to a pinned entry of another algorithm', (w) => {
+    computeOf(w.dataset).publisherTrustedAlgorithms = [{ did: 'did:op:0ther', filesChecksum: 'ff' }, { did: '*' }];
+    w.algorithmFile = 'anything';
+  }, { ok: () => {} }],
+  ['a pinned algorithm trusted by the publisher list as well (both lists, AND)', (w) => {
+    pin(w, { filesChecksum: reviewedFiles });
+    computeOf(w.dataset).publisherTrustedAlgorithmPublishers = [w.algorithm.nft!.owner!];
+    w.algorithmFile = 'changed';
+  }, { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_file_checksum_mismatch' }],
+  ['userdata missing a required dataset parameter', (w) => {
+    withParameters([{ name: 'rows', type: 'number', required: true }])(w);
+  }, { error: ValidationError, fields: { 'dataset.userdata.rows': ['required'] } }],
+  ['userdata of the wrong types', (w) => {
+    withParameters([{ name: 'rows', type: 'number' }, { name: 'flag', type: 'boolean' }, { name: 'label', type: 'text' }, { name: 'mode', type: 'select', options: [{ fast: 'Fast' }, { exact: 'Exact' }] }])(w);
+    w.datasets[0]!.userdata = { rows: 'many', flag: 'yes', label: 3, mode: 'slow' };
+  }, { error: ValidationError, fields: { 'dataset.userdata.rows': ['must be a number'], 'dataset.userdata.flag': ['must be true or false'], 'dataset.userdata.label': ['must be text'], 'dataset.userdata.mode': ['must be one of fast, exact'] } }],
+  ['userdata that fits every parameter (numbers and booleans as text too)', (w) => {
+    withParameters([{ name: 'rows', type: 'number', required: true }, { name: 'flag', type: 'boolean' }, { name: 'mode', type: 'select', options: [{ fast: 'Fast' }] }])(w);
+    w.datasets[0]!.userdata = { rows: '12', flag: 'true', mode: 'fast', extra: 'kept' };
+  }, { ok: () => {} }],
+  ['algorithm userdata missing a parameter the algorithm metadata requires', (w) => {
+    w.algorithm.metadata.algorithm!.consumerParameters = [{ name: 'threshold', type: 'number', required: true }];
+  }, { error: ValidationError, fields: { 'algorithm.userdata.threshold': ['required'] } }],
+  ['algorithm userdata that fits the algorithm\'s parameters', (w) => {
+    w.algorithm.metadata.algorithm!.consumerParameters = [{ name: 'threshold', type: 'number', required: true }];
+    w.algorithmRef = { kind: 'published', did: w.algorithm.id, serviceId: 'algo-compute-1', userdata: { threshold: 0.5 } };
+  }, { ok: () => {} }],
 ];
 
 describe('authorizeJob', () => {
@@ -154,6 +215,11 @@ describe('authorizeJob', () => {
       checkContainer: (c: ContainerSpec) => {
         checked.push(c);
         return w.unknownImage ? `unknown image ${c.image}` : null;
+      },
+      hashFile: (file: { url: string }) => {
+        // the algorithm fixture's only file; a dataset file is never hashed
+        expect(file.url).toBe(fixtureSecretUrls[1]);
+        return w.algorithmFile instanceof FileFetchError ? Promise.reject(w.algorithmFile) : Promise.resolve(sha256Hex(w.algorithmFile));
       },
     };
     const outcome = await authorizeJob(deps, { owner: w.owner, datasets: w.datasets, algorithm: w.algorithmRef }).then(
@@ -172,6 +238,8 @@ describe('authorizeJob', () => {
     if (expected.resource) expect(err.resource).toBe(expected.resource);
     if (expected.code) expect(err.code).toBe(expected.code);
     if (expected.message) expect(err.message).toMatch(expected.message);
+    if (expected.fields) expect((outcome.error as ValidationError).fields).toEqual(expected.fields);
+    for (const url of fixtureSecretUrls) expect(err.message).not.toContain(url);
   });
 
   it('when the image is unknown, then the error names the algorithm field with the backend\'s reason', async () => {

@@ -1,7 +1,42 @@
-import { Router } from 'express';
+import express, { type Router } from 'express';
+import { z } from 'zod';
+import { ComputeInitializer } from '../../chain/initialize';
+import { C2DError } from '../../domain/errors';
 import type { AppDeps } from '../deps';
+import { parseParams } from '../params';
+import { addressSchema } from '../schemas';
 
-/** Routes of the chain issue; filled in by that work. */
-export function chainRoutes(_deps: AppDeps): Router {
-  return Router();
+const INITIALIZE_COMPUTE = '/api/services/initializeCompute';
+
+const itemSchema = z.object({ documentId: z.string().min(1), serviceId: z.string().min(1), transferTxId: z.string().optional(), userdata: z.unknown().optional() });
+
+const initializeComputeSchema = z.object({
+  datasets: z.array(itemSchema).min(1),
+  algorithm: z.union([itemSchema.extend({ algocustomdata: z.unknown().optional() }), z.object({ meta: z.unknown() })]),
+  compute: z.object({ env: z.string().min(1), validUntil: z.coerce.number().int().nonnegative() }),
+  consumerAddress: addressSchema,
+});
+
+/** Ocean's order endpoints: `initializeCompute` signs provider fees and says which orders are still valid. */
+export function chainRoutes(deps: AppDeps): Router {
+  const router = express.Router();
+  const initializer = deps.computeInitializer ?? new ComputeInitializer({ resolver: deps.resolver, wallet: deps.providerWallet, logger: deps.logger });
+
+  router.post(INITIALIZE_COMPUTE, async (req, res) => {
+    const body = parseParams(initializeComputeSchema, req);
+    const environment = deps.environments.find((e) => e.id === body.compute.env);
+    if (!environment) throw new C2DError('validation', 'unknown_environment', 'Compute environment does not exist');
+    const t = Math.floor(Date.now() / 1000);
+    if (body.compute.validUntil <= t) throw new C2DError('validation', 'invalid_valid_until', 'validUntil is in the past');
+    const answer = await initializer.initialize({
+      datasets: body.datasets,
+      algorithm: 'documentId' in body.algorithm ? body.algorithm : undefined,
+      environment,
+      validUntil: body.compute.validUntil,
+      consumerAddress: body.consumerAddress,
+      now: t,
+    });
+    res.json(answer);
+  });
+  return router;
 }

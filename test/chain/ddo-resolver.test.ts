@@ -1,0 +1,75 @@
+import { Wallet, hexlify, toUtf8Bytes } from 'ethers';
+import { encrypt } from '../../src/assets/ecies';
+import { contractAt, send } from '../../src/chain/contracts';
+import { ChainDdoResolver } from '../../src/chain/ddo-resolver';
+import { assetDid } from '../../src/chain/did';
+import { createNftWithDatatoken, setDdoOnChain } from '../../src/chain/publish';
+import { UnavailableError } from '../../src/domain/errors';
+import { rpcProvider } from '../../src/chain/rpc';
+import { recordingLogger } from '../helpers/api';
+import { publishOnChainAsset, startChain, type TestChain } from '../helpers/chain';
+
+describe('on-chain DDO resolver', () => {
+  let chain: TestChain;
+  const providerWallet = Wallet.createRandom();
+  const logger = recordingLogger();
+  const resolver = (): ChainDdoResolver =>
+    new ChainDdoResolver({ provider: chain.provider, chainId: chain.chainId, factory: chain.contracts.ERC721Factory, startBlock: chain.contracts.startBlock, providerPrivateKey: providerWallet.privateKey, logger });
+
+  beforeAll(async () => {
+    chain = await startChain();
+  });
+  afterAll(() => chain?.stop());
+
+  test('when a DDO is published encrypted for us, then it resolves by its DID with NFT owner, state and datatokens', async () => {
+    const publisher = chain.signers[1]!;
+    const r = resolver();
+    const asset = await publishOnChainAsset(chain, publisher, providerWallet);
+    expect(asset.did).toBe(assetDid(asset.nftAddress.toLowerCase(), 8996));
+    const ddo = await r.resolve(asset.did);
+    expect(ddo).toMatchObject({ id: asset.did, nftAddress: asset.nftAddress, chainId: 8996, metadata: { name: 'dataset on chain' }, nft: { address: asset.nftAddress, owner: publisher.address, state: 0 } });
+    expect(ddo?.datatokens).toEqual([{ address: asset.datatokenAddress, serviceId: 'compute' }]);
+    expect(ddo?.services[0]?.files).toBe(asset.ddo.services[0]!.files);
+  });
+
+  test('when a DDO is updated or its state changes after the index started, then the lookup sees the change', async () => {
+    const publisher = chain.signers[1]!;
+    const r = resolver();
+    const asset = await publishOnChainAsset(chain, publisher, providerWallet);
+    expect((await r.resolve(asset.did))?.metadata.name).toBe('dataset on chain');
+    const updated = { ...asset.ddo, metadata: { ...(asset.ddo.metadata as object), name: 'renamed' } };
+    await setDdoOnChain(publisher, asset.nftAddress, updated, { providerPublicKey: providerWallet.signingKey.publicKey, providerUrl: 'x', providerAddress: providerWallet.address });
+    await send(contractAt('ERC721Template', asset.nftAddress, publisher), 'setMetaDataState', 4);
+    const ddo = await r.resolve(asset.did);
+    expect(ddo?.metadata.name).toBe('renamed');
+    expect(ddo?.nft?.state).toBe(4);
+    expect(r.cursor).toBe((await chain.provider.getBlockNumber()) + 1);
+  });
+
+  test('when a DDO is for another provider, names another DID or breaks its hash, then it is not served', async () => {
+    const publisher = chain.signers[2]!;
+    const r = resolver();
+    const foreign = await publishOnChainAsset(chain, publisher, Wallet.createRandom());
+    const { nftAddress } = await createNftWithDatatoken(publisher, chain.contracts);
+    const impostor = { ...foreign.ddo, id: foreign.did, nftAddress };
+    await setDdoOnChain(publisher, nftAddress, impostor, { providerPublicKey: providerWallet.signingKey.publicKey, providerUrl: 'x', providerAddress: providerWallet.address });
+    const tampered = await createNftWithDatatoken(publisher, chain.contracts);
+    const tamperedDdo = { ...foreign.ddo, id: assetDid(tampered.nftAddress, 8996), nftAddress: tampered.nftAddress };
+    const data = hexlify(encrypt(providerWallet.signingKey.publicKey, toUtf8Bytes(JSON.stringify(tamperedDdo))));
+    await send(contractAt('ERC721Template', tampered.nftAddress, publisher), 'setMetaData', 0, 'x', providerWallet.address, '0x02', data, `0x${'ab'.repeat(32)}`, []);
+    expect(await r.resolve(assetDid(tampered.nftAddress, 8996))).toBeNull();
+    expect(logger.entries.some((e) => e.msg === 'DDO does not match its metaDataHash; skipped')).toBe(true);
+    expect(await r.resolve(foreign.did)).toBeNull();
+    expect(await r.resolve(assetDid(nftAddress, 8996))).toBeNull();
+    expect(await r.resolve('did:op:' + '0'.repeat(64))).toBeNull();
+    expect(await r.resolve('not-a-did')).toBeNull();
+    expect(logger.entries.some((e) => e.msg === 'DDO invalid or not named by its NFT; skipped')).toBe(true);
+  });
+
+  test('when the chain is down, then a lookup fails as unavailable', async () => {
+    const down = rpcProvider('http://127.0.0.1:1', 8996, 50);
+    const r = new ChainDdoResolver({ provider: down, chainId: 8996, factory: chain.contracts.ERC721Factory, startBlock: 0, providerPrivateKey: providerWallet.privateKey, logger });
+    await expect(r.resolve('did:op:' + '1'.repeat(64))).rejects.toBeInstanceOf(UnavailableError);
+    down.destroy();
+  });
+});
