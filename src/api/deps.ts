@@ -28,4 +28,6 @@ export interface AppDeps {
   newJobId?: () => string;
   /** signs provider fees and checks orders for `initializeCompute`; default: catalog assets only (no chain) */
   computeInitializer?: ComputeInitializer;
+  /** the chain's fee token, shown for environments without their own `feeToken` */
+  defaultFeeToken?: string;
 }

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createApp } from '../api/app';
+import { ComputeInitializer } from '../chain/initialize';
 import { loadConfig } from '../config';
 import { FileNonceStore } from '../storage/nonces';
 import { TemporalJobsService } from '../temporal/client';
@@ -18,6 +19,7 @@ export function main(): void {
   const connection = Connection.lazy({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const jobs = new TemporalJobsService({ client, taskQueue: config.temporal.taskQueue, results: shared.results });
+  const { chain, ...common } = shared;
   const app = createApp({
     chainId: config.chainId,
     version,
@@ -25,7 +27,9 @@ export function main(): void {
     jobs,
     nonces: new FileNonceStore(config.dataDir),
     logger,
-    ...shared,
+    ...common,
+    computeInitializer: new ComputeInitializer({ resolver: shared.resolver, ...(chain ? { verifier: chain.verifier } : {}), wallet: shared.providerWallet, logger }),
+    ...(chain ? { defaultFeeToken: chain.feeToken } : {}),
   });
   const server = app.listen(config.api.port, config.api.host, () => {
     logger.info({ host: config.api.host, port: config.api.port, provider: shared.providerWallet.address }, 'provider API listening');

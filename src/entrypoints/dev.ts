@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
-import { loadConfig } from '../config';
+import { type Config, DEV_CHAIN_RPC_URL, loadConfig } from '../config';
 import { splitAddress } from './temporal';
 import { retentionFor, startDevServer, waitForPort } from './temporal-server';
 
@@ -23,6 +24,28 @@ const listening = (port: number, host: string): Promise<boolean> =>
     s.once('error', () => (s.destroy(), resolve(false)));
   });
 
+/**
+ * A local EVM chain with Ocean's contracts, unless C2D_CHAIN_RPC_URL names one already. Resolves with
+ * the settings worker and API need to use it, once the contract addresses are written.
+ */
+async function startChain(config: Config, children: { name: string; child: ChildProcess }[]): Promise<Record<string, string>> {
+  if (config.chains[config.chainId]) {
+    console.log(`[dev] using the chain at ${config.chains[config.chainId]?.rpcUrl}`);
+    return {};
+  }
+  fs.rmSync(config.contractsFile, { force: true }); // the dev chain lives in memory: addresses from an earlier run mean nothing
+  const chain = spawn(process.execPath, [path.join(__dirname, 'chain.js')], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env, detached: true });
+  prefixed('chain', chain);
+  children.push({ name: 'chain', child: chain });
+  const deadline = Date.now() + 120_000;
+  while (!fs.existsSync(config.contractsFile)) {
+    if (chain.exitCode !== null) throw new Error(`the dev chain exited (${chain.exitCode}); is port 8545 taken? Set C2D_CHAIN_RPC_URL to use another chain`);
+    if (Date.now() > deadline) throw new Error('the dev chain did not deploy its contracts within 120 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { C2D_CHAIN_RPC_URL: DEV_CHAIN_RPC_URL, C2D_CONTRACTS_FILE: config.contractsFile };
+}
+
 export async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const [host, port] = splitAddress(config.temporal.address);
@@ -39,9 +62,10 @@ export async function main(): Promise<void> {
   const stopAll = (code: number): void => {
     if (stopping) return;
     stopping = true;
-    const clients = children.filter(({ name }) => name !== 'temporal').map(({ child }) => stop(child));
+    const infrastructure = ['temporal', 'chain'];
+    const clients = children.filter(({ name }) => !infrastructure.includes(name)).map(({ child }) => stop(child));
     void Promise.all(clients)
-      .then(() => Promise.all(children.filter(({ name }) => name === 'temporal').map(({ child }) => stop(child))))
+      .then(() => Promise.all(children.filter(({ name }) => infrastructure.includes(name)).map(({ child }) => stop(child))))
       .then(() => process.exit(code));
   };
   process.once('SIGINT', () => stopAll(0));
@@ -56,8 +80,16 @@ export async function main(): Promise<void> {
     children.push({ name: 'temporal', child: server });
     console.log(`[dev] Temporal Web UI: http://${host}:${config.temporal.uiPort}`);
   }
+  let chainEnv: Record<string, string>;
+  try {
+    chainEnv = await startChain(config, children);
+  } catch (err) {
+    console.error(`[dev] ${err instanceof Error ? err.message : String(err)}`);
+    return stopAll(1);
+  }
+  const env = { ...process.env, ...chainEnv };
   for (const name of ['worker', 'api']) {
-    const child = spawn(process.execPath, [path.join(__dirname, `${name}.js`)], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    const child = spawn(process.execPath, [path.join(__dirname, `${name}.js`)], { stdio: ['ignore', 'pipe', 'pipe'], env });
     prefixed(name, child);
     children.push({ name, child });
   }

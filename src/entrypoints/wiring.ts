@@ -2,7 +2,8 @@ import { Wallet } from 'ethers';
 import pino from 'pino';
 import { CatalogResolver } from '../assets/catalog';
 import { ProviderFileDecryptor } from '../assets/decryptor';
-import { ChainedResolver } from '../assets/resolver';
+import { type AssetResolver, ChainedResolver } from '../assets/resolver';
+import { createChainServices } from '../chain/services';
 import type { ComputeBackend } from '../compute/backend';
 import { defaultProgramsDir, ProcessBackend } from '../compute/process/backend';
 import type { Config } from '../config';
@@ -15,7 +16,12 @@ export function createLogger(config: Pick<Config, 'logLevel'>, name: string): Lo
 }
 
 export function createSharedDeps(config: Config, logger: Logger) {
-  const resolver = new ChainedResolver([new CatalogResolver(config.catalogDir, logger.child({ part: 'catalog' }))]);
+  const settings = config.chains[config.chainId];
+  // On-chain assets, orders and fees only when a chain is configured; catalog assets always.
+  const chain = settings ? createChainServices(settings, { providerPrivateKey: config.providerPrivateKey, logger }) : undefined;
+  const resolvers: AssetResolver[] = [new CatalogResolver(config.catalogDir, logger.child({ part: 'catalog' }))];
+  if (chain) resolvers.push(chain.resolver);
+  const resolver = new ChainedResolver(resolvers);
   const decryptor = new ProviderFileDecryptor(config.providerPrivateKey);
   const results = new LocalResultStore(config.dataDir);
   const backends = new Map<string, ComputeBackend>();
@@ -26,6 +32,7 @@ export function createSharedDeps(config: Config, logger: Logger) {
     backends.set(env.id, processBackend);
   }
   return {
+    chain,
     providerWallet: new Wallet(config.providerPrivateKey),
     resolver,
     decryptor,

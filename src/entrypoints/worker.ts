@@ -77,6 +77,7 @@ export async function main(): Promise<void> {
     backendFor,
     results: shared.results,
     decryptor: shared.decryptor,
+    ...(shared.chain ? { orders: { resolver: shared.resolver, verifier: shared.chain.verifier } } : {}),
     logger,
     authorize: (input) => authorizeJob({ resolver: shared.resolver, decryptor: shared.decryptor, checkContainer: (c) => backendFor(input.environmentId).checkContainer(c) }, input),
   });

@@ -47,7 +47,7 @@ export function infoRoutes(deps: AppDeps): Router {
     storageExpiry: env.storageExpiry,
     maxJobDuration: env.maxJobDuration,
     lastSeen: Math.floor(Date.now() / 1000),
-    feeToken: env.feeToken ?? '',
+    feeToken: env.feeToken ?? deps.defaultFeeToken ?? '',
     free: env.priceMin === 0,
   });
 
