@@ -85,7 +85,16 @@ export function createActivities(deps: ActivityDeps) {
       };
     }
     const algoCustomData = input.algorithm.algocustomdata;
-    return { datasets, algorithm, ...(algoCustomData ? { algoCustomData } : {}), maxInputBytes: Math.floor(env.diskGB * 1024 ** 3) };
+    const userdata: Record<string, Record<string, unknown>> = {};
+    for (const d of input.datasets) if (d.userdata) userdata[d.did] = d.userdata;
+    if (input.algorithm.kind === 'published' && input.algorithm.userdata) userdata.algorithm = input.algorithm.userdata;
+    return {
+      datasets,
+      algorithm,
+      ...(algoCustomData ? { algoCustomData } : {}),
+      ...(Object.keys(userdata).length > 0 ? { userdata } : {}),
+      maxInputBytes: Math.floor(env.diskGB * 1024 ** 3),
+    };
   }
 
   return {

@@ -19,6 +19,9 @@ export interface ConfigureSpec {
   algorithm: { did: string | null; ddo: unknown; files?: FileObject[]; rawcode?: string };
   /** Written to /data/inputs/algoCustomData.json when present. */
   algoCustomData?: Record<string, unknown>;
+  /** The consumer's `userdata` (validated against consumerParameters), keyed by dataset DID and `algorithm`;
+   * written to /data/inputs/userdata.json when any was given. */
+  userdata?: Record<string, Record<string, unknown>>;
   /** Bytes all inputs together may take. */
   maxInputBytes: number;
 }

@@ -170,6 +170,7 @@ async function configure(spec: ConfigureSpec): Promise<void> {
     }
   }
   if (spec.algoCustomData) fs.writeFileSync(path.join(INPUTS, 'algoCustomData.json'), JSON.stringify(spec.algoCustomData));
+  if (spec.userdata) fs.writeFileSync(path.join(INPUTS, 'userdata.json'), JSON.stringify(spec.userdata));
   makeReadOnly(INPUTS);
 }
 

@@ -58,6 +58,17 @@ describe('a compute job over HTTP', () => {
     expect(res.status).toBe(206);
   });
 
+  it('when the consumer passes userdata, then the algorithm reads it from /data/inputs/userdata.json', async () => {
+    const job = await client.startJob({
+      environment: 'e2e',
+      dataset: { documentId: dataset, serviceId: 'compute', userdata: { rows: 2 } },
+      algorithm: nodeRaw("require('fs').copyFileSync('/data/inputs/userdata.json', '/data/outputs/u.json')"),
+    });
+    const done = await client.waitForJob(job.jobId);
+    expect(done.status).toBe(70);
+    expect(JSON.parse(await resultText(client, done, 'u.json'))).toEqual({ [dataset]: { rows: 2 } });
+  });
+
   it('when the owner stops a running job, then stopreq is 1, its processes are gone within 2 s and the log so far is kept', async () => {
     const job = await client.startJob({
       environment: 'e2e',
