@@ -10,6 +10,7 @@ export const endpoints = {
   computeStop: ['PUT', `${SERVICES}/compute`],
   computeDelete: ['DELETE', `${SERVICES}/compute`],
   computeResult: ['GET', `${SERVICES}/computeResult`],
+  initializeCompute: ['POST', `${SERVICES}/initializeCompute`],
   // Ocean's clients POST {did, serviceId}; GET with a query string works too
   fileinfo: ['POST', `${SERVICES}/fileinfo`],
   validateContainer: ['POST', `${SERVICES}/validateContainer`],

@@ -11,6 +11,7 @@ import {
   environmentsQuerySchema,
   fileInfoSchema,
   nonceRequestSchema,
+  initializeComputeSchema,
   validateContainerSchema,
 } from './schemas';
 
@@ -199,6 +200,15 @@ const operations: Operation[] = [
         content: json({ type: 'array', items: { type: 'object', properties: { index: { type: 'integer' }, valid: { type: 'boolean' }, contentLength: { type: ['string', 'null'] }, contentType: { type: ['string', 'null'] } }, required: ['index', 'valid'] } }),
       },
     },
+  },
+  {
+    method: 'post',
+    path: endpoints.initializeCompute[1],
+    operationId: 'initializeCompute',
+    summary: 'Which datatoken orders the job still needs, with provider fees signed for the environment',
+    body: initializeComputeSchema,
+    tags: ['compute'],
+    responses: { '200': { description: '{datasets:[R], algorithm?:R}; R = {datatoken, providerFee} | {validOrder} | {datatoken, providerFee, validOrder}', content: json({ type: 'object' }) } },
   },
   { method: 'post', path: endpoints.validateContainer[1], operationId: 'validateContainer', summary: 'Checks a container section against the rules for algorithms', body: validateContainerSchema, tags: ['publisher'], responses: { '200': { description: 'Valid', content: json({ type: 'object', properties: { valid: { const: true } } }) } } },
   {

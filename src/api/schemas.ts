@@ -135,3 +135,13 @@ const containerSectionSchema = z.object({
   checksum: z.string().default(''),
 });
 export const validateContainerSchema = z.union([z.object({ container: jsonText(containerSectionSchema) }).transform((v) => v.container), containerSectionSchema]);
+
+const initializeItemSchema = z.object({ documentId: z.string().min(1), serviceId: z.string().min(1), transferTxId: z.string().optional(), userdata: z.unknown().optional() });
+
+/** initializeCompute: which orders the consumer still needs, with our signed provider fees (wire contract §3). */
+export const initializeComputeSchema = z.object({
+  datasets: z.array(initializeItemSchema).min(1),
+  algorithm: z.union([initializeItemSchema.extend({ algocustomdata: z.unknown().optional() }), z.object({ meta: z.unknown() })]),
+  compute: z.object({ env: z.string().min(1), validUntil: z.coerce.number().int().nonnegative() }),
+  consumerAddress: addressSchema,
+});

@@ -1,28 +1,17 @@
 import express, { type Router } from 'express';
-import { z } from 'zod';
 import { ComputeInitializer } from '../../chain/initialize';
 import { C2DError } from '../../domain/errors';
 import type { AppDeps } from '../deps';
 import { parseParams } from '../params';
-import { addressSchema } from '../schemas';
-
-const INITIALIZE_COMPUTE = '/api/services/initializeCompute';
-
-const itemSchema = z.object({ documentId: z.string().min(1), serviceId: z.string().min(1), transferTxId: z.string().optional(), userdata: z.unknown().optional() });
-
-const initializeComputeSchema = z.object({
-  datasets: z.array(itemSchema).min(1),
-  algorithm: z.union([itemSchema.extend({ algocustomdata: z.unknown().optional() }), z.object({ meta: z.unknown() })]),
-  compute: z.object({ env: z.string().min(1), validUntil: z.coerce.number().int().nonnegative() }),
-  consumerAddress: addressSchema,
-});
+import { endpoints } from '../endpoints';
+import { initializeComputeSchema } from '../schemas';
 
 /** Ocean's order endpoints: `initializeCompute` signs provider fees and says which orders are still valid. */
 export function chainRoutes(deps: AppDeps): Router {
   const router = express.Router();
   const initializer = deps.computeInitializer ?? new ComputeInitializer({ resolver: deps.resolver, wallet: deps.providerWallet, logger: deps.logger });
 
-  router.post(INITIALIZE_COMPUTE, async (req, res) => {
+  router.post(endpoints.initializeCompute[1], async (req, res) => {
     const body = parseParams(initializeComputeSchema, req);
     const environment = deps.environments.find((e) => e.id === body.compute.env);
     if (!environment) throw new C2DError('validation', 'unknown_environment', 'Compute environment does not exist');
