@@ -20,7 +20,9 @@ import { environmentWorkflowId, releaseSignal, slotGrantedSignal, statusQuery, s
 import { initialJobState, jobView } from './job-view';
 import { C2DStatus } from './search-attributes';
 
-const { authorizeJob, cleanupJob } = proxyActivities<Activities>(quick);
+const { cleanupJob } = proxyActivities<Activities>(quick);
+// Authorization resolves assets (on chain too): while a source is down the job waits in status 1; a refusal fails at once.
+const { authorizeJob } = proxyActivities<Activities>(chainCall);
 const { stopSteps } = proxyActivities<Activities>(urgent);
 const { acquireSlot } = proxyActivities<Activities>(waiting);
 const { configureStep, publishStep } = proxyActivities<Activities>(step);
