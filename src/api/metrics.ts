@@ -39,25 +39,30 @@ function createApiMetrics(deps: Pick<AppDeps, 'environments' | 'jobs' | 'logger'
     registers: [registry],
   });
   for (const id of known) started.inc({ environment: id }, 0);
-  new Gauge({
-    name: 'c2d_environment_current_jobs',
-    help: 'Algorithm steps holding a slot of the environment (read from the orchestrator on scrape)',
-    labelNames: ['environment'] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      await Promise.all(
-        deps.environments.map(async (env) => {
-          try {
-            this.set({ environment: env.id }, await deps.jobs.currentJobs(env.id));
-          } catch (err) {
-            // an unreachable orchestrator must not fail the whole scrape: the series is left out instead
-            deps.logger.warn({ environment: env.id, error: err instanceof Error ? err.name : typeof err }, 'metrics: current jobs unavailable');
-          }
-        }),
-      );
-    },
-  });
+  // Read from the orchestrator on scrape; an unreachable orchestrator leaves the series out instead of failing the scrape.
+  const orchestratorGauge = (name: string, help: string, read: (environmentId: string) => Promise<number>): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['environment'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        await Promise.all(
+          deps.environments.map(async (env) => {
+            try {
+              this.set({ environment: env.id }, await read(env.id));
+            } catch (err) {
+              deps.logger.warn({ metric: name, environment: env.id, error: err instanceof Error ? err.name : typeof err }, 'metrics: orchestrator unavailable');
+            }
+          }),
+        );
+      },
+    });
+  };
+  orchestratorGauge('c2d_environment_current_jobs', 'Algorithm steps holding a slot of the environment', (id) => deps.jobs.currentJobs(id));
+  const queued = deps.jobs.queuedJobs?.bind(deps.jobs);
+  if (queued) orchestratorGauge('c2d_environment_queued_jobs', 'Jobs waiting in status 1 for a slot of the environment', queued);
   const maxJobs = new Gauge({ name: 'c2d_environment_max_jobs', help: 'Slots of the environment', labelNames: ['environment'] as const, registers: [registry] });
   for (const env of deps.environments) maxJobs.set({ environment: env.id }, env.maxJobs);
 

@@ -4,6 +4,7 @@ import {
   isGrpcServiceError,
   ServiceError,
   type WorkflowExecutionInfo,
+  type WorkflowHandle,
   WorkflowExecutionAlreadyStartedError,
   WorkflowIdReusePolicy,
   WorkflowNotFoundError,
@@ -14,7 +15,7 @@ import { type JobInput, type JobView, toEpochSecondsString, workflowIdForJob } f
 import { finalStatuses, JobStatus, type JobStatusCode, StopReq, statusText } from '../domain/status';
 import type { ResultStore } from '../storage/store';
 import type { computeJob } from '../workflows/compute-job';
-import { environmentWorkflowId, holdersQuery, statusQuery, stopUpdate } from '../workflows/definitions';
+import { environmentWorkflowId, holdersQuery, statusQuery, stopUpdate, waitersQuery } from '../workflows/definitions';
 import { agreementIdOf, algorithmDidOf, initialJobState, jobView } from '../workflows/job-view';
 import { C2DAlgorithmDid, C2DDatasetDids, C2DEnvironment, C2DOwner, C2DStatus } from '../workflows/search-attributes';
 import type { JobsService } from './jobs-service';
@@ -156,11 +157,20 @@ export class TemporalJobsService implements JobsService {
   }
 
   currentJobs(environmentId: string): Promise<number> {
+    return this.slots(environmentId, (handle) => handle.query(holdersQuery));
+  }
+
+  queuedJobs(environmentId: string): Promise<number> {
+    return this.slots(environmentId, async (handle) => (await handle.query(waitersQuery)).length);
+  }
+
+  /** A count from the environment's capacity workflow; 0 when it is not running (no job asked lately). */
+  private slots(environmentId: string, read: (handle: WorkflowHandle) => Promise<number>): Promise<number> {
     return this.guarded(async () => {
       const handle = this.deps.client.workflow.getHandle(environmentWorkflowId(environmentId));
       try {
         if ((await handle.describe()).status.name !== 'RUNNING') return 0;
-        return await handle.query(holdersQuery);
+        return await read(handle);
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) return 0;
         throw err;

@@ -17,6 +17,8 @@ export interface JobsService {
   remove(jobId: string): Promise<void>;
   /** Algorithm steps currently holding a slot of the environment (computeEnvironments' currentJobs). */
   currentJobs(environmentId: string): Promise<number>;
+  /** Jobs waiting (status 1) for a slot of the environment: the queue depth operators watch. */
+  queuedJobs?(environmentId: string): Promise<number>;
   /** Resolves when the orchestrator answers (readiness); throws UnavailableError otherwise. Optional: fakes may omit it. */
   ping?(): Promise<void>;
 }

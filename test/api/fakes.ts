@@ -62,6 +62,10 @@ export class FakeJobsService implements JobsService {
     return Promise.resolve([...this.jobs.values()].filter((j) => j.environment === environmentId && j.status === 40).length);
   }
 
+  queuedJobs(environmentId: string): Promise<number> {
+    return Promise.resolve([...this.jobs.values()].filter((j) => j.environment === environmentId && j.status === 1).length);
+  }
+
   /** Moves a job along as the workflow would. */
   set(jobId: string, patch: Partial<JobView> & { status?: JobStatusCode }): JobView {
     const job = this.require(jobId);

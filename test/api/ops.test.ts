@@ -113,16 +113,18 @@ describe('API: OpenAPI document, docs page, metrics, health and readiness', () =
     await request(h.app).get('/api/services/nonce').query({ userAddress: h.consumer.address }).expect(200);
     const jobId = await h.startJob();
     h.jobs.set(jobId, { status: 40 });
+    await h.startJob(); // a second job still waiting for a slot
     await request(h.app).get('/no/such/route-4711').expect(404);
     const res = await request(h.app).get('/metrics').expect(200).expect('content-type', /text\/plain/);
     const text = res.text;
-    expect(text).toMatch(/c2d_api_request_duration_seconds_count\{route="\/api\/services\/nonce",method="GET",status="200"\} 2/);
-    expect(text).toMatch(/c2d_api_request_duration_seconds_count\{route="\/api\/services\/compute",method="POST",status="200"\} 1/);
+    expect(text).toMatch(/c2d_api_request_duration_seconds_count\{route="\/api\/services\/nonce",method="GET",status="200"\} 3/);
+    expect(text).toMatch(/c2d_api_request_duration_seconds_count\{route="\/api\/services\/compute",method="POST",status="200"\} 2/);
     expect(text).toMatch(/c2d_api_request_duration_seconds_count\{route="unmatched",method="GET",status="404"\} 1/);
     expect(text).not.toContain('route-4711');
     expect(text).not.toContain(h.consumer.address);
-    expect(text).toContain('c2d_jobs_started_total{environment="free"} 1');
+    expect(text).toContain('c2d_jobs_started_total{environment="free"} 2');
     expect(text).toContain('c2d_environment_current_jobs{environment="free"} 1');
+    expect(text).toContain('c2d_environment_queued_jobs{environment="free"} 1');
     expect(text).toContain('c2d_environment_max_jobs{environment="free"} 3');
     expect(text).toContain('process_cpu_user_seconds_total');
   });

@@ -50,6 +50,7 @@ describe('environment capacity', () => {
       await eventually(async () => (await waiters(env.id)).length === queued.length, 10_000, 'the job to queue');
     }
     expect(await waiters(env.id)).toEqual(queued);
+    expect(await jobs.queuedJobs(env.id)).toBe(3);
     for (const waiting of [b, c, d]) expect((await jobs.get(waiting.jobId))?.status).toBe(1);
     expect(world.backend.calls.filter((call) => call.jobId !== a.jobId)).toEqual([]);
 
