@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
-import { getAddress, getBytes, isError, type Log, type Provider, toUtf8String } from 'ethers';
+import { getAddress, getBytes, type Log, type Provider, toUtf8String } from 'ethers';
 import { decrypt } from '../assets/ecies';
 import type { AssetResolver } from '../assets/resolver';
 import { type Ddo, ddoSchema } from '../domain/ddo';
-import { UnavailableError } from '../domain/errors';
 import type { Logger } from '../domain/logger';
 import { contractInterface } from './artifacts';
 import { contractAt, read } from './contracts';
 import { assetDid } from './did';
+import { chainCall } from './rpc';
 
 export interface ChainDdoResolverDeps {
   provider: Provider;
@@ -140,12 +140,6 @@ export class ChainDdoResolver implements AssetResolver {
   }
 
   private async rpc<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (err) {
-      if (isError(err, 'CALL_EXCEPTION') || isError(err, 'BAD_DATA')) throw err;
-      this.deps.logger.warn({ code: (err as { code?: unknown }).code }, 'chain rpc failed');
-      throw new UnavailableError('chain_unavailable', 'the chain node cannot be reached', { cause: err });
-    }
+    return chainCall(this.deps.logger, call);
   }
 }

@@ -1,4 +1,4 @@
-import { getAddress, isError, type Log, type Provider, type TransactionReceipt } from 'ethers';
+import { getAddress, type Log, type Provider, type TransactionReceipt } from 'ethers';
 import type { Ddo } from '../domain/ddo';
 import { consumableStates } from '../domain/ddo';
 import { AccessDeniedError, UnavailableError } from '../domain/errors';
@@ -6,6 +6,7 @@ import type { Logger } from '../domain/logger';
 import { contractInterface } from './artifacts';
 import { contractAt, read } from './contracts';
 import { decodeProviderData, feeAmount, providerFeeSigner } from './provider-fee';
+import { chainCall } from './rpc';
 
 /** One item of a job that needs an order: a dataset, an additional dataset or a published algorithm. */
 export interface OrderItem {
@@ -239,12 +240,6 @@ export class OrderVerifier {
 
   /** Maps transport faults to UnavailableError; a contract-level failure (revert, bad data) passes through. */
   private async rpc<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (err) {
-      if (isError(err, 'CALL_EXCEPTION') || isError(err, 'BAD_DATA')) throw err;
-      this.deps.logger.warn({ code: (err as { code?: unknown }).code }, 'chain rpc failed');
-      throw new UnavailableError('chain_unavailable', 'the chain node cannot be reached', { cause: err });
-    }
+    return chainCall(this.deps.logger, call);
   }
 }
