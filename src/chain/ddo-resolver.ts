@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { getAddress, getBytes, type Log, type Provider, toUtf8String } from 'ethers';
 import { decrypt } from '../assets/ecies';
 import type { AssetResolver } from '../assets/resolver';
@@ -22,6 +24,18 @@ export interface ChainDdoResolverDeps {
   minSyncIntervalMs?: number;
   /** blocks per eth_getLogs call */
   blockBatch?: number;
+  /** where the index is kept between restarts (resumed from its last block); absent: rebuilt from startBlock */
+  indexFile?: string;
+}
+
+/** The index as saved: valid only for the chain whose factory deploy block has this hash. */
+interface SavedIndex {
+  chainId: number;
+  factory: string;
+  startBlockHash: string;
+  nextBlock: number;
+  nfts: string[];
+  ddos: [string, Ddo][];
 }
 
 const FLAG_COMPRESSED = 1;
@@ -34,8 +48,10 @@ const METADATA_TOPICS = [nftIface.getEvent('MetadataCreated')!.topicHash, nftIfa
 
 /**
  * On-chain assets: indexes `NFTCreated` of the factory and `MetadataCreated`/`MetadataUpdated` of those
- * NFTs, keeps the latest valid DDO per DID in memory, and on lookup adds the NFT's live owner and state.
- * The index catches up on lookup; it starts from the factory's block on every process start.
+ * NFTs, keeps the latest valid DDO per DID, and on lookup adds the NFT's live owner and state. The index
+ * catches up on lookup; with an `indexFile` it is saved after each catch-up and a restart resumes from
+ * the saved block — unless the chain under it changed (a restarted dev chain reuses the addresses, but
+ * not the block hashes), then it is rebuilt from the factory's block.
  */
 export class ChainDdoResolver implements AssetResolver {
   private readonly nfts = new Set<string>();
@@ -43,6 +59,8 @@ export class ChainDdoResolver implements AssetResolver {
   private nextBlock: number;
   private lastSync = 0;
   private syncing: Promise<void> | undefined;
+  private startBlockHash: string | undefined;
+  private loaded = false;
 
   constructor(private readonly deps: ChainDdoResolverDeps) {
     this.nextBlock = deps.startBlock;
@@ -77,7 +95,10 @@ export class ChainDdoResolver implements AssetResolver {
   }
 
   private async catchUp(): Promise<void> {
+    if (!this.loaded) await this.load();
     const head = await this.rpc(() => this.deps.provider.getBlockNumber());
+    if (this.nextBlock > head + 1) this.reset('the chain is shorter than the saved index');
+    const from = this.nextBlock;
     const batch = this.deps.blockBatch ?? 5000;
     while (this.nextBlock <= head) {
       const fromBlock = this.nextBlock;
@@ -94,6 +115,45 @@ export class ChainDdoResolver implements AssetResolver {
       this.nextBlock = toBlock + 1;
     }
     this.lastSync = Date.now();
+    if (this.nextBlock !== from) this.save();
+  }
+
+  private async load(): Promise<void> {
+    const block = await this.rpc(() => this.deps.provider.getBlock(this.deps.startBlock));
+    this.startBlockHash = block?.hash ?? '';
+    this.loaded = true;
+    const file = this.deps.indexFile;
+    if (!file || !fs.existsSync(file)) return;
+    try {
+      const saved = JSON.parse(fs.readFileSync(file, 'utf8')) as SavedIndex;
+      if (saved.chainId !== this.deps.chainId || saved.factory !== this.deps.factory || saved.startBlockHash !== this.startBlockHash) {
+        this.deps.logger.info({ indexFile: file }, 'saved chain index is for another chain; rebuilding');
+        return;
+      }
+      for (const nft of saved.nfts) this.nfts.add(nft);
+      for (const [did, ddo] of saved.ddos) this.ddos.set(did, ddo);
+      this.nextBlock = saved.nextBlock;
+      this.deps.logger.info({ nextBlock: saved.nextBlock, ddos: saved.ddos.length }, 'chain index resumed');
+    } catch (err) {
+      this.deps.logger.warn({ indexFile: file, err: (err as Error).message }, 'saved chain index unreadable; rebuilding');
+    }
+  }
+
+  private reset(why: string): void {
+    this.deps.logger.warn({ why }, 'chain index rebuilt');
+    this.nfts.clear();
+    this.ddos.clear();
+    this.nextBlock = this.deps.startBlock;
+  }
+
+  private save(): void {
+    const file = this.deps.indexFile;
+    if (!file || this.startBlockHash === undefined) return;
+    const saved: SavedIndex = { chainId: this.deps.chainId, factory: this.deps.factory, startBlockHash: this.startBlockHash, nextBlock: this.nextBlock, nfts: [...this.nfts], ddos: [...this.ddos] };
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(tmp, JSON.stringify(saved), { mode: 0o600 });
+    fs.renameSync(tmp, file); // API and worker may both save; each write is whole
   }
 
   private index(log: Log): void {

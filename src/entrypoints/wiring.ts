@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Wallet } from 'ethers';
 import pino from 'pino';
 import { CatalogResolver } from '../assets/catalog';
@@ -18,7 +19,7 @@ export function createLogger(config: Pick<Config, 'logLevel'>, name: string): Lo
 export function createSharedDeps(config: Config, logger: Logger) {
   const settings = config.chains[config.chainId];
   // On-chain assets, orders and fees only when a chain is configured; catalog assets always.
-  const chain = settings ? createChainServices(settings, { providerPrivateKey: config.providerPrivateKey, logger }) : undefined;
+  const chain = settings ? createChainServices(settings, { providerPrivateKey: config.providerPrivateKey, logger, indexFile: path.join(config.dataDir, `chain-index-${settings.chainId}.json`) }) : undefined;
   const resolvers: AssetResolver[] = [new CatalogResolver(config.catalogDir, logger.child({ part: 'catalog' }))];
   if (chain) resolvers.push(chain.resolver);
   const resolver = new ChainedResolver(resolvers);

@@ -1,4 +1,7 @@
-import { Wallet, hexlify, toUtf8Bytes } from 'ethers';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { type Filter, type Provider, Wallet, hexlify, toUtf8Bytes } from 'ethers';
 import { encrypt } from '../../src/assets/ecies';
 import { contractAt, send } from '../../src/chain/contracts';
 import { ChainDdoResolver } from '../../src/chain/ddo-resolver';
@@ -44,6 +47,50 @@ describe('on-chain DDO resolver', () => {
     expect(ddo?.metadata.name).toBe('renamed');
     expect(ddo?.nft?.state).toBe(4);
     expect(r.cursor).toBe((await chain.provider.getBlockNumber()) + 1);
+  });
+
+  describe('with an index file', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-index-'));
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    /** The chain's provider, recording the first block of every eth_getLogs. */
+    const spying = (fromBlocks: number[]): Provider =>
+      new Proxy(chain.provider, {
+        get(target, key) {
+          if (key === 'getLogs') return (filter: Filter) => (fromBlocks.push(Number(filter.fromBlock)), target.getLogs(filter));
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    const indexed = (indexFile: string, provider: Provider): ChainDdoResolver =>
+      new ChainDdoResolver({ provider, chainId: chain.chainId, factory: chain.contracts.ERC721Factory, startBlock: chain.contracts.startBlock, providerPrivateKey: providerWallet.privateKey, logger, indexFile });
+
+    test('when the provider restarts, then the index resumes from its last block instead of rescanning', async () => {
+      const indexFile = path.join(dir, 'resume.json');
+      const asset = await publishOnChainAsset(chain, chain.signers[1]!, providerWallet);
+      const first = indexed(indexFile, chain.provider);
+      expect((await first.resolve(asset.did))?.id).toBe(asset.did);
+      const cursor = first.cursor;
+      const fromBlocks: number[] = [];
+      const restarted = indexed(indexFile, spying(fromBlocks));
+      expect((await restarted.resolve(asset.did))?.id).toBe(asset.did); // known without reading old blocks
+      const later = await publishOnChainAsset(chain, chain.signers[1]!, providerWallet);
+      expect((await restarted.resolve(later.did))?.id).toBe(later.did);
+      expect(fromBlocks.length).toBeGreaterThan(0);
+      expect(Math.min(...fromBlocks)).toBeGreaterThanOrEqual(cursor);
+      expect(fs.statSync(indexFile).mode & 0o077).toBe(0);
+    });
+
+    test('when the saved index belongs to another chain (a restarted dev chain), then it is rebuilt from the factory block', async () => {
+      const indexFile = path.join(dir, 'other.json');
+      const asset = await publishOnChainAsset(chain, chain.signers[1]!, providerWallet);
+      await indexed(indexFile, chain.provider).resolve(asset.did);
+      const saved = JSON.parse(fs.readFileSync(indexFile, 'utf8'));
+      fs.writeFileSync(indexFile, JSON.stringify({ ...saved, startBlockHash: `0x${'00'.repeat(32)}`, ddos: [] }));
+      const fromBlocks: number[] = [];
+      expect((await indexed(indexFile, spying(fromBlocks)).resolve(asset.did))?.id).toBe(asset.did);
+      expect(fromBlocks[0]).toBe(chain.contracts.startBlock);
+    });
   });
 
   test('when a DDO is for another provider, names another DID or breaks its hash, then it is not served', async () => {
