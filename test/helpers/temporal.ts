@@ -3,6 +3,9 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
 import { createWorker } from '../../src/entrypoints/worker';
+import type { JobView } from '../../src/domain/job';
+import { finalStatuses } from '../../src/domain/status';
+import type { JobsService } from '../../src/temporal/jobs-service';
 import { testState } from './state';
 
 /** A worker of our workflows on a task queue of its own, on the run's dev server, plus a client. */
@@ -65,3 +68,14 @@ export function historyText(history: unknown): string {
   };
   return JSON.stringify(decode(history));
 }
+
+/** Waits until the job reaches a final status and returns its view. */
+export const finalJobView = (jobs: JobsService, jobId: string, timeoutMs = 30_000): Promise<JobView> =>
+  eventually(
+    async () => {
+      const v = await jobs.get(jobId);
+      return v && finalStatuses.includes(v.status) ? v : undefined;
+    },
+    timeoutMs,
+    `job ${jobId} to finish`,
+  );

@@ -1,9 +1,8 @@
 import type { JobView } from '../../src/domain/job';
-import { finalStatuses } from '../../src/domain/status';
 import { TemporalJobsService } from '../../src/temporal/client';
 import { acquireSignal, environmentWorkflowId, holdersQuery, waitersQuery } from '../../src/workflows/definitions';
 import type { environmentSlots } from '../../src/workflows/environment-slots';
-import { eventually, startTestWorker, type TestWorker, uniqueName } from '../helpers/temporal';
+import { eventually, finalJobView, startTestWorker, type TestWorker, uniqueName } from '../helpers/temporal';
 import { environment, fakeWorld, jobInput } from './fakes';
 
 const env = environment({ id: uniqueName('one-slot'), maxJobs: 1, maxJobDuration: 120 });
@@ -20,15 +19,7 @@ afterAll(async () => {
   await tw?.stop();
 });
 
-const finalView = (jobId: string): Promise<JobView> =>
-  eventually(
-    async () => {
-      const v = await jobs.get(jobId);
-      return v && finalStatuses.includes(v.status) ? v : undefined;
-    },
-    30_000,
-    `job ${jobId} to finish`,
-  );
+const finalView = (jobId: string): Promise<JobView> => finalJobView(jobs, jobId);
 
 const waiters = (environmentId: string): Promise<string[]> => tw.client.workflow.getHandle(environmentWorkflowId(environmentId)).query(waitersQuery);
 

@@ -2,10 +2,9 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { AccessDeniedError } from '../../src/domain/errors';
 import type { JobView } from '../../src/domain/job';
-import { finalStatuses } from '../../src/domain/status';
 import { TemporalJobsService } from '../../src/temporal/client';
 import { C2DAlgorithmDid, C2DDatasetDids, C2DEnvironment, C2DOwner, C2DStatus } from '../../src/workflows/search-attributes';
-import { eventually, historyText, startTestWorker, type TestWorker, uniqueName } from '../helpers/temporal';
+import { eventually, finalJobView, historyText, startTestWorker, type TestWorker, uniqueName } from '../helpers/temporal';
 import { environment, fakeWorld, jobInput, type JobScript, newOwner, SECRET } from './fakes';
 
 const env = environment({ id: uniqueName('env'), maxJobs: 8, maxJobDuration: 120, storageExpiry: 3600 });
@@ -23,15 +22,7 @@ afterAll(async () => {
   await tw?.stop();
 });
 
-const finalView = (jobId: string): Promise<JobView> =>
-  eventually(
-    async () => {
-      const v = await jobs.get(jobId);
-      return v && finalStatuses.includes(v.status) ? v : undefined;
-    },
-    30_000,
-    `job ${jobId} to finish`,
-  );
+const finalView = (jobId: string): Promise<JobView> => finalJobView(jobs, jobId);
 
 const statusOf = async (jobId: string): Promise<number | undefined> => (await jobs.get(jobId))?.status;
 
