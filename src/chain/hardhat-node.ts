@@ -35,7 +35,9 @@ export async function startHardhatNode(opts: HardhatNodeOptions): Promise<Hardha
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-hardhat-'));
   const config = path.join(dir, 'hardhat.config.js');
   // A reverting transaction is mined with status 0, as on a real chain (hardhat's default refuses it).
-  const network = { chainId, accounts: { mnemonic: HARDHAT_MNEMONIC }, throwOnTransactionFailures: false };
+  // Blocks in the same second share its timestamp, so chain time keeps to the clock (by default every
+  // block adds a second: a busy dev chain runs minutes ahead, and order ages and fee expiry go wrong).
+  const network = { chainId, accounts: { mnemonic: HARDHAT_MNEMONIC }, throwOnTransactionFailures: false, allowBlocksWithSameTimestamp: true };
   fs.writeFileSync(config, `module.exports = ${JSON.stringify({ networks: { hardhat: network } })};\n`);
   const cli = require.resolve('hardhat/internal/cli/cli.js');
   const child = spawn(process.execPath, [cli, '--config', config, 'node', '--hostname', host, '--port', String(opts.port)], {

@@ -9,6 +9,7 @@ import {
   proxyActivities,
   setHandler,
   sleep,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -123,7 +124,12 @@ export async function computeJob(input: JobInput): Promise<JobView> {
     // jobs started before order verification existed replay without it
     if (patched('verify-orders')) {
       try {
-        await verifyOrders(input);
+        const verified = await verifyOrders(input);
+        // jobs verified before the agreement was kept show the main dataset's transferTxId
+        if (verified.agreementId && patched('keep-agreement-id')) {
+          state.agreementId = verified.agreementId;
+          upsertMemo({ agreementId: verified.agreementId });
+        }
       } catch (err) {
         if (isCancellation(err)) throw err;
         failure = provisioningFailure(err);

@@ -11,6 +11,8 @@ export interface JobState {
   /** epoch seconds */
   expireTimestamp: number | null;
   terminationDetails: TerminationDetails | null;
+  /** the order that paid, once verified on chain (wire contract §4 step 6); absent: the main dataset's transferTxId */
+  agreementId?: string;
 }
 
 export const initialJobState = (): JobState => ({
@@ -30,7 +32,7 @@ export const agreementIdOf = (input: Pick<JobInput, 'datasets'>): string => inpu
 /** The wire shape (ocean-wire-contract.md, job object). `removed` comes from the result store, so the caller fills it in. */
 export function jobView(input: JobInput, s: JobState, removed: 0 | 1 = 0): JobView {
   return {
-    agreementId: agreementIdOf(input),
+    agreementId: s.agreementId ?? agreementIdOf(input),
     jobId: input.jobId,
     owner: input.owner,
     status: s.status,

@@ -118,6 +118,22 @@ describe('order verification against a hardhat node', () => {
     await denied(verify([item(tx.hash)]), 'order_reverted');
   });
 
+  test('when the order is not mined yet, then it is refused as order_not_mined, and it verifies once mined within the wait', async () => {
+    const datatoken = contractAt('ERC20Template', dt(), consumer);
+    const noMarketFee = { consumeMarketFeeAddress: consumer.address, consumeMarketFeeToken: chain.contracts.Ocean, consumeMarketFeeAmount: 0n };
+    await chain.provider.send('evm_setAutomine', [false]);
+    try {
+      const pending = await datatoken.getFunction('startOrder').send(consumer.address, 0, providerFeeTuple(fee(dt(), { amount: 0n })), noMarketFee, { gasLimit: 1_000_000 });
+      await denied(verify([item(pending.hash)], { durationSeconds: 0 }), 'order_not_mined');
+      const patient = new OrderVerifier({ provider: chain.provider, providerAddress: providerKey.address, feeToken: chain.contracts.Ocean, logger: silentLogger, receiptAttempts: 40, receiptDelayMs: 50 });
+      const verifying = patient.verify({ consumerAddress: consumer.address, items: [item(pending.hash)], environment: PAID, durationSeconds: 0, now: now() });
+      setTimeout(() => void chain.provider.send('evm_mine', []), 300);
+      expect((await verifying).agreementId).toBe(pending.hash);
+    } finally {
+      await chain.provider.send('evm_setAutomine', [true]);
+    }
+  });
+
   test('when the fee was signed by another provider, then it is refused as provider_fee_not_ours', async () => {
     const r = await startOrder(consumer, dt(), consumer.address, 0, fee(dt(), { signer: otherKey }));
     await denied(verify([item(r.hash)]), 'provider_fee_not_ours');
