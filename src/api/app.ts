@@ -4,6 +4,7 @@ import { signedPaths } from './endpoints';
 import { errorHandler, notFoundHandler } from './errors';
 import { apiMetrics } from './metrics';
 import { collapseLeadingSlashes, cors, refuseHead, requestLog } from './middleware';
+import { aquariusRoutes } from './routes/aquarius';
 import { chainRoutes } from './routes/chain';
 import { computeRoutes } from './routes/compute';
 import { infoRoutes } from './routes/info';
@@ -29,6 +30,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(chainRoutes(deps));
   app.use(publisherRoutes(deps));
   app.use(opsRoutes(deps));
+  app.use(aquariusRoutes(deps));
   app.use(resultRoutes(deps));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

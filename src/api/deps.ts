@@ -20,6 +20,8 @@ export interface AppDeps {
   results: ResultStore;
   nonces: NonceStore;
   resolver: AssetResolver;
+  /** the assets this provider knows itself (catalog, chain), served as Aquarius; default: `resolver` */
+  localResolver?: AssetResolver;
   decryptor: FileDecryptor;
   /** the backend running an environment: checks containers at start, serves live logs */
   backendFor(environmentId: string): ComputeBackend | undefined;

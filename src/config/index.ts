@@ -50,6 +50,14 @@ const envSchema = z.object({
   C2D_FEE_TOKEN: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x address').optional(),
   /** Blocks an order transaction needs on top of it before it counts (0: mined is enough). */
   C2D_CHAIN_CONFIRMATIONS: z.coerce.number().int().nonnegative().default(0),
+  /** Base URL of an Aquarius (Ocean's metadata cache), asked for DDOs that neither the catalog nor the chain knows. Another provider of ours works too. */
+  C2D_AQUARIUS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** Comma-separated addresses allowed to call `decrypt` (e.g. your Aquarius). Empty: only the provider's own address. */
+  C2D_AUTHORIZED_DECRYPTERS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((a) => a.trim()).filter((a) => a !== ''))
+    .pipe(z.array(z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be comma-separated 0x addresses'))),
 });
 
 export interface Runtime {
@@ -90,6 +98,10 @@ export interface Config {
   chains: Record<number, ChainSettings>;
   /** where Ocean's contract addresses are read from (and written by the dev chain) */
   contractsFile: string;
+  /** Aquarius-compatible metadata cache asked after catalog and chain; unset: none */
+  aquariusUrl?: string;
+  /** addresses allowed to call `decrypt` besides the provider itself (lower case) */
+  authorizedDecrypters: string[];
 }
 
 const runtimesSchema = z.record(z.string().regex(/^[a-z0-9._/-]+$/), z.union([z.string(), z.object({ command: z.string(), names: z.array(z.string()).optional() })]));
@@ -186,5 +198,7 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { node
     resultSweepSeconds: e.C2D_RESULT_SWEEP_SECONDS,
     chains: e.C2D_CHAIN_RPC_URL ? { [e.C2D_CHAIN_ID]: { chainId: e.C2D_CHAIN_ID, rpcUrl: e.C2D_CHAIN_RPC_URL, contractsFile, feeToken: e.C2D_FEE_TOKEN, confirmations: e.C2D_CHAIN_CONFIRMATIONS } } : {},
     contractsFile,
+    ...(e.C2D_AQUARIUS_URL ? { aquariusUrl: e.C2D_AQUARIUS_URL } : {}),
+    authorizedDecrypters: e.C2D_AUTHORIZED_DECRYPTERS.map((a) => a.toLowerCase()),
   };
 }

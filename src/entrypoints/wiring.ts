@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { Wallet } from 'ethers';
 import pino from 'pino';
+import { AquariusResolver } from '../assets/aquarius';
 import { CatalogResolver } from '../assets/catalog';
 import { ProviderFileDecryptor } from '../assets/decryptor';
 import { type AssetResolver, ChainedResolver } from '../assets/resolver';
@@ -22,7 +23,9 @@ export function createSharedDeps(config: Config, logger: Logger) {
   const chain = settings ? createChainServices(settings, { providerPrivateKey: config.providerPrivateKey, logger, indexFile: path.join(config.dataDir, `chain-index-${settings.chainId}.json`) }) : undefined;
   const resolvers: AssetResolver[] = [new CatalogResolver(config.catalogDir, logger.child({ part: 'catalog' }))];
   if (chain) resolvers.push(chain.resolver);
-  const resolver = new ChainedResolver(resolvers);
+  // what this provider knows itself, and serves as Aquarius (never what it only learnt from an Aquarius)
+  const localResolver = new ChainedResolver(resolvers);
+  const resolver = config.aquariusUrl ? new ChainedResolver([localResolver, new AquariusResolver({ url: config.aquariusUrl, logger: logger.child({ part: 'aquarius' }) })]) : localResolver;
   const decryptor = new ProviderFileDecryptor(config.providerPrivateKey);
   const results = new LocalResultStore(config.dataDir);
   const backends = new Map<string, ComputeBackend>();
@@ -36,6 +39,7 @@ export function createSharedDeps(config: Config, logger: Logger) {
     chain,
     providerWallet: new Wallet(config.providerPrivateKey),
     resolver,
+    localResolver,
     decryptor,
     results,
     backendFor: (environmentId: string): ComputeBackend | undefined => backends.get(environmentId),

@@ -11,6 +11,15 @@ import { parseRangeHeader } from '../range';
 import { computeLogsSchema, computeResultSchema } from '../schemas';
 import { sendStream } from '../stream';
 
+/**
+ * Ocean's Provider writes `attachment;filename=<name>` and its client (downloadFile) reads the name with
+ * exactly that pattern; a name that is not a plain token gets the RFC 6266 form (quoted, plus filename*).
+ */
+function attachmentHeader(res: express.Response, filename: string): void {
+  if (/^[A-Za-z0-9._-]+$/.test(filename)) res.set('Content-Disposition', `attachment;filename=${filename}`);
+  else res.attachment(filename);
+}
+
 const storedAlgorithmLog = (job: JobView) => (Array.isArray(job.results) ? job.results.find((r) => r.type === 'algorithmLog') : undefined);
 
 /** Signed downloads: a result file (with byte ranges) and the algorithm's log (live while it runs). */
@@ -26,7 +35,7 @@ export function resultRoutes(deps: AppDeps): Router {
     if (!entry) throw new NotFoundError('result_not_found', 'No result with this index');
     const range = parseRangeHeader(req.get('Range'), entry.filesize);
     const opened = await deps.results.open(q.jobId, entry.filename, range);
-    res.attachment(entry.filename);
+    attachmentHeader(res, entry.filename);
     res.set({ 'Content-Type': 'application/octet-stream', 'Content-Length': String(opened.length), 'Accept-Ranges': 'bytes', 'X-Content-Type-Options': 'nosniff' });
     if (opened.range) res.status(206).set('Content-Range', `bytes ${opened.range.start}-${opened.range.end}/${opened.totalSize}`);
     await sendStream(res, opened.stream, deps.logger);
