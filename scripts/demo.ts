@@ -4,16 +4,21 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Wallet } from 'ethers';
 import { publishToCatalog } from '../src/client/catalog-publisher';
-import { ProviderClient } from '../src/client/provider-client';
-import { loadConfig } from '../src/config';
+import { type EnvironmentView, ProviderClient } from '../src/client/provider-client';
+import { DEV_CHAIN_RPC_URL, loadConfig } from '../src/config';
+import type { JobView } from '../src/domain/job';
 import { serveFiles } from '../src/entrypoints/local-stack';
+import { paidDemo } from './demo/paid';
 
 /**
- * `npm run demo`: a publisher and a consumer, over the wire contract only.
- * The publisher serves a CSV and an algorithm from its own data server, encrypts their URLs with the
- * provider's /encrypt, and lists both assets in the catalog (the algorithm trusted by the dataset).
- * The consumer signs a compute start, follows the status and the live log, downloads the results.
- * Uses the stack on C2D_API_PORT, or starts one (and stops it afterwards).
+ * `npm run demo`: a publisher and a consumer, over the wire contract only, twice.
+ * Free: the publisher serves a CSV and an algorithm from its own data server, encrypts their URLs with
+ * the provider's /encrypt, and lists both assets in the catalog (the algorithm trusted by the dataset).
+ * Paid (when the provider has a chain): the same two files published on chain as data NFTs with
+ * datatokens, ordered with the provider fees of initializeCompute, computed in a priced environment.
+ * Each time the consumer signs a compute start, follows the status and the live log, downloads the results.
+ * `npm run demo -- free` or `npm run demo -- paid` runs one of them.
+ * Uses the stack on C2D_API_PORT, or starts one (with a free and a priced environment) and stops it afterwards.
  */
 const repoRoot = path.resolve(__dirname, __filename.endsWith('.ts') ? '..' : '../..');
 const demoDir = path.join(repoRoot, 'scripts/demo');
@@ -34,7 +39,9 @@ async function ensureStack(): Promise<ChildProcess | null> {
   fs.mkdirSync(config.dataDir, { recursive: true });
   console.log(`No provider on ${base}; starting the dev stack (output in ${log})...`);
   const out = fs.openSync(log, 'a');
-  const child = spawn(process.execPath, [path.join(repoRoot, 'dist/src/entrypoints/dev.js')], { stdio: ['ignore', out, out], env: process.env });
+  // our own stack offers a priced environment too (unless the caller chose the environments)
+  const env = { C2D_ENVIRONMENTS_FILE: path.join(demoDir, 'environments.json'), ...process.env };
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist/src/entrypoints/dev.js')], { stdio: ['ignore', out, out], env });
   const deadline = Date.now() + 180_000;
   while (!(await stackUp())) {
     if (child.exitCode !== null) throw new Error(`the dev stack exited (${child.exitCode}); see ${log}`);
@@ -63,39 +70,73 @@ async function followLog(client: ProviderClient, jobId: string): Promise<void> {
   for await (const chunk of res.body) for (const line of decoder.decode(chunk as Uint8Array).split('\n').filter(Boolean)) console.log(`  │ ${line}`);
 }
 
+/** Follows a job until it ends (status changes, the live log), then downloads and prints each result. */
+async function follow(client: ProviderClient, jobId: string): Promise<JobView> {
+  const live: { stream?: Promise<void> } = {};
+  const final = await client.waitForJob(jobId, {
+    intervalMs: 200,
+    onChange: (now) => {
+      console.log(`status ${now.status} ${now.statusText}`);
+      if (now.status === 40 && !live.stream) live.stream = followLog(client, jobId);
+    },
+  });
+  await live.stream;
+  if (final.status !== 70 || final.terminationDetails?.exitCode) console.log(`Job ended in status ${final.status}: ${JSON.stringify(final.terminationDetails)}`);
+  for (const [index, result] of (final.results || []).entries()) {
+    const res = await client.result(final.jobId, index);
+    console.log(`\n── ${result.filename} (${result.type}, HTTP ${res.status}) ──\n${(await res.text()).trimEnd()}`);
+  }
+  return final;
+}
+
+async function freeDemo(client: ProviderClient, environments: EnvironmentView[], dataUrl: string, algoUrl: string): Promise<JobView> {
+  const env = environments.find((e) => e.priceMin === 0);
+  if (!env) throw new Error('the provider offers no free environment');
+  console.log(`\n═══ Free: catalog assets, environment ${env.id}; consumer ${client.address} ═══`);
+  const { dataset, algorithm } = await publish(client, dataUrl, algoUrl, client.address);
+  console.log(`Published dataset ${dataset}\n      and algorithm ${algorithm} (trusted by the dataset) into ${config.catalogDir}`);
+  const job = await client.startJob({ environment: env.id, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'algo-compute' } });
+  console.log(`Job ${job.jobId} started (Temporal workflow c2d-${job.jobId})`);
+  return follow(client, job.jobId);
+}
+
+async function paid(client: ProviderClient, environments: EnvironmentView[], dataUrl: string, algoUrl: string): Promise<JobView | null> {
+  const chain = config.chains[config.chainId];
+  const contractsFile = chain?.contractsFile ?? config.contractsFile;
+  if (!fs.existsSync(contractsFile)) {
+    console.log(`\n(paid demo skipped: no Ocean contracts file at ${contractsFile}; \`npm run dev\` starts a chain and writes it)`);
+    return null;
+  }
+  const priced = environments.find((e) => e.priceMin > 0);
+  const env = priced ?? environments[0];
+  if (!env) throw new Error('the provider offers no environment');
+  console.log(`\n═══ Paid: on-chain assets, environment ${env.id} (priceMin ${env.priceMin}); consumer ${client.address} ═══`);
+  if (!priced) console.log('(the provider has no priced environment: the orders carry zero fees)');
+  return paidDemo({ base, chainId: config.chainId, rpcUrl: chain?.rpcUrl ?? DEV_CHAIN_RPC_URL, contractsFile, client, environment: env, dataUrl, algoUrl, follow: (jobId) => follow(client, jobId) });
+}
+
 async function main(): Promise<void> {
+  const which = process.argv[2] ?? 'both';
+  if (!['free', 'paid', 'both'].includes(which)) throw new Error(`usage: npm run demo [-- free|paid|both], not ${which}`);
   const stack = await ensureStack();
   const dataServer = await serveFiles({ 'weather.csv': fs.readFileSync(path.join(demoDir, 'weather.csv')), 'algorithm.js': fs.readFileSync(path.join(demoDir, 'algorithm.js')) });
   try {
     const { port } = dataServer.server.address() as AddressInfo;
-    const client = new ProviderClient(base, new Wallet(Wallet.createRandom().privateKey));
+    const [dataUrl, algoUrl] = [`http://127.0.0.1:${port}/weather.csv`, `http://127.0.0.1:${port}/algorithm.js`];
     const root = (await (await fetch(`${base}/`)).json()) as { providerAddresses: Record<string, string> };
     console.log(`Provider ${Object.values(root.providerAddresses)[0]} at ${base}`);
-    const env = (await client.environments()).find((e) => e.priceMin === 0);
-    if (!env) throw new Error('the provider offers no free environment');
-    console.log(`Consumer ${client.address}; environment ${env.id}`);
-
-    const { dataset, algorithm } = await publish(client, `http://127.0.0.1:${port}/weather.csv`, `http://127.0.0.1:${port}/algorithm.js`, client.address);
-    console.log(`Published dataset ${dataset}\n      and algorithm ${algorithm} (trusted by the dataset) into ${config.catalogDir}`);
-
-    const job = await client.startJob({ environment: env.id, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'algo-compute' } });
-    console.log(`Job ${job.jobId} started (Temporal workflow c2d-${job.jobId})`);
-
-    const live: { stream?: Promise<void> } = {};
-    const final = await client.waitForJob(job.jobId, {
-      intervalMs: 200,
-      onChange: (now) => {
-        console.log(`status ${now.status} ${now.statusText}`);
-        if (now.status === 40 && !live.stream) live.stream = followLog(client, job.jobId);
-      },
-    });
-    await live.stream;
-    if (final.status !== 70 || final.terminationDetails?.exitCode) console.log(`Job ended in status ${final.status}: ${JSON.stringify(final.terminationDetails)}`);
-    for (const [index, result] of (final.results || []).entries()) {
-      const res = await client.result(final.jobId, index);
-      console.log(`\n── ${result.filename} (${result.type}, HTTP ${res.status}) ──\n${(await res.text()).trimEnd()}`);
+    const finals: JobView[] = [];
+    if (which !== 'paid') {
+      const client = new ProviderClient(base, new Wallet(Wallet.createRandom().privateKey));
+      finals.push(await freeDemo(client, await client.environments(), dataUrl, algoUrl));
     }
-    if (final.status !== 70) process.exitCode = 1;
+    if (which !== 'free') {
+      const client = new ProviderClient(base, new Wallet(Wallet.createRandom().privateKey));
+      const done = await paid(client, await client.environments(), dataUrl, algoUrl);
+      if (done) finals.push(done);
+      else if (which === 'paid') process.exitCode = 1;
+    }
+    if (finals.some((f) => f.status !== 70)) process.exitCode = 1;
   } finally {
     dataServer.close();
     if (stack) {
