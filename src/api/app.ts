@@ -7,6 +7,7 @@ import { collapseLeadingSlashes, cors, refuseHead, requestLog } from './middlewa
 import { aquariusRoutes } from './routes/aquarius';
 import { chainRoutes } from './routes/chain';
 import { computeRoutes } from './routes/compute';
+import { decryptRoutes } from './routes/decrypt';
 import { infoRoutes } from './routes/info';
 import { opsRoutes } from './routes/ops';
 import { publisherRoutes } from './routes/publisher';
@@ -28,6 +29,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.json({ limit: '1mb' }));
   app.use(computeRoutes(deps));
   app.use(chainRoutes(deps));
+  app.use(decryptRoutes(deps));
   app.use(publisherRoutes(deps));
   app.use(opsRoutes(deps));
   app.use(aquariusRoutes(deps));

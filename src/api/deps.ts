@@ -1,6 +1,7 @@
 import type { Wallet } from 'ethers';
 import type { FileDecryptor } from '../assets/authorize';
 import type { ComputeInitializer } from '../chain/initialize';
+import type { MetadataReader } from '../chain/metadata-reader';
 import type { AssetResolver } from '../assets/resolver';
 import type { ComputeBackend } from '../compute/backend';
 import type { Environment } from '../domain/environment';
@@ -30,6 +31,10 @@ export interface AppDeps {
   newJobId?: () => string;
   /** signs provider fees and checks orders for `initializeCompute`; default: catalog assets only (no chain) */
   computeInitializer?: ComputeInitializer;
+  /** documents data NFTs published on chain, for `decrypt`; absent: no chain, `decrypt` refuses */
+  metadata?: MetadataReader;
+  /** lower-case addresses allowed to call `decrypt` besides the provider itself */
+  authorizedDecrypters?: string[];
   /** the chain's fee token, shown for environments without their own `feeToken` */
   defaultFeeToken?: string;
 }

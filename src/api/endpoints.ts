@@ -4,6 +4,8 @@ export const SERVICES = '/api/services';
 export const endpoints = {
   nonce: ['GET', `${SERVICES}/nonce`],
   encrypt: ['POST', `${SERVICES}/encrypt`],
+  // for authorized decrypters (C2D_AUTHORIZED_DECRYPTERS): a DDO a data NFT published encrypted for us
+  decrypt: ['POST', `${SERVICES}/decrypt`],
   computeEnvironments: ['GET', `${SERVICES}/computeEnvironments`],
   computeStart: ['POST', `${SERVICES}/compute`],
   computeStatus: ['GET', `${SERVICES}/compute`],
@@ -19,4 +21,4 @@ export const endpoints = {
 } as const satisfies Record<string, readonly [string, string]>;
 
 /** Routes that take a signature (HEAD on them is refused). */
-export const signedPaths = [endpoints.computeStart[1], endpoints.computeResult[1], endpoints.computeLogs[1]] as const;
+export const signedPaths = [endpoints.computeStart[1], endpoints.computeResult[1], endpoints.computeLogs[1], endpoints.decrypt[1]] as const;

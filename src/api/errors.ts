@@ -11,6 +11,14 @@ export class MethodNotAllowedError extends C2DError {
   }
 }
 
+/** Thrown when the caller proved who it is but may not use the route at all (decrypt: not an authorized decrypter) → 403. */
+export class ForbiddenError extends C2DError {
+  constructor(code: string, message: string) {
+    super('forbidden', code, message);
+    this.name = 'ForbiddenError';
+  }
+}
+
 const statusOfKind: Record<ErrorKind, number> = {
   validation: 400,
   unauthorized: 401,
@@ -40,6 +48,7 @@ function toHttp(err: unknown): HttpError {
     return { status: 416, body: { error: err.message }, headers: { 'Content-Range': `bytes */${err.totalSize}` } };
   }
   if (err instanceof MethodNotAllowedError) return { status: 405, body: { error: err.message } };
+  if (err instanceof ForbiddenError) return { status: 403, body: { error: err.message } };
   if (err instanceof ValidationError) return { status: 400, body: { message: 'Validation error', errors: err.fields, success: false } };
   if (err instanceof C2DError) {
     const status = statusOfKind[err.kind];

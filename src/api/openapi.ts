@@ -7,6 +7,7 @@ import {
   computeStartSchema,
   computeStatusSchema,
   computeStopSchema,
+  decryptSchema,
   encryptQuerySchema,
   environmentsQuerySchema,
   fileInfoSchema,
@@ -210,6 +211,18 @@ const operations: Operation[] = [
     tags: ['compute'],
     responses: { '200': { description: '{datasets:[R], algorithm?:R}; R = {datatoken, providerFee} | {validOrder} | {datatoken, providerFee, validOrder}', content: json({ type: 'object' }) } },
   },
+  {
+    method: 'post',
+    path: endpoints.decrypt[1],
+    operationId: 'decrypt',
+    summary: 'The plaintext of a DDO a data NFT published encrypted for this provider, for authorized decrypters (signed: (transactionId or dataNftAddress) + decrypterAddress + chainId + nonce)',
+    body: decryptSchema,
+    tags: ['publisher'],
+    responses: {
+      '201': { description: "The DDO as published (its sha256 is the metaDataHash published with it)", content: { 'text/plain': { schema: { type: 'string' } } } },
+      '403': { description: 'The decrypter is neither this provider nor in C2D_AUTHORIZED_DECRYPTERS', content: json(ref('HandledError')) },
+    },
+  },
   { method: 'post', path: endpoints.validateContainer[1], operationId: 'validateContainer', summary: 'Checks a container section against the rules for algorithms', body: validateContainerSchema, tags: ['publisher'], responses: { '200': { description: 'Valid', content: json({ type: 'object', properties: { valid: { const: true } } }) } } },
   {
     method: 'get',
@@ -223,6 +236,15 @@ const operations: Operation[] = [
 ];
 
 const opsPaths = {
+  '/api/aquarius/assets/ddo/{did}': {
+    get: {
+      operationId: 'aquariusDdo',
+      tags: ['info'],
+      summary: "Aquarius' DDO lookup, for the assets this provider knows itself (catalog, chain); files stay encrypted",
+      parameters: [{ name: 'did', in: 'path', required: true, schema: { type: 'string', pattern: '^did:op:[0-9a-zA-Z]+$' } }],
+      responses: { '200': { description: 'The DDO', content: json({ type: 'object' }) }, '404': { description: 'No such asset here', content: json(ref('HandledError')) } },
+    },
+  },
   '/healthz': { get: { operationId: 'healthz', tags: ['ops'], summary: 'The process is up', responses: { '200': { description: 'Up', content: json({ type: 'object', properties: { status: { const: 'ok' } } }) } } } },
   '/readyz': {
     get: {

@@ -145,3 +145,38 @@ export const initializeComputeSchema = z.object({
   compute: z.object({ env: z.string().min(1), validUntil: z.coerce.number().int().nonnegative() }),
   consumerAddress: addressSchema,
 });
+
+const hashSchema = z
+  .string()
+  .regex(/^(0x)?[0-9a-fA-F]{64}$/, 'must be 32 bytes of hex')
+  .transform((h) => `0x${h.replace(/^0x/, '').toLowerCase()}`);
+
+/**
+ * `decrypt` (Ocean's Provider): a DDO published on chain, named by the transaction that set it, or by its
+ * data NFT with the document itself. `chainId` stays the text that was signed, like the nonce.
+ */
+export const decryptSchema = z
+  .object({
+    decrypterAddress: addressSchema,
+    chainId: z
+      .union([z.string(), z.number()])
+      .transform(String)
+      .pipe(z.string().regex(/^\d+$/, 'must be a chain id')),
+    transactionId: hashSchema.optional(),
+    dataNftAddress: addressSchema.optional(),
+    encryptedDocument: z.string().regex(/^0x([0-9a-fA-F]{2})+$/, 'must be 0x hex').optional(),
+    flags: z
+      .union([z.number(), z.string().regex(/^(\d+|0x[0-9a-fA-F]{1,2})$/, 'must be a number')])
+      .transform(Number)
+      .pipe(z.number().int().min(0).max(255))
+      .optional(),
+    documentHash: hashSchema.optional(),
+    nonce: nonceSchema,
+    signature: signatureSchema,
+  })
+  .superRefine((v, ctx) => {
+    if (v.transactionId === undefined && v.dataNftAddress === undefined) ctx.addIssue({ code: 'custom', path: ['transactionId'], message: 'required: transactionId, or dataNftAddress with encryptedDocument, flags and documentHash' });
+    if (v.transactionId === undefined && v.dataNftAddress !== undefined) {
+      for (const field of ['encryptedDocument', 'flags', 'documentHash'] as const) if (v[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'required with dataNftAddress' });
+    }
+  });

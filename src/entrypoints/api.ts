@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createApp } from '../api/app';
 import { ComputeInitializer } from '../chain/initialize';
+import { MetadataReader } from '../chain/metadata-reader';
 import { loadConfig } from '../config';
 import { FileNonceStore } from '../storage/nonces';
 import { TemporalJobsService } from '../temporal/client';
@@ -30,6 +31,8 @@ export function main(): void {
     ...common,
     computeInitializer: new ComputeInitializer({ resolver: shared.resolver, ...(chain ? { verifier: chain.verifier } : {}), wallet: shared.providerWallet, logger }),
     ...(chain ? { defaultFeeToken: chain.feeToken } : {}),
+    ...(chain ? { metadata: new MetadataReader({ provider: chain.provider, factory: chain.contracts.ERC721Factory, startBlock: chain.contracts.startBlock, logger: logger.child({ part: 'decrypt' }) }) } : {}),
+    authorizedDecrypters: config.authorizedDecrypters,
   });
   const server = app.listen(config.api.port, config.api.host, () => {
     logger.info({ host: config.api.host, port: config.api.port, provider: shared.providerWallet.address }, 'provider API listening');
