@@ -5,10 +5,13 @@ import type { ProviderClient } from '../src/client/provider-client';
 import type { JobView } from '../src/domain/job';
 import { serveFiles, startLocalStack } from '../src/entrypoints/local-stack';
 import { freePort, startDevServer } from '../src/entrypoints/temporal-server';
+import { chainBench } from './chain';
 
 /**
  * `npm run bench`: numbers, not assertions. Starts its own Temporal dev server and provider, then measures
- * start latency, per-job overhead, throughput with maxJobs 4, and peak RSS of worker and API.
+ * start latency, per-job overhead, throughput with maxJobs 4, and peak RSS of worker and API; then, on a
+ * hardhat node of its own, order verification per item and the DDO indexer's catch-up over 500 assets.
+ * `npm run bench -- jobs` or `-- chain` runs one part.
  */
 const percentile = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -38,6 +41,16 @@ const peakRss = (pid: number | undefined): string => {
 };
 
 async function main(): Promise<void> {
+  const part = process.argv[2] ?? 'all';
+  if (!['all', 'jobs', 'chain'].includes(part)) throw new Error(`usage: npm run bench [-- jobs|chain], not ${part}`);
+  if (part !== 'chain') await jobsBench();
+  if (part !== 'jobs') {
+    console.log('Chain benchmark (hardhat node, Ocean contracts 2.0.3)');
+    for (const line of await chainBench()) console.log(line);
+  }
+}
+
+async function jobsBench(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-bench-'));
   const port = await freePort();
   const temporal = await startDevServer({ port, uiPort: await freePort(), dbFile: path.join(dir, 'temporal.db'), namespace: 'default', headless: true, logFile: path.join(dir, 'temporal.log') });
