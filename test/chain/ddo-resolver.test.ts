@@ -81,6 +81,17 @@ describe('on-chain DDO resolver', () => {
       expect(fs.statSync(indexFile).mode & 0o077).toBe(0);
     });
 
+    test('when a DDO is published after the index caught up, then the next lookup finds it reading only the new blocks', async () => {
+      const fromBlocks: number[] = [];
+      const r = indexed(path.join(dir, 'live.json'), spying(fromBlocks));
+      expect(await r.resolve(`did:op:${'7'.repeat(64)}`)).toBeNull(); // catches up to the head
+      const cursor = r.cursor;
+      fromBlocks.length = 0;
+      const asset = await publishOnChainAsset(chain, chain.signers[1]!, providerWallet, { name: 'published later' });
+      expect((await r.resolve(asset.did))?.metadata.name).toBe('published later');
+      expect(Math.min(...fromBlocks)).toBe(cursor);
+    });
+
     test('when the saved index belongs to another chain (a restarted dev chain), then it is rebuilt from the factory block', async () => {
       const indexFile = path.join(dir, 'other.json');
       const asset = await publishOnChainAsset(chain, chain.signers[1]!, providerWallet);
