@@ -112,7 +112,8 @@ async function paid(client: ProviderClient, environments: EnvironmentView[], dat
   if (!env) throw new Error('the provider offers no environment');
   console.log(`\n═══ Paid: on-chain assets, environment ${env.id} (priceMin ${env.priceMin}); consumer ${client.address} ═══`);
   if (!priced) console.log('(the provider has no priced environment: the orders carry zero fees)');
-  return paidDemo({ base, chainId: config.chainId, rpcUrl: chain?.rpcUrl ?? DEV_CHAIN_RPC_URL, contractsFile, client, environment: env, dataUrl, algoUrl, follow: (jobId) => follow(client, jobId) });
+  const { job } = await paidDemo({ base, chainId: config.chainId, rpcUrl: chain?.rpcUrl ?? DEV_CHAIN_RPC_URL, contractsFile, client, environment: env, dataUrl, algoUrl, follow: (jobId) => follow(client, jobId) });
+  return job;
 }
 
 async function main(): Promise<void> {

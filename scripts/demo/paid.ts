@@ -32,6 +32,8 @@ export interface PaidDemoOptions {
   algoUrl: string;
   /** follows the job until it ends (status lines, live log) */
   follow: (jobId: string) => Promise<JobView>;
+  /** where the narration goes (default: stdout) */
+  log?: (line: string) => void;
 }
 
 interface Initialized {
@@ -87,15 +89,24 @@ async function publishOnChain(
 }
 
 /** Order a datatoken with the fee initializeCompute signed, unless the order is still valid as it is. */
-async function order(consumer: BaseWallet, orderConsumer: string, item: Initialized, what: string): Promise<string> {
+async function order(log: (line: string) => void, consumer: BaseWallet, orderConsumer: string, item: Initialized, what: string): Promise<string> {
   if (item.validOrder && !item.providerFee) return item.validOrder;
   if (!item.datatoken || !item.providerFee) throw new Error(`initializeCompute gave no fee for the ${what}`);
   const receipt = await startOrder(consumer, item.datatoken, orderConsumer, 0, item.providerFee);
-  console.log(`  startOrder ${what}: tx ${receipt.hash} (provider fee ${item.providerFee.providerFeeAmount} wei of ${item.providerFee.providerFeeToken})`);
+  log(`  startOrder ${what}: tx ${receipt.hash} (provider fee ${item.providerFee.providerFeeAmount} wei of ${item.providerFee.providerFeeToken})`);
   return receipt.hash;
 }
 
-export async function paidDemo(o: PaidDemoOptions): Promise<JobView> {
+export interface PaidDemoResult {
+  job: JobView;
+  datasetTx: string;
+  algorithmTx: string;
+  /** fee-token base units the provider received for the orders */
+  feeReceived: bigint;
+}
+
+export async function paidDemo(o: PaidDemoOptions): Promise<PaidDemoResult> {
+  const log = o.log ?? ((line: string) => console.log(line));
   const provider: JsonRpcProvider = rpcProvider(o.rpcUrl, o.chainId, 100);
   try {
     const contracts = readContractsFile(o.contractsFile, o.chainId);
@@ -118,9 +129,9 @@ export async function paidDemo(o: PaidDemoOptions): Promise<JobView> {
       url: o.dataUrl,
       compute: { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: [], publisherTrustedAlgorithms: [{ did: algorithm.did }] },
     });
-    console.log(`Published on chain ${o.chainId}: dataset ${dataset.did}\n                     algorithm ${algorithm.did} (NFT + datatoken each, DDO encrypted by the provider, set with setMetaData)`);
+    log(`Published on chain ${o.chainId}: dataset ${dataset.did}\n                     algorithm ${algorithm.did} (NFT + datatoken each, DDO encrypted by the provider, set with setMetaData)`);
     for (const a of [dataset, algorithm]) await mintDatatokens(publisher, a.datatoken, consumer.address, parseEther('1'));
-    console.log(`Publisher ${publisher.address} minted 1 datatoken of each to consumer ${consumer.address}`);
+    log(`Publisher ${publisher.address} minted 1 datatoken of each to consumer ${consumer.address}`);
 
     const validUntil = Math.floor(Date.now() / 1000) + o.environment.maxJobDuration;
     const initRes = await o.client.request('POST', '/api/services/initializeCompute', {
@@ -131,26 +142,26 @@ export async function paidDemo(o: PaidDemoOptions): Promise<JobView> {
     });
     if (!initRes.ok) throw new Error(`initializeCompute answered ${initRes.status}: ${await initRes.text()}`);
     const init = (await initRes.json()) as { datasets: Initialized[]; algorithm: Initialized };
-    console.log(`initializeCompute for ${o.environment.id} (priceMin ${o.environment.priceMin}/min) until ${new Date(validUntil * 1000).toISOString()}: fees signed by ${providerAddress}`);
+    log(`initializeCompute for ${o.environment.id} (priceMin ${o.environment.priceMin}/min) until ${new Date(validUntil * 1000).toISOString()}: fees signed by ${providerAddress}`);
 
     // Ocean's client orders compute with consumer = the environment's wallet; the consumer pays (payer)
     const orderConsumer = o.environment.consumerAddress ?? consumer.address;
     const ocean = contractAt('OceanToken', contracts.Ocean, provider);
     const before = (await read(ocean, 'balanceOf', providerAddress)) as bigint;
-    const datasetTx = await order(consumer, orderConsumer, init.datasets[0] ?? {}, 'dataset');
-    const algorithmTx = await order(consumer, orderConsumer, init.algorithm, 'algorithm');
+    const datasetTx = await order(log, consumer, orderConsumer, init.datasets[0] ?? {}, 'dataset');
+    const algorithmTx = await order(log, consumer, orderConsumer, init.algorithm, 'algorithm');
     const earned = ((await read(ocean, 'balanceOf', providerAddress)) as bigint) - before;
-    console.log(`  the provider received ${earned} wei of fee token for the job`);
+    log(`  the provider received ${earned} wei of fee token for the job`);
 
     const job = await o.client.startJob({
       environment: o.environment.id,
       dataset: { documentId: dataset.did, serviceId: 'compute', transferTxId: datasetTx },
       algorithm: { documentId: algorithm.did, serviceId: 'compute', transferTxId: algorithmTx },
     });
-    console.log(`Job ${job.jobId} started in ${o.environment.id}; the worker verifies both orders on chain before it runs anything`);
+    log(`Job ${job.jobId} started in ${o.environment.id}; the worker verifies both orders on chain before it runs anything`);
     const final = await o.follow(job.jobId);
-    console.log(`agreementId ${final.agreementId} (the order that paid)`);
-    return final;
+    log(`agreementId ${final.agreementId} (the order that paid)`);
+    return { job: final, datasetTx, algorithmTx, feeReceived: earned };
   } finally {
     provider.destroy();
   }
