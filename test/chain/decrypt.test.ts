@@ -168,6 +168,13 @@ describe('POST /api/services/decrypt against a hardhat node', () => {
     expect(otherChain.body.errors).toEqual({ chainId: [`unsupported chain id, this provider serves ${chain.chainId}`] });
   });
 
+  it('when the document is flagged compressed, then 400 says compression is not supported; HEAD is 405 as on every signed route', async () => {
+    const res = await request(app).post('/api/services/decrypt').send(await signed(aquarius, { dataNftAddress: asset.nftAddress, encryptedDocument, flags: 3, documentHash }));
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ error: 'Compressed documents (flags bit 0) are not supported by this provider' });
+    expect((await request(app).head('/api/services/decrypt')).status).toBe(405);
+  });
+
   it('when a field is missing, then the validation error names it', async () => {
     const res = await request(app).post('/api/services/decrypt').send(await signed(aquarius, { dataNftAddress: asset.nftAddress, flags: 2 }));
     expect(res.status).toBe(400);

@@ -209,7 +209,7 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     expect(JSON.stringify(info)).not.toContain('lines.txt');
   });
 
-  it('when a consumer runs the compute example (initialize, order, start, poll, download), then the job finishes with its output, and a second job reuses the orders', async () => {
+  it('when a consumer runs the compute example (initialize, order, start, poll, download), then the job finishes with its output; a second job reuses the orders and is stopped; the first is deleted', async () => {
     const envs = await ProviderInstance.getComputeEnvironments(providerUrl);
     const env = envs[chain.chainId]?.find((e) => e.id === ENV);
     expect(env).toMatchObject({ id: ENV, priceMin: 1, feeToken: chain.contracts.Ocean });
@@ -255,7 +255,14 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     expect(again.algorithm).toEqual({ validOrder: algo.transferTxId });
     const blockBefore = await rpc.getBlockNumber();
     const reused = { ...assets[0]!, transferTxId: await handleOrder(again.datasets![0]!, datasetDdo.services[0]!.datatokenAddress, consumer, env!.consumerAddress, 0) };
+    expect(reused.transferTxId).toBe(assets[0]!.transferTxId);
     expect(await rpc.getBlockNumber()).toBe(blockBefore);
+
+    // asked for longer than the fee paid covers: the order is still good, only a new fee is due → the lib's reuseOrder
+    const later = await ProviderInstance.initializeCompute([reused], { ...algo }, env!.id, validUntil + 120, providerUrl, consumer.address);
+    expect(later.datasets![0]).toMatchObject({ validOrder: assets[0]!.transferTxId, datatoken: datasetDdo.services[0]!.datatokenAddress, providerFee: { validUntil: validUntil + 120 } });
+    reused.transferTxId = await handleOrder(later.datasets![0]!, datasetDdo.services[0]!.datatokenAddress, consumer, env!.consumerAddress, 0);
+    expect(reused.transferTxId).not.toBe(assets[0]!.transferTxId);
 
     // this one sleeps: the lib stops it while it runs, then deletes its results
     const second = await ProviderInstance.computeStart(providerUrl, consumer, env!.id, reused, { ...algo, algocustomdata: { sleepMs: 60_000 } });
@@ -268,7 +275,7 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
       const j = await statusOf(secondJob.jobId);
       return FINAL.includes(j.status) ? j : null;
     }, 30_000, 100);
-    expect(ended).toMatchObject({ status: 70, stopreq: 1 });
+    expect(ended).toMatchObject({ status: 70, stopreq: 1, agreementId: reused.transferTxId });
 
     const deleted = await ProviderInstance.computeDelete(datasetDid, consumer, job.jobId, providerUrl);
     expect(Array.isArray(deleted) ? deleted[0] : deleted).toMatchObject({ jobId: job.jobId, removed: 1 });
