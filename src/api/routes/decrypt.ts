@@ -42,9 +42,6 @@ export function decryptRoutes(deps: AppDeps): Router {
 
   router.post(endpoints.decrypt[1], async (req, res) => {
     const body = parseParams(decryptSchema, req);
-    const metadata = deps.metadata;
-    if (!metadata) throw new ValidationError({ chainId: ['this provider has no chain configured, so it decrypts nothing'] });
-    if (Number(body.chainId) !== deps.chainId) throw new ValidationError({ chainId: [`unsupported chain id, this provider serves ${deps.chainId}`] });
     if (!authorized.has(body.decrypterAddress.toLowerCase())) {
       throw new ForbiddenError('decrypter_not_authorized', `Decrypter not authorized: ${body.decrypterAddress} is not this provider and not in its C2D_AUTHORIZED_DECRYPTERS`);
     }
@@ -54,6 +51,9 @@ export function decryptRoutes(deps: AppDeps): Router {
       nonce: body.nonce,
       signature: body.signature,
     });
+    const metadata = deps.metadata;
+    if (!metadata) throw new ValidationError({ chainId: ['this provider has no chain configured, so it decrypts nothing'] });
+    if (Number(body.chainId) !== deps.chainId) throw new ValidationError({ chainId: [`unsupported chain id, this provider serves ${deps.chainId}`] });
 
     let doc: PublishedMetadata;
     if (body.transactionId) {
