@@ -109,7 +109,10 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     writeContractsFile(contractsFile, chain.contracts);
     data = await serveFiles({ 'lines.txt': 'one\ntwo\nthree\n', 'count.js': algorithmCode });
     stack = await startStack({
-      environments: [{ id: ENV, priceMin: 1, maxJobs: 2, ramGB: 0.5, maxJobDuration: 600 }],
+      environments: [
+        { id: ENV, priceMin: 1, maxJobs: 2, ramGB: 0.5, maxJobDuration: 600 },
+        { id: 'lib-free', maxJobs: 2, ramGB: 0.5, maxJobDuration: 600 },
+      ],
       env: { C2D_CHAIN_RPC_URL: chain.rpcUrl, C2D_CONTRACTS_FILE: contractsFile, C2D_CHAIN_ID: String(chain.chainId) },
     });
     // the lib joins providerUri + path naively: a trailing slash, as Ocean's own configs have it, gives //api
@@ -282,4 +285,29 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     const gone = await ProviderInstance.getComputeResultUrl(providerUrl, consumer, job.jobId, index);
     await expect(downloadFile(gone, index)).rejects.toThrow('Response error');
   }, 180_000);
+
+  it('when a consumer follows the example to the letter (the free environment, 5 minutes), then zero fees are signed, the datatoken orders accept them, and the job finishes', async () => {
+    const envs = await ProviderInstance.getComputeEnvironments(providerUrl);
+    const computeEnv = envs[chain.chainId]!.find((ce) => ce.priceMin === 0)!;
+    expect(computeEnv).toMatchObject({ id: 'lib-free', free: true });
+    const mytime = new Date();
+    mytime.setMinutes(mytime.getMinutes() + 5);
+    const computeValidUntil = Math.floor(mytime.getTime() / 1000);
+    const assets: ComputeAsset[] = [{ documentId: datasetDid, serviceId: 'compute-1' }];
+    const algo: ComputeAlgorithm = { documentId: algorithmDid, serviceId: 'algo-access' };
+    const init = await ProviderInstance.initializeCompute(assets, algo, computeEnv.id, computeValidUntil, providerUrl, consumer.address);
+    expect(init.datasets![0]!.providerFee).toMatchObject({ providerFeeAmount: '0', validUntil: computeValidUntil });
+    algo.transferTxId = await handleOrder(init.algorithm!, algorithmDdo.services[0]!.datatokenAddress, consumer, computeEnv.consumerAddress, 0);
+    assets[0]!.transferTxId = await handleOrder(init.datasets![0]!, datasetDdo.services[0]!.datatokenAddress, consumer, computeEnv.consumerAddress, 0);
+    const computeJobs = await ProviderInstance.computeStart(providerUrl, consumer, computeEnv.id, assets[0]!, algo);
+    if (!computeJobs) throw new Error(`computeStart answered non-2xx:\n${stack.output()}`);
+    const computeJobId = (Array.isArray(computeJobs) ? computeJobs[0] : computeJobs)!.jobId;
+    const done = await waitFor('the job to end', async () => {
+      const j = await statusOf(computeJobId);
+      return FINAL.includes(j.status) ? j : null;
+    }, 60_000, 200);
+    expect(done).toMatchObject({ status: 70, environment: 'lib-free' });
+    const file = await downloadFile(await ProviderInstance.getComputeResultUrl(providerUrl, consumer, computeJobId, 0), 0);
+    expect(Buffer.from(file.data).toString('utf8')).toBe('lines=3');
+  }, 120_000);
 });
