@@ -111,8 +111,11 @@ interface AlgorithmIdentity {
 /**
  * Private by default: with both trust lists empty nothing runs. Each non-empty list must let the
  * algorithm through (as Ocean's Provider does); `*` in a list lets every published algorithm through it.
- * An entry that names the DID pins the algorithm to what the publisher reviewed: its non-empty
- * checksums must match the algorithm as it is now (empty ones are not checked; a `*` entry pins nothing).
+ * An entry that names the DID pins the algorithm to what the publisher reviewed: each checksum the
+ * entry carries must equal the algorithm as it is now, and an empty one equals nothing (Ocean's node
+ * compares them strictly), so `{did, filesChecksum: "", containerSectionChecksum: ""}` refuses the
+ * algorithm. Only an entry that leaves a checksum field out entirely does not pin that part (our
+ * catalog's DID-only trust); a `*` entry pins nothing. With several entries for the DID, one must match.
  */
 async function requireTrustedAlgorithm(compute: ComputeOptions, algorithm: AlgorithmIdentity, resource: string): Promise<void> {
   const trustedAlgorithms = compute.publisherTrustedAlgorithms;
@@ -124,15 +127,20 @@ async function requireTrustedAlgorithm(compute: ComputeOptions, algorithm: Algor
     throw new AccessDeniedError(resource, 'not_trusted_algo_publisher', `${resource}: the algorithm's publisher is not trusted`);
   }
   if (trustedAlgorithms.length === 0) return;
-  const listed = trustedAlgorithms.find((t) => t.did.toLowerCase() === algorithm.did.toLowerCase());
-  if (!listed) {
+  const listed = trustedAlgorithms.filter((t) => t.did.toLowerCase() === algorithm.did.toLowerCase());
+  if (listed.length === 0) {
     if (trustedAlgorithms.some((t) => t.did === '*')) return;
     throw new AccessDeniedError(resource, 'not_trusted_algo', `${resource}: algorithm ${algorithm.did} is not trusted`);
   }
-  if (listed.containerSectionChecksum && listed.containerSectionChecksum.toLowerCase() !== containerSectionChecksum(algorithm.container)) {
+  const container = containerSectionChecksum(algorithm.container);
+  const matches = (pinned: string | undefined, actual: string): boolean => pinned === undefined || (pinned !== '' && pinned.toLowerCase() === actual);
+  const containerOk = listed.filter((t) => matches(t.containerSectionChecksum, container));
+  if (containerOk.length === 0) {
     throw new AccessDeniedError('algorithm', 'algorithm_container_checksum_mismatch', `algorithm: container section differs from the one ${resource} trusts`);
   }
-  if (listed.filesChecksum && listed.filesChecksum.toLowerCase() !== (await algorithm.filesChecksum())) {
+  if (containerOk.some((t) => t.filesChecksum === undefined)) return;
+  const files = await algorithm.filesChecksum();
+  if (!containerOk.some((t) => matches(t.filesChecksum, files))) {
     throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', `algorithm: files differ from the ones ${resource} trusts`);
   }
 }
