@@ -177,6 +177,10 @@ async function authorizeDataset(deps: AuthorizeDeps, owner: string, ref: Dataset
   if (index === 0 && service.type !== 'compute') {
     throw new AccessDeniedError(resource, 'main_service_compute', `${resource}: service ${service.id} is not a compute service`);
   }
+  // A private algorithm only ever runs as a job's algorithm: read as a dataset, another algorithm could copy it out.
+  if (ddo.metadata.type === 'algorithm' && service.type === 'compute') {
+    throw new AccessDeniedError(resource, 'private_algorithm_as_dataset', `${resource}: ${ddo.id} is a private (compute) algorithm; it can run as the algorithm of a job, never be read as a dataset`);
+  }
   requireConsumableState(ddo, resource);
   requireCredentials(ddo, service, owner, resource);
   requireValidUserdata(service.consumerParameters, ref.userdata, `${resource}.userdata`);
@@ -204,7 +208,20 @@ async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: Algor
   requireCredentials(ddo, service, owner, resource);
   requireContainer(container);
   requireValidUserdata([...(ddo.metadata.algorithm?.consumerParameters ?? []), ...(service.consumerParameters ?? [])], ref.userdata, `${resource}.userdata`);
-  const files = memoize(() => deps.decryptor.decryptServiceFiles(ddo, service, resource));
+  const files = memoize(async () => {
+    try {
+      return await deps.decryptor.decryptServiceFiles(ddo, service, resource);
+    } catch (err) {
+      if (err instanceof AccessDeniedError && err.code === 'compute_services_not_in_same_provider' && service.type === 'access') {
+        throw new AccessDeniedError(
+          resource,
+          err.code,
+          `${resource}: the files of public algorithm ${ddo.id} are encrypted for another provider; fetching an algorithm through another provider is not supported yet: publish it (or a copy) on this provider`,
+        );
+      }
+      throw err;
+    }
+  });
   const identity: AlgorithmIdentity = { did: ddo.id, owner: ddo.nft?.owner, container, filesChecksum: lazyFilesChecksum(files, deps.hashFile ?? ((f) => sha256OfFile(f))) };
   for (const { d, resource: datasetRes } of computeDatasets) {
     await requireTrustedAlgorithm(computeOptions(d.service), identity, datasetRes);

@@ -82,6 +82,16 @@ const cases: [string, (w: World) => void, Expected][] = [
   ['algorithm files encrypted for another provider', (w) => {
     w.algorithm.services[0]!.files = encryptFiles(Wallet.createRandom().signingKey.publicKey, { urls: ['https://example.invalid/x'] });
   }, { error: AccessDeniedError, resource: 'algorithm', code: 'compute_services_not_in_same_provider' }],
+  ['a public (access) algorithm whose files are encrypted for another provider', (w) => {
+    w.algorithm.services[0]!.type = 'access';
+    w.algorithm.services[0]!.files = encryptFiles(Wallet.createRandom().signingKey.publicKey, { urls: ['https://example.invalid/x'] });
+  }, { error: AccessDeniedError, resource: 'algorithm', code: 'compute_services_not_in_same_provider', message: /another provider.*not supported yet/ }],
+  ['a private (compute) algorithm named as an additional dataset', (w) => {
+    w.datasets.push({ did: w.algorithm.id, serviceId: 'algo-compute-1' });
+  }, { error: AccessDeniedError, resource: 'datasets[1]', code: 'private_algorithm_as_dataset' }],
+  ['a private (compute) algorithm named as the main dataset', (w) => {
+    w.datasets[0] = { did: w.algorithm.id, serviceId: 'algo-compute-1' };
+  }, { error: AccessDeniedError, resource: 'dataset', code: 'private_algorithm_as_dataset' }],
   ['a dataset in state 5 (unlisted)', (w) => { w.dataset.nft!.state = 5; }, { ok: () => {} }],
   ['a dataset in state 4 (revoked)', (w) => { w.dataset.nft!.state = 4; }, { error: AccessDeniedError, resource: 'dataset', code: 'asset_not_consumable' }],
   ['an algorithm in state 1 (end of life)', (w) => { w.algorithm.nft!.state = 1; }, { error: AccessDeniedError, resource: 'algorithm', code: 'asset_not_consumable' }],
