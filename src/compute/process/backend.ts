@@ -78,7 +78,11 @@ export class ProcessBackend implements ComputeBackend {
     const root = process.getuid?.() === 0;
     this.bin = { sh: '/bin/sh', bwrap: need('bwrap', 'bubblewrap'), prlimit: need('prlimit', 'util-linux'), setpriv: root ? need('setpriv', 'util-linux') : '' };
     this.uid = root ? opts.sandbox.uid : undefined;
-    this.networks = new JobNetworks({ settings: opts.sandbox.network ?? DEFAULT_NETWORK, logger: this.log, isRoot: root });
+    try {
+      this.networks = new JobNetworks({ settings: opts.sandbox.network ?? DEFAULT_NETWORK, logger: this.log, isRoot: root });
+    } catch (err) {
+      throw setupError(`C2D_ALGORITHM_NETWORK_POOL / C2D_ALGORITHM_NETWORK_DENY: ${(err as Error).message}`);
+    }
     if (!this.networks.problem) this.bin.nsenter = this.networks.nsenter;
     else this.log.info({ reason: this.networks.problem }, 'algorithms cannot get network access on this host: jobs whose datasets all allow it will fail');
     try {
