@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the stack needs beyond npm packages, idempotently (skips what is already there):
-# bubblewrap + util-linux (the process backend's sandbox) and the Temporal CLI (dev server).
+# bubblewrap + util-linux (the process backend's sandbox), as root also iproute2 + nftables (network
+# access for algorithms whose datasets allow it; they need a root worker anyway), and the Temporal CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,10 @@ need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
+if [ "$(id -u)" -eq 0 ]; then
+  command -v ip >/dev/null 2>&1 || need+=(iproute2)
+  command -v nft >/dev/null 2>&1 || need+=(nftables)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "Missing: ${need[*]}. Install them with your package manager (Debian/Ubuntu: apt-get install ${need[*]})." >&2

@@ -111,8 +111,11 @@ interface AlgorithmIdentity {
 /**
  * Private by default: with both trust lists empty nothing runs. Each non-empty list must let the
  * algorithm through (as Ocean's Provider does); `*` in a list lets every published algorithm through it.
- * An entry that names the DID pins the algorithm to what the publisher reviewed: its non-empty
- * checksums must match the algorithm as it is now (empty ones are not checked; a `*` entry pins nothing).
+ * An entry that names the DID pins the algorithm to what the publisher reviewed: each checksum the
+ * entry carries must equal the algorithm as it is now, and an empty one equals nothing (Ocean's node
+ * compares them strictly), so `{did, filesChecksum: "", containerSectionChecksum: ""}` refuses the
+ * algorithm. Only an entry that leaves a checksum field out entirely does not pin that part (our
+ * catalog's DID-only trust); a `*` entry pins nothing. With several entries for the DID, one must match.
  */
 async function requireTrustedAlgorithm(compute: ComputeOptions, algorithm: AlgorithmIdentity, resource: string): Promise<void> {
   const trustedAlgorithms = compute.publisherTrustedAlgorithms;
@@ -124,15 +127,20 @@ async function requireTrustedAlgorithm(compute: ComputeOptions, algorithm: Algor
     throw new AccessDeniedError(resource, 'not_trusted_algo_publisher', `${resource}: the algorithm's publisher is not trusted`);
   }
   if (trustedAlgorithms.length === 0) return;
-  const listed = trustedAlgorithms.find((t) => t.did.toLowerCase() === algorithm.did.toLowerCase());
-  if (!listed) {
+  const listed = trustedAlgorithms.filter((t) => t.did.toLowerCase() === algorithm.did.toLowerCase());
+  if (listed.length === 0) {
     if (trustedAlgorithms.some((t) => t.did === '*')) return;
     throw new AccessDeniedError(resource, 'not_trusted_algo', `${resource}: algorithm ${algorithm.did} is not trusted`);
   }
-  if (listed.containerSectionChecksum && listed.containerSectionChecksum.toLowerCase() !== containerSectionChecksum(algorithm.container)) {
+  const container = containerSectionChecksum(algorithm.container);
+  const matches = (pinned: string | undefined, actual: string): boolean => pinned === undefined || (pinned !== '' && pinned.toLowerCase() === actual);
+  const containerOk = listed.filter((t) => matches(t.containerSectionChecksum, container));
+  if (containerOk.length === 0) {
     throw new AccessDeniedError('algorithm', 'algorithm_container_checksum_mismatch', `algorithm: container section differs from the one ${resource} trusts`);
   }
-  if (listed.filesChecksum && listed.filesChecksum.toLowerCase() !== (await algorithm.filesChecksum())) {
+  if (containerOk.some((t) => t.filesChecksum === undefined)) return;
+  const files = await algorithm.filesChecksum();
+  if (!containerOk.some((t) => matches(t.filesChecksum, files))) {
     throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', `algorithm: files differ from the ones ${resource} trusts`);
   }
 }
@@ -169,6 +177,10 @@ async function authorizeDataset(deps: AuthorizeDeps, owner: string, ref: Dataset
   if (index === 0 && service.type !== 'compute') {
     throw new AccessDeniedError(resource, 'main_service_compute', `${resource}: service ${service.id} is not a compute service`);
   }
+  // A private algorithm only ever runs as a job's algorithm: read as a dataset, another algorithm could copy it out.
+  if (ddo.metadata.type === 'algorithm' && service.type === 'compute') {
+    throw new AccessDeniedError(resource, 'private_algorithm_as_dataset', `${resource}: ${ddo.id} is a private (compute) algorithm; it can run as the algorithm of a job, never be read as a dataset`);
+  }
   requireConsumableState(ddo, resource);
   requireCredentials(ddo, service, owner, resource);
   requireValidUserdata(service.consumerParameters, ref.userdata, `${resource}.userdata`);
@@ -196,7 +208,20 @@ async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: Algor
   requireCredentials(ddo, service, owner, resource);
   requireContainer(container);
   requireValidUserdata([...(ddo.metadata.algorithm?.consumerParameters ?? []), ...(service.consumerParameters ?? [])], ref.userdata, `${resource}.userdata`);
-  const files = memoize(() => deps.decryptor.decryptServiceFiles(ddo, service, resource));
+  const files = memoize(async () => {
+    try {
+      return await deps.decryptor.decryptServiceFiles(ddo, service, resource);
+    } catch (err) {
+      if (err instanceof AccessDeniedError && err.code === 'compute_services_not_in_same_provider' && service.type === 'access') {
+        throw new AccessDeniedError(
+          resource,
+          err.code,
+          `${resource}: the files of public algorithm ${ddo.id} are encrypted for another provider; fetching an algorithm through another provider is not supported yet: publish it (or a copy) on this provider`,
+        );
+      }
+      throw err;
+    }
+  });
   const identity: AlgorithmIdentity = { did: ddo.id, owner: ddo.nft?.owner, container, filesChecksum: lazyFilesChecksum(files, deps.hashFile ?? ((f) => sha256OfFile(f))) };
   for (const { d, resource: datasetRes } of computeDatasets) {
     await requireTrustedAlgorithm(computeOptions(d.service), identity, datasetRes);

@@ -38,6 +38,10 @@ const envSchema = z.object({
   C2D_SANDBOX_UID: z.coerce.number().int().positive().default(65534),
   /** cgroup filesystem root (v1 hierarchies or the v2 unified tree are detected below it). */
   C2D_CGROUP_ROOT: z.string().default('/sys/fs/cgroup'),
+  /** IPv4 range the per-job /30 links of algorithms with network access come from (host-wide; must not overlap the host's networks). */
+  C2D_ALGORITHM_NETWORK_POOL: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 CIDR like 10.213.0.0/16').default('10.213.0.0/16'),
+  /** Comma-separated IPv4 CIDRs an algorithm with network access never reaches (the host and other jobs are always refused). */
+  C2D_ALGORITHM_NETWORK_DENY: z.string().regex(/^(\s*\d{1,3}(\.\d{1,3}){3}\/\d{1,2}\s*(,|$))*$/, 'must be comma-separated IPv4 CIDRs').default('169.254.0.0/16'),
   /** Log level of API and worker (pino). */
   C2D_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How often the worker deletes expired results, in seconds. */
@@ -91,7 +95,8 @@ export interface Config {
   chainId: number;
   /** image name (without tag) → host runtime */
   runtimes: Record<string, Runtime>;
-  sandbox: { uid: number; cgroupRoot: string };
+  /** network: per-job egress of algorithms with network access (default: src/compute/process/network.ts) */
+  sandbox: { uid: number; cgroupRoot: string; network?: { pool: string; deny: string[] } };
   logLevel: z.infer<typeof envSchema>['C2D_LOG_LEVEL'];
   resultSweepSeconds: number;
   /** chains served, keyed by chain id; empty when C2D_CHAIN_RPC_URL is unset */
@@ -193,7 +198,11 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { node
     providerPrivateKey: loadProviderKey(e.C2D_PROVIDER_PRIVATE_KEY, dataDir),
     chainId: e.C2D_CHAIN_ID,
     runtimes,
-    sandbox: { uid: e.C2D_SANDBOX_UID, cgroupRoot: e.C2D_CGROUP_ROOT },
+    sandbox: {
+      uid: e.C2D_SANDBOX_UID,
+      cgroupRoot: e.C2D_CGROUP_ROOT,
+      network: { pool: e.C2D_ALGORITHM_NETWORK_POOL, deny: e.C2D_ALGORITHM_NETWORK_DENY.split(',').map((c) => c.trim()).filter(Boolean) },
+    },
     logLevel: e.C2D_LOG_LEVEL,
     resultSweepSeconds: e.C2D_RESULT_SWEEP_SECONDS,
     chains: e.C2D_CHAIN_RPC_URL ? { [e.C2D_CHAIN_ID]: { chainId: e.C2D_CHAIN_ID, rpcUrl: e.C2D_CHAIN_RPC_URL, contractsFile, feeToken: e.C2D_FEE_TOKEN, confirmations: e.C2D_CHAIN_CONFIRMATIONS } } : {},

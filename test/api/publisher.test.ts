@@ -55,6 +55,9 @@ const cases: [string, Case, Expected][] = [
   ['a listed algorithm matching both pinned checksums', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: sha256Hex(ALGO_CODE), container: true }) } }, { status: 200 }],
   ['a listed algorithm whose file differs from the pinned checksum', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: sha256Hex('console.log("before")') }) } }, { status: 400, error: { algorithm: 'algorithm_file_checksum_mismatch' } }],
   ['a listed algorithm whose container section differs from the pinned checksum', { dataset: { tweak: (d, _h, f) => pin(d, f, { containerChecksum: containerSectionChecksum({ ...nodeContainer, entrypoint: 'node other.js' }) }) } }, { status: 400, error: { algorithm: 'algorithm_container_checksum_mismatch' } }],
+  ['a listed algorithm whose entry has both checksums empty', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: '', containerChecksum: '' }) } }, { status: 400, error: { algorithm: 'algorithm_container_checksum_mismatch' } }],
+  ['a listed algorithm whose entry has an empty files checksum', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: '', container: true }) } }, { status: 400, error: { algorithm: 'algorithm_file_checksum_mismatch' } }],
+  ['a listed algorithm whose entry has an empty container checksum', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: sha256Hex(ALGO_CODE), containerChecksum: '' }) } }, { status: 400, error: { algorithm: 'algorithm_container_checksum_mismatch' } }],
   ['a listed algorithm whose file is gone', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: sha256Hex(ALGO_CODE), file: 'gone.js' }) } }, { status: 400, error: { algorithm: 'algorithm_file_checksum_mismatch' } }],
   // credentials (type address, any letter case) and state, for datasets and algorithms
   ['a dataset that denies the consumer', { dataset: { deny: ['CONSUMER'] } }, { status: 400, error: { dataset: 'consumer_not_allowed' } }],
@@ -86,9 +89,9 @@ function pin(dataset: Ddo, files: Files, opts: { files?: string; container?: boo
   dataset.services[0]!.compute!.publisherTrustedAlgorithms = [
     {
       did: algorithmDid,
-      ...(opts.files ? { filesChecksum: opts.files } : {}),
+      ...(opts.files !== undefined ? { filesChecksum: opts.files } : {}),
       ...(opts.container ? { containerSectionChecksum: containerSectionChecksum(nodeContainer) } : {}),
-      ...(opts.containerChecksum ? { containerSectionChecksum: opts.containerChecksum } : {}),
+      ...(opts.containerChecksum !== undefined ? { containerSectionChecksum: opts.containerChecksum } : {}),
     },
   ];
 }

@@ -128,6 +128,22 @@ describe('publisher control, end to end', () => {
       expect(res.status).toBeGreaterThanOrEqual(400);
       expect(await res.text()).not.toContain(MARKER);
     }
+    // fileinfo describes the file (its size), never its content or location
+    const info = await client.request('POST', '/api/services/fileinfo', { did: algorithm.id, serviceId: 'compute' });
+    expect(info.status).toBe(200);
+    const infoText = await info.text();
+    expect(JSON.parse(infoText)).toEqual([{ index: 0, valid: true, contentLength: null, contentType: 'application/octet-stream' }]); // the test server sends no length
+    for (const needle of [MARKER, data.url('secret-algo.js')]) expect(infoText).not.toContain(needle);
+    // nor can another algorithm read it as a dataset and copy it to its outputs
+    const raw = await publish({ type: 'dataset', files: [{ name: 'secret-c0.csv' }], allowRawAlgorithm: true });
+    const copier = nodeRaw("const fs = require('fs'); for (const d of JSON.parse(process.env.DIDS)) fs.cpSync('/data/inputs/' + d.slice(8), '/data/outputs/' + d.slice(8), { recursive: true });");
+    for (const datasets of [[ds(raw), { documentId: algorithm.id, serviceId: 'compute' }], [{ documentId: algorithm.id, serviceId: 'compute' }]]) {
+      const [first, ...more] = datasets;
+      const refused = await client.startJob({ environment: 'pub', dataset: first!, additionalDatasets: more, algorithm: copier }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(ProviderHttpError);
+      expect((refused as ProviderHttpError).status).toBe(400);
+      expect(JSON.parse((refused as ProviderHttpError).body)).toEqual({ error: { [more.length ? 'datasets[1]' : 'dataset']: 'private_algorithm_as_dataset' } });
+    }
     expect(bodies.join('\n')).not.toContain(MARKER);
     expect(stack.output()).not.toContain(MARKER);
   });

@@ -28,6 +28,8 @@ interface World {
 function world(): World {
   const dataset = datasetFixture();
   const algorithm = algorithmFixture();
+  // the fixture lists the algorithm with empty checksums, which trust nothing: pin it as reviewed
+  computeOf(dataset).publisherTrustedAlgorithms = [{ did: algorithm.id, filesChecksum: sha256Hex('console.log(1)'), containerSectionChecksum: containerSectionChecksum(algorithm.metadata.algorithm!.container) }];
   const catalogDataset = buildCatalogDdo(fixtureProvider.publicKey, { type: 'dataset', urls: ['https://example.invalid/c.csv'], allow: [consumer], trustedAlgorithms: [algorithm.id] });
   return {
     dataset,
@@ -80,6 +82,16 @@ const cases: [string, (w: World) => void, Expected][] = [
   ['algorithm files encrypted for another provider', (w) => {
     w.algorithm.services[0]!.files = encryptFiles(Wallet.createRandom().signingKey.publicKey, { urls: ['https://example.invalid/x'] });
   }, { error: AccessDeniedError, resource: 'algorithm', code: 'compute_services_not_in_same_provider' }],
+  ['a public (access) algorithm whose files are encrypted for another provider', (w) => {
+    w.algorithm.services[0]!.type = 'access';
+    w.algorithm.services[0]!.files = encryptFiles(Wallet.createRandom().signingKey.publicKey, { urls: ['https://example.invalid/x'] });
+  }, { error: AccessDeniedError, resource: 'algorithm', code: 'compute_services_not_in_same_provider', message: /another provider.*not supported yet/ }],
+  ['a private (compute) algorithm named as an additional dataset', (w) => {
+    w.datasets.push({ did: w.algorithm.id, serviceId: 'algo-compute-1' });
+  }, { error: AccessDeniedError, resource: 'datasets[1]', code: 'private_algorithm_as_dataset' }],
+  ['a private (compute) algorithm named as the main dataset', (w) => {
+    w.datasets[0] = { did: w.algorithm.id, serviceId: 'algo-compute-1' };
+  }, { error: AccessDeniedError, resource: 'dataset', code: 'private_algorithm_as_dataset' }],
   ['a dataset in state 5 (unlisted)', (w) => { w.dataset.nft!.state = 5; }, { ok: () => {} }],
   ['a dataset in state 4 (revoked)', (w) => { w.dataset.nft!.state = 4; }, { error: AccessDeniedError, resource: 'dataset', code: 'asset_not_consumable' }],
   ['an algorithm in state 1 (end of life)', (w) => { w.algorithm.nft!.state = 1; }, { error: AccessDeniedError, resource: 'algorithm', code: 'asset_not_consumable' }],
@@ -174,6 +186,33 @@ const cases: [string, (w: World) => void, Expected][] = [
     pin(w, { filesChecksum: reviewedFiles });
     w.algorithmFile = new FileFetchError('connection failed (ECONNREFUSED)', true);
   }, { error: UnavailableError, code: 'algorithm_file_unavailable' }],
+  ['a listed algorithm with both checksums empty (as the fixture ships it)', (w) => pin(w, { filesChecksum: '', containerSectionChecksum: '' }), { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_container_checksum_mismatch' }],
+  ['a listed algorithm with an empty files checksum', (w) => pin(w, { filesChecksum: '', containerSectionChecksum: reviewedContainer(w) }), { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_file_checksum_mismatch' }],
+  ['a listed algorithm with an empty container checksum', (w) => pin(w, { filesChecksum: reviewedFiles, containerSectionChecksum: '' }), { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_container_checksum_mismatch' }],
+  ['a listed algorithm with an empty files checksum and no container field', (w) => pin(w, { filesChecksum: '' }), { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_file_checksum_mismatch' }],
+  ['a listed algorithm whose entry leaves both checksum fields out (DID-only trust)', (w) => {
+    pin(w, {});
+    w.algorithmFile = 'changed, but nothing was pinned';
+  }, { ok: () => {} }],
+  ['a listed algorithm pinned by its container only', (w) => {
+    pin(w, { containerSectionChecksum: reviewedContainer(w) });
+    w.algorithmFile = 'changed, but only the container was pinned';
+  }, { ok: () => {} }],
+  ['two entries for the algorithm, the second matching', (w) => {
+    computeOf(w.dataset).publisherTrustedAlgorithms = [
+      { did: w.algorithm.id, filesChecksum: sha256Hex('an older version'), containerSectionChecksum: reviewedContainer(w) },
+      { did: w.algorithm.id, filesChecksum: reviewedFiles, containerSectionChecksum: reviewedContainer(w) },
+    ];
+  }, { ok: () => {} }],
+  ['two entries for the algorithm, neither matching its files', (w) => {
+    computeOf(w.dataset).publisherTrustedAlgorithms = [
+      { did: w.algorithm.id, filesChecksum: sha256Hex('an older version'), containerSectionChecksum: reviewedContainer(w) },
+      { did: w.algorithm.id, filesChecksum: '', containerSectionChecksum: reviewedContainer(w) },
+    ];
+  }, { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_file_checksum_mismatch' }],
+  ['an empty-checksum entry for the algorithm next to a wildcard (the entry for the DID decides)', (w) => {
+    computeOf(w.dataset).publisherTrustedAlgorithms = [{ did: w.algorithm.id, filesChecksum: '', containerSectionChecksum: '' }, { did: '*' }];
+  }, { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_container_checksum_mismatch' }],
   ['a wildcard entry next to a pinned entry of another algorithm', (w) => {
     computeOf(w.dataset).publisherTrustedAlgorithms = [{ did: 'did:op:0ther', filesChecksum: 'ff' }, { did: '*' }];
     w.algorithmFile = 'anything';
@@ -244,7 +283,7 @@ describe('authorizeJob', () => {
 
   it('when the image is unknown, then the error names the algorithm field with the backend\'s reason', async () => {
     const w = world();
-    const deps = { resolver: { resolve: (did: string) => Promise.resolve([w.dataset, w.algorithm].find((d) => d.id === did) ?? null) }, decryptor: new ProviderFileDecryptor(fixtureProvider.privateKey), checkContainer: () => 'unknown image node:20' };
+    const deps = { resolver: { resolve: (did: string) => Promise.resolve([w.dataset, w.algorithm].find((d) => d.id === did) ?? null) }, decryptor: new ProviderFileDecryptor(fixtureProvider.privateKey), checkContainer: () => 'unknown image node:20', hashFile: () => Promise.resolve(reviewedFiles) };
     const error = await authorizeJob(deps, { owner: w.owner, datasets: w.datasets, algorithm: w.algorithmRef }).catch((e: unknown) => e);
     expect((error as ValidationError).fields).toEqual({ algorithm: ['unknown image node:20'] });
   });

@@ -5,7 +5,7 @@ import { algorithmSandbox, configureSandbox, publishSandbox } from '../../src/co
 const job = jobPaths('/srv/c2d', 'a'.repeat(32));
 const J = '/srv/c2d/jobs/' + 'a'.repeat(32);
 const node = { command: '/usr/bin/node', names: ['node', 'nodejs'] };
-const base = (o: Partial<SandboxOptions> = {}): SandboxOptions => ({ tmpBytes: 1024, hostNetwork: false, binds: [], runtimes: [], env: {}, chdir: '/data', command: ['/bin/true'], ...o });
+const base = (o: Partial<SandboxOptions> = {}): SandboxOptions => ({ tmpBytes: 1024, shareNetwork: false, binds: [], runtimes: [], env: {}, chdir: '/data', command: ['/bin/true'], ...o });
 
 /** pairs "--flag a b" as "flag a b" strings, for readable expectations */
 const has = (args: string[], ...seq: string[]): boolean => args.some((_, i) => seq.every((s, j) => args[i + j] === s));
@@ -23,7 +23,7 @@ describe('buildSandboxArgs', () => {
   });
 
   test.each([
-    ['host network', base({ hostNetwork: true }), (a: string[]) => !a.includes('--unshare-net')],
+    ['a shared network', base({ shareNetwork: true }), (a: string[]) => !a.includes('--unshare-net')],
     ['a runtime under /usr', base({ runtimes: [node] }), (a: string[]) => has(a, '--symlink', '/usr/bin/node', '/opt/c2d/bin/node') && has(a, '--symlink', '/usr/bin/node', '/opt/c2d/bin/nodejs') && !has(a, '--ro-bind', '/usr/bin')],
     ['a runtime outside /usr', base({ runtimes: [{ command: '/opt/node-20/bin/node', names: ['node'] }] }), (a: string[]) => has(a, '--ro-bind', '/opt/node-20', '/opt/node-20') && has(a, '--symlink', '/opt/node-20/bin/node', '/opt/c2d/bin/node')],
     ['a runtime name with a slash', base({ runtimes: [{ command: '/usr/bin/x', names: ['../evil'] }] }), (a: string[]) => !a.some((s) => s.includes('evil'))],
@@ -45,7 +45,7 @@ describe('step sandboxes', () => {
       env: { DIDS: '[]', ALGO: '/data/transformations/algorithm', HOME: '/tmp', PATH: '/opt/c2d/bin:/usr/local/bin:/usr/bin:/bin' },
       command: ['/bin/sh', '-c', 'node $ALGO'],
     }],
-    ['algorithm with network', algorithmSandbox(job, { container, env: {}, allowNetwork: true }, node, 4096), { net: true, ro: [], rw: [], env: {}, command: ['/bin/sh', '-c', 'node $ALGO'] }],
+    ['algorithm with network (in its job namespace)', algorithmSandbox(job, { container, env: {}, allowNetwork: true }, node, 4096, '/run/netns/c2d-x'), { net: true, ro: [], rw: [], env: {}, command: ['/bin/sh', '-c', 'node $ALGO'] }],
     ['configure', configureSandbox({ job, node, programsDir: '/repo/dist/src/entrypoints', reportFile: `${J}/steps/configure/report.json`, tmpBytes: 4096 }), {
       net: true,
       ro: [['/repo/dist/src/entrypoints', '/opt/c2d/programs'], [`${J}/secret/configure.json`, '/run/c2d/configure.json']],
@@ -85,7 +85,23 @@ describe('wrapSandboxCommand', () => {
       ['/bin/sh', '-c', `echo $$ > '/cg/memory/c2d/x/cgroup.procs' && echo $$ > '/cg/it'\\''s/cgroup.procs' && exec "$@"`, 'c2d-step', '/usr/bin/prlimit', '--fsize=1000', '/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '/usr/bin/bwrap', '--x'],
     ],
     ['not root, no output limit', { cgroupProcs: ['/cg/a/cgroup.procs'], bin }, ['/bin/sh', '-c', `echo $$ > '/cg/a/cgroup.procs' && exec "$@"`, 'c2d-step', '/usr/bin/bwrap', '--x']],
+    [
+      'root with a job network',
+      { cgroupProcs: [], uid: 65534, netns: '/run/netns/c2d-x', bin: { ...bin, nsenter: '/usr/bin/nsenter' } },
+      ['/bin/sh', '-c', 'exec "$@"', 'c2d-step', '/usr/bin/nsenter', '--net=/run/netns/c2d-x', '/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '/usr/bin/bwrap', '--x'],
+    ],
   ])('when %s, then the step joins its cgroups first and drops to the sandbox uid', (_name, w, want) => {
     expect(wrapSandboxCommand(w, ['--x'])).toEqual(want);
+  });
+
+  test('when a job network is asked for without nsenter, then no command is built', () => {
+    expect(() => wrapSandboxCommand({ cgroupProcs: [], netns: '/run/netns/c2d-x', bin }, ['--x'])).toThrow(/nsenter/);
+  });
+});
+
+describe('algorithmSandbox', () => {
+  test('when network access is asked for without a job namespace, then it refuses rather than share the host network', () => {
+    const container = { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' };
+    expect(() => algorithmSandbox(job, { container, env: {}, allowNetwork: true }, node, 4096)).toThrow(/job network namespace/);
   });
 });

@@ -12,6 +12,7 @@ import { CgroupError, type CgroupLayout, cgroupPids, createStepCgroups, detectCg
 import { chownTo, findExecutable, readableBy, untraversable } from './host';
 import { type JobPaths, jobPaths, STEPS, type StepPaths, stepPaths } from './layout';
 import { streamLog } from './logs';
+import { DEFAULT_NETWORK, JobNetworks } from './network';
 import { listPublishedFiles } from './published';
 import { buildSandboxArgs, type ResolvedRuntime, type SandboxOptions, wrapSandboxCommand } from './sandbox-args';
 import { isSupervisorAlive, readState, type StepState, type SupervisorSpec, writeJsonAtomic } from './state';
@@ -62,8 +63,9 @@ export class ProcessBackend implements ComputeBackend {
   private readonly cgroups: CgroupLayout;
   /** host uid the sandbox runs as; undefined when the worker is not root (then it runs as the worker) */
   private readonly uid: number | undefined;
-  private readonly bin: { sh: string; prlimit: string; setpriv: string; bwrap: string };
+  private readonly bin: { sh: string; prlimit: string; setpriv: string; bwrap: string; nsenter?: string };
   private readonly node: ResolvedRuntime;
+  private readonly networks: JobNetworks;
   private readonly log: Logger;
 
   constructor(private readonly opts: ProcessBackendOptions) {
@@ -76,6 +78,13 @@ export class ProcessBackend implements ComputeBackend {
     const root = process.getuid?.() === 0;
     this.bin = { sh: '/bin/sh', bwrap: need('bwrap', 'bubblewrap'), prlimit: need('prlimit', 'util-linux'), setpriv: root ? need('setpriv', 'util-linux') : '' };
     this.uid = root ? opts.sandbox.uid : undefined;
+    try {
+      this.networks = new JobNetworks({ settings: opts.sandbox.network ?? DEFAULT_NETWORK, logger: this.log, isRoot: root });
+    } catch (err) {
+      throw setupError(`C2D_ALGORITHM_NETWORK_POOL / C2D_ALGORITHM_NETWORK_DENY: ${(err as Error).message}`);
+    }
+    if (!this.networks.problem) this.bin.nsenter = this.networks.nsenter;
+    else this.log.info({ reason: this.networks.problem }, 'algorithms cannot get network access on this host: jobs whose datasets all allow it will fail');
     try {
       this.cgroups = detectCgroups(opts.sandbox.cgroupRoot);
     } catch (err) {
@@ -124,10 +133,14 @@ export class ProcessBackend implements ComputeBackend {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
+    // network only for an algorithm whose datasets all allow it; its own namespace, never the host's
+    const network = req.step === 'algorithm' && req.algorithm?.allowNetwork === true;
     if (launched) {
       try {
-        this.launch(req, job, sp);
+        const netns = network && !fs.existsSync(job.stopMarker) ? (await this.networks.setup(req.jobId)).netnsPath : undefined;
+        this.launch(req, job, sp, netns);
       } catch (err) {
+        if (network) await this.networks.teardown(req.jobId);
         fs.rmSync(sp.launch, { force: true }); // let a retry launch it
         if (err instanceof CgroupError) throw new C2DError('unavailable', 'cgroup_unavailable', err.message, undefined, { cause: err });
         throw err;
@@ -136,6 +149,7 @@ export class ProcessBackend implements ComputeBackend {
       this.log.info({ jobId: req.jobId, step: req.step }, 're-attaching to step');
     }
     const state = await this.waitForExit(req, sp, hooks);
+    if (network) await this.networks.teardown(req.jobId);
     if (req.step === 'configure') fs.rmSync(job.configureSpec, { force: true });
     return {
       exitCode: state.exitCode,
@@ -155,7 +169,7 @@ export class ProcessBackend implements ComputeBackend {
     if (fresh) chownTo([job.secretDir, job.data, job.inputs, job.transformations, job.ddos, job.outputs, job.dataLogs, job.publish], this.uid);
   }
 
-  private launch(req: StepRequest, job: JobPaths, sp: StepPaths): void {
+  private launch(req: StepRequest, job: JobPaths, sp: StepPaths, netns?: string): void {
     const { jobId, step, environment: env } = req;
     // After a stop nothing of the consumer's runs any more; publishing still collects what the
     // algorithm wrote so far (it runs none of the consumer's code), as Ocean keeps a stopped job's outputs.
@@ -166,7 +180,7 @@ export class ProcessBackend implements ComputeBackend {
     }
     fs.writeFileSync(sp.report, '', { mode: 0o600 });
     chownTo([sp.report], this.uid);
-    const sandbox = this.sandboxFor(req, job, sp);
+    const sandbox = this.sandboxFor(req, job, sp, netns);
     const cgName = `${jobId}-${step}`;
     const dirs = createStepCgroups(this.cgroups, cgName, {
       memoryBytes: env.ramGB * 1024 ** 3,
@@ -176,7 +190,7 @@ export class ProcessBackend implements ComputeBackend {
     const outputLimit = step === 'algorithm' ? maxOutputBytes(env) : undefined;
     const argv = wrapSandboxCommand(
       // one byte over the limit, so a file cut off by RLIMIT_FSIZE is seen as over it
-      { cgroupProcs: dirs.map((d) => path.join(d, 'cgroup.procs')), fsizeBytes: outputLimit === undefined ? undefined : outputLimit + 1, uid: this.uid, bin: this.bin },
+      { cgroupProcs: dirs.map((d) => path.join(d, 'cgroup.procs')), fsizeBytes: outputLimit === undefined ? undefined : outputLimit + 1, uid: this.uid, netns, bin: this.bin },
       buildSandboxArgs(sandbox),
     );
     const spec: SupervisorSpec = {
@@ -210,7 +224,7 @@ export class ProcessBackend implements ComputeBackend {
     this.log.info({ jobId, step, supervisorPid: pid }, 'step started');
   }
 
-  private sandboxFor(req: StepRequest, job: JobPaths, sp: StepPaths): SandboxOptions {
+  private sandboxFor(req: StepRequest, job: JobPaths, sp: StepPaths, netns: string | undefined): SandboxOptions {
     const tmpBytes = req.environment.process.tmpBytes;
     if (req.step === 'configure') {
       fs.writeFileSync(job.configureSpec, JSON.stringify(req.configure), { mode: 0o400 });
@@ -228,7 +242,7 @@ export class ProcessBackend implements ComputeBackend {
     } catch (err) {
       throw setupError(`runtime ${runtime.command} of image "${spec.container.image}" is not installed: ${(err as Error).message}`);
     }
-    return algorithmSandbox(job, spec, { command, names: runtime.names }, tmpBytes);
+    return algorithmSandbox(job, spec, { command, names: runtime.names }, tmpBytes, netns);
   }
 
   /** Resolves with the step's final state; polls on fs events in the step dir and every heartbeat. */
@@ -311,6 +325,7 @@ export class ProcessBackend implements ComputeBackend {
     const job = jobPaths(this.opts.dataDir, jobId);
     if (fs.existsSync(job.root)) fs.writeFileSync(job.stopMarker, '');
     await this.killJob(jobId, job);
+    await this.networks.teardown(jobId);
     this.log.info({ jobId }, 'job stopped');
   }
 
@@ -343,6 +358,7 @@ export class ProcessBackend implements ComputeBackend {
     const job = jobPaths(this.opts.dataDir, jobId);
     if (fs.existsSync(job.root)) fs.writeFileSync(job.stopMarker, '');
     await this.killJob(jobId, job);
+    await this.networks.teardown(jobId);
     fs.rmSync(job.root, { recursive: true, force: true });
     removeCgroups(STEPS.flatMap((s) => stepCgroupDirs(this.cgroups, `${jobId}-${s}`)));
     this.log.info({ jobId }, 'job cleaned up');

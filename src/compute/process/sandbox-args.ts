@@ -28,8 +28,12 @@ export interface ResolvedRuntime {
 
 export interface SandboxOptions {
   tmpBytes: number;
-  /** share the host's network (configure step only); otherwise a private netns with only `lo` */
-  hostNetwork: boolean;
+  /**
+   * keep the network namespace the step was started in (no `--unshare-net`): the host's for the
+   * configure step, the job's own namespace (entered by the wrapper, see WrapOptions.netns) for an
+   * algorithm with network access. Otherwise a private netns with only `lo`.
+   */
+  shareNetwork: boolean;
   binds: Bind[];
   runtimes: ResolvedRuntime[];
   env: Record<string, string>;
@@ -48,7 +52,7 @@ export function runtimePrefix(command: string): string | null {
 /** bwrap's arguments (without the program name) for one step. Pure: table-tested. */
 export function buildSandboxArgs(o: SandboxOptions): string[] {
   const a = ['--unshare-user', '--uid', '1000', '--gid', '1000', '--disable-userns', '--unshare-ipc', '--unshare-pid', '--unshare-uts', '--unshare-cgroup'];
-  if (!o.hostNetwork) a.push('--unshare-net');
+  if (!o.shareNetwork) a.push('--unshare-net');
   a.push('--die-with-parent', '--new-session');
   a.push('--ro-bind', '/usr', '/usr', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64', '--symlink', 'usr/bin', '/bin');
   a.push('--ro-bind', '/etc/ld.so.cache', '/etc/ld.so.cache', '--proc', '/proc', '--dev', '/dev');
@@ -80,17 +84,24 @@ export interface WrapOptions {
   fsizeBytes?: number;
   /** host uid/gid to drop to before bwrap (when the worker is root) */
   uid?: number;
-  bin: { sh: string; prlimit: string; setpriv: string; bwrap: string };
+  /** a network namespace (/run/netns/<name>) to enter before dropping privileges (needs root and bin.nsenter) */
+  netns?: string;
+  bin: { sh: string; prlimit: string; setpriv: string; bwrap: string; nsenter?: string };
 }
 
 /**
- * The supervisor's full command: a shell joins the step's cgroups and execs into prlimit → setpriv →
- * bwrap, so every process of the step is limited from its first instruction.
+ * The supervisor's full command: a shell joins the step's cgroups and execs into prlimit → nsenter
+ * (only for a job network) → setpriv → bwrap, so every process of the step is limited from its first
+ * instruction. nsenter fails (and nothing runs) when the namespace is missing.
  */
 export function wrapSandboxCommand(w: WrapOptions, bwrapArgs: string[]): string[] {
   const join = w.cgroupProcs.map((f) => `echo $$ > ${shQuote(f)}`).join(' && ');
   const argv = [w.bin.sh, '-c', `${join ? `${join} && ` : ''}exec "$@"`, 'c2d-step'];
   if (w.fsizeBytes !== undefined) argv.push(w.bin.prlimit, `--fsize=${Math.floor(w.fsizeBytes)}`);
+  if (w.netns !== undefined) {
+    if (!w.bin.nsenter) throw new Error('entering a network namespace needs nsenter');
+    argv.push(w.bin.nsenter, `--net=${w.netns}`);
+  }
   if (w.uid !== undefined) argv.push(w.bin.setpriv, `--reuid=${w.uid}`, `--regid=${w.uid}`, '--clear-groups');
   argv.push(w.bin.bwrap, ...bwrapArgs);
   return argv;

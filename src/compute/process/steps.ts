@@ -36,10 +36,16 @@ export function findRuntime(runtimes: Record<string, Runtime>, image: string): R
   return null;
 }
 
-export function algorithmSandbox(job: JobPaths, spec: AlgorithmSpec, runtime: ResolvedRuntime, tmpBytes: number): SandboxOptions {
+/**
+ * The algorithm's sandbox. Without network access it gets a private namespace with only `lo`. With it
+ * (`jobNetns`, every dataset allowed it), it keeps the job's own namespace that the wrapper enters
+ * (see network.ts), never the host's: asking for network without a job namespace is a bug.
+ */
+export function algorithmSandbox(job: JobPaths, spec: AlgorithmSpec, runtime: ResolvedRuntime, tmpBytes: number, jobNetns?: string): SandboxOptions {
+  if (spec.allowNetwork && !jobNetns) throw new Error('an algorithm with network access needs its job network namespace');
   return {
     tmpBytes,
-    hostNetwork: spec.allowNetwork,
+    shareNetwork: spec.allowNetwork,
     runtimes: [runtime],
     binds: [
       { src: job.inputs, dest: `${SANDBOX.data}/inputs`, writable: false },
@@ -71,7 +77,7 @@ const program = (name: string): string => path.posix.join(SANDBOX.programs, name
 export function configureSandbox(s: ProgramStep): SandboxOptions {
   return {
     tmpBytes: s.tmpBytes,
-    hostNetwork: true,
+    shareNetwork: true,
     runtimes: [s.node],
     binds: [
       ...networkFiles,
@@ -90,7 +96,7 @@ export function configureSandbox(s: ProgramStep): SandboxOptions {
 export function publishSandbox(s: ProgramStep): SandboxOptions {
   return {
     tmpBytes: s.tmpBytes,
-    hostNetwork: false,
+    shareNetwork: false,
     runtimes: [s.node],
     binds: [
       { src: s.job.outputs, dest: `${SANDBOX.data}/outputs`, writable: false },
