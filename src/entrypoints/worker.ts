@@ -6,6 +6,7 @@ import type { ComputeBackend } from '../compute/backend';
 import { type Config, loadConfig } from '../config';
 import { ValidationError } from '../domain/errors';
 import type { Logger } from '../domain/logger';
+import { builtinPlugins, checkPluginSettings, createPluginActivities, loadPluginModules, PluginRegistry } from '../plugins';
 import { CLEAR_PAYLOADS_WARNING, dataConverterFor } from '../temporal/codec';
 import { createWorkerMetrics, serveWorkerMetrics, type WorkerMetrics } from '../temporal/worker-metrics';
 import { createLogger, createSharedDeps } from './wiring';
@@ -81,7 +82,11 @@ export async function main(): Promise<void> {
     if (!backend) throw new ValidationError({ environment: ['Compute environment does not exist'] }, 'Compute environment does not exist');
     return backend;
   };
+  // Publisher plugins served here (settings without `taskQueue`): built-ins and the modules the settings name.
+  const plugins = new PluginRegistry([...builtinPlugins, ...(await loadPluginModules(config.environments))]);
+  checkPluginSettings(config.environments, plugins);
   const activities = createActivities({
+    plugins,
     environments: config.environments,
     backendFor,
     results: shared.results,
@@ -93,7 +98,8 @@ export async function main(): Promise<void> {
   if (config.codec.keys.length === 0) logger.warn({}, CLEAR_PAYLOADS_WARNING);
   const metrics = config.workerMetrics.port > 0 ? createWorkerMetrics() : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const worker = await createWorker({ config, activities, connection, dataConverter: dataConverterFor(config.codec.keys), ...(metrics ? { metrics } : {}) });
+  const pluginActivities = createPluginActivities(plugins, { environments: config.environments, backendFor: shared.backendFor, logger });
+  const worker = await createWorker({ config, activities: { ...activities, ...pluginActivities }, connection, dataConverter: dataConverterFor(config.codec.keys), ...(metrics ? { metrics } : {}) });
   const metricsServer = metrics ? await serveWorkerMetrics(metrics.registry, config.workerMetrics.host, config.workerMetrics.port) : undefined;
   if (metricsServer) logger.info({ host: config.workerMetrics.host, port: metricsServer.port }, 'worker metrics listening');
 
