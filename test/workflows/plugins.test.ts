@@ -1,5 +1,4 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
-import type { Activities } from '../../src/activities';
 import type { JobView } from '../../src/domain/job';
 import { createPluginActivities, definePlugin, type PluginCall, PluginRefusal, PluginRegistry } from '../../src/plugins';
 import { TemporalJobsService } from '../../src/temporal/client';
@@ -71,7 +70,7 @@ let remote: { worker: Worker; running: Promise<void>; connection: NativeConnecti
 beforeAll(async () => {
   const pluginActivities = createPluginActivities(new PluginRegistry([gate, boom, refuser]), { environments, backendFor: () => world.backend, logger: silent });
   const merged = { ...world.activities, ...pluginActivities };
-  tw = await startTestWorker(merged as Activities);
+  tw = await startTestWorker(merged);
   jobs = new TemporalJobsService({ client: tw.client, taskQueue: tw.taskQueue, results: world.results });
   const connection = await NativeConnection.connect({ address: testState().temporalAddress });
   const worker = await Worker.create({ connection, taskQueue: remoteQueue, activities: createPluginActivities(new PluginRegistry([remoteGate]), { environments, backendFor: () => undefined, logger: silent }) });
