@@ -5,6 +5,7 @@ import { ValidationError } from '../domain/errors';
 import { builtinPlugins, checkPluginSettings, createPluginActivities, loadPluginModules, PluginRegistry } from '../plugins';
 import { dataConverterFor } from '../temporal/codec';
 import { createLogger, createSharedDeps } from './wiring';
+import { installRuntimeLogger } from './worker';
 
 /**
  * A worker for publisher plugins only, on a task queue of their own:
@@ -18,6 +19,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   if (!taskQueue) throw new ValidationError({ taskQueue: ['usage: plugin-worker <task queue>'] }, 'usage: plugin-worker <task queue>');
   const config = loadConfig(process.env);
   const logger = createLogger(config, 'plugin-worker').child({ taskQueue });
+  installRuntimeLogger(logger, config.logLevel);
   const served = config.environments.flatMap((e) => e.plugins.filter((p) => p.taskQueue === taskQueue));
   if (served.length === 0) throw new ValidationError({ taskQueue: [`no plugin in the environments file has taskQueue ${taskQueue}`] }, `no plugin in the environments file has taskQueue ${taskQueue}`);
   const plugins = new PluginRegistry([...builtinPlugins, ...(await loadPluginModules(config.environments))]);

@@ -40,7 +40,7 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
 }
 
 /** The SDK's own logs go through our logger as JSON; its INFO chatter (bundling, state changes) only at debug. */
-function installRuntimeLogger(logger: Logger, level: Config['logLevel']): void {
+export function installRuntimeLogger(logger: Logger, level: Config['logLevel']): void {
   const sdkLevel = level === 'debug' || level === 'trace' ? 'DEBUG' : 'WARN';
   Runtime.install({
     logger: new DefaultLogger(sdkLevel, (entry) => {

@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -44,6 +45,9 @@ describe('publisher plugins', () => {
   let receiver: http.Server;
   const deliveries: Delivery[] = [];
   let temporal: { client: Client; connection: Connection };
+  let pluginWorker: ChildProcess | undefined;
+  const pluginWorkerOutput: string[] = [];
+  const pluginQueue = `plugins-${crypto.randomBytes(4).toString('hex')}`;
 
   beforeAll(async () => {
     data = await serveFiles({ 'rows.csv': ROWS });
@@ -61,6 +65,18 @@ describe('publisher plugins', () => {
 
     moduleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-plugin-module-'));
     const explode = path.join(moduleDir, 'explode.js');
+    // a plugin on its own worker: records what it saw of the workspace (names only) beside its module
+    const stamp = path.join(moduleDir, 'stamp.js');
+    fs.writeFileSync(
+      stamp,
+      [
+        "const fs = require('fs'); const path = require('path');",
+        "module.exports.plugin = { name: 'stamp', defaultStage: 'beforePublish', async run({ call, workspace }) {",
+        '  const names = (await workspace().outputs()).map((f) => f.name).sort();',
+        "  fs.writeFileSync(path.join(__dirname, 'stamp-' + call.jobId + '.json'), JSON.stringify({ stage: call.stage, status: call.status, names }));",
+        '} };',
+      ].join('\n'),
+    );
     fs.writeFileSync(explode, `module.exports = { name: 'explode', defaultStage: 'afterAlgorithm', async run() { throw new Error('explode choked on ${ROW}'); } };\n`);
 
     const base = { maxJobs: 4, ramGB: 0.5, maxJobDuration: 120 };
@@ -69,16 +85,24 @@ describe('publisher plugins', () => {
         { id: 'filtered', ...base, plugins: [{ name: 'outputFilter' }] },
         { id: 'redacted', ...base, plugins: [{ name: 'outputFilter', options: { mode: 'redact', patterns: ['\\d{3}-\\d{2}-\\d{4}'] } }] },
         { id: 'hooked', ...base, plugins: [{ name: 'webhook', retryIntervalMs: 300, options: { url: hookUrl, secret: SECRET } }] },
+        { id: 'stamped', ...base, plugins: [{ name: 'stamp', module: stamp, stage: 'beforePublish', taskQueue: pluginQueue }] },
         { id: 'exploding', ...base, plugins: [{ name: 'explode', module: explode, maxAttempts: 2, retryIntervalMs: 100 }] },
       ],
     });
     client = stack.consumer();
     dataset = await stack.publish(client, { type: 'dataset', name: 'people', urls: [data.url('rows.csv')], compute: { allowRawAlgorithm: true } });
+    pluginWorker = spawn(process.execPath, [path.resolve(__dirname, '../../dist/src/entrypoints/plugin-worker.js'), pluginQueue], { env: { ...process.env, ...stack.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    pluginWorker.stdout?.on('data', (d: Buffer) => pluginWorkerOutput.push(d.toString()));
+    pluginWorker.stderr?.on('data', (d: Buffer) => pluginWorkerOutput.push(d.toString()));
     const connection = await Connection.connect({ address: testState().temporalAddress });
     temporal = { connection, client: new Client({ connection }) };
   });
 
   afterAll(async () => {
+    if (pluginWorker && pluginWorker.exitCode === null) {
+      pluginWorker.kill('SIGTERM');
+      await new Promise((r) => pluginWorker?.once('exit', r));
+    }
     await stack?.stop();
     data?.close();
     receiver?.close();
@@ -150,5 +174,16 @@ describe('publisher plugins', () => {
     expect(history).not.toContain('choked');
     // two attempts, each logged on the provider's side
     expect(stack.output().split('\n').filter((l) => l.includes(`"jobId":"${bad.jobId}"`) && l.includes('"msg":"plugin failed"'))).toHaveLength(2);
+  });
+
+  it('when a plugin runs on its own task queue, then the plugin worker entrypoint runs it with access to the job workspace', async () => {
+    const job = await start('stamped');
+    const done = await client.waitForJob(job.jobId, { timeoutMs: 60_000 });
+    expect(done.status).toBe(70);
+    const stamp = path.join(moduleDir, `stamp-${job.jobId}.json`);
+    expect(fs.existsSync(stamp)).toBe(true);
+    expect(JSON.parse(fs.readFileSync(stamp, 'utf8'))).toEqual({ stage: 'beforePublish', status: 40, names: ['algorithm.log', 'note.txt', 'summary.csv'] });
+    expect(pluginWorker?.exitCode).toBeNull();
+    expect(pluginWorkerOutput.join('')).not.toMatch(/error/i);
   });
 });
