@@ -50,7 +50,8 @@ export function createPluginActivities(registry: PluginRegistry, deps: PluginAct
       log.info({ attempt: ctx.info.attempt }, 'plugin done');
     } catch (err) {
       if (err instanceof CancelledFailure || ctx.cancellationSignal.aborted) throw err;
-      if (err instanceof PluginRefusal) {
+      // by name too: a plugin module needs nothing from this project to refuse
+      if (err instanceof PluginRefusal || (err instanceof Error && err.name === 'PluginRefusal')) {
         log.warn({ reason: err.message }, 'plugin refused the job');
         throw failure(PLUGIN_REFUSED, err.message, true);
       }
