@@ -2,10 +2,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
 import type { ProviderClient } from '../../src/client/provider-client';
-import { freePort, startDevServer } from '../../src/entrypoints/temporal-server';
+import { freePort, startDevServer, temporalBinary } from '../../src/entrypoints/temporal-server';
 import { uiCodecEndpoint } from '../../src/entrypoints/temporal';
 import { loadConfig } from '../../src/config';
 import { testState } from '../helpers/state';
@@ -103,7 +103,7 @@ describe('payload encryption end to end (worker and API processes, real Temporal
 
   it('when a job ran with a key set, then every payload of its history is encrypted under our key id and no plaintext of them is stored', () => {
     const payloads = payloadsOf(history);
-    expect(payloads.length).toBeGreaterThan(10); // input, memo, activity inputs and results, queries' answers, the result
+    expect(payloads.length).toBeGreaterThan(10); // input, memo, activity inputs and results, signals, the result
     for (const p of payloads) {
       expect(utf8(p.metadata.encoding)).toBe('binary/encrypted');
       expect(utf8(p.metadata['encryption-key-id'])).toBe(KEY_ID);
@@ -127,6 +127,23 @@ describe('payload encryption end to end (worker and API processes, real Temporal
     const body = (await res.json()) as { payloads: JsonPayload[] };
     const decoded = JSON.parse(Buffer.from(body.payloads[0]?.data ?? '', 'base64').toString('utf8')) as { owner: string; jobId: string; datasets: { did: string }[] };
     expect(decoded).toMatchObject({ jobId, owner: consumer.address.toLowerCase(), datasets: [expect.objectContaining({ did: dataset })] });
+  });
+
+  it('when an operator runs the Temporal CLI with our codec endpoint and the token, then it shows the job decoded; without the token it cannot', async () => {
+    const show = (...extra: string[]): Promise<{ out: string; failed: boolean }> =>
+      new Promise((resolve) => {
+        const args = ['workflow', 'show', '--address', testState().temporalAddress, '--namespace', 'default', '-w', `c2d-${jobId}`, '--output', 'json', '--codec-endpoint', `${stack.baseUrl}/codec`, ...extra];
+        execFile(temporalBinary(), args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => resolve({ out: `${stdout}${stderr}`, failed: err !== null }));
+      });
+    // the CLI's JSON keeps payload data in base64: read every data field as text
+    const payloadText = (out: string): string => [...out.matchAll(/"data": "([A-Za-z0-9+/=]*)"/g)].map((m) => Buffer.from(m[1] ?? '', 'base64').toString('utf8')).join('\n');
+    const decoded = await show('--codec-auth', `Bearer ${TOKEN}`);
+    expect(decoded.failed).toBe(false);
+    expect(payloadText(decoded.out)).toContain(dataset);
+    expect(payloadText(decoded.out)).toContain('writeFileSync');
+    const refused = await show();
+    expect(refused.out).not.toContain('writeFileSync');
+    expect(payloadText(refused.out)).not.toContain('writeFileSync');
   });
 
   it('when the token is missing, or a page of another origin asks, then nothing is decoded; the UI origin passes the preflight', async () => {
