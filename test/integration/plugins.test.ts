@@ -77,6 +77,12 @@ describe('publisher plugins', () => {
         '} };',
       ].join('\n'),
     );
+    // the README's complete example, as written there
+    const readme = fs.readFileSync(path.resolve(__dirname, '../../README.md'), 'utf8');
+    const example = /`\/opt\/c2d-plugins\/row-limit\.js`[\s\S]*?```js\n([\s\S]*?)```/.exec(readme)?.[1];
+    if (!example) throw new Error('the README lost its plugin example');
+    const rowLimit = path.join(moduleDir, 'row-limit.js');
+    fs.writeFileSync(rowLimit, example);
     fs.writeFileSync(explode, `module.exports = { name: 'explode', defaultStage: 'afterAlgorithm', async run() { throw new Error('explode choked on ${ROW}'); } };\n`);
 
     const base = { maxJobs: 4, ramGB: 0.5, maxJobDuration: 120 };
@@ -86,6 +92,7 @@ describe('publisher plugins', () => {
         { id: 'redacted', ...base, plugins: [{ name: 'outputFilter', options: { mode: 'redact', patterns: ['\\d{3}-\\d{2}-\\d{4}'] } }] },
         { id: 'hooked', ...base, plugins: [{ name: 'webhook', retryIntervalMs: 300, options: { url: hookUrl, secret: SECRET } }] },
         { id: 'stamped', ...base, plugins: [{ name: 'stamp', module: stamp, stage: 'beforePublish', taskQueue: pluginQueue }] },
+        { id: 'limited', ...base, plugins: [{ name: 'rowLimit', module: rowLimit, stage: 'afterAlgorithm', options: { maxRows: 2 } }] },
         { id: 'exploding', ...base, plugins: [{ name: 'explode', module: explode, maxAttempts: 2, retryIntervalMs: 100 }] },
       ],
     });
@@ -185,5 +192,12 @@ describe('publisher plugins', () => {
     expect(JSON.parse(fs.readFileSync(stamp, 'utf8'))).toEqual({ stage: 'beforePublish', status: 40, names: ['algorithm.log', 'note.txt', 'summary.csv'] });
     expect(pluginWorker?.exitCode).toBeNull();
     expect(pluginWorkerOutput.join('')).not.toMatch(/error/i);
+  });
+
+  it("when the README's example plugin is enabled, then it refuses results over its row limit", async () => {
+    const job = await start('limited');
+    const done = await client.waitForJob(job.jobId, { timeoutMs: 60_000 });
+    expect(done).toMatchObject({ status: 62, terminationDetails: { reason: 'plugin rowLimit (afterAlgorithm): an output has more than 2 rows' } });
+    expect(outputs(done)).toEqual([]);
   });
 });
