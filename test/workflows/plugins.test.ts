@@ -1,6 +1,7 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { JobView } from '../../src/domain/job';
 import { createPluginActivities, definePlugin, type PluginCall, PluginRefusal, PluginRegistry } from '../../src/plugins';
+import { workflowsPath } from '../../src/entrypoints/worker';
 import { TemporalJobsService } from '../../src/temporal/client';
 import { C2DStatus } from '../../src/workflows/search-attributes';
 import { testState } from '../helpers/state';
@@ -107,8 +108,11 @@ describe('publisher plugins in the job workflow', () => {
     const after = await eventually(() => calls.find((c) => c.jobId === input.jobId && c.stage === 'afterPublish'), 20_000, 'the afterPublish plugin');
     expect(after).toMatchObject({ status: 70, statusText: 'Job finished', results: 3, environmentId: envGate.id, owner: input.owner, index: 1 });
     expect(calls.find((c) => c.jobId === input.jobId && c.stage === 'afterAlgorithm')).toMatchObject({ status: 50, index: 0 });
-    const text = historyText(await handle.fetchHistory());
-    expect(text).toContain('plugin.gate');
+    await eventually(async () => (await handle.describe()).status.name === 'COMPLETED', 20_000, 'the workflow to complete');
+    const history = await handle.fetchHistory();
+    expect(historyText(history)).toContain('plugin.gate');
+    // the plugin path is deterministic: its own history replays
+    await expect(Worker.runReplayHistory({ workflowsPath: workflowsPath() }, history, `c2d-${input.jobId}`)).resolves.toBeUndefined();
   });
 
   test('when a plugin throws, then only its own job ends (62, a generic message, no data in the history) after bounded retries, and its outputs are withheld', async () => {
@@ -158,5 +162,17 @@ describe('publisher plugins in the job workflow', () => {
     await Promise.all([finalView(other.jobId), finalView(chosen.jobId)]);
     expect(calls.filter((c) => c.jobId === other.jobId)).toEqual([]);
     expect(calls.filter((c) => c.jobId === chosen.jobId).map((c) => c.stage)).toEqual(['afterAlgorithm']);
+  });
+
+  test('when the owner stops the algorithm, then the afterAlgorithm plugins still see the outputs before publishing collects them', async () => {
+    const input = jobInput(envGate.id);
+    world.backend.scripts.set(input.jobId, { algorithm: { hold: true } });
+    await jobs.start(input);
+    await eventually(() => world.backend.isWaiting(input.jobId, 'algorithm'), 20_000, 'the algorithm');
+    await jobs.stop(input.jobId);
+    const done = await finalView(input.jobId);
+    expect(done).toMatchObject({ status: 70, stopreq: 1 });
+    expect(calls.filter((c) => c.jobId === input.jobId && c.stage === 'afterAlgorithm')).toEqual([expect.objectContaining({ status: 50, stopreq: 1 })]);
+    expect(stepsOf(input.jobId)).toEqual(['configure', 'algorithm', 'publish']);
   });
 });
