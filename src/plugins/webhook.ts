@@ -73,6 +73,7 @@ export const webhook = definePlugin<WebhookOptions>({
     });
     await res.body?.cancel();
     if (res.ok) return;
+    if (res.status >= 300 && res.status < 400) throw new PluginRefusal(`the webhook receiver redirected the notification (HTTP ${res.status}); configure the final URL`);
     if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new PluginRefusal(`the webhook receiver refused the notification (HTTP ${res.status})`);
     throw new Error(`the webhook receiver answered HTTP ${res.status}`);
   },
