@@ -54,7 +54,7 @@ function secretOf(o: WebhookOptions): string {
 
 /**
  * Built-in plugin 2: a signed HTTP callback when the job has finished (afterPublish, final status).
- * Temporal retries it with backoff for up to a day (a receiver that is down gets it later); a 4xx
+ * Temporal retries it with backoff for up to a day (a receiver that is down gets it later); a redirect or a 4xx
  * other than 408/429 means the receiver refuses it, and retrying stops.
  */
 export const webhook = definePlugin<WebhookOptions>({
