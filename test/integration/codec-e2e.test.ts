@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type ChildProcess, execFile } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
-import type { ProviderClient } from '../../src/client/provider-client';
+import { ProviderClient } from '../../src/client/provider-client';
 import { freePort, startDevServer, temporalBinary } from '../../src/entrypoints/temporal-server';
 import { uiCodecEndpoint } from '../../src/entrypoints/temporal';
 import { loadConfig } from '../../src/config';
@@ -13,6 +13,7 @@ import { type Stack, serveFiles, startStack } from '../helpers/stack';
 import { resultText } from './helpers';
 
 const KEY_ID = 'e2e-key-1';
+const KEY = crypto.randomBytes(32).toString('base64');
 const TOKEN = crypto.randomBytes(24).toString('hex');
 const UI_ORIGIN = 'http://127.0.0.1:8233';
 
@@ -75,7 +76,7 @@ describe('payload encryption end to end (worker and API processes, real Temporal
     data = await serveFiles({ 'rows.csv': 'x\n1\n2\n' });
     stack = await startStack({
       environments: [{ id: 'codec-e2e', maxJobs: 2, ramGB: 0.5, maxJobDuration: 120 }],
-      env: { C2D_PAYLOAD_KEYS: `${KEY_ID}:${crypto.randomBytes(32).toString('base64')}`, C2D_CODEC_TOKEN: TOKEN, C2D_CODEC_UI_ORIGINS: UI_ORIGIN },
+      env: { C2D_PAYLOAD_KEYS: `${KEY_ID}:${KEY}`, C2D_CODEC_TOKEN: TOKEN, C2D_CODEC_UI_ORIGINS: UI_ORIGIN },
     });
     consumer = stack.consumer();
     dataset = await stack.publish(consumer, { type: 'dataset', name: 'rows', urls: [data.url('rows.csv')], compute: { allowRawAlgorithm: true } });
@@ -165,6 +166,27 @@ describe('payload encryption end to end (worker and API processes, real Temporal
     // the token never reaches the API's own logs
     expect(stack.output()).not.toContain(TOKEN);
   });
+
+  it('when the keys are rotated (new key first, old one kept), then the job from before still reads and new jobs are encrypted under the new key id', async () => {
+    // an environment of its own: the capacity workflow c2d-env-<id> is shared by every worker of the namespace, and those of the first stack hold only the old key
+    const rotated = await startStack({
+      environments: [{ id: 'codec-e2e-rotated', maxJobs: 2, ramGB: 0.5, maxJobDuration: 120 }],
+      env: { C2D_PAYLOAD_KEYS: `e2e-key-2:${crypto.randomBytes(32).toString('base64')},${KEY_ID}:${KEY}` },
+    });
+    try {
+      const same = new ProviderClient(rotated.baseUrl, consumer.wallet);
+      // the finished job's state comes from its history, written under the old key
+      expect(await same.job(jobId)).toMatchObject({ jobId, status: 70, owner: consumer.address.toLowerCase(), inputDID: [dataset] });
+      const local = await rotated.publish(same, { type: 'dataset', name: 'rows', urls: [data.url('rows.csv')], compute: { allowRawAlgorithm: true } });
+      const job = await same.startJob({ environment: 'codec-e2e-rotated', dataset: { documentId: local, serviceId: 'compute' }, algorithm: { meta: { rawcode: "require('fs').writeFileSync('/data/outputs/out.txt', 'again')", container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${'a'.repeat(64)}` } } } });
+      const done = await same.waitForJob(job.jobId, { timeoutMs: 60_000 });
+      expect(done.status).toBe(70);
+      const keyIds = new Set(payloadsOf(await temporal.workflow.getHandle(`c2d-${job.jobId}`).fetchHistory()).map((p) => utf8(p.metadata['encryption-key-id'])));
+      expect([...keyIds]).toEqual(['e2e-key-2']);
+    } finally {
+      await rotated.stop();
+    }
+  }, 120_000);
 });
 
 describe('the dev server started by npm run temporal / npm run dev', () => {
