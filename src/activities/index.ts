@@ -6,6 +6,7 @@ import type { Environment } from '../domain/environment';
 import { ValidationError } from '../domain/errors';
 import { type JobInput, RAW_ALGORITHM_DID } from '../domain/job';
 import type { Logger } from '../domain/logger';
+import { planPlugins, type PluginRegistry } from '../plugins';
 import type { ResultStore } from '../storage/store';
 import { mapFailures } from './failures';
 import { algorithmResult, configureResult, publishFailure } from './outcomes';
@@ -31,6 +32,8 @@ export interface ActivityDeps {
   heartbeatMs?: number;
   /** checks datatoken orders on chain; absent without a chain (catalog assets only: nothing to verify) */
   orders?: JobOrderDeps;
+  /** the plugins this worker runs (their defaults shape each job's plugin plan); plugins served elsewhere are planned from the settings alone */
+  plugins?: PluginRegistry;
 }
 
 /** Must match the names in src/workflows (activities may not import workflow code). */
@@ -103,12 +106,15 @@ export function createActivities(deps: ActivityDeps) {
       return mapFailures(async () => {
         const env = environment(input.environmentId);
         const auth = await deps.authorize(input);
+        const datasetDids = auth.datasets.map((d) => d.did);
+        const plugins = planPlugins(env, datasetDids, deps.plugins);
         return {
           algorithmDid: auth.algorithm.kind === 'published' ? auth.algorithm.did : RAW_ALGORITHM_DID,
-          datasetDids: auth.datasets.map((d) => d.did),
+          datasetDids,
           container: auth.algorithm.container,
           allowNetwork: auth.allowNetwork,
           environment: { maxJobs: env.maxJobs, maxJobDuration: env.maxJobDuration, storageExpiry: env.storageExpiry },
+          ...(plugins.length > 0 ? { plugins } : {}),
         };
       });
     },
@@ -190,7 +196,7 @@ export function createActivities(deps: ActivityDeps) {
         const backend = deps.backendFor(env.id);
         const outcome = await runStep(backend, { jobId: input.jobId, environment: env, step: 'publish' });
         const ok = outcome.exitCode === 0 && outcome.reason === '';
-        const files = (await backend.listPublished(input.jobId)).filter((f) => ok || f.type !== 'output');
+        const files = (await backend.listPublished(input.jobId)).filter((f) => (ok && !input.withholdOutputs) || f.type !== 'output');
         const expiresAtMs = Date.now() + env.storageExpiry * 1000;
         const results = await deps.results.save(
           input.jobId,

@@ -1,5 +1,6 @@
 import type { ContainerSpec, ResultEntry, TerminationDetails } from '../domain/job';
 import type { JobStatusCode } from '../domain/status';
+import type { PluginStep } from '../plugins/types';
 
 /**
  * What the workflow learns from authorizing a job: ids and limits only, because it lands in history.
@@ -13,6 +14,8 @@ export interface JobPlan {
   container: ContainerSpec;
   allowNetwork: boolean;
   environment: EnvironmentLimits;
+  /** publisher plugins of this job (environment settings, dataset filter); absent when none */
+  plugins?: PluginStep[];
 }
 
 /** The environment settings the workflow acts on (it must not read config itself). */
@@ -55,6 +58,8 @@ export interface AlgorithmStepInput extends JobRef {
 
 export interface PublishStepInput extends JobRef {
   owner: string;
+  /** a plugin refused the results: store the logs only */
+  withholdOutputs?: boolean;
 }
 
 export interface AcquireSlotInput {

@@ -6,6 +6,7 @@ import { apiMetrics } from './metrics';
 import { collapseLeadingSlashes, cors, refuseHead, requestLog } from './middleware';
 import { aquariusRoutes } from './routes/aquarius';
 import { chainRoutes } from './routes/chain';
+import { codecRoutes } from './routes/codec';
 import { computeRoutes } from './routes/compute';
 import { decryptRoutes } from './routes/decrypt';
 import { infoRoutes } from './routes/info';
@@ -21,6 +22,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.use(collapseLeadingSlashes);
   app.use(apiMetrics(deps).middleware);
+  // before the request log (its path may carry a token) and the open CORS (it answers the UI's origin only)
+  app.use(codecRoutes(deps.codecEndpoint, deps.logger));
   app.use(requestLog(deps.logger));
   app.use(cors);
   app.use(refuseHead(signedPaths));

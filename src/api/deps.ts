@@ -9,6 +9,7 @@ import type { Logger } from '../domain/logger';
 import type { NonceStore } from '../storage/nonces';
 import type { ResultStore } from '../storage/store';
 import type { JobsService } from '../temporal/jobs-service';
+import type { CodecEndpointSettings } from './routes/codec';
 
 /** Everything the API needs, wired by an entrypoint (or a test). */
 export interface AppDeps {
@@ -37,4 +38,6 @@ export interface AppDeps {
   authorizedDecrypters?: string[];
   /** the chain's fee token, shown for environments without their own `feeToken` */
   defaultFeeToken?: string;
+  /** the Temporal Web UI's codec endpoint (/codec/decode, /codec/encode); default: disabled (403) */
+  codecEndpoint?: CodecEndpointSettings;
 }

@@ -73,6 +73,29 @@ export interface PublishedFile {
   open(): Readable;
 }
 
+/** A file of a job's workspace as plugins see it. */
+export interface WorkspaceFile {
+  /** input: `<dataset dir>/<n>` (the dataset's files); output: the file name in /data/outputs; log: `algorithm.log` */
+  name: string;
+  kind: 'input' | 'output' | 'log';
+  size: number;
+}
+
+/**
+ * What publisher plugins may see of a job between its steps: the dataset inputs, the outputs the
+ * publishing step is about to collect, and the algorithm's log. Reading never follows a link the
+ * algorithm planted. The one write, `replaceOutput`, lets an output filter redact or withhold a file
+ * before the publishing step collects it.
+ */
+export interface JobWorkspace {
+  inputs(): Promise<WorkspaceFile[]>;
+  /** top-level regular files of /data/outputs (what publishing collects) and the algorithm log */
+  outputs(): Promise<WorkspaceFile[]>;
+  open(file: WorkspaceFile): Readable;
+  /** replaces an output or log file with `content`, or withholds it (null): publishing will not collect it */
+  replaceOutput(file: WorkspaceFile, content: Buffer | null): Promise<void>;
+}
+
 /**
  * A place that runs job steps. Every method is idempotent per job id: names are derived from job id +
  * step, "already exists" on create and "not found" on delete count as success, so a retried activity
@@ -92,4 +115,6 @@ export interface ComputeBackend {
   openLog(jobId: string, step: StepName, opts: { follow: boolean; signal?: AbortSignal }): Readable | null;
   /** Removes the job's workspace, secrets and limits. Safe to call twice and for unknown jobs. */
   cleanup(jobId: string): Promise<void>;
+  /** The job's workspace for publisher plugins; absent on backends that offer none (plugins that need it then fail the job, saying so). */
+  workspace?(jobId: string): JobWorkspace;
 }

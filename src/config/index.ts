@@ -62,7 +62,24 @@ const envSchema = z.object({
     .default('')
     .transform((v) => v.split(',').map((a) => a.trim()).filter((a) => a !== ''))
     .pipe(z.array(z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be comma-separated 0x addresses'))),
+  /** Payload encryption keys `id:base64key,...` (32-byte AES-256 keys). The first encrypts, all decrypt (rotation). Empty: payloads in clear. */
+  C2D_PAYLOAD_KEYS: z.string().default(''),
+  /** Bearer token of the codec endpoint (/codec/decode, /codec/encode) the Temporal Web UI calls. Unset: the endpoint refuses everyone. */
+  C2D_CODEC_TOKEN: z.string().min(16, 'must be at least 16 characters (e.g. openssl rand -hex 32)').optional(),
+  /** Browser origins (comma-separated) allowed to call the codec endpoint. Default: the dev Web UI, http://127.0.0.1:<ui port> and http://localhost:<ui port>. */
+  C2D_CODEC_UI_ORIGINS: z.string().optional(),
+  /** Port of the worker's Prometheus endpoint (/metrics). 0: off. */
+  C2D_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  /** Address the worker's metrics endpoint listens on. */
+  C2D_WORKER_METRICS_HOST: z.string().default('127.0.0.1'),
 });
+
+/** One key of the payload codec's keyring; `id` is written into every payload it encrypts. */
+export interface PayloadKey {
+  id: string;
+  /** 32 bytes (AES-256) */
+  key: Uint8Array;
+}
 
 export interface Runtime {
   /** absolute path of the host binary */
@@ -107,6 +124,10 @@ export interface Config {
   aquariusUrl?: string;
   /** addresses allowed to call `decrypt` besides the provider itself (lower case) */
   authorizedDecrypters: string[];
+  /** payload codec: keyring (first encrypts; empty: no encryption), codec endpoint token and allowed UI origins */
+  codec: { keys: PayloadKey[]; token?: string; uiOrigins: string[] };
+  /** worker's Prometheus endpoint; port 0: off */
+  workerMetrics: { port: number; host: string };
 }
 
 const runtimesSchema = z.record(z.string().regex(/^[a-z0-9._/-]+$/), z.union([z.string(), z.object({ command: z.string(), names: z.array(z.string()).optional() })]));
@@ -160,6 +181,22 @@ function loadProviderKey(explicit: string | undefined, dataDir: string): string 
   }
 }
 
+/** `id:base64key,id:base64key`: ids unique and readable, keys exactly 32 bytes. */
+function parsePayloadKeys(spec: string): PayloadKey[] {
+  const keys: PayloadKey[] = [];
+  for (const entry of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const i = entry.indexOf(':');
+    const id = entry.slice(0, i);
+    if (i < 1 || !/^[A-Za-z0-9._-]{1,64}$/.test(id)) fail('C2D_PAYLOAD_KEYS', 'each entry must be id:base64key with an id of letters, digits, ".", "_" or "-"');
+    const base64 = entry.slice(i + 1);
+    const key = Buffer.from(base64, 'base64');
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64) || key.length !== 32) fail('C2D_PAYLOAD_KEYS', `key ${id} must be 32 bytes in base64 (generate one with: openssl rand -base64 32)`);
+    if (keys.some((k) => k.id === id)) fail('C2D_PAYLOAD_KEYS', `key id ${id} appears twice`);
+    keys.push({ id, key: new Uint8Array(key) });
+  }
+  return keys;
+}
+
 /** Parse settings from an environment (normally `process.env`). Throws ValidationError naming the bad variable. */
 export function loadConfig(env: Record<string, string | undefined>, opts: { nodePath?: string } = {}): Config {
   const parsed = envSchema.safeParse(env);
@@ -209,5 +246,11 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { node
     contractsFile,
     ...(e.C2D_AQUARIUS_URL ? { aquariusUrl: e.C2D_AQUARIUS_URL } : {}),
     authorizedDecrypters: e.C2D_AUTHORIZED_DECRYPTERS.map((a) => a.toLowerCase()),
+    codec: {
+      keys: parsePayloadKeys(e.C2D_PAYLOAD_KEYS),
+      ...(e.C2D_CODEC_TOKEN ? { token: e.C2D_CODEC_TOKEN } : {}),
+      uiOrigins: (e.C2D_CODEC_UI_ORIGINS ?? `http://127.0.0.1:${e.C2D_TEMPORAL_UI_PORT},http://localhost:${e.C2D_TEMPORAL_UI_PORT}`).split(',').map((o) => o.trim().replace(/\/$/, '')).filter((o) => o !== ''),
+    },
+    workerMetrics: { port: e.C2D_WORKER_METRICS_PORT, host: e.C2D_WORKER_METRICS_HOST },
   };
 }

@@ -1,5 +1,38 @@
 import { z } from 'zod';
 
+/** Where in a job a publisher plugin runs (README: Publisher plugins). afterAlgorithm is Ocean's status 50, "Filtering results". */
+export const pluginStages = ['beforeProvision', 'afterAlgorithm', 'beforePublish', 'afterPublish'] as const;
+export type PluginStage = (typeof pluginStages)[number];
+
+/**
+ * One plugin enabled on an environment. `options` stay in the worker's settings: the workflow only
+ * learns the plugin's name, stage and position in this list, so nothing here reaches history.
+ */
+export const pluginSettingSchema = z.object({
+  /** a built-in (`outputFilter`, `webhook`) or the name a `module` exports */
+  name: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'letters, digits, _ - (max 64), starting with a letter'),
+  /** default: the plugin's own */
+  stage: z.enum(pluginStages).optional(),
+  /** a module (path, absolute or relative to the worker's working directory) exporting the plugin; not needed for built-ins */
+  module: z.string().min(1).optional(),
+  /** run on another worker's task queue (src/entrypoints/plugin-worker.ts); default: the job's own */
+  taskQueue: z.string().min(1).optional(),
+  /** only for jobs on these datasets (DIDs; any dataset of the job); default: every job of the environment */
+  datasets: z.array(z.string().min(1)).min(1).optional(),
+  /** seconds one attempt may take (default: the plugin's own) */
+  timeoutSeconds: z.number().int().positive().optional(),
+  /** attempts in all; 0 = until scheduleToCloseSeconds runs out (default: the plugin's own) */
+  maxAttempts: z.number().int().nonnegative().optional(),
+  /** first retry delay in ms, doubling up to maxRetryIntervalSeconds (default: the plugin's own) */
+  retryIntervalMs: z.number().int().positive().optional(),
+  maxRetryIntervalSeconds: z.number().int().positive().optional(),
+  /** seconds all attempts together may take (default: the plugin's own) */
+  scheduleToCloseSeconds: z.number().int().positive().optional(),
+  /** the plugin's own settings, checked by the plugin when the worker starts */
+  options: z.record(z.string(), z.unknown()).default({}),
+});
+export type PluginSetting = z.infer<typeof pluginSettingSchema>;
+
 /** A compute environment: Ocean's wire fields plus which backend runs it and that backend's options. */
 export const environmentSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (max 64)'),
@@ -30,6 +63,8 @@ export const environmentSchema = z.object({
       tmpBytes: z.number().int().positive().default(64 * 1024 * 1024),
     })
     .prefault({}),
+  /** publisher plugins, run in this order within each stage */
+  plugins: z.array(pluginSettingSchema).default([]),
 });
 export type Environment = z.infer<typeof environmentSchema>;
 export type EnvironmentInput = z.input<typeof environmentSchema>;

@@ -7,6 +7,7 @@ import { MetadataReader } from '../chain/metadata-reader';
 import { loadConfig } from '../config';
 import { FileNonceStore } from '../storage/nonces';
 import { TemporalJobsService } from '../temporal/client';
+import { CLEAR_PAYLOADS_WARNING, dataConverterFor, payloadCodecFor } from '../temporal/codec';
 import { createLogger, createSharedDeps } from './wiring';
 
 const packageFile = path.resolve(__dirname, __filename.endsWith('.ts') ? '../..' : '../../..', 'package.json');
@@ -18,7 +19,10 @@ export function main(): void {
   const logger = createLogger(config, 'api');
   const shared = createSharedDeps(config, logger);
   const connection = Connection.lazy({ address: config.temporal.address });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  // the same codec as the worker: job views, memos and results come back decrypted
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverterFor(config.codec.keys) });
+  if (config.codec.keys.length === 0) logger.warn({}, CLEAR_PAYLOADS_WARNING);
+  const codec = payloadCodecFor(config.codec.keys);
   const jobs = new TemporalJobsService({ client, taskQueue: config.temporal.taskQueue, results: shared.results });
   const { chain, ...common } = shared;
   const app = createApp({
@@ -33,6 +37,7 @@ export function main(): void {
     ...(chain ? { defaultFeeToken: chain.feeToken } : {}),
     ...(chain ? { metadata: new MetadataReader({ provider: chain.provider, factory: chain.contracts.ERC721Factory, startBlock: chain.contracts.startBlock, logger: logger.child({ part: 'decrypt' }) }) } : {}),
     authorizedDecrypters: config.authorizedDecrypters,
+    codecEndpoint: { namespace: config.temporal.namespace, uiOrigins: config.codec.uiOrigins, ...(codec && config.codec.token ? { codec, token: config.codec.token } : {}) },
   });
   const server = app.listen(config.api.port, config.api.host, () => {
     logger.info({ host: config.api.host, port: config.api.port, provider: shared.providerWallet.address }, 'provider API listening');

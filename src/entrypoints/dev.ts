@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import { type Config, DEV_CHAIN_RPC_URL, loadConfig } from '../config';
-import { splitAddress } from './temporal';
+import { splitAddress, uiCodecEndpoint } from './temporal';
 import { retentionFor, startDevServer, waitForPort } from './temporal-server';
 
 /**
@@ -76,7 +76,9 @@ export async function main(): Promise<void> {
   } else {
     const dbFile = path.join(config.dataDir, 'temporal.db');
     console.log(`[dev] starting Temporal dev server on ${config.temporal.address} (jobs in ${dbFile})`);
-    const server = await startDevServer({ ip: host, port, uiPort: config.temporal.uiPort, dbFile, namespace: config.temporal.namespace, retentionSeconds: retentionFor(config.environments.map((e) => e.storageExpiry)), logFile: path.join(config.dataDir, 'temporal.log'), detached: true });
+    const codecEndpoint = uiCodecEndpoint(config);
+    const server = await startDevServer({ ip: host, port, uiPort: config.temporal.uiPort, dbFile, namespace: config.temporal.namespace, retentionSeconds: retentionFor(config.environments.map((e) => e.storageExpiry)), logFile: path.join(config.dataDir, 'temporal.log'), detached: true, ...(codecEndpoint ? { codecEndpoint } : {}) });
+    if (codecEndpoint) console.log('[dev] the Web UI decodes payloads through the API codec endpoint');
     children.push({ name: 'temporal', child: server });
     console.log(`[dev] Temporal Web UI: http://${host}:${config.temporal.uiPort}`);
   }

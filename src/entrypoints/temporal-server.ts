@@ -20,6 +20,8 @@ export interface DevServerOptions {
   detached?: boolean;
   /** how long closed workflows (finished jobs) are kept; the dev server's own default is 24 h */
   retentionSeconds?: number;
+  /** the Web UI decodes payloads through this remote codec endpoint (our API's /codec) */
+  codecEndpoint?: string;
 }
 
 /** Closed jobs must outlive their results: keep them at least as long as the longest storageExpiry, plus a day. */
@@ -34,6 +36,7 @@ export function temporalBinary(): string {
 export function devServerArgs(o: DevServerOptions): string[] {
   const args = ['server', 'start-dev', '--ip', o.ip ?? '127.0.0.1', '--port', String(o.port), '--ui-port', String(o.uiPort), '--db-filename', o.dbFile, '--namespace', o.namespace, '--log-level', 'warn'];
   if (o.headless) args.push('--headless');
+  if (o.codecEndpoint) args.push('--ui-codec-endpoint', o.codecEndpoint);
   for (const [name, type] of Object.entries(searchAttributeFlags)) args.push('--search-attribute', `${name}=${type}`);
   // Faster hand-off of workflow tasks after a worker dies (sticky queue) and visibility right away.
   args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true');

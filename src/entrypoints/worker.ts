@@ -1,3 +1,4 @@
+import type { DataConverter } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { type Activities, createActivities } from '../activities';
 import { authorizeJob } from '../assets/authorize';
@@ -5,6 +6,9 @@ import type { ComputeBackend } from '../compute/backend';
 import { type Config, loadConfig } from '../config';
 import { ValidationError } from '../domain/errors';
 import type { Logger } from '../domain/logger';
+import { builtinPlugins, checkPluginSettings, createPluginActivities, loadPluginModules, PluginRegistry } from '../plugins';
+import { CLEAR_PAYLOADS_WARNING, dataConverterFor } from '../temporal/codec';
+import { createWorkerMetrics, serveWorkerMetrics, type WorkerMetrics } from '../temporal/worker-metrics';
 import { createLogger, createSharedDeps } from './wiring';
 
 export interface CreateWorkerOptions {
@@ -12,6 +16,10 @@ export interface CreateWorkerOptions {
   activities: Activities;
   /** default: a new connection to config.temporal.address, open for the life of the process */
   connection?: NativeConnection;
+  /** the payload codec (dataConverterFor(config.codec.keys)); default: payloads in clear */
+  dataConverter?: DataConverter;
+  /** Prometheus metrics fed by interceptors; default: none */
+  metrics?: WorkerMetrics;
 }
 
 /** src/workflows (ts, under jest) or dist/src/workflows (js), whichever this module is running from. */
@@ -26,11 +34,13 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
     taskQueue: opts.config.temporal.taskQueue,
     workflowsPath: workflowsPath(),
     activities: opts.activities,
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+    ...(opts.metrics ? { interceptors: { activity: [opts.metrics.activityInterceptor], workflowModules: opts.metrics.workflowModules }, sinks: opts.metrics.sinks } : {}),
   });
 }
 
 /** The SDK's own logs go through our logger as JSON; its INFO chatter (bundling, state changes) only at debug. */
-function installRuntimeLogger(logger: Logger, level: Config['logLevel']): void {
+export function installRuntimeLogger(logger: Logger, level: Config['logLevel']): void {
   const sdkLevel = level === 'debug' || level === 'trace' ? 'DEBUG' : 'WARN';
   Runtime.install({
     logger: new DefaultLogger(sdkLevel, (entry) => {
@@ -72,7 +82,11 @@ export async function main(): Promise<void> {
     if (!backend) throw new ValidationError({ environment: ['Compute environment does not exist'] }, 'Compute environment does not exist');
     return backend;
   };
+  // Publisher plugins served here (settings without `taskQueue`): built-ins and the modules the settings name.
+  const plugins = new PluginRegistry([...builtinPlugins, ...(await loadPluginModules(config.environments))]);
+  checkPluginSettings(config.environments, plugins);
   const activities = createActivities({
+    plugins,
     environments: config.environments,
     backendFor,
     results: shared.results,
@@ -81,8 +95,13 @@ export async function main(): Promise<void> {
     logger,
     authorize: (input) => authorizeJob({ resolver: shared.resolver, decryptor: shared.decryptor, checkContainer: (c) => backendFor(input.environmentId).checkContainer(c) }, input),
   });
+  if (config.codec.keys.length === 0) logger.warn({}, CLEAR_PAYLOADS_WARNING);
+  const metrics = config.workerMetrics.port > 0 ? createWorkerMetrics() : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const worker = await createWorker({ config, activities, connection });
+  const pluginActivities = createPluginActivities(plugins, { environments: config.environments, backendFor: shared.backendFor, logger });
+  const worker = await createWorker({ config, activities: { ...activities, ...pluginActivities }, connection, dataConverter: dataConverterFor(config.codec.keys), ...(metrics ? { metrics } : {}) });
+  const metricsServer = metrics ? await serveWorkerMetrics(metrics.registry, config.workerMetrics.host, config.workerMetrics.port) : undefined;
+  if (metricsServer) logger.info({ host: config.workerMetrics.host, port: metricsServer.port }, 'worker metrics listening');
 
   const sweep = setInterval(() => {
     shared.results.sweepExpired(Date.now()).then(
@@ -100,6 +119,7 @@ export async function main(): Promise<void> {
     await worker.run();
   } finally {
     clearInterval(sweep);
+    metricsServer?.close();
     await connection.close();
     logger.info({}, 'worker stopped');
   }

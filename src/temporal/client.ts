@@ -18,6 +18,7 @@ import type { computeJob } from '../workflows/compute-job';
 import { environmentWorkflowId, holdersQuery, statusQuery, stopUpdate, waitersQuery } from '../workflows/definitions';
 import { agreementIdOf, algorithmDidOf, initialJobState, jobView } from '../workflows/job-view';
 import { C2DAlgorithmDid, C2DDatasetDids, C2DEnvironment, C2DOwner, C2DStatus } from '../workflows/search-attributes';
+import { dataConverterFor } from './codec';
 import type { JobsService } from './jobs-service';
 
 const JOB_WORKFLOW_TYPE = 'computeJob';
@@ -26,10 +27,10 @@ const JOB_WORKFLOW_TYPE = 'computeJob';
 type ExecutionInfo = Omit<WorkflowExecutionInfo, 'raw'>;
 
 /** Connects to the configured Temporal frontend. Throws UnavailableError when it cannot be reached. */
-export async function connectTemporal(config: Pick<Config, 'temporal'>): Promise<Client> {
+export async function connectTemporal(config: Pick<Config, 'temporal'> & { codec?: Pick<Config['codec'], 'keys'> }): Promise<Client> {
   try {
     const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5s' });
-    return new Client({ connection, namespace: config.temporal.namespace });
+    return new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverterFor(config.codec?.keys ?? []) });
   } catch (err) {
     throw new UnavailableError('temporal_unavailable', `Temporal is unreachable at ${config.temporal.address}`, { cause: err });
   }

@@ -1,4 +1,5 @@
 import type { ActivityOptions } from '@temporalio/workflow';
+import { PLUGIN_REFUSED, type PluginStep } from '../plugins/types';
 
 /**
  * Activity option profiles. Permanent errors (bad input, refused access, unknown asset) are thrown
@@ -52,3 +53,20 @@ export const chainCall: ActivityOptions = {
   startToCloseTimeout: '2m',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes },
 };
+
+/**
+ * A publisher plugin: its own timeout and retries as the settings and the plugin decided (the plan),
+ * on its own task queue when it has one. A refusal is never retried.
+ */
+export const pluginCall = (p: PluginStep): ActivityOptions => ({
+  ...(p.taskQueue ? { taskQueue: p.taskQueue } : {}),
+  startToCloseTimeout: `${p.policy.timeoutSeconds}s`,
+  ...(p.policy.scheduleToCloseSeconds ? { scheduleToCloseTimeout: `${p.policy.scheduleToCloseSeconds}s` } : {}),
+  retry: {
+    initialInterval: `${p.policy.retryIntervalMs}ms`,
+    backoffCoefficient: 2,
+    maximumInterval: `${p.policy.maxRetryIntervalSeconds}s`,
+    ...(p.policy.maxAttempts > 0 ? { maximumAttempts: p.policy.maxAttempts } : {}),
+    nonRetryableErrorTypes: [...nonRetryableErrorTypes, PLUGIN_REFUSED],
+  },
+});

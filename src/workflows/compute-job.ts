@@ -5,18 +5,21 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
+  log,
   patched,
   proxyActivities,
   setHandler,
   sleep,
   upsertMemo,
+  TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, FailureDetails, JobPlan } from '../activities';
 import type { JobInput, JobView, TerminationDetails } from '../domain/job';
 import { JobStatus, type JobStatusCode, StopReq, type StopReqCode } from '../domain/status';
-import { chainCall, longStep, quick, step, urgent, waiting } from './activity-options';
+import { PLUGIN_REFUSED, type PluginCall, type PluginStage, type PluginStep } from '../plugins/types';
+import { chainCall, longStep, pluginCall, quick, step, urgent, waiting } from './activity-options';
 import { environmentWorkflowId, releaseSignal, slotGrantedSignal, statusQuery, stopUpdate } from './definitions';
 import { initialJobState, jobView } from './job-view';
 import { C2DStatus } from './search-attributes';
@@ -51,6 +54,16 @@ function describeFailure(err: unknown): { message: string; resource?: string } {
 
 const failed = (status: JobStatusCode, reason: string): Failure => ({ status, details: { exitCode: null, oomKilled: false, reason } });
 
+/** What the consumer reads when a plugin ends the job: the plugin's refusal (its own words, meant for them) or a generic line. */
+function pluginFailureReason(p: PluginStep, err: unknown): string {
+  const who = `plugin ${p.name} (${p.stage})`;
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === PLUGIN_REFUSED) return `${who}: ${err.cause.message.slice(0, 500)}`;
+  if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) return `${who} timed out`;
+  return `${who} failed`;
+}
+
+type PluginActivities = Record<string, (call: PluginCall) => Promise<void>>;
+
 /** Authorization or configuration could not provide the inputs: 32 when the algorithm is to blame, else 31. */
 function provisioningFailure(err: unknown): Failure {
   const { message, resource } = describeFailure(err);
@@ -73,7 +86,10 @@ export async function computeJob(input: JobInput): Promise<JobView> {
   let granted = false;
   let slot: 'none' | 'requested' | 'released' = 'none';
   let stepsStarted = false;
+  let algorithmStarted = false;
   let failure: Failure | null = null;
+  /** publisher plugins, decided at authorization */
+  let plugins: PluginStep[] = [];
 
   const setStatus = (status: JobStatusCode): void => {
     if (state.status === status) return;
@@ -100,6 +116,42 @@ export async function computeJob(input: JobInput): Promise<JobView> {
     slot = 'released';
     await signalRelease();
   };
+
+  const pluginInput = (p: PluginStep): PluginCall => {
+    const v = view();
+    return {
+      jobId: input.jobId,
+      environmentId: input.environmentId,
+      owner: input.owner,
+      plugin: p.name,
+      index: p.index,
+      stage: p.stage,
+      datasetDids: v.inputDID,
+      algorithmDid: v.algoDID,
+      status: v.status,
+      statusText: v.statusText,
+      stopreq: v.stopreq,
+      dateCreated: v.dateCreated,
+      dateFinished: v.dateFinished,
+      results: v.results === '' ? 0 : v.results.length,
+    };
+  };
+
+  /** Runs the stage's plugins in order; the first failure stops the stage and is returned as the reason the job ends. */
+  async function runPlugins(stage: PluginStage): Promise<string | null> {
+    const due = plugins.filter((p) => p.stage === stage);
+    if (due.length > 0 && stage === 'afterAlgorithm') setStatus(JobStatus.FilteringResults);
+    for (const p of due) {
+      const call = proxyActivities<PluginActivities>(pluginCall(p))[p.activity] as (c: PluginCall) => Promise<void>;
+      try {
+        await call(pluginInput(p));
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        return pluginFailureReason(p, err);
+      }
+    }
+    return null;
+  }
 
   setHandler(statusQuery, view);
   setHandler(stopUpdate, () => {
@@ -136,6 +188,13 @@ export async function computeJob(input: JobInput): Promise<JobView> {
         return;
       }
     }
+    // jobs started before plugins existed replay without them
+    if (plan.plugins && patched('plugins')) plugins = plan.plugins;
+    const refused = await runPlugins('beforeProvision');
+    if (refused) {
+      failure = failed(JobStatus.DataProvisioningFailed, refused);
+      return;
+    }
     const limits = plan.environment;
 
     slot = 'requested';
@@ -165,6 +224,7 @@ export async function computeJob(input: JobInput): Promise<JobView> {
 
     setStatus(JobStatus.RunningAlgorithm);
     const { algorithmStep } = proxyActivities<Activities>(longStep(limits.maxJobDuration));
+    algorithmStarted = true;
     try {
       const ran = await algorithmStep({ ...ref, plan });
       stoppable = false;
@@ -182,9 +242,13 @@ export async function computeJob(input: JobInput): Promise<JobView> {
   }
 
   async function publish(): Promise<void> {
+    // Plugins act on the outputs before publishing collects them, also after a stop; a refusal withholds every output.
+    let refused = algorithmStarted ? await runPlugins('afterAlgorithm') : null;
+    refused ??= await runPlugins('beforePublish');
+    if (refused) failure ??= failed(JobStatus.ResultsUploadFailed, refused);
     setStatus(JobStatus.PublishingResults);
     try {
-      const published = await publishStep({ ...ref, owner: input.owner });
+      const published = await publishStep({ ...ref, owner: input.owner, ...(refused ? { withholdOutputs: true } : {}) });
       state.results = published.results;
       state.expireTimestamp = published.expireTimestamp;
       if (!published.ok) {
@@ -228,5 +292,10 @@ export async function computeJob(input: JobInput): Promise<JobView> {
       await cleanupJob(ref);
     });
   }
+  // The job has ended (status final, workspace gone): notifications and the like. A failure here changes nothing for the consumer.
+  await CancellationScope.nonCancellable(async () => {
+    const notRun = await runPlugins('afterPublish');
+    if (notRun) log.warn('an afterPublish plugin failed', { jobId: input.jobId, reason: notRun });
+  });
   return view();
 }

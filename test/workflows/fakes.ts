@@ -7,6 +7,7 @@ import type { Ddo, DdoService } from '../../src/domain/ddo';
 import { type Environment, type EnvironmentInput, environmentSchema } from '../../src/domain/environment';
 import type { ResultEntry, JobInput } from '../../src/domain/job';
 import type { Logger } from '../../src/domain/logger';
+import type { PluginRegistry } from '../../src/plugins';
 import type { OpenedResult, ResultSource, ResultStore, StoredResults } from '../../src/storage/store';
 
 /** Workflow-logic tests only: a scripted backend, an in-memory store and a fake authorizer stand in for the real parts. */
@@ -151,7 +152,7 @@ export class MemoryResultStore implements ResultStore {
   }
 }
 
-const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
+export const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 
 const ddoOf = (did: string, type: 'dataset' | 'algorithm'): Ddo =>
   ({ id: did, metadata: { type, name: did }, services: [{ id: 'compute', type: 'compute', files: '0x00', timeout: 0 }] }) as unknown as Ddo;
@@ -174,7 +175,7 @@ export function jobInput(environmentId: string, over: Partial<JobInput> = {}): J
 }
 
 /** The fakes wired into the real activities. */
-export function fakeWorld(environments: Environment[]) {
+export function fakeWorld(environments: Environment[], plugins?: PluginRegistry) {
   const backend = new ScriptedBackend();
   const results = new MemoryResultStore();
   const authorizeCalls: string[] = [];
@@ -198,6 +199,6 @@ export function fakeWorld(environments: Environment[]) {
   const decryptor: FileDecryptor = {
     decryptServiceFiles: (ddo) => Promise.resolve({ files: [{ type: 'url', url: `https://files.example/${ddo.id}?token=${SECRET}`, method: 'GET' }] }),
   };
-  const activities = createActivities({ environments, backendFor: () => backend, results, authorize, decryptor, logger: silent, heartbeatMs: 200 });
+  const activities = createActivities({ environments, backendFor: () => backend, results, authorize, decryptor, logger: silent, heartbeatMs: 200, ...(plugins ? { plugins } : {}) });
   return { backend, results, activities, authorizeCalls };
 }

@@ -7,13 +7,14 @@ import { maxOutputBytes } from '../../domain/environment';
 import { C2DError } from '../../domain/errors';
 import type { ContainerSpec } from '../../domain/job';
 import type { Logger } from '../../domain/logger';
-import type { ComputeBackend, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
+import type { ComputeBackend, JobWorkspace, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
 import { CgroupError, type CgroupLayout, cgroupPids, createStepCgroups, detectCgroups, killCgroups, memoryCgroupDir, removeCgroups, stepCgroupDirs } from './cgroups';
 import { chownTo, findExecutable, readableBy, untraversable } from './host';
 import { type JobPaths, jobPaths, STEPS, type StepPaths, stepPaths } from './layout';
 import { streamLog } from './logs';
 import { DEFAULT_NETWORK, JobNetworks } from './network';
 import { listPublishedFiles } from './published';
+import { processWorkspace } from './workspace';
 import { buildSandboxArgs, type ResolvedRuntime, type SandboxOptions, wrapSandboxCommand } from './sandbox-args';
 import { isSupervisorAlive, readState, type StepState, type SupervisorSpec, writeJsonAtomic } from './state';
 import { algorithmSandbox, configureSandbox, findRuntime, publishSandbox } from './steps';
@@ -346,6 +347,10 @@ export class ProcessBackend implements ComputeBackend {
 
   listPublished(jobId: string): Promise<PublishedFile[]> {
     return Promise.resolve(listPublishedFiles(jobPaths(this.opts.dataDir, jobId)));
+  }
+
+  workspace(jobId: string): JobWorkspace {
+    return processWorkspace(jobPaths(this.opts.dataDir, jobId));
   }
 
   openLog(jobId: string, step: StepName, opts: { follow: boolean; signal?: AbortSignal }): Readable | null {
