@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -157,6 +158,10 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
       services: [{ id: 'algo-access', type: 'access', files: '', datatokenAddress: '0x0', serviceEndpoint: '', timeout: 3600 }],
     };
     algorithmDid = await createAsset(publisher, algorithmDdo, data.url('count.js'));
+    // the publisher pins the algorithm as it is now (§ trust rules): its file's sha256, and sha256(entrypoint + image checksum)
+    const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+    const container = algorithmDdo.metadata.algorithm!.container;
+    const trustedAlgorithm = { did: algorithmDid, filesChecksum: sha256(algorithmCode), containerSectionChecksum: sha256(container.entrypoint + container.checksum) };
     datasetDdo = {
       '@context': ['https://w3id.org/did/v1'],
       id: '',
@@ -172,7 +177,7 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
           datatokenAddress: '0x0',
           serviceEndpoint: '',
           timeout: 3600,
-          compute: { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: [], publisherTrustedAlgorithms: [{ did: algorithmDid, filesChecksum: '', containerSectionChecksum: '' }] },
+          compute: { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: [], publisherTrustedAlgorithms: [trustedAlgorithm] },
         },
       ],
     };
