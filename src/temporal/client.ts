@@ -55,6 +55,8 @@ export interface TemporalJobsDeps {
   settleMs?: number;
   /** the most one operation may take against Temporal before it counts as unavailable; default 15 s */
   rpcTimeoutMs?: number;
+  /** how long a running job's status query may wait for a worker before its visibility record answers instead; default 5 s */
+  queryTimeoutMs?: number;
 }
 
 /** JobsService over Temporal: one computeJob workflow per job; state from its query, lists from search attributes. */
@@ -197,18 +199,30 @@ export class TemporalJobsService implements JobsService {
     const handle = this.deps.client.workflow.getHandle(info.workflowId, info.runId);
     const jobId = jobIdOf(info.workflowId);
     let view: JobView;
-    if (info.status.name === 'RUNNING') view = await handle.query(statusQuery);
-    else if (info.status.name === 'COMPLETED') view = (await handle.result()) as JobView;
+    if (info.status.name === 'RUNNING') {
+      try {
+        view = await this.deps.client.connection.withDeadline(Date.now() + (this.deps.queryTimeoutMs ?? 5_000), () => handle.query(statusQuery));
+      } catch (err) {
+        if (err instanceof C2DError) throw err;
+        // No worker answered in time (all busy, or none running): the job's status as it last recorded it in visibility.
+        return this.synthesize(info, jobId);
+      }
+    } else if (info.status.name === 'COMPLETED') view = (await handle.result()) as JobView;
     else return this.synthesize(info, jobId);
     return { ...view, removed: await this.removedFlag(jobId) };
   }
 
-  /** A workflow that failed, was terminated or timed out still answers as a finished job, from what visibility and the store know. */
+  /**
+   * A job's view from what visibility and the store know, without asking the workflow: for a workflow that
+   * failed, was terminated or timed out (answered as a finished job), and for a running one whose worker
+   * does not answer the status query in time (its last recorded status).
+   */
   private async synthesize(info: ExecutionInfo, jobId: string): Promise<JobView> {
     const sa = info.typedSearchAttributes;
     const stored = await this.deps.results.get(jobId);
     const last = (sa.get(C2DStatus) ?? JobStatus.WarmingUp) as JobStatusCode;
-    const status: JobStatusCode = finalStatuses.includes(last) ? last : last >= JobStatus.RunningAlgorithm ? JobStatus.AlgorithmFailed : JobStatus.DataProvisioningFailed;
+    const running = info.status.name === 'RUNNING';
+    const status: JobStatusCode = running || finalStatuses.includes(last) ? last : last >= JobStatus.RunningAlgorithm ? JobStatus.AlgorithmFailed : JobStatus.DataProvisioningFailed;
     const memo = info.memo ?? {};
     const createdAt = typeof memo.createdAt === 'number' ? memo.createdAt : info.startTime.getTime();
     return {
@@ -223,10 +237,10 @@ export class TemporalJobsService implements JobsService {
       removed: stored?.removed ? 1 : 0,
       algoDID: sa.get(C2DAlgorithmDid) ?? '',
       inputDID: sa.get(C2DDatasetDids) ?? [],
-      results: stored?.results ?? [],
+      results: stored?.results ?? (running ? '' : []),
       environment: sa.get(C2DEnvironment) ?? '',
       expireTimestamp: stored?.expireTimestamp ?? null,
-      terminationDetails: { exitCode: null, oomKilled: false, reason: `the job's workflow ended abnormally (${info.status.name.toLowerCase()})` },
+      terminationDetails: running ? null : { exitCode: null, oomKilled: false, reason: `the job's workflow ended abnormally (${info.status.name.toLowerCase()})` },
     };
   }
 }

@@ -1,0 +1,43 @@
+import { Client, Connection } from '@temporalio/client';
+import { JobStatus } from '../../src/domain/status';
+import { TemporalJobsService } from '../../src/temporal/client';
+import { testState } from '../helpers/state';
+import { uniqueName } from '../helpers/temporal';
+import { jobInput, MemoryResultStore } from './fakes';
+
+/** Status must not depend on a worker being free: a consumer polling a queued job while every worker is busy (or none runs) still gets an answer. */
+describe('job status without an answering worker', () => {
+  let connection: Connection;
+  let jobs: TemporalJobsService;
+
+  beforeAll(async () => {
+    connection = await Connection.connect({ address: testState().temporalAddress });
+    // a task queue no worker polls: the status query can never be answered
+    jobs = new TemporalJobsService({ client: new Client({ connection }), taskQueue: uniqueName('no-worker'), results: new MemoryResultStore(), queryTimeoutMs: 1500 });
+  });
+
+  afterAll(async () => {
+    await connection?.close();
+  });
+
+  it('when no worker answers the status query, then the job is reported from its visibility record, still running and unchanged', async () => {
+    const input = jobInput('env-without-worker');
+    await jobs.start(input);
+    const startedAt = Date.now();
+    const view = await jobs.get(input.jobId);
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+    expect(view).toMatchObject({
+      jobId: input.jobId,
+      owner: input.owner,
+      status: JobStatus.WarmingUp,
+      environment: 'env-without-worker',
+      inputDID: input.datasets.map((d) => d.did),
+      dateFinished: null,
+      results: '',
+      terminationDetails: null,
+    });
+    const listed = await jobs.listByOwner(input.owner);
+    expect(listed.map((j) => [j.jobId, j.status])).toEqual([[input.jobId, JobStatus.WarmingUp]]);
+    await connection.workflowService.terminateWorkflowExecution({ namespace: 'default', workflowExecution: { workflowId: `c2d-${input.jobId}` }, reason: 'test over' });
+  });
+});
