@@ -12,7 +12,8 @@ import { testState } from '../helpers/state';
 import { eventually } from '../helpers/temporal';
 import { nodeRaw } from './helpers';
 
-const ENV = 'metrics-e2e';
+// unique per run: the Temporal server (and on-chain DIDs, from a fresh chain's first NFTs) are shared with other test files
+const ENV = `metrics-e2e-${Date.now().toString(36)}`;
 
 /** One sample of a Prometheus text exposition, e.g. sample(text, 'c2d_x_total', { a: '1' }); undefined when absent. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -121,7 +122,7 @@ describe('worker metrics and job visibility (worker and API processes, real Temp
     expect(await ids(`WorkflowType = 'computeJob' AND C2DOwner = '${owner}'`)).toEqual([ok.jobId, crashed.jobId].sort());
     expect(await ids(`C2DOwner = '${owner}' AND C2DStatus = 70`)).toEqual([ok.jobId]);
     expect(await ids(`C2DEnvironment = '${ENV}' AND C2DStatus IN (31, 32, 41, 42, 61, 62)`)).toEqual([crashed.jobId, unpaid.jobId].sort());
-    expect(await ids(`C2DDatasetDids = '${unpaid.inputDID[0]}'`)).toEqual([unpaid.jobId]);
+    expect(await ids(`C2DDatasetDids = '${unpaid.inputDID[0]}' AND C2DEnvironment = '${ENV}'`)).toEqual([unpaid.jobId]);
     expect(await temporal.workflow.count(`C2DEnvironment = '${ENV}' AND ExecutionStatus = 'Completed'`)).toMatchObject({ count: 3 });
   });
 });
