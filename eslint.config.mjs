@@ -18,6 +18,7 @@ const upstream = {
   workflows: ['api', 'temporal', 'chain', 'assets', 'compute', 'storage', 'config', 'entrypoints'],
   temporal: ['api', 'activities', 'entrypoints'],
   api: ['activities', 'entrypoints'],
+  plugins: ['api', 'temporal', 'workflows', 'entrypoints'],
 };
 const zones = Object.entries(upstream).flatMap(([target, froms]) =>
   froms.map((from) => ({ target: layer(target), from: layer(from), message: `${target} must not import ${from} (see docs: import direction)` })),
