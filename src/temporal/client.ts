@@ -88,6 +88,8 @@ export class TemporalJobsService implements JobsService {
             { key: C2DAlgorithmDid, value: algorithmDidOf(input) },
           ],
           memo: { agreementId: agreementIdOf(input), createdAt: input.createdAt },
+          // shown by the Web UI at the top of the workflow (ids only)
+          staticSummary: `Compute job on ${input.environmentId}: ${algorithmDidOf(input)} over ${input.datasets.map((d) => d.did).join(', ')}`,
         });
         return jobView(input, initialJobState());
       } catch (err) {

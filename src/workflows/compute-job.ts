@@ -24,13 +24,15 @@ import { environmentWorkflowId, releaseSignal, slotGrantedSignal, statusQuery, s
 import { initialJobState, jobView } from './job-view';
 import { C2DStatus } from './search-attributes';
 
-const { cleanupJob } = proxyActivities<Activities>(quick);
+// Each activity carries a one-line summary the Temporal Web UI shows beside its name (ids only, like everything in history).
+const { cleanupJob } = proxyActivities<Activities>({ ...quick, summary: "Remove the job's workspace, secrets and limits" });
 // Authorization resolves assets (on chain too): while a source is down the job waits in status 1; a refusal fails at once.
-const { authorizeJob } = proxyActivities<Activities>(chainCall);
-const { stopSteps } = proxyActivities<Activities>(urgent);
-const { acquireSlot } = proxyActivities<Activities>(waiting);
-const { configureStep, publishStep } = proxyActivities<Activities>(step);
-const { verifyOrders } = proxyActivities<Activities>(chainCall);
+const { authorizeJob } = proxyActivities<Activities>({ ...chainCall, summary: 'Check the assets, the publisher rules and the algorithm' });
+const { stopSteps } = proxyActivities<Activities>({ ...urgent, summary: "Kill the job's running steps" });
+const { acquireSlot } = proxyActivities<Activities>({ ...waiting, summary: "Ask the environment's capacity workflow for a slot" });
+const { configureStep } = proxyActivities<Activities>({ ...step, summary: 'Fetch the inputs into the job volume (sandboxed)' });
+const { publishStep } = proxyActivities<Activities>({ ...step, summary: 'Store the outputs and logs for the consumer' });
+const { verifyOrders } = proxyActivities<Activities>({ ...chainCall, summary: 'Verify the datatoken orders on chain' });
 
 /** A slot is held at most maxJobDuration plus this, so a job that vanished without releasing cannot block others forever. */
 const LEASE_MARGIN_MS = 5 * 60_000;
@@ -142,7 +144,7 @@ export async function computeJob(input: JobInput): Promise<JobView> {
     const due = plugins.filter((p) => p.stage === stage);
     if (due.length > 0 && stage === 'afterAlgorithm') setStatus(JobStatus.FilteringResults);
     for (const p of due) {
-      const call = proxyActivities<PluginActivities>(pluginCall(p))[p.activity] as (c: PluginCall) => Promise<void>;
+      const call = proxyActivities<PluginActivities>({ ...pluginCall(p), summary: `Publisher plugin ${p.name} (${p.stage})` })[p.activity] as (c: PluginCall) => Promise<void>;
       try {
         await call(pluginInput(p));
       } catch (err) {
@@ -223,7 +225,7 @@ export async function computeJob(input: JobInput): Promise<JobView> {
     setStatus(JobStatus.ProvisioningSuccess);
 
     setStatus(JobStatus.RunningAlgorithm);
-    const { algorithmStep } = proxyActivities<Activities>(longStep(limits.maxJobDuration));
+    const { algorithmStep } = proxyActivities<Activities>({ ...longStep(limits.maxJobDuration), summary: 'Run the algorithm (sandboxed, no network unless every dataset allows it)' });
     algorithmStarted = true;
     try {
       const ran = await algorithmStep({ ...ref, plan });

@@ -81,6 +81,12 @@ describe('computeJob', () => {
     expect(desc.typedSearchAttributes.get(C2DAlgorithmDid)).toBe(started.algoDID);
     const history = await handle.fetchHistory();
     expect(upsertedStatuses(history)).toEqual([20, 30, 40, 60, 70]);
+    // the Web UI shows each activity with a readable summary, and the job with one
+    const summaries = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).map((e) => Buffer.from(e.userMetadata?.summary?.data ?? []).toString());
+    expect(summaries).toHaveLength(7);
+    for (const s of summaries) expect(s).toMatch(/^"[A-Z].{10,}"$/);
+    expect(summaries.join()).toContain('Run the algorithm');
+    expect(Buffer.from(history.events?.[0]?.userMetadata?.summary?.data ?? []).toString()).toContain(`Compute job on ${env.id}`);
 
     // the algorithm got the §5 environment
     const algoEnv = world.backend.algorithmRequests.get(jobId)?.algorithm?.env;
