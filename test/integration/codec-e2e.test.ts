@@ -30,6 +30,11 @@ const utf8 = (bytes: Uint8Array | null | undefined): string => Buffer.from(bytes
  * the server in clear by design, so the UI and the API can filter on them) and patch markers (written by
  * the SDK's core without the codec; they hold only the patch id, e.g. `verify-orders`).
  */
+/** The job's input: the first payload of the workflow's start event (its user metadata, the summary, is another payload). */
+function inputPayloadOf(history: { events?: { workflowExecutionStartedEventAttributes?: unknown }[] | null }): { metadata: Record<string, Uint8Array>; data: Uint8Array } | undefined {
+  return payloadsOf(history.events?.[0]?.workflowExecutionStartedEventAttributes)[0];
+}
+
 function payloadsOf(history: unknown): { metadata: Record<string, Uint8Array>; data: Uint8Array }[] {
   const found: { metadata: Record<string, Uint8Array>; data: Uint8Array }[] = [];
   const walk = (v: unknown): void => {
@@ -69,7 +74,7 @@ describe('payload encryption end to end (worker and API processes, real Temporal
   let consumer: ProviderClient;
   let dataset: string;
   let temporal: Client;
-  let history: unknown;
+  let history: Awaited<ReturnType<ReturnType<Client["workflow"]["getHandle"]>["fetchHistory"]>>;
   let jobId: string;
 
   beforeAll(async () => {
@@ -116,7 +121,7 @@ describe('payload encryption end to end (worker and API processes, real Temporal
   });
 
   it('when an operator asks the codec endpoint with the token, then the job input decodes to the owner and dataset', async () => {
-    const input = payloadsOf(history)[0];
+    const input = inputPayloadOf(history);
     expect(input).toBeDefined();
     const res = await fetch(`${stack.baseUrl}/codec/decode`, {
       method: 'POST',
@@ -148,7 +153,7 @@ describe('payload encryption end to end (worker and API processes, real Temporal
   });
 
   it('when the token is missing, or a page of another origin asks, then nothing is decoded; the UI origin passes the preflight', async () => {
-    const input = payloadsOf(history)[0];
+    const input = inputPayloadOf(history);
     const body = JSON.stringify({ payloads: [{ metadata: Object.fromEntries(Object.entries(input?.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(input?.data) }] });
     const anonymous = await fetch(`${stack.baseUrl}/codec/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json', Origin: UI_ORIGIN }, body });
     expect(anonymous.status).toBe(401);
