@@ -50,6 +50,10 @@ const envSchema = z.object({
   C2D_FEE_TOKEN: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x address').optional(),
   /** Blocks an order transaction needs on top of it before it counts (0: mined is enough). */
   C2D_CHAIN_CONFIRMATIONS: z.coerce.number().int().nonnegative().default(0),
+  /** kubeconfig file of the cluster `kubernetes` environments run in. Empty: the in-cluster service account. */
+  C2D_KUBECONFIG: z.string().default(''),
+  /** Where the worker sees the results volume the publishing pods write to (kubernetes backend). Default: <data dir>/k8s-results. */
+  C2D_K8S_RESULTS_DIR: z.string().optional(),
 });
 
 export interface Runtime {
@@ -90,6 +94,8 @@ export interface Config {
   chains: Record<number, ChainSettings>;
   /** where Ocean's contract addresses are read from (and written by the dev chain) */
   contractsFile: string;
+  /** kubernetes backend: kubeconfig file (undefined: in-cluster) and the worker's mount of the results volume */
+  kubernetes: { kubeconfig: string | undefined; resultsDir: string };
 }
 
 const runtimesSchema = z.record(z.string().regex(/^[a-z0-9._/-]+$/), z.union([z.string(), z.object({ command: z.string(), names: z.array(z.string()).optional() })]));
@@ -186,5 +192,6 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { node
     resultSweepSeconds: e.C2D_RESULT_SWEEP_SECONDS,
     chains: e.C2D_CHAIN_RPC_URL ? { [e.C2D_CHAIN_ID]: { chainId: e.C2D_CHAIN_ID, rpcUrl: e.C2D_CHAIN_RPC_URL, contractsFile, feeToken: e.C2D_FEE_TOKEN, confirmations: e.C2D_CHAIN_CONFIRMATIONS } } : {},
     contractsFile,
+    kubernetes: { kubeconfig: e.C2D_KUBECONFIG ? path.resolve(e.C2D_KUBECONFIG) : undefined, resultsDir: path.resolve(e.C2D_K8S_RESULTS_DIR ?? path.join(dataDir, 'k8s-results')) },
   };
 }
