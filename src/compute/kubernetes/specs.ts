@@ -5,8 +5,8 @@
  * Per job, all in the environment's namespace and all owned by the job's ConfigMap `c2d-<jobId>`
  * (delete it and the garbage collector removes the rest):
  * - `c2d-<jobId>-data`       PVC (ReadWriteOnce, diskGB): the job's /data, shared by the three pods in turn
- * - `c2d-<jobId>-configure`  Secret: the configure spec (decrypted file locations), mounted into the configure pod only
- * - `c2d-<jobId>-algorithm`  NetworkPolicy: no ingress, no egress for the algorithm pod (unless the job may use the network)
+ * - `c2d-<jobId>-configure-spec` Secret: the configure spec (decrypted file locations), mounted into the configure pod only
+ * - `c2d-<jobId>-no-network` NetworkPolicy: no ingress, no egress for the algorithm pod (unless the job may use the network)
  * - `c2d-<jobId>-stop`       ConfigMap: exists once the job was stopped (no new consumer step starts)
  * - `c2d-<jobId>-<step>`     Pods configure, algorithm, publish
  */
@@ -44,8 +44,8 @@ export function jobNames(jobId: string): JobNames {
     owner: base,
     stopMarker: `${base}-stop`,
     data: `${base}-data`,
-    secret: `${base}-configure`,
-    networkPolicy: `${base}-algorithm`,
+    secret: `${base}-configure-spec`,
+    networkPolicy: `${base}-no-network`,
     pod: (step) => `${base}-${step}`,
   };
 }
