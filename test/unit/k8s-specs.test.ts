@@ -174,7 +174,7 @@ describe('step pods', () => {
     [{ cpuNumber: 2, ramGB: 1.5 }, { cpu: '2000m', memory: '1536Mi', 'ephemeral-storage': '1024Mi' }],
     [{ cpuNumber: 0.5, ramGB: 4, gpuNumber: 2, kubernetes: { ephemeralStorageGB: 10 } }, { cpu: '500m', memory: '4096Mi', 'ephemeral-storage': '10240Mi', 'nvidia.com/gpu': '2' }],
   ] as const)('when the environment is %j, then the algorithm requests and is limited to %j', (overrides, resources) => {
-    const c = algorithmPod(ctx(overrides as Partial<EnvironmentInput>), algorithm(), 'img').spec!.containers[0]!;
+    const c = algorithmPod(ctx(overrides), algorithm(), 'img').spec!.containers[0]!;
     expect(c.resources).toEqual({ requests: resources, limits: resources });
   });
 
