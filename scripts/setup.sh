@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the stack needs beyond npm packages, idempotently (skips what is already there):
-# bubblewrap + util-linux (the process backend's sandbox) and the Temporal CLI (dev server).
+# bubblewrap + util-linux (the process backend's sandbox), the Temporal CLI (dev server) and the local
+# Kubernetes control plane's binaries (the kubernetes backend's tests, npm run k8s:up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,3 +27,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 bash scripts/ensure-temporal.sh >/dev/null
+# First time: builds Kubernetes and etcd from Go modules (many minutes); then cached.
+if ! bash scripts/ensure-k8s.sh >/dev/null; then
+  echo "warning: no local Kubernetes binaries: the tests in test/k8s and npm run k8s:up need them (see above)." >&2
+fi
