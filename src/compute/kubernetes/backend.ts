@@ -140,8 +140,9 @@ export class KubernetesBackend implements ComputeBackend {
     const names = jobNames(jobId);
     let uid = this.owners.get(jobId);
     if (!uid) {
-      const { object } = await this.client.create(ownerConfigMap(jobId, this.env));
-      uid = object.metadata?.uid;
+      const owner = ownerConfigMap(jobId, this.env);
+      const made = await this.client.create(owner);
+      uid = (made.object ?? (await this.client.read('ConfigMap', this.namespace, names.owner)))?.metadata?.uid;
       if (!uid) throw new C2DError('unavailable', 'kubernetes_unavailable', `the API server returned the job's ConfigMap ${names.owner} without a uid`);
       this.owners.set(jobId, uid);
     }

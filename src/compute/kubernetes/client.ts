@@ -60,8 +60,11 @@ export class KubeApiError extends Error {
 }
 
 export interface KubeClient {
-  /** Creates the object; one that already exists under that name counts as success and is returned instead (created: false). */
-  create<T extends KubeObject>(obj: T): Promise<{ object: T; created: boolean }>;
+  /**
+   * Creates the object; one that already exists under that name counts as success (created: false,
+   * object: null; read it if you need it: not reading keeps the calls, and the rights, to a minimum).
+   */
+  create<T extends KubeObject>(obj: T): Promise<{ object: T; created: true } | { object: null; created: false }>;
   /** The object, or null when there is none. */
   read<K extends KubeKind>(kind: K, namespace: string, name: string): Promise<Extract<KubeObject, { kind: K }> | null>;
   /** Deletes the object; true when it was there, false when it was not (both count as success). */
@@ -173,7 +176,7 @@ export function createKubeClient(kubeconfig: string | undefined): KubeClient {
       return calls;
     },
 
-    async create<T extends KubeObject>(obj: T): Promise<{ object: T; created: boolean }> {
+    async create<T extends KubeObject>(obj: T): Promise<{ object: T; created: true } | { object: null; created: false }> {
       const namespace = obj.metadata?.namespace ?? '';
       const name = obj.metadata?.name ?? '';
       try {
@@ -194,8 +197,7 @@ export function createKubeClient(kubeconfig: string | undefined): KubeClient {
         return { object: { ...created, kind: obj.kind } as T, created: true };
       } catch (err) {
         if ((err as KubeApiError).status !== 409) throw err;
-        const existing = await call(`read ${obj.kind} ${name}`, (a) => readRaw(a, obj.kind, namespace, name));
-        return { object: { ...existing, kind: obj.kind } as T, created: false };
+        return { object: null, created: false };
       }
     },
 
