@@ -132,14 +132,19 @@ function startProcess(name: string, bin: string, args: string[], dir: string, de
   const log = fs.openSync(path.join(dir, 'logs', `${name}.log`), 'a');
   const child = spawn(bin, args, { stdio: ['ignore', log, log], detached });
   fs.closeSync(log);
+  child.on('error', () => undefined); // reported through exitOf while starting
   if (detached) child.unref();
   return { name, child };
 }
 
+/** Rejects when the process ends (or cannot start); only ever raced against startup steps. */
 function exitOf(p: Proc): Promise<never> {
-  return new Promise((_, reject) =>
-    p.child.once('exit', (code, signal) => reject(new Error(`${p.name} exited (${signal ?? code}) while starting; see its log in logs/${p.name}.log`))),
-  );
+  const ended = new Promise<never>((_, reject) => {
+    p.child.once('exit', (code, signal) => reject(new Error(`${p.name} exited (${signal ?? code}) while starting; see its log in logs/${p.name}.log`)));
+    p.child.once('error', (err) => reject(new Error(`${p.name} did not start: ${err.message}`)));
+  });
+  ended.catch(() => undefined); // a stop() after startup is no error
+  return ended;
 }
 
 /** GET on the API server as admin; resolves with the status code and body. */
@@ -161,8 +166,10 @@ function get(server: string, pki: string, urlPath: string): Promise<{ status: nu
 }
 
 async function until(what: string, deadline: number, check: () => Promise<boolean>, failed: Promise<never>): Promise<void> {
+  let gaveUp = false;
+  failed.catch(() => (gaveUp = true));
   const loop = async (): Promise<void> => {
-    for (;;) {
+    while (!gaveUp) {
       if (await check().catch(() => false)) return;
       if (Date.now() > deadline) throw new Error(`the local control plane: ${what} not within the time allowed`);
       await new Promise((r) => setTimeout(r, 100));
@@ -258,7 +265,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         // No real endpoints to publish for the `kubernetes` Service (a loopback address is not a valid one).
         '--endpoint-reconciler-type=none',
         '--allow-privileged=true', '--profiling=false', '--enable-priority-and-fairness=false',
-        '--logtostderr=true', '-v=0',
+        '-v=0',
       ],
       dir,
       detached,
@@ -271,11 +278,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       bin('kube-controller-manager'),
       [
         `--kubeconfig=${path.join(dir, 'controller-manager.kubeconfig')}`,
-        '--controllers=garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,root-ca-certificate-publisher-controller,job-controller,deployment-controller,replicaset-controller,ttl-after-finished-controller,pod-garbage-collector-controller',
+        '--controllers=garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,root-ca-certificate-publisher-controller,job-controller,deployment-controller,replicaset-controller,ttl-after-finished-controller,pod-garbage-collector-controller,node-lifecycle-controller',
         `--service-account-private-key-file=${path.join(pki, 'sa.key')}`,
         `--root-ca-file=${path.join(pki, 'ca.crt')}`,
-        '--use-service-account-credentials=false', '--leader-elect=false', '--secure-port=0',
-        '--concurrent-gc-syncs=5', '--logtostderr=true', '-v=0',
+        // Each controller as its own ServiceAccount with its bootstrap role (system:controller:*), as kubeadm does.
+        '--use-service-account-credentials=true', '--leader-elect=false', '--secure-port=0',
+        '--concurrent-gc-syncs=5', '-v=0',
       ],
       dir,
       detached,
@@ -284,7 +292,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const sched = startProcess(
       'kube-scheduler',
       bin('kube-scheduler'),
-      [`--kubeconfig=${path.join(dir, 'scheduler.kubeconfig')}`, '--leader-elect=false', '--secure-port=0', '--logtostderr=true', '-v=0'],
+      [`--kubeconfig=${path.join(dir, 'scheduler.kubeconfig')}`, '--leader-elect=false', '--secure-port=0', '-v=0'],
       dir,
       detached,
     );
@@ -297,22 +305,21 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
         '--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom',
         '--cidr=10.244.0.0/16', '--node-ip=10.0.0.1', '--node-lease-duration-seconds=40',
-        '--server-address=127.0.0.1:0',
       ],
       dir,
       detached,
     );
     procs.push(kwok);
     const failed = Promise.race([exitOf(cm), exitOf(sched), exitOf(kwok)]);
-    failed.catch(() => undefined);
 
     await kubectl(binDir, kubeconfig, ['apply', '-f', '-'], JSON.stringify(fakeNode()));
     await until('the default ServiceAccount (controller-manager)', deadline, async () => (await get(server, pki, '/api/v1/namespaces/default/serviceaccounts/default')).status === 200, failed);
-    await until(`node ${FAKE_NODE} Ready (kwok)`, deadline, async () => {
+    // kwok reports the node Ready; the node lifecycle controller then lifts the not-ready taint the API server put on it.
+    await until(`node ${FAKE_NODE} Ready and schedulable`, deadline, async () => {
       const res = await get(server, pki, `/api/v1/nodes/${FAKE_NODE}`);
       if (res.status !== 200) return false;
-      const node = JSON.parse(res.body) as { status?: { conditions?: { type: string; status: string }[] } };
-      return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+      const node = JSON.parse(res.body) as { spec?: { taints?: unknown[] }; status?: { conditions?: { type: string; status: string }[] } };
+      return (node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false) && (node.spec?.taints ?? []).length === 0;
     }, failed);
   } catch (err) {
     await stop();

@@ -92,7 +92,7 @@ describe('the local Kubernetes control plane', () => {
     await new Promise((r) => setTimeout(r, 1000));
     const after = await getJson<PodJson & { status: { containerStatuses: { state: { terminated?: { exitCode: number; reason: string } } }[] } }>(['-n', 'custom', 'get', 'pod', 'ends']);
     expect(after.status.phase).toBe('Failed');
-    expect(after.status.containerStatuses[0]?.state.terminated).toEqual({ exitCode: 137, reason: 'OOMKilled' });
+    expect(after.status.containerStatuses[0]?.state.terminated).toMatchObject({ exitCode: 137, reason: 'OOMKilled' });
   });
 
   it('when an owner is deleted, then the garbage collector deletes its dependents (ownerReferences cascade)', async () => {
