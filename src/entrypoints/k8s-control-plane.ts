@@ -12,7 +12,7 @@ import { freePort, waitForPort } from './temporal-server';
  * NamespaceLifecycle among them), kube-controller-manager (garbage collector, service accounts and their
  * tokens, namespaces, jobs, deployments), kube-scheduler and kwok, which plays the kubelet of one fake
  * node (`kwok-node-0`): scheduled pods become Running and Ready. The objects, watches, RBAC and admission
- * are real; no container runs.
+ * are real; no container runs. Claims bind (default StorageClass `local`: a pool of PersistentVolumes).
  *
  * Pod phases: kwok marks every pod on its node Running (and Ready) and deletes pods being deleted; it
  * never ends a pod by itself. To end one, a test writes the pod's status (subresource `status`): kwok
@@ -35,6 +35,8 @@ export interface ControlPlaneOptions {
   detached?: boolean;
   /** how long to wait for the API server and the controllers; default 120 s */
   timeoutMs?: number;
+  /** PersistentVolumes in the pool of the default StorageClass (claims bind to them; nothing is mounted); default 32 */
+  volumes?: number;
 }
 
 export interface ControlPlane {
@@ -208,6 +210,25 @@ function fakeNode(): object {
   };
 }
 
+/** Name of the default StorageClass: no provisioner, a pool of ready PersistentVolumes instead. */
+export const STORAGE_CLASS = 'local';
+
+/**
+ * Storage without a provisioner: a default StorageClass and `count` PersistentVolumes of it (1Ti,
+ * ReadWriteOnce and ReadWriteMany) the PV controller binds claims to — one claim per volume, Retained
+ * after the claim goes. No pod really mounts them (kwok runs no container).
+ */
+function storage(count: number): object {
+  const pvs = Array.from({ length: count }, (_, i) => ({
+    apiVersion: 'v1',
+    kind: 'PersistentVolume',
+    metadata: { name: `pool-${String(i).padStart(3, '0')}` },
+    spec: { capacity: { storage: '1Ti' }, accessModes: ['ReadWriteOnce', 'ReadWriteMany'], persistentVolumeReclaimPolicy: 'Retain', storageClassName: STORAGE_CLASS, hostPath: { path: `/nonexistent/c2d-pool-${i}` } },
+  }));
+  const sc = { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: STORAGE_CLASS, annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } }, provisioner: 'kubernetes.io/no-provisioner', volumeBindingMode: 'Immediate', reclaimPolicy: 'Retain' };
+  return { apiVersion: 'v1', kind: 'List', items: [sc, ...pvs] };
+}
+
 /**
  * Starts (or restarts on the same `dir`, keeping its data) the control plane and resolves once the API
  * server is ready, the controllers run (the `default` ServiceAccount exists) and the fake node is Ready.
@@ -278,7 +299,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       bin('kube-controller-manager'),
       [
         `--kubeconfig=${path.join(dir, 'controller-manager.kubeconfig')}`,
-        '--controllers=garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,root-ca-certificate-publisher-controller,job-controller,deployment-controller,replicaset-controller,ttl-after-finished-controller,pod-garbage-collector-controller,node-lifecycle-controller',
+        '--controllers=garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,root-ca-certificate-publisher-controller,job-controller,deployment-controller,replicaset-controller,ttl-after-finished-controller,pod-garbage-collector-controller,node-lifecycle-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller',
         `--service-account-private-key-file=${path.join(pki, 'sa.key')}`,
         `--root-ca-file=${path.join(pki, 'ca.crt')}`,
         // Each controller as its own ServiceAccount with its bootstrap role (system:controller:*), as kubeadm does.
@@ -313,6 +334,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const failed = Promise.race([exitOf(cm), exitOf(sched), exitOf(kwok)]);
 
     await kubectl(binDir, kubeconfig, ['apply', '-f', '-'], JSON.stringify(fakeNode()));
+    if ((opts.volumes ?? 32) > 0) await kubectl(binDir, kubeconfig, ['apply', '-f', '-'], JSON.stringify(storage(opts.volumes ?? 32)));
     await until('the default ServiceAccount (controller-manager)', deadline, async () => (await get(server, pki, '/api/v1/namespaces/default/serviceaccounts/default')).status === 200, failed);
     // kwok reports the node Ready; the node lifecycle controller then lifts the not-ready taint the API server put on it.
     await until(`node ${FAKE_NODE} Ready and schedulable`, deadline, async () => {

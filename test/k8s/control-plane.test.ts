@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { alive } from '../../src/entrypoints/k8s-control-plane';
-import { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, type Kube, startKube } from '../helpers/kube';
+import { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, type Kube, STORAGE_CLASS, startKube } from '../helpers/kube';
 
 const exec = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -93,6 +93,41 @@ describe('the local Kubernetes control plane', () => {
     const after = await getJson<PodJson & { status: { containerStatuses: { state: { terminated?: { exitCode: number; reason: string } } }[] } }>(['-n', 'custom', 'get', 'pod', 'ends']);
     expect(after.status.phase).toBe('Failed');
     expect(after.status.containerStatuses[0]?.state.terminated).toMatchObject({ exitCode: 137, reason: 'OOMKilled' });
+  });
+
+  it('when a test ends a Running pod or leaves it waiting on its image, then the status sticks (kwok does not undo it)', async () => {
+    await kube.kubectl(['create', 'namespace', 'ends']);
+    await kube.waitForServiceAccount('ends');
+    for (const name of ['ok', 'oom', 'pull']) await kube.kubectl(['-n', 'ends', 'create', '-f', '-'], pod(name));
+    for (const name of ['ok', 'oom', 'pull']) await kube.waitForPod('ends', name, (p) => p.status?.phase === 'Running');
+    await kube.finishPod('ends', 'ok', { exitCode: 0 });
+    await kube.finishPod('ends', 'oom', { exitCode: 137, reason: 'OOMKilled' });
+    await kube.waitPod('ends', 'pull', 'ImagePullBackOff', 'Back-off pulling image "busybox"');
+    await new Promise((r) => setTimeout(r, 1500));
+    type Terminated = { exitCode: number; reason: string };
+    const state = async (name: string): Promise<{ phase?: string; state: { terminated?: Terminated; waiting?: { reason: string } } }> => {
+      const p = await kube.waitForPod('ends', name, () => true);
+      return { phase: p.status?.phase, state: (p.status?.containerStatuses as { state: { terminated?: Terminated; waiting?: { reason: string } } }[])[0]!.state };
+    };
+    expect(await state('ok')).toMatchObject({ phase: 'Succeeded', state: { terminated: { exitCode: 0, reason: 'Completed' } } });
+    expect(await state('oom')).toMatchObject({ phase: 'Failed', state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } });
+    expect(await state('pull')).toMatchObject({ phase: 'Pending', state: { waiting: { reason: 'ImagePullBackOff' } } });
+  });
+
+  it('when a claim asks for the default storage, then it binds, its pod runs, and once both are deleted nothing is left', async () => {
+    await kube.kubectl(['create', 'namespace', 'vol']);
+    await kube.waitForServiceAccount('vol');
+    const claim = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '2Gi' } } } };
+    await kube.kubectl(['-n', 'vol', 'create', '-f', '-'], JSON.stringify(claim));
+    const user = JSON.parse(pod('user')) as { spec: { volumes?: unknown[] } };
+    user.spec.volumes = [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }];
+    await kube.kubectl(['-n', 'vol', 'create', '-f', '-'], JSON.stringify(user));
+    await kube.waitForPod('vol', 'user', (p) => p.status?.phase === 'Running');
+    const bound = await getJson<{ status: { phase: string }; spec: { storageClassName: string } }>(['-n', 'vol', 'get', 'pvc', 'data']);
+    expect(bound).toMatchObject({ status: { phase: 'Bound' }, spec: { storageClassName: STORAGE_CLASS } });
+    await kube.kubectl(['-n', 'vol', 'delete', 'pvc', 'data', '--wait=false']);
+    await kube.kubectl(['-n', 'vol', 'delete', 'pod', 'user', '--wait=false']);
+    await eventually('pod and claim gone', async () => ((await kube.kubectl(['-n', 'vol', 'get', 'pods,pvc', '-o', 'name'])).trim() === '' ? true : undefined));
   });
 
   it('when an owner is deleted, then the garbage collector deletes its dependents (ownerReferences cascade)', async () => {
