@@ -33,6 +33,12 @@ if [ -z "$go" ]; then
 fi
 export GOTOOLCHAIN=auto CGO_ENABLED=0 GOFLAGS=-mod=mod
 mkdir -p "$dir"
+# One build at a time (parallel test workers on a fresh machine): wait for the other, then reuse its result.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$dir/.lock"
+  flock 9
+  if have_all; then echo "$dir"; exit 0; fi
+fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/c2d-k8s-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
