@@ -41,6 +41,7 @@ export async function waitForPods<T>(client: KubeClient, namespace: string, sele
       const watch = new AbortController();
       const stop = (): void => watch.abort();
       signal.addEventListener('abort', stop, { once: true });
+      if (signal.aborted) stop(); // aborted while we listed
       try {
         await client.watchPods(
           namespace,
