@@ -24,32 +24,32 @@ class FakeCluster implements KubeClient {
   private watchers = new Set<(type: PodEventType, pod: V1Pod) => void>();
   private uid = 0;
 
-  async create<T extends KubeObject>(obj: T) {
+  create<T extends KubeObject>(obj: T): Promise<{ object: T; created: true } | { object: null; created: false }> {
     this.calls++;
     const key = `${obj.kind}/${obj.metadata?.name}`;
-    if (this.objects.has(key)) return { object: null, created: false as const };
+    if (this.objects.has(key)) return Promise.resolve({ object: null, created: false });
     const stored = { ...obj, metadata: { ...obj.metadata, uid: `uid-${++this.uid}` } } as T;
     this.objects.set(key, stored);
     if (obj.kind === 'Pod') this.emit('ADDED', stored as V1Pod);
-    return { object: stored, created: true as const };
+    return Promise.resolve({ object: stored, created: true });
   }
-  async read<K extends KubeKind>(kind: K, _ns: string, name: string) {
+  read<K extends KubeKind>(kind: K, _ns: string, name: string) {
     this.calls++;
-    return (this.objects.get(`${kind}/${name}`) ?? null) as Extract<KubeObject, { kind: K }> | null;
+    return Promise.resolve((this.objects.get(`${kind}/${name}`) ?? null) as Extract<KubeObject, { kind: K }> | null);
   }
-  async remove(kind: KubeKind, _ns: string, name: string) {
+  remove(kind: KubeKind, _ns: string, name: string) {
     this.calls++;
     const obj = this.objects.get(`${kind}/${name}`);
     this.objects.delete(`${kind}/${name}`);
     if (obj && kind === 'Pod') this.emit('DELETED', obj as V1Pod);
-    return obj !== undefined;
+    return Promise.resolve(obj !== undefined);
   }
-  async listPods(_ns: string, selector: { fieldSelector?: string; labelSelector?: string }) {
+  listPods(_ns: string, selector: { fieldSelector?: string; labelSelector?: string }) {
     this.calls++;
     const name = selector.fieldSelector?.replace('metadata.name=', '');
     const job = selector.labelSelector?.replace('c2d.job=', '');
     const items = [...this.objects.values()].filter((o): o is KubeObject & { kind: 'Pod' } => o.kind === 'Pod' && (!name || o.metadata?.name === name) && (!job || o.metadata?.labels?.['c2d.job'] === job));
-    return { items, resourceVersion: '1' };
+    return Promise.resolve({ items: items, resourceVersion: '1' });
   }
   async watchPods(_ns: string, query: { fieldSelector?: string }, onEvent: (type: PodEventType, pod: V1Pod) => void, signal: AbortSignal) {
     this.calls++;
@@ -62,15 +62,15 @@ class FakeCluster implements KubeClient {
     await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     this.watchers.delete(listener);
   }
-  async podLog(_ns: string, pod: string) {
+  podLog(_ns: string, pod: string) {
     this.calls++;
-    return this.logs.get(pod) ?? null;
+    return Promise.resolve(this.logs.get(pod) ?? null);
   }
-  async followPodLog(_ns: string, pod: string) {
+  followPodLog(_ns: string, pod: string) {
     this.calls++;
     const s = new PassThrough();
     this.live.set(pod, s);
-    return s as Readable;
+    return Promise.resolve(s as Readable | null);
   }
 
   setStatus(name: string, status: V1Pod['status']): void {
