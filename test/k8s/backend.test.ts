@@ -213,7 +213,7 @@ describe('kubernetes backend against a real API server', () => {
     await cluster.waitForNothingLeft(jobId);
   });
 
-  it('when configure runs twice at once for one job, then one pod and one secret exist and both calls get its outcome', async () => {
+  it('when configure runs twice at once for one job, then one pod runs and both calls get its outcome', async () => {
     const jobId = newJobId();
     const a = cluster.backend().backend;
     const b = cluster.backend().backend;

@@ -105,6 +105,7 @@ describe('the worker ServiceAccount (k8s/base/worker-rbac.yaml)', () => {
         .sort();
     };
     const everyone = await rules('default'); // what any authenticated account may do (self reviews)
+    expect(everyone).toContain('create authorization.k8s.io/selfsubjectaccessreviews');
     expect(everyone.every((r) => /^create (authorization|authentication)\.k8s\.io\/self/.test(r))).toBe(true);
     expect(await rules('c2d-provider')).toEqual(everyone);
     const compute = (await rules(NAMESPACE)).filter((r) => !everyone.includes(r));
