@@ -87,7 +87,7 @@ async function main(): Promise<void> {
     const environment = environmentSchema.parse({ id: 'bench-k8s', backend: 'kubernetes', kubernetes: { podAnnotations: { ...KWOK_CUSTOM_STATUS_ANNOTATION } } });
     const client = createKubeClient(cp.kubeconfig);
     const backend = new KubernetesBackend({ environment, client, resultsDir, logger: silent });
-    const hooks = { heartbeat: () => undefined, signal: new AbortController().signal };
+    const hooks = () => ({ heartbeat: () => undefined, signal: new AbortController().signal });
     const steps: StepName[] = ['configure', 'algorithm', 'publish'];
     const request = (jobId: string, step: StepName): StepRequest => ({
       jobId,
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
       const toPod: number[] = [];
       for (const step of steps) {
         const t = performance.now();
-        await backend.runStep(request(jobId, step), hooks);
+        await backend.runStep(request(jobId, step), hooks());
         toPod.push((created.get(`c2d-${jobId}-${step}`) ?? NaN) - t);
       }
       await backend.listPublished(jobId);
@@ -125,7 +125,7 @@ async function main(): Promise<void> {
     // 2. Concurrent jobs: from starting them all to every algorithm pod existing
     const ids = Array.from({ length: CONCURRENT }, hex);
     const t0 = performance.now();
-    await Promise.all(ids.map((id) => backend.runStep(request(id, 'algorithm'), hooks)));
+    await Promise.all(ids.map((id) => backend.runStep(request(id, 'algorithm'), hooks())));
     const allCreated = Math.max(...ids.map((id) => created.get(`c2d-${id}-algorithm`) ?? NaN)) - t0;
     await Promise.all(ids.map((id) => backend.cleanup(id)));
 
