@@ -90,6 +90,17 @@ export async function startBackendCluster(): Promise<BackendCluster> {
       net: adminConfig.makeApiClient(lib.NetworkingV1Api),
       authz: adminConfig.makeApiClient(lib.AuthorizationV1Api),
     };
+    // The kubelet's last word on a deleted pod: once its containers are gone it removes the pod
+    // (grace 0). kwok leaves that to us for the pods whose status we write; none of them runs anything.
+    const kubelet = await new lib.Watch(adminConfig).watch(
+      `/api/v1/namespaces/${NAMESPACE}/pods`,
+      {},
+      (type: string, pod: k8s.V1Pod) => {
+        if (type === 'DELETED' || !pod.metadata?.deletionTimestamp || !pod.spec?.nodeName) return;
+        admin.core.deleteNamespacedPod({ name: pod.metadata.name ?? '', namespace: NAMESPACE, gracePeriodSeconds: 0 }).catch(() => undefined);
+      },
+      () => undefined,
+    );
     const env = (overrides: Partial<EnvironmentInput> = {}): Environment =>
       environmentSchema.parse({
         id: 'k8s-test',
@@ -159,6 +170,7 @@ export async function startBackendCluster(): Promise<BackendCluster> {
         await until(`the objects of job ${jobId} to be gone`, async () => ((await jobObjects(jobId)).length === 0 ? true : undefined));
       },
       async stop() {
+        kubelet.abort();
         await kube.stop();
         fs.rmSync(dir, { recursive: true, force: true });
       },
