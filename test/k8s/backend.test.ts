@@ -232,6 +232,21 @@ describe('kubernetes backend against a real API server', () => {
     await cluster.waitForNothingLeft(jobId);
   });
 
+  it('when the cluster refuses an object (a configure spec over the Secret size limit), then the step fails as permanent with the API server\'s reason and starts no pod', async () => {
+    const jobId = newJobId();
+    const { backend } = cluster.backend();
+    const big: ConfigureSpec = { ...configureSpec, algorithm: { did: null, ddo: null, rawcode: 'x'.repeat(1100 * 1024) } };
+    await expect(backend.runStep({ ...request(jobId, 'configure'), configure: big }, recordingHooks())).rejects.toMatchObject({
+      name: 'C2DError',
+      kind: 'validation',
+      code: 'kubernetes_rejected',
+      message: expect.stringContaining('Secret') as unknown,
+    });
+    expect((await cluster.jobObjects(jobId)).filter((o) => o.startsWith('Pod/') || o.startsWith('Secret/'))).toEqual([]);
+    await backend.cleanup(jobId);
+    await cluster.waitForNothingLeft(jobId);
+  });
+
   it('when the algorithm may use the network, then no deny policy is made and its pod carries the label the namespace policy lets out', async () => {
     const jobId = newJobId();
     const { backend } = cluster.backend();

@@ -6,7 +6,7 @@ import { C2DError } from '../../domain/errors';
 import type { ContainerSpec, ResultType } from '../../domain/job';
 import type { Logger } from '../../domain/logger';
 import type { ComputeBackend, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
-import type { KubeClient, KubeObject, V1Pod } from './client';
+import { KubeApiError, type KubeClient, type KubeObject, type V1Pod } from './client';
 import { containerStarted, podState } from './pod-state';
 import {
   algorithmNetworkPolicy,
@@ -89,6 +89,21 @@ export class KubernetesBackend implements ComputeBackend {
   }
 
   async runStep(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
+    try {
+      return await this.startAndWait(req, hooks);
+    } catch (err) {
+      throw this.mapError(err);
+    }
+  }
+
+  /** An answer of the API server as our error: a refused object is permanent (retrying sends the same one), anything else may pass. */
+  private mapError(err: unknown): unknown {
+    if (!(err instanceof KubeApiError)) return err;
+    if ([400, 413, 422].includes(err.status)) return new C2DError('validation', 'kubernetes_rejected', `the cluster refused the step: ${err.message}`, undefined, { cause: err });
+    return new C2DError('unavailable', 'kubernetes_unavailable', `Kubernetes API: ${err.message}`, undefined, { cause: err });
+  }
+
+  private async startAndWait(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
     if (req.environment.id !== this.env.id) throw new C2DError('internal', 'bad_step_request', `environment ${req.environment.id} sent to the backend of ${this.env.id}`);
     const names = jobNames(req.jobId);
     const ctx = await this.jobContext(req.jobId);
