@@ -2,6 +2,8 @@
 # Installs what the stack needs beyond npm packages, idempotently (skips what is already there):
 # bubblewrap + util-linux (the process backend's sandbox), as root also iproute2 + nftables (network
 # access for algorithms whose datasets allow it; they need a root worker anyway), and the Temporal CLI.
+# With --k8s (npm test, npm run bench) also the local Kubernetes control plane's binaries (the kubernetes
+# backend's tests); `npm run dev` does not need them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,3 +33,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 bash scripts/ensure-temporal.sh >/dev/null
+# First time: builds Kubernetes and etcd from Go modules (many minutes); then cached.
+if [ "${1:-}" = "--k8s" ] && ! bash scripts/ensure-k8s.sh >/dev/null; then
+  echo "warning: no local Kubernetes binaries: the tests in test/k8s and npm run k8s:up need them (see above)." >&2
+fi

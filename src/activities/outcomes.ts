@@ -15,6 +15,7 @@ export function describeOutcome(step: StepName, o: StepOutcome): string {
   if (o.reason === 'output-limit') return `${what} wrote more output than the environment allows`;
   if (o.reason.startsWith('signal:')) return `${what} was killed by ${o.reason.slice('signal:'.length)}`;
   if (o.reason.startsWith('start-failed')) return `${what} could not start: ${o.reason.replace(/^start-failed:?\s*/, '')}`;
+  if (o.reason.startsWith('image-pull:')) return `${what} could not start: ${o.reason.slice('image-pull:'.length).trim()}`;
   if (o.exitCode !== 0) return `${what} exited with code ${String(o.exitCode)}`;
   return o.reason ? `${what}: ${o.reason}` : `${what} finished`;
 }
@@ -26,6 +27,8 @@ const details = (step: StepName, o: StepOutcome, reason = describeOutcome(step, 
 export function algorithmResult(o: StepOutcome): StepResult {
   if (succeeded(o)) return { ok: true, terminationDetails: details('algorithm', o) };
   if (o.reason === 'output-limit') return { ok: false, failStatus: JobStatus.DiskQuotaExceeded, terminationDetails: details('algorithm', o) };
+  // the algorithm's image never arrived: its provisioning failed, it did not run
+  if (o.reason.startsWith('image-pull:')) return { ok: false, failStatus: JobStatus.AlgorithmProvisioningFailed, terminationDetails: details('algorithm', o) };
   return { ok: false, failStatus: JobStatus.AlgorithmFailed, terminationDetails: details('algorithm', o), ...(o.reason === 'deadline' ? { deadline: true } : {}) };
 }
 

@@ -50,7 +50,7 @@ export interface StepOutcome {
   /** exit status of the step's main process; null when it was killed by a signal */
   exitCode: number | null;
   oomKilled: boolean;
-  /** '' for a plain exit; otherwise one of 'deadline' | 'stopped' | 'output-limit' | 'oom' | 'signal:<NAME>' | 'start-failed: <text>' */
+  /** '' for a plain exit; otherwise one of 'deadline' | 'stopped' | 'output-limit' | 'oom' | 'signal:<NAME>' | 'start-failed: <text>' | 'image-pull: <text>' (the step's image cannot be pulled) */
   reason: string;
   /** JSON the step program wrote to its report file (configure: which input failed and why; publish: the files it collected) */
   report?: unknown;

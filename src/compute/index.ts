@@ -2,44 +2,63 @@ import type { Config } from '../config';
 import type { Environment } from '../domain/environment';
 import type { Logger } from '../domain/logger';
 import type { ComputeBackend } from './backend';
+import { createKubeClient, type KubeClient, KubernetesBackend } from './kubernetes';
 import { defaultProgramsDir, ProcessBackend } from './process';
 
 export interface BackendDeps {
-  config: Pick<Config, 'dataDir' | 'runtimes' | 'sandbox'>;
+  config: Pick<Config, 'dataDir' | 'runtimes' | 'sandbox' | 'kubernetes'>;
   logger: Logger;
   /** where the compiled step programs are; default: <repo>/dist/src/entrypoints */
   programsDir?: string;
+  /** the cluster client of kubernetes environments; default: one from config.kubernetes.kubeconfig, created on first use */
+  kube?: KubeClient;
 }
 
 export type BackendKind = Environment['backend'];
 
-/** A new backend of the given kind. */
-export function createBackend(kind: BackendKind, deps: BackendDeps): ComputeBackend {
-  switch (kind) {
-    case 'process':
-      return new ProcessBackend({
-        dataDir: deps.config.dataDir,
-        runtimes: deps.config.runtimes,
-        sandbox: deps.config.sandbox,
-        programsDir: deps.programsDir ?? defaultProgramsDir(),
-        logger: deps.logger.child({ backend: 'process' }),
-      });
-  }
-}
-
-/** One backend per kind, created on first use: environments of the same kind share it. */
+/**
+ * The backend of each environment. One process backend serves every `process` environment (limits
+ * come with each step request); each `kubernetes` environment gets its own backend (its namespace,
+ * images and pod settings), all sharing one cluster client. Backends are created on first use, so a
+ * process that never touches an environment never needs what its backend needs.
+ */
 export class BackendRegistry {
-  private readonly backends = new Map<BackendKind, ComputeBackend>();
+  private readonly backends = new Map<string, ComputeBackend>();
+  private kube: KubeClient | undefined;
 
-  constructor(private readonly deps: BackendDeps) {}
+  constructor(private readonly deps: BackendDeps) {
+    this.kube = deps.kube;
+  }
 
-  forEnvironment(env: Pick<Environment, 'backend'>): ComputeBackend {
-    let backend = this.backends.get(env.backend);
+  forEnvironment(env: Environment): ComputeBackend {
+    const key = env.backend === 'process' ? 'process' : `${env.backend}:${env.id}`;
+    let backend = this.backends.get(key);
     if (!backend) {
-      backend = createBackend(env.backend, this.deps);
-      this.backends.set(env.backend, backend);
+      backend = this.create(env);
+      this.backends.set(key, backend);
     }
     return backend;
+  }
+
+  private create(env: Environment): ComputeBackend {
+    switch (env.backend) {
+      case 'process':
+        return new ProcessBackend({
+          dataDir: this.deps.config.dataDir,
+          runtimes: this.deps.config.runtimes,
+          sandbox: this.deps.config.sandbox,
+          programsDir: this.deps.programsDir ?? defaultProgramsDir(),
+          logger: this.deps.logger.child({ backend: 'process' }),
+        });
+      case 'kubernetes':
+        this.kube ??= createKubeClient(this.deps.config.kubernetes.kubeconfig);
+        return new KubernetesBackend({
+          environment: env,
+          client: this.kube,
+          resultsDir: this.deps.config.kubernetes.resultsDir,
+          logger: this.deps.logger.child({ backend: 'kubernetes', environment: env.id }),
+        });
+    }
   }
 
   /** Every backend created so far (e.g. to check containers against the right one). */

@@ -72,6 +72,10 @@ const envSchema = z.object({
   C2D_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** Address the worker's metrics endpoint listens on. */
   C2D_WORKER_METRICS_HOST: z.string().default('127.0.0.1'),
+  /** kubeconfig file of the cluster `kubernetes` environments run in. Empty: the in-cluster service account. */
+  C2D_KUBECONFIG: z.string().default(''),
+  /** Where the worker sees the results volume the publishing pods write to (kubernetes backend). Default: <data dir>/k8s-results. */
+  C2D_K8S_RESULTS_DIR: z.string().optional(),
 });
 
 /** One key of the payload codec's keyring; `id` is written into every payload it encrypts. */
@@ -128,6 +132,8 @@ export interface Config {
   codec: { keys: PayloadKey[]; token?: string; uiOrigins: string[] };
   /** worker's Prometheus endpoint; port 0: off */
   workerMetrics: { port: number; host: string };
+  /** kubernetes backend: kubeconfig file (undefined: in-cluster) and the worker's mount of the results volume */
+  kubernetes: { kubeconfig: string | undefined; resultsDir: string };
 }
 
 const runtimesSchema = z.record(z.string().regex(/^[a-z0-9._/-]+$/), z.union([z.string(), z.object({ command: z.string(), names: z.array(z.string()).optional() })]));
@@ -252,5 +258,6 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { node
       uiOrigins: (e.C2D_CODEC_UI_ORIGINS ?? `http://127.0.0.1:${e.C2D_TEMPORAL_UI_PORT},http://localhost:${e.C2D_TEMPORAL_UI_PORT}`).split(',').map((o) => o.trim().replace(/\/$/, '')).filter((o) => o !== ''),
     },
     workerMetrics: { port: e.C2D_WORKER_METRICS_PORT, host: e.C2D_WORKER_METRICS_HOST },
+    kubernetes: { kubeconfig: e.C2D_KUBECONFIG ? path.resolve(e.C2D_KUBECONFIG) : undefined, resultsDir: path.resolve(e.C2D_K8S_RESULTS_DIR ?? path.join(dataDir, 'k8s-results')) },
   };
 }

@@ -32,6 +32,52 @@ export const pluginSettingSchema = z.object({
   options: z.record(z.string(), z.unknown()).default({}),
 });
 export type PluginSetting = z.infer<typeof pluginSettingSchema>;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+const tolerationSchema = z.object({
+  key: z.string().optional(),
+  operator: z.enum(['Exists', 'Equal']).optional(),
+  value: z.string().optional(),
+  effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+  tolerationSeconds: z.number().int().optional(),
+});
+
+/** Options of the kubernetes backend (src/compute/kubernetes): where and how a job's three pods run. */
+export const kubernetesOptionsSchema = z.object({
+  /** namespace of the job pods (the worker's Role grants rights there and nowhere else) */
+  namespace: z.string().regex(DNS_LABEL, 'a DNS label (lower-case letters, digits, -)').default('c2d-compute'),
+  /** images of our own configuration and publishing programs (pod-images/) */
+  images: z
+    .object({
+      configure: z.string().min(1).default('c2d-configure:latest'),
+      publish: z.string().min(1).default('c2d-publish:latest'),
+    })
+    .prefault({}),
+  /** algorithm image name as consumers give it (`container.image`, tag and registry ignored) → image the cluster runs */
+  algorithmImages: z.record(z.string(), z.string().min(1)).default({ node: 'c2d-algo-node:latest', python: 'c2d-algo-python:latest' }),
+  /** also run images not in algorithmImages, as given (`image@checksum`, else `image:tag`) */
+  allowAnyImage: z.boolean().default(false),
+  imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+  /** scratch space (/tmp) of each step pod, in GB */
+  ephemeralStorageGB: z.number().positive().default(1),
+  /** storage class of the per-job data volume (diskGB, ReadWriteOnce); unset: the cluster's default class */
+  storageClassName: z.string().optional(),
+  nodeSelector: z.record(z.string(), z.string()).default({}),
+  tolerations: z.array(tolerationSchema).default([]),
+  /** RuntimeClass of the algorithm pod (e.g. gVisor or Kata) */
+  runtimeClassName: z.string().optional(),
+  /** how the algorithm is kept off the network: a per-job default-deny NetworkPolicy, or the RuntimeClass alone */
+  networkIsolation: z.enum(['networkPolicy', 'runtimeClass']).default('networkPolicy'),
+  /** annotations of every step pod (e.g. to opt out of a service mesh's sidecar) */
+  podAnnotations: z.record(z.string(), z.string()).default({}),
+  /** uid and gid (also fsGroup) of every step container */
+  runAsUser: z.number().int().positive().default(1000),
+  /** ReadWriteMany claim in `namespace` the publishing pod writes outputs to; the worker mounts the same storage at C2D_K8S_RESULTS_DIR */
+  resultsClaim: z.string().regex(DNS_LABEL, 'a DNS label (lower-case letters, digits, -)').default('c2d-results'),
+  /** CPU and memory of the configuration and publishing pods */
+  stepResources: z.object({ cpu: z.number().positive().default(0.5), memoryMB: z.number().int().positive().default(512) }).prefault({}),
+});
+export type KubernetesOptions = z.infer<typeof kubernetesOptionsSchema>;
 
 /** A compute environment: Ocean's wire fields plus which backend runs it and that backend's options. */
 export const environmentSchema = z.object({
@@ -51,7 +97,7 @@ export const environmentSchema = z.object({
   /** seconds results stay downloadable */
   storageExpiry: z.number().int().positive().default(7 * 24 * 3600),
   feeToken: z.string().optional(),
-  backend: z.enum(['process']).default('process'),
+  backend: z.enum(['process', 'kubernetes']).default('process'),
   /** options of the process backend */
   process: z
     .object({
@@ -65,6 +111,13 @@ export const environmentSchema = z.object({
     .prefault({}),
   /** publisher plugins, run in this order within each stage */
   plugins: z.array(pluginSettingSchema).default([]),
+  /** options of the kubernetes backend */
+  kubernetes: kubernetesOptionsSchema.prefault({}),
+}).superRefine((env, ctx) => {
+  const k = env.kubernetes;
+  if (env.backend === 'kubernetes' && k.networkIsolation === 'runtimeClass' && !k.runtimeClassName) {
+    ctx.addIssue({ code: 'custom', path: ['kubernetes', 'runtimeClassName'], message: 'required when networkIsolation is runtimeClass' });
+  }
 });
 export type Environment = z.infer<typeof environmentSchema>;
 export type EnvironmentInput = z.input<typeof environmentSchema>;

@@ -136,7 +136,8 @@ async function download(file: UrlFile, dest: string, budget: { left: number }): 
 
 async function configure(spec: ConfigureSpec): Promise<void> {
   const budget = { left: spec.maxInputBytes };
-  for (const dir of [INPUTS, DDOS, path.dirname(ALGORITHM)]) fs.mkdirSync(dir, { recursive: true });
+  // outputs and logs too: on Kubernetes the algorithm pod mounts each as a subPath of the job's volume, which must exist and be the step uid's
+  for (const dir of [INPUTS, DDOS, path.dirname(ALGORITHM), path.join(DATA, 'outputs'), path.join(DATA, 'logs')]) fs.mkdirSync(dir, { recursive: true });
   for (const [i, ds] of spec.datasets.entries()) {
     if (!safeName(ds.did)) throw new InputFailure('dataset', i, `dataset ${i}: invalid DID`);
     const dir = path.join(INPUTS, inputDirName(ds.did));

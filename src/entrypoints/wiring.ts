@@ -7,7 +7,7 @@ import { ProviderFileDecryptor } from '../assets/decryptor';
 import { type AssetResolver, ChainedResolver } from '../assets/resolver';
 import { createChainServices } from '../chain/services';
 import type { ComputeBackend } from '../compute/backend';
-import { defaultProgramsDir, ProcessBackend } from '../compute/process/backend';
+import { BackendRegistry } from '../compute';
 import type { Config } from '../config';
 import type { Logger } from '../domain/logger';
 import { LocalResultStore } from '../storage/local';
@@ -29,12 +29,10 @@ export function createSharedDeps(config: Config, logger: Logger) {
   const decryptor = new ProviderFileDecryptor(config.providerPrivateKey);
   const results = new LocalResultStore(config.dataDir);
   const backends = new Map<string, ComputeBackend>();
-  let processBackend: ProcessBackend | undefined;
-  for (const env of config.environments) {
-    // One process backend serves every `process` environment; limits come with each step request.
-    processBackend ??= new ProcessBackend({ dataDir: config.dataDir, runtimes: config.runtimes, sandbox: config.sandbox, programsDir: defaultProgramsDir(), logger: logger.child({ part: 'process-backend' }) });
-    backends.set(env.id, processBackend);
-  }
+  // One process backend for every `process` environment, one kubernetes backend per `kubernetes`
+  // environment (sharing the cluster client of C2D_KUBECONFIG); created now, so a missing sandbox tool fails at startup.
+  const registry = new BackendRegistry({ config, logger });
+  for (const env of config.environments) backends.set(env.id, registry.forEnvironment(env));
   return {
     chain,
     providerWallet: new Wallet(config.providerPrivateKey),

@@ -1,0 +1,2 @@
+export { KubernetesBackend, type KubernetesBackendOptions } from './backend';
+export { createKubeClient, type KubeClient } from './client';
