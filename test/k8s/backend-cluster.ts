@@ -1,6 +1,6 @@
 /**
  * A real control plane (test/helpers/kube.ts) prepared for the kubernetes backend: the namespaces and
- * the worker's RBAC from k8s/base applied, and a kubeconfig holding the worker ServiceAccount's token,
+ * the worker's and the API's RBAC from k8s/base applied, and a kubeconfig holding the worker ServiceAccount's token,
  * so the backend under test has exactly the rights production gives it. The test's own checks use an
  * admin client of @kubernetes/client-node directly (not our wrapper), to read what the API server stored.
  */
@@ -31,6 +31,8 @@ export interface BackendCluster {
   admin: Admin;
   /** kubeconfig authenticating as system:serviceaccount:c2d-provider:c2d-worker */
   workerKubeconfig: string;
+  /** kubeconfig authenticating as system:serviceaccount:c2d-provider:c2d-api */
+  apiKubeconfig: string;
   resultsDir: string;
   env(overrides?: Partial<EnvironmentInput>): Environment;
   /** a fresh backend (a fresh worker: own client, nothing cached) running as the worker ServiceAccount */
@@ -65,23 +67,30 @@ export async function startBackendCluster(): Promise<BackendCluster> {
   try {
     await kube.kubectl(['apply', '-f', path.join(root, 'k8s/base/namespaces.yaml')]);
     await kube.kubectl(['apply', '-f', path.join(root, 'k8s/base/worker-rbac.yaml')]);
+    await kube.kubectl(['apply', '-f', path.join(root, 'k8s/base/api-rbac.yaml')]);
     await kube.waitForServiceAccount(NAMESPACE);
-    const token = (await kube.kubectl(['create', 'token', 'c2d-worker', '-n', 'c2d-provider', '--duration=2h'])).trim();
 
     const adminConfig = new lib.KubeConfig();
     adminConfig.loadFromFile(kube.kubeconfig);
     const cluster = adminConfig.getCurrentCluster();
     if (!cluster) throw new Error('admin kubeconfig has no cluster');
-    const worker = new lib.KubeConfig();
-    worker.loadFromOptions({
-      clusters: [cluster],
-      users: [{ name: 'c2d-worker', token }],
-      contexts: [{ name: 'c2d-worker', cluster: cluster.name, user: 'c2d-worker' }],
-      currentContext: 'c2d-worker',
-    });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-k8s-backend-'));
-    const workerKubeconfig = path.join(dir, 'worker.kubeconfig');
-    fs.writeFileSync(workerKubeconfig, worker.exportConfig(), { mode: 0o600 });
+    /** A kubeconfig authenticating with a token of one of our ServiceAccounts in c2d-provider. */
+    const kubeconfigOf = async (serviceAccount: string): Promise<string> => {
+      const token = (await kube.kubectl(['create', 'token', serviceAccount, '-n', 'c2d-provider', '--duration=2h'])).trim();
+      const config = new lib.KubeConfig();
+      config.loadFromOptions({
+        clusters: [cluster],
+        users: [{ name: serviceAccount, token }],
+        contexts: [{ name: serviceAccount, cluster: cluster.name, user: serviceAccount }],
+        currentContext: serviceAccount,
+      });
+      const file = path.join(dir, `${serviceAccount}.kubeconfig`);
+      fs.writeFileSync(file, config.exportConfig(), { mode: 0o600 });
+      return file;
+    };
+    const workerKubeconfig = await kubeconfigOf('c2d-worker');
+    const apiKubeconfig = await kubeconfigOf('c2d-api');
     const resultsDir = path.join(dir, 'results');
     fs.mkdirSync(resultsDir);
 
@@ -138,6 +147,7 @@ export async function startBackendCluster(): Promise<BackendCluster> {
       kube,
       admin,
       workerKubeconfig,
+      apiKubeconfig,
       resultsDir,
       env,
       backend(environment = env()) {

@@ -104,14 +104,19 @@ describe('the k8s/ manifests', () => {
     expect(sources[0]).toBe(sources[1]);
   });
 
-  it.each(overlays)('when the %s overlay renders, then the worker runs as its ServiceAccount, bound only inside the compute namespace (nothing cluster-wide)', (o) => {
+  it.each(overlays)('when the %s overlay renders, then the worker and the API run as their own ServiceAccounts, bound only inside the compute namespace (nothing cluster-wide)', (o) => {
     const { objects } = rendered[o]!;
     const sa = find(o, 'Deployment', 'c2d-worker').spec.template.spec.serviceAccountName as string;
     find(o, 'ServiceAccount', sa, 'c2d-provider');
     const bindings = objects.filter((x) => x.kind === 'RoleBinding' && (x as unknown as { subjects: { kind: string; name: string }[] }).subjects.some((s) => s.kind === 'ServiceAccount' && s.name === sa));
     expect(bindings.map((b) => b.metadata.namespace)).toEqual(['c2d-compute']);
     expect(objects.filter((x) => x.kind === 'ClusterRole' || x.kind === 'ClusterRoleBinding')).toEqual([]);
-    expect(find(o, 'Deployment', 'c2d-api').spec.template.spec.automountServiceAccountToken).toBe(false);
+    // the API's own account is bound in the compute namespace only (it follows job logs there: api-rbac.yaml)
+    const apiSa = find(o, 'Deployment', 'c2d-api').spec.template.spec.serviceAccountName as string;
+    expect(apiSa).toBe('c2d-api');
+    find(o, 'ServiceAccount', apiSa, 'c2d-provider');
+    const apiBindings = objects.filter((x) => x.kind === 'RoleBinding' && (x as unknown as { subjects: { kind: string; name: string }[] }).subjects.some((s) => s.kind === 'ServiceAccount' && s.name === apiSa));
+    expect(apiBindings.map((b) => b.metadata.namespace)).toEqual(['c2d-compute']);
   });
 
   it.each(overlays)('when the %s overlay renders, then the compute namespace denies all traffic by default and the provider namespace admits only the API port', (o) => {

@@ -1,20 +1,26 @@
 /**
- * k8s/base/worker-rbac.yaml applied to a real API server: the worker's ServiceAccount, authenticating
- * with its own token, may do exactly what the kubernetes backend needs in c2d-compute and nothing else
- * (SelfSubjectAccessReview and SelfSubjectRulesReview asked by the ServiceAccount itself; a few refused
- * calls made for real).
+ * k8s/base/worker-rbac.yaml and api-rbac.yaml applied to a real API server: the worker's ServiceAccount,
+ * authenticating with its own token, may do exactly what the kubernetes backend needs in c2d-compute and
+ * nothing else; the API's may only follow job logs there (SelfSubjectAccessReview and
+ * SelfSubjectRulesReview asked by each ServiceAccount itself; a few refused calls made for real).
  */
 import type * as k8s from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { type BackendCluster, NAMESPACE, startBackendCluster } from './backend-cluster';
 
 let cluster: BackendCluster;
-let worker: { authz: k8s.AuthorizationV1Api; core: k8s.CoreV1Api };
+type Account = { authz: k8s.AuthorizationV1Api; core: k8s.CoreV1Api };
+let worker: Account;
+let api: Account;
 beforeAll(async () => {
   cluster = await startBackendCluster();
   const lib = await import('@kubernetes/client-node');
-  const kc = new lib.KubeConfig();
-  kc.loadFromFile(cluster.workerKubeconfig);
-  worker = { authz: kc.makeApiClient(lib.AuthorizationV1Api), core: kc.makeApiClient(lib.CoreV1Api) };
+  const account = (file: string): Account => {
+    const kc = new lib.KubeConfig();
+    kc.loadFromFile(file);
+    return { authz: kc.makeApiClient(lib.AuthorizationV1Api), core: kc.makeApiClient(lib.CoreV1Api) };
+  };
+  worker = account(cluster.workerKubeconfig);
+  api = account(cluster.apiKubeconfig);
 }, 180_000);
 afterAll(async () => {
   if (cluster) await cluster.stop();
@@ -30,8 +36,8 @@ interface Check {
 
 const describeCheck = (c: Check): string => `${c.verb} ${c.group ? `${c.group}/` : ''}${c.resource}${c.subresource ? `/${c.subresource}` : ''} in ${c.namespace ?? 'the cluster'}`;
 
-async function allowed(c: Check): Promise<boolean> {
-  const review = await worker.authz.createSelfSubjectAccessReview({
+async function allowed(c: Check, who: Account = worker): Promise<boolean> {
+  const review = await who.authz.createSelfSubjectAccessReview({
     body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { verb: c.verb, resource: c.resource, subresource: c.subresource, group: c.group ?? '', namespace: c.namespace } } },
   });
   return review.status?.allowed === true;
@@ -88,6 +94,47 @@ const refused: Check[] = [
   { verb: 'impersonate', resource: 'serviceaccounts' },
 ];
 
+/** What a ServiceAccount may do in a namespace, as `verb group/resource` lines, sorted. */
+async function rulesOf(who: Account, namespace: string): Promise<string[]> {
+  const review = await who.authz.createSelfSubjectRulesReview({ body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectRulesReview', spec: { namespace } } });
+  return (review.status?.resourceRules ?? [])
+    .flatMap((r) => r.apiGroups!.flatMap((g) => (r.resources ?? []).flatMap((res) => r.verbs.map((v) => `${v} ${g ? `${g}/` : ''}${res}${r.resourceNames?.length ? `:${r.resourceNames.join(',')}` : ''}`))))
+    .sort();
+}
+
+describe('the API ServiceAccount (k8s/base/api-rbac.yaml)', () => {
+  const apiNeeds: Check[] = [
+    { verb: 'list', resource: 'pods', namespace: NAMESPACE },
+    { verb: 'watch', resource: 'pods', namespace: NAMESPACE },
+    { verb: 'get', resource: 'pods', subresource: 'log', namespace: NAMESPACE },
+  ];
+  const apiRefused: Check[] = [
+    ...['create', 'delete', 'update', 'patch'].map((verb) => ({ verb, resource: 'pods', namespace: NAMESPACE })),
+    ...['get', 'list', 'create', 'delete'].map((verb) => ({ verb, resource: 'secrets', namespace: NAMESPACE })),
+    { verb: 'create', resource: 'pods', subresource: 'exec', namespace: NAMESPACE },
+    { verb: 'create', resource: 'configmaps', namespace: NAMESPACE },
+    { verb: 'delete', resource: 'configmaps', namespace: NAMESPACE },
+    { verb: 'create', resource: 'networkpolicies', group: 'networking.k8s.io', namespace: NAMESPACE },
+    { verb: 'list', resource: 'pods', namespace: 'c2d-provider' },
+    { verb: 'get', resource: 'secrets', namespace: 'c2d-provider' },
+    { verb: 'list', resource: 'pods' },
+  ];
+
+  it.each(apiNeeds.map((c) => [describeCheck(c), c] as const))('when it asks to %s, then it may', async (_, c) => {
+    expect(await allowed(c, api)).toBe(true);
+  });
+
+  it.each(apiRefused.map((c) => [describeCheck(c), c] as const))('when it asks to %s, then it is refused', async (_, c) => {
+    expect(await allowed(c, api)).toBe(false);
+  });
+
+  it('when it lists its rules, then the compute namespace grants only reading pods and their logs, and its own namespace nothing', async () => {
+    const everyone = await rulesOf(api, 'default');
+    expect(await rulesOf(api, 'c2d-provider')).toEqual(everyone);
+    expect((await rulesOf(api, NAMESPACE)).filter((r) => !everyone.includes(r))).toEqual(['get pods/log', 'list pods', 'watch pods']);
+  });
+});
+
 describe('the worker ServiceAccount (k8s/base/worker-rbac.yaml)', () => {
   it.each(needed.map((c) => [describeCheck(c), c] as const))('when it asks to %s, then it may', async (_, c) => {
     expect(await allowed(c)).toBe(true);
@@ -98,12 +145,7 @@ describe('the worker ServiceAccount (k8s/base/worker-rbac.yaml)', () => {
   });
 
   it('when it lists its rules, then the compute namespace grants exactly the backend\'s rights beyond what every account has, and other namespaces nothing', async () => {
-    const rules = async (namespace: string): Promise<string[]> => {
-      const review = await worker.authz.createSelfSubjectRulesReview({ body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectRulesReview', spec: { namespace } } });
-      return (review.status?.resourceRules ?? [])
-        .flatMap((r) => r.apiGroups!.flatMap((g) => (r.resources ?? []).flatMap((res) => r.verbs.map((v) => `${v} ${g ? `${g}/` : ''}${res}${r.resourceNames?.length ? `:${r.resourceNames.join(',')}` : ''}`))))
-        .sort();
-    };
+    const rules = (namespace: string) => rulesOf(worker, namespace);
     const everyone = await rules('default'); // what any authenticated account may do (self reviews)
     expect(everyone).toContain('create authorization.k8s.io/selfsubjectaccessreviews');
     expect(everyone.every((r) => /^create (authorization|authentication)\.k8s\.io\/self/.test(r))).toBe(true);
