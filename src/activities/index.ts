@@ -1,5 +1,5 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
-import type { AuthorizedJob, FileDecryptor } from '../assets/authorize';
+import type { AuthorizedJob, FileDecryptor, RemoteFileSource } from '../assets/authorize';
 import { type JobOrderDeps, verifyJobOrders } from '../chain/job-orders';
 import type { ComputeBackend, ConfigureSpec, StepOutcome, StepRequest } from '../compute/backend';
 import type { Environment } from '../domain/environment';
@@ -27,6 +27,8 @@ export interface ActivityDeps {
    * backend's per-step secret, never in workflow history.
    */
   decryptor: FileDecryptor;
+  /** public algorithms another provider holds: the configuration step gets a signed download through that provider */
+  remoteFiles?: RemoteFileSource;
   logger: Logger;
   /** how often a running step heartbeats; default 1000 ms (the workflow's heartbeatTimeout is 10 s) */
   heartbeatMs?: number;
@@ -77,7 +79,13 @@ export function createActivities(deps: ActivityDeps) {
     let algorithm: ConfigureSpec['algorithm'];
     if (auth.algorithm.kind === 'published') {
       const a = auth.algorithm;
-      algorithm = { did: a.did, ddo: a.ddo, files: (await deps.decryptor.decryptServiceFiles(a.ddo, a.service, 'algorithm')).files };
+      const transferTxId = input.algorithm.kind === 'published' ? input.algorithm.transferTxId : undefined;
+      // A remote algorithm's single file comes through its provider's `download`, signed now (nonces are short-lived in order).
+      const files =
+        a.remote && deps.remoteFiles
+          ? [await deps.remoteFiles.signedFile(a.ddo, a.service, transferTxId, 0)]
+          : (await deps.decryptor.decryptServiceFiles(a.ddo, a.service, 'algorithm')).files;
+      algorithm = { did: a.did, ddo: a.ddo, files };
     } else {
       const raw = input.algorithm.kind === 'raw' ? input.algorithm : undefined;
       algorithm = {

@@ -4,6 +4,7 @@ import pino from 'pino';
 import { AquariusResolver } from '../assets/aquarius';
 import { CatalogResolver } from '../assets/catalog';
 import { ProviderFileDecryptor } from '../assets/decryptor';
+import { RemoteProviderFiles } from '../assets/remote';
 import { type AssetResolver, ChainedResolver } from '../assets/resolver';
 import { createChainServices } from '../chain/services';
 import type { ComputeBackend } from '../compute/backend';
@@ -35,9 +36,12 @@ export function createSharedDeps(config: Config, logger: Logger) {
     processBackend ??= new ProcessBackend({ dataDir: config.dataDir, runtimes: config.runtimes, sandbox: config.sandbox, programsDir: defaultProgramsDir(), logger: logger.child({ part: 'process-backend' }) });
     backends.set(env.id, processBackend);
   }
+  const providerWallet = new Wallet(config.providerPrivateKey);
   return {
     chain,
-    providerWallet: new Wallet(config.providerPrivateKey),
+    providerWallet,
+    // public algorithms other providers hold, fetched through their `download` as our environments' consumerAddress
+    remoteFiles: new RemoteProviderFiles(providerWallet),
     resolver,
     localResolver,
     decryptor,

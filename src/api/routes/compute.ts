@@ -56,7 +56,7 @@ export function computeRoutes(deps: AppDeps): Router {
       datasets: datasetRefs(body),
       algorithm: algorithmRef(body.algorithm),
     };
-    await authorizeJob({ resolver: deps.resolver, decryptor: deps.decryptor, checkContainer: (c) => backend.checkContainer(c) }, input);
+    await authorizeJob({ resolver: deps.resolver, decryptor: deps.decryptor, checkContainer: (c) => backend.checkContainer(c), ...(deps.remoteFiles ? { remoteFiles: deps.remoteFiles } : {}) }, input);
     const jobId = newJobId();
     res.locals.jobId = jobId;
     const job = await deps.jobs.start({ ...input, jobId, createdAt: Date.now() });
