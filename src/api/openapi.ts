@@ -198,7 +198,7 @@ const operations: Operation[] = [
     tags: ['compute'],
     responses: {
       '200': { description: 'The file (its location is never shown)', content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
-      '403': { description: 'Not downloadable (a compute service), not allowed by the credentials, or no valid order', content: json(ref('HandledError')) },
+      '400': { description: 'Not downloadable (a compute service), not allowed by the credentials, or no valid order', content: json(ref('HandledError')) },
       '404': { description: 'No such asset, service or file index', content: json(ref('HandledError')) },
     },
   },

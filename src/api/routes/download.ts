@@ -37,8 +37,8 @@ export function downloadRoutes(deps: AppDeps): Router {
     requireConsumableState(ddo, RESOURCE);
     requireCredentials(ddo, service, q.consumerAddress, RESOURCE);
     if (service.datatokenAddress) {
-      if (!deps.orderVerifier) throw new UnavailableError('chain_not_configured', `${RESOURCE}: ${ddo.id} is on chain, but this provider has no chain configured`);
       if (!q.transferTxId) throw new AccessDeniedError(RESOURCE, 'order_not_found', `${RESOURCE}: an on-chain asset needs the transferTxId of its order`);
+      if (!deps.orderVerifier) throw new UnavailableError('chain_not_configured', `${RESOURCE}: ${ddo.id} is on chain, but this provider has no chain configured`);
       await deps.orderVerifier.checkOrder(
         { resource: RESOURCE, ddo, serviceId: service.id, transferTxId: q.transferTxId, isDataset: false },
         { consumerAddress: q.consumerAddress, now: Math.floor(Date.now() / 1000) },
