@@ -133,11 +133,11 @@ interface AlgorithmIdentity {
 /**
  * Private by default: with both trust lists empty nothing runs. Each non-empty list must let the
  * algorithm through (as Ocean's Provider does); `*` in a list lets every published algorithm through it.
- * An entry that names the DID pins the algorithm to what the publisher reviewed: each checksum the
- * entry carries must equal the algorithm as it is now, and an empty one equals nothing (Ocean's node
- * compares them strictly), so `{did, filesChecksum: "", containerSectionChecksum: ""}` refuses the
- * algorithm. Only an entry that leaves a checksum field out entirely does not pin that part (our
- * catalog's DID-only trust); a `*` entry pins nothing. With several entries for the DID, one must match.
+ * An entry that names the DID pins the algorithm to what the publisher reviewed: both checksums must
+ * equal the algorithm as it is now (the contract's rule, as Ocean's node compares them). An empty or
+ * absent checksum equals nothing, so a DID-only entry trusts nothing: publishers pin both (the catalog
+ * publisher's `trustedAlgorithm` computes them). A `*` entry pins nothing. With several entries for the
+ * DID, one must match both.
  */
 async function requireTrustedAlgorithm(compute: ComputeOptions, algorithm: AlgorithmIdentity, resource: string): Promise<void> {
   const trustedAlgorithms = compute.publisherTrustedAlgorithms;
@@ -155,12 +155,11 @@ async function requireTrustedAlgorithm(compute: ComputeOptions, algorithm: Algor
     throw new AccessDeniedError(resource, 'not_trusted_algo', `${resource}: algorithm ${algorithm.did} is not trusted`);
   }
   const container = containerSectionChecksum(algorithm.container);
-  const matches = (pinned: string | undefined, actual: string): boolean => pinned === undefined || (pinned !== '' && pinned.toLowerCase() === actual);
+  const matches = (pinned: string | undefined, actual: string): boolean => pinned !== undefined && pinned !== '' && pinned.toLowerCase() === actual;
   const containerOk = listed.filter((t) => matches(t.containerSectionChecksum, container));
   if (containerOk.length === 0) {
     throw new AccessDeniedError('algorithm', 'algorithm_container_checksum_mismatch', `algorithm: container section differs from the one ${resource} trusts`);
   }
-  if (containerOk.some((t) => t.filesChecksum === undefined)) return;
   const files = await algorithm.filesChecksum();
   if (!containerOk.some((t) => matches(t.filesChecksum, files))) {
     throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', `algorithm: files differ from the ones ${resource} trusts`);
