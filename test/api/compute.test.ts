@@ -96,8 +96,8 @@ describe('API: compute start, status, stop, delete', () => {
     });
 
     it('when the algorithm image is unknown to the environment, then 400 on the algorithm field and nothing starts', async () => {
-      const algo = await publishCatalogAsset(h.catalogDir, h.provider, { type: 'algorithm', urls: ['https://files.example.invalid/a.js'], allow: [h.consumer.address], container: { ...nodeContainer, image: 'cobol' } });
-      const dataset = await publishCatalogAsset(h.catalogDir, h.provider, { type: 'dataset', urls: [DATASET_URL], allow: [h.consumer.address], trustedAlgorithms: [algo] });
+      const algo = await publishCatalogAsset(h.catalogDir, h.provider, { type: 'algorithm', urls: [h.algorithmUrl], allow: [h.consumer.address], container: { ...nodeContainer, image: 'cobol' } });
+      const dataset = await publishCatalogAsset(h.catalogDir, h.provider, { type: 'dataset', urls: [DATASET_URL], allow: [h.consumer.address], trustedAlgorithms: [h.pinned(algo)] });
       const res = await request(h.app).post(START).send(await h.startBody(h.consumer, { dataset, algorithm: { documentId: algo, serviceId: 'compute' } })).expect(400);
       expect(res.body).toEqual({ message: 'Validation error', errors: { algorithm: ['unknown image cobol:20'] }, success: false });
       expect(h.jobs.started).toHaveLength(0);
