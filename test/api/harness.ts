@@ -8,7 +8,7 @@ import { createApp } from '../../src/api/app';
 import { CatalogResolver } from '../../src/assets/catalog';
 import { containerSectionChecksum, sha256Hex } from '../../src/assets/checksums';
 import { ProviderFileDecryptor } from '../../src/assets/decryptor';
-import { environmentSchema } from '../../src/domain/environment';
+import { type EnvironmentInput, environmentSchema } from '../../src/domain/environment';
 import { UnavailableError } from '../../src/domain/errors';
 import { serveFiles } from '../../src/entrypoints/local-stack';
 import { LocalResultStore } from '../../src/storage/local';
@@ -29,7 +29,7 @@ export const randomWallet = (): Wallet => new Wallet(Wallet.createRandom().priva
  * file nonce store) and fakes only for the orchestrator and the backend. Every response body is kept
  * so tests can assert that no file URL ever left the server.
  */
-export async function apiHarness() {
+export async function apiHarness(opts: { environments?: EnvironmentInput[] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-api-'));
   const catalogDir = path.join(dir, 'catalog');
   const provider = randomWallet();
@@ -44,7 +44,7 @@ export async function apiHarness() {
     ping: (): Promise<void> => (temporal.reachable ? Promise.resolve() : Promise.reject(new UnavailableError('temporal_unavailable', 'Temporal is unavailable'))),
   });
   const backend = new FakeBackend();
-  const environments = [environmentSchema.parse({ id: 'free', desc: 'free env', maxJobs: 3 })];
+  const environments = (opts.environments ?? [{ id: 'free', desc: 'free env', maxJobs: 3 }]).map((e) => environmentSchema.parse(e));
   let jobCounter = 0;
 
   const algorithmFiles = await serveFiles({ 'algorithm-9a2e.js': ALGORITHM_CODE });
@@ -66,7 +66,7 @@ export async function apiHarness() {
     nonces,
     resolver: new CatalogResolver(catalogDir, logger),
     decryptor: new ProviderFileDecryptor(provider.privateKey),
-    backendFor: (id) => (id === 'free' ? backend : undefined),
+    backendFor: (id) => (environments.some((e) => e.id === id) ? backend : undefined),
     logger,
     newJobId: () => (++jobCounter).toString(16).padStart(32, '0'),
   });
