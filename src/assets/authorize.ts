@@ -31,6 +31,8 @@ export interface RemoteFileSource {
   filesChecksum(ddo: Ddo, service: DdoService, transferTxId: string | undefined): Promise<string>;
   /** a signed download of one file, for the configuration step; the returned URL is a secret (it carries a signature) */
   signedFile(ddo: Ddo, service: DdoService, transferTxId: string | undefined, fileIndex: number): Promise<FileObject>;
+  /** one file's content, fetched through the remote provider; FileFetchError('file exceeds the size limit') past `maxBytes` */
+  fetchFile(ddo: Ddo, service: DdoService, transferTxId: string | undefined, fileIndex: number, maxBytes: number): Promise<Buffer>;
 }
 
 export interface AuthorizedDataset {
@@ -52,6 +54,8 @@ export interface AuthorizedJob {
         container: ContainerSpec;
         /** a public algorithm held by another provider (its files are fetched through that provider's `download`) */
         remote?: boolean;
+        /** a remote algorithm's files as hashed through its provider, when a trust entry pinned them */
+        filesChecksum?: string;
       }
     | { kind: 'raw'; container: ContainerSpec };
   /** every dataset's compute service allows network access */
@@ -260,9 +264,11 @@ async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: Algor
     if (!('files' in l)) throw new Error('unreachable: remote files are hashed through their provider');
     return l.files;
   }, deps.hashFile ?? ((f) => sha256OfFile(f)));
+  let remoteHashed: string | undefined;
   const filesChecksum = memoize(async () => {
     const l = await located();
-    return 'remote' in l ? remoteChecksum(() => l.remote.filesChecksum(ddo, service, ref.transferTxId)) : localChecksum();
+    if (!('remote' in l)) return localChecksum();
+    return (remoteHashed = await remoteChecksum(() => l.remote.filesChecksum(ddo, service, ref.transferTxId)));
   });
   const identity: AlgorithmIdentity = { did: ddo.id, owner: ddo.nft?.owner, container, filesChecksum };
   for (const { d, resource: datasetRes } of computeDatasets) {
@@ -270,7 +276,7 @@ async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: Algor
   }
   // Private (`compute`) algorithms must decrypt here; public (`access`) ones here or at the provider their service names.
   const remote = 'remote' in (await located());
-  return { kind: 'published', did: ddo.id, ddo, service, serviceIndex, container, ...(remote ? { remote } : {}) };
+  return { kind: 'published', did: ddo.id, ddo, service, serviceIndex, container, ...(remote ? { remote, ...(remoteHashed ? { filesChecksum: remoteHashed } : {}) } : {}) };
 }
 
 function requireRunnable(deps: AuthorizeDeps, container: ContainerSpec): void {

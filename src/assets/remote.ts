@@ -44,30 +44,37 @@ export class RemoteProviderFiles implements RemoteFileSource {
     let out = '';
     let count = 1;
     for (let index = 0; index < count; index++) {
-      const { hash, fileCount } = await this.hashOne(ddo, service, transferTxId, index);
-      out += hash;
+      const hash = createHash('sha256');
+      const { fileCount } = await this.read(ddo, service, transferTxId, index, this.limits.maxBytes, (chunk) => hash.update(chunk));
+      out += hash.digest('hex');
       count = fileCount;
     }
     return out;
   }
 
-  private async hashOne(ddo: Ddo, service: DdoService, transferTxId: string | undefined, index: number): Promise<{ hash: string; fileCount: number }> {
+  async fetchFile(ddo: Ddo, service: DdoService, transferTxId: string | undefined, fileIndex: number, maxBytes: number): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    await this.read(ddo, service, transferTxId, fileIndex, Math.min(maxBytes, this.limits.maxBytes), (chunk) => chunks.push(chunk));
+    return Buffer.concat(chunks);
+  }
+
+  /** Reads one file through the remote provider's download, with a fresh nonce per attempt (a refused nonce is retried). */
+  private async read(ddo: Ddo, service: DdoService, transferTxId: string | undefined, index: number, maxBytes: number, onChunk: (chunk: Buffer) => void): Promise<{ fileCount: number }> {
     for (let attempt = 1; ; attempt++) {
       const file = await this.signedFile(ddo, service, transferTxId, index);
       try {
         const opened = await openFileStream(file, { timeoutMs: this.limits.timeoutMs });
         const fileCount = Number(opened.stream.headers['x-file-count'] ?? '1');
-        const hash = createHash('sha256');
         let size = 0;
         for await (const chunk of opened.stream as AsyncIterable<Buffer>) {
           size += chunk.byteLength;
-          if (size > this.limits.maxBytes) {
+          if (size > maxBytes) {
             opened.stream.destroy();
             throw new FileFetchError('file exceeds the size limit', false);
           }
-          hash.update(chunk);
+          onChunk(chunk);
         }
-        return { hash: hash.digest('hex'), fileCount: Number.isSafeInteger(fileCount) && fileCount > 0 ? fileCount : 1 };
+        return { fileCount: Number.isSafeInteger(fileCount) && fileCount > 0 ? fileCount : 1 };
       } catch (err) {
         if (err instanceof FileFetchError && err.reason === 'HTTP 401' && attempt < NONCE_ATTEMPTS) continue;
         throw err;

@@ -73,7 +73,7 @@ describe('a public algorithm held by another provider', () => {
     expect(done).toMatchObject({ status: 70, algoDID: algorithm, inputDID: [dataset] });
     expect(await resultText(consumer, done, 'count.txt')).toBe('remote algorithm counted 3');
     // B never decrypted A's files: every fetch of the algorithm went through A's download
-    expect(files.hits.filter((h) => h === 'public-algo-3b9c.js').length).toBeGreaterThanOrEqual(2); // hashed at start, fetched by the configure step
+    expect(files.hits.filter((h) => h === 'public-algo-3b9c.js').length).toBeGreaterThanOrEqual(2); // hashed at start, fetched again before the job runs
   });
 
   it('when the dataset pins other files than A hands out, then B refuses the start with algorithm_file_checksum_mismatch', async () => {

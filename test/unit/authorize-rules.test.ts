@@ -289,6 +289,7 @@ describe('authorizeJob', () => {
           return Promise.resolve(reviewedFiles);
         },
         signedFile: () => Promise.reject(new Error('not used by authorization')),
+        fetchFile: () => Promise.reject(new Error('not used by authorization')),
       };
       const deps = {
         resolver: { resolve: (did: string) => Promise.resolve([w.dataset, w.algorithm].find((d) => d.id === did) ?? null) },
@@ -303,7 +304,7 @@ describe('authorizeJob', () => {
     it('when the dataset pins what the other provider hands out, then the algorithm is authorized as remote, hashed through that provider with the order named', async () => {
       const { w, deps, asked } = remoteWorld();
       const job = await authorizeJob(deps, { owner: w.owner, datasets: w.datasets, algorithm: { kind: 'published', did: w.algorithm.id, serviceId: 'algo-compute-1', transferTxId: '0xabc' } });
-      expect(job.algorithm).toMatchObject({ kind: 'published', did: w.algorithm.id, remote: true });
+      expect(job.algorithm).toMatchObject({ kind: 'published', did: w.algorithm.id, remote: true, filesChecksum: reviewedFiles });
       expect(asked).toEqual([{ did: w.algorithm.id, transferTxId: '0xabc' }]);
     });
 
