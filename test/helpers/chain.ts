@@ -59,6 +59,8 @@ export interface OnChainAssetSpec {
   name?: string;
   /** default compute; an `access` service gets the id `access` and no compute options */
   serviceType?: 'compute' | 'access';
+  /** the provider holding the files (default: one on 8030, never called) */
+  serviceEndpoint?: string;
 }
 
 export interface OnChainAsset {
@@ -96,7 +98,7 @@ export async function publishOnChainAsset(chain: TestChain, publisher: BaseWalle
         type: spec.serviceType ?? 'compute',
         files: encryptFiles(providerWallet.signingKey.publicKey, { datatokenAddress, nftAddress, urls: spec.urls ?? ['http://127.0.0.1:1/data.txt'] }),
         datatokenAddress,
-        serviceEndpoint: 'http://127.0.0.1:8030',
+        serviceEndpoint: spec.serviceEndpoint ?? 'http://127.0.0.1:8030',
         timeout: spec.timeout ?? 0,
         ...(spec.serviceType === 'access' ? {} : { compute: spec.compute ?? { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: ['*'], publisherTrustedAlgorithms: [] } }),
       },
