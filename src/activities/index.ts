@@ -55,7 +55,7 @@ const REMOTE_CODE_MAX_BYTES = 8 * 1024 ** 2;
  * large file) as a download signed now, carrying the checksum of what was fetched here, so the step
  * refuses different bytes.
  */
-async function remoteAlgorithm(
+export async function remoteAlgorithm(
   remote: RemoteFileSource,
   a: Extract<AuthorizedJob['algorithm'], { kind: 'published' }>,
   transferTxId: string | undefined,
