@@ -1,8 +1,14 @@
+import type { AddressInfo } from 'node:net';
+import { ethers as ethers5 } from 'ethers-v5';
 import request from 'supertest';
+import type * as OceanLib from '../../node_modules/@oceanprotocol/lib/dist/src/index';
 import { buildCatalogDdo, writeCatalogDdo } from '../../src/assets/publish';
 import { serveFiles } from '../../src/entrypoints/local-stack';
 import { nodeContainer, publishCatalogAsset, signRequest } from '../helpers/api';
 import { type ApiHarness, apiHarness, expectNoSecretLeaked, randomWallet } from './harness';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the lib's package entry has no types of its own
+const { ProviderInstance, downloadFile } = require('@oceanprotocol/lib') as typeof OceanLib;
 
 const DOWNLOAD = '/api/services/download';
 const ALGORITHM_CODE = 'console.log("public algorithm");\n';
@@ -64,6 +70,22 @@ describe('API: download (access services only)', () => {
     }).expect(200);
     expect(second.body).toBe(SECOND_FILE);
     expect(files.hits).toEqual(['algo-7d1e.js', 'helper-7d1e.txt']);
+  });
+
+  it("when Ocean's client (3.3.0) builds the download URL and downloads it, then it gets the file and its name as Ocean's downloadFile reads it", async () => {
+    const server = h.app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      // the client asks its signer for the chain id before signing: a provider that knows it and is never called
+      const signer = new ethers5.Wallet(h.consumer.privateKey, new ethers5.providers.StaticJsonRpcProvider('http://127.0.0.1:9', { chainId: 8996, name: 'test' }));
+      const url = await ProviderInstance.getDownloadUrl(publicDid, 'access', 1, '', base, signer);
+      const got = await downloadFile(url, 1);
+      expect(Buffer.from(got.data).toString()).toBe(SECOND_FILE);
+      expect(got.filename).toBe('file1');
+    } finally {
+      server.close();
+    }
   });
 
   it('when the parameters come in a JSON body, then they are read from there', async () => {
