@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Wallet } from 'ethers';
-import { publishToCatalog } from '../src/client/catalog-publisher';
+import { publishToCatalog, trustedAlgorithm } from '../src/client/catalog-publisher';
 import { type EnvironmentView, ProviderClient } from '../src/client/provider-client';
 import { DEV_CHAIN_RPC_URL, loadConfig } from '../src/config';
 import type { JobView } from '../src/domain/job';
@@ -51,14 +51,18 @@ async function ensureStack(): Promise<ChildProcess | null> {
   return child;
 }
 
+const ALGO_CONTAINER = { entrypoint: 'node $ALGO', image: 'node', tag: '20' };
+
 async function publish(client: ProviderClient, dataUrl: string, algoUrl: string, consumer: string): Promise<{ dataset: string; algorithm: string }> {
   const algorithm = await publishToCatalog(client, config.catalogDir, config.chainId, {
     type: 'algorithm', name: 'CSV summary', urls: [algoUrl], serviceId: 'algo-compute', allow: [consumer],
-    container: { entrypoint: 'node $ALGO', image: 'node', tag: '20' },
+    container: ALGO_CONTAINER,
   });
+  // the publisher trusts the algorithm as reviewed: its file's content and its container, both pinned
+  const reviewed = Buffer.from(await (await fetch(algoUrl)).arrayBuffer());
   const dataset = await publishToCatalog(client, config.catalogDir, config.chainId, {
     type: 'dataset', name: 'Weather week', urls: [dataUrl], allow: [consumer],
-    compute: { publisherTrustedAlgorithms: [{ did: algorithm }] },
+    compute: { publisherTrustedAlgorithms: [trustedAlgorithm(algorithm, ALGO_CONTAINER, [reviewed])] },
   });
   return { dataset, algorithm };
 }

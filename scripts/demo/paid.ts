@@ -8,6 +8,7 @@ import { startOrder } from '../../src/chain/order-client';
 import type { ProviderFee } from '../../src/chain/provider-fee';
 import { createNftWithDatatoken, mintDatatokens } from '../../src/chain/publish';
 import { rpcProvider } from '../../src/chain/rpc';
+import { trustedAlgorithm } from '../../src/client/catalog-publisher';
 import type { ProviderClient } from '../../src/client/provider-client';
 import type { JobView } from '../../src/domain/job';
 
@@ -75,7 +76,7 @@ async function publishOnChain(
       author: 'demo publisher',
       license: 'CC-BY',
       ...(spec.type === 'algorithm'
-        ? { algorithm: { language: 'node', version: '1.0.0', container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${createHash('sha256').update('node:20').digest('hex')}` } } }
+        ? { algorithm: { language: 'node', version: '1.0.0', container: ALGO_CONTAINER } }
         : {}),
     },
     services: [{ id: 'compute', type: 'compute', files, datatokenAddress, serviceEndpoint: o.base, timeout: 0, ...(spec.compute ? { compute: spec.compute } : {}) }],
@@ -105,6 +106,9 @@ export interface PaidDemoResult {
   feeReceived: bigint;
 }
 
+/** the algorithm's container, as published and as the dataset's trust entry pins it */
+const ALGO_CONTAINER = { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${createHash('sha256').update('node:20').digest('hex')}` };
+
 export async function paidDemo(o: PaidDemoOptions): Promise<PaidDemoResult> {
   const log = o.log ?? ((line: string) => console.log(line));
   const provider: JsonRpcProvider = rpcProvider(o.rpcUrl, o.chainId, 100);
@@ -123,11 +127,13 @@ export async function paidDemo(o: PaidDemoOptions): Promise<PaidDemoResult> {
     await send(contractAt('OceanToken', contracts.Ocean, funder), 'mint', consumer.address, parseEther('100'));
 
     const algorithm = await publishOnChain(o, publisher, contracts, providerAddress, { type: 'algorithm', name: 'CSV summary (on chain)', url: o.algoUrl });
+    // the publisher pins the algorithm as reviewed: its file's content and its container
+    const reviewed = Buffer.from(await (await fetch(o.algoUrl)).arrayBuffer());
     const dataset = await publishOnChain(o, publisher, contracts, providerAddress, {
       type: 'dataset',
       name: 'Weather week (on chain)',
       url: o.dataUrl,
-      compute: { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: [], publisherTrustedAlgorithms: [{ did: algorithm.did }] },
+      compute: { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: [], publisherTrustedAlgorithms: [trustedAlgorithm(algorithm.did, ALGO_CONTAINER, [reviewed])] },
     });
     log(`Published on chain ${o.chainId}: dataset ${dataset.did}\n                     algorithm ${algorithm.did} (NFT + datatoken each, DDO encrypted by the provider, set with setMetaData)`);
     for (const a of [dataset, algorithm]) await mintDatatokens(publisher, a.datatoken, consumer.address, parseEther('1'));

@@ -1,9 +1,12 @@
+import { createHash } from 'node:crypto';
 import { CancelledFailure, Context } from '@temporalio/activity';
-import type { AuthorizedJob, FileDecryptor } from '../assets/authorize';
+import { FileFetchError } from '../assets/checksums';
+import type { AuthorizedJob, FileDecryptor, RemoteFileSource } from '../assets/authorize';
 import { type JobOrderDeps, verifyJobOrders } from '../chain/job-orders';
 import type { ComputeBackend, ConfigureSpec, StepOutcome, StepRequest } from '../compute/backend';
 import type { Environment } from '../domain/environment';
-import { ValidationError } from '../domain/errors';
+import { AccessDeniedError, UnavailableError, ValidationError } from '../domain/errors';
+import type { FileObject } from '../domain/ddo';
 import { type JobInput, RAW_ALGORITHM_DID } from '../domain/job';
 import type { Logger } from '../domain/logger';
 import { planPlugins, type PluginRegistry } from '../plugins';
@@ -27,6 +30,8 @@ export interface ActivityDeps {
    * backend's per-step secret, never in workflow history.
    */
   decryptor: FileDecryptor;
+  /** public algorithms another provider holds: the configuration step gets a signed download through that provider */
+  remoteFiles?: RemoteFileSource;
   logger: Logger;
   /** how often a running step heartbeats; default 1000 ms (the workflow's heartbeatTimeout is 10 s) */
   heartbeatMs?: number;
@@ -39,6 +44,47 @@ export interface ActivityDeps {
 /** Must match the names in src/workflows (activities may not import workflow code). */
 const SLOTS_WORKFLOW_TYPE = 'environmentSlots';
 const ACQUIRE_SIGNAL = 'acquire';
+
+/** Past this size a remote algorithm is fetched by the configuration step itself rather than handed over as code. */
+const REMOTE_CODE_MAX_BYTES = 8 * 1024 ** 2;
+
+/**
+ * A public algorithm another provider holds: its (single) file is fetched here, through that provider's
+ * `download`, where a refused nonce can be retried, and must be the file the trust entry pinned (the
+ * bytes that run are the bytes that were checked). Text goes to the step as code; anything else (or a
+ * large file) as a download signed now, carrying the checksum of what was fetched here, so the step
+ * refuses different bytes.
+ */
+export async function remoteAlgorithm(
+  remote: RemoteFileSource,
+  a: Extract<AuthorizedJob['algorithm'], { kind: 'published' }>,
+  transferTxId: string | undefined,
+): Promise<{ rawcode: string } | { files: FileObject[] }> {
+  let content: Buffer | null;
+  try {
+    content = await remote.fetchFile(a.ddo, a.service, transferTxId, 0, REMOTE_CODE_MAX_BYTES);
+  } catch (err) {
+    if (!(err instanceof FileFetchError)) throw err;
+    if (err.reason !== 'file exceeds the size limit') {
+      const message = `algorithm: the provider holding this public algorithm did not hand out its file (${err.reason})`;
+      if (err.transient) throw new UnavailableError('algorithm_file_unavailable', message, { cause: err });
+      throw new AccessDeniedError('algorithm', 'algorithm_file_unavailable', message);
+    }
+    content = null;
+  }
+  const pinned = a.filesChecksum?.slice(0, 64).toLowerCase();
+  if (content === null) return { files: [{ ...(await remote.signedFile(a.ddo, a.service, transferTxId, 0)), ...(pinned ? { checksum: pinned } : {}) }] };
+  const hash = createHash('sha256').update(content).digest('hex');
+  if (pinned && hash !== pinned) throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', 'algorithm: its provider handed out another file than the one just checked');
+  let text: string | null = null;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(content);
+  } catch {
+    text = null;
+  }
+  if (text !== null && text.length > 0) return { rawcode: text };
+  return { files: [{ ...(await remote.signedFile(a.ddo, a.service, transferTxId, 0)), checksum: hash }] };
+}
 
 export function createActivities(deps: ActivityDeps) {
   const heartbeatMs = deps.heartbeatMs ?? 1000;
@@ -77,7 +123,11 @@ export function createActivities(deps: ActivityDeps) {
     let algorithm: ConfigureSpec['algorithm'];
     if (auth.algorithm.kind === 'published') {
       const a = auth.algorithm;
-      algorithm = { did: a.did, ddo: a.ddo, files: (await deps.decryptor.decryptServiceFiles(a.ddo, a.service, 'algorithm')).files };
+      const transferTxId = input.algorithm.kind === 'published' ? input.algorithm.transferTxId : undefined;
+      algorithm =
+        a.remote && deps.remoteFiles
+          ? { did: a.did, ddo: a.ddo, ...(await remoteAlgorithm(deps.remoteFiles, a, transferTxId)) }
+          : { did: a.did, ddo: a.ddo, files: (await deps.decryptor.decryptServiceFiles(a.ddo, a.service, 'algorithm')).files };
     } else {
       const raw = input.algorithm.kind === 'raw' ? input.algorithm : undefined;
       algorithm = {

@@ -9,6 +9,7 @@ import { chainRoutes } from './routes/chain';
 import { codecRoutes } from './routes/codec';
 import { computeRoutes } from './routes/compute';
 import { decryptRoutes } from './routes/decrypt';
+import { downloadRoutes } from './routes/download';
 import { infoRoutes } from './routes/info';
 import { opsRoutes } from './routes/ops';
 import { publisherRoutes } from './routes/publisher';
@@ -37,6 +38,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(opsRoutes(deps));
   app.use(aquariusRoutes(deps));
   app.use(resultRoutes(deps));
+  app.use(downloadRoutes(deps));
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));
   return app;

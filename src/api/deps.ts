@@ -1,7 +1,8 @@
 import type { Wallet } from 'ethers';
-import type { FileDecryptor } from '../assets/authorize';
+import type { FileDecryptor, RemoteFileSource } from '../assets/authorize';
 import type { ComputeInitializer } from '../chain/initialize';
 import type { MetadataReader } from '../chain/metadata-reader';
+import type { OrderVerifier } from '../chain/orders';
 import type { AssetResolver } from '../assets/resolver';
 import type { ComputeBackend } from '../compute/backend';
 import type { Environment } from '../domain/environment';
@@ -32,6 +33,10 @@ export interface AppDeps {
   newJobId?: () => string;
   /** signs provider fees and checks orders for `initializeCompute`; default: catalog assets only (no chain) */
   computeInitializer?: ComputeInitializer;
+  /** checks the orders of on-chain `access` services for `download`; absent: no chain, on-chain downloads refused */
+  orderVerifier?: OrderVerifier;
+  /** fetches public algorithms other providers hold (through their `download`); absent: such algorithms are refused */
+  remoteFiles?: RemoteFileSource;
   /** documents data NFTs published on chain, for `decrypt`; absent: no chain, `decrypt` refuses */
   metadata?: MetadataReader;
   /** lower-case addresses allowed to call `decrypt` besides the provider itself */

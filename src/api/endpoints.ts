@@ -12,6 +12,8 @@ export const endpoints = {
   computeStop: ['PUT', `${SERVICES}/compute`],
   computeDelete: ['DELETE', `${SERVICES}/compute`],
   computeResult: ['GET', `${SERVICES}/computeResult`],
+  // a file of an `access` service (public algorithms, downloadable datasets); `compute` services never
+  download: ['GET', `${SERVICES}/download`],
   initializeCompute: ['POST', `${SERVICES}/initializeCompute`],
   // Ocean's clients POST {did, serviceId}; GET with a query string works too
   fileinfo: ['POST', `${SERVICES}/fileinfo`],
@@ -21,4 +23,4 @@ export const endpoints = {
 } as const satisfies Record<string, readonly [string, string]>;
 
 /** Routes that take a signature (HEAD on them is refused). */
-export const signedPaths = [endpoints.computeStart[1], endpoints.computeResult[1], endpoints.computeLogs[1], endpoints.decrypt[1]] as const;
+export const signedPaths = [endpoints.computeStart[1], endpoints.computeResult[1], endpoints.computeLogs[1], endpoints.decrypt[1], endpoints.download[1]] as const;

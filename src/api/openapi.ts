@@ -8,6 +8,7 @@ import {
   computeStatusSchema,
   computeStopSchema,
   decryptSchema,
+  downloadSchema,
   encryptQuerySchema,
   environmentsQuerySchema,
   fileInfoSchema,
@@ -186,6 +187,19 @@ const operations: Operation[] = [
       '200': { description: 'The file', content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
       '206': { description: 'The requested byte range', content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
       '416': { description: 'Range not satisfiable', content: json(ref('HandledError')) },
+    },
+  },
+  {
+    method: 'get',
+    path: endpoints.download[1],
+    operationId: 'download',
+    summary: 'Streams one file of an `access` service (signed: documentId + nonce); needs the asset\'s credentials, and for on-chain assets an order made out to the caller. `compute` services are never downloadable',
+    query: downloadSchema,
+    tags: ['compute'],
+    responses: {
+      '200': { description: 'The file (its location is never shown)', content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
+      '400': { description: 'Not downloadable (a compute service), not allowed by the credentials, or no valid order', content: json(ref('HandledError')) },
+      '404': { description: 'No such asset, service or file index', content: json(ref('HandledError')) },
     },
   },
   {

@@ -108,6 +108,18 @@ export const computeResultSchema = z.object({
   index: indexSchema,
 });
 
+/** Ocean's `download` (access services only): the signature covers `documentId + nonce`. */
+export const downloadSchema = z.object({
+  documentId: z.string().min(1),
+  serviceId: z.string().min(1),
+  /** the order (on-chain assets); catalog assets have none */
+  transferTxId: z.string().optional(),
+  fileIndex: indexSchema.default('0'),
+  consumerAddress: addressSchema,
+  signature: signatureSchema,
+  nonce: nonceSchema,
+});
+
 export const computeLogsSchema = z.object({
   consumerAddress: addressSchema,
   signature: signatureSchema,

@@ -18,6 +18,21 @@ export interface AuthorizeDeps {
   checkContainer: (container: ContainerSpec) => string | null;
   /** sha256 hex of a decrypted file's content, for `filesChecksum`; default: download it over http(s) within limits */
   hashFile?: (file: FileObject) => Promise<string>;
+  /** public (`access`) algorithms published on another provider, fetched through its `download` endpoint; absent: refused */
+  remoteFiles?: RemoteFileSource;
+}
+
+/**
+ * Files of a public algorithm that another provider (its service's `serviceEndpoint`) holds: fetched
+ * through that provider's `download`, signed with this provider's key, as a consumer would.
+ */
+export interface RemoteFileSource {
+  /** Ocean's `filesChecksum` of the service's files, fetched through the remote provider */
+  filesChecksum(ddo: Ddo, service: DdoService, transferTxId: string | undefined): Promise<string>;
+  /** a signed download of one file, for the configuration step; the returned URL is a secret (it carries a signature) */
+  signedFile(ddo: Ddo, service: DdoService, transferTxId: string | undefined, fileIndex: number): Promise<FileObject>;
+  /** one file's content, fetched through the remote provider; FileFetchError('file exceeds the size limit') past `maxBytes` */
+  fetchFile(ddo: Ddo, service: DdoService, transferTxId: string | undefined, fileIndex: number, maxBytes: number): Promise<Buffer>;
 }
 
 export interface AuthorizedDataset {
@@ -30,7 +45,18 @@ export interface AuthorizedDataset {
 export interface AuthorizedJob {
   datasets: AuthorizedDataset[];
   algorithm:
-    | { kind: 'published'; did: string; ddo: Ddo; service: DdoService; serviceIndex: number; container: ContainerSpec }
+    | {
+        kind: 'published';
+        did: string;
+        ddo: Ddo;
+        service: DdoService;
+        serviceIndex: number;
+        container: ContainerSpec;
+        /** a public algorithm held by another provider (its files are fetched through that provider's `download`) */
+        remote?: boolean;
+        /** a remote algorithm's files as hashed through its provider, when a trust entry pinned them */
+        filesChecksum?: string;
+      }
     | { kind: 'raw'; container: ContainerSpec };
   /** every dataset's compute service allows network access */
   allowNetwork: boolean;
@@ -53,20 +79,20 @@ const datasetResource = (index: number): string => (index === 0 ? 'dataset' : `d
 
 const computeOptions = (service: DdoService): ComputeOptions => service.compute ?? DEFAULT_COMPUTE_OPTIONS;
 
-async function resolveAsset(resolver: AssetResolver, did: string, resource: string): Promise<Ddo> {
+export async function resolveAsset(resolver: AssetResolver, did: string, resource: string): Promise<Ddo> {
   const ddo = await resolver.resolve(did);
   if (!ddo) throw new NotFoundError('did_not_found', `${resource}: asset ${did} not found`, resource);
   return ddo;
 }
 
-function findService(ddo: Ddo, serviceId: string, resource: string): { service: DdoService; serviceIndex: number } {
+export function findService(ddo: Ddo, serviceId: string, resource: string): { service: DdoService; serviceIndex: number } {
   const serviceIndex = ddo.services.findIndex((s) => s.id === serviceId);
   const service = ddo.services[serviceIndex];
   if (!service) throw new NotFoundError('service_not_found', `${resource}: service ${serviceId} not found in ${ddo.id}`, resource);
   return { service, serviceIndex };
 }
 
-function requireConsumableState(ddo: Ddo, resource: string): void {
+export function requireConsumableState(ddo: Ddo, resource: string): void {
   const state = ddo.nft?.state;
   if (state !== undefined && !consumableStates.includes(state)) {
     throw new AccessDeniedError(resource, 'asset_not_consumable', `${resource}: asset ${ddo.id} is in state ${state}, not consumable`);
@@ -78,7 +104,7 @@ function requireConsumableState(ddo: Ddo, resource: string): void {
  * must then be non-empty. For on-chain assets an empty allow-list lets everyone in; the order is
  * checked elsewhere. A non-empty allow-list that holds only kinds we cannot check still refuses.
  */
-function requireCredentials(ddo: Ddo, service: DdoService, consumer: string, resource: string): void {
+export function requireCredentials(ddo: Ddo, service: DdoService, consumer: string, resource: string): void {
   const allow = ddo.credentials?.allow ?? [];
   const deny = ddo.credentials?.deny ?? [];
   const listed = (list: typeof allow): boolean => list.some((c) => c.type === 'address' && c.values.some((v) => sameAddress(v, consumer)));
@@ -111,11 +137,11 @@ interface AlgorithmIdentity {
 /**
  * Private by default: with both trust lists empty nothing runs. Each non-empty list must let the
  * algorithm through (as Ocean's Provider does); `*` in a list lets every published algorithm through it.
- * An entry that names the DID pins the algorithm to what the publisher reviewed: each checksum the
- * entry carries must equal the algorithm as it is now, and an empty one equals nothing (Ocean's node
- * compares them strictly), so `{did, filesChecksum: "", containerSectionChecksum: ""}` refuses the
- * algorithm. Only an entry that leaves a checksum field out entirely does not pin that part (our
- * catalog's DID-only trust); a `*` entry pins nothing. With several entries for the DID, one must match.
+ * An entry that names the DID pins the algorithm to what the publisher reviewed: both checksums must
+ * equal the algorithm as it is now (the contract's rule, as Ocean's node compares them). An empty or
+ * absent checksum equals nothing, so a DID-only entry trusts nothing: publishers pin both (the catalog
+ * publisher's `trustedAlgorithm` computes them). A `*` entry pins nothing. With several entries for the
+ * DID, one must match both.
  */
 async function requireTrustedAlgorithm(compute: ComputeOptions, algorithm: AlgorithmIdentity, resource: string): Promise<void> {
   const trustedAlgorithms = compute.publisherTrustedAlgorithms;
@@ -133,12 +159,11 @@ async function requireTrustedAlgorithm(compute: ComputeOptions, algorithm: Algor
     throw new AccessDeniedError(resource, 'not_trusted_algo', `${resource}: algorithm ${algorithm.did} is not trusted`);
   }
   const container = containerSectionChecksum(algorithm.container);
-  const matches = (pinned: string | undefined, actual: string): boolean => pinned === undefined || (pinned !== '' && pinned.toLowerCase() === actual);
+  const matches = (pinned: string | undefined, actual: string): boolean => pinned !== undefined && pinned !== '' && pinned.toLowerCase() === actual;
   const containerOk = listed.filter((t) => matches(t.containerSectionChecksum, container));
   if (containerOk.length === 0) {
     throw new AccessDeniedError('algorithm', 'algorithm_container_checksum_mismatch', `algorithm: container section differs from the one ${resource} trusts`);
   }
-  if (containerOk.some((t) => t.filesChecksum === undefined)) return;
   const files = await algorithm.filesChecksum();
   if (!containerOk.some((t) => matches(t.filesChecksum, files))) {
     throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', `algorithm: files differ from the ones ${resource} trusts`);
@@ -163,6 +188,18 @@ function lazyFilesChecksum(files: () => Promise<DecryptedFiles>, hashFile: (file
     return out;
   };
   return () => (memo ??= compute());
+}
+
+/** A remote algorithm that cannot be fetched to be hashed: refused (4xx) when the other provider refuses, retryable (503) when it is down. */
+async function remoteChecksum(run: () => Promise<string>): Promise<string> {
+  try {
+    return await run();
+  } catch (err) {
+    if (!(err instanceof FileFetchError)) throw err;
+    const message = `algorithm: the provider holding this public algorithm did not hand out its files to verify their checksum (${err.reason})`;
+    if (err.transient) throw new UnavailableError('algorithm_file_unavailable', message, { cause: err });
+    throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', message);
+  }
 }
 
 const memoize = <T>(f: () => Promise<T>): (() => Promise<T>) => {
@@ -208,27 +245,38 @@ async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: Algor
   requireCredentials(ddo, service, owner, resource);
   requireContainer(container);
   requireValidUserdata([...(ddo.metadata.algorithm?.consumerParameters ?? []), ...(service.consumerParameters ?? [])], ref.userdata, `${resource}.userdata`);
-  const files = memoize(async () => {
+  // Decrypting tells ours (private or public) from a public algorithm another provider holds; done once, after the cheap rules.
+  const located = memoize(async (): Promise<{ files: DecryptedFiles } | { remote: RemoteFileSource }> => {
     try {
-      return await deps.decryptor.decryptServiceFiles(ddo, service, resource);
+      return { files: await deps.decryptor.decryptServiceFiles(ddo, service, resource) };
     } catch (err) {
-      if (err instanceof AccessDeniedError && err.code === 'compute_services_not_in_same_provider' && service.type === 'access') {
-        throw new AccessDeniedError(
-          resource,
-          err.code,
-          `${resource}: the files of public algorithm ${ddo.id} are encrypted for another provider; fetching an algorithm through another provider is not supported yet: publish it (or a copy) on this provider`,
-        );
-      }
-      throw err;
+      if (!(err instanceof AccessDeniedError && err.code === 'compute_services_not_in_same_provider' && service.type === 'access')) throw err;
+      if (deps.remoteFiles && service.serviceEndpoint) return { remote: deps.remoteFiles };
+      throw new AccessDeniedError(
+        resource,
+        err.code,
+        `${resource}: the files of public algorithm ${ddo.id} are encrypted for another provider${service.serviceEndpoint ? '' : ', and its service names no serviceEndpoint to fetch them through'}: publish it (or a copy) on this provider`,
+      );
     }
   });
-  const identity: AlgorithmIdentity = { did: ddo.id, owner: ddo.nft?.owner, container, filesChecksum: lazyFilesChecksum(files, deps.hashFile ?? ((f) => sha256OfFile(f))) };
+  const localChecksum = lazyFilesChecksum(async () => {
+    const l = await located();
+    if (!('files' in l)) throw new Error('unreachable: remote files are hashed through their provider');
+    return l.files;
+  }, deps.hashFile ?? ((f) => sha256OfFile(f)));
+  let remoteHashed: string | undefined;
+  const filesChecksum = memoize(async () => {
+    const l = await located();
+    if (!('remote' in l)) return localChecksum();
+    return (remoteHashed = await remoteChecksum(() => l.remote.filesChecksum(ddo, service, ref.transferTxId)));
+  });
+  const identity: AlgorithmIdentity = { did: ddo.id, owner: ddo.nft?.owner, container, filesChecksum };
   for (const { d, resource: datasetRes } of computeDatasets) {
     await requireTrustedAlgorithm(computeOptions(d.service), identity, datasetRes);
   }
-  // Private (`compute`) algorithms must decrypt here; public (`access`) ones too, until fetching through another provider exists.
-  await files();
-  return { kind: 'published', did: ddo.id, ddo, service, serviceIndex, container };
+  // Private (`compute`) algorithms must decrypt here; public (`access`) ones here or at the provider their service names.
+  const remote = 'remote' in (await located());
+  return { kind: 'published', did: ddo.id, ddo, service, serviceIndex, container, ...(remote ? { remote, ...(remoteHashed ? { filesChecksum: remoteHashed } : {}) } : {}) };
 }
 
 function requireRunnable(deps: AuthorizeDeps, container: ContainerSpec): void {

@@ -114,6 +114,34 @@ export function sha256OfFile(file: FileObject, limits: FetchLimits = DEFAULT_FET
   });
 }
 
+export interface OpenedFile {
+  stream: http.IncomingMessage;
+  contentLength: number | null;
+  contentType: string | null;
+}
+
+/**
+ * Opens a file for streaming it on (the `download` route): `timeoutMs` bounds the wait for the
+ * response's headers only, so a large body may take as long as it needs. `signal` aborts the transfer
+ * (the client left). Failures are FileFetchErrors, whose reasons never hold the URL.
+ */
+export async function openFileStream(file: FileObject, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<OpenedFile> {
+  const controller = new AbortController();
+  const abort = (): void => controller.abort();
+  opts.signal?.addEventListener('abort', abort, { once: true });
+  const timer = setTimeout(abort, opts.timeoutMs);
+  try {
+    const res = await open(parseUrl(file.url), file, file.method || 'GET', controller.signal);
+    return { stream: res, ...probeOf(res) };
+  } catch (err) {
+    opts.signal?.removeEventListener('abort', abort);
+    if (err instanceof FileFetchError) throw err;
+    throw controller.signal.aborted ? new FileFetchError('timed out', true) : new FileFetchError(networkReason(err), true);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Ocean's `filesChecksum`: the sha256 hex of each file's content, concatenated in order. */
 export async function filesChecksum(files: FileObject[], hashFile: (file: FileObject) => Promise<string> = (f) => sha256OfFile(f)): Promise<string> {
   let out = '';

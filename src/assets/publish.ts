@@ -20,8 +20,8 @@ export interface CatalogAssetSpec {
   serviceType?: 'compute' | 'access';
   allowRawAlgorithm?: boolean;
   allowNetworkAccess?: boolean;
-  /** DIDs (or '*') of algorithms this dataset trusts */
-  trustedAlgorithms?: string[];
+  /** algorithms this dataset trusts: `'*'`, or entries pinning both checksums (a bare DID pins nothing, so trusts nothing) */
+  trustedAlgorithms?: (string | { did: string; filesChecksum?: string; containerSectionChecksum?: string })[];
   /** addresses (or '*') of algorithm publishers this dataset trusts */
   trustedPublishers?: string[];
   /** algorithms only */
@@ -72,7 +72,7 @@ export function buildCatalogDdo(providerPublicKey: string, spec: CatalogAssetSpe
           allowRawAlgorithm: spec.allowRawAlgorithm ?? false,
           allowNetworkAccess: spec.allowNetworkAccess ?? false,
           publisherTrustedAlgorithmPublishers: spec.trustedPublishers ?? [],
-          publisherTrustedAlgorithms: (spec.trustedAlgorithms ?? []).map((d) => ({ did: d })),
+          publisherTrustedAlgorithms: (spec.trustedAlgorithms ?? []).map((t) => (typeof t === 'string' ? { did: t } : t)),
         },
       },
     ],

@@ -10,6 +10,8 @@ export interface CatalogAssetSpec {
   urls: string[];
   serviceId?: string;
   serviceType?: 'compute' | 'access';
+  /** the provider that holds the files (Ocean's `serviceEndpoint`): other providers fetch a public algorithm through its `download` */
+  serviceEndpoint?: string;
   /** the dataset's compute options (trust lists, raw algorithms, network) */
   compute?: {
     allowRawAlgorithm?: boolean;
@@ -28,6 +30,22 @@ export interface CatalogAssetSpec {
 
 export const sha256Hex = (data: string | Buffer): string => crypto.createHash('sha256').update(data).digest('hex');
 
+/** The container checksum `publishToCatalog` writes when the spec gives none. */
+export const containerChecksumOf = (container: { image: string; tag: string; checksum?: string }): string => container.checksum ?? `sha256:${sha256Hex(`${container.image}:${container.tag}`)}`;
+
+/**
+ * A `publisherTrustedAlgorithms` entry that pins an algorithm to what its publisher reviewed: the
+ * content of each of its files, in order (`filesChecksum`), and its container (`containerSectionChecksum`).
+ * Both are checked before every job; an entry without them trusts nothing.
+ */
+export function trustedAlgorithm(
+  did: string,
+  container: { entrypoint: string; image: string; tag: string; checksum?: string },
+  files: (string | Buffer)[],
+): { did: string; filesChecksum: string; containerSectionChecksum: string } {
+  return { did, filesChecksum: files.map((f) => sha256Hex(f)).join(''), containerSectionChecksum: sha256Hex(container.entrypoint + containerChecksumOf(container)) };
+}
+
 /**
  * Publishes an asset the way a private deployment does without a chain: a DDO JSON file in the
  * provider's catalog directory, its files encrypted by the provider. Returns the DID.
@@ -35,7 +53,7 @@ export const sha256Hex = (data: string | Buffer): string => crypto.createHash('s
 export async function publishToCatalog(client: ProviderClient, catalogDir: string, chainId: number, spec: CatalogAssetSpec): Promise<string> {
   const did = `did:op:${crypto.randomBytes(32).toString('hex')}`;
   const now = new Date().toISOString();
-  const container = spec.container && { ...spec.container, checksum: spec.container.checksum ?? `sha256:${sha256Hex(`${spec.container.image}:${spec.container.tag}`)}` };
+  const container = spec.container && { ...spec.container, checksum: containerChecksumOf(spec.container) };
   const ddo = {
     '@context': ['https://w3id.org/did/v1'],
     id: did,
@@ -56,6 +74,7 @@ export async function publishToCatalog(client: ProviderClient, catalogDir: strin
         type: spec.serviceType ?? 'compute',
         files: await client.encryptFiles(spec.urls.map((url) => ({ url })), chainId),
         timeout: 0,
+        ...(spec.serviceEndpoint ? { serviceEndpoint: spec.serviceEndpoint } : {}),
         ...(spec.compute
           ? {
               compute: {

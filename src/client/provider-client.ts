@@ -30,6 +30,8 @@ export interface EnvironmentView {
   currentJobs: number;
   maxJobDuration: number;
   storageExpiry: number;
+  /** the environment's own wallet: consumers order datatokens with `consumer` = this address */
+  consumerAddress: string;
 }
 
 /**

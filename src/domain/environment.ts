@@ -98,6 +98,12 @@ export const environmentSchema = z.object({
   storageExpiry: z.number().int().positive().default(7 * 24 * 3600),
   feeToken: z.string().optional(),
   backend: z.enum(['process', 'kubernetes']).default('process'),
+  /**
+   * Whether this environment's workers can give an algorithm outbound network (README: Algorithm network
+   * access). The API cannot see the workers' hosts, so the operator says so: with false, a job whose
+   * datasets all allow network access is refused at start (400) instead of ending in 41 network_unavailable.
+   */
+  algorithmNetwork: z.boolean().default(true),
   /** options of the process backend */
   process: z
     .object({

@@ -4,6 +4,7 @@ import pino from 'pino';
 import { AquariusResolver } from '../assets/aquarius';
 import { CatalogResolver } from '../assets/catalog';
 import { ProviderFileDecryptor } from '../assets/decryptor';
+import { RemoteProviderFiles } from '../assets/remote';
 import { type AssetResolver, ChainedResolver } from '../assets/resolver';
 import { createChainServices } from '../chain/services';
 import type { ComputeBackend } from '../compute/backend';
@@ -33,9 +34,12 @@ export function createSharedDeps(config: Config, logger: Logger) {
   // environment (sharing the cluster client of C2D_KUBECONFIG); created now, so a missing sandbox tool fails at startup.
   const registry = new BackendRegistry({ config, logger });
   for (const env of config.environments) backends.set(env.id, registry.forEnvironment(env));
+  const providerWallet = new Wallet(config.providerPrivateKey);
   return {
     chain,
-    providerWallet: new Wallet(config.providerPrivateKey),
+    providerWallet,
+    // public algorithms other providers hold, fetched through their `download` as our environments' consumerAddress
+    remoteFiles: new RemoteProviderFiles(providerWallet),
     resolver,
     localResolver,
     decryptor,

@@ -93,7 +93,9 @@ export async function main(): Promise<void> {
     decryptor: shared.decryptor,
     ...(shared.chain ? { orders: { resolver: shared.resolver, verifier: shared.chain.verifier } } : {}),
     logger,
-    authorize: (input) => authorizeJob({ resolver: shared.resolver, decryptor: shared.decryptor, checkContainer: (c) => backendFor(input.environmentId).checkContainer(c) }, input),
+    remoteFiles: shared.remoteFiles,
+    authorize: (input) =>
+      authorizeJob({ resolver: shared.resolver, decryptor: shared.decryptor, remoteFiles: shared.remoteFiles, checkContainer: (c) => backendFor(input.environmentId).checkContainer(c) }, input),
   });
   if (config.codec.keys.length === 0) logger.warn({}, CLEAR_PAYLOADS_WARNING);
   const metrics = config.workerMetrics.port > 0 ? createWorkerMetrics() : undefined;

@@ -96,8 +96,8 @@ describe('API: compute start, status, stop, delete', () => {
     });
 
     it('when the algorithm image is unknown to the environment, then 400 on the algorithm field and nothing starts', async () => {
-      const algo = await publishCatalogAsset(h.catalogDir, h.provider, { type: 'algorithm', urls: ['https://files.example.invalid/a.js'], allow: [h.consumer.address], container: { ...nodeContainer, image: 'cobol' } });
-      const dataset = await publishCatalogAsset(h.catalogDir, h.provider, { type: 'dataset', urls: [DATASET_URL], allow: [h.consumer.address], trustedAlgorithms: [algo] });
+      const algo = await publishCatalogAsset(h.catalogDir, h.provider, { type: 'algorithm', urls: [h.algorithmUrl], allow: [h.consumer.address], container: { ...nodeContainer, image: 'cobol' } });
+      const dataset = await publishCatalogAsset(h.catalogDir, h.provider, { type: 'dataset', urls: [DATASET_URL], allow: [h.consumer.address], trustedAlgorithms: [h.pinned(algo)] });
       const res = await request(h.app).post(START).send(await h.startBody(h.consumer, { dataset, algorithm: { documentId: algo, serviceId: 'compute' } })).expect(400);
       expect(res.body).toEqual({ message: 'Validation error', errors: { algorithm: ['unknown image cobol:20'] }, success: false });
       expect(h.jobs.started).toHaveLength(0);
@@ -203,5 +203,40 @@ describe('API: compute start, status, stop, delete', () => {
       const stale = { ...body, signature: await signRequest(h.consumer, [h.consumer.address, jobId, ''], stored!) };
       await request(h.app).delete(START).query(stale).expect(401);
     });
+  });
+});
+
+describe('API: a job that needs network on an environment without it', () => {
+  let h: ApiHarness;
+  beforeEach(async () => {
+    h = await apiHarness({ environments: [{ id: 'free', maxJobs: 3 }, { id: 'offline', maxJobs: 3, algorithmNetwork: false }] });
+  });
+  afterEach(() => {
+    expectNoSecretLeaked(h);
+    h.cleanup();
+  });
+
+  const datasetAllowingNetwork = (allowNetworkAccess: boolean) =>
+    publishCatalogAsset(h.catalogDir, h.provider, { type: 'dataset', urls: [DATASET_URL], allow: [h.consumer.address], allowNetworkAccess, trustedAlgorithms: [h.pinned(h.algorithmDid)] });
+
+  it('when every dataset allows network and the environment declares algorithmNetwork false, then 400 network_unavailable saying what to change, and nothing starts', async () => {
+    const dataset = await datasetAllowingNetwork(true);
+    const res = await request(h.app).post(START).send(await h.startBody(h.consumer, { dataset, environment: 'offline' })).expect(400);
+    expect(res.body.error).toMatch(/offline gives algorithms no network access.*choose an environment that offers network/);
+    expect(h.jobs.started).toHaveLength(0);
+  });
+
+  it('when one dataset does not allow network, then the job starts on that environment (its algorithm gets none anyway)', async () => {
+    const withNetwork = await datasetAllowingNetwork(true);
+    const without = await datasetAllowingNetwork(false);
+    const body = await h.startBody(h.consumer, { dataset: withNetwork, environment: 'offline' });
+    await request(h.app).post(START).send({ ...body, additionalDatasets: [{ documentId: without, serviceId: 'compute' }] }).expect(200);
+    expect(h.jobs.started).toHaveLength(1);
+  });
+
+  it('when the environment offers network (the default), then a job whose datasets all allow it starts', async () => {
+    const dataset = await datasetAllowingNetwork(true);
+    await request(h.app).post(START).send(await h.startBody(h.consumer, { dataset, environment: 'free' })).expect(200);
+    expect(h.jobs.started).toHaveLength(1);
   });
 });

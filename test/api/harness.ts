@@ -6,9 +6,11 @@ import express from 'express';
 import request from 'supertest';
 import { createApp } from '../../src/api/app';
 import { CatalogResolver } from '../../src/assets/catalog';
+import { containerSectionChecksum, sha256Hex } from '../../src/assets/checksums';
 import { ProviderFileDecryptor } from '../../src/assets/decryptor';
-import { environmentSchema } from '../../src/domain/environment';
+import { type EnvironmentInput, environmentSchema } from '../../src/domain/environment';
 import { UnavailableError } from '../../src/domain/errors';
+import { serveFiles } from '../../src/entrypoints/local-stack';
 import { LocalResultStore } from '../../src/storage/local';
 import { FileNonceStore } from '../../src/storage/nonces';
 import { nodeContainer, publishCatalogAsset, recordingLogger, signRequest } from '../helpers/api';
@@ -17,6 +19,8 @@ import { FakeBackend, FakeJobsService } from './fakes';
 export const DATASET_URL = 'https://files.example.invalid/private/dataset-4f1c.csv';
 export const ALGORITHM_URL = 'https://files.example.invalid/private/algorithm-9a2e.js';
 export const CHAIN_ID = 8996;
+/** The harness algorithm's code, served on loopback: trust entries pin its checksum, so starts fetch and hash it. */
+export const ALGORITHM_CODE = "console.log('harness algorithm')";
 
 export const randomWallet = (): Wallet => new Wallet(Wallet.createRandom().privateKey);
 
@@ -25,7 +29,7 @@ export const randomWallet = (): Wallet => new Wallet(Wallet.createRandom().priva
  * file nonce store) and fakes only for the orchestrator and the backend. Every response body is kept
  * so tests can assert that no file URL ever left the server.
  */
-export async function apiHarness() {
+export async function apiHarness(opts: { environments?: EnvironmentInput[] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-api-'));
   const catalogDir = path.join(dir, 'catalog');
   const provider = randomWallet();
@@ -40,11 +44,16 @@ export async function apiHarness() {
     ping: (): Promise<void> => (temporal.reachable ? Promise.resolve() : Promise.reject(new UnavailableError('temporal_unavailable', 'Temporal is unavailable'))),
   });
   const backend = new FakeBackend();
-  const environments = [environmentSchema.parse({ id: 'free', desc: 'free env', maxJobs: 3 })];
+  const environments = (opts.environments ?? [{ id: 'free', desc: 'free env', maxJobs: 3 }]).map((e) => environmentSchema.parse(e));
   let jobCounter = 0;
 
-  const algorithmDid = await publishCatalogAsset(catalogDir, provider, { type: 'algorithm', urls: [ALGORITHM_URL], allow: [consumer.address, other.address], container: nodeContainer });
-  const datasetDid = await publishCatalogAsset(catalogDir, provider, { type: 'dataset', urls: [DATASET_URL], allow: [consumer.address, other.address], trustedAlgorithms: [algorithmDid] });
+  const algorithmFiles = await serveFiles({ 'algorithm-9a2e.js': ALGORITHM_CODE });
+  /** where the harness algorithm's file lives (a secret like any file location) */
+  const algorithmUrl = algorithmFiles.url('algorithm-9a2e.js');
+  /** a trust entry pinning an algorithm whose one file is the harness algorithm's, in `container` */
+  const pinned = (did: string, container: { entrypoint: string; checksum: string } = nodeContainer) => ({ did, filesChecksum: sha256Hex(ALGORITHM_CODE), containerSectionChecksum: containerSectionChecksum(container) });
+  const algorithmDid = await publishCatalogAsset(catalogDir, provider, { type: 'algorithm', urls: [algorithmUrl], allow: [consumer.address, other.address], container: nodeContainer });
+  const datasetDid = await publishCatalogAsset(catalogDir, provider, { type: 'dataset', urls: [DATASET_URL], allow: [consumer.address, other.address], trustedAlgorithms: [pinned(algorithmDid)] });
   const rawDatasetDid = await publishCatalogAsset(catalogDir, provider, { type: 'dataset', urls: [DATASET_URL], allow: [consumer.address], allowRawAlgorithm: true });
 
   const inner = createApp({
@@ -57,7 +66,7 @@ export async function apiHarness() {
     nonces,
     resolver: new CatalogResolver(catalogDir, logger),
     decryptor: new ProviderFileDecryptor(provider.privateKey),
-    backendFor: (id) => (id === 'free' ? backend : undefined),
+    backendFor: (id) => (environments.some((e) => e.id === id) ? backend : undefined),
     logger,
     newJobId: () => (++jobCounter).toString(16).padStart(32, '0'),
   });
@@ -107,9 +116,12 @@ export async function apiHarness() {
     return (res.body as { jobId: string }[])[0]!.jobId;
   };
 
-  const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
+  const cleanup = () => {
+    algorithmFiles.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
 
-  return { app, dir, catalogDir, provider, consumer, other, logger, results, nonces, jobs, temporal, backend, bodies, datasetDid, rawDatasetDid, algorithmDid, nextNonce, startBody, startJob, cleanup };
+  return { app, dir, catalogDir, provider, consumer, other, logger, results, nonces, jobs, temporal, backend, bodies, datasetDid, rawDatasetDid, algorithmDid, algorithmUrl, algorithmFiles, pinned, nextNonce, startBody, startJob, cleanup };
 }
 
 export type ApiHarness = Awaited<ReturnType<typeof apiHarness>>;
@@ -117,5 +129,5 @@ export type ApiHarness = Awaited<ReturnType<typeof apiHarness>>;
 /** Nothing the server said (bodies) or logged may contain a file URL. */
 export function expectNoSecretLeaked(h: ApiHarness): void {
   const said = h.bodies.join('\n') + JSON.stringify(h.logger.entries);
-  for (const url of [DATASET_URL, ALGORITHM_URL, 'files.example.invalid']) expect(said).not.toContain(url);
+  for (const url of [DATASET_URL, ALGORITHM_URL, 'files.example.invalid', h.algorithmFiles.url(''), 'algorithm-9a2e']) expect(said).not.toContain(url);
 }

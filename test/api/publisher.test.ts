@@ -26,7 +26,8 @@ interface Case {
 
 type Expected = { status: 200 } | { status: 400; error: Record<string, string> } | { status: 400; errors: Record<string, string[]> };
 
-const trustAlgo = (did: string) => ({ trustedAlgorithms: [did] });
+/** trusts the algorithm as its publisher reviewed it (both checksums pinned; its file is served by the local file server) */
+const trustAlgo = (did: string) => ({ trustedAlgorithms: [{ did, filesChecksum: sha256Hex(ALGO_CODE), containerSectionChecksum: containerSectionChecksum(nodeContainer) }] });
 const publisherOf = '0x00000000000000000000000000000000000a1e00';
 const strangerAddress = '0x00000000000000000000000000000000000bad00';
 
@@ -53,12 +54,14 @@ const cases: [string, Case, Expected][] = [
   ['an "algorithm" that is a dataset', { algorithm: { tweak: (d) => void (d.metadata.type = 'dataset') } }, { status: 400, error: { algorithm: 'not_algo' } }],
   // checksums of the listed algorithm (its file is served by a real local server)
   ['a listed algorithm matching both pinned checksums', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: sha256Hex(ALGO_CODE), container: true }) } }, { status: 200 }],
-  ['a listed algorithm whose file differs from the pinned checksum', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: sha256Hex('console.log("before")') }) } }, { status: 400, error: { algorithm: 'algorithm_file_checksum_mismatch' } }],
+  ['a listed algorithm whose file differs from the pinned checksum', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: sha256Hex('console.log("before")'), container: true }) } }, { status: 400, error: { algorithm: 'algorithm_file_checksum_mismatch' } }],
   ['a listed algorithm whose container section differs from the pinned checksum', { dataset: { tweak: (d, _h, f) => pin(d, f, { containerChecksum: containerSectionChecksum({ ...nodeContainer, entrypoint: 'node other.js' }) }) } }, { status: 400, error: { algorithm: 'algorithm_container_checksum_mismatch' } }],
   ['a listed algorithm whose entry has both checksums empty', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: '', containerChecksum: '' }) } }, { status: 400, error: { algorithm: 'algorithm_container_checksum_mismatch' } }],
   ['a listed algorithm whose entry has an empty files checksum', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: '', container: true }) } }, { status: 400, error: { algorithm: 'algorithm_file_checksum_mismatch' } }],
+  ['a listed algorithm whose entry leaves both checksums out (a bare DID trusts nothing)', { dataset: { tweak: (d, _h, f) => pin(d, f, {}) } }, { status: 400, error: { algorithm: 'algorithm_container_checksum_mismatch' } }],
+  ['a listed algorithm whose entry pins only the container', { dataset: { tweak: (d, _h, f) => pin(d, f, { container: true }) } }, { status: 400, error: { algorithm: 'algorithm_file_checksum_mismatch' } }],
   ['a listed algorithm whose entry has an empty container checksum', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: sha256Hex(ALGO_CODE), containerChecksum: '' }) } }, { status: 400, error: { algorithm: 'algorithm_container_checksum_mismatch' } }],
-  ['a listed algorithm whose file is gone', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: sha256Hex(ALGO_CODE), file: 'gone.js' }) } }, { status: 400, error: { algorithm: 'algorithm_file_checksum_mismatch' } }],
+  ['a listed algorithm whose file is gone', { dataset: { tweak: (d, _h, f) => pin(d, f, { files: sha256Hex(ALGO_CODE), container: true, file: 'gone.js' }) } }, { status: 400, error: { algorithm: 'algorithm_file_checksum_mismatch' } }],
   // credentials (type address, any letter case) and state, for datasets and algorithms
   ['a dataset that denies the consumer', { dataset: { deny: ['CONSUMER'] } }, { status: 400, error: { dataset: 'consumer_not_allowed' } }],
   ['a dataset that denies the consumer, who signs in lower case', { dataset: { deny: ['CONSUMER'] }, consumerCase: 'lower' }, { status: 400, error: { dataset: 'consumer_not_allowed' } }],
@@ -126,7 +129,7 @@ describe('API: the publisher\'s rules, through POST /compute', () => {
 
   it.each(cases)('when %s, then the start answers as the contract says', async (_name, c, expected) => {
     const allow = [h.consumer.address];
-    const algorithm = write({ type: 'algorithm', urls: [ALGORITHM_URL], allow, container: nodeContainer, owner: publisherOf, ...c.algorithm }, c.algorithm?.tweak);
+    const algorithm = write({ type: 'algorithm', urls: [files.url('algo.js')], allow, container: nodeContainer, owner: publisherOf, ...c.algorithm }, c.algorithm?.tweak);
     const dataset = write({ type: 'dataset', urls: [DATASET_URL], allow, ...trustAlgo(algorithm.id), ...c.dataset }, c.dataset?.tweak);
     const pinnedUrl = pending.get(algorithm.id);
     if (pinnedUrl) {

@@ -57,6 +57,10 @@ export interface OnChainAssetSpec {
   mintTo?: string[];
   compute?: Record<string, unknown>;
   name?: string;
+  /** default compute; an `access` service gets the id `access` and no compute options */
+  serviceType?: 'compute' | 'access';
+  /** the provider holding the files (default: one on 8030, never called) */
+  serviceEndpoint?: string;
 }
 
 export interface OnChainAsset {
@@ -90,13 +94,13 @@ export async function publishOnChainAsset(chain: TestChain, publisher: BaseWalle
     },
     services: [
       {
-        id: 'compute',
-        type: 'compute',
+        id: spec.serviceType ?? 'compute',
+        type: spec.serviceType ?? 'compute',
         files: encryptFiles(providerWallet.signingKey.publicKey, { datatokenAddress, nftAddress, urls: spec.urls ?? ['http://127.0.0.1:1/data.txt'] }),
         datatokenAddress,
-        serviceEndpoint: 'http://127.0.0.1:8030',
+        serviceEndpoint: spec.serviceEndpoint ?? 'http://127.0.0.1:8030',
         timeout: spec.timeout ?? 0,
-        compute: spec.compute ?? { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: ['*'], publisherTrustedAlgorithms: [] },
+        ...(spec.serviceType === 'access' ? {} : { compute: spec.compute ?? { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: ['*'], publisherTrustedAlgorithms: [] } }),
       },
     ],
   };

@@ -3,9 +3,16 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { ProviderClient } from '../../src/client/provider-client';
-import { publishToCatalog } from '../../src/client/catalog-publisher';
+import { publishToCatalog, trustedAlgorithm } from '../../src/client/catalog-publisher';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
 import { resultText, waitFor } from './helpers';
+
+const WORDS_JS = [
+  "const fs = require('fs');",
+  "const dir = JSON.parse(process.env.DIDS)[0].replace('did:op:', '');",
+  "const words = fs.readFileSync(`/data/inputs/${dir}/0`, 'utf8').trim().split(/\\s+/);",
+  "fs.writeFileSync('/data/outputs/words.txt', String(words.length));",
+].join('\n');
 
 /**
  * An HTTP proxy in front of provider A's Aquarius endpoint that a test can make fail: how an Aquarius
@@ -51,12 +58,7 @@ describe('a provider that resolves assets through another provider\'s Aquarius e
   beforeAll(async () => {
     data = await serveFiles({
       'words.txt': 'alpha beta gamma delta\n',
-      'words.js': [
-        "const fs = require('fs');",
-        "const dir = JSON.parse(process.env.DIDS)[0].replace('did:op:', '');",
-        "const words = fs.readFileSync(`/data/inputs/${dir}/0`, 'utf8').trim().split(/\\s+/);",
-        "fs.writeFileSync('/data/outputs/words.txt', String(words.length));",
-      ].join('\n'),
+      'words.js': WORDS_JS,
     });
     a = await startStack({ environments: [{ id: 'a-env', maxJobs: 1, ramGB: 0.5 }] });
     proxy = await aquariusProxy(a.baseUrl);
@@ -64,7 +66,7 @@ describe('a provider that resolves assets through another provider\'s Aquarius e
     client = b.consumer();
     // published through B's /encrypt (only B can read the files), listed in A's catalog only
     algorithm = await publishToCatalog(client, a.catalogDir, b.chainId, { type: 'algorithm', name: 'words', urls: [data.url('words.js')], allow: [client.address], container: { entrypoint: 'node $ALGO', image: 'node', tag: '20' } });
-    dataset = await publishToCatalog(client, a.catalogDir, b.chainId, { type: 'dataset', name: 'text', urls: [data.url('words.txt')], allow: [client.address], compute: { publisherTrustedAlgorithms: [{ did: algorithm }] } });
+    dataset = await publishToCatalog(client, a.catalogDir, b.chainId, { type: 'dataset', name: 'text', urls: [data.url('words.txt')], allow: [client.address], compute: { publisherTrustedAlgorithms: [trustedAlgorithm(algorithm, { entrypoint: 'node $ALGO', image: 'node', tag: '20' }, [WORDS_JS])] } });
   }, 120_000);
 
   afterAll(async () => {

@@ -1,6 +1,17 @@
+import { trustedAlgorithm } from '../../src/client/catalog-publisher';
 import type { ProviderClient } from '../../src/client/provider-client';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
 import { jobPids, nodeRaw, readLiveLogUntil, resultText, waitFor } from './helpers';
+
+const SUM_JS = [
+  "const fs = require('fs');",
+  "const dir = JSON.parse(process.env.DIDS)[0].replace('did:op:', '');",
+  "const rows = fs.readFileSync(`/data/inputs/${dir}/0`, 'utf8').trim().split('\\n').slice(1);",
+  "const sum = rows.map((r) => r.split(',').map(Number)).reduce((a, [x, y]) => a + x + y, 0);",
+  "console.log('rows', rows.length);",
+  "fs.writeFileSync('/data/outputs/sum.txt', String(sum));",
+].join('\n');
+const CONTAINER = { entrypoint: 'node $ALGO', image: 'node', tag: '20' };
 
 /** One provider (worker + API processes, real Temporal, real sandbox) driven over HTTP like a consumer. */
 describe('a compute job over HTTP', () => {
@@ -13,19 +24,12 @@ describe('a compute job over HTTP', () => {
   beforeAll(async () => {
     data = await serveFiles({
       'rows.csv': 'x,y\n1,2\n3,4\n5,6\n',
-      'sum.js': [
-        "const fs = require('fs');",
-        "const dir = JSON.parse(process.env.DIDS)[0].replace('did:op:', '');",
-        "const rows = fs.readFileSync(`/data/inputs/${dir}/0`, 'utf8').trim().split('\\n').slice(1);",
-        "const sum = rows.map((r) => r.split(',').map(Number)).reduce((a, [x, y]) => a + x + y, 0);",
-        "console.log('rows', rows.length);",
-        "fs.writeFileSync('/data/outputs/sum.txt', String(sum));",
-      ].join('\n'),
+      'sum.js': SUM_JS,
     });
     stack = await startStack({ environments: [{ id: 'e2e', maxJobs: 3, ramGB: 0.5, maxJobDuration: 600 }, { id: 'e2e-short', maxJobs: 2, ramGB: 0.5, maxJobDuration: 3 }] });
     client = stack.consumer();
-    algorithm = await stack.publish(client, { type: 'algorithm', name: 'sum', urls: [data.url('sum.js')], container: { entrypoint: 'node $ALGO', image: 'node', tag: '20' } });
-    dataset = await stack.publish(client, { type: 'dataset', name: 'rows', urls: [data.url('rows.csv')], compute: { allowRawAlgorithm: true, publisherTrustedAlgorithms: [{ did: algorithm }] } });
+    algorithm = await stack.publish(client, { type: 'algorithm', name: 'sum', urls: [data.url('sum.js')], container: CONTAINER });
+    dataset = await stack.publish(client, { type: 'dataset', name: 'rows', urls: [data.url('rows.csv')], compute: { allowRawAlgorithm: true, publisherTrustedAlgorithms: [trustedAlgorithm(algorithm, CONTAINER, [SUM_JS])] } });
   });
 
   afterAll(async () => {

@@ -71,6 +71,8 @@ describe('publisher control, end to end', () => {
   };
   const algo = (ddo: Ddo, algocustomdata?: Record<string, unknown>) => ({ documentId: ddo.id, serviceId: ddo.services[0]!.id, ...(algocustomdata ? { algocustomdata } : {}) });
   const ds = (ddo: Ddo) => ({ documentId: ddo.id, serviceId: ddo.services[0]!.id });
+  /** a trust entry pinning an algorithm to the file its publisher reviewed (as served now) and its container */
+  const reviewed = (ddo: Ddo, file: string) => ({ did: ddo.id, filesChecksum: sha256Hex(FILES[file]!), containerSectionChecksum: containerSectionChecksum(ddo.metadata.algorithm!.container) });
 
   beforeAll(async () => {
     // every answer the provider gives this test is kept, to scan for file locations at the end
@@ -94,8 +96,8 @@ describe('publisher control, end to end', () => {
   });
 
   it('when a job has three datasets (one through its access service), then each is where the contract says, with its DDO and custom data', async () => {
-    const a = await publish({ type: 'dataset', files: [{ name: 'secret-a0.csv', checksum: sha256Hex(FILES['secret-a0.csv']!) }, { name: 'secret-a1.csv' }], trustedAlgorithms: [algorithm.id] });
-    const b = await publish({ type: 'dataset', files: [{ name: 'secret-b0.csv' }], trustedAlgorithms: [algorithm.id] });
+    const a = await publish({ type: 'dataset', files: [{ name: 'secret-a0.csv', checksum: sha256Hex(FILES['secret-a0.csv']!) }, { name: 'secret-a1.csv' }], trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')] });
+    const b = await publish({ type: 'dataset', files: [{ name: 'secret-b0.csv' }], trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')] });
     const c = await publish({ type: 'dataset', files: [{ name: 'secret-c0.csv' }], serviceType: 'access', serviceId: 'access' });
     const done = await run({ environment: 'pub', dataset: ds(a), additionalDatasets: [ds(b), ds(c)], algorithm: algo(algorithm, { threshold: 3 }) });
     expect(done).toMatchObject({ status: 70, inputDID: [a.id, b.id, c.id], algoDID: algorithm.id });
@@ -111,7 +113,7 @@ describe('publisher control, end to end', () => {
   });
 
   it('when a private (compute) algorithm has run, then no route gives its code back', async () => {
-    const dataset = await publish({ type: 'dataset', files: [{ name: 'secret-b0.csv' }], trustedAlgorithms: [algorithm.id] });
+    const dataset = await publish({ type: 'dataset', files: [{ name: 'secret-b0.csv' }], trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')] });
     const done = await run({ environment: 'pub', dataset: ds(dataset), algorithm: algo(algorithm) });
     expect(done.status).toBe(70);
     const results = done.results === '' ? [] : done.results;
@@ -166,7 +168,7 @@ describe('publisher control, end to end', () => {
 
   it('when a trusted algorithm\'s file changes after the publisher pinned it, then the next start is refused', async () => {
     const pinned = await publish({ type: 'algorithm', name: 'pinned', files: [{ name: 'secret-pinned.js' }], container: nodeContainer });
-    const dataset = await publish({ type: 'dataset', files: [{ name: 'secret-a0.csv' }], trustedAlgorithms: [pinned.id] });
+    const dataset = await publish({ type: 'dataset', files: [{ name: 'secret-a0.csv' }], trustedAlgorithms: [reviewed(pinned, 'secret-pinned.js')] });
     dataset.services[0]!.compute!.publisherTrustedAlgorithms = [{ did: pinned.id, filesChecksum: sha256Hex(FILES['secret-pinned.js']!), containerSectionChecksum: containerSectionChecksum(nodeContainer) }];
     await writeCatalogDdo(stack.catalogDir, dataset);
     const ok = await run({ environment: 'pub', dataset: ds(dataset), algorithm: algo(pinned) });
@@ -182,10 +184,10 @@ describe('publisher control, end to end', () => {
 
   it('when an input does not match its checksum or is missing, then the job ends in 31 (32 for the algorithm) with a reason naming the input, never its URL', async () => {
     const changedAlgorithm = await publish({ type: 'algorithm', name: 'changed', files: [{ name: 'secret-algo.js', checksum: `sha256:${sha256Hex('the reviewed code')}` }], container: nodeContainer });
-    const changed = await publish({ type: 'dataset', files: [{ name: 'secret-b0.csv', checksum: sha256Hex('what the publisher listed') }], trustedAlgorithms: [algorithm.id] });
-    const missing = await publish({ type: 'dataset', files: [{ name: 'secret-gone.csv' }], trustedAlgorithms: [algorithm.id] });
-    const main = await publish({ type: 'dataset', files: [{ name: 'secret-a0.csv' }], trustedAlgorithms: [algorithm.id] });
-    const trustsChanged = await publish({ type: 'dataset', files: [{ name: 'secret-a0.csv' }], trustedAlgorithms: [changedAlgorithm.id] });
+    const changed = await publish({ type: 'dataset', files: [{ name: 'secret-b0.csv', checksum: sha256Hex('what the publisher listed') }], trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')] });
+    const missing = await publish({ type: 'dataset', files: [{ name: 'secret-gone.csv' }], trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')] });
+    const main = await publish({ type: 'dataset', files: [{ name: 'secret-a0.csv' }], trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')] });
+    const trustsChanged = await publish({ type: 'dataset', files: [{ name: 'secret-a0.csv' }], trustedAlgorithms: [reviewed(changedAlgorithm, 'secret-algo.js')] });
     const [bad, gone, badAlgorithm] = (await runAll([
       { environment: 'pub', dataset: ds(main), additionalDatasets: [ds(changed)], algorithm: algo(algorithm) },
       { environment: 'pub', dataset: ds(missing), algorithm: algo(algorithm) },

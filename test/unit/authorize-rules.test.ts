@@ -30,7 +30,7 @@ function world(): World {
   const algorithm = algorithmFixture();
   // the fixture lists the algorithm with empty checksums, which trust nothing: pin it as reviewed
   computeOf(dataset).publisherTrustedAlgorithms = [{ did: algorithm.id, filesChecksum: sha256Hex('console.log(1)'), containerSectionChecksum: containerSectionChecksum(algorithm.metadata.algorithm!.container) }];
-  const catalogDataset = buildCatalogDdo(fixtureProvider.publicKey, { type: 'dataset', urls: ['https://example.invalid/c.csv'], allow: [consumer], trustedAlgorithms: [algorithm.id] });
+  const catalogDataset = buildCatalogDdo(fixtureProvider.publicKey, { type: 'dataset', urls: ['https://example.invalid/c.csv'], allow: [consumer], trustedAlgorithms: [computeOf(dataset).publisherTrustedAlgorithms[0]!] });
   return {
     dataset,
     algorithm,
@@ -85,7 +85,7 @@ const cases: [string, (w: World) => void, Expected][] = [
   ['a public (access) algorithm whose files are encrypted for another provider', (w) => {
     w.algorithm.services[0]!.type = 'access';
     w.algorithm.services[0]!.files = encryptFiles(Wallet.createRandom().signingKey.publicKey, { urls: ['https://example.invalid/x'] });
-  }, { error: AccessDeniedError, resource: 'algorithm', code: 'compute_services_not_in_same_provider', message: /another provider.*not supported yet/ }],
+  }, { error: AccessDeniedError, resource: 'algorithm', code: 'compute_services_not_in_same_provider', message: /another provider.*publish it \(or a copy\) on this provider/ }],
   ['a private (compute) algorithm named as an additional dataset', (w) => {
     w.datasets.push({ did: w.algorithm.id, serviceId: 'algo-compute-1' });
   }, { error: AccessDeniedError, resource: 'datasets[1]', code: 'private_algorithm_as_dataset' }],
@@ -179,25 +179,20 @@ const cases: [string, (w: World) => void, Expected][] = [
     w.algorithm.metadata.algorithm!.container.entrypoint = 'node $ALGO --evil';
   }, { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_container_checksum_mismatch' }],
   ['a listed algorithm whose file is gone (404)', (w) => {
-    pin(w, { filesChecksum: reviewedFiles });
+    pin(w, { filesChecksum: reviewedFiles, containerSectionChecksum: reviewedContainer(w) });
     w.algorithmFile = new FileFetchError('HTTP 404', false);
   }, { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_file_checksum_mismatch', message: /^algorithm file 0: .*HTTP 404/ }],
   ['a listed algorithm whose file server is down', (w) => {
-    pin(w, { filesChecksum: reviewedFiles });
+    pin(w, { filesChecksum: reviewedFiles, containerSectionChecksum: reviewedContainer(w) });
     w.algorithmFile = new FileFetchError('connection failed (ECONNREFUSED)', true);
   }, { error: UnavailableError, code: 'algorithm_file_unavailable' }],
   ['a listed algorithm with both checksums empty (as the fixture ships it)', (w) => pin(w, { filesChecksum: '', containerSectionChecksum: '' }), { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_container_checksum_mismatch' }],
   ['a listed algorithm with an empty files checksum', (w) => pin(w, { filesChecksum: '', containerSectionChecksum: reviewedContainer(w) }), { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_file_checksum_mismatch' }],
   ['a listed algorithm with an empty container checksum', (w) => pin(w, { filesChecksum: reviewedFiles, containerSectionChecksum: '' }), { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_container_checksum_mismatch' }],
-  ['a listed algorithm with an empty files checksum and no container field', (w) => pin(w, { filesChecksum: '' }), { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_file_checksum_mismatch' }],
-  ['a listed algorithm whose entry leaves both checksum fields out (DID-only trust)', (w) => {
-    pin(w, {});
-    w.algorithmFile = 'changed, but nothing was pinned';
-  }, { ok: () => {} }],
-  ['a listed algorithm pinned by its container only', (w) => {
-    pin(w, { containerSectionChecksum: reviewedContainer(w) });
-    w.algorithmFile = 'changed, but only the container was pinned';
-  }, { ok: () => {} }],
+  ['a listed algorithm with an empty files checksum and no container field (absent is as strict as empty)', (w) => pin(w, { filesChecksum: '' }), { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_container_checksum_mismatch' }],
+  ['a listed algorithm whose entry leaves both checksum fields out (a bare DID trusts nothing)', (w) => pin(w, {}), { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_container_checksum_mismatch' }],
+  ['a listed algorithm pinned by its container only (the files are not pinned, so nothing matches)', (w) => pin(w, { containerSectionChecksum: reviewedContainer(w) }), { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_file_checksum_mismatch' }],
+  ['a listed algorithm pinned by its files only', (w) => pin(w, { filesChecksum: reviewedFiles }), { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_container_checksum_mismatch' }],
   ['two entries for the algorithm, the second matching', (w) => {
     computeOf(w.dataset).publisherTrustedAlgorithms = [
       { did: w.algorithm.id, filesChecksum: sha256Hex('an older version'), containerSectionChecksum: reviewedContainer(w) },
@@ -218,7 +213,7 @@ const cases: [string, (w: World) => void, Expected][] = [
     w.algorithmFile = 'anything';
   }, { ok: () => {} }],
   ['a pinned algorithm trusted by the publisher list as well (both lists, AND)', (w) => {
-    pin(w, { filesChecksum: reviewedFiles });
+    pin(w, { filesChecksum: reviewedFiles, containerSectionChecksum: reviewedContainer(w) });
     computeOf(w.dataset).publisherTrustedAlgorithmPublishers = [w.algorithm.nft!.owner!];
     w.algorithmFile = 'changed';
   }, { error: AccessDeniedError, resource: 'algorithm', code: 'algorithm_file_checksum_mismatch' }],
@@ -279,6 +274,64 @@ describe('authorizeJob', () => {
     if (expected.message) expect(err.message).toMatch(expected.message);
     if (expected.fields) expect((outcome.error as ValidationError).fields).toEqual(expected.fields);
     for (const url of fixtureSecretUrls) expect(err.message).not.toContain(url);
+  });
+
+  describe('a public (access) algorithm another provider holds', () => {
+    const remoteWorld = () => {
+      const w = world();
+      w.algorithm.services[0]!.type = 'access';
+      w.algorithm.services[0]!.serviceEndpoint = 'http://provider-a.example.invalid';
+      w.algorithm.services[0]!.files = encryptFiles(Wallet.createRandom().signingKey.publicKey, { urls: ['https://example.invalid/x'] });
+      const asked: { did: string; transferTxId: string | undefined }[] = [];
+      const remoteFiles = {
+        filesChecksum: (ddo: Ddo, _service: unknown, transferTxId: string | undefined) => {
+          asked.push({ did: ddo.id, transferTxId });
+          return Promise.resolve(reviewedFiles);
+        },
+        signedFile: () => Promise.reject(new Error('not used by authorization')),
+        fetchFile: () => Promise.reject(new Error('not used by authorization')),
+      };
+      const deps = {
+        resolver: { resolve: (did: string) => Promise.resolve([w.dataset, w.algorithm].find((d) => d.id === did) ?? null) },
+        decryptor: new ProviderFileDecryptor(fixtureProvider.privateKey),
+        checkContainer: () => null,
+        hashFile: () => Promise.reject(new Error('a remote algorithm is never fetched directly')),
+        remoteFiles,
+      };
+      return { w, deps, asked };
+    };
+
+    it('when the dataset pins what the other provider hands out, then the algorithm is authorized as remote, hashed through that provider with the order named', async () => {
+      const { w, deps, asked } = remoteWorld();
+      const job = await authorizeJob(deps, { owner: w.owner, datasets: w.datasets, algorithm: { kind: 'published', did: w.algorithm.id, serviceId: 'algo-compute-1', transferTxId: '0xabc' } });
+      expect(job.algorithm).toMatchObject({ kind: 'published', did: w.algorithm.id, remote: true, filesChecksum: reviewedFiles });
+      expect(asked).toEqual([{ did: w.algorithm.id, transferTxId: '0xabc' }]);
+    });
+
+    it('when the other provider hands out other files than pinned, then algorithm_file_checksum_mismatch', async () => {
+      const { w, deps } = remoteWorld();
+      deps.remoteFiles.filesChecksum = () => Promise.resolve(sha256Hex('something else'));
+      const err = await authorizeJob(deps, { owner: w.owner, datasets: w.datasets, algorithm: w.algorithmRef }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ resource: 'algorithm', code: 'algorithm_file_checksum_mismatch' });
+    });
+
+    it('when the other provider is down, then a retryable algorithm_file_unavailable; when it refuses, then algorithm_file_checksum_mismatch naming its answer', async () => {
+      const { w, deps } = remoteWorld();
+      deps.remoteFiles.filesChecksum = () => Promise.reject(new FileFetchError('connection failed (ECONNREFUSED)', true));
+      expect(await authorizeJob(deps, { owner: w.owner, datasets: w.datasets, algorithm: w.algorithmRef }).catch((e: unknown) => e)).toBeInstanceOf(UnavailableError);
+      const refusing = remoteWorld();
+      refusing.deps.remoteFiles.filesChecksum = () => Promise.reject(new FileFetchError('HTTP 400', false));
+      const err = await authorizeJob(refusing.deps, { owner: refusing.w.owner, datasets: refusing.w.datasets, algorithm: refusing.w.algorithmRef }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ resource: 'algorithm', code: 'algorithm_file_checksum_mismatch', message: expect.stringContaining('HTTP 400') });
+    });
+
+    it('when a private (compute) algorithm is encrypted for another provider, then it is refused even with a remote source', async () => {
+      const { w, deps, asked } = remoteWorld();
+      w.algorithm.services[0]!.type = 'compute';
+      const err = await authorizeJob(deps, { owner: w.owner, datasets: w.datasets, algorithm: w.algorithmRef }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ resource: 'algorithm', code: 'compute_services_not_in_same_provider' });
+      expect(asked).toEqual([]);
+    });
   });
 
   it('when the image is unknown, then the error names the algorithm field with the backend\'s reason', async () => {

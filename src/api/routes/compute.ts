@@ -56,7 +56,14 @@ export function computeRoutes(deps: AppDeps): Router {
       datasets: datasetRefs(body),
       algorithm: algorithmRef(body.algorithm),
     };
-    await authorizeJob({ resolver: deps.resolver, decryptor: deps.decryptor, checkContainer: (c) => backend.checkContainer(c) }, input);
+    const authorized = await authorizeJob({ resolver: deps.resolver, decryptor: deps.decryptor, checkContainer: (c) => backend.checkContainer(c), ...(deps.remoteFiles ? { remoteFiles: deps.remoteFiles } : {}) }, input);
+    if (authorized.allowNetwork && !environment.algorithmNetwork) {
+      throw new C2DError(
+        'validation',
+        'network_unavailable',
+        `Compute environment ${environment.id} gives algorithms no network access, and every dataset of this job allows it (allowNetworkAccess): choose an environment that offers network, or a dataset without allowNetworkAccess`,
+      );
+    }
     const jobId = newJobId();
     res.locals.jobId = jobId;
     const job = await deps.jobs.start({ ...input, jobId, createdAt: Date.now() });
