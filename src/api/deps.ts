@@ -26,6 +26,8 @@ export interface AppDeps {
   /** the assets this provider knows itself (catalog, chain), served as Aquarius; default: `resolver` */
   localResolver?: AssetResolver;
   decryptor: FileDecryptor;
+  /** readiness of the configured chain (e.g. asks its node for the block number); absent: no chain configured */
+  chainPing?: () => Promise<void>;
   /** the backend running an environment: checks containers at start, serves live logs */
   backendFor(environmentId: string): ComputeBackend | undefined;
   logger: Logger;

@@ -29,7 +29,7 @@ export const randomWallet = (): Wallet => new Wallet(Wallet.createRandom().priva
  * file nonce store) and fakes only for the orchestrator and the backend. Every response body is kept
  * so tests can assert that no file URL ever left the server.
  */
-export async function apiHarness(opts: { environments?: EnvironmentInput[] } = {}) {
+export async function apiHarness(opts: { environments?: EnvironmentInput[]; chainPing?: () => Promise<void> } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-api-'));
   const catalogDir = path.join(dir, 'catalog');
   const provider = randomWallet();
@@ -69,6 +69,7 @@ export async function apiHarness(opts: { environments?: EnvironmentInput[] } = {
     backendFor: (id) => (environments.some((e) => e.id === id) ? backend : undefined),
     logger,
     newJobId: () => (++jobCounter).toString(16).padStart(32, '0'),
+    ...(opts.chainPing ? { chainPing: opts.chainPing } : {}),
   });
   const bodies: string[] = [];
   const app = express();

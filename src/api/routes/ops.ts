@@ -43,19 +43,36 @@ export function opsRoutes(deps: AppDeps): Router {
     res.json({ status: 'ok' });
   });
 
+  // Ready when what a request needs answers: Temporal always, the chain node when one is configured.
   router.get('/readyz', async (_req, res) => {
-    const ping = deps.jobs.ping?.bind(deps.jobs);
-    if (!ping) {
-      res.json({ status: 'ready', checks: { temporal: 'not checked' } });
+    const pings: [name: 'temporal' | 'chain', ping: (() => Promise<void>) | undefined][] = [
+      ['temporal', deps.jobs.ping?.bind(deps.jobs)],
+      ['chain', deps.chainPing],
+    ];
+    const checks: Record<string, string> = {};
+    const down: string[] = [];
+    await Promise.all(
+      pings.map(async ([name, ping]) => {
+        if (!ping) {
+          if (name === 'temporal') checks[name] = 'not checked';
+          return;
+        }
+        try {
+          await pingWithin(ping, READY_TIMEOUT_MS);
+          checks[name] = 'ok';
+        } catch (err) {
+          checks[name] = 'unreachable';
+          down.push(name);
+          deps.logger.warn({ check: name, error: err instanceof Error ? err.name : typeof err, code: err instanceof C2DError ? err.code : undefined }, 'not ready: a dependency is unreachable');
+        }
+      }),
+    );
+    if (down.length === 0) {
+      res.json({ status: 'ready', checks });
       return;
     }
-    try {
-      await pingWithin(ping, READY_TIMEOUT_MS);
-      res.json({ status: 'ready', checks: { temporal: 'ok' } });
-    } catch (err) {
-      deps.logger.warn({ error: err instanceof Error ? err.name : typeof err, code: err instanceof C2DError ? err.code : undefined }, 'not ready: Temporal unreachable');
-      res.status(503).json({ error: 'Temporal is unreachable', checks: { temporal: 'unreachable' } });
-    }
+    const what = down.sort().map((d) => (d === 'temporal' ? 'Temporal' : 'the chain node')).join(' and ');
+    res.status(503).json({ error: `${what.charAt(0).toUpperCase()}${what.slice(1)} ${down.length > 1 ? 'are' : 'is'} unreachable`, checks });
   });
 
   return router;
