@@ -162,23 +162,34 @@ export class TemporalJobsService implements JobsService {
   }
 
   currentJobs(environmentId: string): Promise<number> {
-    return this.slots(environmentId, (handle) => handle.query(holdersQuery));
+    // a job holds its slot from configuration to publishing
+    return this.slots(environmentId, (handle) => handle.query(holdersQuery), 'C2DStatus IN (20, 30, 40, 50, 60)');
   }
 
   queuedJobs(environmentId: string): Promise<number> {
-    return this.slots(environmentId, async (handle) => (await handle.query(waitersQuery)).length);
+    return this.slots(environmentId, async (handle) => (await handle.query(waitersQuery)).length, 'C2DStatus = 1');
   }
 
-  /** A count from the environment's capacity workflow; 0 when it is not running (no job asked lately). */
-  private slots(environmentId: string, read: (handle: WorkflowHandle) => Promise<number>): Promise<number> {
+  /**
+   * A count from the environment's capacity workflow; 0 when it is not running (no job asked lately). When
+   * its worker does not answer the query in time (busy, or none running), the running jobs' visibility
+   * records in the given statuses are counted instead.
+   */
+  private slots(environmentId: string, read: (handle: WorkflowHandle) => Promise<number>, statuses: string): Promise<number> {
     return this.guarded(async () => {
       const handle = this.deps.client.workflow.getHandle(environmentWorkflowId(environmentId));
       try {
         if ((await handle.describe()).status.name !== 'RUNNING') return 0;
-        return await read(handle);
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) return 0;
         throw err;
+      }
+      try {
+        return await this.deps.client.connection.withDeadline(Date.now() + (this.deps.queryTimeoutMs ?? 5_000), () => read(handle));
+      } catch (err) {
+        if (err instanceof C2DError) throw err;
+        const query = `WorkflowType = '${JOB_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND C2DEnvironment = '${environmentId.replace(/[\\']/g, '')}' AND ${statuses}`;
+        return (await this.deps.client.workflow.count(query)).count;
       }
     });
   }

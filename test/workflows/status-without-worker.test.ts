@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { JobStatus } from '../../src/domain/status';
 import { TemporalJobsService } from '../../src/temporal/client';
+import { environmentWorkflowId } from '../../src/workflows/definitions';
 import { testState } from '../helpers/state';
 import { uniqueName } from '../helpers/temporal';
 import { jobInput, MemoryResultStore } from './fakes';
@@ -39,5 +40,25 @@ describe('job status without an answering worker', () => {
     const listed = await jobs.listByOwner(input.owner);
     expect(listed.map((j) => [j.jobId, j.status])).toEqual([[input.jobId, JobStatus.WarmingUp]]);
     await connection.workflowService.terminateWorkflowExecution({ namespace: 'default', workflowExecution: { workflowId: `c2d-${input.jobId}` }, reason: 'test over' });
+  });
+
+  it("when the environment's capacity workflow does not answer, then running and queued jobs are counted from visibility", async () => {
+    const env = uniqueName('env-unanswered');
+    const client = new Client({ connection });
+    // the capacity workflow exists, but no worker serves its queue: its queries can never be answered
+    await client.workflow.start('environmentSlots', { workflowId: environmentWorkflowId(env), taskQueue: uniqueName('no-worker'), args: [env] });
+    const waiting = [jobInput(env), jobInput(env)];
+    for (const input of waiting) await jobs.start(input);
+    try {
+      // visibility trails the start by a moment
+      let queued = 0;
+      for (let i = 0; i < 20 && queued !== 2; i++) queued = await jobs.queuedJobs(env);
+      expect(queued).toBe(2);
+      expect(await jobs.currentJobs(env)).toBe(0);
+    } finally {
+      for (const id of [environmentWorkflowId(env), ...waiting.map((w) => `c2d-${w.jobId}`)]) {
+        await connection.workflowService.terminateWorkflowExecution({ namespace: 'default', workflowExecution: { workflowId: id }, reason: 'test over' });
+      }
+    }
   });
 });
