@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { killCgroups, oomKills, removeCgroups } from '../compute/process/cgroups';
-import { type StepState, type SupervisorSpec, writeJsonAtomic } from '../compute/process/state';
+import { openStepLog, type StepState, type SupervisorSpec, writeJsonAtomic } from '../compute/process/state';
 
 const SIZE_CHECK_MS = 500;
 const SIGXFSZ_EXIT = 128 + 25; // bwrap reports a child killed by signal n as 128 + n
@@ -40,22 +40,6 @@ function dirSize(dir: string): number {
 
 function removeQuietly(files: string[] | undefined): void {
   for (const f of files ?? []) fs.rmSync(f, { force: true });
-}
-
-function openLog(spec: SupervisorSpec): (chunk: Buffer) => void {
-  const fd = fs.openSync(spec.logFile, 'a', 0o640);
-  let written = 0;
-  let truncated = false;
-  return (chunk) => {
-    if (written >= spec.maxLogBytes) {
-      if (!truncated) fs.writeSync(fd, `\n[log truncated at ${spec.maxLogBytes} bytes]\n`);
-      truncated = true;
-      return;
-    }
-    const part = chunk.subarray(0, spec.maxLogBytes - written);
-    fs.writeSync(fd, part);
-    written += part.length;
-  };
 }
 
 function runChild(spec: SupervisorSpec, append: (c: Buffer) => void): Promise<{ code: number | null; signal: string | null; error?: Error }> {
@@ -95,7 +79,7 @@ async function main(): Promise<void> {
       finish({ exitCode: null, signal: null, oomKilled: false, reason: 'stopped' });
       return;
     }
-    const append = openLog(spec);
+    const { append } = openStepLog(spec.logFile, spec.maxLogBytes);
     let killReason: string | null = null;
     const kill = (reason: string): void => {
       killReason ??= reason;

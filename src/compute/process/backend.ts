@@ -8,7 +8,7 @@ import { C2DError } from '../../domain/errors';
 import type { ContainerSpec } from '../../domain/job';
 import type { Logger } from '../../domain/logger';
 import type { ComputeBackend, JobWorkspace, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
-import { CgroupError, type CgroupLayout, cgroupPids, createStepCgroups, detectCgroups, killCgroups, memoryCgroupDir, removeCgroups, stepCgroupDirs } from './cgroups';
+import { CgroupError, type CgroupLayout, cgroupPids, createStepCgroups, detectCgroups, killCgroups, memoryCgroupDir, oomKills, removeCgroups, stepCgroupDirs } from './cgroups';
 import { chownTo, findExecutable, readableBy, untraversable } from './host';
 import { type JobPaths, jobPaths, STEPS, type StepPaths, stepPaths } from './layout';
 import { streamLog } from './logs';
@@ -16,7 +16,7 @@ import { DEFAULT_NETWORK, JobNetworks } from './network';
 import { listPublishedFiles } from './published';
 import { processWorkspace } from './workspace';
 import { buildSandboxArgs, type ResolvedRuntime, type SandboxOptions, wrapSandboxCommand } from './sandbox-args';
-import { isSupervisorAlive, readState, type StepState, type SupervisorSpec, writeJsonAtomic } from './state';
+import { isSupervisorAlive, openStepLog, readState, type StepState, type SupervisorSpec, writeJsonAtomic } from './state';
 import { algorithmSandbox, configureSandbox, findRuntime, publishSandbox } from './steps';
 
 export interface ProcessBackendOptions {
@@ -68,6 +68,8 @@ export class ProcessBackend implements ComputeBackend {
   private readonly node: ResolvedRuntime;
   private readonly networks: JobNetworks;
   private readonly log: Logger;
+  /** configuration and publishing runs of this worker, by `<jobId>/<step>` */
+  private readonly direct = new Map<string, Promise<StepOutcome>>();
 
   constructor(private readonly opts: ProcessBackendOptions) {
     this.log = opts.logger;
@@ -122,10 +124,10 @@ export class ProcessBackend implements ComputeBackend {
   }
 
   async runStep(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
+    if (req.step !== 'algorithm') return this.runDirect(req, hooks);
     const job = jobPaths(this.opts.dataDir, req.jobId);
     const sp = stepPaths(job, req.step);
-    if (req.step === 'configure' && !req.configure) throw new C2DError('internal', 'bad_step_request', 'configure step without a configure spec');
-    if (req.step === 'algorithm' && !req.algorithm) throw new C2DError('internal', 'bad_step_request', 'algorithm step without an algorithm spec');
+    if (!req.algorithm) throw new C2DError('internal', 'bad_step_request', 'algorithm step without an algorithm spec');
     this.ensureJobDirs(job, sp);
     let launched = false;
     try {
@@ -151,7 +153,6 @@ export class ProcessBackend implements ComputeBackend {
     }
     const state = await this.waitForExit(req, sp, hooks);
     if (network) await this.networks.teardown(req.jobId);
-    if (req.step === 'configure') fs.rmSync(job.configureSpec, { force: true });
     return {
       exitCode: state.exitCode,
       oomKilled: state.oomKilled,
@@ -159,6 +160,125 @@ export class ProcessBackend implements ComputeBackend {
       report: readReport(sp.report),
       reattached: !launched,
     };
+  }
+
+  /**
+   * Configuration and publishing run straight from the worker (same sandbox, same cgroup limits), without
+   * a detached supervisor: they are idempotent, so a retry after a worker crash runs them again (bwrap's
+   * --die-with-parent takes the old run down with the worker) instead of re-attaching. That saves a Node
+   * start-up per step. A second call while this worker still runs the step waits for that run.
+   */
+  private runDirect(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
+    const key = `${req.jobId}/${req.step}`;
+    let run = this.direct.get(key);
+    if (!run) {
+      run = this.startDirect(req).finally(() => this.direct.delete(key));
+      this.direct.set(key, run);
+    }
+    return this.waitDirect(req, run, hooks);
+  }
+
+  private waitDirect(req: StepRequest, run: Promise<StepOutcome>, hooks: StepHooks): Promise<StepOutcome> {
+    if (hooks.signal.aborted) return Promise.reject(abortError(hooks.signal));
+    return new Promise((resolve, reject) => {
+      const timer = setInterval(() => hooks.heartbeat({ step: req.step }), HEARTBEAT_MS);
+      const done = (): void => {
+        clearInterval(timer);
+        hooks.signal.removeEventListener('abort', onAbort);
+      };
+      // Cancelled (a stop, or the worker shutting down): nothing re-attaches to this run, so end it; a retry runs the step again.
+      const onAbort = (): void => {
+        done();
+        void killCgroups(stepCgroupDirs(this.cgroups, `${req.jobId}-${req.step}`));
+        reject(abortError(hooks.signal));
+      };
+      hooks.signal.addEventListener('abort', onAbort, { once: true });
+      hooks.heartbeat({ step: req.step });
+      run.then(
+        (outcome) => {
+          done();
+          resolve(outcome);
+        },
+        (err: unknown) => {
+          done();
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
+  private async startDirect(req: StepRequest): Promise<StepOutcome> {
+    const { jobId, step, environment: env } = req;
+    const job = jobPaths(this.opts.dataDir, jobId);
+    const sp = stepPaths(job, step);
+    if (step === 'configure' && !req.configure) throw new C2DError('internal', 'bad_step_request', 'configure step without a configure spec');
+    this.ensureJobDirs(job, sp);
+    const cgName = `${jobId}-${step}`;
+    const reattached = fs.existsSync(sp.launch);
+    // what an earlier attempt (a crashed worker) may have left running
+    if (reattached) await killCgroups(stepCgroupDirs(this.cgroups, cgName), 10_000);
+    fs.writeFileSync(sp.launch, JSON.stringify({ direct: true, launchedAt: Date.now() }));
+    fs.rmSync(sp.state, { force: true });
+    const stopped = (): boolean => step !== 'publish' && fs.existsSync(job.stopMarker);
+    const outcome = (exitCode: number | null, signal: string | null, oomKilled: boolean, reason: string, startedAt: number): StepOutcome => {
+      if (step === 'configure') fs.rmSync(job.configureSpec, { force: true });
+      try {
+        writeJsonAtomic(sp.state, { status: 'exited', exitCode, signal, oomKilled, reason, startedAt, finishedAt: Date.now() } satisfies StepState);
+      } catch {
+        // the job was cleaned up under us
+      }
+      return { exitCode, oomKilled, reason, report: readReport(sp.report), reattached };
+    };
+    const startedAt = Date.now();
+    if (stopped()) return outcome(null, null, false, 'stopped', startedAt);
+    let dirs: string[];
+    let argv: string[];
+    try {
+      fs.writeFileSync(sp.report, '', { mode: 0o600 });
+      chownTo([sp.report], this.uid);
+      const sandbox = this.sandboxFor(req, job, sp, undefined);
+      dirs = createStepCgroups(this.cgroups, cgName, { memoryBytes: env.ramGB * 1024 ** 3, cpus: env.cpuNumber, maxProcesses: env.process.maxProcesses + WRAPPER_PIDS });
+      argv = wrapSandboxCommand({ cgroupProcs: dirs.map((d) => path.join(d, 'cgroup.procs')), uid: this.uid, bin: this.bin }, buildSandboxArgs(sandbox));
+    } catch (err) {
+      if (step === 'configure') fs.rmSync(job.configureSpec, { force: true });
+      if (err instanceof CgroupError) throw new C2DError('unavailable', 'cgroup_unavailable', err.message, undefined, { cause: err });
+      throw err;
+    }
+    this.log.info({ jobId, step }, 'step started');
+    const log = openStepLog(sp.log, MAX_LOG_BYTES);
+    let killReason: string | null = null;
+    const deadline = setTimeout(() => {
+      killReason ??= 'deadline';
+      void killCgroups(dirs, 10_000);
+    }, env.maxJobDuration * 1000);
+    const result = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
+      const [cmd, ...args] = argv;
+      // its own session: a Ctrl-C meant for the worker does not reach the step (the worker ends it itself)
+      const child = spawn(cmd ?? this.bin.sh, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, detached: true });
+      child.stdout.on('data', log.append);
+      child.stderr.on('data', log.append);
+      let settled = false;
+      child.once('error', (error) => {
+        if (!settled) resolve({ code: null, signal: null, error });
+        settled = true;
+      });
+      child.once('close', (code, signal) => {
+        if (!settled) resolve({ code, signal });
+        settled = true;
+      });
+    });
+    clearTimeout(deadline);
+    log.close();
+    await killCgroups(dirs, 10_000);
+    const oomKilled = oomKills(this.cgroups.version, memoryCgroupDir(this.cgroups, cgName)) > 0;
+    try {
+      removeCgroups(dirs);
+    } catch {
+      // still busy: cleanup removes it later
+    }
+    if (result.error) return outcome(null, null, false, `start-failed: ${result.error.message}`, startedAt);
+    const reason = stopped() ? 'stopped' : (killReason ?? (oomKilled ? 'oom' : result.signal ? `signal:${result.signal}` : ''));
+    return outcome(result.code, result.signal, oomKilled, reason, startedAt);
   }
 
   private ensureJobDirs(job: JobPaths, sp: StepPaths): void {
