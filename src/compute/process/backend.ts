@@ -53,11 +53,18 @@ function abortError(signal: AbortSignal): Error {
   return err;
 }
 
+/** A configuration or publishing run of this worker; abandoned once the attempt waiting for it was cancelled (it is being killed). */
+interface DirectRun {
+  run: Promise<StepOutcome>;
+  abandoned: boolean;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * The embedded backend: each step is a bubblewrap sandbox in its own cgroups, run by a detached
- * supervisor (src/entrypoints/supervisor.ts) that records its outcome under <dataDir>/jobs/<jobId>.
+ * The embedded backend: each step is a bubblewrap sandbox in its own cgroups. The algorithm runs under a
+ * detached supervisor (src/entrypoints/supervisor.ts) that records its outcome under <dataDir>/jobs/<jobId>
+ * and outlives a crashed worker; configuration and publishing run straight from the worker (see runDirect).
  */
 export class ProcessBackend implements ComputeBackend {
   readonly kind = 'process';
@@ -69,7 +76,7 @@ export class ProcessBackend implements ComputeBackend {
   private readonly networks: JobNetworks;
   private readonly log: Logger;
   /** configuration and publishing runs of this worker, by `<jobId>/<step>` */
-  private readonly direct = new Map<string, Promise<StepOutcome>>();
+  private readonly direct = new Map<string, DirectRun>();
 
   constructor(private readonly opts: ProcessBackendOptions) {
     this.log = opts.logger;
@@ -170,15 +177,20 @@ export class ProcessBackend implements ComputeBackend {
    */
   private runDirect(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
     const key = `${req.jobId}/${req.step}`;
-    let run = this.direct.get(key);
-    if (!run) {
-      run = this.startDirect(req).finally(() => this.direct.delete(key));
-      this.direct.set(key, run);
-    }
-    return this.waitDirect(req, run, hooks);
+    const current = this.direct.get(key);
+    if (current && !current.abandoned) return this.waitDirect(req, current, hooks);
+    // a run given up by a cancelled attempt is being killed: the retry starts after it ended
+    const before = current ? current.run.then(() => undefined, () => undefined) : Promise.resolve();
+    const entry: DirectRun = { run: before.then(() => this.startDirect(req)), abandoned: false };
+    this.direct.set(key, entry);
+    const forget = (): void => {
+      if (this.direct.get(key) === entry) this.direct.delete(key);
+    };
+    entry.run.then(forget, forget);
+    return this.waitDirect(req, entry, hooks);
   }
 
-  private waitDirect(req: StepRequest, run: Promise<StepOutcome>, hooks: StepHooks): Promise<StepOutcome> {
+  private waitDirect(req: StepRequest, entry: DirectRun, hooks: StepHooks): Promise<StepOutcome> {
     if (hooks.signal.aborted) return Promise.reject(abortError(hooks.signal));
     return new Promise((resolve, reject) => {
       const timer = setInterval(() => hooks.heartbeat({ step: req.step }), HEARTBEAT_MS);
@@ -189,12 +201,13 @@ export class ProcessBackend implements ComputeBackend {
       // Cancelled (a stop, or the worker shutting down): nothing re-attaches to this run, so end it; a retry runs the step again.
       const onAbort = (): void => {
         done();
+        entry.abandoned = true;
         void killCgroups(stepCgroupDirs(this.cgroups, `${req.jobId}-${req.step}`));
         reject(abortError(hooks.signal));
       };
       hooks.signal.addEventListener('abort', onAbort, { once: true });
       hooks.heartbeat({ step: req.step });
-      run.then(
+      entry.run.then(
         (outcome) => {
           done();
           resolve(outcome);
