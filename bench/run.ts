@@ -118,6 +118,10 @@ async function jobsBench(throughput: boolean): Promise<void> {
       overheads.push(wall - (await algorithmMs(client, done)));
       const { events } = await temporalClient.workflow.getHandle(`c2d-${job.jobId}`).fetchHistory();
       for (const [k, v] of stageTimes(events ?? [])) stages.set(k, [...(stages.get(k) ?? []), v]);
+      if (i === 19 && process.env.BENCH_TIMELINE) {
+        const t0 = eventMs(events?.[0] ?? {});
+        for (const e of events ?? []) console.log(`  +${eventMs(e) - t0} ms ${String(e.eventType)} ${e.activityTaskScheduledEventAttributes?.activityType?.name ?? e.markerRecordedEventAttributes?.markerName ?? ''}`);
+      }
     }
 
     console.log('Compute-to-Data benchmark (process backend, trivial node algorithm)');

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -75,6 +75,8 @@ export class ProcessBackend implements ComputeBackend {
   private readonly node: ResolvedRuntime;
   private readonly networks: JobNetworks;
   private readonly log: Logger;
+  /** a supervisor started ahead of the next algorithm step (the first step starts one) */
+  private spare: ChildProcess | undefined;
   /** configuration and publishing runs of this worker, by `<jobId>/<step>` */
   private readonly direct = new Map<string, DirectRun>();
 
@@ -341,21 +343,58 @@ export class ProcessBackend implements ComputeBackend {
       maxLogBytes: MAX_LOG_BYTES,
       ...(outputLimit !== undefined ? { outputsDir: job.outputs, maxOutputBytes: outputLimit } : {}),
       ...(step === 'configure' ? { removeOnExit: [job.configureSpec] } : {}),
+      supervisorLog: sp.supervisorLog,
     };
     writeJsonAtomic(sp.spec, spec);
-    const out = fs.openSync(sp.supervisorLog, 'a', 0o600);
-    let pid: number | undefined;
-    try {
-      const child = spawn(process.execPath, [path.join(this.opts.programsDir, 'supervisor.js'), sp.spec], { detached: true, stdio: ['ignore', out, out] });
-      child.on('error', (err) => this.log.error({ jobId, step, err: err.message }, 'supervisor failed to start'));
-      child.unref();
-      pid = child.pid;
-    } finally {
-      fs.closeSync(out);
-    }
+    const pid = this.takeSpare(sp.spec) ?? this.coldSupervisor(jobId, step, sp);
     if (pid === undefined) throw setupError(`cannot start the step supervisor for ${step}`);
     fs.writeFileSync(sp.launch, JSON.stringify({ supervisorPid: pid, launchedAt: Date.now() }));
     this.log.info({ jobId, step, supervisorPid: pid }, 'step started');
+  }
+
+  /** A supervisor started now for this step (no spare was ready). */
+  private coldSupervisor(jobId: string, step: StepName, sp: StepPaths): number | undefined {
+    const out = fs.openSync(sp.supervisorLog, 'a', 0o600);
+    try {
+      const child = spawn(process.execPath, [this.supervisorProgram(), sp.spec], { detached: true, stdio: ['ignore', out, out] });
+      child.on('error', (err) => this.log.error({ jobId, step, err: err.message }, 'supervisor failed to start'));
+      child.unref();
+      return child.pid;
+    } finally {
+      fs.closeSync(out);
+    }
+  }
+
+  private supervisorProgram(): string {
+    return path.join(this.opts.programsDir, 'supervisor.js');
+  }
+
+  /**
+   * Hands the spec to the spare supervisor (already started, detached, waiting on its stdin), so the
+   * algorithm does not wait for a Node start-up; then starts the next spare. Undefined when none is ready.
+   * A spare whose worker dies sees its stdin close and exits.
+   */
+  private takeSpare(specFile: string): number | undefined {
+    const spare = this.spare;
+    this.spare = undefined;
+    const ready = spare?.pid !== undefined && spare.exitCode === null && spare.signalCode === null && spare.stdin?.writable === true;
+    if (ready) spare.stdin?.end(`${specFile}\n`);
+    else spare?.kill('SIGKILL');
+    this.startSpare();
+    return ready ? spare.pid : undefined;
+  }
+
+  private startSpare(): void {
+    try {
+      const child = spawn(process.execPath, [this.supervisorProgram(), '--wait'], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+      child.on('error', (err) => this.log.warn({ err: err.message }, 'spare supervisor failed to start'));
+      child.stdin.on('error', () => undefined); // it died: the next launch sees that and starts its own
+      child.unref();
+      (child.stdin as unknown as { unref?: () => void }).unref?.();
+      this.spare = child;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'spare supervisor failed to start');
+    }
   }
 
   private sandboxFor(req: StepRequest, job: JobPaths, sp: StepPaths, netns: string | undefined): SandboxOptions {

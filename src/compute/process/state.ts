@@ -40,6 +40,8 @@ export interface SupervisorSpec {
   removeOnExit?: string[];
   /** the most bytes of step output kept in the log */
   maxLogBytes: number;
+  /** where the supervisor's own errors go (a spare supervisor was started before it knew the step) */
+  supervisorLog?: string;
 }
 
 export function writeJsonAtomic(file: string, value: unknown): void {
