@@ -161,6 +161,7 @@ export class ProcessBackend implements ComputeBackend {
       this.log.info({ jobId: req.jobId, step: req.step }, 're-attaching to step');
     }
     const state = await this.waitForExit(req, sp, hooks);
+    if (!this.spare) this.startSpare();
     if (network) await this.networks.teardown(req.jobId);
     return {
       exitCode: state.exitCode,
@@ -371,8 +372,9 @@ export class ProcessBackend implements ComputeBackend {
 
   /**
    * Hands the spec to the spare supervisor (already started, detached, waiting on its stdin), so the
-   * algorithm does not wait for a Node start-up; then starts the next spare. Undefined when none is ready.
-   * A spare whose worker dies sees its stdin close and exits.
+   * algorithm does not wait for a Node start-up. Undefined when none is ready. The next spare starts when
+   * an algorithm step ends (not beside one that is starting, on a small machine). A spare whose worker
+   * dies sees its stdin close and exits.
    */
   private takeSpare(specFile: string): number | undefined {
     const spare = this.spare;
@@ -380,7 +382,6 @@ export class ProcessBackend implements ComputeBackend {
     const ready = spare?.pid !== undefined && spare.exitCode === null && spare.signalCode === null && spare.stdin?.writable === true;
     if (ready) spare.stdin?.end(`${specFile}\n`);
     else spare?.kill('SIGKILL');
-    this.startSpare();
     return ready ? spare.pid : undefined;
   }
 
