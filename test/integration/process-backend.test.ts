@@ -333,6 +333,31 @@ describe('process backend: a job end to end', () => {
     expect(third).toMatchObject({ exitCode: 0, reattached: true });
   });
 
+  test('when the log of a configured job is followed before its algorithm starts, then it shows the algorithm output from the start; after a stop instead it ends empty', async () => {
+    const environment = testEnvironment();
+    const configured = async (code: string): Promise<string> => {
+      const jobId = job();
+      const configure = await t.backend.runStep({ jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, maxInputBytes: 1e6 } }, hooks());
+      expect(configure).toMatchObject({ exitCode: 0, reason: '' });
+      return jobId;
+    };
+    const a = await configured("console.log('first line')");
+    expect(t.backend.openLog(a, 'algorithm', { follow: false })).toBeNull();
+    const live = t.backend.openLog(a, 'algorithm', { follow: true })!;
+    expect(live).not.toBeNull();
+    const ran = await t.backend.runStep(
+      { jobId: a, environment, step: 'algorithm', algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false } },
+      hooks(),
+    );
+    expect(ran.exitCode).toBe(0);
+    expect(await readAll(live)).toBe('first line\n');
+
+    const b = await configured("console.log('never')");
+    const waiting = t.backend.openLog(b, 'algorithm', { follow: true })!;
+    await t.backend.stopJob(b);
+    expect(await readAll(waiting)).toBe('');
+  });
+
   test('when a job is cleaned up while a step runs, then the step is killed and the waiting call ends as stopped', async () => {
     const jobId = job();
     const waiting = runAlgorithm(t.backend, jobId, { code: `console.log('up'); setInterval(() => {}, 1000)` });

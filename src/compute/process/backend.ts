@@ -527,9 +527,15 @@ export class ProcessBackend implements ComputeBackend {
   }
 
   openLog(jobId: string, step: StepName, opts: { follow: boolean; signal?: AbortSignal }): Readable | null {
-    const sp = stepPaths(jobPaths(this.opts.dataDir, jobId), step);
-    if (!fs.existsSync(sp.launch)) return null;
-    return streamLog(sp.log, sp.state, opts);
+    const job = jobPaths(this.opts.dataDir, jobId);
+    const sp = stepPaths(job, step);
+    if (fs.existsSync(sp.launch)) return streamLog(sp.log, sp.state, opts);
+    // Configured, algorithm not launched yet: the job shows status 40 just before the algorithm's activity
+    // starts, so follow the log from its first byte; the stream ends if the job is stopped or removed first.
+    const configured = readState(stepPaths(job, 'configure').state);
+    const next = step === 'algorithm' && opts.follow && configured?.status === 'exited' && configured.exitCode === 0 && configured.reason === '';
+    if (!next || fs.existsSync(job.stopMarker)) return null;
+    return streamLog(sp.log, sp.state, { ...opts, abandoned: () => !fs.existsSync(sp.launch) && (!fs.existsSync(job.root) || fs.existsSync(job.stopMarker)) });
   }
 
   async cleanup(jobId: string): Promise<void> {
