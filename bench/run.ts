@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
 import type { ProviderClient } from '../src/client/provider-client';
 import type { JobView } from '../src/domain/job';
 import { serveFiles, startLocalStack } from '../src/entrypoints/local-stack';
@@ -11,7 +13,7 @@ import { chainBench } from './chain';
  * `npm run bench`: numbers, not assertions. Starts its own Temporal dev server and provider, then measures
  * start latency, per-job overhead, throughput with maxJobs 4, and peak RSS of worker and API; then, on a
  * hardhat node of its own, order verification per item and the DDO indexer's catch-up over 500 assets.
- * `npm run bench -- jobs` or `-- chain` runs one part.
+ * `npm run bench -- jobs` or `-- chain` runs one part; `-- overhead` only the one-at-a-time jobs (with their stage times).
  */
 const percentile = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -35,6 +37,38 @@ async function algorithmMs(client: ProviderClient, job: JobView): Promise<number
   return t1 - t0;
 }
 
+type Event = temporal.api.history.v1.IHistoryEvent;
+const eventMs = (e: Event): number => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+
+/**
+ * Where one job's time goes, from its history: per activity type the queue time (scheduled → started) and
+ * run time (started → completed); what remains of the workflow's span is workflow tasks and signals.
+ */
+function stageTimes(events: Event[]): Map<string, number> {
+  const t = new Map<string, number>();
+  const add = (k: string, v: number): void => void t.set(k, (t.get(k) ?? 0) + v);
+  const byId = new Map(events.map((e) => [Number(e.eventId), e]));
+  const t0 = eventMs(events[0]!);
+  const done = events.find((e) => e.workflowExecutionCompletedEventAttributes);
+  let activities = 0;
+  for (const e of events) {
+    const c = e.activityTaskCompletedEventAttributes;
+    if (!c) continue;
+    const scheduled = byId.get(Number(c.scheduledEventId));
+    const started = byId.get(Number(c.startedEventId));
+    const type = scheduled?.activityTaskScheduledEventAttributes?.activityType?.name ?? '?';
+    if (!scheduled || !started) continue;
+    add(`${type} run`, eventMs(e) - eventMs(started));
+    add('activity queue (scheduled → started)', eventMs(started) - eventMs(scheduled));
+    activities += eventMs(e) - eventMs(scheduled);
+  }
+  const span = (done ? eventMs(done) : eventMs(events[events.length - 1]!)) - t0;
+  add('workflow span (started → completed)', span);
+  add('workflow tasks, signals, timers (span − activities)', span - activities);
+  add('workflow tasks (count)', events.filter((e) => e.workflowTaskCompletedEventAttributes).length);
+  return t;
+}
+
 const peakRss = (pid: number | undefined): string => {
   const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? `${(Number(m[1]) / 1024).toFixed(0)} MiB` : '?';
@@ -42,15 +76,15 @@ const peakRss = (pid: number | undefined): string => {
 
 async function main(): Promise<void> {
   const part = process.argv[2] ?? 'all';
-  if (!['all', 'jobs', 'chain'].includes(part)) throw new Error(`usage: npm run bench [-- jobs|chain], not ${part}`);
-  if (part !== 'chain') await jobsBench();
-  if (part !== 'jobs') {
+  if (!['all', 'jobs', 'overhead', 'chain'].includes(part)) throw new Error(`usage: npm run bench [-- jobs|overhead|chain], not ${part}`);
+  if (part !== 'chain') await jobsBench(part !== 'overhead');
+  if (part === 'all' || part === 'chain') {
     console.log('Chain benchmark (hardhat node, Ocean contracts 2.0.3)');
     for (const line of await chainBench()) console.log(line);
   }
 }
 
-async function jobsBench(): Promise<void> {
+async function jobsBench(throughput: boolean): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-bench-'));
   const port = await freePort();
   const temporal = await startDevServer({ port, uiPort: await freePort(), dbFile: path.join(dir, 'temporal.db'), namespace: 'default', headless: true, logFile: path.join(dir, 'temporal.log') });
@@ -59,6 +93,8 @@ async function jobsBench(): Promise<void> {
     environments: [{ id: 'bench', maxJobs: 4, ramGB: 0.5, maxJobDuration: 600 }],
   });
   const data = await serveFiles({ 'data.csv': 'a,b\n1,2\n' });
+  const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
+  const temporalClient = new Client({ connection });
   try {
     // 50 consumers: one consumer's signed starts are sequential by nature (strictly increasing nonces)
     const consumers = Array.from({ length: 50 }, () => stack.consumer());
@@ -71,6 +107,7 @@ async function jobsBench(): Promise<void> {
     // 1. Start latency and per-job overhead, one job at a time.
     const latencies: number[] = [];
     const overheads: number[] = [];
+    const stages = new Map<string, number[]>();
     for (let i = 0; i < 20; i++) {
       const { job, latency } = await startJob(client, dataset);
       latencies.push(latency);
@@ -79,7 +116,21 @@ async function jobsBench(): Promise<void> {
       if (done.status !== 70) throw new Error(`bench job ended in ${done.status}: ${JSON.stringify(done.terminationDetails)}`);
       const wall = (Number(done.dateFinished) - Number(done.dateCreated)) * 1000;
       overheads.push(wall - (await algorithmMs(client, done)));
+      const { events } = await temporalClient.workflow.getHandle(`c2d-${job.jobId}`).fetchHistory();
+      for (const [k, v] of stageTimes(events ?? [])) stages.set(k, [...(stages.get(k) ?? []), v]);
+      if (i === 19 && process.env.BENCH_TIMELINE) {
+        const t0 = eventMs(events?.[0] ?? {});
+        for (const e of events ?? []) console.log(`  +${eventMs(e) - t0} ms ${String(e.eventType)} ${e.activityTaskScheduledEventAttributes?.activityType?.name ?? e.markerRecordedEventAttributes?.markerName ?? ''}`);
+      }
     }
+
+    console.log('Compute-to-Data benchmark (process backend, trivial node algorithm)');
+    console.log(`machine: ${os.cpus().length} cores, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, load average ${os.loadavg()[0]?.toFixed(1)}`);
+    console.log(`start latency (HTTP start → response), 20 jobs: p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))}`);
+    console.log(`job overhead (wall time − algorithm run time), 20 jobs: p50 ${ms(percentile(overheads, 50))}, p99 ${ms(percentile(overheads, 99))}`);
+    console.log('one job, from its history (p50 over the 20 jobs):');
+    for (const [k, v] of stages) console.log(`  ${k}: ${k.endsWith('(count)') ? percentile(v, 50) : ms(percentile(v, 50))}`);
+    if (!throughput) return;
 
     // 2. Throughput: 50 jobs at once, maxJobs 4.
     const t = performance.now();
@@ -88,14 +139,11 @@ async function jobsBench(): Promise<void> {
     const minutes = (performance.now() - t) / 60_000;
     const ok = finished.filter((j) => j.status === 70).length;
 
-    console.log('Compute-to-Data benchmark (process backend, trivial node algorithm)');
-    console.log(`machine: ${os.cpus().length} cores, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}`);
-    console.log(`start latency (HTTP start → response), 20 jobs: p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))}`);
-    console.log(`job overhead (wall time − algorithm run time), 20 jobs: p50 ${ms(percentile(overheads, 50))}, p99 ${ms(percentile(overheads, 99))}`);
     console.log(`throughput, 50 jobs with maxJobs 4: ${(50 / minutes).toFixed(1)} jobs/min (${ok}/50 finished with status 70)`);
     console.log(`peak RSS: worker ${peakRss(stack.worker.pid)}, API ${peakRss(stack.api.pid)}`);
   } finally {
     data.close();
+    await connection.close();
     await stack.stop();
     temporal.kill('SIGTERM');
     fs.rmSync(dir, { recursive: true, force: true });

@@ -8,7 +8,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import path from 'node:path';
 import type { ConfigureSpec } from '../compute/backend';
 
@@ -58,8 +57,9 @@ function networkReason(err: unknown): string {
 const MAX_REDIRECTS = 5;
 
 /** One GET/POST with node:http(s), following redirects. (Not fetch: loading it costs ~80 ms per step here.) */
-function request(url: URL, file: UrlFile, redirects = 0): Promise<http.IncomingMessage> {
-  const send = url.protocol === 'https:' ? https.request : http.request;
+async function request(url: URL, file: UrlFile, redirects = 0): Promise<http.IncomingMessage> {
+  // https (and TLS with it) only loaded when an input needs it: a few ms of every job's start-up otherwise
+  const send = url.protocol === 'https:' ? (await import('node:https')).request : http.request;
   return new Promise((resolve, reject) => {
     const req = send(url, { method: file.method ?? 'GET', headers: file.headers ?? {} }, (res) => {
       const status = res.statusCode ?? 0;

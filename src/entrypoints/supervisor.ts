@@ -2,13 +2,15 @@
  * Runs one job step of the process backend and records how it ended. Started detached (own session)
  * by the worker, so it outlives a crashed worker the way a pod outlives its operator: a retried
  * activity finds the step running (and waits) or finished (and reads state.json).
- * Usage: node supervisor.js <spec.json>. Node built-ins only.
+ * Usage: node supervisor.js <spec.json>, or `node supervisor.js --wait`: a spare started ahead of time
+ * that reads the spec's path from stdin (and exits at EOF without one: its worker is gone). Node built-ins only.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { format } from 'node:util';
 import { killCgroups, oomKills, removeCgroups } from '../compute/process/cgroups';
-import { type StepState, type SupervisorSpec, writeJsonAtomic } from '../compute/process/state';
+import { openStepLog, type StepState, type SupervisorSpec, writeJsonAtomic } from '../compute/process/state';
 
 const SIZE_CHECK_MS = 500;
 const SIGXFSZ_EXIT = 128 + 25; // bwrap reports a child killed by signal n as 128 + n
@@ -42,22 +44,6 @@ function removeQuietly(files: string[] | undefined): void {
   for (const f of files ?? []) fs.rmSync(f, { force: true });
 }
 
-function openLog(spec: SupervisorSpec): (chunk: Buffer) => void {
-  const fd = fs.openSync(spec.logFile, 'a', 0o640);
-  let written = 0;
-  let truncated = false;
-  return (chunk) => {
-    if (written >= spec.maxLogBytes) {
-      if (!truncated) fs.writeSync(fd, `\n[log truncated at ${spec.maxLogBytes} bytes]\n`);
-      truncated = true;
-      return;
-    }
-    const part = chunk.subarray(0, spec.maxLogBytes - written);
-    fs.writeSync(fd, part);
-    written += part.length;
-  };
-}
-
 function runChild(spec: SupervisorSpec, append: (c: Buffer) => void): Promise<{ code: number | null; signal: string | null; error?: Error }> {
   return new Promise((resolve) => {
     const [cmd, ...args] = spec.argv;
@@ -76,8 +62,34 @@ function runChild(spec: SupervisorSpec, append: (c: Buffer) => void): Promise<{ 
   });
 }
 
+/** The spec's path: the argument, or (--wait) the first line on stdin. */
+function specPath(): Promise<string> {
+  const arg = process.argv[2] ?? '';
+  if (arg !== '--wait') return Promise.resolve(arg);
+  return new Promise((resolve) => {
+    let buf = '';
+    let got = false;
+    const gone = (): void => {
+      if (!got) process.exit(0);
+    };
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl < 0 || got) return;
+      got = true;
+      process.stdin.destroy(); // from now on it lives on its own, whatever happens to the worker
+      resolve(buf.slice(0, nl));
+    });
+    process.stdin.on('end', gone);
+    process.stdin.on('error', gone);
+  });
+}
+
 async function main(): Promise<void> {
-  const spec = JSON.parse(fs.readFileSync(process.argv[2] ?? '', 'utf8')) as SupervisorSpec;
+  const spec = JSON.parse(fs.readFileSync(await specPath(), 'utf8')) as SupervisorSpec;
+  const own = spec.supervisorLog;
+  if (own) console.error = (...args: unknown[]) => fs.appendFileSync(own, `${format(...args)}\n`, { mode: 0o600 });
   const startedAt = Date.now();
   const finish = (s: Omit<Extract<StepState, { status: 'exited' }>, 'status' | 'startedAt' | 'finishedAt'>): void => {
     removeQuietly(spec.removeOnExit);
@@ -95,7 +107,7 @@ async function main(): Promise<void> {
       finish({ exitCode: null, signal: null, oomKilled: false, reason: 'stopped' });
       return;
     }
-    const append = openLog(spec);
+    const { append } = openStepLog(spec.logFile, spec.maxLogBytes);
     let killReason: string | null = null;
     const kill = (reason: string): void => {
       killReason ??= reason;

@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import os from 'node:os';
+import type { ConfigureSpec } from '../../src/compute/backend';
 import { defaultProgramsDir, ProcessBackend } from '../../src/compute/process/backend';
 import { defaultRuntimes } from '../../src/config';
 import {
@@ -82,11 +83,15 @@ describe('process backend: a job end to end', () => {
   describe('configuration step', () => {
     let server: http.Server;
     let base: string;
+    let slowRequests = 0;
     beforeAll(async () => {
       server = http.createServer((req, res) => {
         if (req.url === '/SECRET-TOKEN/data.csv?key=SECRET-KEY' && req.headers['x-api-key'] === 'hdr-secret') res.end('a,b\n1,2\n');
         else if (req.url === '/SECRET-TOKEN/second.txt') res.end('second file');
-        else if (req.url === '/algo.js') res.end('require("fs").writeFileSync("/data/outputs/copy.csv", require("fs").readFileSync("/data/inputs/" + process.env.DIR + "/0"))');
+        else if (req.url === '/slow') {
+          slowRequests++;
+          res.write('first bytes'); // and never more
+        } else if (req.url === '/algo.js') res.end('require("fs").writeFileSync("/data/outputs/copy.csv", require("fs").readFileSync("/data/inputs/" + process.env.DIR + "/0"))');
         else {
           res.statusCode = 404;
           res.end('nope');
@@ -95,7 +100,50 @@ describe('process backend: a job end to end', () => {
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     });
-    afterAll(() => new Promise<void>((r) => server.close(() => r())));
+    afterAll(() => {
+      server.closeAllConnections();
+      return new Promise<void>((r) => server.close(() => r()));
+    });
+
+    const configureSpec = (url: string): ConfigureSpec => ({ datasets: [{ did: DID, ddo, files: [{ type: 'url', url, method: 'GET' }] }], algorithm: { did: null, ddo: null, rawcode: 'x' }, maxInputBytes: 1e6 });
+    const stepProcs = (jobId: string, step: string): string => {
+      const f = `/sys/fs/cgroup/pids/c2d/${jobId}-${step}/cgroup.procs`;
+      return fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
+    };
+    const waitForSlowRequest = async (before: number): Promise<void> => {
+      for (let i = 0; i < 200 && slowRequests === before; i++) await sleep(25);
+      expect(slowRequests).toBeGreaterThan(before);
+    };
+
+    test('when the job is stopped while configure downloads, then the step ends as stopped within 2 s and none of its processes is left', async () => {
+      const jobId = job();
+      const before = slowRequests;
+      const running = t.backend.runStep({ jobId, environment: testEnvironment(), step: 'configure', configure: configureSpec(`${base}/slow`) }, hooks());
+      await waitForSlowRequest(before);
+      const t0 = Date.now();
+      await t.backend.stopJob(jobId);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      expect(stepProcs(jobId, 'configure')).toBe('');
+      expect(await running).toMatchObject({ exitCode: null, reason: 'stopped' });
+      expect(fs.existsSync(path.join(t.dataDir, 'jobs', jobId, 'secret', 'configure.json'))).toBe(false);
+    });
+
+    test('when the configure activity is cancelled mid-download and retried, then the first run is killed and the retry runs configure again to success', async () => {
+      const jobId = job();
+      const environment = testEnvironment();
+      const before = slowRequests;
+      const ac = new AbortController();
+      const first = t.backend.runStep({ jobId, environment, step: 'configure', configure: configureSpec(`${base}/slow`) }, { heartbeat: () => undefined, signal: ac.signal });
+      await waitForSlowRequest(before);
+      ac.abort();
+      await expect(first).rejects.toMatchObject({ name: 'AbortError' });
+      // retried at once, while the abandoned run is still being killed
+      const again = await t.backend.runStep({ jobId, environment, step: 'configure', configure: configureSpec(`${base}/SECRET-TOKEN/second.txt`) }, hooks());
+      expect(again).toMatchObject({ exitCode: 0, reason: '', reattached: true, report: { ok: true } });
+      expect(stepProcs(jobId, 'configure')).toBe('');
+      expect(slowRequests).toBe(before + 1);
+      expect(fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'data', 'inputs', DIR, '0'), 'utf8')).toBe('second file');
+    });
 
     const ddo = { id: DID, metadata: { type: 'dataset', name: 'd' } };
 
@@ -283,6 +331,31 @@ describe('process backend: a job end to end', () => {
 
     const third = await t.backend.runStep(req, hooks());
     expect(third).toMatchObject({ exitCode: 0, reattached: true });
+  });
+
+  test('when the log of a configured job is followed before its algorithm starts, then it shows the algorithm output from the start; after a stop instead it ends empty', async () => {
+    const environment = testEnvironment();
+    const configured = async (code: string): Promise<string> => {
+      const jobId = job();
+      const configure = await t.backend.runStep({ jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, maxInputBytes: 1e6 } }, hooks());
+      expect(configure).toMatchObject({ exitCode: 0, reason: '' });
+      return jobId;
+    };
+    const a = await configured("console.log('first line')");
+    expect(t.backend.openLog(a, 'algorithm', { follow: false })).toBeNull();
+    const live = t.backend.openLog(a, 'algorithm', { follow: true })!;
+    expect(live).not.toBeNull();
+    const ran = await t.backend.runStep(
+      { jobId: a, environment, step: 'algorithm', algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false } },
+      hooks(),
+    );
+    expect(ran.exitCode).toBe(0);
+    expect(await readAll(live)).toBe('first line\n');
+
+    const b = await configured("console.log('never')");
+    const waiting = t.backend.openLog(b, 'algorithm', { follow: true })!;
+    await t.backend.stopJob(b);
+    expect(await readAll(waiting)).toBe('');
   });
 
   test('when a job is cleaned up while a step runs, then the step is killed and the waiting call ends as stopped', async () => {

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -8,7 +8,7 @@ import { C2DError } from '../../domain/errors';
 import type { ContainerSpec } from '../../domain/job';
 import type { Logger } from '../../domain/logger';
 import type { ComputeBackend, JobWorkspace, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
-import { CgroupError, type CgroupLayout, cgroupPids, createStepCgroups, detectCgroups, killCgroups, memoryCgroupDir, removeCgroups, stepCgroupDirs } from './cgroups';
+import { CgroupError, type CgroupLayout, cgroupPids, createStepCgroups, detectCgroups, killCgroups, memoryCgroupDir, oomKills, removeCgroups, stepCgroupDirs } from './cgroups';
 import { chownTo, findExecutable, readableBy, untraversable } from './host';
 import { type JobPaths, jobPaths, STEPS, type StepPaths, stepPaths } from './layout';
 import { streamLog } from './logs';
@@ -16,7 +16,7 @@ import { DEFAULT_NETWORK, JobNetworks } from './network';
 import { listPublishedFiles } from './published';
 import { processWorkspace } from './workspace';
 import { buildSandboxArgs, type ResolvedRuntime, type SandboxOptions, wrapSandboxCommand } from './sandbox-args';
-import { isSupervisorAlive, readState, type StepState, type SupervisorSpec, writeJsonAtomic } from './state';
+import { isSupervisorAlive, openStepLog, readState, type StepState, type SupervisorSpec, writeJsonAtomic } from './state';
 import { algorithmSandbox, configureSandbox, findRuntime, publishSandbox } from './steps';
 
 export interface ProcessBackendOptions {
@@ -53,11 +53,18 @@ function abortError(signal: AbortSignal): Error {
   return err;
 }
 
+/** A configuration or publishing run of this worker; abandoned once the attempt waiting for it was cancelled (it is being killed). */
+interface DirectRun {
+  run: Promise<StepOutcome>;
+  abandoned: boolean;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * The embedded backend: each step is a bubblewrap sandbox in its own cgroups, run by a detached
- * supervisor (src/entrypoints/supervisor.ts) that records its outcome under <dataDir>/jobs/<jobId>.
+ * The embedded backend: each step is a bubblewrap sandbox in its own cgroups. The algorithm runs under a
+ * detached supervisor (src/entrypoints/supervisor.ts) that records its outcome under <dataDir>/jobs/<jobId>
+ * and outlives a crashed worker; configuration and publishing run straight from the worker (see runDirect).
  */
 export class ProcessBackend implements ComputeBackend {
   readonly kind = 'process';
@@ -68,6 +75,10 @@ export class ProcessBackend implements ComputeBackend {
   private readonly node: ResolvedRuntime;
   private readonly networks: JobNetworks;
   private readonly log: Logger;
+  /** a supervisor started ahead of the next algorithm step (the first step starts one) */
+  private spare: ChildProcess | undefined;
+  /** configuration and publishing runs of this worker, by `<jobId>/<step>` */
+  private readonly direct = new Map<string, DirectRun>();
 
   constructor(private readonly opts: ProcessBackendOptions) {
     this.log = opts.logger;
@@ -122,10 +133,10 @@ export class ProcessBackend implements ComputeBackend {
   }
 
   async runStep(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
+    if (req.step !== 'algorithm') return this.runDirect(req, hooks);
     const job = jobPaths(this.opts.dataDir, req.jobId);
     const sp = stepPaths(job, req.step);
-    if (req.step === 'configure' && !req.configure) throw new C2DError('internal', 'bad_step_request', 'configure step without a configure spec');
-    if (req.step === 'algorithm' && !req.algorithm) throw new C2DError('internal', 'bad_step_request', 'algorithm step without an algorithm spec');
+    if (!req.algorithm) throw new C2DError('internal', 'bad_step_request', 'algorithm step without an algorithm spec');
     this.ensureJobDirs(job, sp);
     let launched = false;
     try {
@@ -150,8 +161,8 @@ export class ProcessBackend implements ComputeBackend {
       this.log.info({ jobId: req.jobId, step: req.step }, 're-attaching to step');
     }
     const state = await this.waitForExit(req, sp, hooks);
+    if (!this.spare) this.startSpare();
     if (network) await this.networks.teardown(req.jobId);
-    if (req.step === 'configure') fs.rmSync(job.configureSpec, { force: true });
     return {
       exitCode: state.exitCode,
       oomKilled: state.oomKilled,
@@ -159,6 +170,131 @@ export class ProcessBackend implements ComputeBackend {
       report: readReport(sp.report),
       reattached: !launched,
     };
+  }
+
+  /**
+   * Configuration and publishing run straight from the worker (same sandbox, same cgroup limits), without
+   * a detached supervisor: they are idempotent, so a retry after a worker crash runs them again (bwrap's
+   * --die-with-parent takes the old run down with the worker) instead of re-attaching. That saves a Node
+   * start-up per step. A second call while this worker still runs the step waits for that run.
+   */
+  private runDirect(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
+    const key = `${req.jobId}/${req.step}`;
+    const current = this.direct.get(key);
+    if (current && !current.abandoned) return this.waitDirect(req, current, hooks);
+    // a run given up by a cancelled attempt is being killed: the retry starts after it ended
+    const before = current ? current.run.then(() => undefined, () => undefined) : Promise.resolve();
+    const entry: DirectRun = { run: before.then(() => this.startDirect(req)), abandoned: false };
+    this.direct.set(key, entry);
+    const forget = (): void => {
+      if (this.direct.get(key) === entry) this.direct.delete(key);
+    };
+    entry.run.then(forget, forget);
+    return this.waitDirect(req, entry, hooks);
+  }
+
+  private waitDirect(req: StepRequest, entry: DirectRun, hooks: StepHooks): Promise<StepOutcome> {
+    if (hooks.signal.aborted) return Promise.reject(abortError(hooks.signal));
+    return new Promise((resolve, reject) => {
+      const timer = setInterval(() => hooks.heartbeat({ step: req.step }), HEARTBEAT_MS);
+      const done = (): void => {
+        clearInterval(timer);
+        hooks.signal.removeEventListener('abort', onAbort);
+      };
+      // Cancelled (a stop, or the worker shutting down): nothing re-attaches to this run, so end it; a retry runs the step again.
+      const onAbort = (): void => {
+        done();
+        entry.abandoned = true;
+        void killCgroups(stepCgroupDirs(this.cgroups, `${req.jobId}-${req.step}`));
+        reject(abortError(hooks.signal));
+      };
+      hooks.signal.addEventListener('abort', onAbort, { once: true });
+      hooks.heartbeat({ step: req.step });
+      entry.run.then(
+        (outcome) => {
+          done();
+          resolve(outcome);
+        },
+        (err: unknown) => {
+          done();
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
+  private async startDirect(req: StepRequest): Promise<StepOutcome> {
+    const { jobId, step, environment: env } = req;
+    const job = jobPaths(this.opts.dataDir, jobId);
+    const sp = stepPaths(job, step);
+    if (step === 'configure' && !req.configure) throw new C2DError('internal', 'bad_step_request', 'configure step without a configure spec');
+    this.ensureJobDirs(job, sp);
+    const cgName = `${jobId}-${step}`;
+    const reattached = fs.existsSync(sp.launch);
+    // what an earlier attempt (a crashed worker) may have left running
+    if (reattached) await killCgroups(stepCgroupDirs(this.cgroups, cgName), 10_000);
+    fs.writeFileSync(sp.launch, JSON.stringify({ direct: true, launchedAt: Date.now() }));
+    fs.rmSync(sp.state, { force: true });
+    const stopped = (): boolean => step !== 'publish' && fs.existsSync(job.stopMarker);
+    const outcome = (exitCode: number | null, signal: string | null, oomKilled: boolean, reason: string, startedAt: number): StepOutcome => {
+      if (step === 'configure') fs.rmSync(job.configureSpec, { force: true });
+      try {
+        writeJsonAtomic(sp.state, { status: 'exited', exitCode, signal, oomKilled, reason, startedAt, finishedAt: Date.now() } satisfies StepState);
+      } catch {
+        // the job was cleaned up under us
+      }
+      return { exitCode, oomKilled, reason, report: readReport(sp.report), reattached };
+    };
+    const startedAt = Date.now();
+    if (stopped()) return outcome(null, null, false, 'stopped', startedAt);
+    let dirs: string[];
+    let argv: string[];
+    try {
+      fs.writeFileSync(sp.report, '', { mode: 0o600 });
+      chownTo([sp.report], this.uid);
+      const sandbox = this.sandboxFor(req, job, sp, undefined);
+      dirs = createStepCgroups(this.cgroups, cgName, { memoryBytes: env.ramGB * 1024 ** 3, cpus: env.cpuNumber, maxProcesses: env.process.maxProcesses + WRAPPER_PIDS });
+      argv = wrapSandboxCommand({ cgroupProcs: dirs.map((d) => path.join(d, 'cgroup.procs')), uid: this.uid, bin: this.bin }, buildSandboxArgs(sandbox));
+    } catch (err) {
+      if (step === 'configure') fs.rmSync(job.configureSpec, { force: true });
+      if (err instanceof CgroupError) throw new C2DError('unavailable', 'cgroup_unavailable', err.message, undefined, { cause: err });
+      throw err;
+    }
+    this.log.info({ jobId, step }, 'step started');
+    const log = openStepLog(sp.log, MAX_LOG_BYTES);
+    let killReason: string | null = null;
+    const deadline = setTimeout(() => {
+      killReason ??= 'deadline';
+      void killCgroups(dirs, 10_000);
+    }, env.maxJobDuration * 1000);
+    const result = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
+      const [cmd, ...args] = argv;
+      // its own session: a Ctrl-C meant for the worker does not reach the step (the worker ends it itself)
+      const child = spawn(cmd ?? this.bin.sh, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, detached: true });
+      child.stdout.on('data', log.append);
+      child.stderr.on('data', log.append);
+      let settled = false;
+      child.once('error', (error) => {
+        if (!settled) resolve({ code: null, signal: null, error });
+        settled = true;
+      });
+      child.once('close', (code, signal) => {
+        if (!settled) resolve({ code, signal });
+        settled = true;
+      });
+    });
+    clearTimeout(deadline);
+    log.close();
+    await killCgroups(dirs, 10_000);
+    const oomKilled = oomKills(this.cgroups.version, memoryCgroupDir(this.cgroups, cgName)) > 0;
+    try {
+      removeCgroups(dirs);
+    } catch {
+      // still busy: cleanup removes it later
+    }
+    if (result.error) return outcome(null, null, false, `start-failed: ${result.error.message}`, startedAt);
+    const reason = stopped() ? 'stopped' : (killReason ?? (oomKilled ? 'oom' : result.signal ? `signal:${result.signal}` : ''));
+    return outcome(result.code, result.signal, oomKilled, reason, startedAt);
   }
 
   private ensureJobDirs(job: JobPaths, sp: StepPaths): void {
@@ -208,21 +344,58 @@ export class ProcessBackend implements ComputeBackend {
       maxLogBytes: MAX_LOG_BYTES,
       ...(outputLimit !== undefined ? { outputsDir: job.outputs, maxOutputBytes: outputLimit } : {}),
       ...(step === 'configure' ? { removeOnExit: [job.configureSpec] } : {}),
+      supervisorLog: sp.supervisorLog,
     };
     writeJsonAtomic(sp.spec, spec);
-    const out = fs.openSync(sp.supervisorLog, 'a', 0o600);
-    let pid: number | undefined;
-    try {
-      const child = spawn(process.execPath, [path.join(this.opts.programsDir, 'supervisor.js'), sp.spec], { detached: true, stdio: ['ignore', out, out] });
-      child.on('error', (err) => this.log.error({ jobId, step, err: err.message }, 'supervisor failed to start'));
-      child.unref();
-      pid = child.pid;
-    } finally {
-      fs.closeSync(out);
-    }
+    const pid = this.takeSpare(sp.spec) ?? this.coldSupervisor(jobId, step, sp);
     if (pid === undefined) throw setupError(`cannot start the step supervisor for ${step}`);
     fs.writeFileSync(sp.launch, JSON.stringify({ supervisorPid: pid, launchedAt: Date.now() }));
     this.log.info({ jobId, step, supervisorPid: pid }, 'step started');
+  }
+
+  /** A supervisor started now for this step (no spare was ready). */
+  private coldSupervisor(jobId: string, step: StepName, sp: StepPaths): number | undefined {
+    const out = fs.openSync(sp.supervisorLog, 'a', 0o600);
+    try {
+      const child = spawn(process.execPath, [this.supervisorProgram(), sp.spec], { detached: true, stdio: ['ignore', out, out] });
+      child.on('error', (err) => this.log.error({ jobId, step, err: err.message }, 'supervisor failed to start'));
+      child.unref();
+      return child.pid;
+    } finally {
+      fs.closeSync(out);
+    }
+  }
+
+  private supervisorProgram(): string {
+    return path.join(this.opts.programsDir, 'supervisor.js');
+  }
+
+  /**
+   * Hands the spec to the spare supervisor (already started, detached, waiting on its stdin), so the
+   * algorithm does not wait for a Node start-up. Undefined when none is ready. The next spare starts when
+   * an algorithm step ends (not beside one that is starting, on a small machine). A spare whose worker
+   * dies sees its stdin close and exits.
+   */
+  private takeSpare(specFile: string): number | undefined {
+    const spare = this.spare;
+    this.spare = undefined;
+    const ready = spare?.pid !== undefined && spare.exitCode === null && spare.signalCode === null && spare.stdin?.writable === true;
+    if (ready) spare.stdin?.end(`${specFile}\n`);
+    else spare?.kill('SIGKILL');
+    return ready ? spare.pid : undefined;
+  }
+
+  private startSpare(): void {
+    try {
+      const child = spawn(process.execPath, [this.supervisorProgram(), '--wait'], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+      child.on('error', (err) => this.log.warn({ err: err.message }, 'spare supervisor failed to start'));
+      child.stdin.on('error', () => undefined); // it died: the next launch sees that and starts its own
+      child.unref();
+      (child.stdin as unknown as { unref?: () => void }).unref?.();
+      this.spare = child;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'spare supervisor failed to start');
+    }
   }
 
   private sandboxFor(req: StepRequest, job: JobPaths, sp: StepPaths, netns: string | undefined): SandboxOptions {
@@ -354,9 +527,15 @@ export class ProcessBackend implements ComputeBackend {
   }
 
   openLog(jobId: string, step: StepName, opts: { follow: boolean; signal?: AbortSignal }): Readable | null {
-    const sp = stepPaths(jobPaths(this.opts.dataDir, jobId), step);
-    if (!fs.existsSync(sp.launch)) return null;
-    return streamLog(sp.log, sp.state, opts);
+    const job = jobPaths(this.opts.dataDir, jobId);
+    const sp = stepPaths(job, step);
+    if (fs.existsSync(sp.launch)) return streamLog(sp.log, sp.state, opts);
+    // Configured, algorithm not launched yet: the job shows status 40 just before the algorithm's activity
+    // starts, so follow the log from its first byte; the stream ends if the job is stopped or removed first.
+    const configured = readState(stepPaths(job, 'configure').state);
+    const next = step === 'algorithm' && opts.follow && configured?.status === 'exited' && configured.exitCode === 0 && configured.reason === '';
+    if (!next || fs.existsSync(job.stopMarker)) return null;
+    return streamLog(sp.log, sp.state, { ...opts, abandoned: () => !fs.existsSync(sp.launch) && (!fs.existsSync(job.root) || fs.existsSync(job.stopMarker)) });
   }
 
   async cleanup(jobId: string): Promise<void> {

@@ -22,7 +22,7 @@ function stepEnded(stateFile: string): boolean {
   return s !== null && (s.status === 'exited' || !isSupervisorAlive(s.supervisorPid));
 }
 
-async function* tail(file: string, stateFile: string, signal?: AbortSignal): AsyncGenerator<Buffer> {
+async function* tail(file: string, stateFile: string, signal?: AbortSignal, abandoned?: () => boolean): AsyncGenerator<Buffer> {
   let pos = 0;
   const buf = Buffer.alloc(CHUNK);
   for (;;) {
@@ -44,13 +44,16 @@ async function* tail(file: string, stateFile: string, signal?: AbortSignal): Asy
       yield Buffer.from(buf.subarray(0, n));
       continue;
     }
-    if (ended || signal?.aborted) return;
+    if (ended || signal?.aborted || abandoned?.()) return;
     await sleep(POLL_MS, signal);
   }
 }
 
-/** The step's log: what is there now, or (follow) also what it appends until the step ends. */
-export function streamLog(file: string, stateFile: string, opts: { follow: boolean; signal?: AbortSignal }): Readable {
+/**
+ * The step's log: what is there now, or (follow) also what it appends until the step ends, or until
+ * `abandoned` says the step will never run.
+ */
+export function streamLog(file: string, stateFile: string, opts: { follow: boolean; signal?: AbortSignal; abandoned?: () => boolean }): Readable {
   if (!opts.follow) return fs.existsSync(file) ? fs.createReadStream(file) : Readable.from([]);
-  return Readable.from(tail(file, stateFile, opts.signal), { objectMode: false });
+  return Readable.from(tail(file, stateFile, opts.signal, opts.abandoned), { objectMode: false });
 }
