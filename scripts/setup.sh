@@ -16,6 +16,8 @@ need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
+# the local Kubernetes control plane makes its certificates with the openssl CLI
+[ "${1:-}" = "--k8s" ] && { command -v openssl >/dev/null 2>&1 || need+=(openssl); }
 if [ "$(id -u)" -eq 0 ]; then
   command -v ip >/dev/null 2>&1 || need+=(iproute2)
   command -v nft >/dev/null 2>&1 || need+=(nftables)
