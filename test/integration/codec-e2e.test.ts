@@ -25,23 +25,30 @@ interface JsonPayload {
 const b64 = (bytes: Uint8Array | null | undefined): string => Buffer.from(bytes ?? new Uint8Array()).toString('base64');
 const utf8 = (bytes: Uint8Array | null | undefined): string => Buffer.from(bytes ?? new Uint8Array()).toString('utf8');
 
-/**
- * Every payload of a history (anything with metadata and data), except search attributes (indexed by
- * the server in clear by design, so the UI and the API can filter on them) and patch markers (written by
- * the SDK's core without the codec; they hold only the patch id, e.g. `verify-orders`).
- */
 /** The job's input: the first payload of the workflow's start event (its user metadata, the summary, is another payload). */
 function inputPayloadOf(history: { events?: { workflowExecutionStartedEventAttributes?: unknown }[] | null }): { metadata: Record<string, Uint8Array>; data: Uint8Array } | undefined {
   return payloadsOf(history.events?.[0]?.workflowExecutionStartedEventAttributes)[0];
 }
 
+/**
+ * Every payload of a history (anything with metadata and data), except search attributes (indexed by
+ * the server in clear by design, so the UI and the API can filter on them), patch markers and the
+ * bookkeeping `data` of local-activity markers (both written by the SDK's core without the codec: a patch
+ * id such as `verify-orders`; a local activity's sequence number, id, type and times). A local
+ * activity's input and result in its marker do go through the codec and are checked.
+ */
 function payloadsOf(history: unknown): { metadata: Record<string, Uint8Array>; data: Uint8Array }[] {
   const found: { metadata: Record<string, Uint8Array>; data: Uint8Array }[] = [];
   const walk = (v: unknown): void => {
     if (!v || typeof v !== 'object' || v instanceof Uint8Array) return;
     if (Array.isArray(v)) return v.forEach(walk);
     const o = v as Record<string, unknown>;
-    if ((o.markerRecordedEventAttributes as { markerName?: string } | undefined)?.markerName === 'core_patch') return;
+    const marker = o.markerRecordedEventAttributes as { markerName?: string; details?: Record<string, unknown> } | undefined;
+    if (marker?.markerName === 'core_patch') return;
+    if (marker?.markerName === 'core_local_activity') {
+      for (const [k, child] of Object.entries(marker.details ?? {})) if (k !== 'data') walk(child);
+      return;
+    }
     if (o.metadata && typeof o.metadata === 'object' && o.data instanceof Uint8Array) {
       found.push(o as { metadata: Record<string, Uint8Array>; data: Uint8Array });
       return;
@@ -62,7 +69,13 @@ function historyText(history: unknown, opts: { clear: boolean }): string {
     if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
     if (Array.isArray(v)) return v.map(plain);
     if (!v || typeof v !== 'object') return v;
-    if (!opts.clear && (v as { markerName?: unknown }).markerName === 'core_patch') return undefined;
+    const markerName = (v as { markerName?: unknown }).markerName;
+    if (!opts.clear && markerName === 'core_patch') return undefined;
+    // a local activity's marker: core's bookkeeping `data` (seq, id, type, times) is in clear; its result is not
+    if (!opts.clear && markerName === 'core_local_activity') {
+      const { data: _bookkeeping, ...details } = (v as { details?: Record<string, unknown> }).details ?? {};
+      return Object.fromEntries(Object.entries({ ...v, details }).map(([k, c]) => [k, plain(c)]));
+    }
     return Object.fromEntries(Object.entries(v).filter(([k]) => opts.clear || k !== 'searchAttributes').map(([k, c]) => [k, plain(c)]));
   };
   return JSON.stringify(plain(history));
