@@ -177,7 +177,7 @@ export class TemporalJobsService implements JobsService {
    */
   private slots(environmentId: string, read: (handle: WorkflowHandle) => Promise<number>, statuses: string): Promise<number> {
     return this.guarded(async () => {
-      const handle = this.deps.client.workflow.getHandle(environmentWorkflowId(environmentId));
+      const handle = this.deps.client.workflow.getHandle(environmentWorkflowId(environmentId, this.deps.taskQueue));
       try {
         if ((await handle.describe()).status.name !== 'RUNNING') return 0;
       } catch (err) {

@@ -21,7 +21,7 @@ import type { JobInput, JobView, TerminationDetails } from '../domain/job';
 import { JobStatus, type JobStatusCode, StopReq, type StopReqCode } from '../domain/status';
 import { PLUGIN_REFUSED, type PluginCall, type PluginStage, type PluginStep } from '../plugins/types';
 import { chainCall, longStep, pluginCall, quick, step, urgent, waiting } from './activity-options';
-import { environmentWorkflowId, releaseSignal, slotGrantedSignal, statusQuery, stopUpdate } from './definitions';
+import { environmentWorkflowId, legacyEnvironmentWorkflowId, releaseSignal, slotGrantedSignal, statusQuery, stopUpdate } from './definitions';
 import { initialJobState, jobView } from './job-view';
 import { C2DStatus } from './search-attributes';
 
@@ -85,7 +85,8 @@ export async function computeJob(input: JobInput): Promise<JobView> {
   const view = (): JobView => jobView(input, state);
   const self = workflowInfo().workflowId;
   const ref = { jobId: input.jobId, environmentId: input.environmentId };
-  const slotsWorkflowId = environmentWorkflowId(input.environmentId);
+  // jobs started before capacity was kept per task queue replay with the shared id
+  const slotsWorkflowId = patched('slots-per-task-queue') ? environmentWorkflowId(input.environmentId, workflowInfo().taskQueue) : legacyEnvironmentWorkflowId(input.environmentId);
   const runScope = new CancellationScope();
   let stoppable = true;
   let granted = false;

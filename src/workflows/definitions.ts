@@ -8,7 +8,13 @@ export const statusQuery = defineQuery<JobView>('status');
 /** The owner asks the job to stop (stopreq 1); returns the view. A finished job is returned as it is. */
 export const stopUpdate = defineUpdate<JobView>('stop');
 
-export const environmentWorkflowId = (environmentId: string): string => `c2d-env-${environmentId}`;
+/**
+ * The capacity workflow of an environment served on a task queue: deployments sharing a namespace (and
+ * environment ids) on other task queues have capacity of their own.
+ */
+export const environmentWorkflowId = (environmentId: string, taskQueue: string): string => `c2d-env-${environmentId}@${taskQueue}`;
+/** The id jobs started before capacity was kept per task queue still use. */
+export const legacyEnvironmentWorkflowId = (environmentId: string): string => `c2d-env-${environmentId}`;
 
 export interface AcquireRequest {
   /** the job workflow that waits for the slot (it receives `slotGranted`) */

@@ -19,7 +19,7 @@ export interface SlotsState {
 const IDLE_MS = 10 * 60_000;
 
 /**
- * The capacity of one environment (id c2d-env-<environmentId>): at most maxJobs job workflows hold a
+ * The capacity of one environment on one task queue (id c2d-env-<environmentId>@<taskQueue>): at most maxJobs job workflows hold a
  * slot at once; others wait in order, durably, and are never refused. A grant is a signal back to the
  * job workflow; a slot comes back by `release` or when its lease runs out (a job that was terminated
  * never releases).

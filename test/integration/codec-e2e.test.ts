@@ -186,7 +186,7 @@ describe('payload encryption end to end (worker and API processes, real Temporal
   });
 
   it('when the keys are rotated (new key first, old one kept), then the job from before still reads and new jobs are encrypted under the new key id', async () => {
-    // an environment of its own: the capacity workflow c2d-env-<id> is shared by every worker of the namespace, and those of the first stack hold only the old key
+    // an environment of its own: the capacity workflow c2d-env-<id>@<taskQueue> is shared by every worker of the task queue, and those of the first stack hold only the old key
     const rotated = await startStack({
       environments: [{ id: 'codec-e2e-rotated', maxJobs: 2, ramGB: 0.5, maxJobDuration: 120 }],
       env: { C2D_PAYLOAD_KEYS: `e2e-key-2:${crypto.randomBytes(32).toString('base64')},${KEY_ID}:${KEY}` },

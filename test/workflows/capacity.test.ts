@@ -21,7 +21,7 @@ afterAll(async () => {
 
 const finalView = (jobId: string): Promise<JobView> => finalJobView(jobs, jobId);
 
-const waiters = (environmentId: string): Promise<string[]> => tw.client.workflow.getHandle(environmentWorkflowId(environmentId)).query(waitersQuery);
+const waiters = (environmentId: string): Promise<string[]> => tw.client.workflow.getHandle(environmentWorkflowId(environmentId, tw.taskQueue)).query(waitersQuery);
 
 describe('environment capacity', () => {
   test('when more jobs than maxJobs start, then the others wait in status 1, in order, and all finish one at a time', async () => {
@@ -62,11 +62,32 @@ describe('environment capacity', () => {
     await eventually(async () => (await jobs.currentJobs(env.id)) === 0, 10_000, 'all slots released');
   });
 
+  test('when another deployment (another task queue) has an environment of the same id, then each has its own capacity', async () => {
+    const otherWorld = fakeWorld([env]);
+    const other = await startTestWorker(otherWorld.activities);
+    try {
+      const otherJobs = new TemporalJobsService({ client: other.client, taskQueue: other.taskQueue, results: otherWorld.results });
+      const holding = jobInput(env.id);
+      world.backend.scripts.set(holding.jobId, { algorithm: { hold: true } });
+      await jobs.start(holding);
+      await eventually(async () => (await jobs.get(holding.jobId))?.status === 40, 20_000, 'the first deployment to run its one job');
+      // the same environment id elsewhere: its one slot is free, so its job runs to the end meanwhile
+      const elsewhere = jobInput(env.id);
+      await otherJobs.start(elsewhere);
+      expect((await finalJobView(otherJobs, elsewhere.jobId)).status).toBe(70);
+      expect(await jobs.currentJobs(env.id)).toBe(1);
+      world.backend.release(holding.jobId, 'algorithm');
+      expect((await finalView(holding.jobId)).status).toBe(70);
+    } finally {
+      await other.stop();
+    }
+  });
+
   test('when a holder never releases, then its lease runs out and the slot comes back', async () => {
     const environmentId = uniqueName('lease');
-    const slots = environmentWorkflowId(environmentId);
+    const slots = environmentWorkflowId(environmentId, tw.taskQueue);
     // a running workflow that will ignore the grant: another environment's capacity workflow
-    const holder = environmentWorkflowId(uniqueName('ignores-grants'));
+    const holder = environmentWorkflowId(uniqueName('ignores-grants'), tw.taskQueue);
     await tw.client.workflow.start<typeof environmentSlots>('environmentSlots', { workflowId: holder, taskQueue: tw.taskQueue, args: [uniqueName('x')] });
     await tw.client.workflow.signalWithStart<typeof environmentSlots, [{ workflowId: string; maxJobs: number; leaseMs: number }]>('environmentSlots', {
       workflowId: slots,
@@ -83,7 +104,7 @@ describe('environment capacity', () => {
   test('when the job a slot is granted to no longer exists, then its slot is freed at once', async () => {
     const environmentId = uniqueName('ghost');
     const handle = await tw.client.workflow.signalWithStart<typeof environmentSlots, [{ workflowId: string; maxJobs: number; leaseMs: number }]>('environmentSlots', {
-      workflowId: environmentWorkflowId(environmentId),
+      workflowId: environmentWorkflowId(environmentId, tw.taskQueue),
       taskQueue: tw.taskQueue,
       args: [environmentId],
       signal: acquireSignal,

@@ -32,7 +32,7 @@ async function recordFixtures(): Promise<void> {
     }, 30_000);
     fs.mkdirSync(fixtures, { recursive: true });
     fs.writeFileSync(jobHistory, historyToJSON(await tw.client.workflow.getHandle(`c2d-${input.jobId}`).fetchHistory()));
-    fs.writeFileSync(slotsHistory, historyToJSON(await tw.client.workflow.getHandle(environmentWorkflowId(env.id)).fetchHistory()));
+    fs.writeFileSync(slotsHistory, historyToJSON(await tw.client.workflow.getHandle(environmentWorkflowId(env.id, tw.taskQueue)).fetchHistory()));
   } finally {
     await tw.stop();
   }

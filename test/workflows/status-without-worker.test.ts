@@ -7,6 +7,8 @@ import { uniqueName } from '../helpers/temporal';
 import { jobInput, MemoryResultStore } from './fakes';
 
 /** Status must not depend on a worker being free: a consumer polling a queued job while every worker is busy (or none runs) still gets an answer. */
+const NO_WORKER = uniqueName('no-worker');
+
 describe('job status without an answering worker', () => {
   let connection: Connection;
   let jobs: TemporalJobsService;
@@ -14,7 +16,7 @@ describe('job status without an answering worker', () => {
   beforeAll(async () => {
     connection = await Connection.connect({ address: testState().temporalAddress });
     // a task queue no worker polls: the status query can never be answered
-    jobs = new TemporalJobsService({ client: new Client({ connection }), taskQueue: uniqueName('no-worker'), results: new MemoryResultStore(), queryTimeoutMs: 1500 });
+    jobs = new TemporalJobsService({ client: new Client({ connection }), taskQueue: NO_WORKER, results: new MemoryResultStore(), queryTimeoutMs: 1500 });
   });
 
   afterAll(async () => {
@@ -46,7 +48,7 @@ describe('job status without an answering worker', () => {
     const env = uniqueName('env-unanswered');
     const client = new Client({ connection });
     // the capacity workflow exists, but no worker serves its queue: its queries can never be answered
-    await client.workflow.start('environmentSlots', { workflowId: environmentWorkflowId(env), taskQueue: uniqueName('no-worker'), args: [env] });
+    await client.workflow.start('environmentSlots', { workflowId: environmentWorkflowId(env, NO_WORKER), taskQueue: NO_WORKER, args: [env] });
     const waiting = [jobInput(env), jobInput(env)];
     for (const input of waiting) await jobs.start(input);
     try {
@@ -56,7 +58,7 @@ describe('job status without an answering worker', () => {
       expect(queued).toBe(2);
       expect(await jobs.currentJobs(env)).toBe(0);
     } finally {
-      for (const id of [environmentWorkflowId(env), ...waiting.map((w) => `c2d-${w.jobId}`)]) {
+      for (const id of [environmentWorkflowId(env, NO_WORKER), ...waiting.map((w) => `c2d-${w.jobId}`)]) {
         await connection.workflowService.terminateWorkflowExecution({ namespace: 'default', workflowExecution: { workflowId: id }, reason: 'test over' });
       }
     }
