@@ -46,7 +46,11 @@ async function startChain(config: Config, children: { name: string; child: Child
   return { C2D_CHAIN_RPC_URL: DEV_CHAIN_RPC_URL, C2D_CONTRACTS_FILE: config.contractsFile };
 }
 
+/** The dev stack's environments unless C2D_ENVIRONMENTS_FILE says otherwise: a free one and a priced one (the demo's paid flow). */
+const DEV_ENVIRONMENTS_FILE = path.join(__dirname, '..', '..', '..', 'scripts', 'demo', 'environments.json');
+
 export async function main(): Promise<void> {
+  if (!process.env.C2D_ENVIRONMENTS_FILE && fs.existsSync(DEV_ENVIRONMENTS_FILE)) process.env.C2D_ENVIRONMENTS_FILE = DEV_ENVIRONMENTS_FILE;
   const config = loadConfig(process.env);
   const [host, port] = splitAddress(config.temporal.address);
   const children: { name: string; child: ChildProcess }[] = [];
