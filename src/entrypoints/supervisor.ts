@@ -5,11 +5,11 @@
  * Usage: node supervisor.js <spec.json>, or `node supervisor.js --wait`: a spare started ahead of time
  * that reads the spec's path from stdin (and exits at EOF without one: its worker is gone). Node built-ins only.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { format } from 'node:util';
 import { killCgroups, oomKills, removeCgroups } from '../compute/process/cgroups';
+import { runChild } from '../compute/process/child';
 import { openStepLog, type StepState, type SupervisorSpec, writeJsonAtomic } from '../compute/process/state';
 
 const SIZE_CHECK_MS = 500;
@@ -42,24 +42,6 @@ function dirSize(dir: string): number {
 
 function removeQuietly(files: string[] | undefined): void {
   for (const f of files ?? []) fs.rmSync(f, { force: true });
-}
-
-function runChild(spec: SupervisorSpec, append: (c: Buffer) => void): Promise<{ code: number | null; signal: string | null; error?: Error }> {
-  return new Promise((resolve) => {
-    const [cmd, ...args] = spec.argv;
-    const child = spawn(cmd ?? '/bin/sh', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-    child.stdout.on('data', append);
-    child.stderr.on('data', append);
-    let settled = false;
-    child.once('error', (error) => {
-      if (!settled) resolve({ code: null, signal: null, error });
-      settled = true;
-    });
-    child.once('close', (code, signal) => {
-      if (!settled) resolve({ code, signal });
-      settled = true;
-    });
-  });
 }
 
 /** The spec's path: the argument, or (--wait) the first line on stdin. */
@@ -121,7 +103,7 @@ async function main(): Promise<void> {
             if (dirSize(outputsDir) > maxOutputBytes) kill('output-limit');
           }, SIZE_CHECK_MS)
         : undefined;
-    const result = await runChild(spec, append);
+    const result = await runChild(spec.argv, append, { shell: '/bin/sh' });
     clearTimeout(deadline);
     clearInterval(sizeCheck);
     await killCgroups(spec.cgroupDirs, 10_000);

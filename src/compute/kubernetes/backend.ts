@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Environment } from '../../domain/environment';
 import { C2DError } from '../../domain/errors';
+import { regularFile } from '../files';
 import type { ContainerSpec, ResultType } from '../../domain/job';
 import type { Logger } from '../../domain/logger';
 import type { ComputeBackend, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
@@ -351,11 +352,3 @@ export class KubernetesBackend implements ComputeBackend {
   }
 }
 
-function regularFile(file: string): fs.Stats | null {
-  try {
-    const st = fs.lstatSync(file);
-    return st.isFile() ? st : null;
-  } catch {
-    return null;
-  }
-}

@@ -11,6 +11,7 @@ import type { ComputeBackend, JobWorkspace, PublishedFile, StepHooks, StepName, 
 import { CgroupError, type CgroupLayout, cgroupPids, createStepCgroups, detectCgroups, killCgroups, memoryCgroupDir, oomKills, removeCgroups, stepCgroupDirs } from './cgroups';
 import { chownTo, findExecutable, readableBy, untraversable } from './host';
 import { type JobPaths, jobPaths, STEPS, type StepPaths, stepPaths } from './layout';
+import { runChild } from './child';
 import { streamLog } from './logs';
 import { DEFAULT_NETWORK, JobNetworks } from './network';
 import { listPublishedFiles } from './published';
@@ -267,22 +268,8 @@ export class ProcessBackend implements ComputeBackend {
       killReason ??= 'deadline';
       void killCgroups(dirs, 10_000);
     }, env.maxJobDuration * 1000);
-    const result = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
-      const [cmd, ...args] = argv;
-      // its own session: a Ctrl-C meant for the worker does not reach the step (the worker ends it itself)
-      const child = spawn(cmd ?? this.bin.sh, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, detached: true });
-      child.stdout.on('data', log.append);
-      child.stderr.on('data', log.append);
-      let settled = false;
-      child.once('error', (error) => {
-        if (!settled) resolve({ code: null, signal: null, error });
-        settled = true;
-      });
-      child.once('close', (code, signal) => {
-        if (!settled) resolve({ code, signal });
-        settled = true;
-      });
-    });
+    // its own session: a Ctrl-C meant for the worker does not reach the step (the worker ends it itself)
+    const result = await runChild(argv, log.append, { shell: this.bin.sh, detached: true });
     clearTimeout(deadline);
     log.close();
     await killCgroups(dirs, 10_000);

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { regularFile } from '../files';
 import type { PublishedFile, StepName } from '../backend';
 import type { ResultType } from '../../domain/job';
 import { type JobPaths, stepPaths } from './layout';
@@ -11,14 +12,6 @@ const LOGS: { step: StepName; filename: string; type: ResultType }[] = [
   { step: 'publish', filename: 'publish.log', type: 'publishLog' },
 ];
 
-function regularFile(file: string): fs.Stats | null {
-  try {
-    const st = fs.lstatSync(file);
-    return st.isFile() ? st : null;
-  } catch {
-    return null;
-  }
-}
 
 function reportedFiles(reportFile: string): string[] {
   try {
