@@ -1,6 +1,6 @@
-// Flat ESLint config. Two jobs beyond style: keep imports flowing with the data
-// (architecture.md: api → temporal → (workflows ⇢ activities) → {chain, assets, compute, storage} → domain)
-// and keep workflow code deterministic.
+// Flat ESLint config. Three jobs beyond style: keep imports flowing with the data
+// (docs/architecture.md: api → temporal → (workflows ⇢ activities) → {chain, assets, compute, storage} → domain),
+// keep src/ (what the provider image ships) free of tools/, test/ and bench/, and keep workflow code deterministic.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importPlugin from 'eslint-plugin-import';
@@ -20,14 +20,19 @@ const upstream = {
   api: ['activities', 'entrypoints'],
   plugins: ['api', 'temporal', 'workflows', 'entrypoints'],
 };
-const zones = Object.entries(upstream).flatMap(([target, froms]) =>
-  froms.map((from) => ({ target: layer(target), from: layer(from), message: `${target} must not import ${from} (see docs: import direction)` })),
-);
+const zones = [
+  ...Object.entries(upstream).flatMap(([target, froms]) =>
+    froms.map((from) => ({ target: layer(target), from: layer(from), message: `${target} must not import ${from} (see docs: import direction)` })),
+  ),
+  // src/ is what the provider image ships: it never reaches into the dev tooling, the tests or the benchmarks
+  // (tools/, test/ and bench/ may import src/).
+  ...['tools', 'test', 'bench'].map((from) => ({ target: './src', from: `./${from}`, message: `src must not import ${from}/ (src is what the provider image ships)` })),
+];
 
 const nodeBuiltins = ['fs', 'path', 'os', 'child_process', 'crypto', 'http', 'https', 'net', 'stream', 'util', 'events', 'worker_threads', 'process', 'timers', 'dns', 'zlib'];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '*.config.js', '*.config.mjs', 'scripts/demo/*.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '*.config.js', '*.config.mjs', 'tools/demo/*.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -64,7 +69,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'src/entrypoints/**/*.ts'],
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'tools/**/*.ts', 'src/entrypoints/**/*.ts'],
     rules: { 'no-console': 'off' },
   },
   {

@@ -1,19 +1,19 @@
 import { type BaseWallet, HDNodeWallet, Mnemonic, Wallet, parseEther } from 'ethers';
-import { encryptFiles } from '../src/assets/publish';
+import { encryptFiles } from '../tools/catalog/publish';
 import { contractAt, send } from '../src/chain/contracts';
 import type { OceanContracts } from '../src/chain/contracts-file';
 import { ChainDdoResolver } from '../src/chain/ddo-resolver';
-import { deployOceanContracts } from '../src/chain/deploy';
+import { deployOceanContracts } from '../tools/chain/deploy';
 import { assetDid } from '../src/chain/did';
-import { HARDHAT_MNEMONIC, startHardhatNode } from '../src/chain/hardhat-node';
-import { startOrder } from '../src/chain/order-client';
+import { HARDHAT_MNEMONIC, startHardhatNode } from '../tools/chain/hardhat-node';
+import { startOrder } from '../tools/chain/order-client';
 import { type OrderItem, OrderVerifier } from '../src/chain/orders';
 import { feeAmount, signProviderFee } from '../src/chain/provider-fee';
-import { createNftWithDatatoken, mintDatatokens, setDdoOnChain } from '../src/chain/publish';
+import { createNftWithDatatoken, mintDatatokens, setDdoOnChain } from '../tools/chain/publish';
 import { rpcProvider } from '../src/chain/rpc';
 import type { Ddo } from '../src/domain/ddo';
 import type { Logger } from '../src/domain/logger';
-import { freePort } from '../src/entrypoints/temporal-server';
+import { freePort } from '../tools/temporal-server';
 
 /**
  * The chain part of `npm run bench`, against a local hardhat node with Ocean's contracts:

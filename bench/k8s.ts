@@ -6,7 +6,7 @@ import type { StepName, StepRequest } from '../src/compute/backend';
 import { createKubeClient, KubernetesBackend } from '../src/compute/kubernetes';
 import { environmentSchema } from '../src/domain/environment';
 import type { Logger } from '../src/domain/logger';
-import { k8sBinDir, KWOK_CUSTOM_STATUS_ANNOTATION, kubectl, startControlPlane } from '../src/entrypoints/k8s-control-plane';
+import { k8sBinDir, KWOK_CUSTOM_STATUS_ANNOTATION, kubectl, startControlPlane } from '../tools/k8s-control-plane';
 
 /**
  * `npm run bench:k8s` (also part of `npm run bench`): the kubernetes backend against a local control

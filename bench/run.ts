@@ -5,8 +5,8 @@ import { Client, Connection } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import type { ProviderClient } from '../src/client/provider-client';
 import type { JobView } from '../src/domain/job';
-import { serveFiles, startLocalStack } from '../src/entrypoints/local-stack';
-import { freePort, startDevServer } from '../src/entrypoints/temporal-server';
+import { serveFiles, startLocalStack } from '../tools/local-stack';
+import { freePort, startDevServer } from '../tools/temporal-server';
 import { chainBench } from './chain';
 
 /**

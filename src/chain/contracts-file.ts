@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { getAddress } from 'ethers';
 import { z } from 'zod';
 import { ValidationError } from '../domain/errors';
@@ -21,9 +20,6 @@ export const oceanContractsSchema = z.looseObject({
 });
 export type OceanContracts = z.infer<typeof oceanContractsSchema>;
 
-/** Ocean's own name for a chain id where it has one; the lookup goes by the `chainId` inside anyway. */
-export const networkName = (chainId: number): string => (chainId === 8996 ? 'development' : `chain-${chainId}`);
-
 function invalid(message: string): never {
   throw new ValidationError({ C2D_CONTRACTS_FILE: [message] }, `Invalid setting C2D_CONTRACTS_FILE: ${message}`);
 }
@@ -42,21 +38,4 @@ export function readContractsFile(file: string, chainId: number): OceanContracts
   const parsed = oceanContractsSchema.safeParse(entry);
   if (!parsed.success) invalid(z.prettifyError(parsed.error));
   return parsed.data;
-}
-
-/** Writes (or replaces) one network's entry, keeping the others; atomic so readers never see half a file. */
-export function writeContractsFile(file: string, contracts: OceanContracts): void {
-  let existing: Record<string, unknown> = {};
-  try {
-    const parsed = z.record(z.string(), z.unknown()).safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
-    if (parsed.success) existing = parsed.data;
-  } catch {
-    // no file yet, or not ours to keep: start a fresh one
-  }
-  const name = networkName(contracts.chainId);
-  const next = { ...existing, [name]: contracts };
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(next, null, 2)}\n`);
-  fs.renameSync(tmp, file);
 }

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { AquariusResolver } from '../../src/assets/aquarius';
 import { UnavailableError } from '../../src/domain/errors';
-import { freePort } from '../../src/entrypoints/temporal-server';
+import { freePort } from '../../tools/temporal-server';
 import { recordingLogger } from '../helpers/api';
 import { type ApiHarness, apiHarness, expectNoSecretLeaked } from './harness';
 

@@ -2,8 +2,8 @@ import type { AddressInfo } from 'node:net';
 import { ethers as ethers5 } from 'ethers-v5';
 import request from 'supertest';
 import type * as OceanLib from '../../node_modules/@oceanprotocol/lib/dist/src/index';
-import { buildCatalogDdo, writeCatalogDdo } from '../../src/assets/publish';
-import { serveFiles } from '../../src/entrypoints/local-stack';
+import { buildCatalogDdo, writeCatalogDdo } from '../../tools/catalog/publish';
+import { serveFiles } from '../../tools/local-stack';
 import { nodeContainer, publishCatalogAsset, signRequest } from '../helpers/api';
 import { type ApiHarness, apiHarness, expectNoSecretLeaked, randomWallet } from './harness';
 

@@ -10,7 +10,7 @@ import { containerSectionChecksum, sha256Hex } from '../../src/assets/checksums'
 import { ProviderFileDecryptor } from '../../src/assets/decryptor';
 import { type EnvironmentInput, environmentSchema } from '../../src/domain/environment';
 import { UnavailableError } from '../../src/domain/errors';
-import { serveFiles } from '../../src/entrypoints/local-stack';
+import { serveFiles } from '../../tools/local-stack';
 import { LocalResultStore } from '../../src/storage/local';
 import { FileNonceStore } from '../../src/storage/nonces';
 import { nodeContainer, publishCatalogAsset, recordingLogger, signRequest } from '../helpers/api';

@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { UnavailableError } from '../../src/domain/errors';
-import { freePort } from '../../src/entrypoints/temporal-server';
+import { freePort } from '../../tools/temporal-server';
 import { TemporalJobsService } from '../../src/temporal/client';
 import { testState } from '../helpers/state';
 

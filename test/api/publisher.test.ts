@@ -1,9 +1,9 @@
 import type http from 'node:http';
 import request from 'supertest';
 import { containerSectionChecksum, sha256Hex } from '../../src/assets/checksums';
-import { buildCatalogDdo, type CatalogAssetSpec, writeCatalogDdo } from '../../src/assets/publish';
+import { buildCatalogDdo, type CatalogAssetSpec, writeCatalogDdo } from '../../tools/catalog/publish';
 import type { Ddo } from '../../src/domain/ddo';
-import { serveFiles } from '../../src/entrypoints/local-stack';
+import { serveFiles } from '../../tools/local-stack';
 import { nodeContainer, signRequest } from '../helpers/api';
 import { type ApiHarness, ALGORITHM_URL, apiHarness, DATASET_URL, expectNoSecretLeaked, randomWallet } from './harness';
 

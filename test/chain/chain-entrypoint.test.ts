@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readContractsFile } from '../../src/chain/contracts-file';
 import { rpcProvider } from '../../src/chain/rpc';
-import { freePort } from '../../src/entrypoints/temporal-server';
+import { freePort } from '../../tools/temporal-server';
 import { waitFor } from '../integration/helpers';
 
 describe('chain entrypoint (npm run dev starts it)', () => {
@@ -23,7 +23,7 @@ describe('chain entrypoint (npm run dev starts it)', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-chain-'));
     const port = await freePort();
     const contractsFile = path.join(dir, 'address.json');
-    child = spawn(process.execPath, [path.resolve(__dirname, '../../dist/src/entrypoints/chain.js')], {
+    child = spawn(process.execPath, [path.resolve(__dirname, '../../dist/tools/dev-chain.js')], {
       env: { ...process.env, C2D_DATA_DIR: dir, C2D_CHAIN_RPC_URL: `http://127.0.0.1:${port}`, C2D_CONTRACTS_FILE: contractsFile, C2D_CHAIN_ID: '8996' },
       stdio: 'ignore',
     });

@@ -6,7 +6,7 @@ import { encrypt } from '../../src/assets/ecies';
 import { contractAt, send } from '../../src/chain/contracts';
 import { ChainDdoResolver } from '../../src/chain/ddo-resolver';
 import { assetDid } from '../../src/chain/did';
-import { createNftWithDatatoken, setDdoOnChain } from '../../src/chain/publish';
+import { createNftWithDatatoken, setDdoOnChain } from '../../tools/chain/publish';
 import { UnavailableError } from '../../src/domain/errors';
 import { rpcProvider } from '../../src/chain/rpc';
 import { recordingLogger } from '../helpers/api';

@@ -10,7 +10,7 @@ import { contractInterface } from '../../src/chain/artifacts';
 import { contractAt, send } from '../../src/chain/contracts';
 import { ChainDdoResolver } from '../../src/chain/ddo-resolver';
 import { MetadataReader } from '../../src/chain/metadata-reader';
-import { createNftWithDatatoken } from '../../src/chain/publish';
+import { createNftWithDatatoken } from '../../tools/chain/publish';
 import { environmentSchema } from '../../src/domain/environment';
 import { LocalResultStore } from '../../src/storage/local';
 import { FileNonceStore } from '../../src/storage/nonces';

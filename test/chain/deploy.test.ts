@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readContractsFile, writeContractsFile } from '../../src/chain/contracts-file';
+import { readContractsFile } from '../../src/chain/contracts-file';
+import { writeContractsFile } from '../../tools/chain/deploy';
 import { contractAt, read } from '../../src/chain/contracts';
-import { createNftWithDatatoken } from '../../src/chain/publish';
+import { createNftWithDatatoken } from '../../tools/chain/publish';
 import { startChain, type TestChain } from '../helpers/chain';
 
 describe('dev chain with Ocean contracts', () => {

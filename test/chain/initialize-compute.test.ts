@@ -8,7 +8,7 @@ import { ProviderFileDecryptor } from '../../src/assets/decryptor';
 import { contractAt, read, send } from '../../src/chain/contracts';
 import { ChainDdoResolver } from '../../src/chain/ddo-resolver';
 import { ComputeInitializer } from '../../src/chain/initialize';
-import { reuseOrder, startOrder } from '../../src/chain/order-client';
+import { reuseOrder, startOrder } from '../../tools/chain/order-client';
 import { OrderVerifier } from '../../src/chain/orders';
 import { feeAmount, type ProviderFee, decodeProviderData } from '../../src/chain/provider-fee';
 import { environmentSchema } from '../../src/domain/environment';

@@ -7,7 +7,7 @@ import type { ComputeAlgorithm, ComputeAsset, ComputeJob, Config, DDO, ProviderC
 import { ethers as ethers5 } from 'ethers-v5';
 import { parseEther } from 'ethers';
 import { contractAt, read, send } from '../../src/chain/contracts';
-import { writeContractsFile } from '../../src/chain/contracts-file';
+import { writeContractsFile } from '../../tools/chain/deploy';
 import { waitFor } from '../integration/helpers';
 import { startChain, type TestChain } from '../helpers/chain';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';

@@ -1,9 +1,9 @@
 import { type BaseWallet, Wallet, parseEther } from 'ethers';
 import { contractAt, send } from '../../src/chain/contracts';
-import { reuseOrder, startOrder } from '../../src/chain/order-client';
+import { reuseOrder, startOrder } from '../../tools/chain/order-client';
 import { OrderVerifier, type OrderItem } from '../../src/chain/orders';
 import { feeAmount, type ProviderFee, providerFeeTuple, signProviderFee } from '../../src/chain/provider-fee';
-import { createNftWithDatatoken, mintDatatokens } from '../../src/chain/publish';
+import { createNftWithDatatoken, mintDatatokens } from '../../tools/chain/publish';
 import { rpcProvider } from '../../src/chain/rpc';
 import type { Ddo } from '../../src/domain/ddo';
 import { AccessDeniedError, UnavailableError } from '../../src/domain/errors';

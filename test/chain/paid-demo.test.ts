@@ -2,14 +2,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Wallet } from 'ethers';
-import { writeContractsFile } from '../../src/chain/contracts-file';
+import { writeContractsFile } from '../../tools/chain/deploy';
 import { feeAmount } from '../../src/chain/provider-fee';
 import { ProviderClient } from '../../src/client/provider-client';
-import { paidDemo } from '../../scripts/demo/paid';
+import { paidDemo } from '../../tools/demo/paid';
 import { startChain, type TestChain } from '../helpers/chain';
 import { serveFiles, type Stack, startStack } from '../helpers/stack';
 
-const demoDir = path.resolve(__dirname, '../../scripts/demo');
+const demoDir = path.resolve(__dirname, '../../tools/demo');
 
 describe("npm run demo's paid flow against a whole provider (API, worker, sandbox) and a hardhat node", () => {
   let chain: TestChain;

@@ -1,8 +1,8 @@
 import { type BaseWallet, Wallet, parseEther } from 'ethers';
 import { contractAt, read, send } from '../../src/chain/contracts';
-import { startOrder } from '../../src/chain/order-client';
+import { startOrder } from '../../tools/chain/order-client';
 import { feeAmount, signProviderFee } from '../../src/chain/provider-fee';
-import { createNftWithDatatoken, mintDatatokens } from '../../src/chain/publish';
+import { createNftWithDatatoken, mintDatatokens } from '../../tools/chain/publish';
 import { startChain, type TestChain } from '../helpers/chain';
 
 describe('provider fees on the datatoken contract', () => {

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Wallet } from 'ethers';
 import { loadConfig } from '../../src/config';
-import { writeContractsFile } from '../../src/chain/contracts-file';
+import { writeContractsFile } from '../../tools/chain/deploy';
 import { createChainServices } from '../../src/chain/services';
 import { silentLogger } from '../helpers/process-backend';
 import { publishOnChainAsset, startChain, type TestChain } from '../helpers/chain';

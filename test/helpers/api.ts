@@ -1,5 +1,5 @@
 import { type BaseWallet, getBytes, keccak256, toUtf8Bytes } from 'ethers';
-import { buildCatalogDdo, type CatalogAssetSpec, writeCatalogDdo } from '../../src/assets/publish';
+import { buildCatalogDdo, type CatalogAssetSpec, writeCatalogDdo } from '../../tools/catalog/publish';
 import type { Logger } from '../../src/domain/logger';
 
 /** Signs a Provider request as Ocean's client does: EIP-191 over the 32 bytes of keccak256(parts + nonce). */

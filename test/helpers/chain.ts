@@ -1,12 +1,12 @@
 import { type BaseWallet, HDNodeWallet, type JsonRpcProvider, Mnemonic, parseEther } from 'ethers';
-import { encryptFiles } from '../../src/assets/publish';
+import { encryptFiles } from '../../tools/catalog/publish';
 import { assetDid } from '../../src/chain/did';
-import { createNftWithDatatoken, mintDatatokens, setDdoOnChain } from '../../src/chain/publish';
-import { deployOceanContracts } from '../../src/chain/deploy';
+import { createNftWithDatatoken, mintDatatokens, setDdoOnChain } from '../../tools/chain/publish';
+import { deployOceanContracts } from '../../tools/chain/deploy';
 import type { OceanContracts } from '../../src/chain/contracts-file';
-import { HARDHAT_MNEMONIC, type HardhatNode, startHardhatNode } from '../../src/chain/hardhat-node';
+import { HARDHAT_MNEMONIC, type HardhatNode, startHardhatNode } from '../../tools/chain/hardhat-node';
 import { rpcProvider } from '../../src/chain/rpc';
-import { freePort } from '../../src/entrypoints/temporal-server';
+import { freePort } from '../../tools/temporal-server';
 
 export interface TestChain {
   node: HardhatNode;

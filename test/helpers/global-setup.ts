@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, startDevServer } from '../../src/entrypoints/temporal-server';
+import { freePort, startDevServer } from '../../tools/temporal-server';
 import { newStateFile, type TestState } from './state';
 
 /** One Temporal dev server for the whole run, on ports of its own (a dev stack may be up beside it). */

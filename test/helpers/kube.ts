@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, k8sBinDir, kubectl, STORAGE_CLASS, startControlPlane } from '../../src/entrypoints/k8s-control-plane';
+import { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, k8sBinDir, kubectl, STORAGE_CLASS, startControlPlane } from '../../tools/k8s-control-plane';
 
 export { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, STORAGE_CLASS };
 
@@ -10,7 +10,7 @@ export { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, STORAGE_CLASS };
  * default admission incl. ServiceAccount/NamespaceLifecycle) + kube-controller-manager (garbage
  * collector: ownerReferences cascade; service accounts and their tokens; namespaces; jobs) +
  * kube-scheduler + kwok playing the kubelet of one fake node (`kwok-node-0`: 64 CPU, 256Gi, 8
- * nvidia.com/gpu). Ready in a few seconds (binaries from scripts/ensure-k8s.sh, which `npm test`'s
+ * nvidia.com/gpu). Ready in a few seconds (binaries from tools/ensure-k8s.sh, which `npm test`'s
  * setup builds once and caches).
  *
  * Usage:

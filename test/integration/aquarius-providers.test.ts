@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { ProviderClient } from '../../src/client/provider-client';
-import { publishToCatalog, trustedAlgorithm } from '../../src/client/catalog-publisher';
+import { publishToCatalog, trustedAlgorithm } from '../../tools/catalog/catalog-publisher';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
 import { resultText, waitFor } from './helpers';
 

@@ -1,4 +1,4 @@
-import { trustedAlgorithm } from '../../src/client/catalog-publisher';
+import { trustedAlgorithm } from '../../tools/catalog/catalog-publisher';
 import type { ProviderClient } from '../../src/client/provider-client';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
 import { jobPids, nodeRaw, readLiveLogUntil, resultText, waitFor } from './helpers';

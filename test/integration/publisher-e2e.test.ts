@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { containerSectionChecksum, sha256Hex } from '../../src/assets/checksums';
 import { encrypt } from '../../src/assets/ecies';
-import { buildCatalogDdo, type CatalogAssetSpec, writeCatalogDdo } from '../../src/assets/publish';
+import { buildCatalogDdo, type CatalogAssetSpec, writeCatalogDdo } from '../../tools/catalog/publish';
 import { type ProviderClient, ProviderHttpError } from '../../src/client/provider-client';
 import type { Ddo } from '../../src/domain/ddo';
 import { type JobView, workflowIdForJob } from '../../src/domain/job';

@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { trustedAlgorithm } from '../../src/client/catalog-publisher';
+import { trustedAlgorithm } from '../../tools/catalog/catalog-publisher';
 import { type ProviderClient, ProviderHttpError } from '../../src/client/provider-client';
 import { type JobView, workflowIdForJob } from '../../src/domain/job';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';

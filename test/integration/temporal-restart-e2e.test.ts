@@ -2,9 +2,9 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type LocalStack, serveFiles, startLocalStack } from '../../src/entrypoints/local-stack';
+import { type LocalStack, serveFiles, startLocalStack } from '../../tools/local-stack';
 import { Connection } from '@temporalio/client';
-import { freePort, retentionFor, startDevServer } from '../../src/entrypoints/temporal-server';
+import { freePort, retentionFor, startDevServer } from '../../tools/temporal-server';
 import { nodeRaw, resultText, waitFor } from './helpers';
 
 /** Jobs live in the dev server's SQLite file: a restart of the server mid-job loses nothing. */

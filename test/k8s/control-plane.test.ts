@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { alive } from '../../src/entrypoints/k8s-control-plane';
+import { alive } from '../../tools/k8s-control-plane';
 import { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, type Kube, STORAGE_CLASS, startKube } from '../helpers/kube';
 
 const exec = promisify(execFile);
@@ -149,7 +149,7 @@ describe('the local Kubernetes control plane', () => {
 
   it('when npm run k8s:up and k8s:down run, then up prints a working kubeconfig path, says so when already up, and down stops every process', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-k8s-up-'));
-    const script = path.join(root, 'dist/src/entrypoints/k8s-control-plane.js');
+    const script = path.join(root, 'dist/tools/k8s-control-plane.js');
     const env = { ...process.env, C2D_DATA_DIR: dataDir };
     try {
       const up = await exec(process.execPath, [script, 'up'], { env, timeout: 120_000 });

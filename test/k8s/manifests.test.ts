@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import YAML from 'yaml';
 import { loadConfig } from '../../src/config';
-import { k8sBinDir } from '../../src/entrypoints/k8s-control-plane';
+import { k8sBinDir } from '../../tools/k8s-control-plane';
 import { searchAttributeFlags } from '../../src/workflows/search-attributes';
 import { type Kube, startKube } from '../helpers/kube';
 

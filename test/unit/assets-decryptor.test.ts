@@ -1,6 +1,6 @@
 import { Wallet } from 'ethers';
 import { ProviderFileDecryptor } from '../../src/assets/decryptor';
-import { encryptFiles } from '../../src/assets/publish';
+import { encryptFiles } from '../../tools/catalog/publish';
 import { AccessDeniedError } from '../../src/domain/errors';
 import { datasetFixture, fixtureProvider, fixtureSecretUrls } from '../fixtures/ddo';
 

@@ -2,7 +2,7 @@ import { Wallet } from 'ethers';
 import { type AuthorizedJob, authorizeJob } from '../../src/assets/authorize';
 import { containerSectionChecksum, FileFetchError, sha256Hex } from '../../src/assets/checksums';
 import { ProviderFileDecryptor } from '../../src/assets/decryptor';
-import { buildCatalogDdo, encryptFiles } from '../../src/assets/publish';
+import { buildCatalogDdo, encryptFiles } from '../../tools/catalog/publish';
 import type { Ddo } from '../../src/domain/ddo';
 import { AccessDeniedError, NotFoundError, UnavailableError, ValidationError } from '../../src/domain/errors';
 import type { AlgorithmRef, ContainerSpec, DatasetRef } from '../../src/domain/job';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Wallet } from 'ethers';
 import { CatalogResolver } from '../../src/assets/catalog';
-import { buildCatalogDdo, writeCatalogDdo } from '../../src/assets/publish';
+import { buildCatalogDdo, writeCatalogDdo } from '../../tools/catalog/publish';
 import { recordingLogger } from '../helpers/api';
 
 describe('CatalogResolver', () => {

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { type Signer, ZeroAddress, hexlify, parseEther, toUtf8Bytes } from 'ethers';
-import { encrypt } from '../assets/ecies';
-import { contractAt, send } from './contracts';
-import type { OceanContracts } from './contracts-file';
-import { contractInterface } from './artifacts';
+import { encrypt } from '../../src/assets/ecies';
+import { contractAt, send } from '../../src/chain/contracts';
+import type { OceanContracts } from '../../src/chain/contracts-file';
+import { contractInterface } from '../../src/chain/artifacts';
 
 export interface PublishedTokens {
   nftAddress: string;

@@ -34,8 +34,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
 
-bash scripts/ensure-temporal.sh >/dev/null
+bash tools/ensure-temporal.sh >/dev/null
 # First time: builds Kubernetes and etcd from Go modules (many minutes); then cached.
-if [ "${1:-}" = "--k8s" ] && ! bash scripts/ensure-k8s.sh >/dev/null; then
+if [ "${1:-}" = "--k8s" ] && ! bash tools/ensure-k8s.sh >/dev/null; then
   echo "warning: no local Kubernetes binaries: the tests in test/k8s and npm run k8s:up need them (see above)." >&2
 fi

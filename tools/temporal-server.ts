@@ -2,10 +2,11 @@ import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_pro
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { searchAttributeFlags } from '../workflows/search-attributes';
+import { searchAttributeFlags } from '../src/workflows/search-attributes';
+import { repoRoot } from './paths';
 
 export interface DevServerOptions {
-  /** path of the temporal CLI; default: scripts/ensure-temporal.sh finds or builds it */
+  /** path of the temporal CLI; default: tools/ensure-temporal.sh finds or builds it */
   bin?: string;
   ip?: string;
   port: number;
@@ -27,10 +28,8 @@ export interface DevServerOptions {
 /** Closed jobs must outlive their results: keep them at least as long as the longest storageExpiry, plus a day. */
 export const retentionFor = (storageExpirySeconds: number[]): number => Math.max(0, ...storageExpirySeconds) + 24 * 3600;
 
-const repoRoot = path.resolve(__dirname, __filename.endsWith('.ts') ? '../..' : '../../..');
-
 export function temporalBinary(): string {
-  return execFileSync('bash', [path.join(repoRoot, 'scripts/ensure-temporal.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  return execFileSync('bash', [path.join(repoRoot, 'tools/ensure-temporal.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
 
 export function devServerArgs(o: DevServerOptions): string[] {

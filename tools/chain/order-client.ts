@@ -1,6 +1,6 @@
 import { type Signer, type TransactionReceipt, ZeroAddress } from 'ethers';
-import { contractAt, send } from './contracts';
-import { type ProviderFee, providerFeeTuple } from './provider-fee';
+import { contractAt, send } from '../../src/chain/contracts';
+import { type ProviderFee, providerFeeTuple } from '../../src/chain/provider-fee';
 
 const noConsumeMarketFee = { consumeMarketFeeAddress: ZeroAddress, consumeMarketFeeToken: ZeroAddress, consumeMarketFeeAmount: 0n };
 

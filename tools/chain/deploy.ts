@@ -1,8 +1,11 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { ContractFactory, type Signer } from 'ethers';
-import type { Logger } from '../domain/logger';
-import { artifact, type ContractName } from './artifacts';
-import { contractAt, send } from './contracts';
-import type { OceanContracts } from './contracts-file';
+import { z } from 'zod';
+import { artifact, type ContractName } from '../../src/chain/artifacts';
+import { contractAt, send } from '../../src/chain/contracts';
+import type { OceanContracts } from '../../src/chain/contracts-file';
+import type { Logger } from '../../src/domain/logger';
 
 /** Where FactoryRouter sends its share of swap fees on a dev chain: nobody's account. */
 const DEAD = '0x000000000000000000000000000000000000dEaD';
@@ -49,4 +52,24 @@ export async function deployOceanContracts(signer: Signer, logger?: Logger): Pro
     ERC721Template: { '1': erc721 },
     ERC721Factory: factory,
   };
+}
+
+/** Ocean's own name for a chain id where it has one; the lookup goes by the `chainId` inside anyway. */
+export const networkName = (chainId: number): string => (chainId === 8996 ? 'development' : `chain-${chainId}`);
+
+/** Writes (or replaces) one network's entry, keeping the others; atomic so readers never see half a file. */
+export function writeContractsFile(file: string, contracts: OceanContracts): void {
+  let existing: Record<string, unknown> = {};
+  try {
+    const parsed = z.record(z.string(), z.unknown()).safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+    if (parsed.success) existing = parsed.data;
+  } catch {
+    // no file yet, or not ours to keep: start a fresh one
+  }
+  const name = networkName(contracts.chainId);
+  const next = { ...existing, [name]: contracts };
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(next, null, 2)}\n`);
+  fs.renameSync(tmp, file);
 }

@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
-import { type Config, DEV_CHAIN_RPC_URL, loadConfig } from '../config';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Config, DEV_CHAIN_RPC_URL, loadConfig } from '../src/config';
+import { entrypointsDir, repoRoot, toolsDir } from './paths';
 import { splitAddress, uiCodecEndpoint } from './temporal';
 import { retentionFor, startDevServer, waitForPort } from './temporal-server';
 
@@ -34,20 +36,20 @@ async function startChain(config: Config, children: { name: string; child: Child
     return {};
   }
   fs.rmSync(config.contractsFile, { force: true }); // the dev chain lives in memory: addresses from an earlier run mean nothing
-  const chain = spawn(process.execPath, [path.join(__dirname, 'chain.js')], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env, detached: true });
+  const chain = spawn(process.execPath, [path.join(toolsDir, 'dev-chain.js')], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env, detached: true });
   prefixed('chain', chain);
   children.push({ name: 'chain', child: chain });
   const deadline = Date.now() + 120_000;
   while (!fs.existsSync(config.contractsFile)) {
     if (chain.exitCode !== null) throw new Error(`the dev chain exited (${chain.exitCode}); is port 8545 taken? Set C2D_CHAIN_RPC_URL to use another chain`);
     if (Date.now() > deadline) throw new Error('the dev chain did not deploy its contracts within 120 s');
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   return { C2D_CHAIN_RPC_URL: DEV_CHAIN_RPC_URL, C2D_CONTRACTS_FILE: config.contractsFile };
 }
 
 /** The dev stack's environments unless C2D_ENVIRONMENTS_FILE says otherwise: a free one and a priced one (the demo's paid flow). */
-const DEV_ENVIRONMENTS_FILE = path.join(__dirname, '..', '..', '..', 'scripts', 'demo', 'environments.json');
+const DEV_ENVIRONMENTS_FILE = path.join(repoRoot, 'tools', 'demo', 'environments.json');
 
 export async function main(): Promise<void> {
   if (!process.env.C2D_ENVIRONMENTS_FILE && fs.existsSync(DEV_ENVIRONMENTS_FILE)) process.env.C2D_ENVIRONMENTS_FILE = DEV_ENVIRONMENTS_FILE;
@@ -95,7 +97,7 @@ export async function main(): Promise<void> {
   }
   const env = { ...process.env, ...chainEnv };
   for (const name of ['worker', 'api']) {
-    const child = spawn(process.execPath, [path.join(__dirname, `${name}.js`)], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(process.execPath, [path.join(entrypointsDir, `${name}.js`)], { stdio: ['ignore', 'pipe', 'pipe'], env });
     prefixed(name, child);
     children.push({ name, child });
   }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { type Config, loadConfig } from '../config';
+import { type Config, loadConfig } from '../src/config';
 import { retentionFor, startDevServer } from './temporal-server';
 
 /** `npm run temporal`: the Temporal dev server alone, jobs kept in <data dir>/temporal.db, our search attributes registered. */

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Logger } from '../domain/logger';
+import type { Logger } from '../../src/domain/logger';
 
 export interface HardhatNode {
   rpcUrl: string;

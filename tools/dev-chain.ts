@@ -1,12 +1,11 @@
 import { HDNodeWallet, Mnemonic } from 'ethers';
-import { writeContractsFile } from '../chain/contracts-file';
-import { deployOceanContracts } from '../chain/deploy';
-import { HARDHAT_MNEMONIC, startHardhatNode } from '../chain/hardhat-node';
-import { rpcProvider } from '../chain/rpc';
-import { DEV_CHAIN_RPC_URL, loadConfig } from '../config';
+import { rpcProvider } from '../src/chain/rpc';
+import { DEV_CHAIN_RPC_URL, loadConfig } from '../src/config';
+import { deployOceanContracts, writeContractsFile } from './chain/deploy';
+import { HARDHAT_MNEMONIC, startHardhatNode } from './chain/hardhat-node';
 
 /**
- * `node dist/src/entrypoints/chain.js`: a local hardhat node (chain C2D_CHAIN_ID, listening where
+ * `node dist/tools/dev-chain.js` (started by `npm run dev` unless C2D_CHAIN_RPC_URL names a chain): a local hardhat node (chain C2D_CHAIN_ID, listening where
  * C2D_CHAIN_RPC_URL points, default 127.0.0.1:8545) with Ocean's contracts deployed and their addresses
  * written to C2D_CONTRACTS_FILE. The chain lives in memory: every start deploys afresh (same addresses,
  * as the deployer and its nonces are the same).

@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { type Ddo, ddoSchema } from '../domain/ddo';
-import type { ContainerSpec } from '../domain/job';
-import { encrypt } from './ecies';
+import { type Ddo, ddoSchema } from '../../src/domain/ddo';
+import type { ContainerSpec } from '../../src/domain/job';
+import { encrypt } from '../../src/assets/ecies';
 
 /** What a publisher says about a catalog asset; everything else gets a sensible default. */
 export interface CatalogAssetSpec {

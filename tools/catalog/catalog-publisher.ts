@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ProviderClient } from './provider-client';
+import type { ProviderClient } from '../../src/client/provider-client';
 
 export interface CatalogAssetSpec {
   type: 'dataset' | 'algorithm';

@@ -2,13 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Wallet } from 'ethers';
-import { publishToCatalog, trustedAlgorithm } from '../src/client/catalog-publisher';
 import { type EnvironmentView, ProviderClient } from '../src/client/provider-client';
 import { DEV_CHAIN_RPC_URL, loadConfig } from '../src/config';
 import type { JobView } from '../src/domain/job';
-import { serveFiles } from '../src/entrypoints/local-stack';
+import { publishToCatalog, trustedAlgorithm } from './catalog/catalog-publisher';
 import { paidDemo } from './demo/paid';
+import { serveFiles } from './local-stack';
+import { repoRoot, toolsDir } from './paths';
 
 /**
  * `npm run demo`: a publisher and a consumer, over the wire contract only, twice.
@@ -20,8 +22,7 @@ import { paidDemo } from './demo/paid';
  * `npm run demo -- free` or `npm run demo -- paid` runs one of them.
  * Uses the stack on C2D_API_PORT, or starts one (with a free and a priced environment) and stops it afterwards.
  */
-const repoRoot = path.resolve(__dirname, __filename.endsWith('.ts') ? '..' : '../..');
-const demoDir = path.join(repoRoot, 'scripts/demo');
+const demoDir = path.join(repoRoot, 'tools/demo');
 const config = loadConfig(process.env);
 const base = `http://127.0.0.1:${config.api.port}`;
 
@@ -41,12 +42,12 @@ async function ensureStack(): Promise<ChildProcess | null> {
   const out = fs.openSync(log, 'a');
   // our own stack offers a priced environment too (unless the caller chose the environments)
   const env = { C2D_ENVIRONMENTS_FILE: path.join(demoDir, 'environments.json'), ...process.env };
-  const child = spawn(process.execPath, [path.join(repoRoot, 'dist/src/entrypoints/dev.js')], { stdio: ['ignore', out, out], env });
+  const child = spawn(process.execPath, [path.join(toolsDir, 'dev.js')], { stdio: ['ignore', out, out], env });
   const deadline = Date.now() + 180_000;
   while (!(await stackUp())) {
     if (child.exitCode !== null) throw new Error(`the dev stack exited (${child.exitCode}); see ${log}`);
     if (Date.now() > deadline) throw new Error(`the dev stack did not come up in 180 s; see ${log}`);
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
   }
   return child;
 }

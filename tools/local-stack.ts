@@ -6,9 +6,10 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Wallet } from 'ethers';
-import { type CatalogAssetSpec, publishToCatalog } from '../client/catalog-publisher';
-import { ProviderClient } from '../client/provider-client';
-import type { EnvironmentInput } from '../domain/environment';
+import { ProviderClient } from '../src/client/provider-client';
+import type { EnvironmentInput } from '../src/domain/environment';
+import { type CatalogAssetSpec, publishToCatalog } from './catalog/catalog-publisher';
+import { entrypointsDir } from './paths';
 import { freePort, waitForPort } from './temporal-server';
 
 /**
@@ -35,11 +36,8 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-/** compiled entrypoints, whether this module runs from src (under jest) or from dist */
-const entrypoints = __filename.endsWith('.ts') ? path.resolve(__dirname, '../../dist/src/entrypoints') : __dirname;
-
 function spawnEntrypoint(name: string, env: Record<string, string>, out: string[]): ChildProcess {
-  const child = spawn(process.execPath, [path.join(entrypoints, `${name}.js`)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(entrypointsDir, `${name}.js`)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.on('data', (d: Buffer) => out.push(`[${name}] ${d.toString()}`));
   child.stderr?.on('data', (d: Buffer) => out.push(`[${name}] ${d.toString()}`));
   return child;

@@ -3,14 +3,14 @@ import { type BaseWallet, HDNodeWallet, Mnemonic, type JsonRpcProvider, Wallet, 
 import { contractAt, read, send } from '../../src/chain/contracts';
 import { type OceanContracts, readContractsFile } from '../../src/chain/contracts-file';
 import { assetDid } from '../../src/chain/did';
-import { HARDHAT_MNEMONIC } from '../../src/chain/hardhat-node';
-import { startOrder } from '../../src/chain/order-client';
 import type { ProviderFee } from '../../src/chain/provider-fee';
-import { createNftWithDatatoken, mintDatatokens } from '../../src/chain/publish';
 import { rpcProvider } from '../../src/chain/rpc';
-import { trustedAlgorithm } from '../../src/client/catalog-publisher';
 import type { ProviderClient } from '../../src/client/provider-client';
 import type { JobView } from '../../src/domain/job';
+import { trustedAlgorithm } from '../catalog/catalog-publisher';
+import { HARDHAT_MNEMONIC } from '../chain/hardhat-node';
+import { startOrder } from '../chain/order-client';
+import { createNftWithDatatoken, mintDatatokens } from '../chain/publish';
 
 /**
  * The paid half of `npm run demo`, Ocean's standard flow against our provider, over the chain and the

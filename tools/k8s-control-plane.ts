@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { loadConfig } from '../config';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig } from '../src/config';
+import { repoRoot } from './paths';
 import { freePort, waitForPort } from './temporal-server';
 
 /**
@@ -18,7 +20,7 @@ import { freePort, waitForPort } from './temporal-server';
  * never ends a pod by itself. To end one, a test writes the pod's status (subresource `status`): kwok
  * leaves alone pods annotated `kwok.x-k8s.io/status: custom` — see KWOK_CUSTOM_STATUS_ANNOTATION.
  *
- * Binaries come from scripts/ensure-k8s.sh (built from Go modules, cached outside the clone).
+ * Binaries come from tools/ensure-k8s.sh (built from Go modules, cached outside the clone).
  */
 
 /** Annotation (key: value) that makes kwok leave a pod's status to the test. */
@@ -29,7 +31,7 @@ export const FAKE_NODE = 'kwok-node-0';
 export interface ControlPlaneOptions {
   /** working directory: certificates, kubeconfigs, etcd data, logs (kept across restarts) */
   dir: string;
-  /** binaries directory; default: what scripts/ensure-k8s.sh prints (builds them the first time) */
+  /** binaries directory; default: what tools/ensure-k8s.sh prints (builds them the first time) */
   binDir?: string;
   /** own process groups, survives its launcher (npm run k8s:up) */
   detached?: boolean;
@@ -47,11 +49,10 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-const repoRoot = path.resolve(__dirname, __filename.endsWith('.ts') ? '../..' : '../../..');
 const run = promisify(execFile);
 
 export function k8sBinDir(): string {
-  return execFileSync('bash', [path.join(repoRoot, 'scripts/ensure-k8s.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  return execFileSync('bash', [path.join(repoRoot, 'tools/ensure-k8s.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
 
 // ---------- certificates (openssl CLI; ECDSA P-256: fast to make) ----------
@@ -174,7 +175,7 @@ async function until(what: string, deadline: number, check: () => Promise<boolea
     while (!gaveUp) {
       if (await check().catch(() => false)) return;
       if (Date.now() > deadline) throw new Error(`the local control plane: ${what} not within the time allowed`);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   };
   await Promise.race([loop(), failed]);
@@ -400,7 +401,7 @@ export async function down(dir: string): Promise<number> {
     if (!alive(pid)) continue;
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + 10_000;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (alive(pid) && Date.now() < deadline) await sleep(100);
     if (alive(pid)) process.kill(pid, 'SIGKILL');
     stopped++;
   }
