@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { parseArgs } from 'node:util';
 import { Wallet } from 'ethers';
@@ -15,6 +16,7 @@ import { JobStatus } from '../domain/status';
 const USAGE = `c2d — a consumer of a Compute-to-Data provider
 
 usage:
+  c2d help | --help | -h
   c2d envs
   c2d start --env <id> --dataset <did> [--service compute]
             (--algorithm <did> [--algo-service <id>] | --raw <file> --image <name> --entrypoint <cmd> [--tag <tag>] [--checksum sha256:<hex>])
@@ -53,6 +55,7 @@ const privateKeySchema = z
 const jobIdArg = z.tuple([z.string().regex(/^[0-9a-f]{32}$/, 'a job id is 32 lower-case hex characters')]);
 
 const commandSchema = z.discriminatedUnion('command', [
+  z.object({ command: z.literal('help') }),
   z.object({ command: z.literal('envs') }),
   z.object({
     command: z.literal('start'),
@@ -98,12 +101,15 @@ const cliOptions = {
   checksum: { type: 'string' },
   detach: { type: 'boolean' },
   out: { type: 'string' },
-  help: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
 } as const;
 
 const COMMANDS: readonly string[] = commandSchema.options.map((o) => o.shape.command.value);
 
 const message = (err: z.ZodError): string => err.issues.map((i) => i.message).join('; ');
+
+/** Printed under every usage error: the error says what is wrong in one line, the help says the rest. */
+const HINT = "Run 'c2d --help' for usage.";
 
 /**
  * The one place the CLI reads its input: argv, its own environment variables and the key file. The key
@@ -114,18 +120,20 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliInvocation 
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: cliOptions });
   } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${USAGE}`, EXIT.usage);
+    throw new CliError((err as Error).message, EXIT.usage);
   }
   const { values, positionals } = parsed;
   const [name, ...rest] = positionals;
-  if (values.help || !name) throw new CliError(USAGE, name ? EXIT.ok : EXIT.usage);
-
-  if (!COMMANDS.includes(name)) throw new CliError(`unknown command ${name}\n\n${USAGE}`, EXIT.usage);
+  // `--help` wins over anything else on the line, a broken provider setting included
+  if (values.help || name === 'help') return { command: { command: 'help' }, provider: '', key: null };
+  const commands = COMMANDS.filter((c) => c !== 'help').join(', ');
+  if (!name) throw new CliError(`a command is needed (${commands})`, EXIT.usage);
+  if (!COMMANDS.includes(name)) throw new CliError(`unknown command ${name} (commands: ${commands})`, EXIT.usage);
   if (name !== 'envs' && name !== 'start') {
     const id = jobIdArg.safeParse(rest);
     if (!id.success) throw new CliError(`c2d ${name} <jobId>: ${message(id.error)}`, EXIT.usage);
   } else if (rest.length > 0) {
-    throw new CliError(`unexpected argument ${rest[0]}\n\n${USAGE}`, EXIT.usage);
+    throw new CliError(`unexpected argument ${rest[0]}`, EXIT.usage);
   }
   const command = commandSchema.safeParse({
     command: name,
@@ -143,7 +151,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliInvocation 
     detach: values.detach,
     out: values.out,
   });
-  if (!command.success) throw new CliError(`${message(command.error)}\n\n${USAGE}`, EXIT.usage);
+  if (!command.success) throw new CliError(message(command.error), EXIT.usage);
   const cmd = command.data;
   if (cmd.command === 'start') {
     if (Boolean(cmd.algorithm) === Boolean(cmd.raw)) throw new CliError('c2d start needs exactly one of --algorithm <did> or --raw <file>', EXIT.usage);
@@ -227,7 +235,7 @@ async function follow(client: ProviderClient, jobId: string, io: Io): Promise<Jo
       await log;
       return job;
     }
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
   }
 }
 
@@ -272,15 +280,19 @@ async function withFreshNonce<T>(fn: () => Promise<T>): Promise<T> {
       return await fn();
     } catch (err) {
       if (attempt >= 5 || !(err instanceof ProviderHttpError && err.status === 401 && /nonce/i.test(err.body))) throw err;
-      await new Promise((r) => setTimeout(r, 50 * attempt));
+      await sleep(50 * attempt);
     }
   }
 }
 
 /** Runs one command; returns the exit code. */
 export async function runCli(inv: CliInvocation, io: Io): Promise<number> {
-  const client = new ProviderClient(inv.provider, new Wallet(inv.key ?? Wallet.createRandom().privateKey));
   const cmd = inv.command;
+  if (cmd.command === 'help') {
+    io.out.write(`${USAGE}\n`);
+    return EXIT.ok;
+  }
+  const client = new ProviderClient(inv.provider, new Wallet(inv.key ?? Wallet.createRandom().privateKey));
   switch (cmd.command) {
     case 'envs': {
       for (const e of await client.environments()) io.out.write(`${e.id}\tjobs ${e.currentJobs}/${e.maxJobs}\tprice/min ${e.priceMin}\tmax duration ${e.maxJobDuration} s\n`);
@@ -332,13 +344,16 @@ function failure(err: unknown): { code: number; text: string } {
   return { code: EXIT.unavailable, text: err instanceof Error ? err.message : String(err) };
 }
 
+/**
+ * Help goes to stdout and exits 0; every failure goes to stderr with its own exit code, a usage error
+ * (exit 2) as one line and a hint where the help is (clig.dev conventions).
+ */
 export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
   try {
     return await runCli(parseCli(argv, env), io);
   } catch (err) {
     const { code, text } = failure(err);
-    if (code === EXIT.ok) io.out.write(`${text}\n`);
-    else io.err.write(`c2d: ${text}\n`);
+    io.err.write(`c2d: ${text}\n${code === EXIT.usage ? `${HINT}\n` : ''}`);
     return code;
   }
 }

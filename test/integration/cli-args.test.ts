@@ -39,14 +39,30 @@ describe('c2d argument parsing', () => {
     ['both --algorithm and --raw', ['start', '--env', 'e', '--dataset', 'd', '--algorithm', 'a', '--raw', 'f'], /exactly one of/],
     ['a raw algorithm without image', ['start', '--env', 'e', '--dataset', 'd', '--raw', 'f', '--entrypoint', 'node $ALGO'], /--image and --entrypoint/],
     ['a start without environment', ['start', '--dataset', 'd', '--algorithm', 'a'], /--env is required/],
-    ['an unknown command', ['launch'], /unknown command launch/],
+    ['an unknown command', ['launch'], /unknown command launch \(commands: envs, start, status, logs, results, stop, delete\)/],
+    ['no command', [], /a command is needed/],
+    ['an unexpected argument', ['envs', 'extra'], /unexpected argument extra/],
     ['a provider that is no http URL', ['envs', '--provider', 'ftp://x'], /http\(s\) URL/],
-  ])('when given %s, then it exits 2 with a clear message and never echoes the key', async (_what, argv, expected) => {
+  ])('when given %s, then it exits 2 with one line of error and a hint on stderr, and never echoes the key', async (_what, argv, expected) => {
     const out = sink();
     const err = sink();
     const code = await main(argv, { C2D_PROVIDER_URL: 'http://127.0.0.1:9' }, { out: out.stream, err: err.stream });
     expect(code).toBe(2);
-    expect(err.text()).toMatch(expected);
+    const [line, hint, ...more] = err.text().split('\n');
+    expect(line).toMatch(/^c2d: /);
+    expect(line).toMatch(expected);
+    expect([hint, ...more]).toEqual(["Run 'c2d --help' for usage.", '']);
+    expect(out.text()).toBe('');
     expect(out.text() + err.text()).not.toContain(KEY.slice(2));
+  });
+
+  it.each([[['--help']], [['-h']], [['help']], [['status', 'nope', '--help']]])('when asked for help (%j), then the help goes to stdout and it exits 0, whatever the settings', async (argv) => {
+    const out = sink();
+    const err = sink();
+    const code = await main(argv, { C2D_PROVIDER_URL: 'ftp://not-http' }, { out: out.stream, err: err.stream });
+    expect(code).toBe(0);
+    expect(err.text()).toBe('');
+    expect(out.text()).toMatch(/^c2d — a consumer of a Compute-to-Data provider\n\nusage:\n {2}c2d help \| --help \| -h\n/);
+    expect(out.text()).toContain('exit codes: 0 done · 1 the job failed · 2 usage error · 3 the provider refused · 4 the provider is unreachable or failing');
   });
 });

@@ -132,10 +132,25 @@ describe('the c2d CLI against a running provider', () => {
     expect(status.stdout).toContain('(removed)');
   });
 
+  it('when asked for help, then the help goes to stdout and the CLI exits 0; with no command it exits 2 with a hint on stderr', async () => {
+    for (const args of [['--help'], ['-h'], ['help'], ['start', '--help']]) {
+      const help = await c2d(args, env);
+      expect({ args, code: help.code, stderr: help.stderr }).toEqual({ args, code: 0, stderr: '' });
+      expect(help.stdout).toMatch(/^c2d — a consumer of a Compute-to-Data provider\n\nusage:\n/);
+      expect(help.stdout).toContain('exit codes: 0 done');
+    }
+    const none = await c2d([], env);
+    expect(none.code).toBe(2);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toBe("c2d: a command is needed (envs, start, status, logs, results, stop, delete)\nRun 'c2d --help' for usage.\n");
+  });
+
   it('when the input is wrong or the provider is away, then the CLI says so with distinct exit codes', async () => {
     const noKey = await c2d(['status', 'f'.repeat(32)], env);
     expect(noKey.code).toBe(2);
     expect(noKey.stderr).toContain('--key-file');
+    expect(noKey.stderr).toContain("Run 'c2d --help' for usage.");
+    expect(noKey.stdout).toBe('');
     const unknownJob = await c2d(['status', 'f'.repeat(32), ...keyFile()], env);
     expect(unknownJob.code).toBe(1);
     const refused = await c2d(['start', '--env', 'nope', '--dataset', dataset, ...raw('count.js'), ...keyFile()], env);
