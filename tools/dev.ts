@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { prettyFactory } from 'pino-pretty';
 import { type Config, DEV_CHAIN_RPC_URL, loadConfig } from '../src/config';
 import { entrypointsDir, repoRoot, toolsDir } from './paths';
 import { splitAddress, uiCodecEndpoint } from './temporal';
@@ -12,10 +13,18 @@ import { retentionFor, startDevServer, waitForPort } from './temporal-server';
 /**
  * `npm run dev`: the whole stack on one machine — Temporal dev server (unless one already listens on
  * C2D_TEMPORAL_ADDRESS), the worker and the API — stopped together on Ctrl-C or when one of them dies.
+ * Worker and API write JSON lines (as in production, `npm run worker` / `npm run api`); here, for a person
+ * at a terminal, each of their log lines is shown as time, level, message and fields (pino-pretty, in colour
+ * on a terminal), prefixed with the process it came from.
  */
+const pretty = prettyFactory({ translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name', singleLine: true });
+
+/** A pino line (its first key is the level) made readable; anything else as it came. */
+export const readable = (line: string): string[] => (line.startsWith('{"level":') ? pretty(line).trimEnd().split('\n') : [line]);
+
 function prefixed(name: string, child: ChildProcess): void {
   for (const stream of [child.stdout, child.stderr]) {
-    if (stream) readline.createInterface({ input: stream }).on('line', (line) => console.log(`[${name}] ${line}`));
+    if (stream) readline.createInterface({ input: stream }).on('line', (line) => readable(line).forEach((l) => console.log(`[${name}] ${l}`)));
   }
 }
 
