@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type * as k8s from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { StepName, StepRequest } from '../src/compute/backend';
 import { createKubeClient, KubernetesBackend } from '../src/compute/kubernetes';
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
         break;
       } catch (err) {
         if (i > 300) throw err;
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     }
     const adminConfig = new lib.KubeConfig();

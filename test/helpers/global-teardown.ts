@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { testState } from './state';
 
 const alive = (pid: number): boolean => {
@@ -14,7 +15,7 @@ export default async function globalTeardown(): Promise<void> {
   const state = testState();
   if (alive(state.temporalPid)) process.kill(state.temporalPid, 'SIGTERM');
   // The server writes its db until it has exited; remove its dir only then.
-  for (let i = 0; i < 100 && alive(state.temporalPid); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 100 && alive(state.temporalPid); i++) await sleep(50);
   if (alive(state.temporalPid)) process.kill(state.temporalPid, 'SIGKILL');
   fs.rmSync(state.dir, { recursive: true, force: true, maxRetries: 5 });
   fs.rmSync(process.env.C2D_TEST_STATE ?? '', { force: true });

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, k8sBinDir, kubectl, STORAGE_CLASS, startControlPlane } from '../../tools/k8s-control-plane';
 
 export { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, STORAGE_CLASS };
@@ -95,7 +96,7 @@ export async function startKube(): Promise<Kube> {
           return;
         } catch (err) {
           if (Date.now() > deadline) throw err;
-          await new Promise((r) => setTimeout(r, 100));
+          await sleep(100);
         }
       }
     },
@@ -111,7 +112,7 @@ export async function startKube(): Promise<Kube> {
           last = err instanceof Error ? err.message : String(err);
         }
         if (Date.now() > deadline) throw new Error(`pod ${namespace}/${name} not as expected within ${timeoutMs} ms; last seen: ${last}`);
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     },
     async finishPod(namespace, name, end) {

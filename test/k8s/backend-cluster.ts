@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type * as k8s from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { StepHooks } from '../../src/compute/backend';
 import { createKubeClient, type KubeClient, KubernetesBackend } from '../../src/compute/kubernetes';
@@ -47,7 +48,6 @@ export interface BackendCluster {
   stop(): Promise<void>;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AlgorithmSpec, ConfigureSpec, StepOutcome, StepRequest } from '../../src/compute/backend';
 import type { KubernetesBackend } from '../../src/compute/kubernetes';
 import type { V1Pod } from '../../src/compute/kubernetes/client';
@@ -277,7 +278,7 @@ async function until(fn: () => boolean | Promise<boolean>, timeoutMs = 10_000): 
   const deadline = Date.now() + timeoutMs;
   while (!(await fn())) {
     if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 

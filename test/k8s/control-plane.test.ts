@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { alive } from '../../tools/k8s-control-plane';
 import { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, type Kube, STORAGE_CLASS, startKube } from '../helpers/kube';
 
@@ -20,7 +21,7 @@ async function eventually<T>(what: string, fn: () => Promise<T | undefined>, tim
       last = err;
     }
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last instanceof Error ? ` (${last.message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 
@@ -85,11 +86,11 @@ describe('the local Kubernetes control plane', () => {
     await kube.waitForServiceAccount('custom');
     await kube.kubectl(['-n', 'custom', 'create', '-f', '-'], pod('ends', KWOK_CUSTOM_STATUS_ANNOTATION));
     await eventually('the pod scheduled', async () => ((await getJson<PodJson>(['-n', 'custom', 'get', 'pod', 'ends'])).spec.nodeName === FAKE_NODE ? true : undefined));
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     expect((await getJson<PodJson>(['-n', 'custom', 'get', 'pod', 'ends'])).status.phase).toBe('Pending');
     const status = { status: { phase: 'Failed', containerStatuses: [{ name: 'main', image: 'busybox', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } }] } };
     await kube.kubectl(['-n', 'custom', 'patch', 'pod', 'ends', '--subresource=status', '--type=merge', '-p', JSON.stringify(status)]);
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     const after = await getJson<PodJson & { status: { containerStatuses: { state: { terminated?: { exitCode: number; reason: string } } }[] } }>(['-n', 'custom', 'get', 'pod', 'ends']);
     expect(after.status.phase).toBe('Failed');
     expect(after.status.containerStatuses[0]?.state.terminated).toMatchObject({ exitCode: 137, reason: 'OOMKilled' });
@@ -103,7 +104,7 @@ describe('the local Kubernetes control plane', () => {
     await kube.finishPod('ends', 'ok', { exitCode: 0 });
     await kube.finishPod('ends', 'oom', { exitCode: 137, reason: 'OOMKilled' });
     await kube.waitPod('ends', 'pull', 'ImagePullBackOff', 'Back-off pulling image "busybox"');
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
     type Terminated = { exitCode: number; reason: string };
     const state = async (name: string): Promise<{ phase?: string; state: { terminated?: Terminated; waiting?: { reason: string } } }> => {
       const p = await kube.waitForPod('ends', name, () => true);

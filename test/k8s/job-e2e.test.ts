@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProviderClient } from '../../src/client/provider-client';
 import type { JobView } from '../../src/domain/job';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
@@ -42,7 +43,7 @@ async function statusBecomes(jobId: string, status: number): Promise<JobView> {
     const job = await client.job(jobId);
     if (job?.status === status) return job;
     if (Date.now() > deadline) throw new Error(`job ${jobId} is in status ${job?.status}, not ${status}\n${stack.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 
