@@ -32,6 +32,25 @@ export function temporalBinary(): string {
   return execFileSync('bash', [path.join(repoRoot, 'tools/ensure-temporal.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
 
+/**
+ * What makes a job's overhead the floor of its parts rather than of the dev server's defaults (issue 12):
+ * - `history.transferProcessorMaxPollRPS` is 20 per shard by default and the dev server has one shard:
+ *   past a burst of 20, every dispatch (an activity costs two: its task, then the next workflow task)
+ *   waits for the next 50 ms token. 1000 costs no measurable CPU, idle or busy.
+ * - one read and one write partition per task queue: nothing to forward between partitions (with more,
+ *   `matching.forwarderMaxRatePerSecond` would have to rise too, or a task may stall for seconds).
+ * - the SQLite file in WAL mode with `synchronous=normal`: a commit no longer waits for an fsync. A crash
+ *   of the server process loses nothing; a power loss or OS crash may lose the last commits (acceptable
+ *   for a dev server; production runs a real Temporal cluster, see docs/operations.md).
+ */
+export const LOW_LATENCY_FLAGS: readonly string[] = [
+  '--dynamic-config-value', 'history.transferProcessorMaxPollRPS=1000',
+  '--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1',
+  '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1',
+  '--sqlite-pragma', 'journal_mode=wal',
+  '--sqlite-pragma', 'synchronous=normal',
+];
+
 export function devServerArgs(o: DevServerOptions): string[] {
   const args = ['server', 'start-dev', '--ip', o.ip ?? '127.0.0.1', '--port', String(o.port), '--ui-port', String(o.uiPort), '--db-filename', o.dbFile, '--namespace', o.namespace, '--log-level', 'warn'];
   if (o.headless) args.push('--headless');
@@ -39,6 +58,7 @@ export function devServerArgs(o: DevServerOptions): string[] {
   for (const [name, type] of Object.entries(searchAttributeFlags)) args.push('--search-attribute', `${name}=${type}`);
   // Faster hand-off of workflow tasks after a worker dies (sticky queue) and visibility right away.
   args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true');
+  args.push(...LOW_LATENCY_FLAGS);
   return args;
 }
 
