@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type * as k8s from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { StepName, StepRequest } from '../src/compute/backend';
 import { createKubeClient, KubernetesBackend } from '../src/compute/kubernetes';
-import { environmentSchema } from '../src/domain/environment';
+import { kubernetesEnvironmentSchema } from '../src/domain/environment';
 import type { Logger } from '../src/domain/logger';
 import { k8sBinDir, KWOK_CUSTOM_STATUS_ANNOTATION, kubectl, startControlPlane } from '../tools/k8s-control-plane';
 
@@ -85,18 +85,16 @@ async function main(): Promise<void> {
     );
     watchAbort.signal.addEventListener('abort', () => watch.abort());
 
-    const environment = environmentSchema.parse({ id: 'bench-k8s', backend: 'kubernetes', kubernetes: { podAnnotations: { ...KWOK_CUSTOM_STATUS_ANNOTATION } } });
+    const environment = kubernetesEnvironmentSchema.parse({ id: 'bench-k8s', backend: 'kubernetes', kubernetes: { podAnnotations: { ...KWOK_CUSTOM_STATUS_ANNOTATION } } });
     const client = createKubeClient(cp.kubeconfig);
     const backend = new KubernetesBackend({ environment, client, resultsDir, logger: silent });
     const hooks = () => ({ heartbeat: () => undefined, signal: new AbortController().signal });
     const steps: StepName[] = ['configure', 'algorithm', 'publish'];
-    const request = (jobId: string, step: StepName): StepRequest => ({
-      jobId,
-      environment,
-      step,
-      ...(step === 'configure' ? { configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: 'x' }, maxInputBytes: 1024 } } : {}),
-      ...(step === 'algorithm' ? { algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: '' }, env: {}, allowNetwork: false } } : {}),
-    });
+    const request = (jobId: string, step: StepName): StepRequest => {
+      if (step === 'configure') return { jobId, environment, step, configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: 'x' }, maxInputBytes: 1024 } };
+      if (step === 'algorithm') return { jobId, environment, step, algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: '' }, env: {}, allowNetwork: false } };
+      return { jobId, environment, step };
+    };
     const runJob = async (jobId: string): Promise<{ toPod: number[]; total: number }> => {
       const t0 = performance.now();
       const toPod: number[] = [];

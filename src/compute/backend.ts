@@ -2,9 +2,9 @@ import type { Readable } from 'node:stream';
 import type { FileObject } from '../domain/ddo';
 import type { Environment } from '../domain/environment';
 import type { ContainerSpec, ResultType } from '../domain/job';
+import type { StepName } from './steps';
 
-/** The three isolated steps of a job (the seed's configuration pod, algorithm pod, publishing pod). */
-export type StepName = 'configure' | 'algorithm' | 'publish';
+export type { StepName } from './steps';
 
 /**
  * What the configuration step fetches. Holds decrypted file locations: a secret. It is built by an
@@ -35,15 +35,12 @@ export interface AlgorithmSpec {
   allowNetwork: boolean;
 }
 
-export interface StepRequest {
-  jobId: string;
-  environment: Environment;
-  step: StepName;
-  /** required for step 'configure' */
-  configure?: ConfigureSpec;
-  /** required for step 'algorithm' */
-  algorithm?: AlgorithmSpec;
-}
+/** One step of one job, with exactly what that step needs: the union says so, no run-time "required for step X" checks. */
+export type StepRequest = { jobId: string; environment: Environment } & (
+  | { step: 'configure'; configure: ConfigureSpec }
+  | { step: 'algorithm'; algorithm: AlgorithmSpec }
+  | { step: 'publish' }
+);
 
 /** How a step ended. A non-zero exit is an outcome, not an exception: the workflow decides the status. */
 export interface StepOutcome {

@@ -79,8 +79,8 @@ export const kubernetesOptionsSchema = z.object({
 });
 export type KubernetesOptions = z.infer<typeof kubernetesOptionsSchema>;
 
-/** A compute environment: Ocean's wire fields plus which backend runs it and that backend's options. */
-export const environmentSchema = z.object({
+/** Ocean's wire fields and what every backend honours. */
+const environmentFields = {
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (max 64)'),
   desc: z.string().default(''),
   cpuNumber: z.number().positive().default(1),
@@ -97,36 +97,56 @@ export const environmentSchema = z.object({
   /** seconds results stay downloadable */
   storageExpiry: z.number().int().positive().default(7 * 24 * 3600),
   feeToken: z.string().optional(),
-  backend: z.enum(['process', 'kubernetes']).default('process'),
   /**
    * Whether this environment's workers can give an algorithm outbound network (README: Algorithm network
    * access). The API cannot see the workers' hosts, so the operator says so: with false, a job whose
    * datasets all allow network access is refused at start (400) instead of ending in 41 network_unavailable.
    */
   algorithmNetwork: z.boolean().default(true),
-  /** options of the process backend */
-  process: z
-    .object({
-      /** the most processes/threads the algorithm may have at once */
-      maxProcesses: z.number().int().positive().default(256),
-      /** bytes the algorithm may write to /data/outputs (default: diskGB) */
-      maxOutputBytes: z.number().int().positive().optional(),
-      /** bytes of the algorithm's private /tmp */
-      tmpBytes: z.number().int().positive().default(64 * 1024 * 1024),
-    })
-    .prefault({}),
   /** publisher plugins, run in this order within each stage */
   plugins: z.array(pluginSettingSchema).default([]),
-  /** options of the kubernetes backend */
-  kubernetes: kubernetesOptionsSchema.prefault({}),
-}).superRefine((env, ctx) => {
-  const k = env.kubernetes;
-  if (env.backend === 'kubernetes' && k.networkIsolation === 'runtimeClass' && !k.runtimeClassName) {
-    ctx.addIssue({ code: 'custom', path: ['kubernetes', 'runtimeClassName'], message: 'required when networkIsolation is runtimeClass' });
-  }
+};
+
+/** Options of the process backend (src/compute/process): limits of the sandboxed algorithm beyond cpu/ram/disk. */
+export const processOptionsSchema = z.object({
+  /** the most processes/threads the algorithm may have at once */
+  maxProcesses: z.number().int().positive().default(256),
+  /** bytes the algorithm may write to /data/outputs (default: diskGB) */
+  maxOutputBytes: z.number().int().positive().optional(),
+  /** bytes of the algorithm's private /tmp */
+  tmpBytes: z.number().int().positive().default(64 * 1024 * 1024),
 });
+
+/** An environment of the embedded process backend: the default when `backend` is left out. */
+export const processEnvironmentSchema = z.object({
+  ...environmentFields,
+  backend: z.literal('process').default('process'),
+  process: processOptionsSchema.prefault({}),
+});
+
+export const kubernetesEnvironmentSchema = z
+  .object({
+    ...environmentFields,
+    backend: z.literal('kubernetes'),
+    kubernetes: kubernetesOptionsSchema.prefault({}),
+  })
+  .superRefine((env, ctx) => {
+    if (env.kubernetes.networkIsolation === 'runtimeClass' && !env.kubernetes.runtimeClassName) {
+      ctx.addIssue({ code: 'custom', path: ['kubernetes', 'runtimeClassName'], message: 'required when networkIsolation is runtimeClass' });
+    }
+  });
+
+/**
+ * A compute environment: Ocean's wire fields plus which backend runs it and that backend's options,
+ * which exist only on environments of that backend. A new backend (e.g. `docker`) is one more member.
+ */
+export const environmentSchema = z.discriminatedUnion('backend', [processEnvironmentSchema, kubernetesEnvironmentSchema]);
 export type Environment = z.infer<typeof environmentSchema>;
+export type ProcessEnvironment = z.infer<typeof processEnvironmentSchema>;
+export type KubernetesEnvironment = z.infer<typeof kubernetesEnvironmentSchema>;
 export type EnvironmentInput = z.input<typeof environmentSchema>;
+export type ProcessEnvironmentInput = z.input<typeof processEnvironmentSchema>;
+export type KubernetesEnvironmentInput = z.input<typeof kubernetesEnvironmentSchema>;
 
 export const environmentsFileSchema = z.array(environmentSchema).min(1).superRefine((envs, ctx) => {
   const seen = new Set<string>();
@@ -140,4 +160,4 @@ export const defaultEnvironments: EnvironmentInput[] = [
   { id: 'process-free', desc: 'Free sandboxed process environment', cpuNumber: 1, ramGB: 1, diskGB: 1, maxJobs: 2, maxJobDuration: 3600 },
 ];
 
-export const maxOutputBytes = (env: Environment): number => env.process.maxOutputBytes ?? Math.floor(env.diskGB * 1024 ** 3);
+export const maxOutputBytes = (env: ProcessEnvironment): number => env.process.maxOutputBytes ?? Math.floor(env.diskGB * 1024 ** 3);

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigureSpec } from '../compute/backend';
 
 const DATA = '/data';
@@ -40,7 +41,6 @@ class InputFailure extends Error {
 
 class Permanent extends Error {}
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Same rule as domain/job.ts inputDirName (this program cannot import it: it runs without our other modules). */
 const inputDirName = (did: string): string => did.replace(/^did:op:/, '');
 const SAFE_NAME = /^[A-Za-z0-9:._-]+$/;

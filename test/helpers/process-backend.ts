@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import type { ComputeBackend, ConfigureSpec, StepHooks, StepOutcome } from '../../src/compute/backend';
 import { defaultProgramsDir, ProcessBackend } from '../../src/compute/process/backend';
 import { defaultRuntimes } from '../../src/config';
-import { type Environment, type EnvironmentInput, environmentSchema } from '../../src/domain/environment';
+import { type ProcessEnvironment, type ProcessEnvironmentInput, processEnvironmentSchema } from '../../src/domain/environment';
 import type { Logger } from '../../src/domain/logger';
 
 export const silentLogger: Logger = {
@@ -20,8 +20,8 @@ export const silentLogger: Logger = {
 export const newJobId = (): string => randomBytes(16).toString('hex');
 
 /** A small environment so sandbox tests stay fast: 256 MiB, 1 CPU, 30 s. */
-export const testEnvironment = (overrides: Partial<EnvironmentInput> = {}): Environment =>
-  environmentSchema.parse({ id: 'test', ramGB: 0.25, cpuNumber: 1, maxJobDuration: 30, ...overrides });
+export const testEnvironment = (overrides: Partial<ProcessEnvironmentInput> = {}): ProcessEnvironment =>
+  processEnvironmentSchema.parse({ id: 'test', ramGB: 0.25, cpuNumber: 1, maxJobDuration: 30, ...overrides });
 
 export const hooks = (signal: AbortSignal = new AbortController().signal): StepHooks => ({ heartbeat: () => undefined, signal });
 
@@ -42,7 +42,16 @@ export function createTestBackend(): TestBackend {
     programsDir: defaultProgramsDir(),
     logger: silentLogger,
   });
-  return { backend, dataDir, dispose: () => fs.rmSync(dataDir, { recursive: true, force: true }) };
+  return {
+    backend,
+    dataDir,
+    dispose: () => {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      // placed there when this clone is out of the sandbox uid's reach (e.g. root's 0700 home)
+      const { stageDir } = backend.paths;
+      if (stageDir) fs.rmSync(stageDir, { recursive: true, force: true });
+    },
+  };
 }
 
 export interface AlgorithmJob {
@@ -51,7 +60,7 @@ export interface AlgorithmJob {
   entrypoint?: string;
   datasets?: ConfigureSpec['datasets'];
   allowNetwork?: boolean;
-  env?: Environment;
+  env?: ProcessEnvironment;
 }
 
 /** Configure (raw code) then the algorithm step: what every sandbox test needs. */

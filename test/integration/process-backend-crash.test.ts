@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { algorithmLog, createTestBackend, hooks, newJobId, readAll, testEnvironment, type TestBackend } from '../helpers/process-backend';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const dist = path.resolve(__dirname, '../../dist/src');
 
 /** A stand-in worker: the compiled backend in its own process, running configure then the algorithm step. */

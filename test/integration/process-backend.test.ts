@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigureSpec } from '../../src/compute/backend';
 import { defaultProgramsDir, ProcessBackend } from '../../src/compute/process/backend';
 import { defaultRuntimes } from '../../src/config';
@@ -18,7 +19,6 @@ import {
   type TestBackend,
 } from '../helpers/process-backend';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const DID = 'did:op:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
 const DIR = DID.replace('did:op:', '');
 
@@ -379,19 +379,19 @@ describe('process backend: a job end to end', () => {
     expect(await t.backend.listPublished(jobId)).toEqual([]);
   });
 
-  test('when the sandbox uid cannot reach the data dir, then construction fails naming the blocking directory', () => {
+  test('when the data dir is our own 0700 dir (as the settings create it, for the provider key), then it is made traversable and job workspaces stay in it', () => {
     const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-private-'));
+    let stageDir: string | undefined;
     try {
-      fs.chmodSync(parent, 0o700);
-      const make = (): ProcessBackend =>
-        new ProcessBackend({ dataDir: path.join(parent, 'data'), runtimes: defaultRuntimes(process.execPath), sandbox: { uid: 65534, cgroupRoot: '/sys/fs/cgroup' }, programsDir: defaultProgramsDir(), logger: silentLogger });
-      expect(make).toThrow(`the sandbox uid 65534 cannot traverse ${parent}`);
       fs.chmodSync(parent, 0o711);
-      fs.chmodSync(path.join(parent, 'data'), 0o700); // as the settings create it, for the provider key
-      expect(make().kind).toBe('process');
-      expect(fs.statSync(path.join(parent, 'data')).mode & 0o777).toBe(0o701);
+      fs.mkdirSync(path.join(parent, 'data'), { mode: 0o700 });
+      const backend = new ProcessBackend({ dataDir: path.join(parent, 'data'), runtimes: defaultRuntimes(process.execPath), sandbox: { uid: 65534, cgroupRoot: '/sys/fs/cgroup' }, programsDir: defaultProgramsDir(), logger: silentLogger });
+      stageDir = backend.paths.stageDir; // the programs, when this clone is out of the sandbox uid's reach
+      expect(backend.paths.workDir).toBe(path.join(parent, 'data'));
+      if (process.getuid?.() === 0) expect(fs.statSync(path.join(parent, 'data')).mode & 0o777).toBe(0o701);
     } finally {
       fs.rmSync(parent, { recursive: true, force: true });
+      if (stageDir) fs.rmSync(stageDir, { recursive: true, force: true });
     }
   });
 

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { algorithmLog, createTestBackend, newJobId, runAlgorithm, testEnvironment, type TestBackend } from '../helpers/process-backend';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let t: TestBackend;
 const jobs: string[] = [];

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type * as k8s from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type { StepHooks } from '../../src/compute/backend';
 import { createKubeClient, type KubeClient, KubernetesBackend } from '../../src/compute/kubernetes';
-import { type Environment, type EnvironmentInput, environmentSchema } from '../../src/domain/environment';
+import { type KubernetesEnvironment, type KubernetesEnvironmentInput, kubernetesEnvironmentSchema } from '../../src/domain/environment';
 import { type Kube, KWOK_CUSTOM_STATUS_ANNOTATION, startKube } from '../helpers/kube';
 import { silentLogger } from '../helpers/process-backend';
 
@@ -35,9 +35,9 @@ export interface BackendCluster {
   /** kubeconfig authenticating as system:serviceaccount:c2d-provider:c2d-api */
   apiKubeconfig: string;
   resultsDir: string;
-  env(overrides?: Partial<EnvironmentInput>): Environment;
+  env(overrides?: Partial<KubernetesEnvironmentInput>): KubernetesEnvironment;
   /** a fresh backend (a fresh worker: own client, nothing cached) running as the worker ServiceAccount */
-  backend(environment?: Environment): { backend: KubernetesBackend; client: KubeClient };
+  backend(environment?: KubernetesEnvironment): { backend: KubernetesBackend; client: KubeClient };
   /** every object of the job in the namespace, as Kind/name, sorted */
   jobObjects(jobId: string): Promise<string[]>;
   waitForPod(name: string): Promise<k8s.V1Pod>;
@@ -110,8 +110,8 @@ export async function startBackendCluster(): Promise<BackendCluster> {
       },
       () => undefined,
     );
-    const env = (overrides: Partial<EnvironmentInput> = {}): Environment =>
-      environmentSchema.parse({
+    const env = (overrides: Partial<KubernetesEnvironmentInput> = {}): KubernetesEnvironment =>
+      kubernetesEnvironmentSchema.parse({
         id: 'k8s-test',
         backend: 'kubernetes',
         cpuNumber: 1,

@@ -32,13 +32,9 @@ const algorithmSpec: AlgorithmSpec = {
 };
 
 function request(jobId: string, step: StepRequest['step'], env = cluster.env()): StepRequest {
-  return {
-    jobId,
-    environment: env,
-    step,
-    ...(step === 'configure' ? { configure: configureSpec } : {}),
-    ...(step === 'algorithm' ? { algorithm: algorithmSpec } : {}),
-  };
+  if (step === 'configure') return { jobId, environment: env, step, configure: configureSpec };
+  if (step === 'algorithm') return { jobId, environment: env, step, algorithm: algorithmSpec };
+  return { jobId, environment: env, step };
 }
 
 const podName = (jobId: string, step: string): string => `c2d-${jobId}-${step}`;
@@ -237,7 +233,7 @@ describe('kubernetes backend against a real API server', () => {
     const jobId = newJobId();
     const { backend } = cluster.backend();
     const big: ConfigureSpec = { ...configureSpec, algorithm: { did: null, ddo: null, rawcode: 'x'.repeat(1100 * 1024) } };
-    await expect(backend.runStep({ ...request(jobId, 'configure'), configure: big }, recordingHooks())).rejects.toMatchObject({
+    await expect(backend.runStep({ jobId, environment: cluster.env(), step: 'configure', configure: big }, recordingHooks())).rejects.toMatchObject({
       name: 'C2DError',
       kind: 'validation',
       code: 'kubernetes_rejected',
@@ -251,7 +247,7 @@ describe('kubernetes backend against a real API server', () => {
   it('when the algorithm may use the network, then no deny policy is made and its pod carries the label the namespace policy lets out', async () => {
     const jobId = newJobId();
     const { backend } = cluster.backend();
-    const outcome = backend.runStep({ ...request(jobId, 'algorithm'), algorithm: { ...algorithmSpec, allowNetwork: true } }, recordingHooks());
+    const outcome = backend.runStep({ jobId, environment: cluster.env(), step: 'algorithm', algorithm: { ...algorithmSpec, allowNetwork: true } }, recordingHooks());
     const pod = await cluster.waitForPod(podName(jobId, 'algorithm'));
     expect(pod.metadata?.labels?.['c2d.network']).toBe('allowed');
     expect((await cluster.jobObjects(jobId)).filter((o) => o.startsWith('NetworkPolicy/'))).toEqual([]);

@@ -78,8 +78,9 @@ describe('the k8s/ manifests', () => {
       fs.writeFileSync(path.join(dir, 'environments.yaml'), envYaml);
       const config = loadConfig({ ...settings, C2D_DATA_DIR: dir, C2D_ENVIRONMENTS_FILE: path.join(dir, 'environments.yaml') });
       expect(config.environments.length).toBeGreaterThan(0);
-      for (const env of config.environments) {
-        expect(env.backend).toBe('kubernetes');
+      const envs = config.environments.filter((e) => e.backend === 'kubernetes');
+      expect(envs).toHaveLength(config.environments.length);
+      for (const env of envs) {
         expect(env.kubernetes.namespace).toBe('c2d-compute');
         find(o, 'PersistentVolumeClaim', env.kubernetes.resultsClaim, 'c2d-compute');
       }
@@ -87,7 +88,7 @@ describe('the k8s/ manifests', () => {
       const worker = find(o, 'Deployment', 'c2d-worker').spec.template.spec;
       const mount = (worker.containers[0].volumeMounts as { name: string; mountPath: string }[]).find((m) => m.mountPath === settings.C2D_K8S_RESULTS_DIR);
       const volume = (worker.volumes as { name: string; persistentVolumeClaim?: { claimName: string } }[]).find((v) => v.name === mount?.name);
-      expect(volume?.persistentVolumeClaim?.claimName).toBe(config.environments[0]!.kubernetes.resultsClaim);
+      expect(volume?.persistentVolumeClaim?.claimName).toBe(envs[0]!.kubernetes.resultsClaim);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -1,5 +1,6 @@
 import { defaultRuntimes } from '../../src/config';
-import { findRuntime, imageCandidates } from '../../src/compute/process/steps';
+import { imageCandidates } from '../../src/compute/images';
+import { findRuntime } from '../../src/compute/process/steps';
 
 describe('image → runtime', () => {
   test.each([

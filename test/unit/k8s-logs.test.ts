@@ -9,7 +9,7 @@ import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import type { KubeClient, KubeKind, KubeObject, PodEventType, V1Pod } from '../../src/compute/kubernetes/client';
 import { KubernetesBackend } from '../../src/compute/kubernetes';
-import { environmentSchema } from '../../src/domain/environment';
+import { kubernetesEnvironmentSchema } from '../../src/domain/environment';
 import { silentLogger } from '../helpers/process-backend';
 
 const jobId = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
@@ -83,7 +83,7 @@ class FakeCluster implements KubeClient {
   }
 }
 
-const env = environmentSchema.parse({ id: 'k8s', backend: 'kubernetes' });
+const env = kubernetesEnvironmentSchema.parse({ id: 'k8s', backend: 'kubernetes' });
 const terminated = (step: string, exitCode = 0): V1Pod['status'] => ({ phase: exitCode === 0 ? 'Succeeded' : 'Failed', containerStatuses: [{ name: step, image: 'i', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode } } }] });
 const runningStatus = (step: string): V1Pod['status'] => ({ phase: 'Running', containerStatuses: [{ name: step, image: 'i', imageID: '', ready: true, restartCount: 0, state: { running: {} } }] });
 const hooks = { heartbeat: () => undefined, signal: new AbortController().signal };

@@ -19,11 +19,11 @@ import {
   resolveAlgorithmImage,
   stopMarker,
 } from '../../src/compute/kubernetes/specs';
-import { type EnvironmentInput, environmentSchema } from '../../src/domain/environment';
+import { environmentSchema, type KubernetesEnvironmentInput, kubernetesEnvironmentSchema } from '../../src/domain/environment';
 
 const jobId = '0123456789abcdef0123456789abcdef';
-const env = (overrides: Partial<EnvironmentInput> = {}) => environmentSchema.parse({ id: 'k8s-small', backend: 'kubernetes', cpuNumber: 2, ramGB: 1.5, diskGB: 3, maxJobDuration: 600, ...overrides });
-const ctx = (overrides: Partial<EnvironmentInput> = {}): JobContext => ({ jobId, environment: env(overrides), owner: { name: `c2d-${jobId}`, uid: 'owner-uid' } });
+const env = (overrides: Partial<KubernetesEnvironmentInput> = {}) => kubernetesEnvironmentSchema.parse({ id: 'k8s-small', backend: 'kubernetes', cpuNumber: 2, ramGB: 1.5, diskGB: 3, maxJobDuration: 600, ...overrides });
+const ctx = (overrides: Partial<KubernetesEnvironmentInput> = {}): JobContext => ({ jobId, environment: env(overrides), owner: { name: `c2d-${jobId}`, uid: 'owner-uid' } });
 const algorithm = (overrides: Partial<AlgorithmSpec> = {}): AlgorithmSpec => ({
   container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: '' },
   env: { DIDS: '["did:op:1"]', TRANSFORMATION_DID: 'raw' },
@@ -96,7 +96,7 @@ describe('owned objects', () => {
     [{}, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '3072Mi' } } }],
     [{ kubernetes: { storageClassName: 'fast' } }, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '3072Mi' } }, storageClassName: 'fast' }],
   ] as const)('when the environment is %j, then the data claim spec is %j', (overrides, spec) => {
-    expect(dataVolumeClaim(ctx(overrides as Partial<EnvironmentInput>)).spec).toEqual(spec);
+    expect(dataVolumeClaim(ctx(overrides as Partial<KubernetesEnvironmentInput>)).spec).toEqual(spec);
   });
 
   it('when the configure secret is built, then it holds the spec as JSON, immutable', () => {

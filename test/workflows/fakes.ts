@@ -38,7 +38,7 @@ export class ScriptedBackend implements ComputeBackend {
   readonly stopCalls: { jobId: string; at: number }[] = [];
   readonly cleanups: string[] = [];
   readonly configureSpecs = new Map<string, ConfigureSpec>();
-  readonly algorithmRequests = new Map<string, StepRequest>();
+  readonly algorithmRequests = new Map<string, Extract<StepRequest, { step: 'algorithm' }>>();
   /** job ids whose algorithm step is running now */
   readonly running = new Set<string>();
   maxConcurrentAlgorithms = 0;

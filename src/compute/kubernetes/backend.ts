@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { Environment } from '../../domain/environment';
+import type { KubernetesEnvironment } from '../../domain/environment';
 import { C2DError } from '../../domain/errors';
 import { regularFile } from '../files';
-import type { ContainerSpec, ResultType } from '../../domain/job';
+import type { ContainerSpec } from '../../domain/job';
 import type { Logger } from '../../domain/logger';
 import type { ComputeBackend, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
+import { MAX_STEP_LOG_BYTES, STEP_LOGS, STEPS, stepWaitAborted } from '../steps';
 import { KubeApiError, type KubeClient, type KubeObject, type V1Pod } from './client';
 import { containerStarted, podState } from './pod-state';
 import {
@@ -28,7 +29,7 @@ import { waitForPods, WatchAborted } from './watch';
 
 export interface KubernetesBackendOptions {
   /** the environment this backend runs (each kubernetes environment has its own backend; they share the client) */
-  environment: Environment;
+  environment: KubernetesEnvironment;
   client: KubeClient;
   /**
    * The worker's mount of the results volume (the environment's `resultsClaim`): publishing pods
@@ -42,23 +43,9 @@ export interface KubernetesBackendOptions {
   stopTimeoutMs?: number;
 }
 
-const STEPS: readonly StepName[] = ['configure', 'algorithm', 'publish'];
-/** The step logs as results, in the order consumers see them (as the process backend lists them). */
-const LOGS: { step: StepName; filename: string; type: ResultType }[] = [
-  { step: 'algorithm', filename: 'algorithm.log', type: 'algorithmLog' },
-  { step: 'configure', filename: 'configure.log', type: 'configrationLog' },
-  { step: 'publish', filename: 'publish.log', type: 'publishLog' },
-];
-const MAX_LOG_BYTES = 64 * 1024 * 1024;
 const STOP_GRACE_SECONDS = 1;
 
 type Ended = Omit<StepOutcome, 'reattached'>;
-
-function abortError(signal: AbortSignal): Error {
-  const err = new Error('stopped waiting for the step: the activity was cancelled', { cause: signal.reason });
-  err.name = 'AbortError';
-  return err;
-}
 
 /**
  * Runs each step of a job as a pod in the environment's namespace (see specs.ts for the objects and
@@ -67,7 +54,7 @@ function abortError(signal: AbortSignal): Error {
  */
 export class KubernetesBackend implements ComputeBackend {
   readonly kind = 'kubernetes';
-  private readonly env: Environment;
+  private readonly env: KubernetesEnvironment;
   private readonly client: KubeClient;
   private readonly log: Logger;
   private readonly namespace: string;
@@ -75,7 +62,6 @@ export class KubernetesBackend implements ComputeBackend {
   private readonly owners = new Map<string, string>();
 
   constructor(private readonly opts: KubernetesBackendOptions) {
-    if (opts.environment.backend !== 'kubernetes') throw new C2DError('internal', 'wrong_backend', `environment ${opts.environment.id} is not a kubernetes environment`);
     this.env = opts.environment;
     this.client = opts.client;
     this.log = opts.logger;
@@ -111,14 +97,12 @@ export class KubernetesBackend implements ComputeBackend {
     const podName = names.pod(req.step);
     let pod: KubeObject & { kind: 'Pod' };
     if (req.step === 'configure') {
-      if (!req.configure) throw new C2DError('internal', 'bad_step_request', 'configure step without a configure spec');
       pod = configurePod(ctx);
       await this.client.create(dataVolumeClaim(ctx));
       if (await this.stopped(req.jobId)) return this.endStopped(req);
       await this.client.create(configureSecret(ctx, req.configure));
     } else if (req.step === 'algorithm') {
       const spec = req.algorithm;
-      if (!spec) throw new C2DError('internal', 'bad_step_request', 'algorithm step without an algorithm spec');
       const image = resolveAlgorithmImage(this.env.kubernetes, spec.container);
       if (!image) throw new C2DError('validation', 'unknown_image', this.checkContainer(spec.container) ?? 'unknown image');
       pod = algorithmPod(ctx, spec, image);
@@ -177,7 +161,7 @@ export class KubernetesBackend implements ComputeBackend {
 
   /** Watches the step's pod until it ends (or is deleted), heartbeating meanwhile. */
   private async waitForEnd(req: StepRequest, podName: string, hooks: StepHooks): Promise<Ended> {
-    if (hooks.signal.aborted) throw abortError(hooks.signal);
+    if (hooks.signal.aborted) throw stepWaitAborted(hooks.signal);
     let last: { state: string; detail?: string } = { state: 'pending' };
     const beat = (): void => hooks.heartbeat({ step: req.step, pod: podName, ...last });
     const timer = setInterval(beat, this.opts.heartbeatMs ?? 1000);
@@ -202,7 +186,7 @@ export class KubernetesBackend implements ComputeBackend {
       // The pod is gone before it ended: stopped by us, or deleted by someone else.
       return (await this.stopped(req.jobId)) ? { exitCode: null, oomKilled: false, reason: 'stopped' } : { exitCode: null, oomKilled: false, reason: 'signal:SIGKILL' };
     } catch (err) {
-      if (err instanceof WatchAborted) throw abortError(hooks.signal);
+      if (err instanceof WatchAborted) throw stepWaitAborted(hooks.signal);
       throw this.unavailable(err);
     } finally {
       clearInterval(timer);
@@ -233,7 +217,7 @@ export class KubernetesBackend implements ComputeBackend {
   /** Keeps the step's log beside its outputs (pods go with cleanup, logs must outlive them). Best effort: a log missing is no failure. */
   private async saveLog(jobId: string, step: StepName): Promise<void> {
     try {
-      const text = await this.client.podLog(this.namespace, jobNames(jobId).pod(step), step, { limitBytes: MAX_LOG_BYTES });
+      const text = await this.client.podLog(this.namespace, jobNames(jobId).pod(step), step, { limitBytes: MAX_STEP_LOG_BYTES });
       if (text === null) return;
       const file = this.logFile(jobId, step);
       fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -285,7 +269,7 @@ export class KubernetesBackend implements ComputeBackend {
       const st = regularFile(file);
       if (st) out.push({ filename, type: 'output', size: st.size, open: () => fs.createReadStream(file) });
     }
-    for (const l of LOGS) {
+    for (const l of STEP_LOGS) {
       const file = this.logFile(jobId, l.step);
       if (!fs.existsSync(file)) await this.saveLog(jobId, l.step);
       const st = regularFile(file);
@@ -337,7 +321,7 @@ export class KubernetesBackend implements ComputeBackend {
       for await (const chunk of fs.createReadStream(file) as AsyncIterable<Buffer>) yield chunk;
       return;
     }
-    const text = await this.client.podLog(this.namespace, podName, step, { limitBytes: MAX_LOG_BYTES });
+    const text = await this.client.podLog(this.namespace, podName, step, { limitBytes: MAX_STEP_LOG_BYTES });
     if (text) yield Buffer.from(text);
   }
 

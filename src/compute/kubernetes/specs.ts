@@ -11,21 +11,15 @@
  * - `c2d-<jobId>-<step>`     Pods configure, algorithm, publish
  */
 import type { ContainerSpec } from '../../domain/job';
-import type { Environment, KubernetesOptions } from '../../domain/environment';
+import type { KubernetesEnvironment, KubernetesOptions } from '../../domain/environment';
 import type { AlgorithmSpec, ConfigureSpec, StepName } from '../backend';
-import { imageCandidates } from '../process/steps';
+import { imageCandidates } from '../images';
+import { assertJobId } from '../steps';
 import type { KubeObject, V1Container, V1OwnerReference, V1PodSpec, V1Volume, V1VolumeMount } from './client';
 
 export const LABELS = { job: 'c2d.job', step: 'c2d.step', environment: 'c2d.environment', network: 'c2d.network' } as const;
 /** The full environment id (a label value is cut to 63 characters). */
 export const ENVIRONMENT_ANNOTATION = 'c2d.environment';
-
-const JOB_ID = /^[0-9a-f]{32}$/;
-
-/** Job ids become object names: only the 32-hex form reaches the cluster. */
-export function assertJobId(jobId: string): void {
-  if (!JOB_ID.test(jobId)) throw new Error(`invalid job id ${JSON.stringify(jobId.slice(0, 40))}: must be 32 lower-case hex characters`);
-}
 
 export interface JobNames {
   owner: string;
@@ -69,7 +63,7 @@ export const jobSelector = (jobId: string): string => `${LABELS.job}=${jobId}`;
 /** What the builders need to know about the job; `owner` is the job's ConfigMap once created (its uid is the API server's). */
 export interface JobContext {
   jobId: string;
-  environment: Environment;
+  environment: KubernetesEnvironment;
   owner: { name: string; uid: string };
 }
 
@@ -89,7 +83,7 @@ function meta(ctx: JobContext, name: string, step?: StepName) {
 }
 
 /** The job's owner object: deleting it removes everything else the job created. */
-export function ownerConfigMap(jobId: string, environment: Environment): Extract<KubeObject, { kind: 'ConfigMap' }> {
+export function ownerConfigMap(jobId: string, environment: KubernetesEnvironment): Extract<KubeObject, { kind: 'ConfigMap' }> {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -163,7 +157,7 @@ export function algorithmNetworkPolicy(ctx: JobContext): Extract<KubeObject, { k
 }
 
 /** Whether the job gets its default-deny NetworkPolicy: not when it may use the network, nor when the RuntimeClass isolates it. */
-export function needsNetworkPolicy(environment: Environment, spec: Pick<AlgorithmSpec, 'allowNetwork'>): boolean {
+export function needsNetworkPolicy(environment: KubernetesEnvironment, spec: Pick<AlgorithmSpec, 'allowNetwork'>): boolean {
   return !spec.allowNetwork && environment.kubernetes.networkIsolation === 'networkPolicy';
 }
 
@@ -294,7 +288,7 @@ export function configurePod(ctx: JobContext): Extract<KubeObject, { kind: 'Pod'
   );
 }
 
-function algorithmResources(env: Environment) {
+function algorithmResources(env: KubernetesEnvironment) {
   const r: Record<string, string> = {
     cpu: millicores(env.cpuNumber),
     memory: mebibytes(env.ramGB),

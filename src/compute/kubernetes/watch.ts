@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeClient, PodSelector, V1Pod } from './client';
 
 /** How long the API server keeps one watch open before we list again (it also bounds a silently dead connection). */
@@ -11,17 +12,6 @@ export class WatchAborted extends Error {
     this.name = 'AbortError';
   }
 }
-
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 
 /**
  * Lists the selected pods, then watches them (list + watch, the informer pattern, not a polling loop)
@@ -64,7 +54,7 @@ export async function waitForPods<T>(client: KubeClient, namespace: string, sele
     } catch (err) {
       if (signal.aborted) throw new WatchAborted(signal.reason);
       if (!isTransient(err)) throw err;
-      await sleep(retryMs, signal);
+      await sleep(retryMs, undefined, { signal }).catch(() => undefined); // aborted: the next turn throws WatchAborted
       retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
     }
   }

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Where step cgroups live: the v1 per-controller hierarchies, or the v2 unified tree. */
 export type CgroupLayout = { version: 1; memory: string; cpu: string; pids: string } | { version: 2; root: string };
@@ -127,8 +128,6 @@ export function cgroupPids(dirs: readonly string[]): number[] {
   }
   return [...pids];
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** SIGKILLs every process of the cgroups until they are empty (a fork bomb refills them while we kill). */
 export async function killCgroups(dirs: readonly string[], timeoutMs = 5000): Promise<boolean> {

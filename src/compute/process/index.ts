@@ -1,3 +1,3 @@
 export { defaultProgramsDir, ProcessBackend, type ProcessBackendOptions } from './backend';
 export { buildSandboxArgs, wrapSandboxCommand, type SandboxOptions } from './sandbox-args';
-export { findRuntime, imageCandidates } from './steps';
+export { findRuntime } from './steps';

@@ -1,8 +1,8 @@
+import fs from 'node:fs';
 import path from 'node:path';
-import { ValidationError } from '../../domain/errors';
 import type { StepName } from '../backend';
-
-export const STEPS: readonly StepName[] = ['configure', 'algorithm', 'publish'];
+import { assertJobId } from '../steps';
+import { chownTo } from './host';
 
 /** Host paths of one job's workspace. Everything the job leaves on this machine lives under `root`. */
 export interface JobPaths {
@@ -37,16 +37,10 @@ export interface StepPaths {
   log: string;
 }
 
-const JOB_ID = /^[0-9a-f]{32}$/;
-
-/** Job ids become path and cgroup names: only the 32-hex form reaches the file system. */
-export function assertJobId(jobId: string): void {
-  if (!JOB_ID.test(jobId)) throw new ValidationError({ jobId: ['must be 32 lower-case hex characters'] }, 'invalid job id');
-}
-
-export function jobPaths(dataDir: string, jobId: string): JobPaths {
+/** `workDir`: the dir holding `jobs/` (the data dir, or where the sandbox uid can reach it: see reach.ts). */
+export function jobPaths(workDir: string, jobId: string): JobPaths {
   assertJobId(jobId);
-  const root = path.join(dataDir, 'jobs', jobId);
+  const root = path.join(workDir, 'jobs', jobId);
   const data = path.join(root, 'data');
   const secretDir = path.join(root, 'secret');
   return {
@@ -78,3 +72,17 @@ export function stepPaths(job: JobPaths, step: StepName): StepPaths {
     log: path.join(job.logs, `${step}.log`),
   };
 }
+
+/** Creates the job's workspace and the step's dir; the dirs the sandbox writes belong to its uid (undefined: the worker's own). */
+export function createJobDirs(job: JobPaths, sp: StepPaths, uid: number | undefined): void {
+  const fresh = !fs.existsSync(job.data);
+  for (const d of [job.root, job.steps, sp.dir]) fs.mkdirSync(d, { recursive: true, mode: 0o711 });
+  fs.mkdirSync(job.logs, { recursive: true, mode: 0o700 });
+  fs.mkdirSync(job.secretDir, { recursive: true, mode: 0o700 });
+  const sandboxDirs = [job.data, job.inputs, job.transformations, job.ddos, job.outputs, job.dataLogs, job.publish];
+  for (const d of sandboxDirs) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
+  if (fresh) chownTo([job.secretDir, ...sandboxDirs], uid);
+}
+
+/** The name of a step's cgroups (one per v1 controller, or one v2 dir). */
+export const cgroupName = (jobId: string, step: StepName): string => `${jobId}-${step}`;

@@ -1,20 +1,10 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isSupervisorAlive, readState } from './state';
 
 const POLL_MS = 150;
 const CHUNK = 64 * 1024;
-
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 
 /** True once the step's supervisor recorded its exit, or died without doing so (nothing will write any more). */
 function stepEnded(stateFile: string): boolean {
@@ -45,7 +35,7 @@ async function* tail(file: string, stateFile: string, signal?: AbortSignal, aban
       continue;
     }
     if (ended || signal?.aborted || abandoned?.()) return;
-    await sleep(POLL_MS, signal);
+    await sleep(POLL_MS, undefined, { signal }).catch(() => undefined); // aborted: the loop returns
   }
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { C2DError } from '../../domain/errors';
 import type { Logger } from '../../domain/logger';
 import { findExecutable } from './host';
-import { assertJobId } from './layout';
+import { assertJobId } from '../steps';
 
 /**
  * Outbound network for an algorithm whose datasets all allow it (`allowNetworkAccess`).

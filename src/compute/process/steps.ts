@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Runtime } from '../../config';
 import type { AlgorithmSpec } from '../backend';
+import { imageCandidates } from '../images';
 import type { JobPaths } from './layout';
 import { type Bind, type ResolvedRuntime, SANDBOX, SANDBOX_PATH, type SandboxOptions } from './sandbox-args';
 
@@ -16,18 +17,7 @@ const networkFiles: Bind[] = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.c
   optional: true,
 }));
 
-/**
- * Names an image may be configured under, most specific first: `registry.io/org/node:20` →
- * `registry.io/org/node`, `org/node`, `node`. The tag never matters: the host has one version.
- */
-export function imageCandidates(image: string): string[] {
-  const noTag = image.replace(/@sha256:[0-9a-f]+$/i, '').replace(/:[^/:]*$/, '');
-  const parts = noTag.split('/');
-  const first = parts[0] ?? '';
-  const noRegistry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost') ? parts.slice(1) : parts;
-  return [...new Set([noTag, noRegistry.join('/'), parts[parts.length - 1] ?? noTag, noTag.replace(/^library\//, '')])];
-}
-
+/** The host runtime standing for an image (see imageCandidates for the names tried), or null. */
 export function findRuntime(runtimes: Record<string, Runtime>, image: string): Runtime | null {
   for (const name of imageCandidates(image.toLowerCase())) {
     const r = runtimes[name] ?? runtimes[name.replace(/^library\//, '')];

@@ -1,0 +1,82 @@
+import fs from 'node:fs';
+import type { StepHooks, StepOutcome } from '../backend';
+import { killCgroups, stepCgroupDirs } from './cgroups';
+import { cgroupName, createJobDirs, jobPaths, stepPaths } from './layout';
+import { type ProcessStepRequest, planStep } from './plan';
+import { recordStopped, runPlannedStep } from './runner';
+import type { ProcessHost } from './setup';
+import { readReport, writeJsonAtomic } from './state';
+import { waitForStep } from './wait';
+
+/** Configuration and publishing: the steps the worker runs itself. */
+export type DirectStepRequest = Extract<ProcessStepRequest, { step: 'configure' | 'publish' }>;
+
+/** A run of this worker; abandoned once the attempt waiting for it was cancelled (it is being killed). */
+interface DirectRun {
+  run: Promise<StepOutcome>;
+  abandoned: boolean;
+}
+
+/**
+ * Configuration and publishing run straight from the worker (same sandbox, same cgroup limits, same
+ * runner), without a detached supervisor: they are idempotent, so a retry after a worker crash runs
+ * them again (bwrap's --die-with-parent takes the old run down with the worker) instead of
+ * re-attaching. That saves a Node start-up per step. A second call while this worker still runs the
+ * step waits for that run.
+ */
+export class DirectSteps {
+  /** runs of this worker, by `<jobId>/<step>` */
+  private readonly runs = new Map<string, DirectRun>();
+
+  constructor(private readonly host: ProcessHost) {}
+
+  run(req: DirectStepRequest, hooks: StepHooks): Promise<StepOutcome> {
+    const key = `${req.jobId}/${req.step}`;
+    const current = this.runs.get(key);
+    if (current && !current.abandoned) return this.wait(req, current, hooks);
+    // a run given up by a cancelled attempt is being killed: the retry starts after it ended
+    const before = current ? current.run.then(() => undefined, () => undefined) : Promise.resolve();
+    const entry: DirectRun = { run: before.then(() => this.start(req)), abandoned: false };
+    this.runs.set(key, entry);
+    const forget = (): void => {
+      if (this.runs.get(key) === entry) this.runs.delete(key);
+    };
+    entry.run.then(forget, forget);
+    return this.wait(req, entry, hooks);
+  }
+
+  private wait(req: DirectStepRequest, entry: DirectRun, hooks: StepHooks): Promise<StepOutcome> {
+    // Cancelled (a stop, or the worker shutting down): nothing re-attaches to this run, so end it; a retry runs the step again.
+    return waitForStep(hooks, { step: req.step }, () => entry.run, () => {
+      entry.abandoned = true;
+      void killCgroups(stepCgroupDirs(this.host.cgroups, cgroupName(req.jobId, req.step)));
+    });
+  }
+
+  private async start(req: DirectStepRequest): Promise<StepOutcome> {
+    const { jobId, step } = req;
+    const job = jobPaths(this.host.reach.workDir, jobId);
+    const sp = stepPaths(job, step);
+    createJobDirs(job, sp, this.host.uid);
+    const reattached = fs.existsSync(sp.launch);
+    // what an earlier attempt (a crashed worker) may have left running
+    if (reattached) await killCgroups(stepCgroupDirs(this.host.cgroups, cgroupName(jobId, step)), 10_000);
+    writeJsonAtomic(sp.launch, { direct: true, launchedAt: Date.now() });
+    fs.rmSync(sp.state, { force: true });
+    const outcome = (state: { exitCode: number | null; oomKilled: boolean; reason: string }): StepOutcome => ({
+      exitCode: state.exitCode,
+      oomKilled: state.oomKilled,
+      reason: state.reason,
+      report: readReport(sp.report),
+      reattached,
+    });
+    if (step !== 'publish' && fs.existsSync(job.stopMarker)) {
+      if (step === 'configure') fs.rmSync(job.configureSpec, { force: true });
+      return outcome(recordStopped(sp.state));
+    }
+    const spec = planStep(this.host, req, job, sp);
+    this.host.log.info({ jobId, step }, 'step started');
+    // its own session: a Ctrl-C meant for the worker does not reach the step (the worker ends it itself)
+    return outcome(await runPlannedStep(spec, { shell: this.host.bin.sh, detached: true }));
+  }
+}

@@ -1,0 +1,94 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { maxOutputBytes, type ProcessEnvironment } from '../../domain/environment';
+import { C2DError } from '../../domain/errors';
+import type { StepRequest } from '../backend';
+import { MAX_STEP_LOG_BYTES } from '../steps';
+import { CgroupError, createStepCgroups, memoryCgroupDir } from './cgroups';
+import { chownTo } from './host';
+import { cgroupName, type JobPaths, type StepPaths } from './layout';
+import { UnreachableError } from './reach';
+import { buildSandboxArgs, type SandboxOptions, wrapSandboxCommand } from './sandbox-args';
+import { type ProcessHost, setupError } from './setup';
+import type { StepSpec } from './state';
+import { algorithmSandbox, configureSandbox, findRuntime, publishSandbox } from './steps';
+
+/** A step request of a process environment (the backend checks that before anything else). */
+export type ProcessStepRequest = StepRequest & { environment: ProcessEnvironment };
+
+/** processes of the sandbox itself (sh → bwrap, bwrap's init) on top of the algorithm's own */
+const WRAPPER_PIDS = 4;
+
+export function unknownImage(host: ProcessHost, image: string): string {
+  return `unknown image "${image}"; this provider runs: ${Object.keys(host.runtimes).join(', ')}`;
+}
+
+/**
+ * Prepares one step for the runner: its report file, the configure spec (configure only), its cgroups
+ * with the environment's limits, and the full sandboxed command. Throws when the host cannot run it;
+ * nothing of the step runs yet.
+ */
+export function planStep(host: ProcessHost, req: ProcessStepRequest, job: JobPaths, sp: StepPaths, extra: { netns?: string; supervisorLog?: string } = {}): StepSpec {
+  const { jobId, step, environment: env } = req;
+  const name = cgroupName(jobId, step);
+  try {
+    fs.writeFileSync(sp.report, '', { mode: 0o600 });
+    chownTo([sp.report], host.uid);
+    const sandbox = sandboxFor(host, req, job, sp, extra.netns);
+    const dirs = createStepCgroups(host.cgroups, name, { memoryBytes: env.ramGB * 1024 ** 3, cpus: env.cpuNumber, maxProcesses: env.process.maxProcesses + WRAPPER_PIDS });
+    const outputLimit = step === 'algorithm' ? maxOutputBytes(env) : undefined;
+    const argv = wrapSandboxCommand(
+      // one byte over the limit, so a file cut off by RLIMIT_FSIZE is seen as over it
+      { cgroupProcs: dirs.map((d) => path.join(d, 'cgroup.procs')), fsizeBytes: outputLimit === undefined ? undefined : outputLimit + 1, uid: host.uid, netns: extra.netns, bin: host.bin },
+      buildSandboxArgs(sandbox),
+    );
+    return {
+      jobId,
+      step,
+      argv,
+      cgroupDirs: dirs,
+      memoryCgroup: memoryCgroupDir(host.cgroups, name),
+      cgroupVersion: host.cgroups.version,
+      stateFile: sp.state,
+      logFile: sp.log,
+      maxLogBytes: MAX_STEP_LOG_BYTES,
+      // After a stop nothing of the consumer's runs any more; publishing still collects what the
+      // algorithm wrote so far (it runs none of the consumer's code), as Ocean keeps a stopped job's outputs.
+      ...(step === 'publish' ? {} : { stopMarker: job.stopMarker }),
+      deadlineMs: env.maxJobDuration * 1000,
+      ...(outputLimit !== undefined ? { outputLimit: { dir: job.outputs, maxBytes: outputLimit } } : {}),
+      removeOnExit: step === 'configure' ? [job.configureSpec] : [],
+      ...(extra.supervisorLog ? { supervisorLog: extra.supervisorLog } : {}),
+    };
+  } catch (err) {
+    if (step === 'configure') fs.rmSync(job.configureSpec, { force: true });
+    if (err instanceof CgroupError) throw new C2DError('unavailable', 'cgroup_unavailable', err.message, undefined, { cause: err });
+    if (err instanceof UnreachableError) throw setupError(err.message);
+    throw err;
+  }
+}
+
+function sandboxFor(host: ProcessHost, req: ProcessStepRequest, job: JobPaths, sp: StepPaths, netns: string | undefined): SandboxOptions {
+  const tmpBytes = req.environment.process.tmpBytes;
+  const programStep = { job, node: host.node, programsDir: host.reach.programsDir, reportFile: sp.report, tmpBytes };
+  switch (req.step) {
+    case 'configure':
+      fs.writeFileSync(job.configureSpec, JSON.stringify(req.configure), { mode: 0o400 });
+      chownTo([job.configureSpec], host.uid);
+      return configureSandbox(programStep);
+    case 'publish':
+      return publishSandbox(programStep);
+    case 'algorithm': {
+      const spec = req.algorithm;
+      const runtime = findRuntime(host.runtimes, spec.container.image);
+      if (!runtime) throw new C2DError('validation', 'unknown_image', unknownImage(host, spec.container.image));
+      let command: string;
+      try {
+        command = fs.realpathSync(runtime.command);
+      } catch (err) {
+        throw setupError(`runtime ${runtime.command} of image "${spec.container.image}" is not installed: ${(err as Error).message}`);
+      }
+      return algorithmSandbox(job, spec, { command: host.reach.runtime(command), names: runtime.names }, tmpBytes, netns);
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { killCgroups, oomKills, removeCgroups } from './cgroups';
+import { runChild } from './child';
+import { type ExitedState, openStepLog, type StepSpec, writeJsonAtomic } from './state';
+
+const SIZE_CHECK_MS = 500;
+const SIGXFSZ_EXIT = 128 + 25; // bwrap reports a child killed by signal n as 128 + n
+const KILL_TIMEOUT_MS = 10_000;
+
+export type StepExit = Omit<ExitedState, 'status' | 'startedAt' | 'finishedAt'>;
+
+const stopped = (): StepExit => ({ exitCode: null, signal: null, oomKilled: false, reason: 'stopped' });
+
+function dirSize(dir: string): number {
+  let total = 0;
+  const stack = [dir];
+  for (let d = stack.pop(); d !== undefined; d = stack.pop()) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(d);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const p = path.join(d, name);
+      try {
+        const st = fs.lstatSync(p);
+        if (st.isDirectory()) stack.push(p);
+        else total += st.size;
+      } catch {
+        // removed while we looked
+      }
+    }
+  }
+  return total;
+}
+
+/** Writes the step's final state (best effort: the job may have been cleaned up under us) and returns it. */
+export function recordExit(stateFile: string, exit: StepExit, startedAt?: number): ExitedState {
+  const state: ExitedState = { status: 'exited', ...exit, ...(startedAt !== undefined ? { startedAt } : {}), finishedAt: Date.now() };
+  try {
+    writeJsonAtomic(stateFile, state);
+  } catch {
+    // the job's workspace is gone
+  }
+  return state;
+}
+
+/** The state of a step that never started because its job was stopped first. */
+export const recordStopped = (stateFile: string): ExitedState => recordExit(stateFile, stopped());
+
+/**
+ * Runs one planned step to its end and records how it ended — the one runner of the process backend,
+ * used by the worker for configure and publish and by the detached supervisor for the algorithm.
+ * The step is killed (its whole cgroup) at the deadline or when its outputs pass their limit; the
+ * reason says which, else the kernel's OOM kill, else the signal; a stop requested meanwhile wins.
+ * `detached`: its own session, so a Ctrl-C meant for the worker does not reach the step.
+ */
+export async function runPlannedStep(spec: StepSpec, opts: { shell: string; detached: boolean }): Promise<ExitedState> {
+  const startedAt = Date.now();
+  const stopRequested = (): boolean => spec.stopMarker !== undefined && fs.existsSync(spec.stopMarker);
+  const end = (exit: StepExit): ExitedState => {
+    for (const f of spec.removeOnExit) fs.rmSync(f, { force: true });
+    try {
+      removeCgroups(spec.cgroupDirs);
+    } catch {
+      // still busy: cleanup removes it later
+    }
+    return recordExit(spec.stateFile, exit, startedAt);
+  };
+  if (stopRequested()) return end(stopped());
+
+  let killReason: string | null = null;
+  const kill = (reason: string): void => {
+    killReason ??= reason;
+    void killCgroups(spec.cgroupDirs, KILL_TIMEOUT_MS);
+  };
+  const limit = spec.outputLimit;
+  const overLimit = (): boolean => limit !== undefined && dirSize(limit.dir) > limit.maxBytes;
+  const log = openStepLog(spec.logFile, spec.maxLogBytes);
+  const deadline = setTimeout(() => kill('deadline'), spec.deadlineMs);
+  const sizeCheck = limit ? setInterval(() => overLimit() && kill('output-limit'), SIZE_CHECK_MS) : undefined;
+  const result = await runChild(spec.argv, log.append, opts);
+  clearTimeout(deadline);
+  clearInterval(sizeCheck);
+  log.close();
+  await killCgroups(spec.cgroupDirs, KILL_TIMEOUT_MS);
+  if (result.error) return end({ exitCode: null, signal: null, oomKilled: false, reason: `start-failed: ${result.error.message}` });
+  const oomKilled = oomKills(spec.cgroupVersion, spec.memoryCgroup) > 0;
+  // Runtimes that ignore SIGXFSZ (node, python) get EFBIG at limit + 1 byte instead: the final size tells.
+  const cutOff = limit !== undefined && (result.signal === 'SIGXFSZ' || result.code === SIGXFSZ_EXIT || overLimit());
+  const reason = stopRequested() ? 'stopped' : (killReason ?? (oomKilled ? 'oom' : cutOff ? 'output-limit' : result.signal ? `signal:${result.signal}` : ''));
+  return end({ exitCode: result.code, signal: result.signal, oomKilled, reason });
+}

@@ -1,0 +1,171 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import type { StepHooks, StepOutcome } from '../backend';
+import { killCgroups, stepCgroupDirs } from './cgroups';
+import { cgroupName, createJobDirs, type JobPaths, jobPaths, type StepPaths, stepPaths } from './layout';
+import { type ProcessStepRequest, planStep } from './plan';
+import { recordExit, recordStopped } from './runner';
+import { type ProcessHost, setupError } from './setup';
+import { type ExitedState, isSupervisorAlive, readLaunch, readReport, readState, writeJsonAtomic } from './state';
+import { waitForStep } from './wait';
+
+export type AlgorithmStepRequest = Extract<ProcessStepRequest, { step: 'algorithm' }>;
+
+const POLL_MS = 1000;
+/** a launch file without a supervisor pid this old means the launcher died before spawning it */
+const LAUNCH_GRACE_MS = 30_000;
+
+/**
+ * The algorithm runs under a detached supervisor (src/entrypoints/supervisor.ts: the same runner as the
+ * direct steps) that records its outcome in the step's state file and outlives a crashed worker: the
+ * one call that creates the launch file starts it, every other call (a retry after a crash) re-attaches
+ * and waits for the state file to say it ended.
+ */
+export class SupervisedSteps {
+  /** a supervisor started ahead of the next algorithm step (the first step starts one) */
+  private spare: ChildProcess | undefined;
+
+  constructor(private readonly host: ProcessHost) {}
+
+  async run(req: AlgorithmStepRequest, hooks: StepHooks): Promise<StepOutcome> {
+    const { jobId, step } = req;
+    const job = jobPaths(this.host.reach.workDir, jobId);
+    const sp = stepPaths(job, step);
+    createJobDirs(job, sp, this.host.uid);
+    let launched = false;
+    try {
+      fs.writeFileSync(sp.launch, '', { flag: 'wx' });
+      launched = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    // network only for an algorithm whose datasets all allow it; its own namespace, never the host's
+    const network = req.algorithm.allowNetwork;
+    if (launched) {
+      try {
+        const netns = network && !fs.existsSync(job.stopMarker) ? (await this.host.networks.setup(jobId)).netnsPath : undefined;
+        this.launch(req, job, sp, netns);
+      } catch (err) {
+        if (network) await this.host.networks.teardown(jobId);
+        fs.rmSync(sp.launch, { force: true }); // let a retry launch it
+        throw err;
+      }
+    } else {
+      this.host.log.info({ jobId, step }, 're-attaching to step');
+    }
+    const state = await waitForStep(hooks, { step }, (gaveUp) => this.exited(req, job, sp, gaveUp));
+    if (!this.spare) this.startSpare();
+    if (network) await this.host.networks.teardown(jobId);
+    return { exitCode: state.exitCode, oomKilled: state.oomKilled, reason: state.reason, report: readReport(sp.report), reattached: !launched };
+  }
+
+  private launch(req: AlgorithmStepRequest, job: JobPaths, sp: StepPaths, netns: string | undefined): void {
+    const { jobId, step } = req;
+    if (fs.existsSync(job.stopMarker)) {
+      recordStopped(sp.state);
+      return;
+    }
+    writeJsonAtomic(sp.spec, planStep(this.host, req, job, sp, { netns, supervisorLog: sp.supervisorLog }));
+    const pid = this.takeSpare(sp.spec) ?? this.coldSupervisor(jobId, sp);
+    if (pid === undefined) throw setupError(`cannot start the step supervisor for ${step}`);
+    writeJsonAtomic(sp.launch, { supervisorPid: pid, launchedAt: Date.now() });
+    this.host.log.info({ jobId, step, supervisorPid: pid }, 'step started');
+  }
+
+  /** A supervisor started now for this step (no spare was ready). */
+  private coldSupervisor(jobId: string, sp: StepPaths): number | undefined {
+    const out = fs.openSync(sp.supervisorLog, 'a', 0o600);
+    try {
+      const child = spawn(process.execPath, [this.host.supervisor, sp.spec], { detached: true, stdio: ['ignore', out, out] });
+      child.on('error', (err) => this.host.log.error({ jobId, err: err.message }, 'supervisor failed to start'));
+      child.unref();
+      return child.pid;
+    } finally {
+      fs.closeSync(out);
+    }
+  }
+
+  /**
+   * Hands the spec to the spare supervisor (already started, detached, its modules loaded, waiting on
+   * its stdin), so the algorithm does not wait for a Node start-up. Undefined when none is ready. The
+   * next spare starts when an algorithm step ends (not beside one that is starting, on a small
+   * machine). A spare whose worker dies sees its stdin close and exits.
+   */
+  private takeSpare(specFile: string): number | undefined {
+    const spare = this.spare;
+    this.spare = undefined;
+    const ready = spare?.pid !== undefined && spare.exitCode === null && spare.signalCode === null && spare.stdin?.writable === true;
+    if (ready) spare.stdin?.end(`${specFile}\n`);
+    else spare?.kill('SIGKILL');
+    return ready ? spare.pid : undefined;
+  }
+
+  private startSpare(): void {
+    try {
+      const child = spawn(process.execPath, [this.host.supervisor, '--wait'], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+      child.on('error', (err) => this.host.log.warn({ err: err.message }, 'spare supervisor failed to start'));
+      child.stdin.on('error', () => undefined); // it died: the next launch sees that and starts its own
+      child.unref();
+      (child.stdin as unknown as { unref?: () => void }).unref?.();
+      this.spare = child;
+    } catch (err) {
+      this.host.log.warn({ err: (err as Error).message }, 'spare supervisor failed to start');
+    }
+  }
+
+  /** Resolves with the step's final state; checks on fs events in the step dir and every second, until `gaveUp`. */
+  private exited(req: AlgorithmStepRequest, job: JobPaths, sp: StepPaths, gaveUp: AbortSignal): Promise<ExitedState> {
+    return new Promise((resolve, reject) => {
+      let watcher: fs.FSWatcher | undefined;
+      const finish = (): void => {
+        watcher?.close();
+        clearInterval(timer);
+        gaveUp.removeEventListener('abort', finish);
+      };
+      const check = (): void => {
+        try {
+          const state = this.currentState(req, job, sp);
+          if (!state) return;
+          finish();
+          resolve(state);
+        } catch (err) {
+          finish(); // e.g. the job's workspace was removed under us
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      };
+      gaveUp.addEventListener('abort', finish, { once: true });
+      try {
+        watcher = fs.watch(sp.dir, check);
+        watcher.on('error', () => undefined);
+      } catch {
+        // the interval still polls
+      }
+      const timer = setInterval(check, POLL_MS);
+      check();
+    });
+  }
+
+  /** The exited state, or null while the step runs. A supervisor that died without recording its exit counts as exited. */
+  private currentState(req: AlgorithmStepRequest, job: JobPaths, sp: StepPaths): ExitedState | null {
+    const state = readState(sp.state);
+    if (state?.status === 'exited') return state;
+    let lost: string | null = null;
+    if (state?.status === 'running') {
+      if (!isSupervisorAlive(state.supervisorPid)) lost = 'signal:SIGKILL';
+    } else {
+      const launch = readLaunch(sp.launch);
+      if (!launch) return { status: 'exited', exitCode: null, signal: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() }; // cleaned up under us
+      const pid = launch.launch?.supervisorPid;
+      if (pid !== undefined ? !isSupervisorAlive(pid) : Date.now() - launch.mtimeMs > LAUNCH_GRACE_MS) {
+        lost = 'start-failed: the step supervisor exited before recording a state';
+      }
+    }
+    if (!lost) return null;
+    const again = readState(sp.state); // it may have written its exit just now
+    if (again?.status === 'exited') return again;
+    void killCgroups(stepCgroupDirs(this.host.cgroups, cgroupName(req.jobId, req.step)));
+    const reason = fs.existsSync(job.stopMarker) ? 'stopped' : lost;
+    this.host.log.warn({ jobId: req.jobId, step: req.step, reason }, 'step supervisor lost');
+    return recordExit(sp.state, { exitCode: null, signal: null, oomKilled: false, reason });
+  }
+}
