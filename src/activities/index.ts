@@ -3,6 +3,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import { FileFetchError } from '../assets/checksums';
 import type { AuthorizedJob, FileDecryptor, RemoteFileSource } from '../assets/authorize';
 import { type JobOrderDeps, verifyJobOrders } from '../chain/job-orders';
+import { OrderNotMinedError } from '../chain/orders';
 import type { ComputeBackend, ConfigureSpec, StepOutcome, StepRequest } from '../compute/backend';
 import type { Environment } from '../domain/environment';
 import { AccessDeniedError, UnavailableError, ValidationError } from '../domain/errors';
@@ -172,12 +173,20 @@ export function createActivities(deps: ActivityDeps) {
     /**
      * Verifies the datatoken orders of the job's on-chain assets (wire contract §4). A refused order is
      * permanent (its Ocean code, no algorithm runs); an unreachable chain is retried while the job waits.
+     * A transaction not mined yet is looked for once per attempt: the retry policy (chainCall) does the
+     * waiting, and once the verifier's receiptWaitMs has passed since the activity was scheduled the
+     * order is refused (order_not_mined, or order_not_found for a transaction the chain does not know).
      */
     async verifyOrders(input: JobInput): Promise<{ agreementId: string | null }> {
       return mapFailures(async () => {
         const env = environment(input.environmentId);
-        if (!deps.orders) return { agreementId: null };
-        const result = await verifyJobOrders(deps.orders, { input, environment: env, durationSeconds: env.maxJobDuration, now: Math.floor(Date.now() / 1000) });
+        const orders = deps.orders;
+        if (!orders) return { agreementId: null };
+        const req = { input, environment: env, durationSeconds: env.maxJobDuration, now: Math.floor(Date.now() / 1000), receipts: 'once' as const };
+        const result = await verifyJobOrders(orders, req).catch((err: unknown) => {
+          if (err instanceof OrderNotMinedError && Date.now() - Context.current().info.scheduledTimestampMs >= orders.verifier.receiptWaitMs) throw err.refusal;
+          throw err;
+        });
         if (result.agreementId) deps.logger.info({ jobId: input.jobId, agreementId: result.agreementId }, 'orders verified');
         return result;
       });

@@ -2,7 +2,7 @@ import type { AssetResolver } from '../assets/resolver';
 import type { Ddo, DdoService } from '../domain/ddo';
 import { AccessDeniedError, NotFoundError } from '../domain/errors';
 import type { JobInput } from '../domain/job';
-import type { OrderItem, OrderVerifier } from './orders';
+import type { OrderItem, OrderVerifier, ReceiptWait } from './orders';
 
 /** What a job's order check needs: where DDOs come from (the same chain of resolvers as authorization) and the chain. */
 export interface JobOrderDeps {
@@ -17,6 +17,8 @@ export interface JobOrdersRequest {
   durationSeconds: number;
   /** unix seconds */
   now: number;
+  /** default `wait`; the verifyOrders activity looks `once` and lets its retry policy wait */
+  receipts?: ReceiptWait;
 }
 
 interface JobAsset {
@@ -50,6 +52,6 @@ export async function verifyJobOrders(deps: JobOrderDeps, req: JobOrdersRequest)
       return { resource: a.resource, ddo: a.ddo, serviceId: a.service.id, transferTxId: a.transferTxId, isDataset: a.isDataset };
     });
   if (items.length === 0) return { agreementId: null };
-  const verified = await deps.verifier.verify({ consumerAddress: input.owner, items, environment: req.environment, durationSeconds: req.durationSeconds, now: req.now });
+  const verified = await deps.verifier.verify({ consumerAddress: input.owner, items, environment: req.environment, durationSeconds: req.durationSeconds, now: req.now }, req.receipts);
   return { agreementId: verified.agreementId };
 }

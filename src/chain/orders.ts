@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { getAddress, type Log, type Provider, type TransactionReceipt } from 'ethers';
 import type { Ddo } from '../domain/ddo';
 import { consumableStates } from '../domain/ddo';
@@ -28,6 +29,26 @@ export interface VerifyOrdersRequest {
   durationSeconds: number;
   /** unix seconds */
   now: number;
+}
+
+/**
+ * How a caller waits for a transaction that is not mined (or confirmed) yet. `wait`: look up to
+ * receiptAttempts times, receiptDelayMs apart, then refuse (a caller without a retry policy: the API).
+ * `once`: throw OrderNotMinedError at the first miss, so the caller's retry policy does the waiting
+ * (the verifyOrders activity).
+ */
+export type ReceiptWait = 'wait' | 'once';
+
+/**
+ * A transaction named by the consumer has no mined (and confirmed) receipt yet. Retryable (an
+ * UnavailableError); `refusal` is what it becomes once the caller stops waiting: order_not_mined when
+ * the chain knows the transaction, order_not_found when it does not.
+ */
+export class OrderNotMinedError extends UnavailableError {
+  constructor(readonly refusal: AccessDeniedError) {
+    super('order_not_mined_yet', refusal.message);
+    this.name = 'OrderNotMinedError';
+  }
 }
 
 /** An order that passed steps 1–4: the transaction named, and the startOrder it goes back to. */
@@ -62,7 +83,11 @@ export interface OrderVerifierDeps {
   feeTokenDecimals?: number;
   confirmations?: number;
   logger: Logger;
-  /** how long to wait for a transaction that is not mined yet: attempts × delayMs */
+  /**
+   * A transaction not mined yet is waited for receiptAttempts × receiptDelayMs (default 10 × 500 ms):
+   * looked for that many times, that far apart (ReceiptWait `wait`), or for that long by the caller's
+   * retry policy (`once`: see receiptWaitMs).
+   */
   receiptAttempts?: number;
   receiptDelayMs?: number;
   /** seconds a fee's validUntil may lie in the past (clock skew, block time) */
@@ -111,27 +136,30 @@ const denier =
     throw new AccessDeniedError(resource, code, `${resource}: ${why}`);
   };
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /**
  * Checks datatoken orders on chain, per §4 of the wire contract. Permanent failures throw
  * AccessDeniedError with Ocean's resource key and a stable code; an unreachable chain throws
  * UnavailableError, so the caller may retry later.
  */
 export class OrderVerifier {
-  private readonly attempts: number;
+  private readonly receiptAttempts: number;
   private readonly delayMs: number;
   private readonly grace: number;
 
   constructor(private readonly deps: OrderVerifierDeps) {
-    this.attempts = deps.receiptAttempts ?? 10;
+    this.receiptAttempts = deps.receiptAttempts ?? 10;
     this.delayMs = deps.receiptDelayMs ?? 500;
     this.grace = deps.feeGraceSeconds ?? 60;
   }
 
-  async verify(req: VerifyOrdersRequest): Promise<VerifiedOrders> {
+  /** How long a caller that looks `once` per attempt keeps retrying a transaction not mined yet before it takes the refusal. */
+  get receiptWaitMs(): number {
+    return this.receiptAttempts * this.delayMs;
+  }
+
+  async verify(req: VerifyOrdersRequest, receipts: ReceiptWait = 'wait'): Promise<VerifiedOrders> {
     const orders: VerifiedOrder[] = [];
-    for (const item of req.items) orders.push(await this.verifyItem(item, req));
+    for (const item of req.items) orders.push(await this.verifyItem(item, req, receipts));
     const paid = orders.reduce((sum, o) => sum + o.feePaid, 0n);
     const due = feeAmount(req.environment.priceMin, req.durationSeconds, this.deps.feeTokenDecimals ?? 18);
     if (paid < due) throw new AccessDeniedError('order', 'fees_not_paid', `order: provider fees paid ${paid} < ${due} due for ${req.durationSeconds} s in ${req.environment.id}`);
@@ -140,12 +168,12 @@ export class OrderVerifier {
   }
 
   /** One item: its NFT and datatoken, its order, and the provider fee of its latest (re)order. */
-  async verifyItem(item: OrderItem, req: Pick<VerifyOrdersRequest, 'consumerAddress' | 'environment' | 'now'>): Promise<VerifiedOrder> {
-    return this.checkFee(item, await this.checkOrder(item, req), req);
+  async verifyItem(item: OrderItem, req: Pick<VerifyOrdersRequest, 'consumerAddress' | 'environment' | 'now'>, receipts: ReceiptWait = 'wait'): Promise<VerifiedOrder> {
+    return this.checkFee(item, await this.checkOrder(item, req, receipts), req);
   }
 
   /** Steps 1–4 of §4: NFT and datatoken, mined receipt, OrderReused → OrderStarted, consumer, service timeout. */
-  async checkOrder(item: OrderItem, req: Pick<VerifyOrdersRequest, 'consumerAddress' | 'now'>): Promise<CheckedOrder> {
+  async checkOrder(item: OrderItem, req: Pick<VerifyOrdersRequest, 'consumerAddress' | 'now'>, receipts: ReceiptWait = 'wait'): Promise<CheckedOrder> {
     const { resource, ddo } = item;
     const deny = denier(resource);
     const serviceIndex = ddo.services.findIndex((s) => s.id === item.serviceId);
@@ -156,10 +184,10 @@ export class OrderVerifier {
 
     await this.checkNft(ddo.nftAddress, datatoken, deny);
 
-    const feeReceipt = await this.minedReceipt(item.transferTxId, deny);
+    const feeReceipt = await this.minedReceipt(item.transferTxId, resource, receipts);
     let orderReceipt = feeReceipt;
     const reused = eventsOf(feeReceipt, datatoken, 'OrderReused')[0];
-    if (reused) orderReceipt = await this.minedReceipt(String(reused.args.orderTxId), deny);
+    if (reused) orderReceipt = await this.minedReceipt(String(reused.args.orderTxId), resource, receipts);
 
     const started = eventsOf(orderReceipt, datatoken, 'OrderStarted')[0]?.args as OrderStarted | undefined;
     if (!started) {
@@ -217,25 +245,32 @@ export class OrderVerifier {
     if (!consumableStates.includes(state)) return deny('asset_not_consumable', `asset is in state ${state}, not consumable`);
   }
 
-  /** The receipt of a mined (and confirmed) transaction; waits a little for one not mined yet. */
-  private async minedReceipt(txId: string, deny: (code: string, why: string) => never): Promise<TransactionReceipt> {
-    if (!/^0x[0-9a-fA-F]{64}$/.test(txId)) return deny('order_not_found', 'transferTxId is not a transaction hash');
-    const confirmations = this.deps.confirmations ?? 0;
-    let known = false;
-    for (let attempt = 1; ; attempt++) {
-      const receipt = await this.rpc(() => this.deps.provider.getTransactionReceipt(txId));
-      if (receipt) {
-        if (receipt.status !== 1) return deny('order_reverted', `transaction ${txId} reverted`);
-        if (confirmations === 0 || (await this.rpc(() => receipt.confirmations())) >= confirmations) return receipt;
-        known = true;
-      } else {
-        known = known || (await this.rpc(() => this.deps.provider.getTransaction(txId))) !== null;
+  /** The receipt of a mined (and confirmed) transaction; for one not mined yet see ReceiptWait. */
+  private async minedReceipt(txId: string, resource: string, receipts: ReceiptWait): Promise<TransactionReceipt> {
+    if (!/^0x[0-9a-fA-F]{64}$/.test(txId)) return denier(resource)('order_not_found', 'transferTxId is not a transaction hash');
+    for (let look = 1; ; look++) {
+      try {
+        return await this.lookForReceipt(txId, resource);
+      } catch (err) {
+        if (!(err instanceof OrderNotMinedError) || receipts === 'once') throw err;
+        if (look >= this.receiptAttempts) throw err.refusal;
       }
-      if (attempt >= this.attempts) break;
       await sleep(this.delayMs);
     }
-    if (known) return deny('order_not_mined', `transaction ${txId} is not mined (or confirmed) yet`);
-    return deny('order_not_found', `transaction ${txId} is unknown to the chain`);
+  }
+
+  /** One look: the receipt, or OrderNotMinedError. */
+  private async lookForReceipt(txId: string, resource: string): Promise<TransactionReceipt> {
+    const confirmations = this.deps.confirmations ?? 0;
+    const receipt = await this.rpc(() => this.deps.provider.getTransactionReceipt(txId));
+    if (receipt && receipt.status !== 1) return denier(resource)('order_reverted', `transaction ${txId} reverted`);
+    if (receipt && (confirmations === 0 || (await this.rpc(() => receipt.confirmations())) >= confirmations)) return receipt;
+    const known = receipt !== null || (await this.rpc(() => this.deps.provider.getTransaction(txId))) !== null;
+    throw new OrderNotMinedError(
+      known
+        ? new AccessDeniedError(resource, 'order_not_mined', `${resource}: transaction ${txId} is not mined (or confirmed) yet`)
+        : new AccessDeniedError(resource, 'order_not_found', `${resource}: transaction ${txId} is unknown to the chain`),
+    );
   }
 
   /** Maps transport faults to UnavailableError; a contract-level failure (revert, bad data) passes through. */

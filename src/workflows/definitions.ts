@@ -13,8 +13,6 @@ export const stopUpdate = defineUpdate<JobView>('stop');
  * environment ids) on other task queues have capacity of their own.
  */
 export const environmentWorkflowId = (environmentId: string, taskQueue: string): string => `c2d-env-${environmentId}@${taskQueue}`;
-/** The id jobs started before capacity was kept per task queue still use. */
-export const legacyEnvironmentWorkflowId = (environmentId: string): string => `c2d-env-${environmentId}`;
 
 export interface AcquireRequest {
   /** the job workflow that waits for the slot (it receives `slotGranted`) */

@@ -1,55 +1,37 @@
 import fs from 'node:fs';
-import path from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { Worker } from '@temporalio/worker';
-import { finalStatuses } from '../../src/domain/status';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { bundleWorkflowCode, type ReplayResult, Worker } from '@temporalio/worker';
 import { workflowsPath } from '../../src/entrypoints/worker';
-import { TemporalJobsService } from '../../src/temporal/client';
-import { environmentWorkflowId } from '../../src/workflows/definitions';
-import { eventually, startTestWorker, uniqueName } from '../helpers/temporal';
-import { environment, fakeWorld, jobInput } from './fakes';
-
-const fixtures = path.resolve(__dirname, '../fixtures/histories');
-const jobHistory = path.join(fixtures, 'compute-job.json');
-const slotsHistory = path.join(fixtures, 'environment-slots.json');
+import { historiesDir, historyFile, type RecordedHistory, recordedHistories } from './recorded-histories';
 
 /**
- * The recorded histories are the contract with jobs already running in production: a workflow change
- * that replays them differently is non-deterministic and needs `patched()`. Missing fixtures are
- * recorded from a real run (delete them to re-record after an intended, patched change).
+ * Every recorded history (one per workflow path, `npm run record:histories`) is replayed against today's
+ * workflow code: a change that makes other decisions on a recorded path fails here. Before the first
+ * release: re-record after changing a workflow. After it: see docs/workflow-versioning.md.
  */
-async function recordFixtures(): Promise<void> {
-  const env = environment({ id: uniqueName('replay'), maxJobs: 1, maxJobDuration: 120 });
-  const world = fakeWorld([env]);
-  const tw = await startTestWorker(world.activities);
-  try {
-    const jobs = new TemporalJobsService({ client: tw.client, taskQueue: tw.taskQueue, results: world.results });
-    const input = jobInput(env.id);
-    await jobs.start(input);
-    await eventually(async () => {
-      const v = await jobs.get(input.jobId);
-      return v !== null && finalStatuses.includes(v.status);
-    }, 30_000);
-    fs.mkdirSync(fixtures, { recursive: true });
-    fs.writeFileSync(jobHistory, historyToJSON(await tw.client.workflow.getHandle(`c2d-${input.jobId}`).fetchHistory()));
-    fs.writeFileSync(slotsHistory, historyToJSON(await tw.client.workflow.getHandle(environmentWorkflowId(env.id, tw.taskQueue)).fetchHistory()));
-  } finally {
-    await tw.stop();
-  }
-}
+const RECORD = 'run `npm run record:histories` and commit test/fixtures/histories/';
+
+let results: Map<string, ReplayResult>;
 
 beforeAll(async () => {
-  if (!fs.existsSync(jobHistory) || !fs.existsSync(slotsHistory)) await recordFixtures();
+  const present = recordedHistories.filter((name) => fs.existsSync(historyFile(name)));
+  const histories = present.map((name) => ({ workflowId: name, history: historyFromJSON(JSON.parse(fs.readFileSync(historyFile(name), 'utf8'))) }));
+  // one bundle and one replay worker for all of them
+  const workflowBundle = await bundleWorkflowCode({ workflowsPath: workflowsPath() });
+  results = new Map();
+  for await (const result of Worker.runReplayHistories({ workflowBundle }, histories)) results.set(result.workflowId, result);
 }, 120_000);
 
-describe('replay', () => {
-  test('when the recorded history of a full job is replayed, then the workflow code makes the same decisions', async () => {
-    const history: unknown = JSON.parse(fs.readFileSync(jobHistory, 'utf8'));
-    await expect(Worker.runReplayHistory({ workflowsPath: workflowsPath() }, history, 'c2d-replay')).resolves.toBeUndefined();
+describe('replay of the recorded histories', () => {
+  test('when the fixtures are listed, then there is exactly one per recorded path', () => {
+    const files = fs.readdirSync(historiesDir).filter((f) => f.endsWith('.json'));
+    expect(files.sort()).toEqual(recordedHistories.map((name) => `${name}.json`).sort());
   });
 
-  test('when the recorded history of a capacity workflow is replayed, then it makes the same decisions', async () => {
-    const history: unknown = JSON.parse(fs.readFileSync(slotsHistory, 'utf8'));
-    await expect(Worker.runReplayHistory({ workflowsPath: workflowsPath() }, history, 'c2d-env-replay')).resolves.toBeUndefined();
+  test.each(recordedHistories.map((name) => [name]))('when the history of %s is replayed, then the workflow makes the same decisions', (name: RecordedHistory) => {
+    if (!fs.existsSync(historyFile(name))) throw new Error(`no recorded history for ${name}: ${RECORD}`);
+    const result = results.get(name);
+    expect(result).toBeDefined();
+    expect(result?.error).toBeUndefined();
   });
 });

@@ -1,0 +1,55 @@
+import { CancellationScope, condition, getExternalWorkflowHandle, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Activities, EnvironmentLimits } from '../activities';
+import { waiting } from './activity-options';
+import { environmentWorkflowId, releaseSignal, slotGrantedSignal } from './definitions';
+
+// One quick call to Temporal itself: as a local activity it costs no task dispatch and no extra workflow task.
+const { acquireSlot } = proxyLocalActivities<Activities>({ ...waiting, summary: "Ask the environment's capacity workflow for a slot" });
+
+/** A slot is held at most maxJobDuration plus this, so a job that vanished without releasing cannot block others forever. */
+const LEASE_MARGIN_MS = 5 * 60_000;
+
+export interface EnvironmentSlot {
+  /** Queues this job at the environment's capacity workflow (started on first use) and waits, durably, for the grant. */
+  acquire(limits: EnvironmentLimits): Promise<void>;
+  /** Gives the slot back, or leaves the queue; once, and only if it was asked for. */
+  release(): Promise<void>;
+}
+
+/**
+ * This job's side of the capacity handshake with `environmentSlots` (id c2d-env-<environmentId>@<taskQueue>).
+ * Call it before the workflow's first await: it registers the grant's signal handler.
+ */
+export function environmentSlot(environmentId: string): EnvironmentSlot {
+  const { workflowId, taskQueue } = workflowInfo();
+  const slotsWorkflowId = environmentWorkflowId(environmentId, taskQueue);
+  let state: 'none' | 'requested' | 'released' = 'none';
+  let granted = false;
+
+  const signalRelease = async (): Promise<void> => {
+    try {
+      await getExternalWorkflowHandle(slotsWorkflowId).signal(releaseSignal, workflowId);
+    } catch {
+      // the capacity workflow is gone, and the slot with it
+    }
+  };
+
+  setHandler(slotGrantedSignal, () => {
+    granted = true;
+    // a grant that crossed our release (a stop while waiting) goes straight back
+    if (state === 'released') void CancellationScope.nonCancellable(signalRelease);
+  });
+
+  return {
+    async acquire(limits) {
+      state = 'requested';
+      await acquireSlot({ environmentId, slotsWorkflowId, workflowId, maxJobs: limits.maxJobs, leaseMs: limits.maxJobDuration * 1000 + LEASE_MARGIN_MS });
+      await condition(() => granted);
+    },
+    async release() {
+      if (state !== 'requested') return;
+      state = 'released';
+      await signalRelease();
+    },
+  };
+}
