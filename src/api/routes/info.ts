@@ -41,7 +41,7 @@ const environmentViewSchema = z
     free: z.boolean(),
   })
   .meta({ id: 'Environment' });
-type EnvironmentView = z.infer<typeof environmentViewSchema>;
+export type EnvironmentView = z.infer<typeof environmentViewSchema>;
 
 export const root = route({
   name: 'root',
