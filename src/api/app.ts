@@ -3,7 +3,7 @@ import type { AppDeps } from './deps';
 import { errorHandler, notFoundHandler } from './errors';
 import { apiMetrics } from './metrics';
 import { collapseLeadingSlashes, cors, refuseHead, requestLog } from './middleware';
-import { signedPaths } from './route';
+import { BODY_LIMIT, signedPaths } from './route';
 import { codecRoutes } from './routes/codec';
 import { routes } from './table';
 
@@ -23,7 +23,8 @@ export function createApp(deps: AppDeps): express.Express {
   const router = express.Router();
   for (const route of routes) router[route.method](route.path, ...route.handlers(deps, routes));
   app.use(router);
-  app.use(notFoundHandler);
+  // a request no route takes still has its JSON body read (a malformed one is a 400, as on every route)
+  app.use(express.json({ limit: BODY_LIMIT }), notFoundHandler);
   app.use(errorHandler(deps.logger));
   return app;
 }

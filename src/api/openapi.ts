@@ -38,12 +38,12 @@ function hoistDefs(value: unknown, components: Record<string, JsonSchema>): unkn
 
 /** The error answers every route may give, by what the route does; a route's own `responses` redescribe them. */
 function sharedErrors(route: Route): Responses {
-  const takesInput = route.input !== undefined || route.body !== 'none';
+  const readsBody = route.body !== 'none';
   const errors: Responses = {};
-  if (takesInput) errors[400] = { description: 'Validation error, or a refused permission (`{"error":{"<resource>":"<code>"}}`)', schema: errorBodySchema };
+  if (route.input || readsBody) errors[400] = { description: 'Validation error, or a refused permission (`{"error":{"<resource>":"<code>"}}`)', schema: errorBodySchema };
   if (route.auth === 'signature') errors[401] = handledError('Invalid signature or nonce');
-  if (takesInput) errors[404] = handledError('No such job, result or route (for this consumer)');
-  if (route.body !== 'none') errors[413] = handledError('Request body over 1 MB');
+  if (route.input) errors[404] = handledError('No such job, result or route (for this consumer)');
+  if (readsBody) errors[413] = handledError('Request body over 1 MB');
   errors[503] = handledError('The orchestrator is unavailable, or an unexpected failure');
   return errors;
 }

@@ -43,7 +43,7 @@ export interface RouteContext<I, R extends Responses> {
   req: Request;
   res: Response;
   /** Sends a JSON body of a status the route declares; the compiler holds the body to that status's schema. */
-  json<C extends keyof R & number>(status: C, body: JsonBody<R[C]>): void;
+  json: <C extends keyof R & number>(status: C, body: JsonBody<R[C]>) => void;
 }
 
 export interface RouteSpec<S extends z.ZodType, R extends Responses> {
@@ -59,27 +59,28 @@ export interface RouteSpec<S extends z.ZodType, R extends Responses> {
   /** published in the root document's serviceEndpoints, where Ocean's clients look endpoints up by name */
   service?: boolean;
   input?: RouteInput<S>;
-  /** how the body is read; default: JSON when the input comes from `params`, else not at all */
+  /** how the body is read; default: JSON (a JSON body is read even where no input comes from it, as any route of the API always has) */
   body?: 'json' | 'raw' | 'none';
   /** the answers of this route; the table adds the error answers every route shares (openapi.ts) */
   responses: R;
   /** Called once per app: what runs per request. `routes` is the whole table (the root document and the OpenAPI routes describe it). */
-  handler(deps: AppDeps, routes: readonly Route[]): (ctx: RouteContext<z.output<S>, R>) => Promise<void> | void;
+  handler: (deps: AppDeps, routes: readonly Route[]) => (ctx: RouteContext<z.output<S>, R>) => Promise<void> | void;
 }
 
 /** A route with its types erased, as the table holds it. */
 export interface Route extends Omit<RouteSpec<z.ZodType, Responses>, 'handler' | 'body'> {
   body: 'json' | 'raw' | 'none';
   /** the Express handlers of this route: body parser, then parse and handle */
-  handlers(deps: AppDeps, routes: readonly Route[]): RequestHandler[];
+  handlers: (deps: AppDeps, routes: readonly Route[]) => RequestHandler[];
 }
 
-const BODY_LIMIT = '1mb';
+/** the JSON (or raw) body a request may carry */
+export const BODY_LIMIT = '1mb';
 
 /** Declares a route; the types of its input and JSON answers flow from the schemas into the handler. */
 export function route<S extends z.ZodType = z.ZodUndefined, R extends Responses = Responses>(spec: RouteSpec<S, R>): Route {
   const { handler, ...described } = spec;
-  const body = spec.body ?? (spec.input?.from === 'params' ? 'json' : 'none');
+  const body = spec.body ?? 'json';
   const input = spec.input;
   const parse = (req: Request): z.output<S> => {
     if (!input) return undefined as z.output<S>;

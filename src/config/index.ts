@@ -98,7 +98,7 @@ const envSchema = z.object({
   /** Chain id this provider serves (keys of computeEnvironments, providerAddresses). */
   C2D_CHAIN_ID: z.coerce.number().int().positive().default(8996),
   /** JSON object mapping algorithm image names to host runtimes, e.g. {"node":"/usr/bin/node"}. */
-  C2D_RUNTIMES: z.string().optional().transform(parseRuntimes),
+  C2D_RUNTIMES: z.string().optional().transform(parseRuntimes).pipe(z.record(z.string(), runtimeSchema).optional()),
   /** Host uid/gid the sandboxed steps run as when the worker runs as root. */
   C2D_SANDBOX_UID: z.coerce.number().int().positive().default(65534),
   /** cgroup filesystem root (v1 hierarchies or the v2 unified tree are detected below it). */
@@ -128,7 +128,7 @@ const envSchema = z.object({
     .transform((v) => v.split(',').map((a) => a.trim()).filter((a) => a !== ''))
     .pipe(z.array(z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be comma-separated 0x addresses'))),
   /** Payload encryption keys `id:base64key,...` (32-byte AES-256 keys). The first encrypts, all decrypt (rotation). Empty: payloads in clear. */
-  C2D_PAYLOAD_KEYS: z.string().default('').transform(parsePayloadKeys),
+  C2D_PAYLOAD_KEYS: z.string().default('').transform(parsePayloadKeys).pipe(z.array(payloadKeySchema)),
   /** Bearer token of the codec endpoint (/codec/decode, /codec/encode) the Temporal Web UI calls. Unset: the endpoint refuses everyone. */
   C2D_CODEC_TOKEN: z.string().min(16, 'must be at least 16 characters (e.g. openssl rand -hex 32)').optional(),
   /** Browser origins (comma-separated) allowed to call the codec endpoint. Default: the dev Web UI, http://127.0.0.1:<ui port> and http://localhost:<ui port>. */

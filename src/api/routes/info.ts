@@ -50,6 +50,7 @@ export const root = route({
   summary: 'Who this provider is and where its endpoints are',
   tags: ['info'],
   auth: 'none',
+  body: 'none',
   responses: { 200: { description: 'The root document', schema: rootSchema } },
   handler: (deps, routes) => {
     const address = deps.providerWallet.address;
@@ -113,6 +114,7 @@ export const computeEnvironments = route({
   auth: 'none',
   service: true,
   input: { from: 'query', schema: environmentsQuerySchema },
+  body: 'none',
   responses: { 200: { description: 'Environments by chain id', schema: z.record(z.string(), z.array(environmentViewSchema)) } },
   handler: (deps) => async ({ input, json }) => {
     if (input.chainId !== undefined && input.chainId !== deps.chainId) return json(200, {});
