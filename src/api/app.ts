@@ -1,19 +1,11 @@
 import express from 'express';
 import type { AppDeps } from './deps';
-import { signedPaths } from './endpoints';
 import { errorHandler, notFoundHandler } from './errors';
 import { apiMetrics } from './metrics';
 import { collapseLeadingSlashes, cors, refuseHead, requestLog } from './middleware';
-import { aquariusRoutes } from './routes/aquarius';
-import { chainRoutes } from './routes/chain';
+import { BODY_LIMIT, signedPaths } from './route';
 import { codecRoutes } from './routes/codec';
-import { computeRoutes } from './routes/compute';
-import { decryptRoutes } from './routes/decrypt';
-import { downloadRoutes } from './routes/download';
-import { infoRoutes } from './routes/info';
-import { opsRoutes } from './routes/ops';
-import { publisherRoutes } from './routes/publisher';
-import { resultRoutes } from './routes/results';
+import { routes } from './table';
 
 export type { AppDeps } from './deps';
 
@@ -27,19 +19,12 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(codecRoutes(deps.codecEndpoint, deps.logger));
   app.use(requestLog(deps.logger));
   app.use(cors);
-  app.use(refuseHead(signedPaths));
-  // before the JSON parser: /encrypt reads its body raw
-  app.use(infoRoutes(deps));
-  app.use(express.json({ limit: '1mb' }));
-  app.use(computeRoutes(deps));
-  app.use(chainRoutes(deps));
-  app.use(decryptRoutes(deps));
-  app.use(publisherRoutes(deps));
-  app.use(opsRoutes(deps));
-  app.use(aquariusRoutes(deps));
-  app.use(resultRoutes(deps));
-  app.use(downloadRoutes(deps));
-  app.use(notFoundHandler);
+  app.use(refuseHead(signedPaths(routes)));
+  const router = express.Router();
+  for (const route of routes) router[route.method](route.path, ...route.handlers(deps, routes));
+  app.use(router);
+  // a request no route takes still has its JSON body read (a malformed one is a 400, as on every route)
+  app.use(express.json({ limit: BODY_LIMIT }), notFoundHandler);
   app.use(errorHandler(deps.logger));
   return app;
 }

@@ -1,7 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { C2DError, type ErrorKind, NotFoundError, ValidationError } from '../domain/errors';
+import { C2DError, type ErrorKind, NotFoundError, RangeNotSatisfiableError, ValidationError } from '../domain/errors';
 import type { Logger } from '../domain/logger';
-import { RangeNotSatisfiableError } from '../storage/range';
 
 /** Thrown for HEAD on signed routes (Ocean answers 405 there). */
 export class MethodNotAllowedError extends C2DError {

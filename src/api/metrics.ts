@@ -2,8 +2,8 @@ import type { Request, RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
 import type { AppDeps } from './deps';
-import { endpoints } from './endpoints';
 import { requestParams } from './params';
+import { COMPUTE_PATH } from './routes/compute';
 
 /** Prometheus metrics of one API instance: a registry of its own, so apps in one process (tests) don't share counters. */
 export interface ApiMetrics {
@@ -66,7 +66,7 @@ function createApiMetrics(deps: Pick<AppDeps, 'environments' | 'jobs' | 'logger'
   const maxJobs = new Gauge({ name: 'c2d_environment_max_jobs', help: 'Slots of the environment', labelNames: ['environment'] as const, registers: [registry] });
   for (const env of deps.environments) maxJobs.set({ environment: env.id }, env.maxJobs);
 
-  const startPath = endpoints.computeStart[1];
+  const startPath = COMPUTE_PATH;
   const middleware: RequestHandler = (req, res, next) => {
     const end = latency.startTimer();
     res.on('finish', () => {

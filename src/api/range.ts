@@ -1,26 +1,25 @@
-import { RangeNotSatisfiableError } from '../storage/range';
+import type { Request } from 'express';
+import { RangeNotSatisfiableError } from '../domain/errors';
+
+/** RFC 9110 §14.2: a Range in a unit we don't serve is ignored (range-parser's errors don't say the unit). */
+const BYTES_UNIT = /^\s*bytes\s*=/i;
+/** `bytes=-N` with N > 0: a suffix, the file's last N bytes. */
+const SUFFIX = /^\s*bytes\s*=\s*-\s*0*[1-9]\d*\s*$/i;
 
 /**
- * A single `Range: bytes=…` request as a start and optional end; undefined when there is no Range
- * header or one we choose to ignore (another unit, several ranges — RFC 9110 lets us serve the whole file).
- * A malformed byte range is refused with 416.
+ * The one byte range a request asks of a file of `totalSize` bytes, by Express's `req.range()`
+ * (range-parser); undefined for the whole file: no Range header, another unit, or several ranges (RFC
+ * 9110 lets a server answer those with the whole file). A malformed or unsatisfiable byte range is 416.
  */
-export function parseRangeHeader(header: string | undefined, totalSize: number): { start: number; end?: number } | undefined {
-  if (!header) return undefined;
-  const match = /^\s*bytes\s*=\s*(.*)$/i.exec(header);
-  if (!match?.[1] || match[1].includes(',')) return undefined;
-  const spec = /^(\d*)-(\d*)$/.exec(match[1].trim());
-  if (!spec) throw new RangeNotSatisfiableError(totalSize);
-  const [, first = '', last = ''] = spec;
-  if (first === '' && last === '') throw new RangeNotSatisfiableError(totalSize);
-  if (first === '') {
-    const suffix = Number(last);
-    if (suffix === 0) throw new RangeNotSatisfiableError(totalSize);
-    return { start: Math.max(0, totalSize - suffix) };
+export function requestedRange(req: Request, totalSize: number): { start: number; end: number } | undefined {
+  const header = req.get('Range');
+  if (header === undefined || !BYTES_UNIT.test(header)) return undefined;
+  const ranges = req.range(totalSize);
+  if (ranges === undefined) return undefined;
+  if (ranges === -1 || ranges === -2) {
+    // range-parser 1.3 refuses a suffix longer than the file; RFC 9110 §14.1.2 serves the whole file (jshttp/range-parser#66)
+    if (ranges === -1 && totalSize > 0 && SUFFIX.test(header)) return { start: 0, end: totalSize - 1 };
+    throw new RangeNotSatisfiableError(totalSize);
   }
-  const start = Number(first);
-  if (last === '') return { start };
-  const end = Number(last);
-  if (end < start) throw new RangeNotSatisfiableError(totalSize);
-  return { start, end };
+  return ranges.length === 1 ? ranges[0] : undefined;
 }

@@ -1,4 +1,6 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { getBytes, keccak256, toUtf8Bytes, type Wallet } from 'ethers';
+import type { EnvironmentView } from '../api/routes/info';
 import type { JobView } from '../domain/job';
 import { finalStatuses } from '../domain/status';
 
@@ -23,16 +25,8 @@ export interface StartJobRequest {
   additionalDatasets?: StartJobRequest['dataset'][];
 }
 
-export interface EnvironmentView {
-  id: string;
-  priceMin: number;
-  maxJobs: number;
-  currentJobs: number;
-  maxJobDuration: number;
-  storageExpiry: number;
-  /** the environment's own wallet: consumers order datatokens with `consumer` = this address */
-  consumerAddress: string;
-}
+/** An environment as `computeEnvironments` shows it (the API's schema; its `consumerAddress` is the environment's own wallet: consumers order datatokens for it). */
+export type { EnvironmentView };
 
 /**
  * A consumer of the Provider API, speaking the wire contract as Ocean's client does: nonce before each
@@ -140,7 +134,7 @@ export class ProviderClient {
       }
       if (isFinal(job)) return job;
       if (Date.now() > deadline) throw new Error(`job ${jobId} still in status ${job.status} after ${opts.timeoutMs ?? 120_000} ms`);
-      await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
+      await delay(opts.intervalMs ?? 100);
     }
   }
 }

@@ -6,9 +6,74 @@ import { defaultEnvironments, type Environment, environmentsFileSchema } from '.
 import { ValidationError } from '../domain/errors';
 
 /**
- * Every setting, as environment variables `C2D_*`. Parsed once by an entrypoint and passed down;
- * nothing else reads `process.env`. Keep README's table and `.env.example` in step with this.
+ * Every setting, as environment variables `C2D_*`, and the Config they make: one zod schema, whose
+ * output type is `Config`. Parsed once by an entrypoint (`loadConfig`) and passed down; nothing else
+ * reads `process.env`, and nothing here reads a file before `loadConfig` is called. Keep README's table
+ * and `.env.example` in step with this.
  */
+
+/** The host binary an algorithm image runs on (process backend). */
+const runtimeSchema = z.object({
+  /** absolute path of the host binary */
+  command: z.string(),
+  /** names it is reachable by on the algorithm's PATH */
+  names: z.array(z.string()),
+});
+export type Runtime = z.output<typeof runtimeSchema>;
+
+/** C2D_RUNTIMES: image name → a binary, or {command, names}. */
+const runtimesSettingSchema = z.record(z.string().regex(/^[a-z0-9._/-]+$/), z.union([z.string(), z.object({ command: z.string(), names: z.array(z.string()).optional() })]));
+
+function parseRuntimes(spec: string | undefined, ctx: z.RefinementCtx): Record<string, Runtime> | undefined {
+  if (spec === undefined) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(spec);
+  } catch {
+    return issue(ctx, 'must be a JSON object {"image": "/path/to/binary"}');
+  }
+  const r = runtimesSettingSchema.safeParse(json);
+  if (!r.success) return issue(ctx, z.prettifyError(r.error));
+  const runtimes: Record<string, Runtime> = {};
+  for (const [image, v] of Object.entries(r.data)) {
+    const command = typeof v === 'string' ? v : v.command;
+    const names = typeof v === 'string' || !v.names ? [path.basename(command), image.split('/').pop() ?? image] : v.names;
+    if (!path.isAbsolute(command)) return issue(ctx, `runtime of ${image} must be an absolute path`);
+    runtimes[image] = { command, names: [...new Set(names)] };
+  }
+  return runtimes;
+}
+
+/** One key of the payload codec's keyring; `id` is written into every payload it encrypts. */
+const payloadKeySchema = z.object({
+  id: z.string(),
+  /** 32 bytes (AES-256) */
+  key: z.instanceof(Uint8Array),
+});
+export type PayloadKey = z.output<typeof payloadKeySchema>;
+
+/** `id:base64key,id:base64key`: ids unique and readable, keys exactly 32 bytes. */
+function parsePayloadKeys(spec: string, ctx: z.RefinementCtx): PayloadKey[] {
+  const keys: PayloadKey[] = [];
+  for (const entry of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const i = entry.indexOf(':');
+    const id = entry.slice(0, i);
+    if (i < 1 || !/^[A-Za-z0-9._-]{1,64}$/.test(id)) return issue(ctx, 'each entry must be id:base64key with an id of letters, digits, ".", "_" or "-"');
+    const base64 = entry.slice(i + 1);
+    const key = Buffer.from(base64, 'base64');
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64) || key.length !== 32) return issue(ctx, `key ${id} must be 32 bytes in base64 (generate one with: openssl rand -base64 32)`);
+    if (keys.some((k) => k.id === id)) return issue(ctx, `key id ${id} appears twice`);
+    keys.push({ id, key: new Uint8Array(key) });
+  }
+  return keys;
+}
+
+/** Reports a bad setting from a transform (the issue's path names the variable). */
+function issue(ctx: z.RefinementCtx, message: string, variable?: string): never {
+  ctx.addIssue({ code: 'custom', message, ...(variable ? { path: [variable] } : {}) });
+  return z.NEVER;
+}
+
 const envSchema = z.object({
   /** Port of the Provider API. */
   C2D_API_PORT: z.coerce.number().int().min(0).max(65535).default(8030),
@@ -33,7 +98,7 @@ const envSchema = z.object({
   /** Chain id this provider serves (keys of computeEnvironments, providerAddresses). */
   C2D_CHAIN_ID: z.coerce.number().int().positive().default(8996),
   /** JSON object mapping algorithm image names to host runtimes, e.g. {"node":"/usr/bin/node"}. */
-  C2D_RUNTIMES: z.string().optional(),
+  C2D_RUNTIMES: z.string().optional().transform(parseRuntimes).pipe(z.record(z.string(), runtimeSchema).optional()),
   /** Host uid/gid the sandboxed steps run as when the worker runs as root. */
   C2D_SANDBOX_UID: z.coerce.number().int().positive().default(65534),
   /** cgroup filesystem root (v1 hierarchies or the v2 unified tree are detected below it). */
@@ -63,7 +128,7 @@ const envSchema = z.object({
     .transform((v) => v.split(',').map((a) => a.trim()).filter((a) => a !== ''))
     .pipe(z.array(z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be comma-separated 0x addresses'))),
   /** Payload encryption keys `id:base64key,...` (32-byte AES-256 keys). The first encrypts, all decrypt (rotation). Empty: payloads in clear. */
-  C2D_PAYLOAD_KEYS: z.string().default(''),
+  C2D_PAYLOAD_KEYS: z.string().default('').transform(parsePayloadKeys).pipe(z.array(payloadKeySchema)),
   /** Bearer token of the codec endpoint (/codec/decode, /codec/encode) the Temporal Web UI calls. Unset: the endpoint refuses everyone. */
   C2D_CODEC_TOKEN: z.string().min(16, 'must be at least 16 characters (e.g. openssl rand -hex 32)').optional(),
   /** Browser origins (comma-separated) allowed to call the codec endpoint. Default: the dev Web UI, http://127.0.0.1:<ui port> and http://localhost:<ui port>. */
@@ -78,65 +143,9 @@ const envSchema = z.object({
   C2D_K8S_RESULTS_DIR: z.string().optional(),
 });
 
-/** One key of the payload codec's keyring; `id` is written into every payload it encrypts. */
-export interface PayloadKey {
-  id: string;
-  /** 32 bytes (AES-256) */
-  key: Uint8Array;
-}
-
-export interface Runtime {
-  /** absolute path of the host binary */
-  command: string;
-  /** names it is reachable by on the algorithm's PATH */
-  names: string[];
-}
-
-/** One EVM chain the provider serves; everything chain-related is per chain id. */
-export interface ChainSettings {
-  chainId: number;
-  rpcUrl: string;
-  /** address.json-shaped file holding this chain's entry */
-  contractsFile: string;
-  /** fee token address; undefined → the Ocean token of the contracts file */
-  feeToken?: string;
-  confirmations: number;
-}
 
 /** Where `npm run dev`'s local chain listens when C2D_CHAIN_RPC_URL is unset. */
 export const DEV_CHAIN_RPC_URL = 'http://127.0.0.1:8545';
-
-export interface Config {
-  api: { port: number; host: string };
-  temporal: { address: string; namespace: string; taskQueue: string; uiPort: number };
-  dataDir: string;
-  catalogDir: string;
-  environments: Environment[];
-  providerPrivateKey: string;
-  chainId: number;
-  /** image name (without tag) → host runtime */
-  runtimes: Record<string, Runtime>;
-  /** network: per-job egress of algorithms with network access (default: src/compute/process/network.ts) */
-  sandbox: { uid: number; cgroupRoot: string; network?: { pool: string; deny: string[] } };
-  logLevel: z.infer<typeof envSchema>['C2D_LOG_LEVEL'];
-  resultSweepSeconds: number;
-  /** chains served, keyed by chain id; empty when C2D_CHAIN_RPC_URL is unset */
-  chains: Record<number, ChainSettings>;
-  /** where Ocean's contract addresses are read from (and written by the dev chain) */
-  contractsFile: string;
-  /** Aquarius-compatible metadata cache asked after catalog and chain; unset: none */
-  aquariusUrl?: string;
-  /** addresses allowed to call `decrypt` besides the provider itself (lower case) */
-  authorizedDecrypters: string[];
-  /** payload codec: keyring (first encrypts; empty: no encryption), codec endpoint token and allowed UI origins */
-  codec: { keys: PayloadKey[]; token?: string; uiOrigins: string[] };
-  /** worker's Prometheus endpoint; port 0: off */
-  workerMetrics: { port: number; host: string };
-  /** kubernetes backend: kubeconfig file (undefined: in-cluster) and the worker's mount of the results volume */
-  kubernetes: { kubeconfig: string | undefined; resultsDir: string };
-}
-
-const runtimesSchema = z.record(z.string().regex(/^[a-z0-9._/-]+$/), z.union([z.string(), z.object({ command: z.string(), names: z.array(z.string()).optional() })]));
 
 export function defaultRuntimes(nodePath: string): Record<string, Runtime> {
   const python = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => fs.existsSync(p)) ?? '/usr/bin/python3';
@@ -146,27 +155,24 @@ export function defaultRuntimes(nodePath: string): Record<string, Runtime> {
   };
 }
 
-function fail(field: string, message: string): never {
-  throw new ValidationError({ [field]: [message] }, `Invalid setting ${field}: ${message}`);
-}
-
-function loadEnvironments(file: string | undefined): Environment[] {
+function loadEnvironments(file: string | undefined, ctx: z.RefinementCtx): Environment[] {
+  const variable = 'C2D_ENVIRONMENTS_FILE';
   let raw: unknown = defaultEnvironments;
   if (file) {
     let text: string;
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (err) {
-      fail('C2D_ENVIRONMENTS_FILE', `cannot read ${file}: ${(err as Error).message}`);
+      return issue(ctx, `cannot read ${file}: ${(err as Error).message}`, variable);
     }
     try {
       raw = /\.ya?ml$/i.test(file) ? YAML.parse(text) : JSON.parse(text);
     } catch (err) {
-      fail('C2D_ENVIRONMENTS_FILE', `${file} is not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
+      return issue(ctx, `${file} is not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(err as Error).message}`, variable);
     }
   }
   const parsed = environmentsFileSchema.safeParse(raw);
-  if (!parsed.success) fail('C2D_ENVIRONMENTS_FILE', z.prettifyError(parsed.error));
+  if (!parsed.success) return issue(ctx, z.prettifyError(parsed.error), variable);
   return parsed.data;
 }
 
@@ -187,77 +193,65 @@ function loadProviderKey(explicit: string | undefined, dataDir: string): string 
   }
 }
 
-/** `id:base64key,id:base64key`: ids unique and readable, keys exactly 32 bytes. */
-function parsePayloadKeys(spec: string): PayloadKey[] {
-  const keys: PayloadKey[] = [];
-  for (const entry of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
-    const i = entry.indexOf(':');
-    const id = entry.slice(0, i);
-    if (i < 1 || !/^[A-Za-z0-9._-]{1,64}$/.test(id)) fail('C2D_PAYLOAD_KEYS', 'each entry must be id:base64key with an id of letters, digits, ".", "_" or "-"');
-    const base64 = entry.slice(i + 1);
-    const key = Buffer.from(base64, 'base64');
-    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64) || key.length !== 32) fail('C2D_PAYLOAD_KEYS', `key ${id} must be 32 bytes in base64 (generate one with: openssl rand -base64 32)`);
-    if (keys.some((k) => k.id === id)) fail('C2D_PAYLOAD_KEYS', `key id ${id} appears twice`);
-    keys.push({ id, key: new Uint8Array(key) });
-  }
-  return keys;
-}
-
-/** Parse settings from an environment (normally `process.env`). Throws ValidationError naming the bad variable. */
-export function loadConfig(env: Record<string, string | undefined>, opts: { nodePath?: string } = {}): Config {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    fail(String(issue?.path[0] ?? 'settings'), issue?.message ?? 'invalid');
-  }
-  const e = parsed.data;
+/**
+ * The settings as the program uses them. The transform runs only inside `loadConfig`: reading the
+ * environments file and the provider key (generated on first use) happens then, never at import.
+ */
+const configSchema = envSchema.transform((e, ctx) => {
   const dataDir = path.resolve(e.C2D_DATA_DIR);
   const contractsFile = path.resolve(e.C2D_CONTRACTS_FILE ?? path.join(dataDir, 'contracts.json'));
-  let runtimes = defaultRuntimes(opts.nodePath ?? process.execPath);
-  if (e.C2D_RUNTIMES) {
-    let json: unknown;
-    try {
-      json = JSON.parse(e.C2D_RUNTIMES);
-    } catch {
-      fail('C2D_RUNTIMES', 'must be a JSON object {"image": "/path/to/binary"}');
-    }
-    const r = runtimesSchema.safeParse(json);
-    if (!r.success) fail('C2D_RUNTIMES', z.prettifyError(r.error));
-    runtimes = Object.fromEntries(
-      Object.entries(r.data).map(([image, v]) => {
-        const command = typeof v === 'string' ? v : v.command;
-        const names = typeof v === 'string' || !v.names ? [path.basename(command), image.split('/').pop() ?? image] : v.names;
-        if (!path.isAbsolute(command)) fail('C2D_RUNTIMES', `runtime of ${image} must be an absolute path`);
-        return [image, { command, names: [...new Set(names)] }];
-      }),
-    );
-  }
+  // the process backend has its own default when a caller (a test) leaves the network out
+  const network: { network?: { pool: string; deny: string[] } } = {
+    network: { pool: e.C2D_ALGORITHM_NETWORK_POOL, deny: e.C2D_ALGORITHM_NETWORK_DENY.split(',').map((c) => c.trim()).filter(Boolean) },
+  };
+  const chains: Record<number, { chainId: number; rpcUrl: string; contractsFile: string; feeToken?: string; confirmations: number }> = e.C2D_CHAIN_RPC_URL
+    ? { [e.C2D_CHAIN_ID]: { chainId: e.C2D_CHAIN_ID, rpcUrl: e.C2D_CHAIN_RPC_URL, contractsFile, feeToken: e.C2D_FEE_TOKEN, confirmations: e.C2D_CHAIN_CONFIRMATIONS } }
+    : {};
   return {
     api: { port: e.C2D_API_PORT, host: e.C2D_API_HOST },
     temporal: { address: e.C2D_TEMPORAL_ADDRESS, namespace: e.C2D_TEMPORAL_NAMESPACE, taskQueue: e.C2D_TASK_QUEUE, uiPort: e.C2D_TEMPORAL_UI_PORT },
     dataDir,
     catalogDir: path.resolve(e.C2D_CATALOG_DIR ?? path.join(dataDir, 'catalog')),
-    environments: loadEnvironments(e.C2D_ENVIRONMENTS_FILE),
+    environments: loadEnvironments(e.C2D_ENVIRONMENTS_FILE, ctx),
     providerPrivateKey: loadProviderKey(e.C2D_PROVIDER_PRIVATE_KEY, dataDir),
     chainId: e.C2D_CHAIN_ID,
-    runtimes,
-    sandbox: {
-      uid: e.C2D_SANDBOX_UID,
-      cgroupRoot: e.C2D_CGROUP_ROOT,
-      network: { pool: e.C2D_ALGORITHM_NETWORK_POOL, deny: e.C2D_ALGORITHM_NETWORK_DENY.split(',').map((c) => c.trim()).filter(Boolean) },
-    },
+    /** image name (without tag) → host runtime */
+    runtimes: e.C2D_RUNTIMES ?? defaultRuntimes(process.execPath),
+    /** network: per-job egress of algorithms with network access (default: src/compute/process/network.ts) */
+    sandbox: { uid: e.C2D_SANDBOX_UID, cgroupRoot: e.C2D_CGROUP_ROOT, ...network },
     logLevel: e.C2D_LOG_LEVEL,
     resultSweepSeconds: e.C2D_RESULT_SWEEP_SECONDS,
-    chains: e.C2D_CHAIN_RPC_URL ? { [e.C2D_CHAIN_ID]: { chainId: e.C2D_CHAIN_ID, rpcUrl: e.C2D_CHAIN_RPC_URL, contractsFile, feeToken: e.C2D_FEE_TOKEN, confirmations: e.C2D_CHAIN_CONFIRMATIONS } } : {},
+    /** chains served, keyed by chain id; empty when C2D_CHAIN_RPC_URL is unset */
+    chains,
+    /** where Ocean's contract addresses are read from (and written by the dev chain) */
     contractsFile,
-    ...(e.C2D_AQUARIUS_URL ? { aquariusUrl: e.C2D_AQUARIUS_URL } : {}),
+    /** Aquarius-compatible metadata cache asked after catalog and chain; unset: none */
+    aquariusUrl: e.C2D_AQUARIUS_URL,
+    /** addresses allowed to call `decrypt` besides the provider itself (lower case) */
     authorizedDecrypters: e.C2D_AUTHORIZED_DECRYPTERS.map((a) => a.toLowerCase()),
+    /** payload codec: keyring (first encrypts; empty: no encryption), codec endpoint token and allowed UI origins */
     codec: {
-      keys: parsePayloadKeys(e.C2D_PAYLOAD_KEYS),
-      ...(e.C2D_CODEC_TOKEN ? { token: e.C2D_CODEC_TOKEN } : {}),
+      keys: e.C2D_PAYLOAD_KEYS,
+      token: e.C2D_CODEC_TOKEN,
       uiOrigins: (e.C2D_CODEC_UI_ORIGINS ?? `http://127.0.0.1:${e.C2D_TEMPORAL_UI_PORT},http://localhost:${e.C2D_TEMPORAL_UI_PORT}`).split(',').map((o) => o.trim().replace(/\/$/, '')).filter((o) => o !== ''),
     },
+    /** worker's Prometheus endpoint; port 0: off */
     workerMetrics: { port: e.C2D_WORKER_METRICS_PORT, host: e.C2D_WORKER_METRICS_HOST },
+    /** kubernetes backend: kubeconfig file (undefined: in-cluster) and the worker's mount of the results volume */
     kubernetes: { kubeconfig: e.C2D_KUBECONFIG ? path.resolve(e.C2D_KUBECONFIG) : undefined, resultsDir: path.resolve(e.C2D_K8S_RESULTS_DIR ?? path.join(dataDir, 'k8s-results')) },
   };
+});
+
+export type Config = z.output<typeof configSchema>;
+/** One EVM chain the provider serves; everything chain-related is per chain id. */
+export type ChainSettings = NonNullable<Config['chains'][number]>;
+
+/** Parses settings from an environment (normally `process.env`). Throws ValidationError naming the bad variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = configSchema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const first = parsed.error.issues[0];
+  const field = String(first?.path[0] ?? 'settings');
+  const message = first?.message ?? 'invalid';
+  throw new ValidationError({ [field]: [message] }, `Invalid setting ${field}: ${message}`);
 }

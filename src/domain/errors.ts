@@ -37,6 +37,14 @@ export class ValidationError extends C2DError {
   }
 }
 
+/** Thrown when a requested byte range lies outside the file (HTTP 416); carries the size for Content-Range. */
+export class RangeNotSatisfiableError extends ValidationError {
+  constructor(readonly totalSize: number) {
+    super({ range: [`outside the file (${totalSize} bytes)`] }, 'Range not satisfiable');
+    this.name = 'RangeNotSatisfiableError';
+  }
+}
+
 /** Thrown when an asset rule refuses the job; carries Ocean's resource key and error code. */
 export class AccessDeniedError extends C2DError {
   constructor(resource: string, code: string, message?: string) {

@@ -1,4 +1,5 @@
-import type { JobStatusCode, StopReqCode } from './status';
+import type { z } from 'zod';
+import type { jobViewSchema, resultEntrySchema, resultTypeSchema, terminationDetailsSchema } from './job-view';
 
 /** What the consumer asked to run, by id only. This is the workflow input: it goes into Temporal's
  * history, so it must never hold a decrypted file location, a key or a signature. */
@@ -31,39 +32,11 @@ export interface ContainerSpec {
   checksum: string;
 }
 
-/** What an algorithm step ended with, reported to the consumer (ours; the reference says "finished" even after a crash). */
-export interface TerminationDetails {
-  exitCode: number | null;
-  oomKilled: boolean;
-  reason: string;
-}
-
-export type ResultType = 'output' | 'algorithmLog' | 'configrationLog' | 'publishLog';
-
-export interface ResultEntry {
-  filename: string;
-  filesize: number;
-  type: ResultType;
-}
-
-/** The job as the consumer sees it (Ocean's job object plus our fields). */
-export interface JobView {
-  agreementId: string;
-  jobId: string;
-  owner: string;
-  status: JobStatusCode;
-  statusText: string;
-  dateCreated: string; // epoch seconds as a string
-  dateFinished: string | null;
-  stopreq: StopReqCode;
-  removed: 0 | 1;
-  algoDID: string;
-  inputDID: string[];
-  results: ResultEntry[] | '';
-  environment: string;
-  expireTimestamp: number | null; // epoch seconds after which results are gone
-  terminationDetails: TerminationDetails | null;
-}
+export type ResultType = z.infer<typeof resultTypeSchema>;
+export type ResultEntry = z.infer<typeof resultEntrySchema>;
+export type TerminationDetails = z.infer<typeof terminationDetailsSchema>;
+/** The job as the consumer sees it (Ocean's job object plus our fields); the schema is in ./job-view. */
+export type JobView = z.infer<typeof jobViewSchema>;
 
 export const RAW_ALGORITHM_DID = 'raw';
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { z } from 'zod';
 import { createApp } from '../api/app';
 import { ComputeInitializer } from '../chain/initialize';
 import { MetadataReader } from '../chain/metadata-reader';
@@ -10,12 +11,16 @@ import { TemporalJobsService } from '../temporal/client';
 import { CLEAR_PAYLOADS_WARNING, dataConverterFor, payloadCodecFor } from '../temporal/codec';
 import { createLogger, createSharedDeps } from './wiring';
 
-const packageFile = path.resolve(__dirname, __filename.endsWith('.ts') ? '../..' : '../../..', 'package.json');
-const { version } = JSON.parse(fs.readFileSync(packageFile, 'utf8')) as { version: string };
+/** The version in package.json (read when the API starts, not at import). */
+function packageVersion(): string {
+  const packageFile = path.resolve(__dirname, __filename.endsWith('.ts') ? '../..' : '../../..', 'package.json');
+  return z.object({ version: z.string() }).parse(JSON.parse(fs.readFileSync(packageFile, 'utf8'))).version;
+}
 
 /** `npm run api`: the Provider REST API. Starts even while Temporal is down (answers 503 until it is up). */
 export function main(): void {
   const config = loadConfig(process.env);
+  const version = packageVersion();
   const logger = createLogger(config, 'api');
   const shared = createSharedDeps(config, logger);
   const connection = Connection.lazy({ address: config.temporal.address });

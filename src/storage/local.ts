@@ -5,11 +5,10 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { NotFoundError } from '../domain/errors';
+import { NotFoundError, RangeNotSatisfiableError } from '../domain/errors';
 import type { ResultEntry } from '../domain/job';
 import { syncDir, writeFileAtomic } from './atomic-file';
 import { KeyedLock } from './keyed-lock';
-import { resolveRange } from './range';
 import type { OpenedResult, ResultSource, ResultStore, StoredResults } from './store';
 
 const JOB_ID = /^[0-9a-zA-Z_-]{1,64}$/;
@@ -148,7 +147,9 @@ export class LocalResultStore implements ResultStore {
       throw new NotFoundError('result_not_found', 'no such result file');
     }
     if (!range) return { stream: createReadStream(file), length: totalSize, totalSize };
-    const served = resolveRange(range, totalSize);
+    // the caller parsed the Range header against the size it knew; the file itself has the last word
+    const served = { start: range.start, end: Math.min(range.end ?? totalSize - 1, totalSize - 1) };
+    if (served.start >= totalSize || served.end < served.start) throw new RangeNotSatisfiableError(totalSize);
     return { stream: createReadStream(file, served), length: served.end - served.start + 1, totalSize, range: served };
   }
 

@@ -2,7 +2,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import { errorBodySchema, openApiDocument } from '../../src/api/openapi';
+import { openApiDocument } from '../../src/api/openapi';
+import { errorBodySchema } from '../../src/api/responses';
+import { routes } from '../../src/api/table';
 import { signRequest } from '../helpers/api';
 import { type ApiHarness, apiHarness, expectNoSecretLeaked } from './harness';
 
@@ -21,7 +23,7 @@ interface Op {
   body?: Schema;
 }
 
-const doc = openApiDocument('fuzz');
+const doc = openApiDocument(routes, 'fuzz');
 const ops: Op[] = Object.entries(doc.paths).flatMap(([path, item]) =>
   Object.entries(item).map(([method, op]) => ({
     path,

@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import vm from 'node:vm';
 import request from 'supertest';
-import { endpoints } from '../../src/api/endpoints';
+import { serviceEndpoints } from '../../src/api/route';
+import { routes } from '../../src/api/table';
 import { type ApiHarness, apiHarness } from './harness';
 
 describe('API: OpenAPI document, docs page, metrics, health and readiness', () => {
@@ -58,6 +59,8 @@ describe('API: OpenAPI document, docs page, metrics, health and readiness', () =
 
   it('when an endpoint is published in the root document, then the OpenAPI document describes it with the same method', async () => {
     const doc = (await request(h.app).get('/api/openapi.json').expect(200)).body;
+    const endpoints = serviceEndpoints(routes);
+    expect(Object.keys(endpoints).sort()).toEqual(['computeDelete', 'computeEnvironments', 'computeLogs', 'computeResult', 'computeStart', 'computeStatus', 'computeStop', 'decrypt', 'download', 'encrypt', 'fileinfo', 'initializeCompute', 'nonce', 'validateContainer']);
     for (const [name, [method, path]] of Object.entries(endpoints)) expect([name, doc.paths[path]?.[method.toLowerCase()]?.operationId]).toEqual([name, expect.any(String)]);
   });
 

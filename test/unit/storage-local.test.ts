@@ -3,10 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { NotFoundError } from '../../src/domain/errors';
+import { NotFoundError, RangeNotSatisfiableError } from '../../src/domain/errors';
 import type { ResultEntry } from '../../src/domain/job';
 import { LocalResultStore, sanitizeFilename } from '../../src/storage/local';
-import { RangeNotSatisfiableError } from '../../src/storage/range';
 import type { ResultSource } from '../../src/storage/store';
 
 const source = (filename: string, content: string, type: ResultEntry['type'] = 'output'): ResultSource => ({ filename, type, open: () => Readable.from([Buffer.from(content)]) });

@@ -1,31 +1,54 @@
-import express, { type Router } from 'express';
+import { z } from 'zod';
 import { ComputeInitializer } from '../../chain/initialize';
 import { C2DError } from '../../domain/errors';
-import type { AppDeps } from '../deps';
-import { parseParams } from '../params';
-import { endpoints } from '../endpoints';
+import { route, SERVICES } from '../route';
 import { initializeComputeSchema } from '../schemas';
 
-/** Ocean's order endpoints: `initializeCompute` signs provider fees and says which orders are still valid. */
-export function chainRoutes(deps: AppDeps): Router {
-  const router = express.Router();
-  const initializer = deps.computeInitializer ?? new ComputeInitializer({ resolver: deps.resolver, wallet: deps.providerWallet, logger: deps.logger });
+const providerFeeSchema = z.object({
+  providerFeeAddress: z.string(),
+  providerFeeToken: z.string(),
+  providerFeeAmount: z.string().describe('fee-token base units (wei), decimal string'),
+  providerData: z.string().describe('0x hex of the UTF-8 JSON {environment, timestamp, dt, id}'),
+  v: z.number(),
+  r: z.string(),
+  s: z.string(),
+  validUntil: z.number().describe('unix seconds'),
+});
 
-  router.post(endpoints.initializeCompute[1], async (req, res) => {
-    const body = parseParams(initializeComputeSchema, req);
-    const environment = deps.environments.find((e) => e.id === body.compute.env);
-    if (!environment) throw new C2DError('validation', 'unknown_environment', 'Compute environment does not exist');
-    const t = Math.floor(Date.now() / 1000);
-    if (body.compute.validUntil <= t) throw new C2DError('validation', 'invalid_valid_until', 'validUntil is in the past');
-    const answer = await initializer.initialize({
-      datasets: body.datasets,
-      algorithm: 'documentId' in body.algorithm ? body.algorithm : undefined,
-      environment,
-      validUntil: body.compute.validUntil,
-      consumerAddress: body.consumerAddress,
-      now: t,
-    });
-    res.json(answer);
-  });
-  return router;
-}
+/** Ocean's three answers per item: order needed, order and fee still valid, order valid but a new fee due; `{}`: no datatoken (catalog). */
+const initializeAnswerSchema = z.union([
+  z.object({ datatoken: z.string(), providerFee: providerFeeSchema, validOrder: z.string().optional() }),
+  z.object({ validOrder: z.string() }),
+  z.object({}),
+]);
+
+/** Ocean's order endpoint: signs provider fees and says which orders are still valid. */
+export const initializeCompute = route({
+  name: 'initializeCompute',
+  method: 'post',
+  path: `${SERVICES}/initializeCompute`,
+  summary: 'Which datatoken orders the job still needs, with provider fees signed for the environment',
+  tags: ['compute'],
+  auth: 'none',
+  service: true,
+  input: { from: 'params', schema: initializeComputeSchema },
+  responses: { 200: { description: 'One answer per dataset, and one for a published algorithm', schema: z.object({ datasets: z.array(initializeAnswerSchema), algorithm: initializeAnswerSchema.optional() }) } },
+  handler: (deps) => {
+    const initializer = deps.computeInitializer ?? new ComputeInitializer({ resolver: deps.resolver, wallet: deps.providerWallet, logger: deps.logger });
+    return async ({ input: body, json }) => {
+      const environment = deps.environments.find((e) => e.id === body.compute.env);
+      if (!environment) throw new C2DError('validation', 'unknown_environment', 'Compute environment does not exist');
+      const t = Math.floor(Date.now() / 1000);
+      if (body.compute.validUntil <= t) throw new C2DError('validation', 'invalid_valid_until', 'validUntil is in the past');
+      const answer = await initializer.initialize({
+        datasets: body.datasets,
+        algorithm: 'documentId' in body.algorithm ? body.algorithm : undefined,
+        environment,
+        validUntil: body.compute.validUntil,
+        consumerAddress: body.consumerAddress,
+        now: t,
+      });
+      json(200, answer);
+    };
+  },
+});

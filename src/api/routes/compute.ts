@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import express, { type Router } from 'express';
 import { authorizeJob } from '../../assets/authorize';
 import { C2DError } from '../../domain/errors';
 import type { AlgorithmRef, DatasetRef, JobInput, JobView } from '../../domain/job';
 import { requireSignedRequest, requireSignedWithoutNonce } from '../auth';
 import type { AppDeps } from '../deps';
-import { endpoints } from '../endpoints';
 import { findOwnedJob, ownedJob, sameAddress } from '../jobs';
-import { parseParams } from '../params';
+import { jobListSchema } from '../responses';
+import { route, SERVICES } from '../route';
 import { type ComputeStartRequest, computeDeleteSchema, computeStartSchema, computeStatusSchema, computeStopSchema } from '../schemas';
 
 const randomJobId = (): string => randomBytes(16).toString('hex');
@@ -38,70 +37,110 @@ function algorithmRef(algorithm: ComputeStartRequest['algorithm']): AlgorithmRef
 const mentions = (job: JobView, documentId: string | undefined): boolean => !documentId || job.inputDID.includes(documentId) || job.algoDID === documentId;
 
 /** Start, status, stop and delete: Ocean's four methods on `/api/services/compute`. */
-export function computeRoutes(deps: AppDeps): Router {
-  const router = express.Router();
-  const path = endpoints.computeStart[1];
-  const newJobId = deps.newJobId ?? randomJobId;
+export const COMPUTE_PATH = `${SERVICES}/compute`;
+const jobs = { 200: { description: 'The job(s)', schema: jobListSchema } };
 
-  router.post(path, async (req, res) => {
-    const body = parseParams(computeStartSchema, req);
-    await requireSignedRequest(deps.nonces, { address: body.consumerAddress, parts: [body.consumerAddress, body.dataset.documentId], nonce: body.nonce, signature: body.signature });
-    const environment = deps.environments.find((e) => e.id === body.environment);
-    if (!environment) throw new C2DError('validation', 'unknown_environment', 'Compute environment does not exist');
-    const backend = deps.backendFor(environment.id);
-    if (!backend) throw new C2DError('internal', 'no_backend', `no backend runs environment ${environment.id}`);
-    const input: Omit<JobInput, 'jobId' | 'createdAt'> = {
-      owner: body.consumerAddress.toLowerCase(),
-      environmentId: environment.id,
-      datasets: datasetRefs(body),
-      algorithm: algorithmRef(body.algorithm),
+export const computeStart = route({
+  name: 'computeStart',
+  method: 'post',
+  path: COMPUTE_PATH,
+  summary: 'Starts a job (signed: consumerAddress + dataset.documentId + nonce)',
+  tags: ['compute'],
+  auth: 'signature',
+  service: true,
+  input: { from: 'params', schema: computeStartSchema },
+  responses: jobs,
+  handler: (deps: AppDeps) => {
+    const newJobId = deps.newJobId ?? randomJobId;
+    return async ({ input: body, res, json }) => {
+      await requireSignedRequest(deps.nonces, { address: body.consumerAddress, parts: [body.consumerAddress, body.dataset.documentId], nonce: body.nonce, signature: body.signature });
+      const environment = deps.environments.find((e) => e.id === body.environment);
+      if (!environment) throw new C2DError('validation', 'unknown_environment', 'Compute environment does not exist');
+      const backend = deps.backendFor(environment.id);
+      if (!backend) throw new C2DError('internal', 'no_backend', `no backend runs environment ${environment.id}`);
+      const input: Omit<JobInput, 'jobId' | 'createdAt'> = {
+        owner: body.consumerAddress.toLowerCase(),
+        environmentId: environment.id,
+        datasets: datasetRefs(body),
+        algorithm: algorithmRef(body.algorithm),
+      };
+      const authorized = await authorizeJob({ resolver: deps.resolver, decryptor: deps.decryptor, checkContainer: (c) => backend.checkContainer(c), ...(deps.remoteFiles ? { remoteFiles: deps.remoteFiles } : {}) }, input);
+      if (authorized.allowNetwork && !environment.algorithmNetwork) {
+        throw new C2DError(
+          'validation',
+          'network_unavailable',
+          `Compute environment ${environment.id} gives algorithms no network access, and every dataset of this job allows it (allowNetworkAccess): choose an environment that offers network, or a dataset without allowNetworkAccess`,
+        );
+      }
+      const jobId = newJobId();
+      res.locals.jobId = jobId;
+      const job = await deps.jobs.start({ ...input, jobId, createdAt: Date.now() });
+      deps.logger.info({ jobId, environment: environment.id }, 'job accepted');
+      json(200, [job]);
     };
-    const authorized = await authorizeJob({ resolver: deps.resolver, decryptor: deps.decryptor, checkContainer: (c) => backend.checkContainer(c), ...(deps.remoteFiles ? { remoteFiles: deps.remoteFiles } : {}) }, input);
-    if (authorized.allowNetwork && !environment.algorithmNetwork) {
-      throw new C2DError(
-        'validation',
-        'network_unavailable',
-        `Compute environment ${environment.id} gives algorithms no network access, and every dataset of this job allows it (allowNetworkAccess): choose an environment that offers network, or a dataset without allowNetworkAccess`,
-      );
-    }
-    const jobId = newJobId();
-    res.locals.jobId = jobId;
-    const job = await deps.jobs.start({ ...input, jobId, createdAt: Date.now() });
-    deps.logger.info({ jobId, environment: environment.id }, 'job accepted');
-    res.json([job]);
-  });
+  },
+});
 
-  router.get(path, async (req, res) => {
-    const { consumerAddress, jobId, documentId } = parseParams(computeStatusSchema, req);
+export const computeStatus = route({
+  name: 'computeStatus',
+  method: 'get',
+  path: COMPUTE_PATH,
+  summary: "The caller's jobs, or one of them",
+  tags: ['compute'],
+  auth: 'none',
+  service: true,
+  input: { from: 'params', schema: computeStatusSchema },
+  responses: jobs,
+  handler: (deps) => async ({ input: { consumerAddress, jobId, documentId }, res, json }) => {
     if (jobId) {
       res.locals.jobId = jobId;
       const job = await findOwnedJob(deps.jobs, jobId, consumerAddress);
-      res.json(job && mentions(job, documentId) ? [job] : []);
-      return;
+      return json(200, job && mentions(job, documentId) ? [job] : []);
     }
     const jobs = await deps.jobs.listByOwner(consumerAddress.toLowerCase());
-    res.json(jobs.filter((j) => sameAddress(j.owner, consumerAddress) && mentions(j, documentId)));
-  });
+    json(200, jobs.filter((j) => sameAddress(j.owner, consumerAddress) && mentions(j, documentId)));
+  },
+});
 
-  router.put(path, async (req, res) => {
-    const body = parseParams(computeStopSchema, req);
+export const computeStop = route({
+  name: 'computeStop',
+  method: 'put',
+  path: COMPUTE_PATH,
+  summary: 'Stops a job (signed: consumerAddress + jobId + documentId + nonce)',
+  tags: ['compute'],
+  auth: 'signature',
+  service: true,
+  input: { from: 'params', schema: computeStopSchema },
+  responses: jobs,
+  handler: (deps) => async ({ input: body, res, json }) => {
     res.locals.jobId = body.jobId;
     await requireSignedRequest(deps.nonces, { address: body.consumerAddress, parts: [body.consumerAddress, body.jobId, body.documentId ?? ''], nonce: body.nonce, signature: body.signature });
     await ownedJob(deps.jobs, body.jobId, body.consumerAddress);
-    res.json([await deps.jobs.stop(body.jobId)]);
-  });
+    json(200, [await deps.jobs.stop(body.jobId)]);
+  },
+});
 
-  router.delete(path, async (req, res) => {
-    const body = parseParams(computeDeleteSchema, req);
+export const computeDelete = route({
+  name: 'computeDelete',
+  method: 'delete',
+  path: COMPUTE_PATH,
+  summary: "Deletes a job's results (signed like stop; the nonce may be omitted)",
+  tags: ['compute'],
+  auth: 'signature',
+  service: true,
+  input: { from: 'params', schema: computeDeleteSchema },
+  responses: jobs,
+  handler: (deps) => async ({ input: body, res, json }) => {
     res.locals.jobId = body.jobId;
     const signed = { address: body.consumerAddress, parts: [body.consumerAddress, body.jobId, body.documentId ?? ''], signature: body.signature };
+    // Ocean's client 3.3.0 sends no nonce on delete
     if (body.nonce !== undefined) await requireSignedRequest(deps.nonces, { ...signed, nonce: body.nonce });
     else await requireSignedWithoutNonce(deps.nonces, signed);
     await ownedJob(deps.jobs, body.jobId, body.consumerAddress);
     await deps.jobs.remove(body.jobId);
     const job = await deps.jobs.get(body.jobId);
-    res.json(job ? [job] : []);
-  });
+    json(200, job ? [job] : []);
+  },
+});
 
-  return router;
-}
+export const computeRoutes = [computeStart, computeStatus, computeStop, computeDelete];

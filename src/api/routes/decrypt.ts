@@ -1,14 +1,12 @@
 import { createHash } from 'node:crypto';
-import express, { type Router } from 'express';
 import { getBytes } from 'ethers';
 import { decrypt } from '../../assets/ecies';
 import type { PublishedMetadata } from '../../chain/metadata-reader';
 import { C2DError, ValidationError } from '../../domain/errors';
 import { requireSignedRequest } from '../auth';
-import type { AppDeps } from '../deps';
-import { endpoints } from '../endpoints';
 import { ForbiddenError } from '../errors';
-import { parseParams } from '../params';
+import { handledError, textSchema } from '../responses';
+import { route, SERVICES } from '../route';
 import { decryptSchema } from '../schemas';
 
 const FLAG_COMPRESSED = 1;
@@ -36,43 +34,52 @@ function plaintextOf(doc: PublishedMetadata, providerPrivateKey: string): Buffer
  * the addresses in C2D_AUTHORIZED_DECRYPTERS may call it; it never decrypts ciphertext that was not
  * published as a DDO on chain (a service's `files` can therefore not be had this way).
  */
-export function decryptRoutes(deps: AppDeps): Router {
-  const router = express.Router();
-  const authorized = new Set([deps.providerWallet.address.toLowerCase(), ...(deps.authorizedDecrypters ?? []).map((a) => a.toLowerCase())]);
+export const decryptRoute = route({
+  name: 'decrypt',
+  method: 'post',
+  path: `${SERVICES}/decrypt`,
+  summary: 'The plaintext of a DDO a data NFT published encrypted for this provider, for authorized decrypters (signed: (transactionId or dataNftAddress) + decrypterAddress + chainId + nonce)',
+  tags: ['publisher'],
+  auth: 'signature',
+  service: true,
+  input: { from: 'params', schema: decryptSchema },
+  responses: {
+    201: { description: 'The DDO as published (its sha256 is the metaDataHash published with it)', type: 'text/plain', schema: textSchema },
+    403: handledError('The decrypter is neither this provider nor in C2D_AUTHORIZED_DECRYPTERS'),
+  },
+  handler: (deps) => {
+    const authorized = new Set([deps.providerWallet.address.toLowerCase(), ...(deps.authorizedDecrypters ?? []).map((a) => a.toLowerCase())]);
+    return async ({ input: body, res }) => {
+      if (!authorized.has(body.decrypterAddress.toLowerCase())) {
+        throw new ForbiddenError('decrypter_not_authorized', `Decrypter not authorized: ${body.decrypterAddress} is not this provider and not in its C2D_AUTHORIZED_DECRYPTERS`);
+      }
+      await requireSignedRequest(deps.nonces, {
+        address: body.decrypterAddress,
+        parts: [body.transactionId ?? body.dataNftAddress ?? '', body.decrypterAddress, body.chainId],
+        nonce: body.nonce,
+        signature: body.signature,
+      });
+      const metadata = deps.metadata;
+      if (!metadata) throw new ValidationError({ chainId: ['this provider has no chain configured, so it decrypts nothing'] });
+      if (Number(body.chainId) !== deps.chainId) throw new ValidationError({ chainId: [`unsupported chain id, this provider serves ${deps.chainId}`] });
 
-  router.post(endpoints.decrypt[1], async (req, res) => {
-    const body = parseParams(decryptSchema, req);
-    if (!authorized.has(body.decrypterAddress.toLowerCase())) {
-      throw new ForbiddenError('decrypter_not_authorized', `Decrypter not authorized: ${body.decrypterAddress} is not this provider and not in its C2D_AUTHORIZED_DECRYPTERS`);
-    }
-    await requireSignedRequest(deps.nonces, {
-      address: body.decrypterAddress,
-      parts: [body.transactionId ?? body.dataNftAddress ?? '', body.decrypterAddress, body.chainId],
-      nonce: body.nonce,
-      signature: body.signature,
-    });
-    const metadata = deps.metadata;
-    if (!metadata) throw new ValidationError({ chainId: ['this provider has no chain configured, so it decrypts nothing'] });
-    if (Number(body.chainId) !== deps.chainId) throw new ValidationError({ chainId: [`unsupported chain id, this provider serves ${deps.chainId}`] });
-
-    let doc: PublishedMetadata;
-    if (body.transactionId) {
-      doc = (await metadata.fromTransaction(body.transactionId)) ?? refuse('metadata_not_found', 'transactionId: no successful MetadataCreated or MetadataUpdated event in this transaction on this chain');
-    } else {
-      // the schema requires these three with dataNftAddress
-      doc = { nftAddress: body.dataNftAddress!, flags: body.flags!, data: getBytes(body.encryptedDocument!), metaDataHash: body.documentHash! };
-    }
-    if (!(await metadata.isFactoryNft(doc.nftAddress))) refuse('nft_not_from_factory', 'Asset not deployed by the data NFT factory of this chain');
-    if (!body.transactionId && !(await metadata.hasPublished(doc.nftAddress, doc.metaDataHash))) {
-      refuse('hash_not_published', 'documentHash: this data NFT never published a document with this metaDataHash');
-    }
-    const plaintext = plaintextOf(doc, deps.providerWallet.privateKey);
-    if (`0x${createHash('sha256').update(plaintext).digest('hex')}` !== doc.metaDataHash) {
-      refuse('checksum_mismatch', "Checksum doesn't match: the document's sha256 is not the metaDataHash published with it");
-    }
-    deps.logger.info({ decrypter: body.decrypterAddress.toLowerCase(), nft: doc.nftAddress }, 'document decrypted');
-    res.status(201).type('text/plain').send(plaintext);
-  });
-
-  return router;
-}
+      let doc: PublishedMetadata;
+      if (body.transactionId) {
+        doc = (await metadata.fromTransaction(body.transactionId)) ?? refuse('metadata_not_found', 'transactionId: no successful MetadataCreated or MetadataUpdated event in this transaction on this chain');
+      } else {
+        // the schema requires these three with dataNftAddress
+        doc = { nftAddress: body.dataNftAddress!, flags: body.flags!, data: getBytes(body.encryptedDocument!), metaDataHash: body.documentHash! };
+      }
+      if (!(await metadata.isFactoryNft(doc.nftAddress))) refuse('nft_not_from_factory', 'Asset not deployed by the data NFT factory of this chain');
+      if (!body.transactionId && !(await metadata.hasPublished(doc.nftAddress, doc.metaDataHash))) {
+        refuse('hash_not_published', 'documentHash: this data NFT never published a document with this metaDataHash');
+      }
+      const plaintext = plaintextOf(doc, deps.providerWallet.privateKey);
+      if (`0x${createHash('sha256').update(plaintext).digest('hex')}` !== doc.metaDataHash) {
+        refuse('checksum_mismatch', "Checksum doesn't match: the document's sha256 is not the metaDataHash published with it");
+      }
+      deps.logger.info({ decrypter: body.decrypterAddress.toLowerCase(), nft: doc.nftAddress }, 'document decrypted');
+      res.status(201).type('text/plain').send(plaintext);
+    };
+  },
+});

@@ -1,11 +1,9 @@
-import express, { type Router } from 'express';
 import { findService, requireConsumableState, requireCredentials, resolveAsset } from '../../assets/authorize';
 import { FileFetchError, openFileStream } from '../../assets/checksums';
 import { AccessDeniedError, NotFoundError, UnavailableError } from '../../domain/errors';
 import { requireSignedRequest } from '../auth';
-import type { AppDeps } from '../deps';
-import { endpoints } from '../endpoints';
-import { parseParams } from '../params';
+import { bytesSchema, handledError } from '../responses';
+import { route, SERVICES } from '../route';
 import { downloadSchema } from '../schemas';
 import { sendStream } from '../stream';
 
@@ -23,11 +21,21 @@ const RESOURCE = 'download';
  * order made out to the caller (steps 1–4 of §4; the provider fee of the order belongs to whoever
  * runs the job, so it is not checked here).
  */
-export function downloadRoutes(deps: AppDeps): Router {
-  const router = express.Router();
-
-  router.get(endpoints.download[1], async (req, res) => {
-    const q = parseParams(downloadSchema, req);
+export const download = route({
+  name: 'download',
+  method: 'get',
+  path: `${SERVICES}/download`,
+  summary: "Streams one file of an `access` service (signed: documentId + nonce); needs the asset's credentials, and for on-chain assets an order made out to the caller. `compute` services are never downloadable",
+  tags: ['compute'],
+  auth: 'signature',
+  service: true,
+  input: { from: 'params', schema: downloadSchema },
+  responses: {
+    200: { description: 'The file (its location is never shown)', type: 'application/octet-stream', schema: bytesSchema },
+    400: handledError('Not downloadable (a compute service), not allowed by the credentials, or no valid order'),
+    404: handledError('No such asset, service or file index'),
+  },
+  handler: (deps) => async ({ input: q, res }) => {
     await requireSignedRequest(deps.nonces, { address: q.consumerAddress, parts: [q.documentId], nonce: q.nonce, signature: q.signature });
     const ddo = await resolveAsset(deps.resolver, q.documentId, RESOURCE);
     const { service, serviceIndex } = findService(ddo, q.serviceId, RESOURCE);
@@ -69,7 +77,5 @@ export function downloadRoutes(deps: AppDeps): Router {
       ...(opened.contentLength !== null ? { 'Content-Length': String(opened.contentLength) } : {}),
     });
     await sendStream(res, opened.stream, deps.logger);
-  });
-
-  return router;
-}
+  },
+});

@@ -1,73 +1,144 @@
-import express, { type Router } from 'express';
+import { z } from 'zod';
 import { encrypt } from '../../assets/ecies';
 import type { Environment } from '../../domain/environment';
 import { ValidationError } from '../../domain/errors';
 import type { AppDeps } from '../deps';
-import { endpoints } from '../endpoints';
-import { parseParams, parseWith } from '../params';
+import { route, SERVICES, serviceEndpoints } from '../route';
 import { encryptQuerySchema, environmentsQuerySchema, nonceRequestSchema } from '../schemas';
 
 /** Unsigned routes: who we are, nonces, environments, and `/encrypt` for publishers. */
-export function infoRoutes(deps: AppDeps): Router {
-  const router = express.Router();
-  const address = deps.providerWallet.address;
 
-  router.get('/', (_req, res) => {
-    res.json({
-      software: 'Provider',
-      version: deps.version,
-      chainIds: [deps.chainId],
-      providerAddress: address,
-      providerAddresses: { [deps.chainId]: address },
-      serviceEndpoints: endpoints,
-    });
-  });
+const rootSchema = z
+  .object({
+    software: z.string(),
+    version: z.string(),
+    chainIds: z.array(z.number().int()),
+    providerAddress: z.string(),
+    providerAddresses: z.record(z.string(), z.string()),
+    serviceEndpoints: z.record(z.string(), z.tuple([z.string(), z.string()])),
+  })
+  .meta({ id: 'Root' });
 
-  router.get(endpoints.nonce[1], express.json(), async (req, res) => {
-    const { userAddress } = parseParams(nonceRequestSchema, req);
-    const stored = await deps.nonces.get(userAddress);
+/** An environment as `computeEnvironments` shows it (Ocean's fields; `free` is ours). */
+const environmentViewSchema = z
+  .object({
+    id: z.string(),
+    cpuNumber: z.number(),
+    cpuType: z.string(),
+    gpuNumber: z.number(),
+    gpuType: z.string(),
+    ramGB: z.number(),
+    diskGB: z.number(),
+    priceMin: z.number(),
+    desc: z.string(),
+    currentJobs: z.number().int(),
+    maxJobs: z.number().int(),
+    consumerAddress: z.string(),
+    storageExpiry: z.number(),
+    maxJobDuration: z.number(),
+    lastSeen: z.number(),
+    feeToken: z.string(),
+    free: z.boolean(),
+  })
+  .meta({ id: 'Environment' });
+export type EnvironmentView = z.infer<typeof environmentViewSchema>;
+
+export const root = route({
+  name: 'root',
+  method: 'get',
+  path: '/',
+  summary: 'Who this provider is and where its endpoints are',
+  tags: ['info'],
+  auth: 'none',
+  body: 'none',
+  responses: { 200: { description: 'The root document', schema: rootSchema } },
+  handler: (deps, routes) => {
+    const address = deps.providerWallet.address;
+    const endpoints = serviceEndpoints(routes);
+    return ({ json }) =>
+      json(200, {
+        software: 'Provider',
+        version: deps.version,
+        chainIds: [deps.chainId],
+        providerAddress: address,
+        providerAddresses: { [deps.chainId]: address },
+        serviceEndpoints: endpoints,
+      });
+  },
+});
+
+export const nonce = route({
+  name: 'nonce',
+  method: 'get',
+  path: `${SERVICES}/nonce`,
+  summary: 'The last nonce accepted from an address',
+  tags: ['info'],
+  auth: 'none',
+  service: true,
+  input: { from: 'params', schema: nonceRequestSchema },
+  responses: { 200: { description: 'The nonce', schema: z.object({ nonce: z.union([z.number(), z.string()]) }) } },
+  handler: (deps) => async ({ input, json }) => {
+    const stored = await deps.nonces.get(input.userAddress);
     // Ocean's clients add 1 to what they get: a number keeps that arithmetic right (a string would concatenate).
     const asNumber = stored === null ? 0 : Number(stored);
-    res.json({ nonce: Number.isSafeInteger(asNumber) || !Number.isInteger(asNumber) ? asNumber : stored });
-  });
+    json(200, { nonce: Number.isSafeInteger(asNumber) || !Number.isInteger(asNumber) ? asNumber : (stored ?? 0) });
+  },
+});
 
-  const wireEnvironment = async (env: Environment) => ({
-    id: env.id,
-    cpuNumber: env.cpuNumber,
-    cpuType: env.cpuType,
-    gpuNumber: env.gpuNumber,
-    gpuType: env.gpuType,
-    ramGB: env.ramGB,
-    diskGB: env.diskGB,
-    priceMin: env.priceMin,
-    desc: env.desc,
-    currentJobs: await deps.jobs.currentJobs(env.id),
-    maxJobs: env.maxJobs,
-    consumerAddress: address,
-    storageExpiry: env.storageExpiry,
-    maxJobDuration: env.maxJobDuration,
-    lastSeen: Math.floor(Date.now() / 1000),
-    feeToken: env.feeToken ?? deps.defaultFeeToken ?? '',
-    free: env.priceMin === 0,
-  });
+const environmentView = async (deps: AppDeps, env: Environment): Promise<EnvironmentView> => ({
+  id: env.id,
+  cpuNumber: env.cpuNumber,
+  cpuType: env.cpuType,
+  gpuNumber: env.gpuNumber,
+  gpuType: env.gpuType,
+  ramGB: env.ramGB,
+  diskGB: env.diskGB,
+  priceMin: env.priceMin,
+  desc: env.desc,
+  currentJobs: await deps.jobs.currentJobs(env.id),
+  maxJobs: env.maxJobs,
+  consumerAddress: deps.providerWallet.address,
+  storageExpiry: env.storageExpiry,
+  maxJobDuration: env.maxJobDuration,
+  lastSeen: Math.floor(Date.now() / 1000),
+  feeToken: env.feeToken ?? deps.defaultFeeToken ?? '',
+  free: env.priceMin === 0,
+});
 
-  router.get(endpoints.computeEnvironments[1], async (req, res) => {
-    const { chainId } = parseWith(environmentsQuerySchema, req.query);
-    if (chainId !== undefined && chainId !== deps.chainId) {
-      res.json({});
-      return;
-    }
-    res.json({ [deps.chainId]: await Promise.all(deps.environments.map(wireEnvironment)) });
-  });
+export const computeEnvironments = route({
+  name: 'computeEnvironments',
+  method: 'get',
+  path: `${SERVICES}/computeEnvironments`,
+  summary: 'Compute environments, keyed by chain id',
+  tags: ['compute'],
+  auth: 'none',
+  service: true,
+  input: { from: 'query', schema: environmentsQuerySchema },
+  body: 'none',
+  responses: { 200: { description: 'Environments by chain id', schema: z.record(z.string(), z.array(environmentViewSchema)) } },
+  handler: (deps) => async ({ input, json }) => {
+    if (input.chainId !== undefined && input.chainId !== deps.chainId) return json(200, {});
+    json(200, { [deps.chainId]: await Promise.all(deps.environments.map((env) => environmentView(deps, env))) });
+  },
+});
 
-  // The body is opaque bytes (a DDO or a files object): read it raw, whatever its content type says.
-  router.post(endpoints.encrypt[1], express.raw({ type: () => true, limit: '1mb' }), (req, res) => {
-    const { chainId } = parseWith(encryptQuerySchema, req.query);
-    if (chainId !== undefined && chainId !== deps.chainId) throw new ValidationError({ chainId: [`unsupported chain id, this provider serves ${deps.chainId}`] });
+export const encryptRoute = route({
+  name: 'encrypt',
+  method: 'post',
+  path: `${SERVICES}/encrypt`,
+  summary: "Encrypts bytes (a DDO's files object) with this provider's key",
+  tags: ['info'],
+  auth: 'none',
+  service: true,
+  input: { from: 'query', schema: encryptQuerySchema },
+  body: 'raw',
+  responses: { 201: { description: 'The ciphertext as 0x hex', type: 'text/plain', schema: z.string().regex(/^0x[0-9a-f]+$/) } },
+  handler: (deps) => ({ input, req, res }) => {
+    if (input.chainId !== undefined && input.chainId !== deps.chainId) throw new ValidationError({ chainId: [`unsupported chain id, this provider serves ${deps.chainId}`] });
     const body: unknown = req.body;
     if (!Buffer.isBuffer(body) || body.length === 0) throw new ValidationError({ body: ['nothing to encrypt'] });
     res.status(201).type('text/plain').send(`0x${encrypt(deps.providerWallet.signingKey.publicKey, body).toString('hex')}`);
-  });
+  },
+});
 
-  return router;
-}
+export const infoRoutes = [root, nonce, computeEnvironments, encryptRoute];

@@ -1,13 +1,12 @@
-import express, { type Router } from 'express';
+import type express from 'express';
 import { NotFoundError } from '../../domain/errors';
 import type { JobView } from '../../domain/job';
 import { finalStatuses } from '../../domain/status';
 import { requireSignedRequest } from '../auth';
-import type { AppDeps } from '../deps';
-import { endpoints } from '../endpoints';
 import { ownedJob } from '../jobs';
-import { parseParams } from '../params';
-import { parseRangeHeader } from '../range';
+import { requestedRange } from '../range';
+import { bytesSchema, handledError, textSchema } from '../responses';
+import { route, SERVICES } from '../route';
 import { computeLogsSchema, computeResultSchema } from '../schemas';
 import { sendStream } from '../stream';
 
@@ -23,26 +22,45 @@ function attachmentHeader(res: express.Response, filename: string): void {
 const storedAlgorithmLog = (job: JobView) => (Array.isArray(job.results) ? job.results.find((r) => r.type === 'algorithmLog') : undefined);
 
 /** Signed downloads: a result file (with byte ranges) and the algorithm's log (live while it runs). */
-export function resultRoutes(deps: AppDeps): Router {
-  const router = express.Router();
-
-  router.get(endpoints.computeResult[1], async (req, res) => {
-    const q = parseParams(computeResultSchema, req);
+export const computeResult = route({
+  name: 'computeResult',
+  method: 'get',
+  path: `${SERVICES}/computeResult`,
+  summary: 'Downloads one result file (signed: consumerAddress + jobId + index + nonce); honours Range',
+  tags: ['compute'],
+  auth: 'signature',
+  service: true,
+  input: { from: 'params', schema: computeResultSchema },
+  responses: {
+    200: { description: 'The file', type: 'application/octet-stream', schema: bytesSchema },
+    206: { description: 'The requested byte range', type: 'application/octet-stream', schema: bytesSchema },
+    416: handledError('Range not satisfiable'),
+  },
+  handler: (deps) => async ({ input: q, req, res }) => {
     res.locals.jobId = q.jobId;
     await requireSignedRequest(deps.nonces, { address: q.consumerAddress, parts: [q.consumerAddress, q.jobId, q.index], nonce: q.nonce, signature: q.signature });
     const job = await ownedJob(deps.jobs, q.jobId, q.consumerAddress);
     const entry = Array.isArray(job.results) ? job.results[Number(q.index)] : undefined;
     if (!entry) throw new NotFoundError('result_not_found', 'No result with this index');
-    const range = parseRangeHeader(req.get('Range'), entry.filesize);
-    const opened = await deps.results.open(q.jobId, entry.filename, range);
+    const opened = await deps.results.open(q.jobId, entry.filename, requestedRange(req, entry.filesize));
     attachmentHeader(res, entry.filename);
     res.set({ 'Content-Type': 'application/octet-stream', 'Content-Length': String(opened.length), 'Accept-Ranges': 'bytes', 'X-Content-Type-Options': 'nosniff' });
     if (opened.range) res.status(206).set('Content-Range', `bytes ${opened.range.start}-${opened.range.end}/${opened.totalSize}`);
     await sendStream(res, opened.stream, deps.logger);
-  });
+  },
+});
 
-  router.get(endpoints.computeLogs[1], async (req, res) => {
-    const q = parseParams(computeLogsSchema, req);
+export const computeLogs = route({
+  name: 'computeLogs',
+  method: 'get',
+  path: `${SERVICES}/computeLogs`,
+  summary: "The algorithm's log, streamed live while it runs (signed: consumerAddress + jobId + nonce)",
+  tags: ['compute'],
+  auth: 'signature',
+  service: true,
+  input: { from: 'params', schema: computeLogsSchema },
+  responses: { 200: { description: 'Plain text', type: 'text/plain', schema: textSchema } },
+  handler: (deps) => async ({ input: q, res }) => {
     res.locals.jobId = q.jobId;
     await requireSignedRequest(deps.nonces, { address: q.consumerAddress, parts: [q.consumerAddress, q.jobId], nonce: q.nonce, signature: q.signature });
     const job = await ownedJob(deps.jobs, q.jobId, q.consumerAddress);
@@ -62,7 +80,7 @@ export function resultRoutes(deps: AppDeps): Router {
     if (!live) throw new NotFoundError('log_not_available', 'The algorithm has not started yet');
     res.set(textHeaders).flushHeaders();
     await sendStream(res, live, deps.logger);
-  });
+  },
+});
 
-  return router;
-}
+export const resultRoutes = [computeResult, computeLogs];
