@@ -26,10 +26,31 @@ const zones = [
   ),
   // src/ is what the provider image ships: it never reaches into the dev tooling, the tests or the benchmarks
   // (tools/, test/ and bench/ may import src/).
-  ...['tools', 'test', 'bench'].map((from) => ({ target: './src', from: `./${from}`, message: `src must not import ${from}/ (src is what the provider image ships)` })),
+  ...['tools', 'test', 'bench'].map((from) => ({
+    target: './src',
+    from: `./${from}`,
+    message: `src must not import ${from}/ (src is what the provider image ships)`,
+  })),
 ];
 
-const nodeBuiltins = ['fs', 'path', 'os', 'child_process', 'crypto', 'http', 'https', 'net', 'stream', 'util', 'events', 'worker_threads', 'process', 'timers', 'dns', 'zlib'];
+const nodeBuiltins = [
+  'fs',
+  'path',
+  'os',
+  'child_process',
+  'crypto',
+  'http',
+  'https',
+  'net',
+  'stream',
+  'util',
+  'events',
+  'worker_threads',
+  'process',
+  'timers',
+  'dns',
+  'zlib',
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '*.config.js', '*.config.mjs', 'tools/demo/*.js'] },
@@ -53,19 +74,29 @@ export default tseslint.config(
     // Workflow code is replayed: no I/O, no Node built-ins, no heavy SDKs, activities by type only.
     files: ['src/workflows/**/*.ts', 'src/domain/**/*.ts'],
     rules: {
-      '@typescript-eslint/no-restricted-imports': ['error', {
-        paths: [
-          ...nodeBuiltins.flatMap((m) => [{ name: m, message: 'no Node built-ins in deterministic code' }, { name: `node:${m}`, message: 'no Node built-ins in deterministic code' }]),
-          { name: 'ethers', message: 'no chain access in deterministic code' },
-          { name: 'pino', message: 'use the workflow logger' },
-          { name: '@kubernetes/client-node', message: 'backends are reached through activities' },
-          { name: '@temporalio/client', message: 'workflows use @temporalio/workflow' },
-          { name: '@temporalio/worker', message: 'workflows use @temporalio/workflow' },
-          { name: '@temporalio/activity', message: 'workflows use @temporalio/workflow' },
-        ],
-        patterns: [{ group: ['**/activities', '**/activities/**'], allowTypeImports: true, message: 'import activities by type only (proxyActivities)' }],
-      }],
-      'no-restricted-globals': ['error', { name: 'setTimeout', message: 'use sleep() from @temporalio/workflow' }, { name: 'setInterval', message: 'use sleep() in a loop' }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            ...nodeBuiltins.flatMap((m) => [
+              { name: m, message: 'no Node built-ins in deterministic code' },
+              { name: `node:${m}`, message: 'no Node built-ins in deterministic code' },
+            ]),
+            { name: 'ethers', message: 'no chain access in deterministic code' },
+            { name: 'pino', message: 'use the workflow logger' },
+            { name: '@kubernetes/client-node', message: 'backends are reached through activities' },
+            { name: '@temporalio/client', message: 'workflows use @temporalio/workflow' },
+            { name: '@temporalio/worker', message: 'workflows use @temporalio/workflow' },
+            { name: '@temporalio/activity', message: 'workflows use @temporalio/workflow' },
+          ],
+          patterns: [{ group: ['**/activities', '**/activities/**'], allowTypeImports: true, message: 'import activities by type only (proxyActivities)' }],
+        },
+      ],
+      'no-restricted-globals': [
+        'error',
+        { name: 'setTimeout', message: 'use sleep() from @temporalio/workflow' },
+        { name: 'setInterval', message: 'use sleep() in a loop' },
+      ],
     },
   },
   {

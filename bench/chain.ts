@@ -87,7 +87,11 @@ export async function chainBench(opts: ChainBenchOptions = {}): Promise<string[]
         for (let i = p; i < assets; i += publishers.length) {
           const { nftAddress, datatokenAddress } = await createNftWithDatatoken(publisher, contracts);
           const ddo = ddoFor(chainId, providerWallet, nftAddress, datatokenAddress, i);
-          await setDdoOnChain(publisher, nftAddress, ddo, { providerPublicKey: providerWallet.signingKey.publicKey, providerUrl: 'http://127.0.0.1:8030', providerAddress: providerWallet.address });
+          await setDdoOnChain(publisher, nftAddress, ddo, {
+            providerPublicKey: providerWallet.signingKey.publicKey,
+            providerUrl: 'http://127.0.0.1:8030',
+            providerAddress: providerWallet.address,
+          });
           published.push({ nftAddress, datatokenAddress, ddo, publisher });
         }
       }),
@@ -99,7 +103,15 @@ export async function chainBench(opts: ChainBenchOptions = {}): Promise<string[]
     // Indexer catch-up from the factory's block, no saved index, as a fresh provider does.
     for (const blockBatch of [5000, 100]) {
       const counts = new Map<string, number>();
-      const resolver = new ChainDdoResolver({ provider, chainId, factory: contracts.ERC721Factory, startBlock: contracts.startBlock, providerPrivateKey: providerWallet.privateKey, logger: countingLogger(counts), blockBatch });
+      const resolver = new ChainDdoResolver({
+        provider,
+        chainId,
+        factory: contracts.ERC721Factory,
+        startBlock: contracts.startBlock,
+        providerPrivateKey: providerWallet.privateKey,
+        logger: countingLogger(counts),
+        blockBatch,
+      });
       const t = performance.now();
       await resolver.sync(true);
       const seconds = (performance.now() - t) / 1000;
@@ -116,10 +128,21 @@ export async function chainBench(opts: ChainBenchOptions = {}): Promise<string[]
     for (let i = 0; i < orders; i++) {
       const [d, a] = [published[(2 * i) % published.length]!, published[(2 * i + 1) % published.length]!];
       const pair: OrderItem[] = [];
-      for (const [asset, isDataset] of [[d, true], [a, false]] as const) {
+      for (const [asset, isDataset] of [
+        [d, true],
+        [a, false],
+      ] as const) {
         await mintDatatokens(asset.publisher, asset.datatokenAddress, consumer.address, parseEther('1'));
         const t = Math.floor(Date.now() / 1000);
-        const fee = signProviderFee(providerWallet, { environment: environment.id, datatoken: asset.datatokenAddress, serviceId: 'compute', feeToken: contracts.Ocean, amount: isDataset ? feeAmount(1, 600) : 0n, validUntil: t + 3600, now: t });
+        const fee = signProviderFee(providerWallet, {
+          environment: environment.id,
+          datatoken: asset.datatokenAddress,
+          serviceId: 'compute',
+          feeToken: contracts.Ocean,
+          amount: isDataset ? feeAmount(1, 600) : 0n,
+          validUntil: t + 3600,
+          now: t,
+        });
         const receipt = await startOrder(consumer, asset.datatokenAddress, consumer.address, 0, fee);
         pair.push({ resource: isDataset ? 'dataset' : 'algorithm', ddo: asset.ddo, serviceId: 'compute', transferTxId: receipt.hash, isDataset });
       }
@@ -128,7 +151,13 @@ export async function chainBench(opts: ChainBenchOptions = {}): Promise<string[]
     const verifier = new OrderVerifier({ provider, providerAddress: providerWallet.address, feeToken: contracts.Ocean, logger: countingLogger(new Map()) });
     const now = (): number => Math.floor(Date.now() / 1000);
     // warm-up: ethers' ABI coders, the node's caches
-    await verifier.verify({ consumerAddress: consumer.address, items: [items[0]!.dataset, items[0]!.algorithm], environment, durationSeconds: 600, now: now() });
+    await verifier.verify({
+      consumerAddress: consumer.address,
+      items: [items[0]!.dataset, items[0]!.algorithm],
+      environment,
+      durationSeconds: 600,
+      now: now(),
+    });
     const perItem: number[] = [];
     const perJob: number[] = [];
     for (const { dataset, algorithm } of items) {
@@ -147,7 +176,9 @@ export async function chainBench(opts: ChainBenchOptions = {}): Promise<string[]
       `order verification per item (${perItem.length} items: isDeployed + metadata state, receipt, events, fee signature): p50 ${ms(percentile(perItem, 50))}, p99 ${ms(percentile(perItem, 99))}`,
       `order verification per job (dataset + algorithm, fee check): p50 ${ms(percentile(perJob, 50))}, p99 ${ms(percentile(perJob, 99))}`,
     );
-    lines.push(`(publishing the ${assets} assets took ${publishSeconds.toFixed(1)} s: ${(2 * assets / publishSeconds).toFixed(0)} transactions/s on the hardhat node)`);
+    lines.push(
+      `(publishing the ${assets} assets took ${publishSeconds.toFixed(1)} s: ${((2 * assets) / publishSeconds).toFixed(0)} transactions/s on the hardhat node)`,
+    );
     return lines;
   } finally {
     provider.destroy();

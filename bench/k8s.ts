@@ -64,7 +64,16 @@ async function main(): Promise<void> {
           const fresh = await core.readNamespacedPod({ name, namespace: NAMESPACE });
           fresh.status = {
             phase: 'Succeeded',
-            containerStatuses: [{ name: step, image: 'img', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 0, reason: 'Completed', message: step === 'configure' ? '{"ok":true}' : '' } } }],
+            containerStatuses: [
+              {
+                name: step,
+                image: 'img',
+                imageID: '',
+                ready: false,
+                restartCount: 0,
+                state: { terminated: { exitCode: 0, reason: 'Completed', message: step === 'configure' ? '{"ok":true}' : '' } },
+              },
+            ],
           };
           await core.replaceNamespacedPodStatus({ name, namespace: NAMESPACE, body: fresh });
           return;
@@ -85,14 +94,25 @@ async function main(): Promise<void> {
     );
     watchAbort.signal.addEventListener('abort', () => watch.abort());
 
-    const environment = kubernetesEnvironmentSchema.parse({ id: 'bench-k8s', backend: 'kubernetes', kubernetes: { podAnnotations: { ...KWOK_CUSTOM_STATUS_ANNOTATION } } });
+    const environment = kubernetesEnvironmentSchema.parse({
+      id: 'bench-k8s',
+      backend: 'kubernetes',
+      kubernetes: { podAnnotations: { ...KWOK_CUSTOM_STATUS_ANNOTATION } },
+    });
     const client = createKubeClient(cp.kubeconfig);
     const backend = new KubernetesBackend({ environment, client, resultsDir, logger: silent });
     const hooks = () => ({ heartbeat: () => undefined, signal: new AbortController().signal });
     const steps: StepName[] = ['configure', 'algorithm', 'publish'];
     const request = (jobId: string, step: StepName): StepRequest => {
-      if (step === 'configure') return { jobId, environment, step, configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: 'x' }, maxInputBytes: 1024 } };
-      if (step === 'algorithm') return { jobId, environment, step, algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: '' }, env: {}, allowNetwork: false } };
+      if (step === 'configure')
+        return { jobId, environment, step, configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: 'x' }, maxInputBytes: 1024 } };
+      if (step === 'algorithm')
+        return {
+          jobId,
+          environment,
+          step,
+          algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: '' }, env: {}, allowNetwork: false },
+        };
       return { jobId, environment, step };
     };
     const runJob = async (jobId: string): Promise<{ toPod: number[]; total: number }> => {

@@ -87,7 +87,14 @@ async function main(): Promise<void> {
 async function jobsBench(throughput: boolean): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-bench-'));
   const port = await freePort();
-  const temporal = await startDevServer({ port, uiPort: await freePort(), dbFile: path.join(dir, 'temporal.db'), namespace: 'default', headless: true, logFile: path.join(dir, 'temporal.log') });
+  const temporal = await startDevServer({
+    port,
+    uiPort: await freePort(),
+    dbFile: path.join(dir, 'temporal.db'),
+    namespace: 'default',
+    headless: true,
+    logFile: path.join(dir, 'temporal.log'),
+  });
   const stack = await startLocalStack({
     temporalAddress: `127.0.0.1:${port}`,
     environments: [{ id: 'bench', maxJobs: 4, ramGB: 0.5, maxJobDuration: 600 }],
@@ -99,7 +106,13 @@ async function jobsBench(throughput: boolean): Promise<void> {
     // 50 consumers: one consumer's signed starts are sequential by nature (strictly increasing nonces)
     const consumers = Array.from({ length: 50 }, () => stack.consumer());
     const client = consumers[0]!;
-    const dataset = await stack.publish(client, { type: 'dataset', name: 'bench', urls: [data.url('data.csv')], compute: { allowRawAlgorithm: true }, allow: consumers.map((c) => c.address) });
+    const dataset = await stack.publish(client, {
+      type: 'dataset',
+      name: 'bench',
+      urls: [data.url('data.csv')],
+      compute: { allowRawAlgorithm: true },
+      allow: consumers.map((c) => c.address),
+    });
 
     // Warm-up: worker caches, the environment's slot workflow, V8 JIT.
     for (let i = 0; i < 3; i++) await client.waitForJob((await startJob(client, dataset)).job.jobId);
@@ -120,12 +133,17 @@ async function jobsBench(throughput: boolean): Promise<void> {
       for (const [k, v] of stageTimes(events ?? [])) stages.set(k, [...(stages.get(k) ?? []), v]);
       if (i === 19 && process.env.BENCH_TIMELINE) {
         const t0 = eventMs(events?.[0] ?? {});
-        for (const e of events ?? []) console.log(`  +${eventMs(e) - t0} ms ${String(e.eventType)} ${e.activityTaskScheduledEventAttributes?.activityType?.name ?? e.markerRecordedEventAttributes?.markerName ?? ''}`);
+        for (const e of events ?? [])
+          console.log(
+            `  +${eventMs(e) - t0} ms ${String(e.eventType)} ${e.activityTaskScheduledEventAttributes?.activityType?.name ?? e.markerRecordedEventAttributes?.markerName ?? ''}`,
+          );
       }
     }
 
     console.log('Compute-to-Data benchmark (process backend, trivial node algorithm)');
-    console.log(`machine: ${os.cpus().length} cores, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, load average ${os.loadavg()[0]?.toFixed(1)}`);
+    console.log(
+      `machine: ${os.cpus().length} cores, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, load average ${os.loadavg()[0]?.toFixed(1)}`,
+    );
     console.log(`start latency (HTTP start → response), 20 jobs: p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))}`);
     console.log(`job overhead (wall time − algorithm run time), 20 jobs: p50 ${ms(percentile(overheads, 50))}, p99 ${ms(percentile(overheads, 99))}`);
     console.log('one job, from its history (p50 over the 20 jobs):');

@@ -56,13 +56,20 @@ const ALGO_CONTAINER = { entrypoint: 'node $ALGO', image: 'node', tag: '20' };
 
 async function publish(client: ProviderClient, dataUrl: string, algoUrl: string, consumer: string): Promise<{ dataset: string; algorithm: string }> {
   const algorithm = await publishToCatalog(client, config.catalogDir, config.chainId, {
-    type: 'algorithm', name: 'CSV summary', urls: [algoUrl], serviceId: 'algo-compute', allow: [consumer],
+    type: 'algorithm',
+    name: 'CSV summary',
+    urls: [algoUrl],
+    serviceId: 'algo-compute',
+    allow: [consumer],
     container: ALGO_CONTAINER,
   });
   // the publisher trusts the algorithm as reviewed: its file's content and its container, both pinned
   const reviewed = Buffer.from(await (await fetch(algoUrl)).arrayBuffer());
   const dataset = await publishToCatalog(client, config.catalogDir, config.chainId, {
-    type: 'dataset', name: 'Weather week', urls: [dataUrl], allow: [consumer],
+    type: 'dataset',
+    name: 'Weather week',
+    urls: [dataUrl],
+    allow: [consumer],
     compute: { publisherTrustedAlgorithms: [trustedAlgorithm(algorithm, ALGO_CONTAINER, [reviewed])] },
   });
   return { dataset, algorithm };
@@ -72,7 +79,12 @@ async function followLog(client: ProviderClient, jobId: string): Promise<void> {
   const res = await client.logs(jobId);
   if (!res.ok || !res.body) return void console.log(`  (log stream answered ${res.status})`);
   const decoder = new TextDecoder();
-  for await (const chunk of res.body) for (const line of decoder.decode(chunk as Uint8Array).split('\n').filter(Boolean)) console.log(`  │ ${line}`);
+  for await (const chunk of res.body)
+    for (const line of decoder
+      .decode(chunk as Uint8Array)
+      .split('\n')
+      .filter(Boolean))
+      console.log(`  │ ${line}`);
 }
 
 /** Follows a job until it ends (status changes, the live log), then downloads and prints each result. */
@@ -86,7 +98,8 @@ async function follow(client: ProviderClient, jobId: string): Promise<JobView> {
     },
   });
   await live.stream;
-  if (final.status !== 70 || final.terminationDetails?.exitCode) console.log(`Job ended in status ${final.status}: ${JSON.stringify(final.terminationDetails)}`);
+  if (final.status !== 70 || final.terminationDetails?.exitCode)
+    console.log(`Job ended in status ${final.status}: ${JSON.stringify(final.terminationDetails)}`);
   for (const [index, result] of (final.results || []).entries()) {
     const res = await client.result(final.jobId, index);
     console.log(`\n── ${result.filename} (${result.type}, HTTP ${res.status}) ──\n${(await res.text()).trimEnd()}`);
@@ -100,7 +113,11 @@ async function freeDemo(client: ProviderClient, environments: EnvironmentView[],
   console.log(`\n═══ Free: catalog assets, environment ${env.id}; consumer ${client.address} ═══`);
   const { dataset, algorithm } = await publish(client, dataUrl, algoUrl, client.address);
   console.log(`Published dataset ${dataset}\n      and algorithm ${algorithm} (trusted by the dataset) into ${config.catalogDir}`);
-  const job = await client.startJob({ environment: env.id, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'algo-compute' } });
+  const job = await client.startJob({
+    environment: env.id,
+    dataset: { documentId: dataset, serviceId: 'compute' },
+    algorithm: { documentId: algorithm, serviceId: 'algo-compute' },
+  });
   console.log(`Job ${job.jobId} started (Temporal workflow c2d-${job.jobId})`);
   return follow(client, job.jobId);
 }
@@ -117,7 +134,17 @@ async function paid(client: ProviderClient, environments: EnvironmentView[], dat
   if (!env) throw new Error('the provider offers no environment');
   console.log(`\n═══ Paid: on-chain assets, environment ${env.id} (priceMin ${env.priceMin}); consumer ${client.address} ═══`);
   if (!priced) console.log('(the provider has no priced environment: the orders carry zero fees)');
-  const { job } = await paidDemo({ base, chainId: config.chainId, rpcUrl: chain?.rpcUrl ?? DEV_CHAIN_RPC_URL, contractsFile, client, environment: env, dataUrl, algoUrl, follow: (jobId) => follow(client, jobId) });
+  const { job } = await paidDemo({
+    base,
+    chainId: config.chainId,
+    rpcUrl: chain?.rpcUrl ?? DEV_CHAIN_RPC_URL,
+    contractsFile,
+    client,
+    environment: env,
+    dataUrl,
+    algoUrl,
+    follow: (jobId) => follow(client, jobId),
+  });
   return job;
 }
 
@@ -125,7 +152,10 @@ async function main(): Promise<void> {
   const which = process.argv[2] ?? 'both';
   if (!['free', 'paid', 'both'].includes(which)) throw new Error(`usage: npm run demo [-- free|paid|both], not ${which}`);
   const stack = await ensureStack();
-  const dataServer = await serveFiles({ 'weather.csv': fs.readFileSync(path.join(demoDir, 'weather.csv')), 'algorithm.js': fs.readFileSync(path.join(demoDir, 'algorithm.js')) });
+  const dataServer = await serveFiles({
+    'weather.csv': fs.readFileSync(path.join(demoDir, 'weather.csv')),
+    'algorithm.js': fs.readFileSync(path.join(demoDir, 'algorithm.js')),
+  });
   try {
     const { port } = dataServer.server.address() as AddressInfo;
     const [dataUrl, algoUrl] = [`http://127.0.0.1:${port}/weather.csv`, `http://127.0.0.1:${port}/algorithm.js`];

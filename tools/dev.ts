@@ -92,7 +92,17 @@ export async function main(): Promise<void> {
     const dbFile = path.join(config.dataDir, 'temporal.db');
     console.log(`[dev] starting Temporal dev server on ${config.temporal.address} (jobs in ${dbFile})`);
     const codecEndpoint = uiCodecEndpoint(config);
-    const server = await startDevServer({ ip: host, port, uiPort: config.temporal.uiPort, dbFile, namespace: config.temporal.namespace, retentionSeconds: retentionFor(config.environments.map((e) => e.storageExpiry)), logFile: path.join(config.dataDir, 'temporal.log'), detached: true, ...(codecEndpoint ? { codecEndpoint } : {}) });
+    const server = await startDevServer({
+      ip: host,
+      port,
+      uiPort: config.temporal.uiPort,
+      dbFile,
+      namespace: config.temporal.namespace,
+      retentionSeconds: retentionFor(config.environments.map((e) => e.storageExpiry)),
+      logFile: path.join(config.dataDir, 'temporal.log'),
+      detached: true,
+      ...(codecEndpoint ? { codecEndpoint } : {}),
+    });
     if (codecEndpoint) console.log('[dev] the Web UI decodes payloads through the API codec endpoint');
     children.push({ name: 'temporal', child: server });
     console.log(`[dev] Temporal Web UI: http://${host}:${config.temporal.uiPort}`);

@@ -80,7 +80,11 @@ async function makeCertificates(pki: string): Promise<void> {
     {
       name: 'apiserver',
       subject: '/CN=kube-apiserver',
-      ext: ['keyUsage=critical,digitalSignature', 'extendedKeyUsage=serverAuth', 'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local'],
+      ext: [
+        'keyUsage=critical,digitalSignature',
+        'extendedKeyUsage=serverAuth',
+        'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local',
+      ],
     },
     { name: 'admin', subject: '/O=system:masters/CN=c2d-admin', ext: client },
     { name: 'controller-manager', subject: '/CN=system:kube-controller-manager', ext: client },
@@ -93,7 +97,24 @@ async function makeCertificates(pki: string): Promise<void> {
       if (fs.existsSync(p(`${l.name}.crt`))) return;
       fs.writeFileSync(p(`${l.name}.ext`), `${l.ext.join('\n')}\n`);
       await run('openssl', ['req', '-new', ...ec, '-keyout', p(`${l.name}.key`), '-out', p(`${l.name}.csr`), '-subj', l.subject]);
-      await run('openssl', ['x509', '-req', '-in', p(`${l.name}.csr`), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-set_serial', `0x${Date.now().toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`, '-days', '3650', '-extfile', p(`${l.name}.ext`), '-out', p(`${l.name}.crt`)]);
+      await run('openssl', [
+        'x509',
+        '-req',
+        '-in',
+        p(`${l.name}.csr`),
+        '-CA',
+        p('ca.crt'),
+        '-CAkey',
+        p('ca.key'),
+        '-set_serial',
+        `0x${Date.now().toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`,
+        '-days',
+        '3650',
+        '-extfile',
+        p(`${l.name}.ext`),
+        '-out',
+        p(`${l.name}.crt`),
+      ]);
     }),
   );
 }
@@ -155,7 +176,12 @@ function get(server: string, pki: string, urlPath: string): Promise<{ status: nu
   return new Promise((resolve, reject) => {
     const req = https.get(
       `${server}${urlPath}`,
-      { ca: fs.readFileSync(path.join(pki, 'ca.crt')), cert: fs.readFileSync(path.join(pki, 'admin.crt')), key: fs.readFileSync(path.join(pki, 'admin.key')), timeout: 5_000 },
+      {
+        ca: fs.readFileSync(path.join(pki, 'ca.crt')),
+        cert: fs.readFileSync(path.join(pki, 'admin.crt')),
+        key: fs.readFileSync(path.join(pki, 'admin.key')),
+        timeout: 5_000,
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -224,9 +250,22 @@ function storage(count: number): object {
     apiVersion: 'v1',
     kind: 'PersistentVolume',
     metadata: { name: `pool-${String(i).padStart(3, '0')}` },
-    spec: { capacity: { storage: '1Ti' }, accessModes: ['ReadWriteOnce', 'ReadWriteMany'], persistentVolumeReclaimPolicy: 'Retain', storageClassName: STORAGE_CLASS, hostPath: { path: `/nonexistent/c2d-pool-${i}` } },
+    spec: {
+      capacity: { storage: '1Ti' },
+      accessModes: ['ReadWriteOnce', 'ReadWriteMany'],
+      persistentVolumeReclaimPolicy: 'Retain',
+      storageClassName: STORAGE_CLASS,
+      hostPath: { path: `/nonexistent/c2d-pool-${i}` },
+    },
   }));
-  const sc = { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: STORAGE_CLASS, annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } }, provisioner: 'kubernetes.io/no-provisioner', volumeBindingMode: 'Immediate', reclaimPolicy: 'Retain' };
+  const sc = {
+    apiVersion: 'storage.k8s.io/v1',
+    kind: 'StorageClass',
+    metadata: { name: STORAGE_CLASS, annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
+    provisioner: 'kubernetes.io/no-provisioner',
+    volumeBindingMode: 'Immediate',
+    reclaimPolicy: 'Retain',
+  };
   return { apiVersion: 'v1', kind: 'List', items: [sc, ...pvs] };
 }
 
@@ -257,11 +296,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       'etcd',
       bin('etcd'),
       [
-        '--name=c2d', `--data-dir=${path.join(dir, 'etcd')}`,
-        `--listen-client-urls=http://127.0.0.1:${etcdPort}`, `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-        `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-        `--initial-cluster=c2d=http://127.0.0.1:${etcdPeerPort}`, '--force-new-cluster',
-        '--unsafe-no-fsync', '--log-level=warn', '--quota-backend-bytes=2147483648',
+        '--name=c2d',
+        `--data-dir=${path.join(dir, 'etcd')}`,
+        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+        `--initial-cluster=c2d=http://127.0.0.1:${etcdPeerPort}`,
+        '--force-new-cluster',
+        '--unsafe-no-fsync',
+        '--log-level=warn',
+        '--quota-backend-bytes=2147483648',
       ],
       dir,
       detached,
@@ -274,8 +319,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       bin('kube-apiserver'),
       [
         `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-        '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
-        `--cert-dir=${pki}`, `--tls-cert-file=${path.join(pki, 'apiserver.crt')}`, `--tls-private-key-file=${path.join(pki, 'apiserver.key')}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--secure-port=${apiPort}`,
+        `--cert-dir=${pki}`,
+        `--tls-cert-file=${path.join(pki, 'apiserver.crt')}`,
+        `--tls-private-key-file=${path.join(pki, 'apiserver.key')}`,
         `--client-ca-file=${path.join(pki, 'ca.crt')}`,
         '--authorization-mode=Node,RBAC',
         // The defaults (NamespaceLifecycle, LimitRanger, ServiceAccount, ResourceQuota, PodSecurity, ...) plus NodeRestriction.
@@ -286,7 +335,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         '--service-cluster-ip-range=10.96.0.0/16',
         // No real endpoints to publish for the `kubernetes` Service (a loopback address is not a valid one).
         '--endpoint-reconciler-type=none',
-        '--allow-privileged=true', '--profiling=false', '--enable-priority-and-fairness=false',
+        '--allow-privileged=true',
+        '--profiling=false',
+        '--enable-priority-and-fairness=false',
         '-v=0',
       ],
       dir,
@@ -304,8 +355,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         `--service-account-private-key-file=${path.join(pki, 'sa.key')}`,
         `--root-ca-file=${path.join(pki, 'ca.crt')}`,
         // Each controller as its own ServiceAccount with its bootstrap role (system:controller:*), as kubeadm does.
-        '--use-service-account-credentials=true', '--leader-elect=false', '--secure-port=0',
-        '--concurrent-gc-syncs=5', '-v=0',
+        '--use-service-account-credentials=true',
+        '--leader-elect=false',
+        '--secure-port=0',
+        '--concurrent-gc-syncs=5',
+        '-v=0',
       ],
       dir,
       detached,
@@ -324,9 +378,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       bin('kwok'),
       [
         `--kubeconfig=${path.join(dir, 'kwok.kubeconfig')}`,
-        '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+        '--manage-all-nodes=false',
+        '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
         '--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom',
-        '--cidr=10.244.0.0/16', '--node-ip=10.0.0.1', '--node-lease-duration-seconds=40',
+        '--cidr=10.244.0.0/16',
+        '--node-ip=10.0.0.1',
+        '--node-lease-duration-seconds=40',
       ],
       dir,
       detached,
@@ -336,14 +393,24 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     await kubectl(binDir, kubeconfig, ['apply', '-f', '-'], JSON.stringify(fakeNode()));
     if ((opts.volumes ?? 32) > 0) await kubectl(binDir, kubeconfig, ['apply', '-f', '-'], JSON.stringify(storage(opts.volumes ?? 32)));
-    await until('the default ServiceAccount (controller-manager)', deadline, async () => (await get(server, pki, '/api/v1/namespaces/default/serviceaccounts/default')).status === 200, failed);
+    await until(
+      'the default ServiceAccount (controller-manager)',
+      deadline,
+      async () => (await get(server, pki, '/api/v1/namespaces/default/serviceaccounts/default')).status === 200,
+      failed,
+    );
     // kwok reports the node Ready; the node lifecycle controller then lifts the not-ready taint the API server put on it.
-    await until(`node ${FAKE_NODE} Ready and schedulable`, deadline, async () => {
-      const res = await get(server, pki, `/api/v1/nodes/${FAKE_NODE}`);
-      if (res.status !== 200) return false;
-      const node = JSON.parse(res.body) as { spec?: { taints?: unknown[] }; status?: { conditions?: { type: string; status: string }[] } };
-      return (node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false) && (node.spec?.taints ?? []).length === 0;
-    }, failed);
+    await until(
+      `node ${FAKE_NODE} Ready and schedulable`,
+      deadline,
+      async () => {
+        const res = await get(server, pki, `/api/v1/nodes/${FAKE_NODE}`);
+        if (res.status !== 200) return false;
+        const node = JSON.parse(res.body) as { spec?: { taints?: unknown[] }; status?: { conditions?: { type: string; status: string }[] } };
+        return (node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false) && (node.spec?.taints ?? []).length === 0;
+      },
+      failed,
+    );
   } catch (err) {
     await stop();
     throw err;

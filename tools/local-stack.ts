@@ -89,7 +89,8 @@ export async function startLocalStack(opts: { temporalAddress: string; environme
     },
   };
   try {
-    const exited = (name: string, c: ChildProcess): Promise<never> => new Promise((_, reject) => c.once('exit', (code) => reject(new Error(`${name} exited with ${code}`))));
+    const exited = (name: string, c: ChildProcess): Promise<never> =>
+      new Promise((_, reject) => c.once('exit', (code) => reject(new Error(`${name} exited with ${code}`))));
     await Promise.race([waitForPort(port, '127.0.0.1', 30_000), exited('api', stack.api), exited('worker', stack.worker)]);
   } catch (err) {
     await Promise.all([stopChild(stack.worker), stopChild(stack.api)]);
@@ -99,7 +100,9 @@ export async function startLocalStack(opts: { temporalAddress: string; environme
 }
 
 /** An HTTP server on host loopback standing for a publisher's data server (demo, tests, benchmarks). */
-export async function serveFiles(files: Record<string, string | Buffer>): Promise<{ url: (name: string) => string; server: http.Server; hits: string[]; close: () => void }> {
+export async function serveFiles(
+  files: Record<string, string | Buffer>,
+): Promise<{ url: (name: string) => string; server: http.Server; hits: string[]; close: () => void }> {
   const hits: string[] = [];
   const server = http.createServer((req, res) => {
     const name = (req.url ?? '').slice(1);

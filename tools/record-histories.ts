@@ -62,7 +62,10 @@ function expectView(path: string, view: JobView, expected: Partial<Pick<JobView,
   const outputs = view.results === '' ? 0 : view.results.filter((r) => r.type === 'output').length;
   const got = { status: view.status, stopreq: view.stopreq, agreementId: view.agreementId, outputs };
   for (const [key, value] of Object.entries(expected)) {
-    if (got[key as keyof typeof got] !== value) throw new Error(`${path}: expected ${key} ${String(value)}, the job ended with ${JSON.stringify({ ...got, terminationDetails: view.terminationDetails })}`);
+    if (got[key as keyof typeof got] !== value)
+      throw new Error(
+        `${path}: expected ${key} ${String(value)}, the job ended with ${JSON.stringify({ ...got, terminationDetails: view.terminationDetails })}`,
+      );
   }
 }
 
@@ -112,17 +115,36 @@ const scenarios: Record<Exclude<RecordedHistory, 'environment-slots'>, Scenario>
     return wid(stopped);
   },
   deadline: job('deadline', shortEnv.id, { algorithm: { hold: true } }, { status: 70, stopreq: 2 }),
-  'authorization-refused-dataset': job('authorization-refused-dataset', env.id, { authorizeError: new AccessDeniedError('dataset', 'credentials_not_allowed', 'dataset: consumer not in allow list') }, { status: 31 }),
-  'authorization-refused-algorithm': job('authorization-refused-algorithm', env.id, { authorizeError: new AccessDeniedError('algorithm', 'not_trusted_algo') }, { status: 32 }),
-  'configure-failed': job('configure-failed', env.id, { configure: { outcome: { exitCode: 10, report: { ok: false, failed: 'dataset', index: 0, reason: 'dataset 0 file 0: HTTP 404' } } } }, { status: 31 }),
+  'authorization-refused-dataset': job(
+    'authorization-refused-dataset',
+    env.id,
+    { authorizeError: new AccessDeniedError('dataset', 'credentials_not_allowed', 'dataset: consumer not in allow list') },
+    { status: 31 },
+  ),
+  'authorization-refused-algorithm': job(
+    'authorization-refused-algorithm',
+    env.id,
+    { authorizeError: new AccessDeniedError('algorithm', 'not_trusted_algo') },
+    { status: 32 },
+  ),
+  'configure-failed': job(
+    'configure-failed',
+    env.id,
+    { configure: { outcome: { exitCode: 10, report: { ok: false, failed: 'dataset', index: 0, reason: 'dataset 0 file 0: HTTP 404' } } } },
+    { status: 31 },
+  ),
   'algorithm-failed': job('algorithm-failed', env.id, { algorithm: { outcome: { exitCode: 3 } } }, { status: 41, stopreq: 0 }),
   'publish-failed': job('publish-failed', env.id, { publish: { outcome: { exitCode: 2 } } }, { status: 62 }),
   'plugin-before-provision-refused': job('plugin-before-provision-refused', earlyEnv.id, {}, { status: 31 }),
   'plugin-after-algorithm-and-after-publish': job('plugin-after-algorithm-and-after-publish', gateEnv.id, {}, { status: 70, outputs: 1 }),
   'plugin-after-algorithm-refused': job('plugin-after-algorithm-refused', refuseEnv.id, {}, { status: 62, outputs: 0 }),
-  'orders-verified': job('orders-verified', env.id, {}, { status: 70, agreementId: `0x${'a1'.repeat(32)}` }, (input) => orders.set(input.jobId, { agreementId: `0x${'a1'.repeat(32)}` })),
+  'orders-verified': job('orders-verified', env.id, {}, { status: 70, agreementId: `0x${'a1'.repeat(32)}` }, (input) =>
+    orders.set(input.jobId, { agreementId: `0x${'a1'.repeat(32)}` }),
+  ),
   'order-refused': job('order-refused', env.id, {}, { status: 31 }, (input) =>
-    orders.set(input.jobId, { refusal: new AccessDeniedError('dataset', 'consumer_mismatch', 'dataset: the caller is neither consumer nor payer of the order') }),
+    orders.set(input.jobId, {
+      refusal: new AccessDeniedError('dataset', 'consumer_mismatch', 'dataset: the caller is neither consumer nor payer of the order'),
+    }),
   ),
 };
 

@@ -44,15 +44,35 @@ export function temporalBinary(): string {
  *   for a dev server; production runs a real Temporal cluster, see docs/operations.md).
  */
 export const LOW_LATENCY_FLAGS: readonly string[] = [
-  '--dynamic-config-value', 'history.transferProcessorMaxPollRPS=1000',
-  '--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1',
-  '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1',
-  '--sqlite-pragma', 'journal_mode=wal',
-  '--sqlite-pragma', 'synchronous=normal',
+  '--dynamic-config-value',
+  'history.transferProcessorMaxPollRPS=1000',
+  '--dynamic-config-value',
+  'matching.numTaskqueueReadPartitions=1',
+  '--dynamic-config-value',
+  'matching.numTaskqueueWritePartitions=1',
+  '--sqlite-pragma',
+  'journal_mode=wal',
+  '--sqlite-pragma',
+  'synchronous=normal',
 ];
 
 export function devServerArgs(o: DevServerOptions): string[] {
-  const args = ['server', 'start-dev', '--ip', o.ip ?? '127.0.0.1', '--port', String(o.port), '--ui-port', String(o.uiPort), '--db-filename', o.dbFile, '--namespace', o.namespace, '--log-level', 'warn'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    o.ip ?? '127.0.0.1',
+    '--port',
+    String(o.port),
+    '--ui-port',
+    String(o.uiPort),
+    '--db-filename',
+    o.dbFile,
+    '--namespace',
+    o.namespace,
+    '--log-level',
+    'warn',
+  ];
   if (o.headless) args.push('--headless');
   if (o.codecEndpoint) args.push('--ui-codec-endpoint', o.codecEndpoint);
   for (const [name, type] of Object.entries(searchAttributeFlags)) args.push('--search-attribute', `${name}=${type}`);
@@ -97,7 +117,9 @@ function setRetention(bin: string, o: DevServerOptions): Promise<void> {
   const hours = `${Math.ceil((o.retentionSeconds ?? 0) / 3600)}h`;
   const args = ['operator', 'namespace', 'update', '--address', `${o.ip ?? '127.0.0.1'}:${o.port}`, '--namespace', o.namespace, '--retention', hours];
   return new Promise((resolve, reject) =>
-    execFile(bin, args, (err, _out, stderr) => (err ? reject(new Error(`cannot set the namespace retention to ${hours}: ${stderr.trim() || err.message}`)) : resolve())),
+    execFile(bin, args, (err, _out, stderr) =>
+      err ? reject(new Error(`cannot set the namespace retention to ${hours}: ${stderr.trim() || err.message}`)) : resolve(),
+    ),
   );
 }
 

@@ -8,8 +8,18 @@ export async function main(): Promise<void> {
   const [host, port] = splitAddress(config.temporal.address);
   const dbFile = path.join(config.dataDir, 'temporal.db');
   const codecEndpoint = uiCodecEndpoint(config);
-  const server = await startDevServer({ ip: host, port, uiPort: config.temporal.uiPort, dbFile, namespace: config.temporal.namespace, retentionSeconds: retentionFor(config.environments.map((e) => e.storageExpiry)), ...(codecEndpoint ? { codecEndpoint } : {}) });
-  console.log(`Temporal dev server on ${config.temporal.address}, Web UI http://${host}:${config.temporal.uiPort}${codecEndpoint ? ' (payloads decoded through the API codec endpoint)' : ''}, jobs stored in ${dbFile}`);
+  const server = await startDevServer({
+    ip: host,
+    port,
+    uiPort: config.temporal.uiPort,
+    dbFile,
+    namespace: config.temporal.namespace,
+    retentionSeconds: retentionFor(config.environments.map((e) => e.storageExpiry)),
+    ...(codecEndpoint ? { codecEndpoint } : {}),
+  });
+  console.log(
+    `Temporal dev server on ${config.temporal.address}, Web UI http://${host}:${config.temporal.uiPort}${codecEndpoint ? ' (payloads decoded through the API codec endpoint)' : ''}, jobs stored in ${dbFile}`,
+  );
   const stop = (): void => {
     server.kill('SIGTERM');
   };

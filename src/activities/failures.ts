@@ -55,4 +55,3 @@ export async function mapFailures<T>(fn: () => Promise<T>): Promise<T> {
     throw toActivityFailure(err);
   }
 }
-

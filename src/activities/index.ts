@@ -76,7 +76,8 @@ export async function remoteAlgorithm(
   const pinned = a.filesChecksum?.slice(0, 64).toLowerCase();
   if (content === null) return { files: [{ ...(await remote.signedFile(a.ddo, a.service, transferTxId, 0)), ...(pinned ? { checksum: pinned } : {}) }] };
   const hash = createHash('sha256').update(content).digest('hex');
-  if (pinned && hash !== pinned) throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', 'algorithm: its provider handed out another file than the one just checked');
+  if (pinned && hash !== pinned)
+    throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', 'algorithm: its provider handed out another file than the one just checked');
   let text: string | null = null;
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(content);

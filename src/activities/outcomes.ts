@@ -22,14 +22,23 @@ export function describeOutcome(step: StepName, o: StepOutcome): string {
 
 const succeeded = (o: StepOutcome): boolean => o.exitCode === 0 && !o.oomKilled && o.reason === '';
 
-const details = (step: StepName, o: StepOutcome, reason = describeOutcome(step, o)): TerminationDetails => ({ exitCode: o.exitCode, oomKilled: o.oomKilled || o.reason === 'oom', reason });
+const details = (step: StepName, o: StepOutcome, reason = describeOutcome(step, o)): TerminationDetails => ({
+  exitCode: o.exitCode,
+  oomKilled: o.oomKilled || o.reason === 'oom',
+  reason,
+});
 
 export function algorithmResult(o: StepOutcome): StepResult {
   if (succeeded(o)) return { ok: true, terminationDetails: details('algorithm', o) };
   if (o.reason === 'output-limit') return { ok: false, failStatus: JobStatus.DiskQuotaExceeded, terminationDetails: details('algorithm', o) };
   // the algorithm's image never arrived: its provisioning failed, it did not run
   if (o.reason.startsWith('image-pull:')) return { ok: false, failStatus: JobStatus.AlgorithmProvisioningFailed, terminationDetails: details('algorithm', o) };
-  return { ok: false, failStatus: JobStatus.AlgorithmFailed, terminationDetails: details('algorithm', o), ...(o.reason === 'deadline' ? { deadline: true } : {}) };
+  return {
+    ok: false,
+    failStatus: JobStatus.AlgorithmFailed,
+    terminationDetails: details('algorithm', o),
+    ...(o.reason === 'deadline' ? { deadline: true } : {}),
+  };
 }
 
 /**

@@ -56,7 +56,8 @@ function toHttp(err: unknown): HttpError {
     return { status, body: { error: err.message } };
   }
   const parser = bodyParserError(err);
-  if (parser?.type === 'entity.parse.failed') return { status: 400, body: { message: 'Validation error', errors: { body: ['malformed JSON'] }, success: false } };
+  if (parser?.type === 'entity.parse.failed')
+    return { status: 400, body: { message: 'Validation error', errors: { body: ['malformed JSON'] }, success: false } };
   if (parser?.type === 'entity.too.large') return { status: 413, body: { error: 'Request body too large' } };
   if (parser && parser.status >= 400 && parser.status < 500) return { status: parser.status, body: { error: 'Bad request body' } };
   // Anything else is a bug or an outage we did not classify: say nothing about it (no stack, no URL).

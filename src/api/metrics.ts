@@ -63,7 +63,12 @@ function createApiMetrics(deps: Pick<AppDeps, 'environments' | 'jobs' | 'logger'
   orchestratorGauge('c2d_environment_current_jobs', 'Algorithm steps holding a slot of the environment', (id) => deps.jobs.currentJobs(id));
   const queued = deps.jobs.queuedJobs?.bind(deps.jobs);
   if (queued) orchestratorGauge('c2d_environment_queued_jobs', 'Jobs waiting in status 1 for a slot of the environment', queued);
-  const maxJobs = new Gauge({ name: 'c2d_environment_max_jobs', help: 'Slots of the environment', labelNames: ['environment'] as const, registers: [registry] });
+  const maxJobs = new Gauge({
+    name: 'c2d_environment_max_jobs',
+    help: 'Slots of the environment',
+    labelNames: ['environment'] as const,
+    registers: [registry],
+  });
   for (const env of deps.environments) maxJobs.set({ environment: env.id }, env.maxJobs);
 
   const startPath = COMPUTE_PATH;

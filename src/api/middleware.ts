@@ -36,7 +36,13 @@ export function requestLog(logger: Logger): RequestHandler {
     res.on('finish', () => {
       const jobId = typeof res.locals.jobId === 'string' ? res.locals.jobId : undefined;
       logger.info(
-        { route: req.path, method: req.method, status: res.statusCode, durationMs: Number(process.hrtime.bigint() - started) / 1e6, ...(jobId ? { jobId } : {}) },
+        {
+          route: req.path,
+          method: req.method,
+          status: res.statusCode,
+          durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+          ...(jobId ? { jobId } : {}),
+        },
         'request handled',
       );
     });

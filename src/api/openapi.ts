@@ -40,7 +40,8 @@ function hoistDefs(value: unknown, components: Record<string, JsonSchema>): unkn
 function sharedErrors(route: Route): Responses {
   const readsBody = route.body !== 'none';
   const errors: Responses = {};
-  if (route.input || readsBody) errors[400] = { description: 'Validation error, or a refused permission (`{"error":{"<resource>":"<code>"}}`)', schema: errorBodySchema };
+  if (route.input || readsBody)
+    errors[400] = { description: 'Validation error, or a refused permission (`{"error":{"<resource>":"<code>"}}`)', schema: errorBodySchema };
   if (route.auth === 'signature') errors[401] = handledError('Invalid signature or nonce');
   if (route.input) errors[404] = handledError('No such job, result or route (for this consumer)');
   if (readsBody) errors[413] = handledError('Request body over 1 MB');
@@ -75,10 +76,17 @@ export function openApiDocument(routes: readonly Route[], version: string): Open
       operation.description = [route.description, paramsNote].filter(Boolean).join(' ');
       operation.requestBody = { required: true, content: { 'application/json': { schema: input } } };
     }
-    if (route.body === 'raw') operation.requestBody = { required: true, content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } };
+    if (route.body === 'raw')
+      operation.requestBody = {
+        required: true,
+        content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
+      };
     const responses = { ...sharedErrors(route), ...route.responses };
     operation.responses = Object.fromEntries(
-      Object.entries(responses).map(([status, r]) => [status, { description: r.description, ...(r.schema ? { content: { [r.type ?? 'application/json']: { schema: convert(r.schema, 'output') } } } : {}) }]),
+      Object.entries(responses).map(([status, r]) => [
+        status,
+        { description: r.description, ...(r.schema ? { content: { [r.type ?? 'application/json']: { schema: convert(r.schema, 'output') } } } : {}) },
+      ]),
     );
     const path = route.path.replace(/:(\w+)/g, '{$1}');
     (paths[path] ??= {})[route.method] = operation;

@@ -17,10 +17,7 @@ export const nonceSchema = z
 export const signatureSchema = z.string().regex(/^(0x)?[0-9a-fA-F]{130}$/, 'must be a 65-byte hex signature');
 
 /** An index as a decimal string (it is part of the signed message). */
-const indexSchema = z
-  .union([z.string(), z.number()])
-  .transform(String)
-  .pipe(z.string().regex(/^\d+$/, 'must be a non-negative integer'));
+const indexSchema = z.union([z.string(), z.number()]).transform(String).pipe(z.string().regex(/^\d+$/, 'must be a non-negative integer'));
 
 /** An object that may arrive as JSON text (query strings carry only text). */
 function jsonText<T extends z.ZodType>(schema: T) {
@@ -146,9 +143,17 @@ const containerSectionSchema = z.object({
   tag: z.string().default(''),
   checksum: z.string().default(''),
 });
-export const validateContainerSchema = z.union([z.object({ container: jsonText(containerSectionSchema) }).transform((v) => v.container), containerSectionSchema]);
+export const validateContainerSchema = z.union([
+  z.object({ container: jsonText(containerSectionSchema) }).transform((v) => v.container),
+  containerSectionSchema,
+]);
 
-const initializeItemSchema = z.object({ documentId: z.string().min(1), serviceId: z.string().min(1), transferTxId: z.string().optional(), userdata: z.unknown().optional() });
+const initializeItemSchema = z.object({
+  documentId: z.string().min(1),
+  serviceId: z.string().min(1),
+  transferTxId: z.string().optional(),
+  userdata: z.unknown().optional(),
+});
 
 /** initializeCompute: which orders the consumer still needs, with our signed provider fees (wire contract §3). */
 export const initializeComputeSchema = z.object({
@@ -170,13 +175,13 @@ const hashSchema = z
 export const decryptSchema = z
   .object({
     decrypterAddress: addressSchema,
-    chainId: z
-      .union([z.string(), z.number()])
-      .transform(String)
-      .pipe(z.string().regex(/^\d+$/, 'must be a chain id')),
+    chainId: z.union([z.string(), z.number()]).transform(String).pipe(z.string().regex(/^\d+$/, 'must be a chain id')),
     transactionId: hashSchema.optional(),
     dataNftAddress: addressSchema.optional(),
-    encryptedDocument: z.string().regex(/^0x([0-9a-fA-F]{2})+$/, 'must be 0x hex').optional(),
+    encryptedDocument: z
+      .string()
+      .regex(/^0x([0-9a-fA-F]{2})+$/, 'must be 0x hex')
+      .optional(),
     flags: z
       .union([z.number(), z.string().regex(/^(\d+|0x[0-9a-fA-F]{1,2})$/, 'must be a number')])
       .transform(Number)
@@ -187,8 +192,14 @@ export const decryptSchema = z
     signature: signatureSchema,
   })
   .superRefine((v, ctx) => {
-    if (v.transactionId === undefined && v.dataNftAddress === undefined) ctx.addIssue({ code: 'custom', path: ['transactionId'], message: 'required: transactionId, or dataNftAddress with encryptedDocument, flags and documentHash' });
+    if (v.transactionId === undefined && v.dataNftAddress === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['transactionId'],
+        message: 'required: transactionId, or dataNftAddress with encryptedDocument, flags and documentHash',
+      });
     if (v.transactionId === undefined && v.dataNftAddress !== undefined) {
-      for (const field of ['encryptedDocument', 'flags', 'documentHash'] as const) if (v[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'required with dataNftAddress' });
+      for (const field of ['encryptedDocument', 'flags', 'documentHash'] as const)
+        if (v[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'required with dataNftAddress' });
     }
   });

@@ -14,4 +14,14 @@ import { resultRoutes } from './routes/results';
  * describes them from it. To add a route, declare it with `route({...})` in a module under routes/ and
  * list it here. (The codec endpoint is Temporal's protocol, not ours: app.ts mounts it on its own.)
  */
-export const routes: readonly Route[] = [...infoRoutes, ...computeRoutes, initializeCompute, ...resultRoutes, download, decryptRoute, ...publisherRoutes, aquariusDdo, ...opsRoutes];
+export const routes: readonly Route[] = [
+  ...infoRoutes,
+  ...computeRoutes,
+  initializeCompute,
+  ...resultRoutes,
+  download,
+  decryptRoute,
+  ...publisherRoutes,
+  aquariusDdo,
+  ...opsRoutes,
+];

@@ -63,7 +63,10 @@ export class AquariusResolver implements AssetResolver {
     }
     const parsed = ddoSchema.safeParse(json);
     if (!parsed.success || parsed.data.id.toLowerCase() !== did.toLowerCase()) {
-      this.opts.logger.warn({ did, fields: parsed.success ? ['id'] : parsed.error.issues.map((i) => i.path.join('.')) }, 'aquarius DDO skipped: not a valid DDO for this DID');
+      this.opts.logger.warn(
+        { did, fields: parsed.success ? ['id'] : parsed.error.issues.map((i) => i.path.join('.')) },
+        'aquarius DDO skipped: not a valid DDO for this DID',
+      );
       return null;
     }
     return parsed.data;

@@ -216,7 +216,11 @@ async function authorizeDataset(deps: AuthorizeDeps, owner: string, ref: Dataset
   }
   // A private algorithm only ever runs as a job's algorithm: read as a dataset, another algorithm could copy it out.
   if (ddo.metadata.type === 'algorithm' && service.type === 'compute') {
-    throw new AccessDeniedError(resource, 'private_algorithm_as_dataset', `${resource}: ${ddo.id} is a private (compute) algorithm; it can run as the algorithm of a job, never be read as a dataset`);
+    throw new AccessDeniedError(
+      resource,
+      'private_algorithm_as_dataset',
+      `${resource}: ${ddo.id} is a private (compute) algorithm; it can run as the algorithm of a job, never be read as a dataset`,
+    );
   }
   requireConsumableState(ddo, resource);
   requireCredentials(ddo, service, owner, resource);
@@ -230,7 +234,8 @@ async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: Algor
   const computeDatasets = datasets.map((d, i) => ({ d, resource: datasetResource(i) })).filter(({ d }) => d.service.type === 'compute');
   if (ref.kind === 'raw') {
     for (const { d, resource } of computeDatasets) {
-      if (!computeOptions(d.service).allowRawAlgorithm) throw new AccessDeniedError(resource, 'no_raw_algo_allowed', `${resource}: raw algorithms are not allowed`);
+      if (!computeOptions(d.service).allowRawAlgorithm)
+        throw new AccessDeniedError(resource, 'no_raw_algo_allowed', `${resource}: raw algorithms are not allowed`);
     }
     if (!ref.rawcode && !ref.url) throw new ValidationError({ 'algorithm.meta': ['needs rawcode or url'] });
     requireContainer(ref.container);
@@ -259,11 +264,14 @@ async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: Algor
       );
     }
   });
-  const localChecksum = lazyFilesChecksum(async () => {
-    const l = await located();
-    if (!('files' in l)) throw new Error('unreachable: remote files are hashed through their provider');
-    return l.files;
-  }, deps.hashFile ?? ((f) => sha256OfFile(f)));
+  const localChecksum = lazyFilesChecksum(
+    async () => {
+      const l = await located();
+      if (!('files' in l)) throw new Error('unreachable: remote files are hashed through their provider');
+      return l.files;
+    },
+    deps.hashFile ?? ((f) => sha256OfFile(f)),
+  );
   let remoteHashed: string | undefined;
   const filesChecksum = memoize(async () => {
     const l = await located();
@@ -276,7 +284,15 @@ async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: Algor
   }
   // Private (`compute`) algorithms must decrypt here; public (`access`) ones here or at the provider their service names.
   const remote = 'remote' in (await located());
-  return { kind: 'published', did: ddo.id, ddo, service, serviceIndex, container, ...(remote ? { remote, ...(remoteHashed ? { filesChecksum: remoteHashed } : {}) } : {}) };
+  return {
+    kind: 'published',
+    did: ddo.id,
+    ddo,
+    service,
+    serviceIndex,
+    container,
+    ...(remote ? { remote, ...(remoteHashed ? { filesChecksum: remoteHashed } : {}) } : {}),
+  };
 }
 
 function requireRunnable(deps: AuthorizeDeps, container: ContainerSpec): void {

@@ -31,7 +31,8 @@ export class FileFetchError extends Error {
 export const sha256Hex = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
 /** Ocean's `containerSectionChecksum`: sha256 hex of `entrypoint + container.checksum`. */
-export const containerSectionChecksum = (container: Pick<ContainerSpec, 'entrypoint' | 'checksum'>): string => sha256Hex(container.entrypoint + container.checksum);
+export const containerSectionChecksum = (container: Pick<ContainerSpec, 'entrypoint' | 'checksum'>): string =>
+  sha256Hex(container.entrypoint + container.checksum);
 
 /** Error codes only: Node's messages can name the host and port. */
 function networkReason(err: unknown): string {

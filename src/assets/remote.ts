@@ -59,7 +59,14 @@ export class RemoteProviderFiles implements RemoteFileSource {
   }
 
   /** Reads one file through the remote provider's download, with a fresh nonce per attempt (a refused nonce is retried). */
-  private async read(ddo: Ddo, service: DdoService, transferTxId: string | undefined, index: number, maxBytes: number, onChunk: (chunk: Buffer) => void): Promise<{ fileCount: number }> {
+  private async read(
+    ddo: Ddo,
+    service: DdoService,
+    transferTxId: string | undefined,
+    index: number,
+    maxBytes: number,
+    onChunk: (chunk: Buffer) => void,
+  ): Promise<{ fileCount: number }> {
     for (let attempt = 1; ; attempt++) {
       const file = await this.signedFile(ddo, service, transferTxId, index);
       try {

@@ -13,7 +13,9 @@ function problem(p: ConsumerParameter, value: unknown): string | null {
     case 'text':
       return typeof value === 'string' ? null : 'must be text';
     case 'number':
-      return (typeof value === 'number' && Number.isFinite(value)) || (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) ? null : 'must be a number';
+      return (typeof value === 'number' && Number.isFinite(value)) || (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value)))
+        ? null
+        : 'must be a number';
     case 'boolean':
       return typeof value === 'boolean' || value === 'true' || value === 'false' ? null : 'must be true or false';
     case 'select': {

@@ -3,7 +3,10 @@ import { getAddress } from 'ethers';
 import { z } from 'zod';
 import { ValidationError } from '../domain/errors';
 
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/).transform((a) => getAddress(a));
+const address = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{40}$/)
+  .transform((a) => getAddress(a));
 
 /** One network's entry of Ocean's `address.json` (the fields we deploy and read; others are kept). */
 export const oceanContractsSchema = z.looseObject({

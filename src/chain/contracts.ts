@@ -13,4 +13,5 @@ export async function send(contract: Contract, method: string, ...args: unknown[
 }
 
 /** A view call; the caller parses the result (ethers returns loosely typed values). */
-export const read = (contract: Contract, method: string, ...args: unknown[]): Promise<unknown> => contract.getFunction(method).staticCall(...args) as Promise<unknown>;
+export const read = (contract: Contract, method: string, ...args: unknown[]): Promise<unknown> =>
+  contract.getFunction(method).staticCall(...args) as Promise<unknown>;

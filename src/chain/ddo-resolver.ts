@@ -149,7 +149,14 @@ export class ChainDdoResolver implements AssetResolver {
   private save(): void {
     const file = this.deps.indexFile;
     if (!file || this.startBlockHash === undefined) return;
-    const saved: SavedIndex = { chainId: this.deps.chainId, factory: this.deps.factory, startBlockHash: this.startBlockHash, nextBlock: this.nextBlock, nfts: [...this.nfts], ddos: [...this.ddos] };
+    const saved: SavedIndex = {
+      chainId: this.deps.chainId,
+      factory: this.deps.factory,
+      startBlockHash: this.startBlockHash,
+      nextBlock: this.nextBlock,
+      nfts: [...this.nfts],
+      ddos: [...this.ddos],
+    };
     const tmp = `${file}.${process.pid}.tmp`;
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(tmp, JSON.stringify(saved), { mode: 0o600 });

@@ -72,7 +72,15 @@ export class ComputeInitializer {
     const verifier = this.deps.verifier;
     if (!verifier) throw new UnavailableError('chain_not_configured', `${resource}: ${ddo.id} is on chain, but this provider has no chain configured`);
     const providerFee = (): ProviderFee =>
-      signProviderFee(this.deps.wallet, { environment: req.environment.id, datatoken, serviceId: service.id, feeToken: verifier.feeTokenOf(req.environment), amount, validUntil: req.validUntil, now: req.now });
+      signProviderFee(this.deps.wallet, {
+        environment: req.environment.id,
+        datatoken,
+        serviceId: service.id,
+        feeToken: verifier.feeTokenOf(req.environment),
+        amount,
+        validUntil: req.validUntil,
+        now: req.now,
+      });
     if (!ref.transferTxId) return { datatoken, providerFee: providerFee() };
 
     const item: OrderItem = { resource, ddo, serviceId: service.id, transferTxId: ref.transferTxId, isDataset };

@@ -29,7 +29,12 @@ interface JobAsset {
   isDataset: boolean;
 }
 
-async function asset(resolver: AssetResolver, resource: string, ref: { did: string; serviceId: string; transferTxId?: string }, isDataset: boolean): Promise<JobAsset> {
+async function asset(
+  resolver: AssetResolver,
+  resource: string,
+  ref: { did: string; serviceId: string; transferTxId?: string },
+  isDataset: boolean,
+): Promise<JobAsset> {
   const ddo = await resolver.resolve(ref.did);
   if (!ddo) throw new NotFoundError('did_not_found', `${resource}: asset ${ref.did} not found`, resource);
   const service = ddo.services.find((s) => s.id === ref.serviceId);
@@ -52,6 +57,9 @@ export async function verifyJobOrders(deps: JobOrderDeps, req: JobOrdersRequest)
       return { resource: a.resource, ddo: a.ddo, serviceId: a.service.id, transferTxId: a.transferTxId, isDataset: a.isDataset };
     });
   if (items.length === 0) return { agreementId: null };
-  const verified = await deps.verifier.verify({ consumerAddress: input.owner, items, environment: req.environment, durationSeconds: req.durationSeconds, now: req.now }, req.receipts);
+  const verified = await deps.verifier.verify(
+    { consumerAddress: input.owner, items, environment: req.environment, durationSeconds: req.durationSeconds, now: req.now },
+    req.receipts,
+  );
   return { agreementId: verified.agreementId };
 }

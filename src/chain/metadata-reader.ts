@@ -63,7 +63,9 @@ export class MetadataReader {
 
   /** Whether this NFT ever published a document with this metaDataHash. */
   async hasPublished(nftAddress: string, metaDataHash: string): Promise<boolean> {
-    const logs = await this.rpc(() => this.deps.provider.getLogs({ address: nftAddress, topics: [METADATA_TOPICS], fromBlock: this.deps.startBlock, toBlock: 'latest' }));
+    const logs = await this.rpc(() =>
+      this.deps.provider.getLogs({ address: nftAddress, topics: [METADATA_TOPICS], fromBlock: this.deps.startBlock, toBlock: 'latest' }),
+    );
     const wanted = metaDataHash.toLowerCase();
     return logs.some((log) => published(log)?.metaDataHash === wanted);
   }

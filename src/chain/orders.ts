@@ -162,13 +162,22 @@ export class OrderVerifier {
     for (const item of req.items) orders.push(await this.verifyItem(item, req, receipts));
     const paid = orders.reduce((sum, o) => sum + o.feePaid, 0n);
     const due = feeAmount(req.environment.priceMin, req.durationSeconds, this.deps.feeTokenDecimals ?? 18);
-    if (paid < due) throw new AccessDeniedError('order', 'fees_not_paid', `order: provider fees paid ${paid} < ${due} due for ${req.durationSeconds} s in ${req.environment.id}`);
+    if (paid < due)
+      throw new AccessDeniedError(
+        'order',
+        'fees_not_paid',
+        `order: provider fees paid ${paid} < ${due} due for ${req.durationSeconds} s in ${req.environment.id}`,
+      );
     const payer = orders.reduce<VerifiedOrder | undefined>((best, o) => (!best || o.feePaid > best.feePaid ? o : best), undefined);
     return { agreementId: payer?.transferTxId ?? '', orders };
   }
 
   /** One item: its NFT and datatoken, its order, and the provider fee of its latest (re)order. */
-  async verifyItem(item: OrderItem, req: Pick<VerifyOrdersRequest, 'consumerAddress' | 'environment' | 'now'>, receipts: ReceiptWait = 'wait'): Promise<VerifiedOrder> {
+  async verifyItem(
+    item: OrderItem,
+    req: Pick<VerifyOrdersRequest, 'consumerAddress' | 'environment' | 'now'>,
+    receipts: ReceiptWait = 'wait',
+  ): Promise<VerifiedOrder> {
     return this.checkFee(item, await this.checkOrder(item, req, receipts), req);
   }
 
@@ -194,10 +203,13 @@ export class OrderVerifier {
       if (anyEmitterHas(orderReceipt, 'OrderStarted')) return deny('datatoken_mismatch', `transaction ${orderReceipt.hash} orders another datatoken`);
       return deny('order_not_found', `transaction ${orderReceipt.hash} is not an order`);
     }
-    if (started.serviceIndex !== BigInt(serviceIndex)) return deny('service_index_mismatch', `order is for service index ${started.serviceIndex}, not ${serviceIndex}`);
+    if (started.serviceIndex !== BigInt(serviceIndex))
+      return deny('service_index_mismatch', `order is for service index ${started.serviceIndex}, not ${serviceIndex}`);
     if (started.amount < ONE_DATATOKEN) return deny('order_amount_too_low', `order spent ${started.amount} < 1 datatoken`);
-    if (!sameAddress(started.consumer, req.consumerAddress) && !sameAddress(started.payer, req.consumerAddress)) return deny('consumer_mismatch', 'the caller is neither consumer nor payer of the order');
-    if (service.timeout !== 0 && req.now - Number(started.timestamp) > service.timeout) return deny('order_expired', `order is older than the service timeout of ${service.timeout} s`);
+    if (!sameAddress(started.consumer, req.consumerAddress) && !sameAddress(started.payer, req.consumerAddress))
+      return deny('consumer_mismatch', 'the caller is neither consumer nor payer of the order');
+    if (service.timeout !== 0 && req.now - Number(started.timestamp) > service.timeout)
+      return deny('order_expired', `order is older than the service timeout of ${service.timeout} s`);
     return { datatoken, feeReceipt, orderReceipt };
   }
 
@@ -217,8 +229,10 @@ export class OrderVerifier {
     }
     if (!sameAddress(signer, this.deps.providerAddress)) return deny('provider_fee_not_ours', 'the provider fee was not signed by this provider');
     const data = decodeProviderData(fee.providerData);
-    if (!data || !sameAddress(data.dt, datatoken) || data.id !== item.serviceId) return deny('provider_fee_mismatch', 'the provider fee was made for another datatoken or service');
-    if (item.isDataset && data.environment !== req.environment.id) return deny('provider_fee_mismatch', `the provider fee was made for environment ${data.environment}`);
+    if (!data || !sameAddress(data.dt, datatoken) || data.id !== item.serviceId)
+      return deny('provider_fee_mismatch', 'the provider fee was made for another datatoken or service');
+    if (item.isDataset && data.environment !== req.environment.id)
+      return deny('provider_fee_mismatch', `the provider fee was made for environment ${data.environment}`);
     if (fee.validUntil !== 0n && Number(fee.validUntil) + this.grace < req.now) return deny('provider_fee_expired', 'the provider fee expired');
 
     const feePaid = sameAddress(fee.providerFeeToken, this.feeTokenOf(req.environment)) ? fee.providerFeeAmount : 0n;

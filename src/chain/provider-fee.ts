@@ -1,4 +1,16 @@
-import { type BaseWallet, getAddress, getBytes, hashMessage, hexlify, parseUnits, recoverAddress, Signature, solidityPackedKeccak256, toUtf8Bytes, toUtf8String } from 'ethers';
+import {
+  type BaseWallet,
+  getAddress,
+  getBytes,
+  hashMessage,
+  hexlify,
+  parseUnits,
+  recoverAddress,
+  Signature,
+  solidityPackedKeccak256,
+  toUtf8Bytes,
+  toUtf8String,
+} from 'ethers';
 import { z } from 'zod';
 
 /** The provider fee as the wire (initializeCompute) and the datatoken's `startOrder` carry it. */
@@ -86,12 +98,32 @@ export function signProviderFee(wallet: BaseWallet, req: FeeRequest): ProviderFe
   const feeToken = getAddress(req.feeToken);
   const digest = hashMessage(getBytes(feeMessage(providerData, feeAddress, feeToken, req.amount, req.validUntil)));
   const sig = wallet.signingKey.sign(digest);
-  return { providerFeeAddress: feeAddress, providerFeeToken: feeToken, providerFeeAmount: req.amount.toString(), providerData, v: sig.v, r: sig.r, s: sig.s, validUntil: req.validUntil };
+  return {
+    providerFeeAddress: feeAddress,
+    providerFeeToken: feeToken,
+    providerFeeAmount: req.amount.toString(),
+    providerData,
+    v: sig.v,
+    r: sig.r,
+    s: sig.s,
+    validUntil: req.validUntil,
+  };
 }
 
 /** Who signed a fee as it appears on chain (ProviderFee event); throws on a malformed signature. */
-export function providerFeeSigner(fee: { providerFeeAddress: string; providerFeeToken: string; providerFeeAmount: bigint | string; providerData: string; v: number | bigint; r: string; s: string; validUntil: number | bigint }): string {
-  const digest = hashMessage(getBytes(feeMessage(fee.providerData, fee.providerFeeAddress, fee.providerFeeToken, BigInt(fee.providerFeeAmount), fee.validUntil)));
+export function providerFeeSigner(fee: {
+  providerFeeAddress: string;
+  providerFeeToken: string;
+  providerFeeAmount: bigint | string;
+  providerData: string;
+  v: number | bigint;
+  r: string;
+  s: string;
+  validUntil: number | bigint;
+}): string {
+  const digest = hashMessage(
+    getBytes(feeMessage(fee.providerData, fee.providerFeeAddress, fee.providerFeeToken, BigInt(fee.providerFeeAmount), fee.validUntil)),
+  );
   return recoverAddress(digest, Signature.from({ v: Number(fee.v), r: fee.r, s: fee.s }));
 }
 

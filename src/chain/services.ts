@@ -21,7 +21,10 @@ export interface ChainServices {
  * Builds the chain's services from its settings. Reads the contracts file now, so it must exist
  * (`npm run dev` starts the chain and waits for the file before worker and API).
  */
-export function createChainServices(settings: ChainSettings, opts: { providerPrivateKey: string; logger: Logger; pollingIntervalMs?: number; indexFile?: string }): ChainServices {
+export function createChainServices(
+  settings: ChainSettings,
+  opts: { providerPrivateKey: string; logger: Logger; pollingIntervalMs?: number; indexFile?: string },
+): ChainServices {
   const contracts = readContractsFile(settings.contractsFile, settings.chainId);
   const provider = rpcProvider(settings.rpcUrl, settings.chainId, opts.pollingIntervalMs);
   const feeToken = settings.feeToken ?? contracts.Ocean;

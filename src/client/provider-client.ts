@@ -112,7 +112,10 @@ export class ProviderClient {
   /** The response of computeResult for the result at `index` (the caller reads the body). */
   async result(jobId: string, index: number, headers: Record<string, string> = {}): Promise<Response> {
     const { nonce, signature } = await this.sign(this.address, jobId, String(index));
-    return fetch(`${this.baseUrl}/api/services/computeResult?consumerAddress=${this.address}&jobId=${jobId}&index=${index}&nonce=${nonce}&signature=${signature}`, { headers });
+    return fetch(
+      `${this.baseUrl}/api/services/computeResult?consumerAddress=${this.address}&jobId=${jobId}&index=${index}&nonce=${nonce}&signature=${signature}`,
+      { headers },
+    );
   }
 
   /** The algorithm's log: live while it runs, then the stored one. */

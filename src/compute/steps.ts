@@ -19,7 +19,8 @@ const JOB_ID = /^[0-9a-f]{32}$/;
 
 /** Job ids become paths, cgroup and object names: only the 32-hex form reaches a backend. */
 export function assertJobId(jobId: string): void {
-  if (!JOB_ID.test(jobId)) throw new ValidationError({ jobId: ['must be 32 lower-case hex characters'] }, `invalid job id ${JSON.stringify(jobId.slice(0, 40))}`);
+  if (!JOB_ID.test(jobId))
+    throw new ValidationError({ jobId: ['must be 32 lower-case hex characters'] }, `invalid job id ${JSON.stringify(jobId.slice(0, 40))}`);
 }
 
 /** What a step wait rejects with once its activity was cancelled: it stops waiting, the step runs on until stopJob. */

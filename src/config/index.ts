@@ -22,7 +22,10 @@ const runtimeSchema = z.object({
 export type Runtime = z.output<typeof runtimeSchema>;
 
 /** C2D_RUNTIMES: image name → a binary, or {command, names}. */
-const runtimesSettingSchema = z.record(z.string().regex(/^[a-z0-9._/-]+$/), z.union([z.string(), z.object({ command: z.string(), names: z.array(z.string()).optional() })]));
+const runtimesSettingSchema = z.record(
+  z.string().regex(/^[a-z0-9._/-]+$/),
+  z.union([z.string(), z.object({ command: z.string(), names: z.array(z.string()).optional() })]),
+);
 
 function parseRuntimes(spec: string | undefined, ctx: z.RefinementCtx): Record<string, Runtime> | undefined {
   if (spec === undefined) return undefined;
@@ -55,13 +58,17 @@ export type PayloadKey = z.output<typeof payloadKeySchema>;
 /** `id:base64key,id:base64key`: ids unique and readable, keys exactly 32 bytes. */
 function parsePayloadKeys(spec: string, ctx: z.RefinementCtx): PayloadKey[] {
   const keys: PayloadKey[] = [];
-  for (const entry of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+  for (const entry of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
     const i = entry.indexOf(':');
     const id = entry.slice(0, i);
     if (i < 1 || !/^[A-Za-z0-9._-]{1,64}$/.test(id)) return issue(ctx, 'each entry must be id:base64key with an id of letters, digits, ".", "_" or "-"');
     const base64 = entry.slice(i + 1);
     const key = Buffer.from(base64, 'base64');
-    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64) || key.length !== 32) return issue(ctx, `key ${id} must be 32 bytes in base64 (generate one with: openssl rand -base64 32)`);
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64) || key.length !== 32)
+      return issue(ctx, `key ${id} must be 32 bytes in base64 (generate one with: openssl rand -base64 32)`);
     if (keys.some((k) => k.id === id)) return issue(ctx, `key id ${id} appears twice`);
     keys.push({ id, key: new Uint8Array(key) });
   }
@@ -94,7 +101,10 @@ const envSchema = z.object({
   /** JSON or YAML list of compute environments. Default: one free `process` environment. */
   C2D_ENVIRONMENTS_FILE: z.string().optional(),
   /** The provider's secp256k1 key (0x hex). Decrypts asset files. Default: generated once into <data dir>/provider.key. */
-  C2D_PROVIDER_PRIVATE_KEY: z.string().regex(/^(0x)?[0-9a-fA-F]{64}$/, 'must be 32 bytes of hex').optional(),
+  C2D_PROVIDER_PRIVATE_KEY: z
+    .string()
+    .regex(/^(0x)?[0-9a-fA-F]{64}$/, 'must be 32 bytes of hex')
+    .optional(),
   /** Chain id this provider serves (keys of computeEnvironments, providerAddresses). */
   C2D_CHAIN_ID: z.coerce.number().int().positive().default(8996),
   /** JSON object mapping algorithm image names to host runtimes, e.g. {"node":"/usr/bin/node"}. */
@@ -104,9 +114,15 @@ const envSchema = z.object({
   /** cgroup filesystem root (v1 hierarchies or the v2 unified tree are detected below it). */
   C2D_CGROUP_ROOT: z.string().default('/sys/fs/cgroup'),
   /** IPv4 range the per-job /30 links of algorithms with network access come from (host-wide; must not overlap the host's networks). */
-  C2D_ALGORITHM_NETWORK_POOL: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 CIDR like 10.213.0.0/16').default('10.213.0.0/16'),
+  C2D_ALGORITHM_NETWORK_POOL: z
+    .string()
+    .regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 CIDR like 10.213.0.0/16')
+    .default('10.213.0.0/16'),
   /** Comma-separated IPv4 CIDRs an algorithm with network access never reaches (the host and other jobs are always refused). */
-  C2D_ALGORITHM_NETWORK_DENY: z.string().regex(/^(\s*\d{1,3}(\.\d{1,3}){3}\/\d{1,2}\s*(,|$))*$/, 'must be comma-separated IPv4 CIDRs').default('169.254.0.0/16'),
+  C2D_ALGORITHM_NETWORK_DENY: z
+    .string()
+    .regex(/^(\s*\d{1,3}(\.\d{1,3}){3}\/\d{1,2}\s*(,|$))*$/, 'must be comma-separated IPv4 CIDRs')
+    .default('169.254.0.0/16'),
   /** Log level of API and worker (pino). */
   C2D_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How often the worker deletes expired results, in seconds. */
@@ -116,7 +132,10 @@ const envSchema = z.object({
   /** Ocean's contract addresses in its address.json shape (the entry whose chainId is C2D_CHAIN_ID). Default: <data dir>/contracts.json. */
   C2D_CONTRACTS_FILE: z.string().optional(),
   /** ERC20 the provider fees are paid in. Default: the Ocean token of the contracts file. */
-  C2D_FEE_TOKEN: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x address').optional(),
+  C2D_FEE_TOKEN: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x address')
+    .optional(),
   /** Blocks an order transaction needs on top of it before it counts (0: mined is enough). */
   C2D_CHAIN_CONFIRMATIONS: z.coerce.number().int().nonnegative().default(0),
   /** Base URL of an Aquarius (Ocean's metadata cache), asked for DDOs that neither the catalog nor the chain knows. Another provider of ours works too. */
@@ -125,7 +144,12 @@ const envSchema = z.object({
   C2D_AUTHORIZED_DECRYPTERS: z
     .string()
     .default('')
-    .transform((v) => v.split(',').map((a) => a.trim()).filter((a) => a !== ''))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((a) => a.trim())
+        .filter((a) => a !== ''),
+    )
     .pipe(z.array(z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be comma-separated 0x addresses'))),
   /** Payload encryption keys `id:base64key,...` (32-byte AES-256 keys). The first encrypts, all decrypt (rotation). Empty: payloads in clear. */
   C2D_PAYLOAD_KEYS: z.string().default('').transform(parsePayloadKeys).pipe(z.array(payloadKeySchema)),
@@ -142,7 +166,6 @@ const envSchema = z.object({
   /** Where the worker sees the results volume the publishing pods write to (kubernetes backend). Default: <data dir>/k8s-results. */
   C2D_K8S_RESULTS_DIR: z.string().optional(),
 });
-
 
 /** Where `npm run dev`'s local chain listens when C2D_CHAIN_RPC_URL is unset. */
 export const DEV_CHAIN_RPC_URL = 'http://127.0.0.1:8545';
@@ -202,10 +225,23 @@ const configSchema = envSchema.transform((e, ctx) => {
   const contractsFile = path.resolve(e.C2D_CONTRACTS_FILE ?? path.join(dataDir, 'contracts.json'));
   // the process backend has its own default when a caller (a test) leaves the network out
   const network: { network?: { pool: string; deny: string[] } } = {
-    network: { pool: e.C2D_ALGORITHM_NETWORK_POOL, deny: e.C2D_ALGORITHM_NETWORK_DENY.split(',').map((c) => c.trim()).filter(Boolean) },
+    network: {
+      pool: e.C2D_ALGORITHM_NETWORK_POOL,
+      deny: e.C2D_ALGORITHM_NETWORK_DENY.split(',')
+        .map((c) => c.trim())
+        .filter(Boolean),
+    },
   };
   const chains: Record<number, { chainId: number; rpcUrl: string; contractsFile: string; feeToken?: string; confirmations: number }> = e.C2D_CHAIN_RPC_URL
-    ? { [e.C2D_CHAIN_ID]: { chainId: e.C2D_CHAIN_ID, rpcUrl: e.C2D_CHAIN_RPC_URL, contractsFile, feeToken: e.C2D_FEE_TOKEN, confirmations: e.C2D_CHAIN_CONFIRMATIONS } }
+    ? {
+        [e.C2D_CHAIN_ID]: {
+          chainId: e.C2D_CHAIN_ID,
+          rpcUrl: e.C2D_CHAIN_RPC_URL,
+          contractsFile,
+          feeToken: e.C2D_FEE_TOKEN,
+          confirmations: e.C2D_CHAIN_CONFIRMATIONS,
+        },
+      }
     : {};
   return {
     api: { port: e.C2D_API_PORT, host: e.C2D_API_HOST },
@@ -233,12 +269,18 @@ const configSchema = envSchema.transform((e, ctx) => {
     codec: {
       keys: e.C2D_PAYLOAD_KEYS,
       token: e.C2D_CODEC_TOKEN,
-      uiOrigins: (e.C2D_CODEC_UI_ORIGINS ?? `http://127.0.0.1:${e.C2D_TEMPORAL_UI_PORT},http://localhost:${e.C2D_TEMPORAL_UI_PORT}`).split(',').map((o) => o.trim().replace(/\/$/, '')).filter((o) => o !== ''),
+      uiOrigins: (e.C2D_CODEC_UI_ORIGINS ?? `http://127.0.0.1:${e.C2D_TEMPORAL_UI_PORT},http://localhost:${e.C2D_TEMPORAL_UI_PORT}`)
+        .split(',')
+        .map((o) => o.trim().replace(/\/$/, ''))
+        .filter((o) => o !== ''),
     },
     /** worker's Prometheus endpoint; port 0: off */
     workerMetrics: { port: e.C2D_WORKER_METRICS_PORT, host: e.C2D_WORKER_METRICS_HOST },
     /** kubernetes backend: kubeconfig file (undefined: in-cluster) and the worker's mount of the results volume */
-    kubernetes: { kubeconfig: e.C2D_KUBECONFIG ? path.resolve(e.C2D_KUBECONFIG) : undefined, resultsDir: path.resolve(e.C2D_K8S_RESULTS_DIR ?? path.join(dataDir, 'k8s-results')) },
+    kubernetes: {
+      kubeconfig: e.C2D_KUBECONFIG ? path.resolve(e.C2D_KUBECONFIG) : undefined,
+      resultsDir: path.resolve(e.C2D_K8S_RESULTS_DIR ?? path.join(dataDir, 'k8s-results')),
+    },
   };
 });
 

@@ -95,7 +95,11 @@ const environmentFields = {
   /** seconds */
   maxJobDuration: z.number().int().positive().default(3600),
   /** seconds results stay downloadable */
-  storageExpiry: z.number().int().positive().default(7 * 24 * 3600),
+  storageExpiry: z
+    .number()
+    .int()
+    .positive()
+    .default(7 * 24 * 3600),
   feeToken: z.string().optional(),
   /**
    * Whether this environment's workers can give an algorithm outbound network (README: Algorithm network
@@ -114,7 +118,11 @@ export const processOptionsSchema = z.object({
   /** bytes the algorithm may write to /data/outputs (default: diskGB) */
   maxOutputBytes: z.number().int().positive().optional(),
   /** bytes of the algorithm's private /tmp */
-  tmpBytes: z.number().int().positive().default(64 * 1024 * 1024),
+  tmpBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
 });
 
 /** An environment of the embedded process backend: the default when `backend` is left out. */
@@ -148,13 +156,16 @@ export type EnvironmentInput = z.input<typeof environmentSchema>;
 export type ProcessEnvironmentInput = z.input<typeof processEnvironmentSchema>;
 export type KubernetesEnvironmentInput = z.input<typeof kubernetesEnvironmentSchema>;
 
-export const environmentsFileSchema = z.array(environmentSchema).min(1).superRefine((envs, ctx) => {
-  const seen = new Set<string>();
-  for (const [i, env] of envs.entries()) {
-    if (seen.has(env.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate environment id ${env.id}` });
-    seen.add(env.id);
-  }
-});
+export const environmentsFileSchema = z
+  .array(environmentSchema)
+  .min(1)
+  .superRefine((envs, ctx) => {
+    const seen = new Set<string>();
+    for (const [i, env] of envs.entries()) {
+      if (seen.has(env.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate environment id ${env.id}` });
+      seen.add(env.id);
+    }
+  });
 
 export const defaultEnvironments: EnvironmentInput[] = [
   { id: 'process-free', desc: 'Free sandboxed process environment', cpuNumber: 1, ramGB: 1, diskGB: 1, maxJobs: 2, maxJobDuration: 3600 },

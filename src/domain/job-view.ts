@@ -29,7 +29,9 @@ export const jobViewSchema = z
     owner: z.string().describe('lower-case 0x address'),
     status: z
       .literal(Object.values(JobStatus))
-      .describe('1 Warming up · 10 Job started · 20 Configuring volumes · 30 Provisioning success · 31/32 provisioning failed · 40 Running algorithm · 41 Failed to run algorithm · 42 Disk quota exceeded · 50 Filtering results · 60 Publishing results · 61/62 failed outputs · 70 Job finished'),
+      .describe(
+        '1 Warming up · 10 Job started · 20 Configuring volumes · 30 Provisioning success · 31/32 provisioning failed · 40 Running algorithm · 41 Failed to run algorithm · 42 Disk quota exceeded · 50 Filtering results · 60 Publishing results · 61/62 failed outputs · 70 Job finished',
+      ),
     statusText: z.string(),
     dateCreated: z.string().describe('epoch seconds as a string'),
     dateFinished: z.string().nullable(),

@@ -38,11 +38,31 @@ export function main(): void {
     nonces: new FileNonceStore(config.dataDir),
     logger,
     ...common,
-    computeInitializer: new ComputeInitializer({ resolver: shared.resolver, ...(chain ? { verifier: chain.verifier } : {}), wallet: shared.providerWallet, logger }),
-    ...(chain ? { defaultFeeToken: chain.feeToken, orderVerifier: chain.verifier, chainPing: async () => void (await chain.provider.send('eth_blockNumber', [])) } : {}),
-    ...(chain ? { metadata: new MetadataReader({ provider: chain.provider, factory: chain.contracts.ERC721Factory, startBlock: chain.contracts.startBlock, logger: logger.child({ part: 'decrypt' }) }) } : {}),
+    computeInitializer: new ComputeInitializer({
+      resolver: shared.resolver,
+      ...(chain ? { verifier: chain.verifier } : {}),
+      wallet: shared.providerWallet,
+      logger,
+    }),
+    ...(chain
+      ? { defaultFeeToken: chain.feeToken, orderVerifier: chain.verifier, chainPing: async () => void (await chain.provider.send('eth_blockNumber', [])) }
+      : {}),
+    ...(chain
+      ? {
+          metadata: new MetadataReader({
+            provider: chain.provider,
+            factory: chain.contracts.ERC721Factory,
+            startBlock: chain.contracts.startBlock,
+            logger: logger.child({ part: 'decrypt' }),
+          }),
+        }
+      : {}),
     authorizedDecrypters: config.authorizedDecrypters,
-    codecEndpoint: { namespace: config.temporal.namespace, uiOrigins: config.codec.uiOrigins, ...(codec && config.codec.token ? { codec, token: config.codec.token } : {}) },
+    codecEndpoint: {
+      namespace: config.temporal.namespace,
+      uiOrigins: config.codec.uiOrigins,
+      ...(codec && config.codec.token ? { codec, token: config.codec.token } : {}),
+    },
   });
   const server = app.listen(config.api.port, config.api.host, () => {
     logger.info({ host: config.api.host, port: config.api.port, provider: shared.providerWallet.address }, 'provider API listening');

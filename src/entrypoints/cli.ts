@@ -68,7 +68,10 @@ const commandSchema = z.discriminatedUnion('command', [
     image: z.string().optional(),
     entrypoint: z.string().optional(),
     tag: z.string().default('latest'),
-    checksum: z.string().regex(/^sha256:[0-9a-f]{64}$/, '--checksum must be sha256:<64 hex>').optional(),
+    checksum: z
+      .string()
+      .regex(/^sha256:[0-9a-f]{64}$/, '--checksum must be sha256:<64 hex>')
+      .optional(),
     detach: z.boolean().default(false),
   }),
   z.object({ command: z.literal('status'), jobId: z.string() }),
@@ -158,7 +161,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliInvocation 
     if (cmd.raw && (!cmd.image || !cmd.entrypoint)) throw new CliError('a raw algorithm needs --image and --entrypoint', EXIT.usage);
   }
 
-  const provider = z.url({ protocol: /^https?$/, error: 'the provider URL must be an http(s) URL' }).safeParse(values.provider ?? env.C2D_PROVIDER_URL ?? 'http://127.0.0.1:8030');
+  const provider = z
+    .url({ protocol: /^https?$/, error: 'the provider URL must be an http(s) URL' })
+    .safeParse(values.provider ?? env.C2D_PROVIDER_URL ?? 'http://127.0.0.1:8030');
   if (!provider.success) throw new CliError(message(provider.error), EXIT.usage);
 
   let key: string | null = null;
@@ -187,7 +192,9 @@ interface Io {
 
 const describeJob = (job: JobView): string => {
   const results = job.results === '' ? '' : `\nresults: ${job.results.map((r) => `${r.filename} (${r.filesize} B, ${r.type})`).join(', ')}`;
-  const term = job.terminationDetails ? `\nexit code: ${job.terminationDetails.exitCode ?? '-'}${job.terminationDetails.oomKilled ? ' (out of memory)' : ''}${job.terminationDetails.reason ? ` — ${job.terminationDetails.reason}` : ''}` : '';
+  const term = job.terminationDetails
+    ? `\nexit code: ${job.terminationDetails.exitCode ?? '-'}${job.terminationDetails.oomKilled ? ' (out of memory)' : ''}${job.terminationDetails.reason ? ` — ${job.terminationDetails.reason}` : ''}`
+    : '';
   return `job ${job.jobId}\nstatus: ${job.status} ${job.statusText}${job.stopreq ? ` (stop requested: ${job.stopreq})` : ''}${job.removed ? ' (removed)' : ''}\nenvironment: ${job.environment}\ncreated: ${new Date(Number(job.dateCreated) * 1000).toISOString()}${results}${term}\n`;
 };
 
@@ -197,7 +204,8 @@ const progressBar = (job: JobView): string => {
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${job.status} ${job.statusText}`;
 };
 
-const succeeded = (job: JobView): boolean => job.status === JobStatus.JobFinished && (job.terminationDetails?.exitCode ?? 0) === 0 && !job.terminationDetails?.oomKilled;
+const succeeded = (job: JobView): boolean =>
+  job.status === JobStatus.JobFinished && (job.terminationDetails?.exitCode ?? 0) === 0 && !job.terminationDetails?.oomKilled;
 
 async function requireJob(client: ProviderClient, jobId: string): Promise<JobView> {
   const job = await client.job(jobId);
@@ -295,7 +303,8 @@ export async function runCli(inv: CliInvocation, io: Io): Promise<number> {
   const client = new ProviderClient(inv.provider, new Wallet(inv.key ?? Wallet.createRandom().privateKey));
   switch (cmd.command) {
     case 'envs': {
-      for (const e of await client.environments()) io.out.write(`${e.id}\tjobs ${e.currentJobs}/${e.maxJobs}\tprice/min ${e.priceMin}\tmax duration ${e.maxJobDuration} s\n`);
+      for (const e of await client.environments())
+        io.out.write(`${e.id}\tjobs ${e.currentJobs}/${e.maxJobs}\tprice/min ${e.priceMin}\tmax duration ${e.maxJobDuration} s\n`);
       return EXIT.ok;
     }
     case 'start': {
@@ -340,7 +349,8 @@ export async function runCli(inv: CliInvocation, io: Io): Promise<number> {
 function failure(err: unknown): { code: number; text: string } {
   if (err instanceof CliError) return { code: err.exitCode, text: err.message };
   if (err instanceof ProviderHttpError) return { code: err.status >= 500 ? EXIT.unavailable : EXIT.refused, text: `the provider refused: ${err.message}` };
-  if (err instanceof TypeError && /fetch failed/.test(err.message)) return { code: EXIT.unavailable, text: `the provider is unreachable: ${(err.cause as Error | undefined)?.message ?? err.message}` };
+  if (err instanceof TypeError && /fetch failed/.test(err.message))
+    return { code: EXIT.unavailable, text: `the provider is unreachable: ${(err.cause as Error | undefined)?.message ?? err.message}` };
   return { code: EXIT.unavailable, text: err instanceof Error ? err.message : String(err) };
 }
 

@@ -101,7 +101,10 @@ async function fetchOnce(url: URL, file: UrlFile, dest: string, budget: { left: 
   } finally {
     fs.closeSync(fd);
   }
-  const expected = file.checksum?.trim().toLowerCase().replace(/^sha256:/, '');
+  const expected = file.checksum
+    ?.trim()
+    .toLowerCase()
+    .replace(/^sha256:/, '');
   if (expected && expected !== hash.digest('hex')) {
     // the content is not what the publisher listed: it must not reach the algorithm
     fs.rmSync(dest, { force: true });

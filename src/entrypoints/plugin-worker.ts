@@ -21,7 +21,11 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   const logger = createLogger(config, 'plugin-worker').child({ taskQueue });
   installRuntimeLogger(logger, config.logLevel);
   const served = config.environments.flatMap((e) => e.plugins.filter((p) => p.taskQueue === taskQueue));
-  if (served.length === 0) throw new ValidationError({ taskQueue: [`no plugin in the environments file has taskQueue ${taskQueue}`] }, `no plugin in the environments file has taskQueue ${taskQueue}`);
+  if (served.length === 0)
+    throw new ValidationError(
+      { taskQueue: [`no plugin in the environments file has taskQueue ${taskQueue}`] },
+      `no plugin in the environments file has taskQueue ${taskQueue}`,
+    );
   const plugins = new PluginRegistry([...builtinPlugins, ...(await loadPluginModules(config.environments))]);
   checkPluginSettings(config.environments, plugins, taskQueue);
   const shared = createSharedDeps(config, logger);

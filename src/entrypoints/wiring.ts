@@ -21,12 +21,20 @@ export function createLogger(config: Pick<Config, 'logLevel'>, name: string): Lo
 export function createSharedDeps(config: Config, logger: Logger) {
   const settings = config.chains[config.chainId];
   // On-chain assets, orders and fees only when a chain is configured; catalog assets always.
-  const chain = settings ? createChainServices(settings, { providerPrivateKey: config.providerPrivateKey, logger, indexFile: path.join(config.dataDir, `chain-index-${settings.chainId}.json`) }) : undefined;
+  const chain = settings
+    ? createChainServices(settings, {
+        providerPrivateKey: config.providerPrivateKey,
+        logger,
+        indexFile: path.join(config.dataDir, `chain-index-${settings.chainId}.json`),
+      })
+    : undefined;
   const resolvers: AssetResolver[] = [new CatalogResolver(config.catalogDir, logger.child({ part: 'catalog' }))];
   if (chain) resolvers.push(chain.resolver);
   // what this provider knows itself, and serves as Aquarius (never what it only learnt from an Aquarius)
   const localResolver = new ChainedResolver(resolvers);
-  const resolver = config.aquariusUrl ? new ChainedResolver([localResolver, new AquariusResolver({ url: config.aquariusUrl, logger: logger.child({ part: 'aquarius' }) })]) : localResolver;
+  const resolver = config.aquariusUrl
+    ? new ChainedResolver([localResolver, new AquariusResolver({ url: config.aquariusUrl, logger: logger.child({ part: 'aquarius' }) })])
+    : localResolver;
   const decryptor = new ProviderFileDecryptor(config.providerPrivateKey);
   const results = new LocalResultStore(config.dataDir);
   const backends = new Map<string, ComputeBackend>();

@@ -35,7 +35,9 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
     workflowsPath: workflowsPath(),
     activities: opts.activities,
     ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
-    ...(opts.metrics ? { interceptors: { activity: [opts.metrics.activityInterceptor], workflowModules: opts.metrics.workflowModules }, sinks: opts.metrics.sinks } : {}),
+    ...(opts.metrics
+      ? { interceptors: { activity: [opts.metrics.activityInterceptor], workflowModules: opts.metrics.workflowModules }, sinks: opts.metrics.sinks }
+      : {}),
   });
 }
 
@@ -65,7 +67,10 @@ async function warnOnShortRetention(connection: NativeConnection, config: Config
     const retention = Number(ns.config?.workflowExecutionRetentionTtl?.seconds ?? 0);
     const longest = Math.max(...config.environments.map((e) => e.storageExpiry));
     if (retention > 0 && retention < longest) {
-      logger.warn({ namespace: config.temporal.namespace, retentionSeconds: retention, storageExpirySeconds: longest }, 'namespace retention is shorter than storageExpiry: finished jobs will disappear before their results expire');
+      logger.warn(
+        { namespace: config.temporal.namespace, retentionSeconds: retention, storageExpirySeconds: longest },
+        'namespace retention is shorter than storageExpiry: finished jobs will disappear before their results expire',
+      );
     }
   } catch (err) {
     logger.warn({ err: (err as Error).message }, 'could not read the namespace retention');
@@ -95,13 +100,27 @@ export async function main(): Promise<void> {
     logger,
     remoteFiles: shared.remoteFiles,
     authorize: (input) =>
-      authorizeJob({ resolver: shared.resolver, decryptor: shared.decryptor, remoteFiles: shared.remoteFiles, checkContainer: (c) => backendFor(input.environmentId).checkContainer(c) }, input),
+      authorizeJob(
+        {
+          resolver: shared.resolver,
+          decryptor: shared.decryptor,
+          remoteFiles: shared.remoteFiles,
+          checkContainer: (c) => backendFor(input.environmentId).checkContainer(c),
+        },
+        input,
+      ),
   });
   if (config.codec.keys.length === 0) logger.warn({}, CLEAR_PAYLOADS_WARNING);
   const metrics = config.workerMetrics.port > 0 ? createWorkerMetrics() : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const pluginActivities = createPluginActivities(plugins, { environments: config.environments, backendFor: shared.backendFor, logger });
-  const worker = await createWorker({ config, activities: { ...activities, ...pluginActivities }, connection, dataConverter: dataConverterFor(config.codec.keys), ...(metrics ? { metrics } : {}) });
+  const worker = await createWorker({
+    config,
+    activities: { ...activities, ...pluginActivities },
+    connection,
+    dataConverter: dataConverterFor(config.codec.keys),
+    ...(metrics ? { metrics } : {}),
+  });
   const metricsServer = metrics ? await serveWorkerMetrics(metrics.registry, config.workerMetrics.host, config.workerMetrics.port) : undefined;
   if (metricsServer) logger.info({ host: config.workerMetrics.host, port: metricsServer.port }, 'worker metrics listening');
 

@@ -124,7 +124,10 @@ export const outputFilter = definePlugin<OutputFilterOptions>({
       if (found.lines.length === 0) continue;
       total.copiedRows += found.copiedRows;
       total.patternLines += found.patternLines;
-      logger.warn({ file: file.name, kind: file.kind, lines: found.lines.slice(0, 20), copiedRows: found.copiedRows, patternLines: found.patternLines }, 'output lines offend');
+      logger.warn(
+        { file: file.name, kind: file.kind, lines: found.lines.slice(0, 20), copiedRows: found.copiedRows, patternLines: found.patternLines },
+        'output lines offend',
+      );
       if (o.mode === 'redact') await ws.replaceOutput(file, Buffer.concat(redacted));
       else if (file.kind === 'log') offendingLog.push(file);
     }

@@ -68,12 +68,18 @@ export function checkPluginSettings(environments: readonly Environment[], regist
       const where = `environment ${env.id}, plugins[${i}] (${s.name})`;
       const local = servedQueue === undefined ? s.taskQueue === undefined : s.taskQueue === servedQueue;
       if (!local) {
-        if (servedQueue === undefined && !s.stage) problems.push(`${where}: set \`stage\` (the plugin runs on task queue ${s.taskQueue ?? ''}, this worker cannot know its default)`);
+        if (servedQueue === undefined && !s.stage)
+          problems.push(`${where}: set \`stage\` (the plugin runs on task queue ${s.taskQueue ?? ''}, this worker cannot know its default)`);
         return;
       }
       const plugin = registry.get(s.name);
       if (!plugin) {
-        problems.push(`${where}: no such plugin; built-ins are ${registry.all().map((p) => p.name).join(', ')}, others need \`module\``);
+        problems.push(
+          `${where}: no such plugin; built-ins are ${registry
+            .all()
+            .map((p) => p.name)
+            .join(', ')}, others need \`module\``,
+        );
         return;
       }
       const stage = s.stage ?? plugin.defaultStage;
@@ -112,8 +118,16 @@ export function planPlugins(env: Environment, datasetDids: readonly string[], re
     const plugin = registry?.get(s.name);
     const stage = s.stage ?? plugin?.defaultStage;
     // a plugin served elsewhere must say its stage: this worker cannot know its default
-    if (!stage) throw new ValidationError({ plugins: [`environment ${env.id}, plugins[${index}] (${s.name}): set \`stage\` (the plugin runs on another worker)`] });
-    steps.push({ name: s.name, stage, index, activity: pluginActivityName(s.name), ...(s.taskQueue ? { taskQueue: s.taskQueue } : {}), policy: policyOf(s, plugin) });
+    if (!stage)
+      throw new ValidationError({ plugins: [`environment ${env.id}, plugins[${index}] (${s.name}): set \`stage\` (the plugin runs on another worker)`] });
+    steps.push({
+      name: s.name,
+      stage,
+      index,
+      activity: pluginActivityName(s.name),
+      ...(s.taskQueue ? { taskQueue: s.taskQueue } : {}),
+      policy: policyOf(s, plugin),
+    });
   });
   return steps;
 }

@@ -66,15 +66,22 @@ export const webhook = definePlugin<WebhookOptions>({
     const body = webhookBody(call, Math.floor(Date.now() / 1000));
     const res = await fetch(options.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(body, secretOf(options)), 'x-c2d-event': 'job.finished', 'x-c2d-delivery': `${call.jobId}-${call.index}` },
+      headers: {
+        'content-type': 'application/json',
+        [SIGNATURE_HEADER]: signBody(body, secretOf(options)),
+        'x-c2d-event': 'job.finished',
+        'x-c2d-delivery': `${call.jobId}-${call.index}`,
+      },
       body,
       redirect: 'manual',
       signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, timeoutSeconds - 1) * 1000)]),
     });
     await res.body?.cancel();
     if (res.ok) return;
-    if (res.status >= 300 && res.status < 400) throw new PluginRefusal(`the webhook receiver redirected the notification (HTTP ${res.status}); configure the final URL`);
-    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new PluginRefusal(`the webhook receiver refused the notification (HTTP ${res.status})`);
+    if (res.status >= 300 && res.status < 400)
+      throw new PluginRefusal(`the webhook receiver redirected the notification (HTTP ${res.status}); configure the final URL`);
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429)
+      throw new PluginRefusal(`the webhook receiver refused the notification (HTTP ${res.status})`);
     throw new Error(`the webhook receiver answered HTTP ${res.status}`);
   },
 });

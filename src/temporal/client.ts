@@ -43,7 +43,6 @@ function asUnavailable(err: unknown): unknown {
   return err;
 }
 
-
 const jobIdOf = (workflowId: string): string => workflowId.replace(/^c2d-/, '');
 
 export interface TemporalJobsDeps {
@@ -235,7 +234,8 @@ export class TemporalJobsService implements JobsService {
     const stored = await this.deps.results.get(jobId);
     const last = (sa.get(C2DStatus) ?? JobStatus.WarmingUp) as JobStatusCode;
     const running = info.status.name === 'RUNNING';
-    const status: JobStatusCode = running || finalStatuses.includes(last) ? last : last >= JobStatus.RunningAlgorithm ? JobStatus.AlgorithmFailed : JobStatus.DataProvisioningFailed;
+    const status: JobStatusCode =
+      running || finalStatuses.includes(last) ? last : last >= JobStatus.RunningAlgorithm ? JobStatus.AlgorithmFailed : JobStatus.DataProvisioningFailed;
     const memo = info.memo ?? {};
     const createdAt = typeof memo.createdAt === 'number' ? memo.createdAt : info.startTime.getTime();
     return {
@@ -253,7 +253,9 @@ export class TemporalJobsService implements JobsService {
       results: stored?.results ?? (running ? '' : []),
       environment: sa.get(C2DEnvironment) ?? '',
       expireTimestamp: stored?.expireTimestamp ?? null,
-      terminationDetails: running ? null : { exitCode: null, oomKilled: false, reason: `the job's workflow ended abnormally (${info.status.name.toLowerCase()})` },
+      terminationDetails: running
+        ? null
+        : { exitCode: null, oomKilled: false, reason: `the job's workflow ended abnormally (${info.status.name.toLowerCase()})` },
     };
   }
 }

@@ -79,7 +79,9 @@ export class AesGcmPayloadCodec implements PayloadCodec {
     if (!keyId) throw new PayloadDecryptionError(`an encrypted payload carries no ${KEY_ID_METADATA}: it was not written by this codec`);
     const key = this.keys.get(keyId);
     if (!key) {
-      throw new PayloadDecryptionError(`payload was encrypted with key id "${keyId}", which is not in C2D_PAYLOAD_KEYS (ids: ${[...this.keys.keys()].join(', ')}); add that key back after the current one to read it`);
+      throw new PayloadDecryptionError(
+        `payload was encrypted with key id "${keyId}", which is not in C2D_PAYLOAD_KEYS (ids: ${[...this.keys.keys()].join(', ')}); add that key back after the current one to read it`,
+      );
     }
     const data = Buffer.from(payload.data ?? new Uint8Array());
     if (data.length < IV_BYTES + TAG_BYTES) throw new PayloadDecryptionError(`encrypted payload (key id "${keyId}") is truncated`);
@@ -91,7 +93,10 @@ export class AesGcmPayloadCodec implements PayloadCodec {
       const decoded = PayloadMessage.decode(plain) as unknown as { metadata?: Record<string, Uint8Array>; data?: Uint8Array };
       return { metadata: decoded.metadata ?? {}, data: decoded.data ?? new Uint8Array() };
     } catch (err) {
-      throw new PayloadDecryptionError(`encrypted payload (key id "${keyId}") failed authentication: it was altered, or C2D_PAYLOAD_KEYS holds a different key under that id`, { cause: err });
+      throw new PayloadDecryptionError(
+        `encrypted payload (key id "${keyId}") failed authentication: it was altered, or C2D_PAYLOAD_KEYS holds a different key under that id`,
+        { cause: err },
+      );
     }
   }
 }

@@ -26,7 +26,12 @@ const VERIFY_ORDERS = 'verifyOrders';
 export function createWorkerMetrics(): WorkerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const started = new Counter({ name: 'c2d_worker_jobs_started_total', help: 'Jobs whose workflow started on this worker, by environment', labelNames: ['environment'] as const, registers: [registry] });
+  const started = new Counter({
+    name: 'c2d_worker_jobs_started_total',
+    help: 'Jobs whose workflow started on this worker, by environment',
+    labelNames: ['environment'] as const,
+    registers: [registry],
+  });
   const finished = new Counter({
     name: 'c2d_worker_jobs_finished_total',
     help: 'Jobs whose workflow finished on this worker, by environment and final status code (70 finished; 31, 32, 40-ish failures; see the status table)',
@@ -86,7 +91,10 @@ export async function serveWorkerMetrics(registry: Registry, host: string, port:
     }
     registry.metrics().then(
       (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
-      (err: unknown) => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `metrics failed: ${err instanceof Error ? err.name : 'error'}` })),
+      (err: unknown) =>
+        res
+          .writeHead(500, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ error: `metrics failed: ${err instanceof Error ? err.name : 'error'}` })),
     );
   });
   await new Promise<void>((resolve, reject) => {

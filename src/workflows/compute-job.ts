@@ -20,7 +20,8 @@ const { publishStep } = proxyActivities<Activities>({ ...step, summary: 'Store t
 const { stopSteps } = proxyActivities<Activities>({ ...urgent, summary: "Kill the job's running steps" });
 const { cleanupJob } = proxyActivities<Activities>({ ...quick, summary: "Remove the job's workspace, secrets and limits" });
 const algorithmActivity = (maxJobDuration: number) =>
-  proxyActivities<Activities>({ ...longStep(maxJobDuration), summary: 'Run the algorithm (sandboxed, no network unless every dataset allows it)' }).algorithmStep;
+  proxyActivities<Activities>({ ...longStep(maxJobDuration), summary: 'Run the algorithm (sandboxed, no network unless every dataset allows it)' })
+    .algorithmStep;
 
 /**
  * One compute job: authorize → verify orders → wait for a slot of the environment → configure → run the
@@ -78,10 +79,12 @@ export async function computeJob(input: JobInput): Promise<JobView> {
     const limits = plan.environment;
     await slot.acquire(limits);
     const deadline = new CancellationScope();
-    deadline.run(() => sleep(limits.maxJobDuration * 1000)).then(
-      () => stop(StopReq.Deadline),
-      () => undefined,
-    );
+    deadline
+      .run(() => sleep(limits.maxJobDuration * 1000))
+      .then(
+        () => stop(StopReq.Deadline),
+        () => undefined,
+      );
     try {
       setStatus(JobStatus.ConfiguringVolumes);
       reached = 'steps';
@@ -113,7 +116,9 @@ export async function computeJob(input: JobInput): Promise<JobView> {
       state.results = published.results;
       state.expireTimestamp = published.expireTimestamp;
       if (withheld || published.ok) return withheld;
-      return published.terminationDetails ? { status: JobStatus.ResultsUploadFailed, details: published.terminationDetails } : failed(JobStatus.ResultsUploadFailed, 'could not publish results');
+      return published.terminationDetails
+        ? { status: JobStatus.ResultsUploadFailed, details: published.terminationDetails }
+        : failed(JobStatus.ResultsUploadFailed, 'could not publish results');
     } catch (err) {
       return withheld ?? failed(JobStatus.ResultsUploadFailed, `could not publish results: ${describeFailure(err).message}`);
     }

@@ -20,7 +20,11 @@ export class JobFailed extends Error {
 export const failed = (status: JobStatusCode, reason: string): Failure => ({ status, details: { exitCode: null, oomKilled: false, reason } });
 
 /** What the consumer reads after a stop without a failure. */
-export const stopped = (why: StopReqCode): TerminationDetails => ({ exitCode: null, oomKilled: false, reason: { 0: '', 1: 'stopped by owner', 2: 'exceeded maxJobDuration' }[why] });
+export const stopped = (why: StopReqCode): TerminationDetails => ({
+  exitCode: null,
+  oomKilled: false,
+  reason: { 0: '', 1: 'stopped by owner', 2: 'exceeded maxJobDuration' }[why],
+});
 
 /** Message and Ocean resource of an activity failure (our activities put them in the failure's details). */
 export function describeFailure(err: unknown): { message: string; resource?: string } {

@@ -8,7 +8,8 @@ type PluginActivities = Record<string, (call: PluginCall) => Promise<void>>;
 /** What the consumer reads when a plugin ends the job: the plugin's refusal (its own words, meant for them) or a generic line. */
 function pluginFailureReason(p: PluginStep, err: unknown): string {
   const who = `plugin ${p.name} (${p.stage})`;
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === PLUGIN_REFUSED) return `${who}: ${err.cause.message.slice(0, 500)}`;
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === PLUGIN_REFUSED)
+    return `${who}: ${err.cause.message.slice(0, 500)}`;
   if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) return `${who} timed out`;
   return `${who} failed`;
 }
@@ -39,7 +40,9 @@ function pluginInput(input: JobInput, v: JobView, p: PluginStep): PluginCall {
  */
 export async function runPlugins(due: PluginStep[], input: JobInput, view: () => JobView): Promise<string | null> {
   for (const p of due) {
-    const call = proxyActivities<PluginActivities>({ ...pluginCall(p), summary: `Publisher plugin ${p.name} (${p.stage})` })[p.activity] as (c: PluginCall) => Promise<void>;
+    const call = proxyActivities<PluginActivities>({ ...pluginCall(p), summary: `Publisher plugin ${p.name} (${p.stage})` })[p.activity] as (
+      c: PluginCall,
+    ) => Promise<void>;
     try {
       await call(pluginInput(input, view(), p));
     } catch (err) {

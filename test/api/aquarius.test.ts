@@ -17,7 +17,11 @@ describe('GET /api/aquarius/assets/ddo/:did (Aquarius-compatible)', () => {
   it('when the DID is a catalog asset, then its DDO comes back with the files still encrypted', async () => {
     const res = await request(h.app).get(`/api/aquarius/assets/ddo/${h.datasetDid}`);
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ id: h.datasetDid, metadata: { type: 'dataset' }, services: [{ id: 'compute', type: 'compute', files: expect.stringMatching(/^0x[0-9a-f]+$/) }] });
+    expect(res.body).toMatchObject({
+      id: h.datasetDid,
+      metadata: { type: 'dataset' },
+      services: [{ id: 'compute', type: 'compute', files: expect.stringMatching(/^0x[0-9a-f]+$/) }],
+    });
     expectNoSecretLeaked(h);
   });
 

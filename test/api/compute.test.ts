@@ -20,10 +20,22 @@ describe('API: compute start, status, stop, delete', () => {
       const body = await h.startBody(h.consumer);
       const res = await request(h.app).post(START).send(body).expect(200);
       expect(Array.isArray(res.body)).toBe(true);
-      expect(res.body[0]).toMatchObject({ jobId: expect.stringMatching(/^[0-9a-f]{32}$/), owner: h.consumer.address.toLowerCase(), status: 1, inputDID: [h.datasetDid], algoDID: h.algorithmDid, environment: 'free' });
+      expect(res.body[0]).toMatchObject({
+        jobId: expect.stringMatching(/^[0-9a-f]{32}$/),
+        owner: h.consumer.address.toLowerCase(),
+        status: 1,
+        inputDID: [h.datasetDid],
+        algoDID: h.algorithmDid,
+        environment: 'free',
+      });
       expect(h.jobs.started).toHaveLength(1);
       const input = h.jobs.started[0]!;
-      expect(input).toMatchObject({ owner: h.consumer.address.toLowerCase(), environmentId: 'free', datasets: [{ did: h.datasetDid, serviceId: 'compute' }], algorithm: { kind: 'published', did: h.algorithmDid } });
+      expect(input).toMatchObject({
+        owner: h.consumer.address.toLowerCase(),
+        environmentId: 'free',
+        datasets: [{ did: h.datasetDid, serviceId: 'compute' }],
+        algorithm: { kind: 'published', did: h.algorithmDid },
+      });
       expect(Date.now() - input.createdAt).toBeLessThan(10_000);
       expect(JSON.stringify(input)).not.toContain(body.signature);
       expect(JSON.stringify(input)).not.toContain(DATASET_URL);
@@ -31,26 +43,38 @@ describe('API: compute start, status, stop, delete', () => {
 
     it('when the nonce arrives as a number and the body has extra fields, then the start still works', async () => {
       const body = await h.startBody(h.consumer);
-      await request(h.app).post(START).send({ ...body, nonce: Number(body.nonce), output: { metadataUri: 'x' } }).expect(200);
+      await request(h.app)
+        .post(START)
+        .send({ ...body, nonce: Number(body.nonce), output: { metadataUri: 'x' } })
+        .expect(200);
     });
 
     it('when the parameters come in the query string, then they are read from there', async () => {
       const body = await h.startBody(h.consumer);
-      await request(h.app).post(START).query({ ...body, dataset: JSON.stringify(body.dataset), algorithm: JSON.stringify(body.algorithm) }).expect(200);
+      await request(h.app)
+        .post(START)
+        .query({ ...body, dataset: JSON.stringify(body.dataset), algorithm: JSON.stringify(body.algorithm) })
+        .expect(200);
       expect(h.jobs.started).toHaveLength(1);
     });
 
     it('when the signature was made by someone else, then 401 and nothing starts', async () => {
       const body = await h.startBody(h.consumer);
       const forged = await signRequest(h.other, [h.consumer.address, h.datasetDid], body.nonce);
-      const res = await request(h.app).post(START).send({ ...body, signature: forged }).expect(401);
+      const res = await request(h.app)
+        .post(START)
+        .send({ ...body, signature: forged })
+        .expect(401);
       expect(res.body).toEqual({ error: expect.stringMatching(/signature/i) });
       expect(h.jobs.started).toHaveLength(0);
     });
 
     it('when the signed message differs (another dataset), then 401', async () => {
       const body = await h.startBody(h.consumer);
-      await request(h.app).post(START).send({ ...body, dataset: { documentId: h.rawDatasetDid, serviceId: 'compute' } }).expect(401);
+      await request(h.app)
+        .post(START)
+        .send({ ...body, dataset: { documentId: h.rawDatasetDid, serviceId: 'compute' } })
+        .expect(401);
       expect(h.jobs.started).toHaveLength(0);
     });
 
@@ -84,49 +108,80 @@ describe('API: compute start, status, stop, delete', () => {
     });
 
     it('when the environment does not exist, then 400 "Compute environment does not exist" and nothing starts', async () => {
-      const res = await request(h.app).post(START).send(await h.startBody(h.consumer, { environment: 'gpu-huge' })).expect(400);
+      const res = await request(h.app)
+        .post(START)
+        .send(await h.startBody(h.consumer, { environment: 'gpu-huge' }))
+        .expect(400);
       expect(res.body).toEqual({ error: 'Compute environment does not exist' });
       expect(h.jobs.started).toHaveLength(0);
     });
 
     it('when the dataset DID is unknown, then 404 naming the DID and nothing starts', async () => {
-      const res = await request(h.app).post(START).send(await h.startBody(h.consumer, { dataset: 'did:op:0123abcd' })).expect(404);
+      const res = await request(h.app)
+        .post(START)
+        .send(await h.startBody(h.consumer, { dataset: 'did:op:0123abcd' }))
+        .expect(404);
       expect(res.body.error).toContain('did:op:0123abcd');
       expect(h.jobs.started).toHaveLength(0);
     });
 
     it('when the algorithm image is unknown to the environment, then 400 on the algorithm field and nothing starts', async () => {
-      const algo = await publishCatalogAsset(h.catalogDir, h.provider, { type: 'algorithm', urls: [h.algorithmUrl], allow: [h.consumer.address], container: { ...nodeContainer, image: 'cobol' } });
-      const dataset = await publishCatalogAsset(h.catalogDir, h.provider, { type: 'dataset', urls: [DATASET_URL], allow: [h.consumer.address], trustedAlgorithms: [h.pinned(algo)] });
-      const res = await request(h.app).post(START).send(await h.startBody(h.consumer, { dataset, algorithm: { documentId: algo, serviceId: 'compute' } })).expect(400);
+      const algo = await publishCatalogAsset(h.catalogDir, h.provider, {
+        type: 'algorithm',
+        urls: [h.algorithmUrl],
+        allow: [h.consumer.address],
+        container: { ...nodeContainer, image: 'cobol' },
+      });
+      const dataset = await publishCatalogAsset(h.catalogDir, h.provider, {
+        type: 'dataset',
+        urls: [DATASET_URL],
+        allow: [h.consumer.address],
+        trustedAlgorithms: [h.pinned(algo)],
+      });
+      const res = await request(h.app)
+        .post(START)
+        .send(await h.startBody(h.consumer, { dataset, algorithm: { documentId: algo, serviceId: 'compute' } }))
+        .expect(400);
       expect(res.body).toEqual({ message: 'Validation error', errors: { algorithm: ['unknown image cobol:20'] }, success: false });
       expect(h.jobs.started).toHaveLength(0);
     });
 
-    it('when a raw algorithm is sent for a dataset without allowRawAlgorithm, then Ocean\'s no_raw_algo_allowed', async () => {
+    it("when a raw algorithm is sent for a dataset without allowRawAlgorithm, then Ocean's no_raw_algo_allowed", async () => {
       const algorithm = { meta: { rawcode: 'console.log(1)', container: nodeContainer } };
-      const res = await request(h.app).post(START).send(await h.startBody(h.consumer, { algorithm })).expect(400);
+      const res = await request(h.app)
+        .post(START)
+        .send(await h.startBody(h.consumer, { algorithm }))
+        .expect(400);
       expect(res.body).toEqual({ error: { dataset: 'no_raw_algo_allowed' } });
       expect(h.jobs.started).toHaveLength(0);
     });
 
     it('when a raw algorithm is sent for a dataset that allows it, then the job starts with the raw container', async () => {
       const algorithm = { meta: { rawcode: 'console.log(1)', container: nodeContainer } };
-      const res = await request(h.app).post(START).send(await h.startBody(h.consumer, { dataset: h.rawDatasetDid, algorithm })).expect(200);
+      const res = await request(h.app)
+        .post(START)
+        .send(await h.startBody(h.consumer, { dataset: h.rawDatasetDid, algorithm }))
+        .expect(200);
       expect(res.body[0].algoDID).toBe('raw');
       expect(h.jobs.started[0]?.algorithm).toEqual({ kind: 'raw', container: nodeContainer, rawcode: 'console.log(1)' });
     });
 
-    it('when the consumer is not on the catalog asset\'s allow-list, then refused and nothing starts', async () => {
+    it("when the consumer is not on the catalog asset's allow-list, then refused and nothing starts", async () => {
       const stranger = randomWallet();
-      const res = await request(h.app).post(START).send(await h.startBody(stranger)).expect(400);
+      const res = await request(h.app)
+        .post(START)
+        .send(await h.startBody(stranger))
+        .expect(400);
       expect(res.body).toEqual({ error: { dataset: 'consumer_not_allowed' } });
       expect(h.jobs.started).toHaveLength(0);
     });
 
     it('when the orchestrator fails unexpectedly, then 503 with a bare message', async () => {
       h.jobs.start = () => Promise.reject(new Error(`connect ECONNREFUSED while fetching ${DATASET_URL}`));
-      const res = await request(h.app).post(START).send(await h.startBody(h.consumer)).expect(503);
+      const res = await request(h.app)
+        .post(START)
+        .send(await h.startBody(h.consumer))
+        .expect(503);
       expect(res.body).toEqual({ error: 'Service unavailable' });
       const logged = h.logger.entries.find((e) => e.msg === 'request failed');
       expect(logged?.fields).toMatchObject({ status: 503, message: 'connect ECONNREFUSED while fetching <url>' });
@@ -139,7 +194,7 @@ describe('API: compute start, status, stop, delete', () => {
       return { consumerAddress: wallet.address, jobId, nonce: n, signature: await signRequest(wallet, [wallet.address, jobId, ''], n) };
     };
 
-    it('when the owner asks for a job, then [job]; without jobId, then all their jobs and nobody else\'s', async () => {
+    it("when the owner asks for a job, then [job]; without jobId, then all their jobs and nobody else's", async () => {
       const mine = await h.startJob(h.consumer);
       const theirs = await h.startJob(h.other);
       const one = await request(h.app).get(START).query({ consumerAddress: h.consumer.address, jobId: mine }).expect(200);
@@ -150,30 +205,45 @@ describe('API: compute start, status, stop, delete', () => {
       expect(jobIds(filtered.body)).toEqual([theirs]);
     });
 
-    it('when someone asks for another owner\'s job id, then it is not visible (same answer as no such job)', async () => {
+    it("when someone asks for another owner's job id, then it is not visible (same answer as no such job)", async () => {
       const theirs = await h.startJob(h.other);
       const res = await request(h.app).get(START).query({ consumerAddress: h.consumer.address, jobId: theirs }).expect(200);
       expect(res.body).toEqual([]);
-      const none = await request(h.app).get(START).query({ consumerAddress: h.consumer.address, jobId: 'f'.repeat(32) }).expect(200);
+      const none = await request(h.app)
+        .get(START)
+        .query({ consumerAddress: h.consumer.address, jobId: 'f'.repeat(32) })
+        .expect(200);
       expect(none.body).toEqual([]);
     });
 
     it('when status is asked without consumerAddress, then 400', async () => {
-      await request(h.app).get(START).query({ jobId: 'f'.repeat(32) }).expect(400);
+      await request(h.app)
+        .get(START)
+        .query({ jobId: 'f'.repeat(32) })
+        .expect(400);
     });
 
     it('when the owner stops a job, then [job] with stopreq 1', async () => {
       const jobId = await h.startJob();
       h.jobs.set(jobId, { status: 40 });
-      const res = await request(h.app).put(START).send(await signedStop(h.consumer, jobId)).expect(200);
+      const res = await request(h.app)
+        .put(START)
+        .send(await signedStop(h.consumer, jobId))
+        .expect(200);
       expect(res.body).toEqual([expect.objectContaining({ jobId, stopreq: 1 })]);
     });
 
-    it('when someone tries to stop or delete another owner\'s job, then 404 without details and nothing happens', async () => {
+    it("when someone tries to stop or delete another owner's job, then 404 without details and nothing happens", async () => {
       const theirs = await h.startJob(h.other);
-      const stop = await request(h.app).put(START).send(await signedStop(h.consumer, theirs)).expect(404);
+      const stop = await request(h.app)
+        .put(START)
+        .send(await signedStop(h.consumer, theirs))
+        .expect(404);
       expect(stop.body).toEqual({ error: 'Job not found' });
-      const del = await request(h.app).delete(START).send(await signedStop(h.consumer, theirs)).expect(404);
+      const del = await request(h.app)
+        .delete(START)
+        .send(await signedStop(h.consumer, theirs))
+        .expect(404);
       expect(del.body).toEqual({ error: 'Job not found' });
       expect(h.jobs.stopped).toEqual([]);
       expect(h.jobs.jobs.get(theirs)?.removed).toBe(0);
@@ -182,13 +252,19 @@ describe('API: compute start, status, stop, delete', () => {
     it('when the owner stops with a bad signature, then 401', async () => {
       const jobId = await h.startJob();
       const body = await signedStop(h.consumer, jobId);
-      await request(h.app).put(START).send({ ...body, signature: await signRequest(h.other, [h.consumer.address, jobId, ''], body.nonce) }).expect(401);
+      await request(h.app)
+        .put(START)
+        .send({ ...body, signature: await signRequest(h.other, [h.consumer.address, jobId, ''], body.nonce) })
+        .expect(401);
       expect(h.jobs.stopped).toEqual([]);
     });
 
     it('when the owner deletes with a nonce, then 200 and the job reads removed', async () => {
       const jobId = await h.startJob();
-      const res = await request(h.app).delete(START).send(await signedStop(h.consumer, jobId)).expect(200);
+      const res = await request(h.app)
+        .delete(START)
+        .send(await signedStop(h.consumer, jobId))
+        .expect(200);
       expect(res.body).toEqual([expect.objectContaining({ jobId, removed: 1 })]);
       expect((await h.results.get(jobId))?.removed).toBe(true);
     });
@@ -209,7 +285,12 @@ describe('API: compute start, status, stop, delete', () => {
 describe('API: a job that needs network on an environment without it', () => {
   let h: ApiHarness;
   beforeEach(async () => {
-    h = await apiHarness({ environments: [{ id: 'free', maxJobs: 3 }, { id: 'offline', maxJobs: 3, algorithmNetwork: false }] });
+    h = await apiHarness({
+      environments: [
+        { id: 'free', maxJobs: 3 },
+        { id: 'offline', maxJobs: 3, algorithmNetwork: false },
+      ],
+    });
   });
   afterEach(() => {
     expectNoSecretLeaked(h);
@@ -217,11 +298,20 @@ describe('API: a job that needs network on an environment without it', () => {
   });
 
   const datasetAllowingNetwork = (allowNetworkAccess: boolean) =>
-    publishCatalogAsset(h.catalogDir, h.provider, { type: 'dataset', urls: [DATASET_URL], allow: [h.consumer.address], allowNetworkAccess, trustedAlgorithms: [h.pinned(h.algorithmDid)] });
+    publishCatalogAsset(h.catalogDir, h.provider, {
+      type: 'dataset',
+      urls: [DATASET_URL],
+      allow: [h.consumer.address],
+      allowNetworkAccess,
+      trustedAlgorithms: [h.pinned(h.algorithmDid)],
+    });
 
   it('when every dataset allows network and the environment declares algorithmNetwork false, then 400 network_unavailable saying what to change, and nothing starts', async () => {
     const dataset = await datasetAllowingNetwork(true);
-    const res = await request(h.app).post(START).send(await h.startBody(h.consumer, { dataset, environment: 'offline' })).expect(400);
+    const res = await request(h.app)
+      .post(START)
+      .send(await h.startBody(h.consumer, { dataset, environment: 'offline' }))
+      .expect(400);
     expect(res.body.error).toMatch(/offline gives algorithms no network access.*choose an environment that offers network/);
     expect(h.jobs.started).toHaveLength(0);
   });
@@ -230,13 +320,19 @@ describe('API: a job that needs network on an environment without it', () => {
     const withNetwork = await datasetAllowingNetwork(true);
     const without = await datasetAllowingNetwork(false);
     const body = await h.startBody(h.consumer, { dataset: withNetwork, environment: 'offline' });
-    await request(h.app).post(START).send({ ...body, additionalDatasets: [{ documentId: without, serviceId: 'compute' }] }).expect(200);
+    await request(h.app)
+      .post(START)
+      .send({ ...body, additionalDatasets: [{ documentId: without, serviceId: 'compute' }] })
+      .expect(200);
     expect(h.jobs.started).toHaveLength(1);
   });
 
   it('when the environment offers network (the default), then a job whose datasets all allow it starts', async () => {
     const dataset = await datasetAllowingNetwork(true);
-    await request(h.app).post(START).send(await h.startBody(h.consumer, { dataset, environment: 'free' })).expect(200);
+    await request(h.app)
+      .post(START)
+      .send(await h.startBody(h.consumer, { dataset, environment: 'free' }))
+      .expect(200);
     expect(h.jobs.started).toHaveLength(1);
   });
 });

@@ -33,7 +33,28 @@ const ops: Op[] = Object.entries(doc.paths).flatMap(([path, item]) =>
   })),
 );
 
-const oddStrings = ['', ' ', '\u0000', '\uD800', '\u202E', '𝒳𝒴', 'ﷺ', 'é', '../../etc/passwd', '__proto__', 'constructor', 'did:op:', '0x', '%00', 'null', '{}', '[]', '1e309', '-1', 'NaN'];
+const oddStrings = [
+  '',
+  ' ',
+  '\u0000',
+  '\uD800',
+  '\u202E',
+  '𝒳𝒴',
+  'ﷺ',
+  'é',
+  '../../etc/passwd',
+  '__proto__',
+  'constructor',
+  'did:op:',
+  '0x',
+  '%00',
+  'null',
+  '{}',
+  '[]',
+  '1e309',
+  '-1',
+  'NaN',
+];
 
 const hostile: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom(...oddStrings),
@@ -63,7 +84,10 @@ function fromSchema(schema: Schema, known: Known, depth = 0): fc.Arbitrary<unkno
     case 'string': {
       if (schema.contentMediaType === 'application/json') return fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v));
       const pattern = typeof schema.pattern === 'string' ? fc.stringMatching(new RegExp(schema.pattern)) : fc.string({ maxLength: 20 });
-      return fc.oneof(pattern, fc.constantFrom(...known.addresses, ...known.dids, ...known.jobIds, 'free', 'compute', 'algo', '0', '1', '99999999999999999999'));
+      return fc.oneof(
+        pattern,
+        fc.constantFrom(...known.addresses, ...known.dids, ...known.jobIds, 'free', 'compute', 'algo', '0', '1', '99999999999999999999'),
+      );
     }
     case 'integer':
     case 'number':
@@ -75,7 +99,9 @@ function fromSchema(schema: Schema, known: Known, depth = 0): fc.Arbitrary<unkno
     case 'object': {
       const props = (schema.properties ?? {}) as Record<string, Schema>;
       if (depth > 3 || Object.keys(props).length === 0) return fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 });
-      const fields = Object.fromEntries(Object.entries(props).map(([k, s]) => [k, fc.oneof({ weight: 4, arbitrary: fromSchema(s, known, depth + 1) }, { weight: 1, arbitrary: hostile })]));
+      const fields = Object.fromEntries(
+        Object.entries(props).map(([k, s]) => [k, fc.oneof({ weight: 4, arbitrary: fromSchema(s, known, depth + 1) }, { weight: 1, arbitrary: hostile })]),
+      );
       return fc.record(fields, { requiredKeys: ((schema.required ?? []) as string[]).filter((k) => k in fields) });
     }
     default:
@@ -91,8 +117,11 @@ const encode = (s: string): string => {
     return percentEncodeBytes(s);
   }
 };
-const percentEncodeBytes = (s: string): string => [...Buffer.from(s, 'utf8')].map((b) => (/[A-Za-z0-9\-_.~]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0')}`)).join('');
-const asText = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v) ?? 'undefined');
+const percentEncodeBytes = (s: string): string =>
+  [...Buffer.from(s, 'utf8')]
+    .map((b) => (/[A-Za-z0-9\-_.~]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0')}`))
+    .join('');
+const asText = (v: unknown): string => (typeof v === 'string' ? v : (JSON.stringify(v) ?? 'undefined'));
 
 interface FuzzRequest {
   method: string;
@@ -109,30 +138,61 @@ function requests(known: Known): fc.Arbitrary<FuzzRequest> {
 function requestsFor(op: Op, known: Known): fc.Arbitrary<FuzzRequest> {
   const queryValues = fc.array(
     fc.oneof(
-      { weight: op.params.length > 0 ? 5 : 0, arbitrary: fc.constantFrom(...(op.params.length > 0 ? op.params : [{ name: 'x', schema: {} }])).chain((p) => fc.tuple(fc.constant(p.name), fc.oneof({ weight: 3, arbitrary: fromSchema(p.schema, known) }, { weight: 1, arbitrary: hostile }))) },
+      {
+        weight: op.params.length > 0 ? 5 : 0,
+        arbitrary: fc
+          .constantFrom(...(op.params.length > 0 ? op.params : [{ name: 'x', schema: {} }]))
+          .chain((p) => fc.tuple(fc.constant(p.name), fc.oneof({ weight: 3, arbitrary: fromSchema(p.schema, known) }, { weight: 1, arbitrary: hostile }))),
+      },
       // fields of the body sent in the query string instead (Ocean's rule allows it), objects as JSON text
-      { weight: op.body ? 3 : 0, arbitrary: fromSchema(op.body ?? {}, known).chain((b) => fc.constantFrom(...Object.entries(typeof b === 'object' && b !== null && Object.keys(b).length > 0 ? b : { x: b }))) },
+      {
+        weight: op.body ? 3 : 0,
+        arbitrary: fromSchema(op.body ?? {}, known).chain((b) =>
+          fc.constantFrom(...Object.entries(typeof b === 'object' && b !== null && Object.keys(b).length > 0 ? b : { x: b })),
+        ),
+      },
       { weight: 1, arbitrary: fc.tuple(fc.constantFrom('__proto__', 'constructor', 'x', 'jobId[]', ''), hostile) },
     ),
     { maxLength: op.params.length + 3 },
   );
   const rawQuery = fc.constantFrom('', '%', '%zz', '%E0%A4%A', 'a&&b==c', 'jobId=1&jobId=2', 'consumerAddress[]=0x1');
   const body = fc.oneof(
-    { weight: 4, arbitrary: op.body ? fromSchema(op.body, known).map((b) => ({ body: JSON.stringify(b) ?? 'null', contentType: 'application/json' })) : fc.constant({}) },
+    {
+      weight: 4,
+      arbitrary: op.body ? fromSchema(op.body, known).map((b) => ({ body: JSON.stringify(b) ?? 'null', contentType: 'application/json' })) : fc.constant({}),
+    },
     { weight: 1, arbitrary: hostile.map((v) => ({ body: JSON.stringify(v) ?? 'null', contentType: 'application/json' })) },
-    { weight: 1, arbitrary: fc.constantFrom('{', '{"a":', '\u0000', '[1,2', 'null', '"x"', '1'.repeat(5000)).map((b) => ({ body: b, contentType: 'application/json' })) },
-    { weight: 1, arbitrary: fc.record({ body: fc.string({ unit: 'binary', maxLength: 200 }), contentType: fc.constantFrom('text/plain', 'application/octet-stream', 'application/x-www-form-urlencoded') }) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom('{', '{"a":', '\u0000', '[1,2', 'null', '"x"', '1'.repeat(5000)).map((b) => ({ body: b, contentType: 'application/json' })),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        body: fc.string({ unit: 'binary', maxLength: 200 }),
+        contentType: fc.constantFrom('text/plain', 'application/octet-stream', 'application/x-www-form-urlencoded'),
+      }),
+    },
     { weight: 1, arbitrary: fc.constant({}) },
   );
-  return fc.record({
-    method: fc.oneof({ weight: 6, arbitrary: fc.constant(op.method) }, { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'TRACE') }),
-    path: fc.oneof({ weight: 8, arbitrary: fc.constant(op.path) }, { weight: 1, arbitrary: fc.constant(`/${op.path}`) }, { weight: 1, arbitrary: fc.constantFrom(`${op.path}/`, `${op.path}/x`, `${op.path}%2F..`, `${op.path};x`) }),
-    query: fc.oneof(
-      { weight: 6, arbitrary: queryValues.map((pairs) => pairs.map(([k, v]) => `${encode(k)}=${encode(asText(v))}`).join('&')) },
-      { weight: 1, arbitrary: rawQuery },
-    ),
-    body,
-  }).map(({ method, path, query, body: b }) => ({ method, path, query, ...b }));
+  return fc
+    .record({
+      method: fc.oneof(
+        { weight: 6, arbitrary: fc.constant(op.method) },
+        { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'TRACE') },
+      ),
+      path: fc.oneof(
+        { weight: 8, arbitrary: fc.constant(op.path) },
+        { weight: 1, arbitrary: fc.constant(`/${op.path}`) },
+        { weight: 1, arbitrary: fc.constantFrom(`${op.path}/`, `${op.path}/x`, `${op.path}%2F..`, `${op.path};x`) },
+      ),
+      query: fc.oneof(
+        { weight: 6, arbitrary: queryValues.map((pairs) => pairs.map(([k, v]) => `${encode(k)}=${encode(asText(v))}`).join('&')) },
+        { weight: 1, arbitrary: rawQuery },
+      ),
+      body,
+    })
+    .map(({ method, path, query, body: b }) => ({ method, path, query, ...b }));
 }
 
 function send(port: number, r: FuzzRequest & { headers?: Record<string, string> }): Promise<{ status: number; body: string; contentType: string }> {
@@ -143,7 +203,9 @@ function send(port: number, r: FuzzRequest & { headers?: Record<string, string> 
     const req = http.request({ host: '127.0.0.1', port, method: r.method, path: r.query ? `${r.path}?${r.query}` : r.path, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), contentType: String(res.headers['content-type'] ?? '') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), contentType: String(res.headers['content-type'] ?? '') }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -166,12 +228,14 @@ function checkResponse(r: FuzzRequest, res: { status: number; body: string; cont
   } catch {
     throw new Error(`non-JSON ${res.status} for ${r.method} ${r.path}: ${res.contentType} ${res.body.slice(0, 200)}`);
   }
-  if (!errorBodySchema.safeParse(parsed).success) throw new Error(`${res.status} body outside the contract's error shapes for ${r.method} ${r.path}: ${res.body.slice(0, 300)}`);
+  if (!errorBodySchema.safeParse(parsed).success)
+    throw new Error(`${res.status} body outside the contract's error shapes for ${r.method} ${r.path}: ${res.body.slice(0, 300)}`);
 }
 
 /** A failure names the request in short: a 200 kB counterexample would drown the report. */
 function compactReporter<T>(run: fc.RunDetails<T>): void {
-  if (run.failed) throw new Error(`fuzz failed after ${run.numRuns} runs (seed ${run.seed}, path ${run.counterexamplePath}): ${String(run.errorInstance).slice(0, 1500)}`);
+  if (run.failed)
+    throw new Error(`fuzz failed after ${run.numRuns} runs (seed ${run.seed}, path ${run.counterexamplePath}): ${String(run.errorInstance).slice(0, 1500)}`);
 }
 const compact = { reporter: compactReporter };
 
@@ -184,9 +248,18 @@ describe('API fuzz from the OpenAPI description', () => {
   beforeAll(async () => {
     h = await apiHarness();
     const jobId = await h.startJob();
-    const results = await h.results.save(jobId, h.consumer.address.toLowerCase(), [{ filename: 'out.txt', type: 'output', open: () => Readable.from(['abc']) }], Date.now() + 3_600_000);
+    const results = await h.results.save(
+      jobId,
+      h.consumer.address.toLowerCase(),
+      [{ filename: 'out.txt', type: 'output', open: () => Readable.from(['abc']) }],
+      Date.now() + 3_600_000,
+    );
     h.jobs.set(jobId, { status: 70, results });
-    known = { addresses: [h.consumer.address, h.other.address, h.provider.address], dids: [h.datasetDid, h.rawDatasetDid, h.algorithmDid], jobIds: [jobId, '0'.repeat(32)] };
+    known = {
+      addresses: [h.consumer.address, h.other.address, h.provider.address],
+      dids: [h.datasetDid, h.rawDatasetDid, h.algorithmDid],
+      jobIds: [jobId, '0'.repeat(32)],
+    };
     server = h.app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     port = (server.address() as AddressInfo).port;
@@ -227,24 +300,55 @@ describe('API fuzz from the OpenAPI description', () => {
   it('when a correctly signed start has one field replaced by something hostile, then it is refused cleanly or accepted, never a 5xx', async () => {
     const fields = ['consumerAddress', 'signature', 'nonce', 'environment', 'dataset', 'algorithm', 'additionalDatasets', 'output'] as const;
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...fields), fc.oneof(hostile, fromSchema(doc.paths['/api/services/compute']!.post!.requestBody as Schema, known)), fc.boolean(), async (field, value, inQuery) => {
-        const body: Record<string, unknown> = { ...(await h.startBody(h.consumer)), [field]: value };
-        const r: FuzzRequest = inQuery
-          ? { method: 'POST', path: '/api/services/compute', query: Object.entries(body).map(([k, v]) => `${encode(k)}=${encode(asText(v))}`).join('&') }
-          : { method: 'POST', path: '/api/services/compute', query: '', body: JSON.stringify(body), contentType: 'application/json' };
-        checkResponse(r, await send(port, r));
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...fields),
+        fc.oneof(hostile, fromSchema(doc.paths['/api/services/compute']!.post!.requestBody as Schema, known)),
+        fc.boolean(),
+        async (field, value, inQuery) => {
+          const body: Record<string, unknown> = { ...(await h.startBody(h.consumer)), [field]: value };
+          const r: FuzzRequest = inQuery
+            ? {
+                method: 'POST',
+                path: '/api/services/compute',
+                query: Object.entries(body)
+                  .map(([k, v]) => `${encode(k)}=${encode(asText(v))}`)
+                  .join('&'),
+              }
+            : { method: 'POST', path: '/api/services/compute', query: '', body: JSON.stringify(body), contentType: 'application/json' };
+          checkResponse(r, await send(port, r));
+        },
+      ),
       { numRuns: 400, ...compact },
     );
   }, 300_000);
 
   it('when correctly signed downloads ask for odd indexes, byte ranges and jobs, then they get the file, a part, or a contract error', async () => {
     const ranges = fc.oneof(
-      { weight: 3, arbitrary: fc.constantFrom('bytes=0-0', 'bytes=1-', 'bytes=-1', 'bytes=5-', 'bytes=3-3', 'bytes=99999999999999999999-', 'bytes=5-1', 'bytes=0-99999999999999999999', 'bytes=a-b', 'bytes=0-0,1-1', 'items=0-1', 'bytes=-0', '') },
+      {
+        weight: 3,
+        arbitrary: fc.constantFrom(
+          'bytes=0-0',
+          'bytes=1-',
+          'bytes=-1',
+          'bytes=5-',
+          'bytes=3-3',
+          'bytes=99999999999999999999-',
+          'bytes=5-1',
+          'bytes=0-99999999999999999999',
+          'bytes=a-b',
+          'bytes=0-0,1-1',
+          'items=0-1',
+          'bytes=-0',
+          '',
+        ),
+      },
       { weight: 1, arbitrary: fc.string({ maxLength: 30 }) },
     );
     // weighted towards the job that has a file, so every kind of answer shows up
-    const jobIds = fc.oneof({ weight: 3, arbitrary: fc.constant(known.jobIds[0]!) }, { weight: 1, arbitrary: fc.constantFrom(...known.jobIds.slice(1), 'f'.repeat(32)) });
+    const jobIds = fc.oneof(
+      { weight: 3, arbitrary: fc.constant(known.jobIds[0]!) },
+      { weight: 1, arbitrary: fc.constantFrom(...known.jobIds.slice(1), 'f'.repeat(32)) },
+    );
     const indexes = fc.oneof({ weight: 3, arbitrary: fc.constant('0') }, { weight: 1, arbitrary: fc.constantFrom('1', '3', '007', '99999999999999999999999') });
     const seen = new Set<number>();
     await fc.assert(
@@ -252,7 +356,13 @@ describe('API fuzz from the OpenAPI description', () => {
         const nonce = await h.nextNonce(h.consumer);
         const parts = route === 'computeResult' ? [h.consumer.address, jobId, index] : [h.consumer.address, jobId];
         const signature = await signRequest(h.consumer, parts, nonce);
-        const query = new URLSearchParams({ consumerAddress: h.consumer.address, jobId, nonce, signature, ...(route === 'computeResult' ? { index } : {}) }).toString();
+        const query = new URLSearchParams({
+          consumerAddress: h.consumer.address,
+          jobId,
+          nonce,
+          signature,
+          ...(route === 'computeResult' ? { index } : {}),
+        }).toString();
         const r = { method: 'GET', path: `/api/services/${route}`, query, headers: range ? { range } : ({} as Record<string, string>) };
         const res = await send(port, r);
         checkResponse(r, res);

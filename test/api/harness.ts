@@ -41,7 +41,8 @@ export async function apiHarness(opts: { environments?: EnvironmentInput[]; chai
   /** what the fake orchestrator answers to /readyz's ping; a test flips it */
   const temporal = { reachable: true };
   const jobs = Object.assign(new FakeJobsService(results), {
-    ping: (): Promise<void> => (temporal.reachable ? Promise.resolve() : Promise.reject(new UnavailableError('temporal_unavailable', 'Temporal is unavailable'))),
+    ping: (): Promise<void> =>
+      temporal.reachable ? Promise.resolve() : Promise.reject(new UnavailableError('temporal_unavailable', 'Temporal is unavailable')),
   });
   const backend = new FakeBackend();
   const environments = (opts.environments ?? [{ id: 'free', desc: 'free env', maxJobs: 3 }]).map((e) => environmentSchema.parse(e));
@@ -51,10 +52,29 @@ export async function apiHarness(opts: { environments?: EnvironmentInput[]; chai
   /** where the harness algorithm's file lives (a secret like any file location) */
   const algorithmUrl = algorithmFiles.url('algorithm-9a2e.js');
   /** a trust entry pinning an algorithm whose one file is the harness algorithm's, in `container` */
-  const pinned = (did: string, container: { entrypoint: string; checksum: string } = nodeContainer) => ({ did, filesChecksum: sha256Hex(ALGORITHM_CODE), containerSectionChecksum: containerSectionChecksum(container) });
-  const algorithmDid = await publishCatalogAsset(catalogDir, provider, { type: 'algorithm', urls: [algorithmUrl], allow: [consumer.address, other.address], container: nodeContainer });
-  const datasetDid = await publishCatalogAsset(catalogDir, provider, { type: 'dataset', urls: [DATASET_URL], allow: [consumer.address, other.address], trustedAlgorithms: [pinned(algorithmDid)] });
-  const rawDatasetDid = await publishCatalogAsset(catalogDir, provider, { type: 'dataset', urls: [DATASET_URL], allow: [consumer.address], allowRawAlgorithm: true });
+  const pinned = (did: string, container: { entrypoint: string; checksum: string } = nodeContainer) => ({
+    did,
+    filesChecksum: sha256Hex(ALGORITHM_CODE),
+    containerSectionChecksum: containerSectionChecksum(container),
+  });
+  const algorithmDid = await publishCatalogAsset(catalogDir, provider, {
+    type: 'algorithm',
+    urls: [algorithmUrl],
+    allow: [consumer.address, other.address],
+    container: nodeContainer,
+  });
+  const datasetDid = await publishCatalogAsset(catalogDir, provider, {
+    type: 'dataset',
+    urls: [DATASET_URL],
+    allow: [consumer.address, other.address],
+    trustedAlgorithms: [pinned(algorithmDid)],
+  });
+  const rawDatasetDid = await publishCatalogAsset(catalogDir, provider, {
+    type: 'dataset',
+    urls: [DATASET_URL],
+    allow: [consumer.address],
+    allowRawAlgorithm: true,
+  });
 
   const inner = createApp({
     chainId: CHAIN_ID,
@@ -112,7 +132,9 @@ export async function apiHarness(opts: { environments?: EnvironmentInput[]; chai
 
   /** Starts a job as `wallet` and returns its id. */
   const startJob = async (wallet: Wallet = consumer): Promise<string> => {
-    const res = await request(app).post('/api/services/compute').send(await startBody(wallet));
+    const res = await request(app)
+      .post('/api/services/compute')
+      .send(await startBody(wallet));
     if (res.status !== 200) throw new Error(`start failed: ${res.status} ${JSON.stringify(res.body)}`);
     return (res.body as { jobId: string }[])[0]!.jobId;
   };
@@ -122,7 +144,31 @@ export async function apiHarness(opts: { environments?: EnvironmentInput[]; chai
     fs.rmSync(dir, { recursive: true, force: true });
   };
 
-  return { app, dir, catalogDir, provider, consumer, other, logger, results, nonces, jobs, temporal, backend, bodies, datasetDid, rawDatasetDid, algorithmDid, algorithmUrl, algorithmFiles, pinned, nextNonce, startBody, startJob, cleanup };
+  return {
+    app,
+    dir,
+    catalogDir,
+    provider,
+    consumer,
+    other,
+    logger,
+    results,
+    nonces,
+    jobs,
+    temporal,
+    backend,
+    bodies,
+    datasetDid,
+    rawDatasetDid,
+    algorithmDid,
+    algorithmUrl,
+    algorithmFiles,
+    pinned,
+    nextNonce,
+    startBody,
+    startJob,
+    cleanup,
+  };
 }
 
 export type ApiHarness = Awaited<ReturnType<typeof apiHarness>>;

@@ -14,7 +14,12 @@ describe('API: root, nonce, environments, encrypt', () => {
 
   it('when a client asks for the root document, then it names the provider and every endpoint by its Ocean name', async () => {
     const res = await request(h.app).get('/').expect(200);
-    expect(res.body).toMatchObject({ software: 'Provider', version: '9.9.9-test', chainIds: [CHAIN_ID], providerAddresses: { [CHAIN_ID]: h.provider.address } });
+    expect(res.body).toMatchObject({
+      software: 'Provider',
+      version: '9.9.9-test',
+      chainIds: [CHAIN_ID],
+      providerAddresses: { [CHAIN_ID]: h.provider.address },
+    });
     expect(res.body.serviceEndpoints).toMatchObject({
       nonce: ['GET', '/api/services/nonce'],
       encrypt: ['POST', '/api/services/encrypt'],
@@ -52,7 +57,21 @@ describe('API: root, nonce, environments, encrypt', () => {
     const res = await request(h.app).get('/api/services/computeEnvironments').expect(200);
     expect(Object.keys(res.body)).toEqual([String(CHAIN_ID)]);
     const [env] = res.body[CHAIN_ID];
-    expect(env).toMatchObject({ id: 'free', desc: 'free env', currentJobs: 1, maxJobs: 3, consumerAddress: h.provider.address, priceMin: 0, feeToken: '', cpuNumber: 1, ramGB: 1, diskGB: 1, gpuNumber: 0, storageExpiry: 604800, maxJobDuration: 3600 });
+    expect(env).toMatchObject({
+      id: 'free',
+      desc: 'free env',
+      currentJobs: 1,
+      maxJobs: 3,
+      consumerAddress: h.provider.address,
+      priceMin: 0,
+      feeToken: '',
+      cpuNumber: 1,
+      ramGB: 1,
+      diskGB: 1,
+      gpuNumber: 0,
+      storageExpiry: 604800,
+      maxJobDuration: 3600,
+    });
     expect(typeof env.lastSeen).toBe('number');
     expect(env).not.toHaveProperty('process');
   });
@@ -74,7 +93,12 @@ describe('API: root, nonce, environments, encrypt', () => {
   it('when HEAD hits a signed route, then 405; when a browser preflights, then CORS answers', async () => {
     await request(h.app).head('/api/services/computeResult').expect(405);
     await request(h.app).head('/api/services/compute').expect(405);
-    const pre = await request(h.app).options('/api/services/compute').set('Origin', 'https://market.example').set('Access-Control-Request-Method', 'POST').set('Access-Control-Request-Headers', 'content-type').expect(204);
+    const pre = await request(h.app)
+      .options('/api/services/compute')
+      .set('Origin', 'https://market.example')
+      .set('Access-Control-Request-Method', 'POST')
+      .set('Access-Control-Request-Headers', 'content-type')
+      .expect(204);
     expect(pre.headers['access-control-allow-origin']).toBe('*');
     expect(pre.headers['access-control-allow-methods']).toContain('POST');
     expect(pre.headers['access-control-allow-headers']).toBe('content-type');

@@ -37,7 +37,9 @@ describe('API: OpenAPI document, docs page, metrics, health and readiness', () =
     // a nonce may be sent as a number or as text (input side of the schema, before it becomes the signed text)
     expect(body.properties.nonce.type).toEqual(['string', 'number']);
     // objects may arrive as JSON text
-    expect(body.properties.dataset.anyOf).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'object' }), expect.objectContaining({ type: 'string', contentMediaType: 'application/json' })]));
+    expect(body.properties.dataset.anyOf).toEqual(
+      expect.arrayContaining([expect.objectContaining({ type: 'object' }), expect.objectContaining({ type: 'string', contentMediaType: 'application/json' })]),
+    );
     type Param = { name: string; required: boolean };
     const resultParams = doc.paths['/api/services/computeResult'].get.parameters as Param[];
     expect(resultParams.map((p) => [p.name, p.required]).sort()).toEqual([
@@ -50,7 +52,10 @@ describe('API: OpenAPI document, docs page, metrics, health and readiness', () =
     const statusParams = doc.paths['/api/services/compute'].get.parameters as Param[];
     expect(statusParams.find((p) => p.name === 'jobId')?.required).toBe(false);
     // error shapes of the wire contract
-    expect(start.responses['400'].content['application/json'].schema.anyOf).toEqual([{ $ref: '#/components/schemas/ValidationError' }, { $ref: '#/components/schemas/HandledError' }]);
+    expect(start.responses['400'].content['application/json'].schema.anyOf).toEqual([
+      { $ref: '#/components/schemas/ValidationError' },
+      { $ref: '#/components/schemas/HandledError' },
+    ]);
     expect(doc.components.schemas.ValidationError.required).toEqual(['message', 'errors', 'success']);
     expect(doc.components.schemas.Job.properties.results.anyOf).toHaveLength(2);
     // every $ref resolves
@@ -60,8 +65,24 @@ describe('API: OpenAPI document, docs page, metrics, health and readiness', () =
   it('when an endpoint is published in the root document, then the OpenAPI document describes it with the same method', async () => {
     const doc = (await request(h.app).get('/api/openapi.json').expect(200)).body;
     const endpoints = serviceEndpoints(routes);
-    expect(Object.keys(endpoints).sort()).toEqual(['computeDelete', 'computeEnvironments', 'computeLogs', 'computeResult', 'computeStart', 'computeStatus', 'computeStop', 'decrypt', 'download', 'encrypt', 'fileinfo', 'initializeCompute', 'nonce', 'validateContainer']);
-    for (const [name, [method, path]] of Object.entries(endpoints)) expect([name, doc.paths[path]?.[method.toLowerCase()]?.operationId]).toEqual([name, expect.any(String)]);
+    expect(Object.keys(endpoints).sort()).toEqual([
+      'computeDelete',
+      'computeEnvironments',
+      'computeLogs',
+      'computeResult',
+      'computeStart',
+      'computeStatus',
+      'computeStop',
+      'decrypt',
+      'download',
+      'encrypt',
+      'fileinfo',
+      'initializeCompute',
+      'nonce',
+      'validateContainer',
+    ]);
+    for (const [name, [method, path]] of Object.entries(endpoints))
+      expect([name, doc.paths[path]?.[method.toLowerCase()]?.operationId]).toEqual([name, expect.any(String)]);
   });
 
   it('when a browser opens /api/docs, then it gets a self-contained page that loads nothing from elsewhere', async () => {
@@ -76,9 +97,37 @@ describe('API: OpenAPI document, docs page, metrics, health and readiness', () =
     const html = (await request(h.app).get('/api/docs').expect(200)).text;
     const script = /<script>([\s\S]*)<\/script>/.exec(html)?.[1] ?? '';
     // just enough DOM for the page's script: elements that hold children, text, values and listeners
-    interface El { tag: string; children: El[]; textContent: string; value: string; placeholder: string; className: string; dataset: Record<string, string>; listeners: Record<string, (ev: unknown) => Promise<void>>; firstChild?: El; append(...c: El[]): void; addEventListener(t: string, f: (ev: unknown) => Promise<void>): void }
+    interface El {
+      tag: string;
+      children: El[];
+      textContent: string;
+      value: string;
+      placeholder: string;
+      className: string;
+      dataset: Record<string, string>;
+      listeners: Record<string, (ev: unknown) => Promise<void>>;
+      firstChild?: El;
+      append(...c: El[]): void;
+      addEventListener(t: string, f: (ev: unknown) => Promise<void>): void;
+    }
     const element = (tag: string): El => {
-      const el: El = { tag, children: [], textContent: '', value: '', placeholder: '', className: '', dataset: {}, listeners: {}, append: (...c) => { el.children.push(...c); el.firstChild = el.children[0]; }, addEventListener: (t, f) => { el.listeners[t] = f; } };
+      const el: El = {
+        tag,
+        children: [],
+        textContent: '',
+        value: '',
+        placeholder: '',
+        className: '',
+        dataset: {},
+        listeners: {},
+        append: (...c) => {
+          el.children.push(...c);
+          el.firstChild = el.children[0];
+        },
+        addEventListener: (t, f) => {
+          el.listeners[t] = f;
+        },
+      };
       return el;
     };
     const byId: Record<string, El> = { title: element('h1'), desc: element('p'), ops: element('div') };
@@ -86,11 +135,20 @@ describe('API: OpenAPI document, docs page, metrics, health and readiness', () =
     await new Promise((r) => server.once('listening', r));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
-      vm.runInNewContext(script, { document: { createElement: element, getElementById: (id: string) => byId[id] }, fetch: (url: string, init?: RequestInit) => fetch(base + url, init), URLSearchParams, JSON, Object, String, Array });
+      vm.runInNewContext(script, {
+        document: { createElement: element, getElementById: (id: string) => byId[id] },
+        fetch: (url: string, init?: RequestInit) => fetch(base + url, init),
+        URLSearchParams,
+        JSON,
+        Object,
+        String,
+        Array,
+      });
       await new Promise((r) => setTimeout(r, 200));
       expect(byId.title!.textContent).toBe('Compute-to-Data Provider 9.9.9-test');
       const boxes = byId.ops!.children;
-      const operation = (method: string, path: string) => boxes.find((b) => b.children[0]!.children[0]!.textContent === method && b.children[0]!.children[1]!.textContent.trim() === path)!;
+      const operation = (method: string, path: string) =>
+        boxes.find((b) => b.children[0]!.children[0]!.textContent === method && b.children[0]!.children[1]!.textContent.trim() === path)!;
       expect(boxes.length).toBeGreaterThanOrEqual(14);
 
       const nonce = operation('GET', '/api/services/nonce');
@@ -118,7 +176,10 @@ describe('API: OpenAPI document, docs page, metrics, health and readiness', () =
     h.jobs.set(jobId, { status: 40 });
     await h.startJob(); // a second job still waiting for a slot
     await request(h.app).get('/no/such/route-4711').expect(404);
-    const res = await request(h.app).get('/metrics').expect(200).expect('content-type', /text\/plain/);
+    const res = await request(h.app)
+      .get('/metrics')
+      .expect(200)
+      .expect('content-type', /text\/plain/);
     const text = res.text;
     expect(text).toMatch(/c2d_api_request_duration_seconds_count\{route="\/api\/services\/nonce",method="GET",status="200"\} 3/);
     expect(text).toMatch(/c2d_api_request_duration_seconds_count\{route="\/api\/services\/compute",method="POST",status="200"\} 2/);
@@ -133,7 +194,10 @@ describe('API: OpenAPI document, docs page, metrics, health and readiness', () =
   });
 
   it('when a start is refused, then no job is counted as started', async () => {
-    await request(h.app).post('/api/services/compute').send({ ...(await h.startBody(h.consumer)), signature: `0x${'1'.repeat(130)}` }).expect(401);
+    await request(h.app)
+      .post('/api/services/compute')
+      .send({ ...(await h.startBody(h.consumer)), signature: `0x${'1'.repeat(130)}` })
+      .expect(401);
     const text = (await request(h.app).get('/metrics').expect(200)).text;
     expect(text).toContain('c2d_jobs_started_total{environment="free"} 0');
     // a request that failed inside its route still counts under the route's template

@@ -29,10 +29,15 @@ describe('API: results and logs', () => {
   });
 
   const finish = async (jobId: string, owner: string, expiresAtMs = Date.now() + 3600_000) => {
-    const results = await h.results.save(jobId, owner, [
-      { filename: 'out.txt', type: 'output', open: () => Readable.from([Buffer.from(OUTPUT)]) },
-      { filename: 'algorithm.log', type: 'algorithmLog', open: () => Readable.from([Buffer.from('stored log\n')]) },
-    ], expiresAtMs);
+    const results = await h.results.save(
+      jobId,
+      owner,
+      [
+        { filename: 'out.txt', type: 'output', open: () => Readable.from([Buffer.from(OUTPUT)]) },
+        { filename: 'algorithm.log', type: 'algorithmLog', open: () => Readable.from([Buffer.from('stored log\n')]) },
+      ],
+      expiresAtMs,
+    );
     h.jobs.set(jobId, { status: 70, results, expireTimestamp: Math.floor(expiresAtMs / 1000) });
   };
 
@@ -50,7 +55,12 @@ describe('API: results and logs', () => {
     it('when the owner downloads a result by index, then the file streams as an attachment with its length', async () => {
       const jobId = await h.startJob();
       await finish(jobId, h.consumer.address);
-      const res = await request(h.app).get(RESULT).query(await resultQuery(h.consumer, jobId, 0)).buffer(true).parse(bytes).expect(200);
+      const res = await request(h.app)
+        .get(RESULT)
+        .query(await resultQuery(h.consumer, jobId, 0))
+        .buffer(true)
+        .parse(bytes)
+        .expect(200);
       expect((res.body as Buffer).toString('utf8')).toBe(OUTPUT);
       expect(res.headers['content-type']).toBe('application/octet-stream');
       expect(res.headers['content-disposition']).toBe('attachment;filename=out.txt'); // the form Ocean's client parses
@@ -61,52 +71,86 @@ describe('API: results and logs', () => {
     it('when a Range is asked, then 206 with exactly those bytes and a Content-Range', async () => {
       const jobId = await h.startJob();
       await finish(jobId, h.consumer.address);
-      const res = await request(h.app).get(RESULT).query(await resultQuery(h.consumer, jobId, 0)).set('Range', 'bytes=4-8').buffer(true).parse(bytes).expect(206);
+      const res = await request(h.app)
+        .get(RESULT)
+        .query(await resultQuery(h.consumer, jobId, 0))
+        .set('Range', 'bytes=4-8')
+        .buffer(true)
+        .parse(bytes)
+        .expect(206);
       expect((res.body as Buffer).toString('utf8')).toBe('quick');
       expect(res.headers['content-range']).toBe(`bytes 4-8/${OUTPUT.length}`);
       expect(res.headers['content-length']).toBe('5');
-      const tail = await request(h.app).get(RESULT).query(await resultQuery(h.consumer, jobId, 0)).set('Range', 'bytes=-3').buffer(true).parse(bytes).expect(206);
+      const tail = await request(h.app)
+        .get(RESULT)
+        .query(await resultQuery(h.consumer, jobId, 0))
+        .set('Range', 'bytes=-3')
+        .buffer(true)
+        .parse(bytes)
+        .expect(206);
       expect((tail.body as Buffer).toString('utf8')).toBe('dog');
     });
 
     it('when the Range lies outside the file, then 416 with the size', async () => {
       const jobId = await h.startJob();
       await finish(jobId, h.consumer.address);
-      const res = await request(h.app).get(RESULT).query(await resultQuery(h.consumer, jobId, 0)).set('Range', 'bytes=999-').expect(416);
+      const res = await request(h.app)
+        .get(RESULT)
+        .query(await resultQuery(h.consumer, jobId, 0))
+        .set('Range', 'bytes=999-')
+        .expect(416);
       expect(res.headers['content-range']).toBe(`bytes */${OUTPUT.length}`);
       expect(res.body).toEqual({ error: 'Range not satisfiable' });
     });
 
-    it('when another consumer asks for the owner\'s result, then 404 without details', async () => {
+    it("when another consumer asks for the owner's result, then 404 without details", async () => {
       const jobId = await h.startJob(h.consumer);
       await finish(jobId, h.consumer.address);
-      const res = await request(h.app).get(RESULT).query(await resultQuery(h.other, jobId, 0)).expect(404);
+      const res = await request(h.app)
+        .get(RESULT)
+        .query(await resultQuery(h.other, jobId, 0))
+        .expect(404);
       expect(res.body).toEqual({ error: 'Job not found' });
       expect(res.text).not.toContain(OUTPUT);
     });
 
     it('when the index is past the results, or results are not published yet, then 404', async () => {
       const jobId = await h.startJob();
-      await request(h.app).get(RESULT).query(await resultQuery(h.consumer, jobId, 0)).expect(404);
+      await request(h.app)
+        .get(RESULT)
+        .query(await resultQuery(h.consumer, jobId, 0))
+        .expect(404);
       await finish(jobId, h.consumer.address);
-      await request(h.app).get(RESULT).query(await resultQuery(h.consumer, jobId, 7)).expect(404);
+      await request(h.app)
+        .get(RESULT)
+        .query(await resultQuery(h.consumer, jobId, 7))
+        .expect(404);
     });
 
     it('when the results have expired or were deleted, then 404', async () => {
       const jobId = await h.startJob();
       await finish(jobId, h.consumer.address, Date.now() - 1000);
-      await request(h.app).get(RESULT).query(await resultQuery(h.consumer, jobId, 0)).expect(404);
+      await request(h.app)
+        .get(RESULT)
+        .query(await resultQuery(h.consumer, jobId, 0))
+        .expect(404);
       const second = await h.startJob();
       await finish(second, h.consumer.address);
       await h.results.remove(second);
-      await request(h.app).get(RESULT).query(await resultQuery(h.consumer, second, 0)).expect(404);
+      await request(h.app)
+        .get(RESULT)
+        .query(await resultQuery(h.consumer, second, 0))
+        .expect(404);
     });
 
     it('when the signature covers another index, then 401', async () => {
       const jobId = await h.startJob();
       await finish(jobId, h.consumer.address);
       const q = await resultQuery(h.consumer, jobId, 1);
-      await request(h.app).get(RESULT).query({ ...q, index: 0 }).expect(401);
+      await request(h.app)
+        .get(RESULT)
+        .query({ ...q, index: 0 })
+        .expect(401);
     });
   });
 
@@ -166,14 +210,20 @@ describe('API: results and logs', () => {
     it('when the results are published, then the stored algorithm log is served', async () => {
       const jobId = await h.startJob();
       await finish(jobId, h.consumer.address);
-      const res = await request(h.app).get(LOGS).query(await logsQuery(h.consumer, jobId)).expect(200);
+      const res = await request(h.app)
+        .get(LOGS)
+        .query(await logsQuery(h.consumer, jobId))
+        .expect(200);
       expect(res.text).toBe('stored log\n');
       expect(h.backend.logRequests).toHaveLength(0);
     });
 
     it('when the algorithm has not started, then 404', async () => {
       const jobId = await h.startJob();
-      const res = await request(h.app).get(LOGS).query(await logsQuery(h.consumer, jobId)).expect(404);
+      const res = await request(h.app)
+        .get(LOGS)
+        .query(await logsQuery(h.consumer, jobId))
+        .expect(404);
       expect(res.body.error).toMatch(/not started/);
     });
 
@@ -181,7 +231,10 @@ describe('API: results and logs', () => {
       const jobId = await h.startJob(h.consumer);
       h.jobs.set(jobId, { status: 40 });
       h.backend.startLog(jobId).write('private\n');
-      const res = await request(h.app).get(LOGS).query(await logsQuery(h.other, jobId)).expect(404);
+      const res = await request(h.app)
+        .get(LOGS)
+        .query(await logsQuery(h.other, jobId))
+        .expect(404);
       expect(res.text).not.toContain('private');
       expect(h.backend.logRequests).toHaveLength(0);
     });

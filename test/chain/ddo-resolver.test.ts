@@ -17,7 +17,14 @@ describe('on-chain DDO resolver', () => {
   const providerWallet = Wallet.createRandom();
   const logger = recordingLogger();
   const resolver = (): ChainDdoResolver =>
-    new ChainDdoResolver({ provider: chain.provider, chainId: chain.chainId, factory: chain.contracts.ERC721Factory, startBlock: chain.contracts.startBlock, providerPrivateKey: providerWallet.privateKey, logger });
+    new ChainDdoResolver({
+      provider: chain.provider,
+      chainId: chain.chainId,
+      factory: chain.contracts.ERC721Factory,
+      startBlock: chain.contracts.startBlock,
+      providerPrivateKey: providerWallet.privateKey,
+      logger,
+    });
 
   beforeAll(async () => {
     chain = await startChain();
@@ -30,7 +37,13 @@ describe('on-chain DDO resolver', () => {
     const asset = await publishOnChainAsset(chain, publisher, providerWallet);
     expect(asset.did).toBe(assetDid(asset.nftAddress.toLowerCase(), 8996));
     const ddo = await r.resolve(asset.did);
-    expect(ddo).toMatchObject({ id: asset.did, nftAddress: asset.nftAddress, chainId: 8996, metadata: { name: 'dataset on chain' }, nft: { address: asset.nftAddress, owner: publisher.address, state: 0 } });
+    expect(ddo).toMatchObject({
+      id: asset.did,
+      nftAddress: asset.nftAddress,
+      chainId: 8996,
+      metadata: { name: 'dataset on chain' },
+      nft: { address: asset.nftAddress, owner: publisher.address, state: 0 },
+    });
     expect(ddo?.datatokens).toEqual([{ address: asset.datatokenAddress, serviceId: 'compute' }]);
     expect(ddo?.services[0]?.files).toBe(asset.ddo.services[0]!.files);
   });
@@ -41,7 +54,11 @@ describe('on-chain DDO resolver', () => {
     const asset = await publishOnChainAsset(chain, publisher, providerWallet);
     expect((await r.resolve(asset.did))?.metadata.name).toBe('dataset on chain');
     const updated = { ...asset.ddo, metadata: { ...(asset.ddo.metadata as object), name: 'renamed' } };
-    await setDdoOnChain(publisher, asset.nftAddress, updated, { providerPublicKey: providerWallet.signingKey.publicKey, providerUrl: 'x', providerAddress: providerWallet.address });
+    await setDdoOnChain(publisher, asset.nftAddress, updated, {
+      providerPublicKey: providerWallet.signingKey.publicKey,
+      providerUrl: 'x',
+      providerAddress: providerWallet.address,
+    });
     await send(contractAt('ERC721Template', asset.nftAddress, publisher), 'setMetaDataState', 4);
     const ddo = await r.resolve(asset.did);
     expect(ddo?.metadata.name).toBe('renamed');
@@ -63,7 +80,15 @@ describe('on-chain DDO resolver', () => {
         },
       });
     const indexed = (indexFile: string, provider: Provider): ChainDdoResolver =>
-      new ChainDdoResolver({ provider, chainId: chain.chainId, factory: chain.contracts.ERC721Factory, startBlock: chain.contracts.startBlock, providerPrivateKey: providerWallet.privateKey, logger, indexFile });
+      new ChainDdoResolver({
+        provider,
+        chainId: chain.chainId,
+        factory: chain.contracts.ERC721Factory,
+        startBlock: chain.contracts.startBlock,
+        providerPrivateKey: providerWallet.privateKey,
+        logger,
+        indexFile,
+      });
 
     test('when the provider restarts, then the index resumes from its last block instead of rescanning', async () => {
       const indexFile = path.join(dir, 'resume.json');
@@ -110,11 +135,25 @@ describe('on-chain DDO resolver', () => {
     const foreign = await publishOnChainAsset(chain, publisher, Wallet.createRandom());
     const { nftAddress } = await createNftWithDatatoken(publisher, chain.contracts);
     const impostor = { ...foreign.ddo, id: foreign.did, nftAddress };
-    await setDdoOnChain(publisher, nftAddress, impostor, { providerPublicKey: providerWallet.signingKey.publicKey, providerUrl: 'x', providerAddress: providerWallet.address });
+    await setDdoOnChain(publisher, nftAddress, impostor, {
+      providerPublicKey: providerWallet.signingKey.publicKey,
+      providerUrl: 'x',
+      providerAddress: providerWallet.address,
+    });
     const tampered = await createNftWithDatatoken(publisher, chain.contracts);
     const tamperedDdo = { ...foreign.ddo, id: assetDid(tampered.nftAddress, 8996), nftAddress: tampered.nftAddress };
     const data = hexlify(encrypt(providerWallet.signingKey.publicKey, toUtf8Bytes(JSON.stringify(tamperedDdo))));
-    await send(contractAt('ERC721Template', tampered.nftAddress, publisher), 'setMetaData', 0, 'x', providerWallet.address, '0x02', data, `0x${'ab'.repeat(32)}`, []);
+    await send(
+      contractAt('ERC721Template', tampered.nftAddress, publisher),
+      'setMetaData',
+      0,
+      'x',
+      providerWallet.address,
+      '0x02',
+      data,
+      `0x${'ab'.repeat(32)}`,
+      [],
+    );
     expect(await r.resolve(assetDid(tampered.nftAddress, 8996))).toBeNull();
     expect(logger.entries.some((e) => e.msg === 'DDO does not match its metaDataHash; skipped')).toBe(true);
     expect(await r.resolve(foreign.did)).toBeNull();
@@ -126,7 +165,14 @@ describe('on-chain DDO resolver', () => {
 
   test('when the chain is down, then a lookup fails as unavailable', async () => {
     const down = rpcProvider('http://127.0.0.1:1', 8996, 50);
-    const r = new ChainDdoResolver({ provider: down, chainId: 8996, factory: chain.contracts.ERC721Factory, startBlock: 0, providerPrivateKey: providerWallet.privateKey, logger });
+    const r = new ChainDdoResolver({
+      provider: down,
+      chainId: 8996,
+      factory: chain.contracts.ERC721Factory,
+      startBlock: 0,
+      providerPrivateKey: providerWallet.privateKey,
+      logger,
+    });
     await expect(r.resolve('did:op:' + '1'.repeat(64))).rejects.toBeInstanceOf(UnavailableError);
     down.destroy();
   });

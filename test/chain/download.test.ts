@@ -43,8 +43,20 @@ describe('GET /api/services/download for an on-chain asset, against a hardhat no
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-download-'));
     files = await serveFiles({ 'chain-algo-51c3.js': CODE });
     payer = chain.signers[2]!;
-    algorithm = await publishOnChainAsset(chain, chain.signers[1]!, providerWallet, { type: 'algorithm', serviceType: 'access', urls: [files.url('chain-algo-51c3.js')], mintTo: [payer.address, payer.address] });
-    const resolver = new ChainDdoResolver({ provider: chain.provider, chainId: chain.chainId, factory: chain.contracts.ERC721Factory, startBlock: 0, providerPrivateKey: providerWallet.privateKey, logger });
+    algorithm = await publishOnChainAsset(chain, chain.signers[1]!, providerWallet, {
+      type: 'algorithm',
+      serviceType: 'access',
+      urls: [files.url('chain-algo-51c3.js')],
+      mintTo: [payer.address, payer.address],
+    });
+    const resolver = new ChainDdoResolver({
+      provider: chain.provider,
+      chainId: chain.chainId,
+      factory: chain.contracts.ERC721Factory,
+      startBlock: 0,
+      providerPrivateKey: providerWallet.privateKey,
+      logger,
+    });
     const results = new LocalResultStore(dir);
     app = createApp({
       chainId: chain.chainId,
@@ -58,7 +70,14 @@ describe('GET /api/services/download for an on-chain asset, against a hardhat no
       decryptor: new ProviderFileDecryptor(providerWallet.privateKey),
       backendFor: () => undefined,
       logger,
-      orderVerifier: new OrderVerifier({ provider: chain.provider, providerAddress: providerWallet.address, feeToken: chain.contracts.Ocean, logger, receiptAttempts: 2, receiptDelayMs: 20 }),
+      orderVerifier: new OrderVerifier({
+        provider: chain.provider,
+        providerAddress: providerWallet.address,
+        feeToken: chain.contracts.Ocean,
+        logger,
+        receiptAttempts: 2,
+        receiptDelayMs: 20,
+      }),
     });
   });
   afterAll(async () => {
@@ -73,7 +92,15 @@ describe('GET /api/services/download for an on-chain asset, against a hardhat no
   /** an order of the algorithm's datatoken paid by `payer` for `consumer`, with a zero fee signed by B */
   const order = async (consumer: string): Promise<string> => {
     const t = now();
-    const fee = signProviderFee(runner, { environment: 'b-env', datatoken: algorithm.datatokenAddress, serviceId: 'access', feeToken: chain.contracts.Ocean, amount: 0n, validUntil: t + 600, now: t });
+    const fee = signProviderFee(runner, {
+      environment: 'b-env',
+      datatoken: algorithm.datatokenAddress,
+      serviceId: 'access',
+      feeToken: chain.contracts.Ocean,
+      amount: 0n,
+      validUntil: t + 600,
+      now: t,
+    });
     return (await startOrder(payer, algorithm.datatokenAddress, consumer, 0, fee)).hash;
   };
 
@@ -81,7 +108,15 @@ describe('GET /api/services/download for an on-chain asset, against a hardhat no
     const nonce = String((nonces[wallet.address] = Math.max(Date.now(), (nonces[wallet.address] ?? 0) + 1)));
     return request(app)
       .get('/api/services/download')
-      .query({ documentId: algorithm.did, serviceId: 'access', fileIndex: 0, consumerAddress: wallet.address, nonce, signature: await signRequest(wallet, [algorithm.did], nonce), ...(transferTxId ? { transferTxId } : {}) })
+      .query({
+        documentId: algorithm.did,
+        serviceId: 'access',
+        fileIndex: 0,
+        consumerAddress: wallet.address,
+        nonce,
+        signature: await signRequest(wallet, [algorithm.did], nonce),
+        ...(transferTxId ? { transferTxId } : {}),
+      })
       .buffer(true)
       .parse((res, cb) => {
         let text = '';

@@ -39,8 +39,22 @@ describe('POST /api/services/initializeCompute against a hardhat node', () => {
     algorithm = await publishOnChainAsset(chain, publisher, providerWallet, { type: 'algorithm', mintTo: [consumer.address, consumer.address] });
     await send(contractAt('OceanToken', chain.contracts.Ocean, deployer), 'mint', consumer.address, parseEther('1000'));
     const results = new LocalResultStore(dir);
-    const resolver = new ChainDdoResolver({ provider: chain.provider, chainId: chain.chainId, factory: chain.contracts.ERC721Factory, startBlock: 0, providerPrivateKey: providerWallet.privateKey, logger });
-    const verifier = new OrderVerifier({ provider: chain.provider, providerAddress: providerWallet.address, feeToken: chain.contracts.Ocean, logger, receiptAttempts: 2, receiptDelayMs: 20 });
+    const resolver = new ChainDdoResolver({
+      provider: chain.provider,
+      chainId: chain.chainId,
+      factory: chain.contracts.ERC721Factory,
+      startBlock: 0,
+      providerPrivateKey: providerWallet.privateKey,
+      logger,
+    });
+    const verifier = new OrderVerifier({
+      provider: chain.provider,
+      providerAddress: providerWallet.address,
+      feeToken: chain.contracts.Ocean,
+      logger,
+      receiptAttempts: 2,
+      receiptDelayMs: 20,
+    });
     app = createApp({
       chainId: chain.chainId,
       providerWallet,
@@ -87,7 +101,9 @@ describe('POST /api/services/initializeCompute against a hardhat node', () => {
 
     const dOrder = await startOrder(consumer, d.datatoken, consumer.address, 0, d.providerFee);
     const aOrder = await startOrder(consumer, a.datatoken, consumer.address, 0, a.providerFee);
-    expect(await read(contractAt('OceanToken', chain.contracts.Ocean, chain.provider), 'balanceOf', providerWallet.address)).toBe(BigInt(d.providerFee.providerFeeAmount));
+    expect(await read(contractAt('OceanToken', chain.contracts.Ocean, chain.provider), 'balanceOf', providerWallet.address)).toBe(
+      BigInt(d.providerFee.providerFeeAmount),
+    );
 
     const again = await initialize({ validUntil, datasetTx: dOrder.hash, algorithmTx: aOrder.hash });
     expect(again.status).toBe(200);
@@ -117,7 +133,10 @@ describe('POST /api/services/initializeCompute against a hardhat node', () => {
   });
 
   test('when the algorithm is raw, then the answer has no algorithm', async () => {
-    const res = await initialize({ env: 'free', algorithm: { meta: { rawcode: 'x', container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: 'sha256:0' } } } });
+    const res = await initialize({
+      env: 'free',
+      algorithm: { meta: { rawcode: 'x', container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: 'sha256:0' } } },
+    });
     expect(res.status).toBe(200);
     expect(Object.keys(res.body)).toEqual(['datasets']);
     expect(res.body.datasets[0].providerFee.providerFeeAmount).toBe('0');
@@ -135,7 +154,12 @@ describe('POST /api/services/initializeCompute against a hardhat node', () => {
   test('when the DID is unknown, then 400 names the item', async () => {
     const res = await request(app)
       .post('/api/services/initializeCompute')
-      .send({ datasets: [{ documentId: `did:op:${'0'.repeat(64)}`, serviceId: 'compute' }], algorithm: { documentId: algorithm.did, serviceId: 'compute' }, compute: { env: 'free', validUntil: now() + 60 }, consumerAddress: consumer.address });
+      .send({
+        datasets: [{ documentId: `did:op:${'0'.repeat(64)}`, serviceId: 'compute' }],
+        algorithm: { documentId: algorithm.did, serviceId: 'compute' },
+        compute: { env: 'free', validUntil: now() + 60 },
+        consumerAddress: consumer.address,
+      });
     expect(res.status).toBe(400);
     expect(res.body).toEqual({ error: { dataset: 'did_not_found' } });
   });

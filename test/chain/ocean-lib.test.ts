@@ -14,8 +14,9 @@ import { type Stack, serveFiles, startStack } from '../helpers/stack';
 
 // The package's "exports" map has no "types" condition, so node16 resolution cannot see its
 // declarations: the types are taken by path, the code is loaded as any consumer loads it.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { Aquarius, Datatoken, ProviderInstance, Nft, NftFactory, ZERO_ADDRESS, approveWei, downloadFile, generateDid, getEventFromTx, getHash } = require('@oceanprotocol/lib') as typeof OceanLib;
+const { Aquarius, Datatoken, ProviderInstance, Nft, NftFactory, ZERO_ADDRESS, approveWei, downloadFile, generateDid, getEventFromTx, getHash } =
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require('@oceanprotocol/lib') as typeof OceanLib;
 
 /**
  * Ocean's own client library (@oceanprotocol/lib 3.3.0 on ethers 5), used the way its compute example
@@ -57,7 +58,15 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     const factory = new NftFactory(chain.contracts.ERC721Factory, owner, chainId, config);
     const tx = await factory.createNftWithDatatoken(
       { name: 'Lib NFT', symbol: 'LNFT', templateIndex: 1, tokenURI: '', transferable: true, owner: owner.address },
-      { templateIndex: 1, cap: '100000', feeAmount: '0', paymentCollector: ZERO_ADDRESS, feeToken: ZERO_ADDRESS, minter: owner.address, mpFeeAddress: ZERO_ADDRESS },
+      {
+        templateIndex: 1,
+        cap: '100000',
+        feeAmount: '0',
+        paymentCollector: ZERO_ADDRESS,
+        feeToken: ZERO_ADDRESS,
+        minter: owner.address,
+        mpFeeAddress: ZERO_ADDRESS,
+      },
     );
     const receipt = await tx.wait();
     const nftAddress = String(getEventFromTx(receipt, 'NFTCreated').args.newTokenAddress);
@@ -72,14 +81,29 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     ddo.id = generateDid(nftAddress, chainId);
     const encryptedDdo = await ProviderInstance.encrypt(ddo, chainId, providerUrl);
     const nft = new Nft(owner, chainId, config);
-    const setTx = await nft.setMetadata(nftAddress, owner.address, 0, providerUrl, '', ethers5.utils.hexlify(2), encryptedDdo, `0x${getHash(JSON.stringify(ddo))}`);
+    const setTx = await nft.setMetadata(
+      nftAddress,
+      owner.address,
+      0,
+      providerUrl,
+      '',
+      ethers5.utils.hexlify(2),
+      encryptedDdo,
+      `0x${getHash(JSON.stringify(ddo))}`,
+    );
     expect(setTx).not.toBeNull(); // the lib's sendTx answers null when the transaction failed
-    await (setTx).wait();
+    await setTx.wait();
     return ddo.id;
   }
 
   /** Ocean's compute example's handleOrder(): reuse a valid order, else startOrder with our provider fee. */
-  async function handleOrder(order: ProviderComputeInitialize, datatokenAddress: string, payer: ethers5.Wallet, consumerAddress: string, serviceIndex: number): Promise<string> {
+  async function handleOrder(
+    order: ProviderComputeInitialize,
+    datatokenAddress: string,
+    payer: ethers5.Wallet,
+    consumerAddress: string,
+    serviceIndex: number,
+  ): Promise<string> {
     const datatoken = new Datatoken(payer, (await payer.provider.getNetwork()).chainId, config);
     if (order.providerFee && order.providerFee.providerFeeAmount) {
       await approveWei(payer, config, payer.address, order.providerFee.providerFeeToken, datatokenAddress, order.providerFee.providerFeeAmount);
@@ -98,7 +122,7 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
 
   const statusOf = async (jobId: string): Promise<ComputeJob> => {
     const jobs = await ProviderInstance.computeStatus(providerUrl, consumer.address, jobId, datasetDid);
-    const job = (Array.isArray(jobs) ? jobs[0] : jobs);
+    const job = Array.isArray(jobs) ? jobs[0] : jobs;
     if (!job) throw new Error(`computeStatus did not list job ${jobId}`);
     return job;
   };
@@ -153,7 +177,11 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
         description: 'counts lines',
         author: 'lib test',
         license: 'MIT',
-        algorithm: { language: 'Node.js', version: '1.0.0', container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${'2'.repeat(64)}` } },
+        algorithm: {
+          language: 'Node.js',
+          version: '1.0.0',
+          container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${'2'.repeat(64)}` },
+        },
       },
       services: [{ id: 'algo-access', type: 'access', files: '', datatokenAddress: '0x0', serviceEndpoint: '', timeout: 3600 }],
     };
@@ -161,7 +189,11 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     // the publisher pins the algorithm as it is now (§ trust rules): its file's sha256, and sha256(entrypoint + image checksum)
     const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
     const container = algorithmDdo.metadata.algorithm!.container;
-    const trustedAlgorithm = { did: algorithmDid, filesChecksum: sha256(algorithmCode), containerSectionChecksum: sha256(container.entrypoint + container.checksum) };
+    const trustedAlgorithm = {
+      did: algorithmDid,
+      filesChecksum: sha256(algorithmCode),
+      containerSectionChecksum: sha256(container.entrypoint + container.checksum),
+    };
     datasetDdo = {
       '@context': ['https://w3id.org/did/v1'],
       id: '',
@@ -177,7 +209,12 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
           datatokenAddress: '0x0',
           serviceEndpoint: '',
           timeout: 3600,
-          compute: { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: [], publisherTrustedAlgorithms: [trustedAlgorithm] },
+          compute: {
+            allowRawAlgorithm: false,
+            allowNetworkAccess: false,
+            publisherTrustedAlgorithmPublishers: [],
+            publisherTrustedAlgorithms: [trustedAlgorithm],
+          },
         },
       ],
     };
@@ -201,14 +238,32 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     expect(await ProviderInstance.isValidProvider(providerUrl)).toBe(true);
     const endpoints = await ProviderInstance.getServiceEndpoints(providerUrl, await ProviderInstance.getEndpoints(providerUrl));
     const names = endpoints.map((e) => e.serviceName);
-    for (const name of ['nonce', 'encrypt', 'decrypt', 'initializeCompute', 'computeEnvironments', 'computeStart', 'computeStatus', 'computeStop', 'computeDelete', 'computeResult', 'fileinfo']) expect(names).toContain(name);
+    for (const name of [
+      'nonce',
+      'encrypt',
+      'decrypt',
+      'initializeCompute',
+      'computeEnvironments',
+      'computeStart',
+      'computeStatus',
+      'computeStop',
+      'computeDelete',
+      'computeResult',
+      'fileinfo',
+    ])
+      expect(names).toContain(name);
   });
 
   it('when the lib resolves the published DDOs through our Aquarius endpoint, then it gets them as published, files still encrypted', async () => {
     const aquarius = new Aquarius(stack.baseUrl);
     const dataset = await aquarius.resolve(datasetDid);
     expect(dataset).toMatchObject({ id: datasetDid, nftAddress: datasetDdo.nftAddress, chainId: chain.chainId, nft: { owner: publisher.address, state: 0 } });
-    expect(dataset.services[0]).toMatchObject({ id: 'compute-1', type: 'compute', files: datasetDdo.services[0]!.files, datatokenAddress: datasetDdo.services[0]!.datatokenAddress });
+    expect(dataset.services[0]).toMatchObject({
+      id: 'compute-1',
+      type: 'compute',
+      files: datasetDdo.services[0]!.files,
+      datatokenAddress: datasetDdo.services[0]!.datatokenAddress,
+    });
     expect(JSON.stringify(dataset)).not.toContain(data.url('lines.txt'));
     expect((await aquarius.waitForAqua(algorithmDid)).metadata).toMatchObject({ type: 'algorithm', name: 'line counter' });
     // a file check through the lib works on the on-chain asset, and never shows the location
@@ -233,7 +288,8 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     expect(BigInt(fee.providerFeeAmount)).toBeGreaterThan(parseEther('14.9'));
     expect(BigInt(fee.providerFeeAmount)).toBeLessThanOrEqual(parseEther('15'));
     expect(init.algorithm!.providerFee).toMatchObject({ providerFeeAmount: '0' });
-    const oceanOfProvider = async (): Promise<bigint> => BigInt(String(await read(contractAt('OceanToken', chain.contracts.Ocean, chain.provider), 'balanceOf', stack.providerWallet.address)));
+    const oceanOfProvider = async (): Promise<bigint> =>
+      BigInt(String(await read(contractAt('OceanToken', chain.contracts.Ocean, chain.provider), 'balanceOf', stack.providerWallet.address)));
     const oceanBefore = await oceanOfProvider();
     algo.transferTxId = await handleOrder(init.algorithm!, algorithmDdo.services[0]!.datatokenAddress, consumer, env!.consumerAddress, 0);
     assets[0]!.transferTxId = await handleOrder(init.datasets![0]!, datasetDdo.services[0]!.datatokenAddress, consumer, env!.consumerAddress, 0);
@@ -243,10 +299,15 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     if (!started) throw new Error(`computeStart answered non-2xx (the lib then returns null):\n${stack.output()}`);
     const job = (Array.isArray(started) ? started[0] : started)!;
     expect(job).toMatchObject({ owner: consumer.address.toLowerCase(), inputDID: [datasetDid], algoDID: algorithmDid });
-    const done = await waitFor('the job to end', async () => {
-      const j = await statusOf(job.jobId);
-      return FINAL.includes(j.status) ? j : null;
-    }, 60_000, 200);
+    const done = await waitFor(
+      'the job to end',
+      async () => {
+        const j = await statusOf(job.jobId);
+        return FINAL.includes(j.status) ? j : null;
+      },
+      60_000,
+      200,
+    );
     if (done.status !== 70) console.error(JSON.stringify(done), stack.output());
     expect(done).toMatchObject({ status: 70, agreementId: assets[0]!.transferTxId });
     const results = done.results as unknown as { filename: string; type: string }[];
@@ -258,17 +319,31 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     expect(file.filename).toBe('count.txt');
 
     // a second job within validUntil: initializeCompute says both orders are still valid, no new transaction
-    const again = await ProviderInstance.initializeCompute([{ documentId: datasetDid, serviceId: 'compute-1', transferTxId: assets[0]!.transferTxId }], { ...algo }, env!.id, validUntil, providerUrl, consumer.address);
+    const again = await ProviderInstance.initializeCompute(
+      [{ documentId: datasetDid, serviceId: 'compute-1', transferTxId: assets[0]!.transferTxId }],
+      { ...algo },
+      env!.id,
+      validUntil,
+      providerUrl,
+      consumer.address,
+    );
     expect(again.datasets![0]).toEqual({ validOrder: assets[0]!.transferTxId });
     expect(again.algorithm).toEqual({ validOrder: algo.transferTxId });
     const blockBefore = await rpc.getBlockNumber();
-    const reused = { ...assets[0]!, transferTxId: await handleOrder(again.datasets![0]!, datasetDdo.services[0]!.datatokenAddress, consumer, env!.consumerAddress, 0) };
+    const reused = {
+      ...assets[0]!,
+      transferTxId: await handleOrder(again.datasets![0]!, datasetDdo.services[0]!.datatokenAddress, consumer, env!.consumerAddress, 0),
+    };
     expect(reused.transferTxId).toBe(assets[0]!.transferTxId);
     expect(await rpc.getBlockNumber()).toBe(blockBefore);
 
     // asked for longer than the fee paid covers: the order is still good, only a new fee is due → the lib's reuseOrder
     const later = await ProviderInstance.initializeCompute([reused], { ...algo }, env!.id, validUntil + 120, providerUrl, consumer.address);
-    expect(later.datasets![0]).toMatchObject({ validOrder: assets[0]!.transferTxId, datatoken: datasetDdo.services[0]!.datatokenAddress, providerFee: { validUntil: validUntil + 120 } });
+    expect(later.datasets![0]).toMatchObject({
+      validOrder: assets[0]!.transferTxId,
+      datatoken: datasetDdo.services[0]!.datatokenAddress,
+      providerFee: { validUntil: validUntil + 120 },
+    });
     reused.transferTxId = await handleOrder(later.datasets![0]!, datasetDdo.services[0]!.datatokenAddress, consumer, env!.consumerAddress, 0);
     expect(reused.transferTxId).not.toBe(assets[0]!.transferTxId);
 
@@ -279,10 +354,15 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     await waitFor('status 40', async () => (await statusOf(secondJob.jobId)).status === 40, 60_000, 100);
     const stopped = await ProviderInstance.computeStop(datasetDid, consumer.address, secondJob.jobId, providerUrl, consumer);
     expect(Array.isArray(stopped) ? stopped[0] : stopped).toMatchObject({ jobId: secondJob.jobId, stopreq: 1 });
-    const ended = await waitFor('stopped job to end', async () => {
-      const j = await statusOf(secondJob.jobId);
-      return FINAL.includes(j.status) ? j : null;
-    }, 30_000, 100);
+    const ended = await waitFor(
+      'stopped job to end',
+      async () => {
+        const j = await statusOf(secondJob.jobId);
+        return FINAL.includes(j.status) ? j : null;
+      },
+      30_000,
+      100,
+    );
     expect(ended).toMatchObject({ status: 70, stopreq: 1, agreementId: reused.transferTxId });
 
     const deleted = await ProviderInstance.computeDelete(datasetDid, consumer, job.jobId, providerUrl);
@@ -307,10 +387,15 @@ describe('@oceanprotocol/lib 3.3.0 drives this provider unmodified', () => {
     const computeJobs = await ProviderInstance.computeStart(providerUrl, consumer, computeEnv.id, assets[0]!, algo);
     if (!computeJobs) throw new Error(`computeStart answered non-2xx:\n${stack.output()}`);
     const computeJobId = (Array.isArray(computeJobs) ? computeJobs[0] : computeJobs)!.jobId;
-    const done = await waitFor('the job to end', async () => {
-      const j = await statusOf(computeJobId);
-      return FINAL.includes(j.status) ? j : null;
-    }, 60_000, 200);
+    const done = await waitFor(
+      'the job to end',
+      async () => {
+        const j = await statusOf(computeJobId);
+        return FINAL.includes(j.status) ? j : null;
+      },
+      60_000,
+      200,
+    );
     expect(done).toMatchObject({ status: 70, environment: 'lib-free' });
     const file = await downloadFile(await ProviderInstance.getComputeResultUrl(providerUrl, consumer, computeJobId, 0), 0);
     expect(Buffer.from(file.data).toString('utf8')).toBe('lines=3');

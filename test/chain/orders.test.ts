@@ -34,7 +34,10 @@ describe('order verification against a hardhat node', () => {
     ],
   });
 
-  const fee = (datatoken: string, o: { signer?: BaseWallet; env?: string; seconds?: number; serviceId?: string; amount?: bigint; validUntil?: number } = {}): ProviderFee => {
+  const fee = (
+    datatoken: string,
+    o: { signer?: BaseWallet; env?: string; seconds?: number; serviceId?: string; amount?: bigint; validUntil?: number } = {},
+  ): ProviderFee => {
     const t = now();
     const seconds = o.seconds ?? 600;
     return signProviderFee(o.signer ?? providerKey, {
@@ -48,9 +51,21 @@ describe('order verification against a hardhat node', () => {
     });
   };
 
-  const item = (transferTxId: string, d: Ddo = ddo, serviceId = 'compute'): OrderItem => ({ resource: 'dataset', ddo: d, serviceId, transferTxId, isDataset: true });
+  const item = (transferTxId: string, d: Ddo = ddo, serviceId = 'compute'): OrderItem => ({
+    resource: 'dataset',
+    ddo: d,
+    serviceId,
+    transferTxId,
+    isDataset: true,
+  });
   const verify = (items: OrderItem[], o: { consumer?: string; durationSeconds?: number; at?: number } = {}) =>
-    verifier.verify({ consumerAddress: o.consumer ?? consumer.address, items, environment: PAID, durationSeconds: o.durationSeconds ?? 300, now: o.at ?? now() });
+    verifier.verify({
+      consumerAddress: o.consumer ?? consumer.address,
+      items,
+      environment: PAID,
+      durationSeconds: o.durationSeconds ?? 300,
+      now: o.at ?? now(),
+    });
   const denied = async (p: Promise<unknown>, code: string): Promise<void> => {
     const err = await p.then(
       () => undefined,
@@ -72,7 +87,14 @@ describe('order verification against a hardhat node', () => {
     await mintDatatokens(publisher, a.datatokenAddress, consumer.address, parseEther('20'));
     await mintDatatokens(publisher, b.datatokenAddress, consumer.address, parseEther('5'));
     await send(contractAt('OceanToken', chain.contracts.Ocean, deployer), 'mint', consumer.address, parseEther('1000'));
-    verifier = new OrderVerifier({ provider: chain.provider, providerAddress: providerKey.address, feeToken: chain.contracts.Ocean, logger: silentLogger, receiptAttempts: 3, receiptDelayMs: 20 });
+    verifier = new OrderVerifier({
+      provider: chain.provider,
+      providerAddress: providerKey.address,
+      feeToken: chain.contracts.Ocean,
+      logger: silentLogger,
+      receiptAttempts: 3,
+      receiptDelayMs: 20,
+    });
   });
   afterAll(() => chain?.stop());
 
@@ -123,9 +145,18 @@ describe('order verification against a hardhat node', () => {
     const noMarketFee = { consumeMarketFeeAddress: consumer.address, consumeMarketFeeToken: chain.contracts.Ocean, consumeMarketFeeAmount: 0n };
     await chain.provider.send('evm_setAutomine', [false]);
     try {
-      const pending = await datatoken.getFunction('startOrder').send(consumer.address, 0, providerFeeTuple(fee(dt(), { amount: 0n })), noMarketFee, { gasLimit: 1_000_000 });
+      const pending = await datatoken
+        .getFunction('startOrder')
+        .send(consumer.address, 0, providerFeeTuple(fee(dt(), { amount: 0n })), noMarketFee, { gasLimit: 1_000_000 });
       await denied(verify([item(pending.hash)], { durationSeconds: 0 }), 'order_not_mined');
-      const patient = new OrderVerifier({ provider: chain.provider, providerAddress: providerKey.address, feeToken: chain.contracts.Ocean, logger: silentLogger, receiptAttempts: 40, receiptDelayMs: 50 });
+      const patient = new OrderVerifier({
+        provider: chain.provider,
+        providerAddress: providerKey.address,
+        feeToken: chain.contracts.Ocean,
+        logger: silentLogger,
+        receiptAttempts: 40,
+        receiptDelayMs: 50,
+      });
       const verifying = patient.verify({ consumerAddress: consumer.address, items: [item(pending.hash)], environment: PAID, durationSeconds: 0, now: now() });
       setTimeout(() => void chain.provider.send('evm_mine', []), 300);
       expect((await verifying).agreementId).toBe(pending.hash);
@@ -186,7 +217,9 @@ describe('order verification against a hardhat node', () => {
   test('when the chain cannot be reached, then verification fails as unavailable (retryable)', async () => {
     const down = rpcProvider('http://127.0.0.1:1', 8996, 50);
     const offline = new OrderVerifier({ provider: down, providerAddress: providerKey.address, feeToken: chain.contracts.Ocean, logger: silentLogger });
-    await expect(offline.verify({ consumerAddress: consumer.address, items: [item(`0x${'12'.repeat(32)}`)], environment: PAID, durationSeconds: 0, now: now() })).rejects.toBeInstanceOf(UnavailableError);
+    await expect(
+      offline.verify({ consumerAddress: consumer.address, items: [item(`0x${'12'.repeat(32)}`)], environment: PAID, durationSeconds: 0, now: now() }),
+    ).rejects.toBeInstanceOf(UnavailableError);
     down.destroy();
   });
 });

@@ -22,7 +22,15 @@ describe('provider fees on the datatoken contract', () => {
 
   const fee = (signer: BaseWallet, amount: bigint, overrides: Partial<{ validUntil: number }> = {}) => {
     const now = Math.floor(Date.now() / 1000);
-    return signProviderFee(signer, { environment: 'paid', datatoken, serviceId: 'compute', feeToken: chain.contracts.Ocean, amount, validUntil: overrides.validUntil ?? now + 600, now });
+    return signProviderFee(signer, {
+      environment: 'paid',
+      datatoken,
+      serviceId: 'compute',
+      feeToken: chain.contracts.Ocean,
+      amount,
+      validUntil: overrides.validUntil ?? now + 600,
+      now,
+    });
   };
 
   test('when the consumer orders with our signed fee, then the contract accepts it and pays the provider', async () => {

@@ -27,7 +27,10 @@ describe('readiness with a chain', () => {
       const down = await request(h.app).get('/readyz').expect(503);
       expect(down.body).toEqual({ error: 'The chain node is unreachable', checks: { temporal: 'ok', chain: 'unreachable' } });
       h.temporal.reachable = false;
-      expect((await request(h.app).get('/readyz').expect(503)).body).toEqual({ error: 'The chain node and Temporal are unreachable', checks: { temporal: 'unreachable', chain: 'unreachable' } });
+      expect((await request(h.app).get('/readyz').expect(503)).body).toEqual({
+        error: 'The chain node and Temporal are unreachable',
+        checks: { temporal: 'unreachable', chain: 'unreachable' },
+      });
       h.temporal.reachable = true;
     } finally {
       chain.node.process.kill('SIGCONT');

@@ -60,7 +60,12 @@ describe('a public on-chain algorithm of provider A in a job on provider B (hard
       urls: [files.url('rows-e41a.csv')],
       serviceEndpoint: b.baseUrl,
       mintTo: [payer.address, payer.address],
-      compute: { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: [], publisherTrustedAlgorithms: [trustedAlgorithm(algorithm.did, CONTAINER, [CODE])] },
+      compute: {
+        allowRawAlgorithm: false,
+        allowNetworkAccess: false,
+        publisherTrustedAlgorithmPublishers: [],
+        publisherTrustedAlgorithms: [trustedAlgorithm(algorithm.did, CONTAINER, [CODE])],
+      },
     });
     const [environment] = await client.environments();
     expect(environment?.consumerAddress.toLowerCase()).toBe(b.providerWallet.address.toLowerCase());
@@ -76,7 +81,11 @@ describe('a public on-chain algorithm of provider A in a job on provider B (hard
       const fees = (await init.json()) as { datasets: { providerFee: ProviderFee }[]; algorithm: { providerFee: ProviderFee } };
       const datasetTx = (await startOrder(payer, dataset.datatokenAddress, environment!.consumerAddress, 0, fees.datasets[0]!.providerFee)).hash;
       const algorithmTx = (await startOrder(payer, algorithm.datatokenAddress, algorithmConsumer, 0, fees.algorithm.providerFee)).hash;
-      return client.startJob({ environment: 'b', dataset: { documentId: dataset.did, serviceId: 'compute', transferTxId: datasetTx }, algorithm: { documentId: algorithm.did, serviceId: 'access', transferTxId: algorithmTx } });
+      return client.startJob({
+        environment: 'b',
+        dataset: { documentId: dataset.did, serviceId: 'compute', transferTxId: datasetTx },
+        algorithm: { documentId: algorithm.did, serviceId: 'access', transferTxId: algorithmTx },
+      });
     };
 
     const started = await run(environment!.consumerAddress);

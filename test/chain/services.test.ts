@@ -35,7 +35,10 @@ describe('chain services from the settings', () => {
     } finally {
       services.close();
     }
-    const explicit = createChainServices({ ...settings, feeToken: '0x' + '22'.repeat(20) }, { providerPrivateKey: config.providerPrivateKey, logger: silentLogger });
+    const explicit = createChainServices(
+      { ...settings, feeToken: '0x' + '22'.repeat(20) },
+      { providerPrivateKey: config.providerPrivateKey, logger: silentLogger },
+    );
     expect(explicit.feeToken).toBe('0x' + '22'.repeat(20));
     explicit.close();
   });

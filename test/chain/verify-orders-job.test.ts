@@ -55,7 +55,14 @@ describe('a job whose assets are on chain verifies its orders before it runs', (
     await send(contractAt('OceanToken', chain.contracts.Ocean, deployer), 'mint', consumer.address, parseEther('1000'));
     // the worker's own connection, with a short request timeout so a silent node shows as an outage quickly
     jobProvider = rpcProvider(chain.rpcUrl, chain.chainId, 50, 1000);
-    const resolver = new ChainDdoResolver({ provider: jobProvider, chainId: chain.chainId, factory: chain.contracts.ERC721Factory, startBlock: 0, providerPrivateKey: providerWallet.privateKey, logger });
+    const resolver = new ChainDdoResolver({
+      provider: jobProvider,
+      chainId: chain.chainId,
+      factory: chain.contracts.ERC721Factory,
+      startBlock: 0,
+      providerPrivateKey: providerWallet.privateKey,
+      logger,
+    });
     const decryptor = new ProviderFileDecryptor(providerWallet.privateKey);
     const results = new MemoryResultStore();
     const activities = createActivities({
@@ -79,7 +86,18 @@ describe('a job whose assets are on chain verifies its orders before it runs', (
       logger,
       heartbeatMs: 200,
       // no grace on a fee's validUntil, so an expired fee shows within seconds
-      orders: { resolver, verifier: new OrderVerifier({ provider: jobProvider, providerAddress: providerWallet.address, feeToken: chain.contracts.Ocean, logger, receiptAttempts: 2, receiptDelayMs: 20, feeGraceSeconds: 0 }) },
+      orders: {
+        resolver,
+        verifier: new OrderVerifier({
+          provider: jobProvider,
+          providerAddress: providerWallet.address,
+          feeToken: chain.contracts.Ocean,
+          logger,
+          receiptAttempts: 2,
+          receiptDelayMs: 20,
+          feeGraceSeconds: 0,
+        }),
+      },
     });
     tw = await startTestWorker(activities);
     jobs = new TemporalJobsService({ client: tw.client, taskQueue: tw.taskQueue, results });
@@ -93,7 +111,15 @@ describe('a job whose assets are on chain verifies its orders before it runs', (
   type FeeOptions = { amount: bigint; env?: string; signer?: BaseWallet; validUntil?: number };
   const feeFor = (asset: OnChainAsset, o: FeeOptions) => {
     const t = now();
-    return signProviderFee(o.signer ?? providerWallet, { environment: o.env ?? env.id, datatoken: asset.datatokenAddress, serviceId: 'compute', feeToken: chain.contracts.Ocean, amount: o.amount, validUntil: o.validUntil ?? t + env.maxJobDuration + 60, now: t });
+    return signProviderFee(o.signer ?? providerWallet, {
+      environment: o.env ?? env.id,
+      datatoken: asset.datatokenAddress,
+      serviceId: 'compute',
+      feeToken: chain.contracts.Ocean,
+      amount: o.amount,
+      validUntil: o.validUntil ?? t + env.maxJobDuration + 60,
+      now: t,
+    });
   };
   const order = async (asset: OnChainAsset, o: FeeOptions & { by?: BaseWallet; serviceIndex?: number }) => {
     const by = o.by ?? consumer;
@@ -215,7 +241,11 @@ describe('a job whose assets are on chain verifies its orders before it runs', (
   const noMarketFee = { consumeMarketFeeAddress: ZeroAddress, consumeMarketFeeToken: ZeroAddress, consumeMarketFeeAmount: 0n };
   /** Sends startOrder without waiting for (or estimating) it: a transaction the node takes even when it reverts or is not mined. */
   const sendOrder = async (fee: ReturnType<typeof feeFor>): Promise<string> =>
-    (await contractAt('ERC20Template', dataset.datatokenAddress, consumer).getFunction('startOrder').send(consumer.address, 0, providerFeeTuple(fee), noMarketFee, { gasLimit: 1_000_000 })).hash;
+    (
+      await contractAt('ERC20Template', dataset.datatokenAddress, consumer)
+        .getFunction('startOrder')
+        .send(consumer.address, 0, providerFeeTuple(fee), noMarketFee, { gasLimit: 1_000_000 })
+    ).hash;
 
   interface WrongOrder {
     what: string;
@@ -254,7 +284,8 @@ describe('a job whose assets are on chain verifies its orders before it runs', (
       what: 'the order transaction reverted',
       code: 'order_reverted',
       // our fee address with another key's signature: the datatoken contract reverts
-      datasetTx: () => sendOrder({ ...feeFor(dataset, { amount: 0n, signer: new Wallet(Wallet.createRandom().privateKey) }), providerFeeAddress: providerWallet.address }),
+      datasetTx: () =>
+        sendOrder({ ...feeFor(dataset, { amount: 0n, signer: new Wallet(Wallet.createRandom().privateKey) }), providerFeeAddress: providerWallet.address }),
     },
     {
       what: 'the order is not mined yet',
@@ -268,10 +299,18 @@ describe('a job whose assets are on chain verifies its orders before it runs', (
         await chain.provider.send('evm_mine', []);
       },
     },
-    { what: 'the fee was signed by another provider', code: 'provider_fee_not_ours', datasetTx: () => order(dataset, { ...paidFee, signer: new Wallet(Wallet.createRandom().privateKey) }) },
+    {
+      what: 'the fee was signed by another provider',
+      code: 'provider_fee_not_ours',
+      datasetTx: () => order(dataset, { ...paidFee, signer: new Wallet(Wallet.createRandom().privateKey) }),
+    },
     { what: 'the fee was made for another environment', code: 'provider_fee_mismatch', datasetTx: () => order(dataset, { ...paidFee, env: 'another-env' }) },
     { what: 'the fee is too small for the job', code: 'fees_not_paid', datasetTx: () => order(dataset, { amount: feeAmount(1, 60) }) },
-    { what: 'the transaction is not an order', code: 'order_not_found', datasetTx: async () => (await send(contractAt('OceanToken', chain.contracts.Ocean, chain.signers[0]!), 'mint', stranger.address, 1n)).hash },
+    {
+      what: 'the transaction is not an order',
+      code: 'order_not_found',
+      datasetTx: async () => (await send(contractAt('OceanToken', chain.contracts.Ocean, chain.signers[0]!), 'mint', stranger.address, 1n)).hash,
+    },
   ];
 
   describe.each(wrongOrders)('when $what', ({ code, datasetTx, datasetAsset, after }) => {
@@ -294,7 +333,15 @@ describe('a job whose assets are on chain verifies its orders before it runs', (
   test('when the algorithm order was made by someone else for them, then the job fails as algorithm provisioning failed', async () => {
     const datasetTx = await order(dataset, paidFee);
     const t = now();
-    const fee = signProviderFee(providerWallet, { environment: env.id, datatoken: algorithm.datatokenAddress, serviceId: 'compute', feeToken: chain.contracts.Ocean, amount: 0n, validUntil: t + 600, now: t });
+    const fee = signProviderFee(providerWallet, {
+      environment: env.id,
+      datatoken: algorithm.datatokenAddress,
+      serviceId: 'compute',
+      feeToken: chain.contracts.Ocean,
+      amount: 0n,
+      validUntil: t + 600,
+      now: t,
+    });
     await send(contractAt('ERC20Template', algorithm.datatokenAddress, consumer), 'transfer', stranger.address, parseEther('1'));
     const strangerOrder = (await startOrder(stranger, algorithm.datatokenAddress, stranger.address, 0, fee)).hash;
     const view = await run(datasetTx, strangerOrder);

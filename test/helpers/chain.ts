@@ -71,7 +71,12 @@ export interface OnChainAsset {
 }
 
 /** Ocean's publish flow on the test chain: NFT + datatoken, files encrypted for `providerWallet`, DDO set encrypted. */
-export async function publishOnChainAsset(chain: TestChain, publisher: BaseWallet, providerWallet: BaseWallet, spec: OnChainAssetSpec = {}): Promise<OnChainAsset> {
+export async function publishOnChainAsset(
+  chain: TestChain,
+  publisher: BaseWallet,
+  providerWallet: BaseWallet,
+  spec: OnChainAssetSpec = {},
+): Promise<OnChainAsset> {
   const { nftAddress, datatokenAddress } = await createNftWithDatatoken(publisher, chain.contracts);
   const did = assetDid(nftAddress, chain.chainId);
   const now = new Date().toISOString();
@@ -90,7 +95,15 @@ export async function publishOnChainAsset(chain: TestChain, publisher: BaseWalle
       description: 'test asset',
       author: 'test',
       license: 'MIT',
-      ...(type === 'algorithm' ? { algorithm: { language: 'js', version: '1', container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${'0'.repeat(64)}` } } } : {}),
+      ...(type === 'algorithm'
+        ? {
+            algorithm: {
+              language: 'js',
+              version: '1',
+              container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${'0'.repeat(64)}` },
+            },
+          }
+        : {}),
     },
     services: [
       {
@@ -100,11 +113,24 @@ export async function publishOnChainAsset(chain: TestChain, publisher: BaseWalle
         datatokenAddress,
         serviceEndpoint: spec.serviceEndpoint ?? 'http://127.0.0.1:8030',
         timeout: spec.timeout ?? 0,
-        ...(spec.serviceType === 'access' ? {} : { compute: spec.compute ?? { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: ['*'], publisherTrustedAlgorithms: [] } }),
+        ...(spec.serviceType === 'access'
+          ? {}
+          : {
+              compute: spec.compute ?? {
+                allowRawAlgorithm: false,
+                allowNetworkAccess: false,
+                publisherTrustedAlgorithmPublishers: ['*'],
+                publisherTrustedAlgorithms: [],
+              },
+            }),
       },
     ],
   };
-  await setDdoOnChain(publisher, nftAddress, ddo, { providerPublicKey: providerWallet.signingKey.publicKey, providerUrl: 'http://127.0.0.1:8030', providerAddress: providerWallet.address });
+  await setDdoOnChain(publisher, nftAddress, ddo, {
+    providerPublicKey: providerWallet.signingKey.publicKey,
+    providerUrl: 'http://127.0.0.1:8030',
+    providerAddress: providerWallet.address,
+  });
   for (const to of spec.mintTo ?? []) await mintDatatokens(publisher, datatokenAddress, to, parseEther('1'));
   return { did, nftAddress, datatokenAddress, ddo };
 }

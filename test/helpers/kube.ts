@@ -78,7 +78,9 @@ export async function startKube(): Promise<Kube> {
   const base = roomy('/dev/shm') ? '/dev/shm' : os.tmpdir();
   const dir = fs.mkdtempSync(path.join(base, 'c2d-kube-'));
   const cp = await startControlPlane({ dir, binDir }).catch((err: unknown) => {
-    const logs = fs.existsSync(path.join(dir, 'logs')) ? fs.readdirSync(path.join(dir, 'logs')).map((f) => `--- ${f}\n${fs.readFileSync(path.join(dir, 'logs', f), 'utf8').slice(-2000)}`) : [];
+    const logs = fs.existsSync(path.join(dir, 'logs'))
+      ? fs.readdirSync(path.join(dir, 'logs')).map((f) => `--- ${f}\n${fs.readFileSync(path.join(dir, 'logs', f), 'utf8').slice(-2000)}`)
+      : [];
     fs.rmSync(dir, { recursive: true, force: true });
     throw new Error(`${err instanceof Error ? err.message : String(err)}\n${logs.join('\n')}`);
   });
@@ -118,15 +120,57 @@ export async function startKube(): Promise<Kube> {
     async finishPod(namespace, name, end) {
       const pod = JSON.parse(await run(['-n', namespace, 'get', 'pod', name, '-o', 'json'])) as PodJson;
       const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      const terminated = { exitCode: end.exitCode, reason: end.reason ?? (end.exitCode === 0 ? 'Completed' : 'Error'), ...(end.message ? { message: end.message } : {}), startedAt: now, finishedAt: now };
-      const containerStatuses = pod.spec.containers.map((c) => ({ name: c.name, image: c.image, imageID: '', ready: false, started: false, restartCount: 0, state: { terminated } }));
+      const terminated = {
+        exitCode: end.exitCode,
+        reason: end.reason ?? (end.exitCode === 0 ? 'Completed' : 'Error'),
+        ...(end.message ? { message: end.message } : {}),
+        startedAt: now,
+        finishedAt: now,
+      };
+      const containerStatuses = pod.spec.containers.map((c) => ({
+        name: c.name,
+        image: c.image,
+        imageID: '',
+        ready: false,
+        started: false,
+        restartCount: 0,
+        state: { terminated },
+      }));
       const conditions = ['Ready', 'ContainersReady'].map((type) => ({ type, status: 'False', reason: 'PodCompleted', lastTransitionTime: now }));
-      await run(['-n', namespace, 'patch', 'pod', name, '--subresource=status', '--type=strategic', '-p', JSON.stringify({ status: { phase: end.exitCode === 0 ? 'Succeeded' : 'Failed', containerStatuses, conditions } })]);
+      await run([
+        '-n',
+        namespace,
+        'patch',
+        'pod',
+        name,
+        '--subresource=status',
+        '--type=strategic',
+        '-p',
+        JSON.stringify({ status: { phase: end.exitCode === 0 ? 'Succeeded' : 'Failed', containerStatuses, conditions } }),
+      ]);
     },
     async waitPod(namespace, name, reason, message) {
       const pod = JSON.parse(await run(['-n', namespace, 'get', 'pod', name, '-o', 'json'])) as PodJson;
-      const containerStatuses = pod.spec.containers.map((c) => ({ name: c.name, image: c.image, imageID: '', ready: false, started: false, restartCount: 0, state: { waiting: { reason, ...(message ? { message } : {}) } } }));
-      await run(['-n', namespace, 'patch', 'pod', name, '--subresource=status', '--type=strategic', '-p', JSON.stringify({ status: { phase: 'Pending', containerStatuses } })]);
+      const containerStatuses = pod.spec.containers.map((c) => ({
+        name: c.name,
+        image: c.image,
+        imageID: '',
+        ready: false,
+        started: false,
+        restartCount: 0,
+        state: { waiting: { reason, ...(message ? { message } : {}) } },
+      }));
+      await run([
+        '-n',
+        namespace,
+        'patch',
+        'pod',
+        name,
+        '--subresource=status',
+        '--type=strategic',
+        '-p',
+        JSON.stringify({ status: { phase: 'Pending', containerStatuses } }),
+      ]);
     },
     async stop() {
       await cp.stop();

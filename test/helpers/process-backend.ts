@@ -84,7 +84,13 @@ export async function runAlgorithm(backend: ComputeBackend, jobId: string, job: 
       step: 'algorithm',
       algorithm: {
         container: { image, tag: 'latest', entrypoint: job.entrypoint ?? `${image === 'python' ? 'python3' : 'node'} $ALGO`, checksum: 'sha256:0' },
-        env: { VOLUME: '/data', INPUTS: '/data/inputs', OUTPUTS: '/data/outputs', LOGS: '/data/logs', DIDS: JSON.stringify((job.datasets ?? []).map((d) => d.did)) },
+        env: {
+          VOLUME: '/data',
+          INPUTS: '/data/inputs',
+          OUTPUTS: '/data/outputs',
+          LOGS: '/data/logs',
+          DIDS: JSON.stringify((job.datasets ?? []).map((d) => d.did)),
+        },
         allowNetwork: job.allowNetwork ?? false,
       },
     },

@@ -23,7 +23,11 @@ export async function startTestWorker(activities: Activities): Promise<TestWorke
   const address = testState().temporalAddress;
   const taskQueue = uniqueName('test-queue');
   const nativeConnection = await NativeConnection.connect({ address });
-  const worker = await createWorker({ config: { temporal: { address, namespace: 'default', taskQueue, uiPort: 0 } }, activities, connection: nativeConnection });
+  const worker = await createWorker({
+    config: { temporal: { address, namespace: 'default', taskQueue, uiPort: 0 } },
+    activities,
+    connection: nativeConnection,
+  });
   const running = worker.run();
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: 'default' });
@@ -51,7 +55,8 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false> | T
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)}` : ''}`);
     await sleep(50);
   }
 }

@@ -27,7 +27,10 @@ async function aquariusProxy(target: string) {
     }
     state.passed++;
     fetch(`${target}${req.url ?? '/'}`).then(
-      async (upstream) => res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' }).end(Buffer.from(await upstream.arrayBuffer())),
+      async (upstream) =>
+        res
+          .writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' })
+          .end(Buffer.from(await upstream.arrayBuffer())),
       () => res.writeHead(502).end(),
     );
   });
@@ -44,7 +47,7 @@ async function aquariusProxy(target: string) {
  * Provider A is the metadata cache: the assets are in its catalog only, their files encrypted by
  * provider B. Provider B (worker + API) finds them through C2D_AQUARIUS_URL = A's API and runs the job.
  */
-describe('a provider that resolves assets through another provider\'s Aquarius endpoint', () => {
+describe("a provider that resolves assets through another provider's Aquarius endpoint", () => {
   let a: Stack;
   let b: Stack;
   let data: Awaited<ReturnType<typeof serveFiles>>;
@@ -65,8 +68,20 @@ describe('a provider that resolves assets through another provider\'s Aquarius e
     b = await startStack({ environments: [{ id: 'b-env', maxJobs: 2, ramGB: 0.5, maxJobDuration: 120 }], env: { C2D_AQUARIUS_URL: proxy.url } });
     client = b.consumer();
     // published through B's /encrypt (only B can read the files), listed in A's catalog only
-    algorithm = await publishToCatalog(client, a.catalogDir, b.chainId, { type: 'algorithm', name: 'words', urls: [data.url('words.js')], allow: [client.address], container: { entrypoint: 'node $ALGO', image: 'node', tag: '20' } });
-    dataset = await publishToCatalog(client, a.catalogDir, b.chainId, { type: 'dataset', name: 'text', urls: [data.url('words.txt')], allow: [client.address], compute: { publisherTrustedAlgorithms: [trustedAlgorithm(algorithm, { entrypoint: 'node $ALGO', image: 'node', tag: '20' }, [WORDS_JS])] } });
+    algorithm = await publishToCatalog(client, a.catalogDir, b.chainId, {
+      type: 'algorithm',
+      name: 'words',
+      urls: [data.url('words.js')],
+      allow: [client.address],
+      container: { entrypoint: 'node $ALGO', image: 'node', tag: '20' },
+    });
+    dataset = await publishToCatalog(client, a.catalogDir, b.chainId, {
+      type: 'dataset',
+      name: 'text',
+      urls: [data.url('words.txt')],
+      allow: [client.address],
+      compute: { publisherTrustedAlgorithms: [trustedAlgorithm(algorithm, { entrypoint: 'node $ALGO', image: 'node', tag: '20' }, [WORDS_JS])] },
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -82,14 +97,18 @@ describe('a provider that resolves assets through another provider\'s Aquarius e
   });
 
   it('when B is asked to run a job on assets only A knows, then B resolves them through A and the job finishes', async () => {
-    const started = await client.startJob({ environment: 'b-env', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'algo' } });
+    const started = await client.startJob({
+      environment: 'b-env',
+      dataset: { documentId: dataset, serviceId: 'compute' },
+      algorithm: { documentId: algorithm, serviceId: 'algo' },
+    });
     const done = await client.waitForJob(started.jobId, { intervalMs: 50 });
     expect(done).toMatchObject({ status: 70, inputDID: [dataset], algoDID: algorithm });
     expect(await resultText(client, done, 'words.txt')).toBe('4');
     expect(proxy.state.passed).toBeGreaterThan(0);
   });
 
-  it('when B is asked about an asset it only knows through A, then B\'s own Aquarius endpoint does not serve it on (no lookup in circles)', async () => {
+  it("when B is asked about an asset it only knows through A, then B's own Aquarius endpoint does not serve it on (no lookup in circles)", async () => {
     const fromA = await fetch(`${a.baseUrl}/api/aquarius/assets/ddo/${dataset}`);
     expect(fromA.status).toBe(200);
     expect(JSON.stringify(await fromA.json())).not.toContain('words.txt');
@@ -99,7 +118,11 @@ describe('a provider that resolves assets through another provider\'s Aquarius e
 
   it('when neither B nor A knows the asset, then B refuses the job with 404 naming the DID', async () => {
     const unknown = `did:op:${'d'.repeat(64)}`;
-    const refused = client.startJob({ environment: 'b-env', dataset: { documentId: unknown, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'algo' } });
+    const refused = client.startJob({
+      environment: 'b-env',
+      dataset: { documentId: unknown, serviceId: 'compute' },
+      algorithm: { documentId: algorithm, serviceId: 'algo' },
+    });
     await expect(refused).rejects.toMatchObject({ status: 404, body: JSON.stringify({ error: `dataset: asset ${unknown} not found` }) });
   });
 
@@ -111,10 +134,17 @@ describe('a provider that resolves assets through another provider\'s Aquarius e
     const failing = await aquariusProxy(a.baseUrl);
     failing.state.mode = 'fail';
     try {
-      ownWorker = spawn(process.execPath, [path.resolve(__dirname, '../../dist/src/entrypoints/worker.js')], { env: { ...process.env, ...b.env, C2D_AQUARIUS_URL: failing.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+      ownWorker = spawn(process.execPath, [path.resolve(__dirname, '../../dist/src/entrypoints/worker.js')], {
+        env: { ...process.env, ...b.env, C2D_AQUARIUS_URL: failing.url },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       ownWorker.stdout?.on('data', (d: Buffer) => (ownWorkerOutput += d.toString()));
       ownWorker.stderr?.on('data', (d: Buffer) => (ownWorkerOutput += d.toString()));
-      const started = await client.startJob({ environment: 'b-env', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'algo' } });
+      const started = await client.startJob({
+        environment: 'b-env',
+        dataset: { documentId: dataset, serviceId: 'compute' },
+        algorithm: { documentId: algorithm, serviceId: 'algo' },
+      });
       await waitFor('two failed Aquarius lookups by the worker', () => failing.state.failed >= 2, 30_000);
       const waiting = await client.job(started.jobId);
       expect(waiting).toMatchObject({ status: 1, dateFinished: null });

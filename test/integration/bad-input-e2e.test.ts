@@ -41,7 +41,11 @@ describe('bad compute starts, end to end', () => {
   it.each([
     ['an unknown environment', { environment: 'nope' }, 400],
     ['an unknown DID', { documentId: `did:op:${'0'.repeat(64)}` }, 404],
-    ['an unknown image', { algorithm: { meta: { rawcode: '1', container: { entrypoint: 'x $ALGO', image: 'cobol', tag: '1', checksum: `sha256:${'a'.repeat(64)}` } } } }, 400],
+    [
+      'an unknown image',
+      { algorithm: { meta: { rawcode: '1', container: { entrypoint: 'x $ALGO', image: 'cobol', tag: '1', checksum: `sha256:${'a'.repeat(64)}` } } } },
+      400,
+    ],
     ['a bad signature', { signature: `0x${'11'.repeat(65)}` }, 401],
   ])('when the start names %s, then it is a %i and no workflow exists for the consumer', async (_what, over, status) => {
     const res = await startRaw(over);
@@ -57,7 +61,13 @@ describe('bad compute starts, end to end', () => {
 
   it('when a nonce is reused, then the second start is refused and only one job exists', async () => {
     const auth = await client.sign(client.address, dataset);
-    const body = { consumerAddress: client.address, ...auth, environment: 'bad', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: nodeRaw('1') };
+    const body = {
+      consumerAddress: client.address,
+      ...auth,
+      environment: 'bad',
+      dataset: { documentId: dataset, serviceId: 'compute' },
+      algorithm: nodeRaw('1'),
+    };
     const [a, b] = await Promise.all([client.request('POST', '/api/services/compute', body), client.request('POST', '/api/services/compute', body)]);
     expect([a.status, b.status].sort()).toEqual([200, 401]);
     const jobs = (await (await client.request('GET', `/api/services/compute?consumerAddress=${client.address}`)).json()) as unknown[];
@@ -65,11 +75,23 @@ describe('bad compute starts, end to end', () => {
   });
 
   it("when another consumer asks for, stops or downloads someone's job, then they see nothing of it", async () => {
-    const job = await client.startJob({ environment: 'bad', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: nodeRaw("require('fs').writeFileSync('/data/outputs/o', 'mine')") });
+    const job = await client.startJob({
+      environment: 'bad',
+      dataset: { documentId: dataset, serviceId: 'compute' },
+      algorithm: nodeRaw("require('fs').writeFileSync('/data/outputs/o', 'mine')"),
+    });
     const done = await client.waitForJob(job.jobId);
     const intruder = stack.consumer();
     expect(await (await intruder.request('GET', `/api/services/compute?consumerAddress=${intruder.address}&jobId=${job.jobId}`)).json()).toEqual([]);
-    expect((await intruder.request('PUT', '/api/services/compute', { consumerAddress: intruder.address, jobId: job.jobId, ...(await intruder.sign(intruder.address, job.jobId, '')) })).status).toBe(404);
+    expect(
+      (
+        await intruder.request('PUT', '/api/services/compute', {
+          consumerAddress: intruder.address,
+          jobId: job.jobId,
+          ...(await intruder.sign(intruder.address, job.jobId, '')),
+        })
+      ).status,
+    ).toBe(404);
     expect((await intruder.result(job.jobId, 0)).status).toBe(404);
     expect((await client.result(done.jobId, 0)).status).toBe(200);
   });

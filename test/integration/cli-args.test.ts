@@ -56,13 +56,16 @@ describe('c2d argument parsing', () => {
     expect(out.text() + err.text()).not.toContain(KEY.slice(2));
   });
 
-  it.each([[['--help']], [['-h']], [['help']], [['status', 'nope', '--help']]])('when asked for help (%j), then the help goes to stdout and it exits 0, whatever the settings', async (argv) => {
-    const out = sink();
-    const err = sink();
-    const code = await main(argv, { C2D_PROVIDER_URL: 'ftp://not-http' }, { out: out.stream, err: err.stream });
-    expect(code).toBe(0);
-    expect(err.text()).toBe('');
-    expect(out.text()).toMatch(/^c2d — a consumer of a Compute-to-Data provider\n\nusage:\n {2}c2d help \| --help \| -h\n/);
-    expect(out.text()).toContain('exit codes: 0 done · 1 the job failed · 2 usage error · 3 the provider refused · 4 the provider is unreachable or failing');
-  });
+  it.each([[['--help']], [['-h']], [['help']], [['status', 'nope', '--help']]])(
+    'when asked for help (%j), then the help goes to stdout and it exits 0, whatever the settings',
+    async (argv) => {
+      const out = sink();
+      const err = sink();
+      const code = await main(argv, { C2D_PROVIDER_URL: 'ftp://not-http' }, { out: out.stream, err: err.stream });
+      expect(code).toBe(0);
+      expect(err.text()).toBe('');
+      expect(out.text()).toMatch(/^c2d — a consumer of a Compute-to-Data provider\n\nusage:\n {2}c2d help \| --help \| -h\n/);
+      expect(out.text()).toContain('exit codes: 0 done · 1 the job failed · 2 usage error · 3 the provider refused · 4 the provider is unreachable or failing');
+    },
+  );
 });

@@ -48,7 +48,10 @@ describe('the c2d CLI against a running provider', () => {
         "fs.writeFileSync('/data/outputs/count.txt', String(rows));",
       ].join('\n'),
     );
-    fs.writeFileSync(path.join(dir, 'ticks.js'), "console.log('tick 1'); setTimeout(() => { console.log('tick 2'); require('fs').writeFileSync('/data/outputs/t.txt', 'ok'); }, 3000);");
+    fs.writeFileSync(
+      path.join(dir, 'ticks.js'),
+      "console.log('tick 1'); setTimeout(() => { console.log('tick 2'); require('fs').writeFileSync('/data/outputs/t.txt', 'ok'); }, 3000);",
+    );
     fs.writeFileSync(path.join(dir, 'slow.js'), "console.log('slow started'); setTimeout(() => {}, 120000);");
     env = { C2D_PROVIDER_URL: stack.baseUrl };
   }, 120_000);
@@ -62,7 +65,7 @@ describe('the c2d CLI against a running provider', () => {
   const keyFile = () => ['--key-file', path.join(dir, 'key')];
   const raw = (file: string) => ['--raw', path.join(dir, file), '--image', 'node', '--tag', '20', '--entrypoint', 'node $ALGO'];
 
-  it('when a consumer lists environments, then the provider\'s environments are printed', async () => {
+  it("when a consumer lists environments, then the provider's environments are printed", async () => {
     const run = await c2d(['envs'], env);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^cli\tjobs 0\/2/m);
@@ -92,7 +95,9 @@ describe('the c2d CLI against a running provider', () => {
   });
 
   it('when the algorithm prints while it runs, then the followed start shows the log live, each line once', async () => {
-    const child = spawn(process.execPath, [CLI, 'start', '--env', 'cli', '--dataset', dataset, ...raw('ticks.js'), ...keyFile()], { env: { PATH: process.env.PATH ?? '', ...env } });
+    const child = spawn(process.execPath, [CLI, 'start', '--env', 'cli', '--dataset', dataset, ...raw('ticks.js'), ...keyFile()], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+    });
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', r));
@@ -107,7 +112,10 @@ describe('the c2d CLI against a running provider', () => {
   });
 
   it('when a consumer starts a job detached, stops it and deletes it, then the job reads stopped and removed', async () => {
-    const start = await c2d(['start', '--detach', '--env', 'cli', '--dataset', dataset, ...raw('slow.js'), ...keyFile()], { ...env, C2D_CONSUMER_KEY: client.wallet.privateKey });
+    const start = await c2d(['start', '--detach', '--env', 'cli', '--dataset', dataset, ...raw('slow.js'), ...keyFile()], {
+      ...env,
+      C2D_CONSUMER_KEY: client.wallet.privateKey,
+    });
     expect(start.code).toBe(0);
     const jobId = start.stdout.trim();
     expect(jobId).toMatch(/^[0-9a-f]{32}$/);

@@ -26,7 +26,9 @@ const b64 = (bytes: Uint8Array | null | undefined): string => Buffer.from(bytes 
 const utf8 = (bytes: Uint8Array | null | undefined): string => Buffer.from(bytes ?? new Uint8Array()).toString('utf8');
 
 /** The job's input: the first payload of the workflow's start event (its user metadata, the summary, is another payload). */
-function inputPayloadOf(history: { events?: { workflowExecutionStartedEventAttributes?: unknown }[] | null }): { metadata: Record<string, Uint8Array>; data: Uint8Array } | undefined {
+function inputPayloadOf(history: {
+  events?: { workflowExecutionStartedEventAttributes?: unknown }[] | null;
+}): { metadata: Record<string, Uint8Array>; data: Uint8Array } | undefined {
   return payloadsOf(history.events?.[0]?.workflowExecutionStartedEventAttributes)[0];
 }
 
@@ -76,7 +78,11 @@ function historyText(history: unknown, opts: { clear: boolean }): string {
       const { data: _bookkeeping, ...details } = (v as { details?: Record<string, unknown> }).details ?? {};
       return Object.fromEntries(Object.entries({ ...v, details }).map(([k, c]) => [k, plain(c)]));
     }
-    return Object.fromEntries(Object.entries(v).filter(([k]) => opts.clear || k !== 'searchAttributes').map(([k, c]) => [k, plain(c)]));
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([k]) => opts.clear || k !== 'searchAttributes')
+        .map(([k, c]) => [k, plain(c)]),
+    );
   };
   return JSON.stringify(plain(history));
 }
@@ -87,7 +93,7 @@ describe('payload encryption end to end (worker and API processes, real Temporal
   let consumer: ProviderClient;
   let dataset: string;
   let temporal: Client;
-  let history: Awaited<ReturnType<ReturnType<Client["workflow"]["getHandle"]>["fetchHistory"]>>;
+  let history: Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>;
   let jobId: string;
 
   beforeAll(async () => {
@@ -101,7 +107,12 @@ describe('payload encryption end to end (worker and API processes, real Temporal
     const job = await consumer.startJob({
       environment: 'codec-e2e',
       dataset: { documentId: dataset, serviceId: 'compute' },
-      algorithm: { meta: { rawcode: "require('fs').writeFileSync('/data/outputs/out.txt', 'done')", container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${'a'.repeat(64)}` } } },
+      algorithm: {
+        meta: {
+          rawcode: "require('fs').writeFileSync('/data/outputs/out.txt', 'done')",
+          container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${'a'.repeat(64)}` },
+        },
+      },
     });
     jobId = job.jobId;
     const done = await consumer.waitForJob(jobId, { timeoutMs: 60_000 });
@@ -139,23 +150,46 @@ describe('payload encryption end to end (worker and API processes, real Temporal
     const res = await fetch(`${stack.baseUrl}/codec/decode`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', Authorization: `Bearer ${TOKEN}`, Origin: UI_ORIGIN },
-      body: JSON.stringify({ payloads: [{ metadata: Object.fromEntries(Object.entries(input?.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(input?.data) }] }),
+      body: JSON.stringify({
+        payloads: [{ metadata: Object.fromEntries(Object.entries(input?.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(input?.data) }],
+      }),
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('access-control-allow-origin')).toBe(UI_ORIGIN);
     const body = (await res.json()) as { payloads: JsonPayload[] };
-    const decoded = JSON.parse(Buffer.from(body.payloads[0]?.data ?? '', 'base64').toString('utf8')) as { owner: string; jobId: string; datasets: { did: string }[] };
+    const decoded = JSON.parse(Buffer.from(body.payloads[0]?.data ?? '', 'base64').toString('utf8')) as {
+      owner: string;
+      jobId: string;
+      datasets: { did: string }[];
+    };
     expect(decoded).toMatchObject({ jobId, owner: consumer.address.toLowerCase(), datasets: [expect.objectContaining({ did: dataset })] });
   });
 
   it('when an operator runs the Temporal CLI with our codec endpoint and the token, then it shows the job decoded; without the token it cannot', async () => {
     const show = (...extra: string[]): Promise<{ out: string; failed: boolean }> =>
       new Promise((resolve) => {
-        const args = ['workflow', 'show', '--address', testState().temporalAddress, '--namespace', 'default', '-w', `c2d-${jobId}`, '--output', 'json', '--codec-endpoint', `${stack.baseUrl}/codec`, ...extra];
-        execFile(temporalBinary(), args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => resolve({ out: `${stdout}${stderr}`, failed: err !== null }));
+        const args = [
+          'workflow',
+          'show',
+          '--address',
+          testState().temporalAddress,
+          '--namespace',
+          'default',
+          '-w',
+          `c2d-${jobId}`,
+          '--output',
+          'json',
+          '--codec-endpoint',
+          `${stack.baseUrl}/codec`,
+          ...extra,
+        ];
+        execFile(temporalBinary(), args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+          resolve({ out: `${stdout}${stderr}`, failed: err !== null }),
+        );
       });
     // the CLI's JSON keeps payload data in base64: read every data field as text
-    const payloadText = (out: string): string => [...out.matchAll(/"data": "([A-Za-z0-9+/=]*)"/g)].map((m) => Buffer.from(m[1] ?? '', 'base64').toString('utf8')).join('\n');
+    const payloadText = (out: string): string =>
+      [...out.matchAll(/"data": "([A-Za-z0-9+/=]*)"/g)].map((m) => Buffer.from(m[1] ?? '', 'base64').toString('utf8')).join('\n');
     const decoded = await show('--codec-auth', `Bearer ${TOKEN}`);
     expect(decoded.failed).toBe(false);
     expect(payloadText(decoded.out)).toContain(dataset);
@@ -167,11 +201,21 @@ describe('payload encryption end to end (worker and API processes, real Temporal
 
   it('when the token is missing, or a page of another origin asks, then nothing is decoded; the UI origin passes the preflight', async () => {
     const input = inputPayloadOf(history);
-    const body = JSON.stringify({ payloads: [{ metadata: Object.fromEntries(Object.entries(input?.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(input?.data) }] });
-    const anonymous = await fetch(`${stack.baseUrl}/codec/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json', Origin: UI_ORIGIN }, body });
+    const body = JSON.stringify({
+      payloads: [{ metadata: Object.fromEntries(Object.entries(input?.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(input?.data) }],
+    });
+    const anonymous = await fetch(`${stack.baseUrl}/codec/decode`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Origin: UI_ORIGIN },
+      body,
+    });
     expect(anonymous.status).toBe(401);
     expect(await anonymous.text()).not.toContain(consumer.address.toLowerCase());
-    const preflight = (origin: string) => fetch(`${stack.baseUrl}/codec/decode`, { method: 'OPTIONS', headers: { Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type,x-namespace' } });
+    const preflight = (origin: string) =>
+      fetch(`${stack.baseUrl}/codec/decode`, {
+        method: 'OPTIONS',
+        headers: { Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type,x-namespace' },
+      });
     const evil = await preflight('http://evil.example');
     expect(evil.status).toBe(403);
     expect(evil.headers.get('access-control-allow-origin')).toBeNull();
@@ -196,10 +240,21 @@ describe('payload encryption end to end (worker and API processes, real Temporal
       // the finished job's state comes from its history, written under the old key
       expect(await same.job(jobId)).toMatchObject({ jobId, status: 70, owner: consumer.address.toLowerCase(), inputDID: [dataset] });
       const local = await rotated.publish(same, { type: 'dataset', name: 'rows', urls: [data.url('rows.csv')], compute: { allowRawAlgorithm: true } });
-      const job = await same.startJob({ environment: 'codec-e2e-rotated', dataset: { documentId: local, serviceId: 'compute' }, algorithm: { meta: { rawcode: "require('fs').writeFileSync('/data/outputs/out.txt', 'again')", container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${'a'.repeat(64)}` } } } });
+      const job = await same.startJob({
+        environment: 'codec-e2e-rotated',
+        dataset: { documentId: local, serviceId: 'compute' },
+        algorithm: {
+          meta: {
+            rawcode: "require('fs').writeFileSync('/data/outputs/out.txt', 'again')",
+            container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${'a'.repeat(64)}` },
+          },
+        },
+      });
       const done = await same.waitForJob(job.jobId, { timeoutMs: 60_000 });
       expect(done.status).toBe(70);
-      const keyIds = new Set(payloadsOf(await temporal.workflow.getHandle(`c2d-${job.jobId}`).fetchHistory()).map((p) => utf8(p.metadata['encryption-key-id'])));
+      const keyIds = new Set(
+        payloadsOf(await temporal.workflow.getHandle(`c2d-${job.jobId}`).fetchHistory()).map((p) => utf8(p.metadata['encryption-key-id'])),
+      );
       expect([...keyIds]).toEqual(['e2e-key-2']);
     } finally {
       await rotated.stop();
@@ -220,17 +275,32 @@ describe('the dev server started by npm run temporal / npm run dev', () => {
   });
 
   it('when keys and a codec token are set, then its Web UI is configured with the API codec endpoint', async () => {
-    const config = loadConfig({ C2D_DATA_DIR: dir, C2D_API_PORT: '18030', C2D_PAYLOAD_KEYS: `k:${crypto.randomBytes(32).toString('base64')}`, C2D_CODEC_TOKEN: TOKEN });
+    const config = loadConfig({
+      C2D_DATA_DIR: dir,
+      C2D_API_PORT: '18030',
+      C2D_PAYLOAD_KEYS: `k:${crypto.randomBytes(32).toString('base64')}`,
+      C2D_CODEC_TOKEN: TOKEN,
+    });
     const endpoint = uiCodecEndpoint(config);
     expect(endpoint).toBe(`http://127.0.0.1:18030/codec/${TOKEN}`);
     expect(uiCodecEndpoint({ ...config, codec: { ...config.codec, token: undefined } })).toBeUndefined();
     expect(uiCodecEndpoint({ ...config, codec: { ...config.codec, keys: [] } })).toBeUndefined();
     const [port, uiPort] = [await freePort(), await freePort()];
-    server = await startDevServer({ port, uiPort, dbFile: path.join(dir, 'temporal.db'), namespace: 'default', logFile: path.join(dir, 'temporal.log'), codecEndpoint: endpoint });
+    server = await startDevServer({
+      port,
+      uiPort,
+      dbFile: path.join(dir, 'temporal.db'),
+      namespace: 'default',
+      logFile: path.join(dir, 'temporal.log'),
+      codecEndpoint: endpoint,
+    });
     // the UI tells its browser pages where the codec is
     let settings: { Codec?: { Endpoint?: string } } = {};
     for (let i = 0; i < 100 && !settings.Codec?.Endpoint; i++) {
-      settings = await fetch(`http://127.0.0.1:${uiPort}/api/v1/settings`).then((r) => (r.ok ? (r.json() as Promise<typeof settings>) : {}), () => ({}));
+      settings = await fetch(`http://127.0.0.1:${uiPort}/api/v1/settings`).then(
+        (r) => (r.ok ? (r.json() as Promise<typeof settings>) : {}),
+        () => ({}),
+      );
       if (!settings.Codec?.Endpoint) await new Promise((r) => setTimeout(r, 100));
     }
     expect(settings.Codec?.Endpoint).toBe(endpoint);

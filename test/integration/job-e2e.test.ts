@@ -26,10 +26,20 @@ describe('a compute job over HTTP', () => {
       'rows.csv': 'x,y\n1,2\n3,4\n5,6\n',
       'sum.js': SUM_JS,
     });
-    stack = await startStack({ environments: [{ id: 'e2e', maxJobs: 3, ramGB: 0.5, maxJobDuration: 600 }, { id: 'e2e-short', maxJobs: 2, ramGB: 0.5, maxJobDuration: 3 }] });
+    stack = await startStack({
+      environments: [
+        { id: 'e2e', maxJobs: 3, ramGB: 0.5, maxJobDuration: 600 },
+        { id: 'e2e-short', maxJobs: 2, ramGB: 0.5, maxJobDuration: 3 },
+      ],
+    });
     client = stack.consumer();
     algorithm = await stack.publish(client, { type: 'algorithm', name: 'sum', urls: [data.url('sum.js')], container: CONTAINER });
-    dataset = await stack.publish(client, { type: 'dataset', name: 'rows', urls: [data.url('rows.csv')], compute: { allowRawAlgorithm: true, publisherTrustedAlgorithms: [trustedAlgorithm(algorithm, CONTAINER, [SUM_JS])] } });
+    dataset = await stack.publish(client, {
+      type: 'dataset',
+      name: 'rows',
+      urls: [data.url('rows.csv')],
+      compute: { allowRawAlgorithm: true, publisherTrustedAlgorithms: [trustedAlgorithm(algorithm, CONTAINER, [SUM_JS])] },
+    });
   });
 
   afterAll(async () => {
@@ -38,8 +48,20 @@ describe('a compute job over HTTP', () => {
   });
 
   it('when a consumer starts a trusted algorithm, then the job goes 1 → … → 70 and the output and logs download', async () => {
-    const started = await client.startJob({ environment: 'e2e', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'algo' } });
-    expect(started).toMatchObject({ owner: client.address.toLowerCase(), status: 1, stopreq: 0, removed: 0, algoDID: algorithm, inputDID: [dataset], results: '' });
+    const started = await client.startJob({
+      environment: 'e2e',
+      dataset: { documentId: dataset, serviceId: 'compute' },
+      algorithm: { documentId: algorithm, serviceId: 'algo' },
+    });
+    expect(started).toMatchObject({
+      owner: client.address.toLowerCase(),
+      status: 1,
+      stopreq: 0,
+      removed: 0,
+      algoDID: algorithm,
+      inputDID: [dataset],
+      results: '',
+    });
     expect(started.jobId).toMatch(/^[0-9a-f]{32}$/);
     const seen: number[] = [];
     const done = await client.waitForJob(started.jobId, { intervalMs: 20, onChange: (j) => seen.push(j.status) });
@@ -92,7 +114,11 @@ describe('a compute job over HTTP', () => {
   });
 
   it('when a job runs past maxJobDuration, then it ends with stopreq 2', async () => {
-    const job = await client.startJob({ environment: 'e2e-short', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: nodeRaw('setInterval(() => {}, 1000)') });
+    const job = await client.startJob({
+      environment: 'e2e-short',
+      dataset: { documentId: dataset, serviceId: 'compute' },
+      algorithm: nodeRaw('setInterval(() => {}, 1000)'),
+    });
     const done = await client.waitForJob(job.jobId, { timeoutMs: 30_000 });
     expect(done).toMatchObject({ stopreq: 2 });
     expect(done.terminationDetails?.reason).toMatch(/maxJobDuration/);
@@ -125,7 +151,15 @@ describe('a compute job over HTTP', () => {
         return { c, d };
       }),
     );
-    const jobs = await Promise.all(sets.map(({ c, d }) => c.startJob({ environment: 'e2e', dataset: { documentId: d, serviceId: 'compute' }, algorithm: nodeRaw("require('fs').writeFileSync('/data/outputs/ok', 'ok')") })));
+    const jobs = await Promise.all(
+      sets.map(({ c, d }) =>
+        c.startJob({
+          environment: 'e2e',
+          dataset: { documentId: d, serviceId: 'compute' },
+          algorithm: nodeRaw("require('fs').writeFileSync('/data/outputs/ok', 'ok')"),
+        }),
+      ),
+    );
     expect(new Set(jobs.map((j) => j.jobId)).size).toBe(100);
     const done = await Promise.all(jobs.map((j, i) => consumers[i]!.waitForJob(j.jobId, { timeoutMs: 240_000, intervalMs: 500 })));
     expect(done.filter((j) => j.status === 70)).toHaveLength(100);

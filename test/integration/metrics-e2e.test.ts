@@ -49,7 +49,12 @@ describe('worker metrics and job visibility (worker and API processes, real Temp
     metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
     stack = await startStack({
       environments: [{ id: ENV, maxJobs: 3, ramGB: 0.5, maxJobDuration: 120 }],
-      env: { C2D_WORKER_METRICS_PORT: String(metricsPort), C2D_CHAIN_RPC_URL: chain.rpcUrl, C2D_CONTRACTS_FILE: contractsFile, C2D_CHAIN_ID: String(chain.chainId) },
+      env: {
+        C2D_WORKER_METRICS_PORT: String(metricsPort),
+        C2D_CHAIN_RPC_URL: chain.rpcUrl,
+        C2D_CONTRACTS_FILE: contractsFile,
+        C2D_CHAIN_ID: String(chain.chainId),
+      },
     });
     alice = stack.consumer();
     bob = stack.consumer();
@@ -59,14 +64,19 @@ describe('worker metrics and job visibility (worker and API processes, real Temp
       urls: [data.url('rows.csv')],
       compute: { allowRawAlgorithm: true, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: ['*'], publisherTrustedAlgorithms: [] },
     });
-    const start = (c: ProviderClient, did: string, code: string) => c.startJob({ environment: ENV, dataset: { documentId: did, serviceId: 'compute' }, algorithm: nodeRaw(code) });
+    const start = (c: ProviderClient, did: string, code: string) =>
+      c.startJob({ environment: ENV, dataset: { documentId: did, serviceId: 'compute' }, algorithm: nodeRaw(code) });
     // one consumer's requests one after the other: each takes the next nonce
     const jobs = [
       await start(alice, rows, "require('fs').writeFileSync('/data/outputs/ok.txt', 'ok')"),
       await start(alice, rows, "console.error('boom'); process.exit(3)"),
       await start(bob, paid.did, "require('fs').writeFileSync('/data/outputs/never.txt', 'x')"),
     ];
-    [ok, crashed, unpaid] = await Promise.all([alice.waitForJob(jobs[0]!.jobId, { timeoutMs: 60_000 }), alice.waitForJob(jobs[1]!.jobId, { timeoutMs: 60_000 }), bob.waitForJob(jobs[2]!.jobId, { timeoutMs: 60_000 })]);
+    [ok, crashed, unpaid] = await Promise.all([
+      alice.waitForJob(jobs[0]!.jobId, { timeoutMs: 60_000 }),
+      alice.waitForJob(jobs[1]!.jobId, { timeoutMs: 60_000 }),
+      bob.waitForJob(jobs[2]!.jobId, { timeoutMs: 60_000 }),
+    ]);
     temporal = new Client({ connection: await Connection.connect({ address: testState().temporalAddress }), namespace: 'default' });
   }, 180_000);
 
@@ -85,10 +95,16 @@ describe('worker metrics and job visibility (worker and API processes, real Temp
 
   it('when Prometheus scrapes the worker, then it reads jobs started and finished by environment and status, stage durations and order failures by code', async () => {
     // the last sink call (finished) may land just after the API saw the final status
-    const text = await eventually(async () => {
-      const body = await (await fetch(metricsUrl)).text();
-      return ['70', '41', '31'].every((status) => sample(body, 'c2d_worker_jobs_finished_total', { environment: ENV, status }) !== undefined) ? body : undefined;
-    }, 10_000, 'the worker to count the finished jobs');
+    const text = await eventually(
+      async () => {
+        const body = await (await fetch(metricsUrl)).text();
+        return ['70', '41', '31'].every((status) => sample(body, 'c2d_worker_jobs_finished_total', { environment: ENV, status }) !== undefined)
+          ? body
+          : undefined;
+      },
+      10_000,
+      'the worker to count the finished jobs',
+    );
     expect(sample(text, 'c2d_worker_jobs_started_total', { environment: ENV })).toBe(3);
     expect(sample(text, 'c2d_worker_jobs_finished_total', { environment: ENV, status: '70' })).toBe(1);
     expect(sample(text, 'c2d_worker_jobs_finished_total', { environment: ENV, status: '41' })).toBe(1);

@@ -120,9 +120,15 @@ describe('algorithm network access, end to end', () => {
     await new Promise<void>((r) => anyAddr.listen(0, '0.0.0.0', r));
     stack = await startStack({ environments: [{ id: 'net', maxJobs: 4, ramGB: 0.25, maxJobDuration: 120, process: { maxProcesses: 64 } }] });
     client = stack.consumer();
-    const ports = [Number(new URL(stack.baseUrl).port), Number(testState().temporalAddress.split(':')[1]), Number(new URL(chain.rpcUrl).port), (anyAddr.address() as AddressInfo).port];
+    const ports = [
+      Number(new URL(stack.baseUrl).port),
+      Number(testState().temporalAddress.split(':')[1]),
+      Number(new URL(chain.rpcUrl).port),
+      (anyAddr.address() as AddressInfo).port,
+    ];
     targets = hostAddresses().flatMap((h) => ports.map((p): [string, number] => [h, p]));
-    const dataset = (name: string, allow: boolean) => stack.publish(client, { type: 'dataset', name, urls: [data.url(`${name}.csv`)], compute: { allowRawAlgorithm: true, allowNetworkAccess: allow } });
+    const dataset = (name: string, allow: boolean) =>
+      stack.publish(client, { type: 'dataset', name, urls: [data.url(`${name}.csv`)], compute: { allowRawAlgorithm: true, allowNetworkAccess: allow } });
     open = await dataset('a', true);
     closed = await dataset('c', false);
   }, 120_000);
@@ -144,7 +150,10 @@ describe('algorithm network access, end to end', () => {
   const report = async (jobId: string) => {
     const done = await client.waitForJob(jobId, { timeoutMs: 60_000 });
     expect(done.status).toBe(70);
-    return { done, net: JSON.parse(await resultText(client, done, 'net.json')) as { interfaces: string[]; own?: string; outside: string; dials: Record<string, string> } };
+    return {
+      done,
+      net: JSON.parse(await resultText(client, done, 'net.json')) as { interfaces: string[]; own?: string; outside: string; dials: Record<string, string> },
+    };
   };
   const logUntil = async (jobId: string, text: string) => {
     await waitFor('the algorithm to start', async () => (await client.job(jobId))?.status === 40, 30_000, 100);
@@ -153,7 +162,11 @@ describe('algorithm network access, end to end', () => {
   const noLeftovers = (jobId: string) =>
     waitFor('the job network to be removed', () => {
       const n = jobNetworkNames(jobId);
-      return !fs.existsSync(n.netnsPath) && !fs.existsSync(`/sys/class/net/${n.hostLink}`) && !fs.readdirSync('/run/c2d-net/slots').some((s) => fs.readFileSync(`/run/c2d-net/slots/${s}`, 'utf8') === jobId);
+      return (
+        !fs.existsSync(n.netnsPath) &&
+        !fs.existsSync(`/sys/class/net/${n.hostLink}`) &&
+        !fs.readdirSync('/run/c2d-net/slots').some((s) => fs.readFileSync(`/run/c2d-net/slots/${s}`, 'utf8') === jobId)
+      );
     });
 
   it('when every dataset allows network access, then the algorithm reaches the outside but none of the provider’s services on any host address', async () => {
@@ -182,7 +195,12 @@ describe('algorithm network access, end to end', () => {
   });
 
   it('when one dataset of three does not allow network access, then the algorithm gets no network', async () => {
-    const second = await stack.publish(client, { type: 'dataset', name: 'b', urls: [data.url('b.csv')], compute: { allowRawAlgorithm: true, allowNetworkAccess: true } });
+    const second = await stack.publish(client, {
+      type: 'dataset',
+      name: 'b',
+      urls: [data.url('b.csv')],
+      compute: { allowRawAlgorithm: true, allowNetworkAccess: true },
+    });
     const job = await run(probe(outside, []), [open, second, closed]);
     const { net } = await report(job.jobId);
     expect(net.interfaces).toEqual(['lo']);
@@ -191,8 +209,11 @@ describe('algorithm network access, end to end', () => {
 
   it('when two jobs have network access, then neither reaches the other, and a worker killed meanwhile leaves no interface behind', async () => {
     const flag = crypto.randomBytes(4).toString('hex');
-    const listener = await run(`require('net').createServer((s) => s.end('job a')).listen(9000, '0.0.0.0', () => console.log('listening'));
-      const poll = () => fetch('http://${outside.addr}:${outside.port}/get/${flag}').then((r) => r.text(), () => 'no').then((t) => t === 'yes' ? process.exit(0) : setTimeout(poll, 200)); poll();`, [open]);
+    const listener = await run(
+      `require('net').createServer((s) => s.end('job a')).listen(9000, '0.0.0.0', () => console.log('listening'));
+      const poll = () => fetch('http://${outside.addr}:${outside.port}/get/${flag}').then((r) => r.text(), () => 'no').then((t) => t === 'yes' ? process.exit(0) : setTimeout(poll, 200)); poll();`,
+      [open],
+    );
     await logUntil(listener.jobId, 'listening');
     const listenerAddr = /inet (\S+)\//.exec(ip('-n', jobNetworkNames(listener.jobId).netns, '-4', 'addr', 'show', 'eth0'))?.[1];
     expect(listenerAddr).toMatch(/^10\.213\./);

@@ -83,7 +83,10 @@ describe('publisher plugins', () => {
     if (!example) throw new Error('the README lost its plugin example');
     const rowLimit = path.join(moduleDir, 'row-limit.js');
     fs.writeFileSync(rowLimit, example);
-    fs.writeFileSync(explode, `module.exports = { name: 'explode', defaultStage: 'afterAlgorithm', async run() { throw new Error('explode choked on ${ROW}'); } };\n`);
+    fs.writeFileSync(
+      explode,
+      `module.exports = { name: 'explode', defaultStage: 'afterAlgorithm', async run() { throw new Error('explode choked on ${ROW}'); } };\n`,
+    );
 
     const base = { maxJobs: 4, ramGB: 0.5, maxJobDuration: 120 };
     stack = await startStack({
@@ -98,7 +101,10 @@ describe('publisher plugins', () => {
     });
     client = stack.consumer();
     dataset = await stack.publish(client, { type: 'dataset', name: 'people', urls: [data.url('rows.csv')], compute: { allowRawAlgorithm: true } });
-    pluginWorker = spawn(process.execPath, [path.resolve(__dirname, '../../dist/src/entrypoints/plugin-worker.js'), pluginQueue], { env: { ...process.env, ...stack.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    pluginWorker = spawn(process.execPath, [path.resolve(__dirname, '../../dist/src/entrypoints/plugin-worker.js'), pluginQueue], {
+      env: { ...process.env, ...stack.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     pluginWorker.stdout?.on('data', (d: Buffer) => pluginWorkerOutput.push(d.toString()));
     pluginWorker.stderr?.on('data', (d: Buffer) => pluginWorkerOutput.push(d.toString()));
     const connection = await Connection.connect({ address: testState().temporalAddress });
@@ -117,7 +123,8 @@ describe('publisher plugins', () => {
     if (moduleDir) fs.rmSync(moduleDir, { recursive: true, force: true });
   });
 
-  const start = (environment: string): Promise<JobView> => client.startJob({ environment, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: leakyAlgorithm });
+  const start = (environment: string): Promise<JobView> =>
+    client.startJob({ environment, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: leakyAlgorithm });
   const outputs = (job: JobView): string[] => (job.results === '' ? [] : job.results.filter((r) => r.type === 'output').map((r) => r.filename));
 
   /** C2DStatus values the job's workflow upserted, in order. */
@@ -165,7 +172,16 @@ describe('publisher plugins', () => {
       expect(d.body).not.toContain(SECRET);
     }
     const body = JSON.parse(deliveries[2]!.body);
-    expect(body).toMatchObject({ event: 'job.finished', jobId: job.jobId, owner: done.owner, environment: 'hooked', status: 70, statusText: 'Job finished', inputDID: [dataset], results: 5 });
+    expect(body).toMatchObject({
+      event: 'job.finished',
+      jobId: job.jobId,
+      owner: done.owner,
+      environment: 'hooked',
+      status: 70,
+      statusText: 'Job finished',
+      inputDID: [dataset],
+      results: 5,
+    });
     expect(stack.output()).not.toContain(SECRET);
   });
 
@@ -180,7 +196,12 @@ describe('publisher plugins', () => {
     const history = JSON.stringify(await temporal.client.workflow.getHandle(`c2d-${bad.jobId}`).fetchHistory());
     expect(history).not.toContain('choked');
     // two attempts, each logged on the provider's side
-    expect(stack.output().split('\n').filter((l) => l.includes(`"jobId":"${bad.jobId}"`) && l.includes('"msg":"plugin failed"'))).toHaveLength(2);
+    expect(
+      stack
+        .output()
+        .split('\n')
+        .filter((l) => l.includes(`"jobId":"${bad.jobId}"`) && l.includes('"msg":"plugin failed"')),
+    ).toHaveLength(2);
   });
 
   it('when a plugin runs on its own task queue, then the plugin worker entrypoint runs it with access to the job workspace', async () => {

@@ -46,7 +46,12 @@ test('when the worker is killed with SIGKILL mid-algorithm, then the step keeps 
     expect(state.status).toBe('running');
 
     const outcome = await t.backend.runStep(
-      { jobId, environment, step: 'algorithm', algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false } },
+      {
+        jobId,
+        environment,
+        step: 'algorithm',
+        algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false },
+      },
       hooks(),
     );
     expect(outcome).toMatchObject({ exitCode: 0, oomKilled: false, reason: '', reattached: true });

@@ -50,10 +50,18 @@ describe('process backend: a clone the sandbox uid cannot reach', () => {
   test('when a job runs all three steps, then they succeed (the algorithm as the sandbox uid) and the 0700 home stays closed', async () => {
     const environment = testEnvironment();
     const code = `require('fs').writeFileSync('/data/outputs/result.txt', 'ran as ' + process.getuid())`;
-    const configure = await backend.runStep({ jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, maxInputBytes: 1e6 } }, hooks());
+    const configure = await backend.runStep(
+      { jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, maxInputBytes: 1e6 } },
+      hooks(),
+    );
     expect(configure).toMatchObject({ exitCode: 0, reason: '' });
     const algorithm = await backend.runStep(
-      { jobId, environment, step: 'algorithm', algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false } },
+      {
+        jobId,
+        environment,
+        step: 'algorithm',
+        algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false },
+      },
       hooks(),
     );
     expect(algorithm).toMatchObject({ exitCode: 0, reason: '', oomKilled: false });

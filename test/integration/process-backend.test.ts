@@ -76,7 +76,9 @@ describe('process backend: a job end to end', () => {
   });
 
   test('when the image is unknown, then checkContainer says which images run here', () => {
-    expect(t.backend.checkContainer({ image: 'foo', tag: '1', entrypoint: 'foo $ALGO', checksum: 'sha256:0' })).toBe('unknown image "foo"; this provider runs: node, python');
+    expect(t.backend.checkContainer({ image: 'foo', tag: '1', entrypoint: 'foo $ALGO', checksum: 'sha256:0' })).toBe(
+      'unknown image "foo"; this provider runs: node, python',
+    );
     expect(t.backend.checkContainer({ image: 'docker.io/library/node:20-slim', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' })).toBeNull();
   });
 
@@ -91,7 +93,8 @@ describe('process backend: a job end to end', () => {
         else if (req.url === '/slow') {
           slowRequests++;
           res.write('first bytes'); // and never more
-        } else if (req.url === '/algo.js') res.end('require("fs").writeFileSync("/data/outputs/copy.csv", require("fs").readFileSync("/data/inputs/" + process.env.DIR + "/0"))');
+        } else if (req.url === '/algo.js')
+          res.end('require("fs").writeFileSync("/data/outputs/copy.csv", require("fs").readFileSync("/data/inputs/" + process.env.DIR + "/0"))');
         else {
           res.statusCode = 404;
           res.end('nope');
@@ -105,7 +108,11 @@ describe('process backend: a job end to end', () => {
       return new Promise<void>((r) => server.close(() => r()));
     });
 
-    const configureSpec = (url: string): ConfigureSpec => ({ datasets: [{ did: DID, ddo, files: [{ type: 'url', url, method: 'GET' }] }], algorithm: { did: null, ddo: null, rawcode: 'x' }, maxInputBytes: 1e6 });
+    const configureSpec = (url: string): ConfigureSpec => ({
+      datasets: [{ did: DID, ddo, files: [{ type: 'url', url, method: 'GET' }] }],
+      algorithm: { did: null, ddo: null, rawcode: 'x' },
+      maxInputBytes: 1e6,
+    });
     const stepProcs = (jobId: string, step: string): string => {
       const f = `/sys/fs/cgroup/pids/c2d/${jobId}-${step}/cgroup.procs`;
       return fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
@@ -133,7 +140,10 @@ describe('process backend: a job end to end', () => {
       const environment = testEnvironment();
       const before = slowRequests;
       const ac = new AbortController();
-      const first = t.backend.runStep({ jobId, environment, step: 'configure', configure: configureSpec(`${base}/slow`) }, { heartbeat: () => undefined, signal: ac.signal });
+      const first = t.backend.runStep(
+        { jobId, environment, step: 'configure', configure: configureSpec(`${base}/slow`) },
+        { heartbeat: () => undefined, signal: ac.signal },
+      );
       await waitForSlowRequest(before);
       ac.abort();
       await expect(first).rejects.toMatchObject({ name: 'AbortError' });
@@ -167,7 +177,16 @@ describe('process backend: a job end to end', () => {
           environment,
           step: 'configure',
           configure: {
-            datasets: [{ did: DID, ddo, files: [{ type: 'url', url: `${base}/SECRET-TOKEN/data.csv?key=SECRET-KEY`, method: 'GET', headers: { 'x-api-key': 'hdr-secret' } }, { type: 'url', url: `${base}/SECRET-TOKEN/second.txt`, method: 'GET' }] }],
+            datasets: [
+              {
+                did: DID,
+                ddo,
+                files: [
+                  { type: 'url', url: `${base}/SECRET-TOKEN/data.csv?key=SECRET-KEY`, method: 'GET', headers: { 'x-api-key': 'hdr-secret' } },
+                  { type: 'url', url: `${base}/SECRET-TOKEN/second.txt`, method: 'GET' },
+                ],
+              },
+            ],
             algorithm: { did: null, ddo: null, rawcode: code },
             algoCustomData: { threshold: 3 },
             maxInputBytes: 1024 * 1024,
@@ -182,7 +201,11 @@ describe('process backend: a job end to end', () => {
           jobId,
           environment,
           step: 'algorithm',
-          algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: { DIDS: JSON.stringify([DID]) }, allowNetwork: false },
+          algorithm: {
+            container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' },
+            env: { DIDS: JSON.stringify([DID]) },
+            allowNetwork: false,
+          },
         },
         hooks(),
       );
@@ -212,7 +235,12 @@ describe('process backend: a job end to end', () => {
       );
       expect(configure).toMatchObject({ exitCode: 0, report: { ok: true } });
       const algorithm = await t.backend.runStep(
-        { jobId, environment, step: 'algorithm', algorithm: { container: { image: 'node', tag: 'x', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: { DIR }, allowNetwork: false } },
+        {
+          jobId,
+          environment,
+          step: 'algorithm',
+          algorithm: { container: { image: 'node', tag: 'x', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: { DIR }, allowNetwork: false },
+        },
         hooks(),
       );
       expect(algorithm.exitCode).toBe(0);
@@ -236,7 +264,16 @@ describe('process backend: a job end to end', () => {
           environment: testEnvironment(),
           step: 'configure',
           configure: {
-            datasets: [{ did: DID, ddo, files: [{ type: 'url', url: `${base}/SECRET-TOKEN/second.txt`, method: 'GET' }, { type: 'url', url, method: 'GET' }] }],
+            datasets: [
+              {
+                did: DID,
+                ddo,
+                files: [
+                  { type: 'url', url: `${base}/SECRET-TOKEN/second.txt`, method: 'GET' },
+                  { type: 'url', url, method: 'GET' },
+                ],
+              },
+            ],
             algorithm: { did: null, ddo: null, rawcode: 'x' },
             maxInputBytes: 1024 * 1024,
           },
@@ -257,11 +294,18 @@ describe('process backend: a job end to end', () => {
           jobId,
           environment: testEnvironment(),
           step: 'configure',
-          configure: { datasets: [{ did: DID, ddo, files: [{ type: 'url', url: `${base}/SECRET-TOKEN/second.txt`, method: 'GET' }] }], algorithm: { did: null, ddo: null, rawcode: 'x' }, maxInputBytes: 5 },
+          configure: {
+            datasets: [{ did: DID, ddo, files: [{ type: 'url', url: `${base}/SECRET-TOKEN/second.txt`, method: 'GET' }] }],
+            algorithm: { did: null, ddo: null, rawcode: 'x' },
+            maxInputBytes: 5,
+          },
         },
         hooks(),
       );
-      expect(outcome).toMatchObject({ exitCode: 10, report: { failed: 'dataset', index: 0, reason: 'dataset 0 file 0: inputs exceed the size limit of this environment' } });
+      expect(outcome).toMatchObject({
+        exitCode: 10,
+        report: { failed: 'dataset', index: 0, reason: 'dataset 0 file 0: inputs exceed the size limit of this environment' },
+      });
     });
   });
 
@@ -274,7 +318,9 @@ describe('process backend: a job end to end', () => {
     const before = Date.now();
     await t.backend.stopJob(jobId);
     expect(Date.now() - before).toBeLessThan(2000);
-    expect(fs.existsSync(`/sys/fs/cgroup/pids/c2d/${jobId}-algorithm`) ? fs.readFileSync(`/sys/fs/cgroup/pids/c2d/${jobId}-algorithm/cgroup.procs`, 'utf8') : '').toBe('');
+    expect(
+      fs.existsSync(`/sys/fs/cgroup/pids/c2d/${jobId}-algorithm`) ? fs.readFileSync(`/sys/fs/cgroup/pids/c2d/${jobId}-algorithm/cgroup.procs`, 'utf8') : '',
+    ).toBe('');
     const { algorithm } = await running;
     expect(algorithm).toMatchObject({ exitCode: null, reason: 'stopped' });
     expect(algorithmLog(t.dataDir, jobId)).toContain('started');
@@ -286,11 +332,24 @@ describe('process backend: a job end to end', () => {
   test('when a job is stopped before its algorithm starts, then the algorithm never runs', async () => {
     const jobId = job();
     const environment = testEnvironment();
-    const configure = await t.backend.runStep({ jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: "require('fs').writeFileSync('/data/outputs/ran', '1')" }, maxInputBytes: 1024 } }, hooks());
+    const configure = await t.backend.runStep(
+      {
+        jobId,
+        environment,
+        step: 'configure',
+        configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: "require('fs').writeFileSync('/data/outputs/ran', '1')" }, maxInputBytes: 1024 },
+      },
+      hooks(),
+    );
     expect(configure.exitCode).toBe(0);
     await t.backend.stopJob(jobId);
     const algorithm = await t.backend.runStep(
-      { jobId, environment, step: 'algorithm', algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false } },
+      {
+        jobId,
+        environment,
+        step: 'algorithm',
+        algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false },
+      },
       hooks(),
     );
     expect(algorithm).toMatchObject({ exitCode: null, reason: 'stopped' });
@@ -313,7 +372,10 @@ describe('process backend: a job end to end', () => {
       step: 'algorithm' as const,
       algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false },
     };
-    const configure = await t.backend.runStep({ jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, maxInputBytes: 1e6 } }, hooks());
+    const configure = await t.backend.runStep(
+      { jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, maxInputBytes: 1e6 } },
+      hooks(),
+    );
     expect(configure.exitCode).toBe(0);
     const ac = new AbortController();
     const beats: unknown[] = [];
@@ -337,7 +399,10 @@ describe('process backend: a job end to end', () => {
     const environment = testEnvironment();
     const configured = async (code: string): Promise<string> => {
       const jobId = job();
-      const configure = await t.backend.runStep({ jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, maxInputBytes: 1e6 } }, hooks());
+      const configure = await t.backend.runStep(
+        { jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, maxInputBytes: 1e6 } },
+        hooks(),
+      );
       expect(configure).toMatchObject({ exitCode: 0, reason: '' });
       return jobId;
     };
@@ -346,7 +411,12 @@ describe('process backend: a job end to end', () => {
     const live = t.backend.openLog(a, 'algorithm', { follow: true })!;
     expect(live).not.toBeNull();
     const ran = await t.backend.runStep(
-      { jobId: a, environment, step: 'algorithm', algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false } },
+      {
+        jobId: a,
+        environment,
+        step: 'algorithm',
+        algorithm: { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false },
+      },
       hooks(),
     );
     expect(ran.exitCode).toBe(0);
@@ -385,7 +455,13 @@ describe('process backend: a job end to end', () => {
     try {
       fs.chmodSync(parent, 0o711);
       fs.mkdirSync(path.join(parent, 'data'), { mode: 0o700 });
-      const backend = new ProcessBackend({ dataDir: path.join(parent, 'data'), runtimes: defaultRuntimes(process.execPath), sandbox: { uid: 65534, cgroupRoot: '/sys/fs/cgroup' }, programsDir: defaultProgramsDir(), logger: silentLogger });
+      const backend = new ProcessBackend({
+        dataDir: path.join(parent, 'data'),
+        runtimes: defaultRuntimes(process.execPath),
+        sandbox: { uid: 65534, cgroupRoot: '/sys/fs/cgroup' },
+        programsDir: defaultProgramsDir(),
+        logger: silentLogger,
+      });
       stageDir = backend.paths.stageDir; // the programs, when this clone is out of the sandbox uid's reach
       expect(backend.paths.workDir).toBe(path.join(parent, 'data'));
       if (process.getuid?.() === 0) expect(fs.statSync(path.join(parent, 'data')).mode & 0o777).toBe(0o701);
@@ -397,7 +473,13 @@ describe('process backend: a job end to end', () => {
 
   test('when cgroups cannot be used, then construction fails with a clear error', () => {
     const make = (): ProcessBackend =>
-      new ProcessBackend({ dataDir: t.dataDir, runtimes: defaultRuntimes(process.execPath), sandbox: { uid: 65534, cgroupRoot: '/nonexistent' }, programsDir: defaultProgramsDir(), logger: silentLogger });
+      new ProcessBackend({
+        dataDir: t.dataDir,
+        runtimes: defaultRuntimes(process.execPath),
+        sandbox: { uid: 65534, cgroupRoot: '/nonexistent' },
+        programsDir: defaultProgramsDir(),
+        logger: silentLogger,
+      });
     expect(make).toThrow(/no usable cgroup hierarchy under \/nonexistent/);
   });
 });

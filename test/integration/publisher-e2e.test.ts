@@ -69,10 +69,18 @@ describe('publisher control, end to end', () => {
     jobIds.push(...started.map((j) => j.jobId));
     return Promise.all(started.map((j) => client.waitForJob(j.jobId, { timeoutMs: 60_000 })));
   };
-  const algo = (ddo: Ddo, algocustomdata?: Record<string, unknown>) => ({ documentId: ddo.id, serviceId: ddo.services[0]!.id, ...(algocustomdata ? { algocustomdata } : {}) });
+  const algo = (ddo: Ddo, algocustomdata?: Record<string, unknown>) => ({
+    documentId: ddo.id,
+    serviceId: ddo.services[0]!.id,
+    ...(algocustomdata ? { algocustomdata } : {}),
+  });
   const ds = (ddo: Ddo) => ({ documentId: ddo.id, serviceId: ddo.services[0]!.id });
   /** a trust entry pinning an algorithm to the file its publisher reviewed (as served now) and its container */
-  const reviewed = (ddo: Ddo, file: string) => ({ did: ddo.id, filesChecksum: sha256Hex(FILES[file]!), containerSectionChecksum: containerSectionChecksum(ddo.metadata.algorithm!.container) });
+  const reviewed = (ddo: Ddo, file: string) => ({
+    did: ddo.id,
+    filesChecksum: sha256Hex(FILES[file]!),
+    containerSectionChecksum: containerSectionChecksum(ddo.metadata.algorithm!.container),
+  });
 
   beforeAll(async () => {
     // every answer the provider gives this test is kept, to scan for file locations at the end
@@ -85,7 +93,14 @@ describe('publisher control, end to end', () => {
     stack = await startStack({ environments: [{ id: 'pub', maxJobs: 4, ramGB: 0.5, maxJobDuration: 120 }], env: { C2D_LOG_LEVEL: 'debug' } });
     client = stack.consumer();
     temporal = new Client({ connection: await Connection.connect({ address: testState().temporalAddress }) });
-    algorithm = await publish({ type: 'algorithm', name: 'seeing', files: [{ name: 'secret-algo.js' }], container: nodeContainer, owner: publisher, serviceType: 'compute' });
+    algorithm = await publish({
+      type: 'algorithm',
+      name: 'seeing',
+      files: [{ name: 'secret-algo.js' }],
+      container: nodeContainer,
+      owner: publisher,
+      serviceType: 'compute',
+    });
   });
 
   afterAll(async () => {
@@ -96,12 +111,21 @@ describe('publisher control, end to end', () => {
   });
 
   it('when a job has three datasets (one through its access service), then each is where the contract says, with its DDO and custom data', async () => {
-    const a = await publish({ type: 'dataset', files: [{ name: 'secret-a0.csv', checksum: sha256Hex(FILES['secret-a0.csv']!) }, { name: 'secret-a1.csv' }], trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')] });
+    const a = await publish({
+      type: 'dataset',
+      files: [{ name: 'secret-a0.csv', checksum: sha256Hex(FILES['secret-a0.csv']!) }, { name: 'secret-a1.csv' }],
+      trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')],
+    });
     const b = await publish({ type: 'dataset', files: [{ name: 'secret-b0.csv' }], trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')] });
     const c = await publish({ type: 'dataset', files: [{ name: 'secret-c0.csv' }], serviceType: 'access', serviceId: 'access' });
     const done = await run({ environment: 'pub', dataset: ds(a), additionalDatasets: [ds(b), ds(c)], algorithm: algo(algorithm, { threshold: 3 }) });
     expect(done).toMatchObject({ status: 70, inputDID: [a.id, b.id, c.id], algoDID: algorithm.id });
-    const seen = JSON.parse(await resultText(client, done, 'seen.json')) as { dids: string[]; seen: { did: string; files: Record<string, string>; ddo: string }[]; custom: unknown; transformation: string };
+    const seen = JSON.parse(await resultText(client, done, 'seen.json')) as {
+      dids: string[];
+      seen: { did: string; files: Record<string, string>; ddo: string }[];
+      custom: unknown;
+      transformation: string;
+    };
     expect(seen.dids).toEqual([a.id, b.id, c.id]);
     expect(seen.seen).toEqual([
       { did: a.id, files: { '0': 'a0\n', '1': 'a1\n' }, ddo: a.id },
@@ -138,7 +162,9 @@ describe('publisher control, end to end', () => {
     for (const needle of [MARKER, data.url('secret-algo.js')]) expect(infoText).not.toContain(needle);
     // nor can another algorithm read it as a dataset and copy it to its outputs
     const raw = await publish({ type: 'dataset', files: [{ name: 'secret-c0.csv' }], allowRawAlgorithm: true });
-    const copier = nodeRaw("const fs = require('fs'); for (const d of JSON.parse(process.env.DIDS)) fs.cpSync('/data/inputs/' + d.slice(8), '/data/outputs/' + d.slice(8), { recursive: true });");
+    const copier = nodeRaw(
+      "const fs = require('fs'); for (const d of JSON.parse(process.env.DIDS)) fs.cpSync('/data/inputs/' + d.slice(8), '/data/outputs/' + d.slice(8), { recursive: true });",
+    );
     for (const datasets of [[ds(raw), { documentId: algorithm.id, serviceId: 'compute' }], [{ documentId: algorithm.id, serviceId: 'compute' }]]) {
       const [first, ...more] = datasets;
       const refused = await client.startJob({ environment: 'pub', dataset: first!, additionalDatasets: more, algorithm: copier }).catch((e: unknown) => e);
@@ -166,16 +192,19 @@ describe('publisher control, end to end', () => {
     expect(JSON.parse(await resultText(client, jobs[3]!, 'seen.json'))).toEqual({ raw: true });
   });
 
-  it('when a trusted algorithm\'s file changes after the publisher pinned it, then the next start is refused', async () => {
+  it("when a trusted algorithm's file changes after the publisher pinned it, then the next start is refused", async () => {
     const pinned = await publish({ type: 'algorithm', name: 'pinned', files: [{ name: 'secret-pinned.js' }], container: nodeContainer });
     const dataset = await publish({ type: 'dataset', files: [{ name: 'secret-a0.csv' }], trustedAlgorithms: [reviewed(pinned, 'secret-pinned.js')] });
-    dataset.services[0]!.compute!.publisherTrustedAlgorithms = [{ did: pinned.id, filesChecksum: sha256Hex(FILES['secret-pinned.js']!), containerSectionChecksum: containerSectionChecksum(nodeContainer) }];
+    dataset.services[0]!.compute!.publisherTrustedAlgorithms = [
+      { did: pinned.id, filesChecksum: sha256Hex(FILES['secret-pinned.js']!), containerSectionChecksum: containerSectionChecksum(nodeContainer) },
+    ];
     await writeCatalogDdo(stack.catalogDir, dataset);
     const ok = await run({ environment: 'pub', dataset: ds(dataset), algorithm: algo(pinned) });
     expect(ok.status).toBe(70);
     expect(await resultText(client, ok, 'pinned.txt')).toBe('reviewed');
 
-    served['secret-pinned.js'] = "require('fs').writeFileSync('/data/outputs/pinned.txt', require('fs').readFileSync('/data/inputs/' + JSON.parse(process.env.DIDS)[0].slice(8) + '/0'))";
+    served['secret-pinned.js'] =
+      "require('fs').writeFileSync('/data/outputs/pinned.txt', require('fs').readFileSync('/data/inputs/' + JSON.parse(process.env.DIDS)[0].slice(8) + '/0'))";
     const refused = await client.startJob({ environment: 'pub', dataset: ds(dataset), algorithm: algo(pinned) }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ProviderHttpError);
     expect((refused as ProviderHttpError).status).toBe(400);
@@ -183,11 +212,24 @@ describe('publisher control, end to end', () => {
   });
 
   it('when an input does not match its checksum or is missing, then the job ends in 31 (32 for the algorithm) with a reason naming the input, never its URL', async () => {
-    const changedAlgorithm = await publish({ type: 'algorithm', name: 'changed', files: [{ name: 'secret-algo.js', checksum: `sha256:${sha256Hex('the reviewed code')}` }], container: nodeContainer });
-    const changed = await publish({ type: 'dataset', files: [{ name: 'secret-b0.csv', checksum: sha256Hex('what the publisher listed') }], trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')] });
+    const changedAlgorithm = await publish({
+      type: 'algorithm',
+      name: 'changed',
+      files: [{ name: 'secret-algo.js', checksum: `sha256:${sha256Hex('the reviewed code')}` }],
+      container: nodeContainer,
+    });
+    const changed = await publish({
+      type: 'dataset',
+      files: [{ name: 'secret-b0.csv', checksum: sha256Hex('what the publisher listed') }],
+      trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')],
+    });
     const missing = await publish({ type: 'dataset', files: [{ name: 'secret-gone.csv' }], trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')] });
     const main = await publish({ type: 'dataset', files: [{ name: 'secret-a0.csv' }], trustedAlgorithms: [reviewed(algorithm, 'secret-algo.js')] });
-    const trustsChanged = await publish({ type: 'dataset', files: [{ name: 'secret-a0.csv' }], trustedAlgorithms: [reviewed(changedAlgorithm, 'secret-algo.js')] });
+    const trustsChanged = await publish({
+      type: 'dataset',
+      files: [{ name: 'secret-a0.csv' }],
+      trustedAlgorithms: [reviewed(changedAlgorithm, 'secret-algo.js')],
+    });
     const [bad, gone, badAlgorithm] = (await runAll([
       { environment: 'pub', dataset: ds(main), additionalDatasets: [ds(changed)], algorithm: algo(algorithm) },
       { environment: 'pub', dataset: ds(missing), algorithm: algo(algorithm) },

@@ -42,7 +42,10 @@ describe('a public algorithm held by another provider', () => {
     };
     files = await serveFiles({ 'rows-3b9c.csv': 'r1\nr2\nr3\n', 'public-algo-3b9c.js': ALGORITHM });
     a = await startStack({ environments: [{ id: 'a', maxJobs: 1, ramGB: 0.5, maxJobDuration: 60 }] });
-    b = await startStack({ environments: [{ id: 'b', maxJobs: 2, ramGB: 0.5, maxJobDuration: 120 }], env: { C2D_AQUARIUS_URL: a.baseUrl, C2D_LOG_LEVEL: 'info' } });
+    b = await startStack({
+      environments: [{ id: 'b', maxJobs: 2, ramGB: 0.5, maxJobDuration: 120 }],
+      env: { C2D_AQUARIUS_URL: a.baseUrl, C2D_LOG_LEVEL: 'info' },
+    });
     consumer = b.consumer();
     // A's publisher lets the consumer use the algorithm and B (its environments' consumerAddress) download it
     algorithm = await a.publish(a.consumer(), {
@@ -67,7 +70,11 @@ describe('a public algorithm held by another provider', () => {
 
   it('when a dataset on B pins the algorithm A holds, then the job runs it, fetched through A, and finishes with its output', async () => {
     const dataset = await datasetTrusting(trustedAlgorithm(algorithm, CONTAINER, [ALGORITHM]));
-    const started = await consumer.startJob({ environment: 'b', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'access' } });
+    const started = await consumer.startJob({
+      environment: 'b',
+      dataset: { documentId: dataset, serviceId: 'compute' },
+      algorithm: { documentId: algorithm, serviceId: 'access' },
+    });
     const done = await consumer.waitForJob(started.jobId, { timeoutMs: 60_000 });
     jobs.push(done);
     expect(done).toMatchObject({ status: 70, algoDID: algorithm, inputDID: [dataset] });
@@ -78,7 +85,9 @@ describe('a public algorithm held by another provider', () => {
 
   it('when the dataset pins other files than A hands out, then B refuses the start with algorithm_file_checksum_mismatch', async () => {
     const dataset = await datasetTrusting(trustedAlgorithm(algorithm, CONTAINER, ['reviewed, but not what A serves']));
-    const err = await consumer.startJob({ environment: 'b', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'access' } }).catch((e: unknown) => e);
+    const err = await consumer
+      .startJob({ environment: 'b', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'access' } })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProviderHttpError);
     expect((err as ProviderHttpError).status).toBe(400);
     expect(JSON.parse((err as ProviderHttpError).body)).toEqual({ error: { algorithm: 'algorithm_file_checksum_mismatch' } });
@@ -97,7 +106,9 @@ describe('a public algorithm held by another provider', () => {
     });
     const before = files.hits.length;
     const dataset = await datasetTrusting(trustedAlgorithm(shut, CONTAINER, [ALGORITHM]));
-    const err = await consumer.startJob({ environment: 'b', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: shut, serviceId: 'access' } }).catch((e: unknown) => e);
+    const err = await consumer
+      .startJob({ environment: 'b', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: { documentId: shut, serviceId: 'access' } })
+      .catch((e: unknown) => e);
     expect((err as ProviderHttpError).status).toBe(400);
     expect(JSON.parse((err as ProviderHttpError).body)).toEqual({ error: { algorithm: 'algorithm_file_checksum_mismatch' } });
     expect(files.hits.length).toBe(before); // A refused before asking the file server

@@ -37,7 +37,9 @@ describe('the algorithm sandbox, end to end', () => {
 
   it('when the algorithm dials the test server, the API and Temporal on the host loopback, then every dial fails and it sees only lo', async () => {
     const targets = [new URL(data.url('x')).port, new URL(stack.baseUrl).port, testState().temporalAddress.split(':')[1]];
-    const done = await run('sbx', `
+    const done = await run(
+      'sbx',
+      `
       const net = require('net'); const fs = require('fs');
       const dial = (port) => new Promise((res) => { const s = net.connect(Number(port), '127.0.0.1');
         s.once('connect', () => { s.destroy(); res('connected'); }); s.once('error', (e) => res(e.code)); setTimeout(() => res('timeout'), 2000); });
@@ -45,7 +47,8 @@ describe('the algorithm sandbox, end to end', () => {
         const out = { dials: [], interfaces: Object.keys(require('os').networkInterfaces()) };
         for (const p of ${JSON.stringify(targets)}) out.dials.push(await dial(p));
         fs.writeFileSync('/data/outputs/net.json', JSON.stringify(out));
-      })();`);
+      })();`,
+    );
     expect(done.status).toBe(70);
     const report = JSON.parse(await resultText(client, done, 'net.json'));
     expect(report.interfaces).toEqual(['lo']);
@@ -53,7 +56,9 @@ describe('the algorithm sandbox, end to end', () => {
   });
 
   it('when the algorithm writes its inputs, or looks for the provider key, the data dir or other jobs, then it finds nothing', async () => {
-    const done = await run('sbx', `
+    const done = await run(
+      'sbx',
+      `
       const fs = require('fs'); const dir = JSON.parse(process.env.DIDS)[0].replace('did:op:', '');
       const attempt = (f) => { try { return f() ?? 'ok'; } catch (e) { return e.code; } };
       const out = {
@@ -67,7 +72,8 @@ describe('the algorithm sandbox, end to end', () => {
         procs: fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).length,
         uid: process.getuid(),
       };
-      fs.writeFileSync('/data/outputs/fs.json', JSON.stringify(out));`);
+      fs.writeFileSync('/data/outputs/fs.json', JSON.stringify(out));`,
+    );
     expect(done.status).toBe(70);
     const text = await resultText(client, done, 'fs.json');
     expect(text).not.toContain(stack.providerWallet.privateKey.slice(2));

@@ -43,7 +43,11 @@ describe('sandbox: what an algorithm cannot do', () => {
       const seen = output(jobId, 'net.json') as { r: string; ifaces: string[]; dev: string };
       expect(seen.r).toBe('ECONNREFUSED');
       expect(seen.ifaces).toEqual(['lo']);
-      const devices = seen.dev.split('\n').slice(2).filter(Boolean).map((l) => l.split(':')[0]?.trim());
+      const devices = seen.dev
+        .split('\n')
+        .slice(2)
+        .filter(Boolean)
+        .map((l) => l.split(':')[0]?.trim());
       expect(devices).toEqual(['lo']);
       expect(accepted).toBe(0);
     } finally {
@@ -59,12 +63,22 @@ describe('sandbox: what an algorithm cannot do', () => {
       fs.writeFileSync('/data/outputs/w.json', JSON.stringify([tryWrite('/data/inputs/new'), tryWrite('/data/inputs/algoCustomData.json'), tryWrite('/data/transformations/algorithm'), tryWrite('/usr/x'), tryWrite('/data/logs/mine.log')]));`;
     const environment = testEnvironment();
     const configure = await t.backend.runStep(
-      { jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, algoCustomData: { a: 1 }, maxInputBytes: 1e6 } },
+      {
+        jobId,
+        environment,
+        step: 'configure',
+        configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, algoCustomData: { a: 1 }, maxInputBytes: 1e6 },
+      },
       { heartbeat: () => undefined, signal: new AbortController().signal },
     );
     expect(configure.exitCode).toBe(0);
     const algorithm = await t.backend.runStep(
-      { jobId, environment, step: 'algorithm', algorithm: { container: { image: 'node', tag: '1', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false } },
+      {
+        jobId,
+        environment,
+        step: 'algorithm',
+        algorithm: { container: { image: 'node', tag: '1', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false },
+      },
       { heartbeat: () => undefined, signal: new AbortController().signal },
     );
     expect(algorithm.exitCode).toBe(0);
@@ -106,7 +120,12 @@ describe('sandbox: what an algorithm cannot do', () => {
     const neighbour = job();
     const maxProcesses = 32;
     const bombCode = `import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n`;
-    const running = runAlgorithm(t.backend, bomb, { code: bombCode, image: 'python', entrypoint: 'python3 $ALGO', env: testEnvironment({ maxJobDuration: 3, process: { maxProcesses } }) });
+    const running = runAlgorithm(t.backend, bomb, {
+      code: bombCode,
+      image: 'python',
+      entrypoint: 'python3 $ALGO',
+      env: testEnvironment({ maxJobDuration: 3, process: { maxProcesses } }),
+    });
     let peak = 0;
     const pidsDir = `/sys/fs/cgroup/pids/c2d/${bomb}-algorithm`;
     const sampler = setInterval(() => {
@@ -132,7 +151,10 @@ describe('sandbox: what an algorithm cannot do', () => {
 
   test('when a step runs, then its cgroups carry the environment limits', async () => {
     const jobId = job();
-    const running = runAlgorithm(t.backend, jobId, { code: `console.log('up'); setTimeout(() => {}, 1500)`, env: testEnvironment({ ramGB: 0.125, cpuNumber: 0.5, process: { maxProcesses: 40 } }) });
+    const running = runAlgorithm(t.backend, jobId, {
+      code: `console.log('up'); setTimeout(() => {}, 1500)`,
+      env: testEnvironment({ ramGB: 0.125, cpuNumber: 0.5, process: { maxProcesses: 40 } }),
+    });
     for (let i = 0; i < 100 && !algorithmLog(t.dataDir, jobId).includes('up'); i++) await sleep(30);
     const read = (c: string, f: string): string => fs.readFileSync(`/sys/fs/cgroup/${c}/c2d/${jobId}-algorithm/${f}`, 'utf8').trim();
     expect(read('memory', 'memory.limit_in_bytes')).toBe(String(128 * 1024 * 1024));
@@ -153,7 +175,10 @@ describe('sandbox: what an algorithm cannot do', () => {
 
   test.each([
     ['one file over the limit (RLIMIT_FSIZE)', `require('fs').writeFileSync('/data/outputs/big', Buffer.alloc(4 * 1024 * 1024, 1))`],
-    ['many small files over the limit (size check)', `for (let i = 0; i < 16; i++) require('fs').writeFileSync('/data/outputs/f' + i, Buffer.alloc(256 * 1024, 1)); setTimeout(() => {}, 10000)`],
+    [
+      'many small files over the limit (size check)',
+      `for (let i = 0; i < 16; i++) require('fs').writeFileSync('/data/outputs/f' + i, Buffer.alloc(256 * 1024, 1)); setTimeout(() => {}, 10000)`,
+    ],
   ])('when it writes %s, then the step ends with output-limit', async (_name, code) => {
     const jobId = job();
     const { algorithm } = await runAlgorithm(t.backend, jobId, { code, env: testEnvironment({ process: { maxOutputBytes: 1024 * 1024 } }) });

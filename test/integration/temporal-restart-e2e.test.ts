@@ -16,7 +16,16 @@ describe('a restart of the Temporal dev server mid-job', () => {
   let stack: LocalStack;
   let data: Awaited<ReturnType<typeof serveFiles>>;
 
-  const start = (): Promise<ChildProcess> => startDevServer({ port, uiPort, dbFile: path.join(dir, 'temporal.db'), namespace: 'default', headless: true, logFile: path.join(dir, 'temporal.log'), retentionSeconds: retentionFor([7 * 24 * 3600]) });
+  const start = (): Promise<ChildProcess> =>
+    startDevServer({
+      port,
+      uiPort,
+      dbFile: path.join(dir, 'temporal.db'),
+      namespace: 'default',
+      headless: true,
+      logFile: path.join(dir, 'temporal.log'),
+      retentionSeconds: retentionFor([7 * 24 * 3600]),
+    });
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-restart-'));
@@ -58,7 +67,12 @@ describe('a restart of the Temporal dev server mid-job', () => {
     expect((await client.request('GET', `/api/services/compute?consumerAddress=${client.address}&jobId=${job.jobId}`)).status).toBe(503);
     await new Promise((r) => setTimeout(r, 2000));
     server = await start();
-    await waitFor('the API to reach Temporal again', async () => (await client.request('GET', `/api/services/compute?consumerAddress=${client.address}&jobId=${job.jobId}`)).status === 200, 60_000, 500);
+    await waitFor(
+      'the API to reach Temporal again',
+      async () => (await client.request('GET', `/api/services/compute?consumerAddress=${client.address}&jobId=${job.jobId}`)).status === 200,
+      60_000,
+      500,
+    );
     const done = await client.waitForJob(job.jobId, { timeoutMs: 90_000, intervalMs: 500 });
     expect(done.status).toBe(70);
     expect(await resultText(client, done, 'out.txt')).toBe('survived');

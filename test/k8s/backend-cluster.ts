@@ -48,7 +48,6 @@ export interface BackendCluster {
   stop(): Promise<void>;
 }
 
-
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -202,7 +201,11 @@ export function containerStatus(name: string, state: k8s.V1ContainerState): k8s.
   return { name, image: 'img', imageID: '', ready: Boolean(state.running), restartCount: 0, started: Boolean(state.running), state };
 }
 
-export const running = (step: string): k8s.V1PodStatus => ({ phase: 'Running', startTime: new Date(), containerStatuses: [containerStatus(step, { running: { startedAt: new Date() } })] });
+export const running = (step: string): k8s.V1PodStatus => ({
+  phase: 'Running',
+  startTime: new Date(),
+  containerStatuses: [containerStatus(step, { running: { startedAt: new Date() } })],
+});
 
 export const terminated = (step: string, t: Partial<k8s.V1ContainerStateTerminated> & { exitCode: number }): k8s.V1PodStatus => ({
   phase: t.exitCode === 0 ? 'Succeeded' : 'Failed',

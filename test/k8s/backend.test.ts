@@ -43,7 +43,10 @@ const podName = (jobId: string, step: string): string => `c2d-${jobId}-${step}`;
 async function startStep(backend: KubernetesBackend, jobId: string, step: StepRequest['step'], hooks = recordingHooks()) {
   const outcome = backend.runStep(request(jobId, step), hooks);
   outcome.catch(() => undefined); // observed by the test
-  const pod = await Promise.race([cluster.waitForPod(podName(jobId, step)), outcome.then((o) => Promise.reject(new Error(`step ended before its pod appeared: ${JSON.stringify(o)}`)))]);
+  const pod = await Promise.race([
+    cluster.waitForPod(podName(jobId, step)),
+    outcome.then((o) => Promise.reject(new Error(`step ended before its pod appeared: ${JSON.stringify(o)}`))),
+  ]);
   return { outcome, pod, hooks };
 }
 
@@ -57,7 +60,12 @@ describe('kubernetes backend against a real API server', () => {
 
     // configure: owner, data volume, secret spec, pod
     const configure = await startStep(backend, jobId, 'configure');
-    expect(await cluster.jobObjects(jobId)).toEqual([`ConfigMap/${owner}`, `PersistentVolumeClaim/${owner}-data`, `Pod/${owner}-configure`, `Secret/${owner}-configure-spec`]);
+    expect(await cluster.jobObjects(jobId)).toEqual([
+      `ConfigMap/${owner}`,
+      `PersistentVolumeClaim/${owner}-data`,
+      `Pod/${owner}-configure`,
+      `Secret/${owner}-configure-spec`,
+    ]);
     const ownerCm = await cluster.admin.core.readNamespacedConfigMap({ name: owner, namespace: NAMESPACE });
     const ownerRef = { apiVersion: 'v1', kind: 'ConfigMap', name: owner, uid: ownerCm.metadata?.uid, controller: true };
     const secret = await cluster.admin.core.readNamespacedSecret({ name: `${owner}-configure-spec`, namespace: NAMESPACE });
@@ -101,9 +109,19 @@ describe('kubernetes backend against a real API server', () => {
     expect(a.spec?.activeDeadlineSeconds).toBe(300);
     const c = a.spec!.containers[0]!;
     expect(c.image).toBe('c2d-algo-node:latest');
-    expect(c.resources).toEqual({ requests: { cpu: '1', memory: '512Mi', 'ephemeral-storage': '1Gi' }, limits: { cpu: '1', memory: '512Mi', 'ephemeral-storage': '1Gi' } });
+    expect(c.resources).toEqual({
+      requests: { cpu: '1', memory: '512Mi', 'ephemeral-storage': '1Gi' },
+      limits: { cpu: '1', memory: '512Mi', 'ephemeral-storage': '1Gi' },
+    });
     const mounts = Object.fromEntries((c.volumeMounts ?? []).map((m) => [m.mountPath, Boolean(m.readOnly)]));
-    expect(mounts).toEqual({ '/data/inputs': true, '/data/transformations': true, '/data/ddos': true, '/data/outputs': false, '/data/logs': false, '/tmp': false });
+    expect(mounts).toEqual({
+      '/data/inputs': true,
+      '/data/transformations': true,
+      '/data/ddos': true,
+      '/data/outputs': false,
+      '/data/logs': false,
+      '/tmp': false,
+    });
     expect(a.spec?.volumes?.some((v) => v.secret)).toBe(false);
     expect(c.env).toContainEqual({ name: 'ALGO', value: '/data/transformations/algorithm' });
 
@@ -118,7 +136,10 @@ describe('kubernetes backend against a real API server', () => {
     expect(fs.statSync(outputsDir).isDirectory()).toBe(true);
     fs.writeFileSync(path.join(outputsDir, 'result.txt'), 'forty-two');
     fs.symlinkSync('/etc/passwd', path.join(outputsDir, 'planted-link'));
-    await cluster.setPodStatus(podName(jobId, 'publish'), terminated('publish', { exitCode: 0, reason: 'Completed', message: '{"files":[{"filename":"result.txt","size":9}]}' }));
+    await cluster.setPodStatus(
+      podName(jobId, 'publish'),
+      terminated('publish', { exitCode: 0, reason: 'Completed', message: '{"files":[{"filename":"result.txt","size":9}]}' }),
+    );
     expect(await publish.outcome).toEqual(ok({ report: { files: [{ filename: 'result.txt', size: 9 }] } }));
     const published = await backend.listPublished(jobId);
     const outputs = published.filter((f) => f.type === 'output');
@@ -135,7 +156,11 @@ describe('kubernetes backend against a real API server', () => {
   it.each([
     ['exits with code 3', terminated('algorithm', { exitCode: 3, reason: 'Error' }), { exitCode: 3, oomKilled: false, reason: '' }],
     ['is OOMKilled', terminated('algorithm', { exitCode: 137, reason: 'OOMKilled' }), { exitCode: 137, oomKilled: true, reason: 'oom' }],
-    ['exceeds its deadline', { phase: 'Failed', reason: 'DeadlineExceeded', message: 'Pod was active on the node longer than the specified deadline' }, { exitCode: null, oomKilled: false, reason: 'deadline' }],
+    [
+      'exceeds its deadline',
+      { phase: 'Failed', reason: 'DeadlineExceeded', message: 'Pod was active on the node longer than the specified deadline' },
+      { exitCode: null, oomKilled: false, reason: 'deadline' },
+    ],
   ])('when the algorithm pod %s, then the step outcome says so', async (_, status, expected) => {
     const jobId = newJobId();
     const { backend } = cluster.backend();
@@ -152,7 +177,12 @@ describe('kubernetes backend against a real API server', () => {
     const { backend } = cluster.backend();
     const step = await startStep(backend, jobId, 'algorithm');
     await cluster.setPodStatus(podName(jobId, 'algorithm'), waiting('algorithm', 'ErrImagePull', 'rpc error: not found'));
-    expect(await step.outcome).toEqual({ exitCode: null, oomKilled: false, reason: 'image-pull: image "c2d-algo-node:latest" cannot be pulled (ErrImagePull)', reattached: false });
+    expect(await step.outcome).toEqual({
+      exitCode: null,
+      oomKilled: false,
+      reason: 'image-pull: image "c2d-algo-node:latest" cannot be pulled (ErrImagePull)',
+      reattached: false,
+    });
     expect(await cluster.jobObjects(jobId)).not.toContain(`Pod/c2d-${jobId}-algorithm`);
     await backend.cleanup(jobId);
     await cluster.waitForNothingLeft(jobId);
@@ -162,8 +192,17 @@ describe('kubernetes backend against a real API server', () => {
     const jobId = newJobId();
     const { backend } = cluster.backend();
     const step = await startStep(backend, jobId, 'configure');
-    await cluster.setPodStatus(podName(jobId, 'configure'), terminated('configure', { exitCode: 10, reason: 'Error', message: '{"ok":false,"failed":"dataset","index":0,"reason":"dataset 0 file 0: HTTP 404"}' }));
-    expect(await step.outcome).toEqual({ exitCode: 10, oomKilled: false, reason: '', report: { ok: false, failed: 'dataset', index: 0, reason: 'dataset 0 file 0: HTTP 404' }, reattached: false });
+    await cluster.setPodStatus(
+      podName(jobId, 'configure'),
+      terminated('configure', { exitCode: 10, reason: 'Error', message: '{"ok":false,"failed":"dataset","index":0,"reason":"dataset 0 file 0: HTTP 404"}' }),
+    );
+    expect(await step.outcome).toEqual({
+      exitCode: 10,
+      oomKilled: false,
+      reason: '',
+      report: { ok: false, failed: 'dataset', index: 0, reason: 'dataset 0 file 0: HTTP 404' },
+      reattached: false,
+    });
     expect((await cluster.jobObjects(jobId)).filter((o) => o.startsWith('Secret/'))).toEqual([]);
     await backend.cleanup(jobId);
     await cluster.waitForNothingLeft(jobId);
@@ -229,7 +268,7 @@ describe('kubernetes backend against a real API server', () => {
     await cluster.waitForNothingLeft(jobId);
   });
 
-  it('when the cluster refuses an object (a configure spec over the Secret size limit), then the step fails as permanent with the API server\'s reason and starts no pod', async () => {
+  it("when the cluster refuses an object (a configure spec over the Secret size limit), then the step fails as permanent with the API server's reason and starts no pod", async () => {
     const jobId = newJobId();
     const { backend } = cluster.backend();
     const big: ConfigureSpec = { ...configureSpec, algorithm: { did: null, ddo: null, rawcode: 'x'.repeat(1100 * 1024) } };
@@ -247,7 +286,10 @@ describe('kubernetes backend against a real API server', () => {
   it('when the algorithm may use the network, then no deny policy is made and its pod carries the label the namespace policy lets out', async () => {
     const jobId = newJobId();
     const { backend } = cluster.backend();
-    const outcome = backend.runStep({ jobId, environment: cluster.env(), step: 'algorithm', algorithm: { ...algorithmSpec, allowNetwork: true } }, recordingHooks());
+    const outcome = backend.runStep(
+      { jobId, environment: cluster.env(), step: 'algorithm', algorithm: { ...algorithmSpec, allowNetwork: true } },
+      recordingHooks(),
+    );
     const pod = await cluster.waitForPod(podName(jobId, 'algorithm'));
     expect(pod.metadata?.labels?.['c2d.network']).toBe('allowed');
     expect((await cluster.jobObjects(jobId)).filter((o) => o.startsWith('NetworkPolicy/'))).toEqual([]);
@@ -265,9 +307,21 @@ function expectHardened(pod: V1Pod): void {
   expect(spec.automountServiceAccountToken).toBe(false);
   expect(spec.enableServiceLinks).toBe(false);
   expect(spec.hostNetwork ?? false).toBe(false);
-  expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } });
+  expect(spec.securityContext).toMatchObject({
+    runAsNonRoot: true,
+    runAsUser: 1000,
+    runAsGroup: 1000,
+    fsGroup: 1000,
+    seccompProfile: { type: 'RuntimeDefault' },
+  });
   expect(spec.containers).toHaveLength(1);
-  expect(spec.containers[0]!.securityContext).toEqual({ runAsNonRoot: true, allowPrivilegeEscalation: false, privileged: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+  expect(spec.containers[0]!.securityContext).toEqual({
+    runAsNonRoot: true,
+    allowPrivilegeEscalation: false,
+    privileged: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'] },
+  });
 }
 
 async function until(fn: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {

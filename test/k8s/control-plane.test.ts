@@ -39,7 +39,13 @@ describe('the local Kubernetes control plane', () => {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name, annotations },
-      spec: { automountServiceAccountToken: false, restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox', resources: { requests: { cpu: '1', 'nvidia.com/gpu': '1' }, limits: { cpu: '1', 'nvidia.com/gpu': '1' } } }] },
+      spec: {
+        automountServiceAccountToken: false,
+        restartPolicy: 'Never',
+        containers: [
+          { name: 'main', image: 'busybox', resources: { requests: { cpu: '1', 'nvidia.com/gpu': '1' }, limits: { cpu: '1', 'nvidia.com/gpu': '1' } } },
+        ],
+      },
     });
 
   beforeAll(async () => {
@@ -64,7 +70,9 @@ describe('the local Kubernetes control plane', () => {
     await expect(kube.kubectl(['-n', 'rbac-check', 'get', 'pods', ...as])).rejects.toThrow(/forbidden/);
     await kube.kubectl(['-n', 'rbac-check', 'create', 'role', 'pod-reader', '--verb=get,list', '--resource=pods']);
     await kube.kubectl(['-n', 'rbac-check', 'create', 'rolebinding', 'pod-reader', '--role=pod-reader', '--serviceaccount=rbac-check:someone']);
-    await eventually('the binding takes effect', async () => ((await kube.kubectl(['-n', 'rbac-check', 'auth', 'can-i', 'list', 'pods', ...as]).catch(() => 'no')).trim() === 'yes' ? true : undefined));
+    await eventually('the binding takes effect', async () =>
+      (await kube.kubectl(['-n', 'rbac-check', 'auth', 'can-i', 'list', 'pods', ...as]).catch(() => 'no')).trim() === 'yes' ? true : undefined,
+    );
     await expect(kube.kubectl(['-n', 'rbac-check', 'auth', 'can-i', 'create', 'pods', ...as])).rejects.toThrow();
     await expect(kube.kubectl(['-n', 'default', 'get', 'pods', ...as])).rejects.toThrow(/forbidden/);
   });
@@ -85,13 +93,28 @@ describe('the local Kubernetes control plane', () => {
     await kube.kubectl(['create', 'namespace', 'custom']);
     await kube.waitForServiceAccount('custom');
     await kube.kubectl(['-n', 'custom', 'create', '-f', '-'], pod('ends', KWOK_CUSTOM_STATUS_ANNOTATION));
-    await eventually('the pod scheduled', async () => ((await getJson<PodJson>(['-n', 'custom', 'get', 'pod', 'ends'])).spec.nodeName === FAKE_NODE ? true : undefined));
+    await eventually('the pod scheduled', async () =>
+      (await getJson<PodJson>(['-n', 'custom', 'get', 'pod', 'ends'])).spec.nodeName === FAKE_NODE ? true : undefined,
+    );
     await sleep(1000);
     expect((await getJson<PodJson>(['-n', 'custom', 'get', 'pod', 'ends'])).status.phase).toBe('Pending');
-    const status = { status: { phase: 'Failed', containerStatuses: [{ name: 'main', image: 'busybox', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } }] } };
+    const status = {
+      status: {
+        phase: 'Failed',
+        containerStatuses: [
+          { name: 'main', image: 'busybox', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } },
+        ],
+      },
+    };
     await kube.kubectl(['-n', 'custom', 'patch', 'pod', 'ends', '--subresource=status', '--type=merge', '-p', JSON.stringify(status)]);
     await sleep(1000);
-    const after = await getJson<PodJson & { status: { containerStatuses: { state: { terminated?: { exitCode: number; reason: string } } }[] } }>(['-n', 'custom', 'get', 'pod', 'ends']);
+    const after = await getJson<PodJson & { status: { containerStatuses: { state: { terminated?: { exitCode: number; reason: string } } }[] } }>([
+      '-n',
+      'custom',
+      'get',
+      'pod',
+      'ends',
+    ]);
     expect(after.status.phase).toBe('Failed');
     expect(after.status.containerStatuses[0]?.state.terminated).toMatchObject({ exitCode: 137, reason: 'OOMKilled' });
   });
@@ -108,7 +131,10 @@ describe('the local Kubernetes control plane', () => {
     type Terminated = { exitCode: number; reason: string };
     const state = async (name: string): Promise<{ phase?: string; state: { terminated?: Terminated; waiting?: { reason: string } } }> => {
       const p = await kube.waitForPod('ends', name, () => true);
-      return { phase: p.status?.phase, state: (p.status?.containerStatuses as { state: { terminated?: Terminated; waiting?: { reason: string } } }[])[0]!.state };
+      return {
+        phase: p.status?.phase,
+        state: (p.status?.containerStatuses as { state: { terminated?: Terminated; waiting?: { reason: string } } }[])[0]!.state,
+      };
     };
     expect(await state('ok')).toMatchObject({ phase: 'Succeeded', state: { terminated: { exitCode: 0, reason: 'Completed' } } });
     expect(await state('oom')).toMatchObject({ phase: 'Failed', state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } });
@@ -118,7 +144,12 @@ describe('the local Kubernetes control plane', () => {
   it('when a claim asks for the default storage, then it binds, its pod runs, and once both are deleted nothing is left', async () => {
     await kube.kubectl(['create', 'namespace', 'vol']);
     await kube.waitForServiceAccount('vol');
-    const claim = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '2Gi' } } } };
+    const claim = {
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'data' },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '2Gi' } } },
+    };
     await kube.kubectl(['-n', 'vol', 'create', '-f', '-'], JSON.stringify(claim));
     const user = JSON.parse(pod('user')) as { spec: { volumes?: unknown[] } };
     user.spec.volumes = [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }];
@@ -135,17 +166,26 @@ describe('the local Kubernetes control plane', () => {
     await kube.kubectl(['create', 'namespace', 'gc']);
     await kube.kubectl(['-n', 'gc', 'create', 'configmap', 'owner']);
     const uid = (await kube.kubectl(['-n', 'gc', 'get', 'configmap', 'owner', '-o', 'jsonpath={.metadata.uid}'])).trim();
-    const child = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'child', ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid }] }, stringData: { a: 'b' } };
+    const child = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'child', ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid }] },
+      stringData: { a: 'b' },
+    };
     await kube.kubectl(['-n', 'gc', 'create', '-f', '-'], JSON.stringify(child));
     await kube.kubectl(['-n', 'gc', 'delete', 'configmap', 'owner']);
-    await eventually('the dependent deleted', async () => ((await kube.kubectl(['-n', 'gc', 'get', 'secrets', '-o', 'name'])).includes('secret/child') ? undefined : true));
+    await eventually('the dependent deleted', async () =>
+      (await kube.kubectl(['-n', 'gc', 'get', 'secrets', '-o', 'name'])).includes('secret/child') ? undefined : true,
+    );
   });
 
   it('when a namespace is deleted, then the namespace controller empties and removes it', async () => {
     await kube.kubectl(['create', 'namespace', 'gone']);
     await kube.kubectl(['-n', 'gone', 'create', 'configmap', 'x']);
     await kube.kubectl(['delete', 'namespace', 'gone', '--wait=false']);
-    await eventually('the namespace gone', async () => ((await kube.kubectl(['get', 'namespaces', '-o', 'name'])).includes('namespace/gone') ? undefined : true));
+    await eventually('the namespace gone', async () =>
+      (await kube.kubectl(['get', 'namespaces', '-o', 'name'])).includes('namespace/gone') ? undefined : true,
+    );
   });
 
   it('when npm run k8s:up and k8s:down run, then up prints a working kubeconfig path, says so when already up, and down stops every process', async () => {

@@ -22,7 +22,9 @@ beforeAll(async () => {
   data = await serveFiles({ 'rows.csv': 'x,y\n1,2\n' });
   const k8sEnv = cluster.env();
   stack = await startStack({
-    environments: [{ id: 'k8s-test', backend: 'kubernetes', cpuNumber: 1, ramGB: 0.5, diskGB: 1, maxJobs: 2, maxJobDuration: 300, kubernetes: k8sEnv.kubernetes }],
+    environments: [
+      { id: 'k8s-test', backend: 'kubernetes', cpuNumber: 1, ramGB: 0.5, diskGB: 1, maxJobs: 2, maxJobDuration: 300, kubernetes: k8sEnv.kubernetes },
+    ],
     env: { C2D_KUBECONFIG: cluster.workerKubeconfig, C2D_K8S_RESULTS_DIR: cluster.resultsDir },
   });
   client = stack.consumer();
@@ -85,7 +87,11 @@ describe('a compute job on the kubernetes backend', () => {
     await cluster.waitForPod(pod(jobId, 'publish'));
     await cluster.setPodStatus(pod(jobId, 'publish'), terminated('publish', { exitCode: 0 }));
     const done = await statusBecomes(jobId, 32);
-    expect(done.terminationDetails).toEqual({ exitCode: null, oomKilled: false, reason: 'algorithm could not start: image "c2d-algo-node:latest" cannot be pulled (ImagePullBackOff)' });
+    expect(done.terminationDetails).toEqual({
+      exitCode: null,
+      oomKilled: false,
+      reason: 'algorithm could not start: image "c2d-algo-node:latest" cannot be pulled (ImagePullBackOff)',
+    });
     await cluster.waitForNothingLeft(jobId);
   });
 

@@ -39,24 +39,29 @@ describe('the pod images', () => {
     }
   });
 
-  it.each(['configure', 'publish'])('when the %s image runs, then its entrypoint is our compiled step program, which needs Node built-ins only (the image has no node_modules)', (image) => {
-    const { copied, run } = finalStage(image);
-    expect(run[0]).toBe('node');
-    const built = copied.get(run[1]!);
-    expect(built).toBe(`/src/dist/src/entrypoints/${image}-step.js`);
-    expect(fs.existsSync(path.join(root, `src/entrypoints/${image}-step.ts`))).toBe(true);
-    // global setup compiled dist/: what the image copies
-    const js = fs.readFileSync(path.join(root, built!.replace('/src/', '')), 'utf8');
-    const required = [...js.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]!);
-    expect(required.length).toBeGreaterThan(0);
-    expect(required.filter((r) => !builtinModules.includes(r.replace(/^node:/, '')))).toEqual([]);
-  });
+  it.each(['configure', 'publish'])(
+    'when the %s image runs, then its entrypoint is our compiled step program, which needs Node built-ins only (the image has no node_modules)',
+    (image) => {
+      const { copied, run } = finalStage(image);
+      expect(run[0]).toBe('node');
+      const built = copied.get(run[1]!);
+      expect(built).toBe(`/src/dist/src/entrypoints/${image}-step.js`);
+      expect(fs.existsSync(path.join(root, `src/entrypoints/${image}-step.ts`))).toBe(true);
+      // global setup compiled dist/: what the image copies
+      const js = fs.readFileSync(path.join(root, built!.replace('/src/', '')), 'utf8');
+      const required = [...js.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]!);
+      expect(required.length).toBeGreaterThan(0);
+      expect(required.filter((r) => !builtinModules.includes(r.replace(/^node:/, '')))).toEqual([]);
+    },
+  );
 
   it('when the provider image runs, then API and worker entrypoints the Deployments name are in it', () => {
     const { copied, workdir } = finalStage('provider');
     expect(copied.get('./dist/src')).toBe('/src/dist/src');
     for (const name of ['c2d-api', 'c2d-worker']) {
-      const doc = YAML.parseAllDocuments(fs.readFileSync(path.join(root, 'k8s/base', `${name.slice(4)}.yaml`), 'utf8')).map((d) => d.toJSON() as { kind: string; spec: { template: { spec: { containers: { image: string; command: string[] }[] } } } });
+      const doc = YAML.parseAllDocuments(fs.readFileSync(path.join(root, 'k8s/base', `${name.slice(4)}.yaml`), 'utf8')).map(
+        (d) => d.toJSON() as { kind: string; spec: { template: { spec: { containers: { image: string; command: string[] }[] } } } },
+      );
       const c = doc.find((d) => d.kind === 'Deployment')!.spec.template.spec.containers[0]!;
       expect(c.image).toBe(tagOf('provider'));
       expect(c.command[0]).toBe('node');
@@ -71,8 +76,12 @@ describe('the pod images', () => {
   });
 
   it('when k8s/ environments name algorithm images, then those are the base images built here', () => {
-    const settings = YAML.parseAllDocuments(fs.readFileSync(path.join(root, 'k8s/base/settings.yaml'), 'utf8')).map((d) => d.toJSON() as { metadata: { name: string }; data: Record<string, string> });
-    const envs = YAML.parse(settings.find((d) => d.metadata.name === 'c2d-environments')!.data['environments.yaml']!) as { kubernetes: { algorithmImages: Record<string, string>; images: Record<string, string> } }[];
+    const settings = YAML.parseAllDocuments(fs.readFileSync(path.join(root, 'k8s/base/settings.yaml'), 'utf8')).map(
+      (d) => d.toJSON() as { metadata: { name: string }; data: Record<string, string> },
+    );
+    const envs = YAML.parse(settings.find((d) => d.metadata.name === 'c2d-environments')!.data['environments.yaml']!) as {
+      kubernetes: { algorithmImages: Record<string, string>; images: Record<string, string> };
+    }[];
     for (const env of envs) {
       expect(env.kubernetes.algorithmImages).toEqual({ node: tagOf('algo-node'), python: tagOf('algo-python') });
       expect(env.kubernetes.images).toEqual({ configure: tagOf('configure'), publish: tagOf('publish') });

@@ -34,11 +34,16 @@ interface Check {
   namespace?: string;
 }
 
-const describeCheck = (c: Check): string => `${c.verb} ${c.group ? `${c.group}/` : ''}${c.resource}${c.subresource ? `/${c.subresource}` : ''} in ${c.namespace ?? 'the cluster'}`;
+const describeCheck = (c: Check): string =>
+  `${c.verb} ${c.group ? `${c.group}/` : ''}${c.resource}${c.subresource ? `/${c.subresource}` : ''} in ${c.namespace ?? 'the cluster'}`;
 
 async function allowed(c: Check, who: Account = worker): Promise<boolean> {
   const review = await who.authz.createSelfSubjectAccessReview({
-    body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { verb: c.verb, resource: c.resource, subresource: c.subresource, group: c.group ?? '', namespace: c.namespace } } },
+    body: {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SelfSubjectAccessReview',
+      spec: { resourceAttributes: { verb: c.verb, resource: c.resource, subresource: c.subresource, group: c.group ?? '', namespace: c.namespace } },
+    },
   });
   return review.status?.allowed === true;
 }
@@ -63,7 +68,12 @@ const refused: Check[] = [
   // reading secrets back, changing or entering pods, widening its own rights
   ...['get', 'list', 'watch', 'update', 'patch'].map((verb) => ({ verb, resource: 'secrets', namespace: NAMESPACE })),
   ...['get', 'update', 'patch', 'deletecollection'].map((verb) => ({ verb, resource: 'pods', namespace: NAMESPACE })),
-  ...['exec', 'attach', 'portforward', 'ephemeralcontainers', 'status'].map((subresource) => ({ verb: 'create', resource: 'pods', subresource, namespace: NAMESPACE })),
+  ...['exec', 'attach', 'portforward', 'ephemeralcontainers', 'status'].map((subresource) => ({
+    verb: 'create',
+    resource: 'pods',
+    subresource,
+    namespace: NAMESPACE,
+  })),
   { verb: 'update', resource: 'pods', subresource: 'status', namespace: NAMESPACE },
   { verb: 'list', resource: 'configmaps', namespace: NAMESPACE },
   { verb: 'update', resource: 'configmaps', namespace: NAMESPACE },
@@ -96,9 +106,17 @@ const refused: Check[] = [
 
 /** What a ServiceAccount may do in a namespace, as `verb group/resource` lines, sorted. */
 async function rulesOf(who: Account, namespace: string): Promise<string[]> {
-  const review = await who.authz.createSelfSubjectRulesReview({ body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectRulesReview', spec: { namespace } } });
+  const review = await who.authz.createSelfSubjectRulesReview({
+    body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectRulesReview', spec: { namespace } },
+  });
   return (review.status?.resourceRules ?? [])
-    .flatMap((r) => r.apiGroups!.flatMap((g) => (r.resources ?? []).flatMap((res) => r.verbs.map((v) => `${v} ${g ? `${g}/` : ''}${res}${r.resourceNames?.length ? `:${r.resourceNames.join(',')}` : ''}`))))
+    .flatMap((r) =>
+      r.apiGroups!.flatMap((g) =>
+        (r.resources ?? []).flatMap((res) =>
+          r.verbs.map((v) => `${v} ${g ? `${g}/` : ''}${res}${r.resourceNames?.length ? `:${r.resourceNames.join(',')}` : ''}`),
+        ),
+      ),
+    )
     .sort();
 }
 
@@ -144,7 +162,7 @@ describe('the worker ServiceAccount (k8s/base/worker-rbac.yaml)', () => {
     expect(await allowed(c)).toBe(false);
   });
 
-  it('when it lists its rules, then the compute namespace grants exactly the backend\'s rights beyond what every account has, and other namespaces nothing', async () => {
+  it("when it lists its rules, then the compute namespace grants exactly the backend's rights beyond what every account has, and other namespaces nothing", async () => {
     const rules = (namespace: string) => rulesOf(worker, namespace);
     const everyone = await rules('default'); // what any authenticated account may do (self reviews)
     expect(everyone).toContain('create authorization.k8s.io/selfsubjectaccessreviews');

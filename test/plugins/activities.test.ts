@@ -15,8 +15,20 @@ const environments = [environmentSchema.parse({ id: 'e', plugins: [{ name: 'stri
 const activities = createPluginActivities(new PluginRegistry([refusesByName, breaks]), { environments, backendFor: () => undefined, logger: silent });
 
 const call = (plugin: string, index: number): PluginCall => ({
-  jobId: 'a'.repeat(32), environmentId: 'e', owner: '0x1', plugin, index, stage: 'afterAlgorithm', datasetDids: [], algorithmDid: 'raw',
-  status: 50, statusText: 'Filtering results', stopreq: 0, dateCreated: '0', dateFinished: null, results: 0,
+  jobId: 'a'.repeat(32),
+  environmentId: 'e',
+  owner: '0x1',
+  plugin,
+  index,
+  stage: 'afterAlgorithm',
+  datasetDids: [],
+  algorithmDid: 'raw',
+  status: 50,
+  statusText: 'Filtering results',
+  stopreq: 0,
+  dateCreated: '0',
+  dateFinished: null,
+  results: 0,
 });
 
 async function failureOf(name: string, index: number): Promise<ApplicationFailure> {

@@ -8,13 +8,21 @@ const registry = new PluginRegistry(builtinPlugins);
 
 describe('plugin settings', () => {
   test('when the settings name an unknown plugin, a wrong stage or bad options, then the worker refuses to start and says which entry', () => {
-    const check = (plugins: EnvironmentInput['plugins']): (() => void) => () => checkPluginSettings([env(plugins)], registry);
+    const check =
+      (plugins: EnvironmentInput['plugins']): (() => void) =>
+      () =>
+        checkPluginSettings([env(plugins)], registry);
     expect(check([{ name: 'nope' }])).toThrow('environment e, plugins[0] (nope): no such plugin; built-ins are outputFilter, webhook');
     expect(check([{ name: 'outputFilter', stage: 'afterPublish' }])).toThrow('cannot run at afterPublish; it runs at afterAlgorithm, beforePublish');
     expect(check([{ name: 'webhook', options: { url: 'ftp://x' } }])).toThrow('plugins[0] (webhook): options:');
     expect(check([{ name: 'outputFilter', options: { patterns: ['('] } }])).toThrow('not a valid regular expression');
     expect(check([{ name: 'custom', taskQueue: 'elsewhere' }])).toThrow('set `stage`');
-    expect(check([{ name: 'custom', taskQueue: 'elsewhere', stage: 'afterAlgorithm' }, { name: 'webhook', options: { url: 'https://h.example/x', secret: 's'.repeat(16) } }])).not.toThrow();
+    expect(
+      check([
+        { name: 'custom', taskQueue: 'elsewhere', stage: 'afterAlgorithm' },
+        { name: 'webhook', options: { url: 'https://h.example/x', secret: 's'.repeat(16) } },
+      ]),
+    ).not.toThrow();
   });
 
   test('when a job is planned, then it gets names, stages, positions and policies only — never options', () => {
@@ -25,9 +33,28 @@ describe('plugin settings', () => {
     ]);
     const plan = planPlugins(e, ['did:op:a'], registry);
     expect(plan).toEqual([
-      { name: 'outputFilter', stage: 'afterAlgorithm', index: 0, activity: 'plugin.outputFilter', policy: { timeoutSeconds: 600, maxAttempts: 3, retryIntervalMs: 1000, maxRetryIntervalSeconds: 30 } },
-      { name: 'webhook', stage: 'afterPublish', index: 1, activity: 'plugin.webhook', policy: { timeoutSeconds: 30, maxAttempts: 0, retryIntervalMs: 1000, maxRetryIntervalSeconds: 600, scheduleToCloseSeconds: 86400 } },
-      { name: 'custom', stage: 'beforeProvision', index: 2, activity: 'plugin.custom', taskQueue: 'q', policy: { timeoutSeconds: 60, maxAttempts: 5, retryIntervalMs: 1000, maxRetryIntervalSeconds: 30 } },
+      {
+        name: 'outputFilter',
+        stage: 'afterAlgorithm',
+        index: 0,
+        activity: 'plugin.outputFilter',
+        policy: { timeoutSeconds: 600, maxAttempts: 3, retryIntervalMs: 1000, maxRetryIntervalSeconds: 30 },
+      },
+      {
+        name: 'webhook',
+        stage: 'afterPublish',
+        index: 1,
+        activity: 'plugin.webhook',
+        policy: { timeoutSeconds: 30, maxAttempts: 0, retryIntervalMs: 1000, maxRetryIntervalSeconds: 600, scheduleToCloseSeconds: 86400 },
+      },
+      {
+        name: 'custom',
+        stage: 'beforeProvision',
+        index: 2,
+        activity: 'plugin.custom',
+        taskQueue: 'q',
+        policy: { timeoutSeconds: 60, maxAttempts: 5, retryIntervalMs: 1000, maxRetryIntervalSeconds: 30 },
+      },
     ]);
     expect(JSON.stringify(plan)).not.toMatch(/secret-pattern|t0k3n|kkkk/);
     expect(planPlugins(e, ['did:op:b'], registry).map((p) => p.name)).toEqual(['outputFilter', 'custom']);

@@ -31,7 +31,10 @@ describe('Range header', () => {
     expect((await ask(header).expect(200)).body).toEqual({ range: expected });
   });
 
-  it.each(['bytes=abc', 'bytes=9-2', 'bytes=-', 'bytes=-0', 'bytes=100-', 'bytes=999-1000'])('when the header is %s, then it is not satisfiable', async (header) => {
-    expect((await ask(header).expect(416)).body).toEqual({ unsatisfiable: true });
-  });
+  it.each(['bytes=abc', 'bytes=9-2', 'bytes=-', 'bytes=-0', 'bytes=100-', 'bytes=999-1000'])(
+    'when the header is %s, then it is not satisfiable',
+    async (header) => {
+      expect((await ask(header).expect(416)).body).toEqual({ unsatisfiable: true });
+    },
+  );
 });

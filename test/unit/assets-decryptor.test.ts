@@ -15,18 +15,34 @@ describe('ProviderFileDecryptor', () => {
   });
 
   const refusals: [string, (ddo: ReturnType<typeof datasetFixture>) => void][] = [
-    ['encrypted for another provider', (ddo) => {
-      ddo.services[0]!.files = encryptFiles(Wallet.createRandom().signingKey.publicKey, { datatokenAddress: ddo.services[0]!.datatokenAddress, nftAddress: ddo.nftAddress, urls: [fixtureSecretUrls[0]!] });
-    }],
-    ['for another datatoken', (ddo) => {
-      ddo.services[0]!.datatokenAddress = Wallet.createRandom().address;
-    }],
-    ['for another NFT', (ddo) => {
-      ddo.nftAddress = Wallet.createRandom().address;
-    }],
-    ['not a file list', (ddo) => {
-      ddo.services[0]!.files = `0x${Buffer.from('x').toString('hex')}`;
-    }],
+    [
+      'encrypted for another provider',
+      (ddo) => {
+        ddo.services[0]!.files = encryptFiles(Wallet.createRandom().signingKey.publicKey, {
+          datatokenAddress: ddo.services[0]!.datatokenAddress,
+          nftAddress: ddo.nftAddress,
+          urls: [fixtureSecretUrls[0]!],
+        });
+      },
+    ],
+    [
+      'for another datatoken',
+      (ddo) => {
+        ddo.services[0]!.datatokenAddress = Wallet.createRandom().address;
+      },
+    ],
+    [
+      'for another NFT',
+      (ddo) => {
+        ddo.nftAddress = Wallet.createRandom().address;
+      },
+    ],
+    [
+      'not a file list',
+      (ddo) => {
+        ddo.services[0]!.files = `0x${Buffer.from('x').toString('hex')}`;
+      },
+    ],
   ];
 
   it.each(refusals)('when the files are %s, then access is denied without revealing any URL', async (_name, mutate) => {

@@ -22,7 +22,9 @@ describe('chain settings', () => {
       C2D_FEE_TOKEN: '0x' + 'ab'.repeat(20),
       C2D_CHAIN_CONFIRMATIONS: '2',
     });
-    expect(c.chains).toEqual({ 1337: { chainId: 1337, rpcUrl: 'http://127.0.0.1:9545', contractsFile: '/tmp/x/address.json', feeToken: '0x' + 'ab'.repeat(20), confirmations: 2 } });
+    expect(c.chains).toEqual({
+      1337: { chainId: 1337, rpcUrl: 'http://127.0.0.1:9545', contractsFile: '/tmp/x/address.json', feeToken: '0x' + 'ab'.repeat(20), confirmations: 2 },
+    });
   });
 
   it('when a chain setting is malformed, then the error names the variable', () => {

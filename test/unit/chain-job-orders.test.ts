@@ -7,8 +7,12 @@ import type { JobInput } from '../../src/domain/job';
 import { silentLogger } from '../helpers/process-backend';
 
 const did = (c: string): string => `did:op:${c.repeat(64)}`;
-const ddo = (id: string, datatokenAddress?: string): Ddo =>
-  ({ id, nftAddress: datatokenAddress ? '0x' + '99'.repeat(20) : undefined, metadata: { type: 'dataset', name: id }, services: [{ id: 'compute', type: 'compute', files: '0x00', timeout: 0, ...(datatokenAddress ? { datatokenAddress } : {}) }] });
+const ddo = (id: string, datatokenAddress?: string): Ddo => ({
+  id,
+  nftAddress: datatokenAddress ? '0x' + '99'.repeat(20) : undefined,
+  metadata: { type: 'dataset', name: id },
+  services: [{ id: 'compute', type: 'compute', files: '0x00', timeout: 0, ...(datatokenAddress ? { datatokenAddress } : {}) }],
+});
 
 describe('verifyJobOrders', () => {
   // nothing listens here: a test that reached the chain would fail as unavailable

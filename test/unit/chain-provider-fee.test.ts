@@ -16,8 +16,21 @@ describe('provider fee', () => {
 
   it('when a fee is signed, then providerData is the JSON of the contract and the signer recovers to the provider', () => {
     const wallet = Wallet.createRandom();
-    const fee = signProviderFee(wallet, { environment: 'env-1', datatoken: '0x' + 'ab'.repeat(20), serviceId: 'svc', feeToken: '0x' + 'cd'.repeat(20), amount: 5n, validUntil: 1_900_000_000, now: 1_800_000_000 });
-    expect(JSON.parse(toUtf8String(fee.providerData))).toEqual({ environment: 'env-1', timestamp: 1_800_000_000, dt: '0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB', id: 'svc' });
+    const fee = signProviderFee(wallet, {
+      environment: 'env-1',
+      datatoken: '0x' + 'ab'.repeat(20),
+      serviceId: 'svc',
+      feeToken: '0x' + 'cd'.repeat(20),
+      amount: 5n,
+      validUntil: 1_900_000_000,
+      now: 1_800_000_000,
+    });
+    expect(JSON.parse(toUtf8String(fee.providerData))).toEqual({
+      environment: 'env-1',
+      timestamp: 1_800_000_000,
+      dt: '0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB',
+      id: 'svc',
+    });
     expect(Object.keys(JSON.parse(toUtf8String(fee.providerData)))).toEqual(['environment', 'timestamp', 'dt', 'id']);
     expect(decodeProviderData(fee.providerData)?.environment).toBe('env-1');
     expect(fee).toMatchObject({ providerFeeAddress: wallet.address, providerFeeAmount: '5', validUntil: 1_900_000_000 });

@@ -29,7 +29,11 @@ describe('codec endpoint (Temporal remote codec protocol)', () => {
   it('when the UI posts encrypted payloads with the token, then it gets them decoded in the same JSON shape', async () => {
     const { app } = appWith(enabled);
     const payload = await encryptedJson({ owner: '0xowner', did: 'did:op:1' });
-    const res = await request(app).post('/codec/decode').set({ Authorization: `Bearer ${TOKEN}`, 'X-Namespace': 'default', Origin: UI }).send({ payloads: [payload] }).expect(200);
+    const res = await request(app)
+      .post('/codec/decode')
+      .set({ Authorization: `Bearer ${TOKEN}`, 'X-Namespace': 'default', Origin: UI })
+      .send({ payloads: [payload] })
+      .expect(200);
     expect(res.headers['access-control-allow-origin']).toBe(UI);
     const [decoded] = res.body.payloads;
     expect(Buffer.from(decoded.metadata.encoding, 'base64').toString()).toBe('json/plain');
@@ -40,7 +44,11 @@ describe('codec endpoint (Temporal remote codec protocol)', () => {
     const { app } = appWith(enabled);
     const plain = defaultPayloadConverter.toPayload('from the UI');
     const json = { metadata: { encoding: b64(plain.metadata?.encoding) }, data: b64(plain.data) };
-    const encoded = await request(app).post('/codec/encode').set('Authorization', `Bearer ${TOKEN}`).send({ payloads: [json] }).expect(200);
+    const encoded = await request(app)
+      .post('/codec/encode')
+      .set('Authorization', `Bearer ${TOKEN}`)
+      .send({ payloads: [json] })
+      .expect(200);
     expect(Buffer.from(encoded.body.payloads[0].metadata['encryption-key-id'], 'base64').toString()).toBe('k1');
     const decoded = await request(app).post('/codec/decode').set('Authorization', `Bearer ${TOKEN}`).send(encoded.body).expect(200);
     expect(decoded.body.payloads[0]).toEqual(json);
@@ -48,7 +56,11 @@ describe('codec endpoint (Temporal remote codec protocol)', () => {
 
   it('when the token rides in the path (a UI that cannot send headers), then it decodes and no log line carries the token', async () => {
     const { app, logger } = appWith(enabled);
-    await request(app).post(`/codec/${TOKEN}/decode`).set('Origin', UI).send({ payloads: [await encryptedJson('x')] }).expect(200);
+    await request(app)
+      .post(`/codec/${TOKEN}/decode`)
+      .set('Origin', UI)
+      .send({ payloads: [await encryptedJson('x')] })
+      .expect(200);
     await request(app).post(`/codec/wrong-${TOKEN}/decode`).send({ payloads: [] }).expect(401);
     expect(logger.entries.length).toBeGreaterThan(0);
     expect(JSON.stringify(logger.entries)).not.toContain(TOKEN);
@@ -60,7 +72,11 @@ describe('codec endpoint (Temporal remote codec protocol)', () => {
     ['the token without the Bearer scheme', { Authorization: TOKEN }],
   ])('when a caller sends %s, then it gets 401 and nothing decoded', async (_what, headers: Record<string, string>) => {
     const { app } = appWith(enabled);
-    const res = await request(app).post('/codec/decode').set(headers).send({ payloads: [await encryptedJson('secret-value')] }).expect(401);
+    const res = await request(app)
+      .post('/codec/decode')
+      .set(headers)
+      .send({ payloads: [await encryptedJson('secret-value')] })
+      .expect(401);
     expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
     expect(res.body.error).toMatch(/C2D_CODEC_TOKEN/);
     expect(JSON.stringify(res.body)).not.toContain('secret-value');
@@ -68,10 +84,16 @@ describe('codec endpoint (Temporal remote codec protocol)', () => {
 
   it('when a page of another origin sends a preflight, then it is refused without CORS headers; the UI origin gets them', async () => {
     const { app } = appWith(enabled);
-    const evil = await request(app).options('/codec/decode').set({ Origin: 'http://evil.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type,x-namespace' }).expect(403);
+    const evil = await request(app)
+      .options('/codec/decode')
+      .set({ Origin: 'http://evil.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type,x-namespace' })
+      .expect(403);
     expect(evil.headers['access-control-allow-origin']).toBeUndefined();
     expect(evil.body.error).toMatch(/C2D_CODEC_UI_ORIGINS/);
-    const ui = await request(app).options('/codec/decode').set({ Origin: UI, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type,x-namespace' }).expect(204);
+    const ui = await request(app)
+      .options('/codec/decode')
+      .set({ Origin: UI, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type,x-namespace' })
+      .expect(204);
     expect(ui.headers['access-control-allow-origin']).toBe(UI);
     expect(ui.headers['access-control-allow-headers']).toMatch(/X-Namespace/);
     expect(ui.headers['access-control-allow-methods']).toMatch(/POST/);
@@ -79,7 +101,11 @@ describe('codec endpoint (Temporal remote codec protocol)', () => {
 
   it('when another origin posts even with the right token, then it is refused', async () => {
     const { app } = appWith(enabled);
-    const res = await request(app).post('/codec/decode').set({ Origin: 'http://evil.example', Authorization: `Bearer ${TOKEN}` }).send({ payloads: [await encryptedJson('x')] }).expect(403);
+    const res = await request(app)
+      .post('/codec/decode')
+      .set({ Origin: 'http://evil.example', Authorization: `Bearer ${TOKEN}` })
+      .send({ payloads: [await encryptedJson('x')] })
+      .expect(403);
     expect(res.headers['access-control-allow-origin']).toBeUndefined();
   });
 
@@ -93,22 +119,46 @@ describe('codec endpoint (Temporal remote codec protocol)', () => {
 
   it('when the request names another namespace, then it is refused', async () => {
     const { app } = appWith(enabled);
-    const res = await request(app).post('/codec/decode').set({ Authorization: `Bearer ${TOKEN}`, 'X-Namespace': 'other' }).send({ payloads: [] }).expect(403);
+    const res = await request(app)
+      .post('/codec/decode')
+      .set({ Authorization: `Bearer ${TOKEN}`, 'X-Namespace': 'other' })
+      .send({ payloads: [] })
+      .expect(403);
     expect(res.body.error).toBe('this codec serves namespace default, not other');
   });
 
   it('when a payload names an unknown key id, then the answer is 422 with the codec message', async () => {
     const { app } = appWith({ ...enabled, codec: new AesGcmPayloadCodec([{ id: 'k2', key: new Uint8Array(crypto.randomBytes(32)) }]) });
-    const res = await request(app).post('/codec/decode').set('Authorization', `Bearer ${TOKEN}`).send({ payloads: [await encryptedJson('x')] }).expect(422);
+    const res = await request(app)
+      .post('/codec/decode')
+      .set('Authorization', `Bearer ${TOKEN}`)
+      .send({ payloads: [await encryptedJson('x')] })
+      .expect(422);
     expect(res.body.error).toMatch(/key id "k1", which is not in C2D_PAYLOAD_KEYS/);
   });
 
   it('when the body is not the protocol shape or not JSON, then the answer is 400 saying what is expected', async () => {
     const { app } = appWith(enabled);
     const auth = { Authorization: `Bearer ${TOKEN}` };
-    expect((await request(app).post('/codec/decode').set(auth).send({ payloads: [{ data: '***' }] }).expect(400)).body.error).toMatch(/payloads/);
+    expect(
+      (
+        await request(app)
+          .post('/codec/decode')
+          .set(auth)
+          .send({ payloads: [{ data: '***' }] })
+          .expect(400)
+      ).body.error,
+    ).toMatch(/payloads/);
     expect((await request(app).post('/codec/decode').set(auth).send({ nope: 1 }).expect(400)).body.error).toMatch(/payloads/);
-    expect((await request(app).post('/codec/decode').set({ ...auth, 'Content-Type': 'application/json' }).send('{broken').expect(400)).body.error).toBe('the body must be JSON');
+    expect(
+      (
+        await request(app)
+          .post('/codec/decode')
+          .set({ ...auth, 'Content-Type': 'application/json' })
+          .send('{broken')
+          .expect(400)
+      ).body.error,
+    ).toBe('the body must be JSON');
   });
 
   it('when called with GET, then 405', async () => {

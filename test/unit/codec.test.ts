@@ -68,7 +68,9 @@ describe('AesGcmPayloadCodec', () => {
     const [encoded] = await new AesGcmPayloadCodec([k1]).encode([defaultPayloadConverter.toPayload(job)]);
     const err = await new AesGcmPayloadCodec([k2]).decode([encoded as Payload]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PayloadDecryptionError);
-    expect((err as Error).message).toBe('payload was encrypted with key id "k1", which is not in C2D_PAYLOAD_KEYS (ids: k2); add that key back after the current one to read it');
+    expect((err as Error).message).toBe(
+      'payload was encrypted with key id "k1", which is not in C2D_PAYLOAD_KEYS (ids: k2); add that key back after the current one to read it',
+    );
   });
 
   it('when a payload was never encrypted (history from before encryption), then decode passes it through', async () => {

@@ -7,8 +7,25 @@ const limits = { memoryBytes: 0.25 * 1024 ** 3, cpus: 1.5, maxProcesses: 64 };
 
 describe('cgroupLimitWrites', () => {
   test.each([
-    [1 as const, [['memory/memory.limit_in_bytes', '268435456'], ['memory/memory.memsw.limit_in_bytes?', '268435456'], ['cpu/cpu.cfs_period_us', '100000'], ['cpu/cpu.cfs_quota_us', '150000'], ['pids/pids.max', '64']]],
-    [2 as const, [['memory.max', '268435456'], ['memory.swap.max?', '0'], ['cpu.max', '150000 100000'], ['pids.max', '64']]],
+    [
+      1 as const,
+      [
+        ['memory/memory.limit_in_bytes', '268435456'],
+        ['memory/memory.memsw.limit_in_bytes?', '268435456'],
+        ['cpu/cpu.cfs_period_us', '100000'],
+        ['cpu/cpu.cfs_quota_us', '150000'],
+        ['pids/pids.max', '64'],
+      ],
+    ],
+    [
+      2 as const,
+      [
+        ['memory.max', '268435456'],
+        ['memory.swap.max?', '0'],
+        ['cpu.max', '150000 100000'],
+        ['pids.max', '64'],
+      ],
+    ],
   ])('when the hierarchy is v%s, then memory, cpu and pids limits are written in a valid order', (version, want) => {
     expect(cgroupLimitWrites(version, limits)).toEqual(want);
   });

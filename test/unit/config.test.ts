@@ -29,7 +29,12 @@ describe('loadConfig', () => {
     fs.writeFileSync(file, '- id: a\n- id: a\n');
     expect(() => loadConfig({ C2D_DATA_DIR: dir, C2D_ENVIRONMENTS_FILE: file })).toThrow(/duplicate environment id a/);
     fs.writeFileSync(file, '- id: small\n  ramGB: 0.5\n  maxJobs: 1\n');
-    expect(loadConfig({ C2D_DATA_DIR: dir, C2D_ENVIRONMENTS_FILE: file }).environments[0]).toMatchObject({ id: 'small', ramGB: 0.5, maxJobs: 1, storageExpiry: 604800 });
+    expect(loadConfig({ C2D_DATA_DIR: dir, C2D_ENVIRONMENTS_FILE: file }).environments[0]).toMatchObject({
+      id: 'small',
+      ramGB: 0.5,
+      maxJobs: 1,
+      storageExpiry: 604800,
+    });
   });
 
   it('when runtimes are configured, then images map to absolute host binaries', () => {

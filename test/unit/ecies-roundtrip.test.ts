@@ -58,7 +58,9 @@ describe('ECIES (eciespy / eciesjs layout)', () => {
       ecdh.setPrivateKey(Buffer.concat([Buffer.alloc(31), Buffer.from([k])]));
       return ecdh.getPublicKey();
     };
-    expect(deriveSharedKey(publicOf(2), Buffer.from([2]), publicOf(3)).toString('hex')).toBe('6f982d63e8590c9d9b5b4c1959ff80315d772edd8f60287c9361d548d5200f82');
+    expect(deriveSharedKey(publicOf(2), Buffer.from([2]), publicOf(3)).toString('hex')).toBe(
+      '6f982d63e8590c9d9b5b4c1959ff80315d772edd8f60287c9361d548d5200f82',
+    );
   });
 
   it('when the ciphertext is shorter than its header, then decryption fails', () => {

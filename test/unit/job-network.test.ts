@@ -1,6 +1,18 @@
 import { C2DError } from '../../src/domain/errors';
 import { silentLogger } from '../helpers/process-backend';
-import { DEFAULT_NETWORK, JobNetworks, jobNetworkNames, networkProblem, nftRuleset, parseCidr, preferredSlot, setupCommands, slotCount, slotLink, teardownCommands } from '../../src/compute/process/network';
+import {
+  DEFAULT_NETWORK,
+  JobNetworks,
+  jobNetworkNames,
+  networkProblem,
+  nftRuleset,
+  parseCidr,
+  preferredSlot,
+  setupCommands,
+  slotCount,
+  slotLink,
+  teardownCommands,
+} from '../../src/compute/process/network';
 
 const JOB = '0123456789abcdef0123456789abcdef';
 
@@ -26,9 +38,12 @@ describe('address pool', () => {
     expect(parseCidr(cidr)).toEqual(want);
   });
 
-  test.each([['10.0.0.0'], ['10.0.0.256/8'], ['10.0.0.0/33'], ['10.0.0/8'], ['fd00::/8'], ['10.0.0.0/8/1'], ['']])('when parsing %j, then it is refused', (cidr) => {
-    expect(() => parseCidr(cidr)).toThrow(/IPv4/);
-  });
+  test.each([['10.0.0.0'], ['10.0.0.256/8'], ['10.0.0.0/33'], ['10.0.0/8'], ['fd00::/8'], ['10.0.0.0/8/1'], ['']])(
+    'when parsing %j, then it is refused',
+    (cidr) => {
+      expect(() => parseCidr(cidr)).toThrow(/IPv4/);
+    },
+  );
 
   test.each([
     ['10.213.0.0/16', 0, { host: '10.213.0.1', job: '10.213.0.2', prefix: 30 }],
@@ -61,7 +76,9 @@ describe('nftRuleset', () => {
   });
 
   test('when a job link sends to any address of the host, then the input hook refuses it (0.0.0.0-bound services included)', () => {
-    expect(rules).toMatch(/chain input \{ type filter hook input priority filter - 10; policy accept;\n\s+iifname "c2dj\*" meta l4proto tcp reject with tcp reset\n\s+iifname "c2dj\*" reject with icmpx type admin-prohibited\n\s+\}/);
+    expect(rules).toMatch(
+      /chain input \{ type filter hook input priority filter - 10; policy accept;\n\s+iifname "c2dj\*" meta l4proto tcp reject with tcp reset\n\s+iifname "c2dj\*" reject with icmpx type admin-prohibited\n\s+\}/,
+    );
   });
 
   test('when forwarding, then job-to-job, inbound connections, non-IPv4 and the deny list are refused, and only job traffic is masqueraded', () => {
@@ -130,9 +147,16 @@ describe('networkProblem', () => {
 describe('JobNetworks without root', () => {
   test('when a job needs network and the worker is not root, then setup fails permanently with a message that says why, and teardown is a no-op', async () => {
     const nets = new JobNetworks({ settings: DEFAULT_NETWORK, logger: silentLogger, isRoot: false, slotsDir: '/nonexistent/slots' });
-    const err = await nets.setup(JOB).then(() => null, (e: unknown) => e);
+    const err = await nets.setup(JOB).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(C2DError);
-    expect(err).toMatchObject({ kind: 'conflict', code: 'network_unavailable', message: expect.stringMatching(/cannot give the algorithm network access: the worker does not run as root/) });
+    expect(err).toMatchObject({
+      kind: 'conflict',
+      code: 'network_unavailable',
+      message: expect.stringMatching(/cannot give the algorithm network access: the worker does not run as root/),
+    });
     await expect(nets.teardown(JOB)).resolves.toBeUndefined();
   });
 

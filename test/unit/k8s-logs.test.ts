@@ -48,7 +48,9 @@ class FakeCluster implements KubeClient {
     this.calls++;
     const name = selector.fieldSelector?.replace('metadata.name=', '');
     const job = selector.labelSelector?.replace('c2d.job=', '');
-    const items = [...this.objects.values()].filter((o): o is KubeObject & { kind: 'Pod' } => o.kind === 'Pod' && (!name || o.metadata?.name === name) && (!job || o.metadata?.labels?.['c2d.job'] === job));
+    const items = [...this.objects.values()].filter(
+      (o): o is KubeObject & { kind: 'Pod' } => o.kind === 'Pod' && (!name || o.metadata?.name === name) && (!job || o.metadata?.labels?.['c2d.job'] === job),
+    );
     return Promise.resolve({ items: items, resourceVersion: '1' });
   }
   async watchPods(_ns: string, query: { fieldSelector?: string }, onEvent: (type: PodEventType, pod: V1Pod) => void, signal: AbortSignal) {
@@ -84,8 +86,14 @@ class FakeCluster implements KubeClient {
 }
 
 const env = kubernetesEnvironmentSchema.parse({ id: 'k8s', backend: 'kubernetes' });
-const terminated = (step: string, exitCode = 0): V1Pod['status'] => ({ phase: exitCode === 0 ? 'Succeeded' : 'Failed', containerStatuses: [{ name: step, image: 'i', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode } } }] });
-const runningStatus = (step: string): V1Pod['status'] => ({ phase: 'Running', containerStatuses: [{ name: step, image: 'i', imageID: '', ready: true, restartCount: 0, state: { running: {} } }] });
+const terminated = (step: string, exitCode = 0): V1Pod['status'] => ({
+  phase: exitCode === 0 ? 'Succeeded' : 'Failed',
+  containerStatuses: [{ name: step, image: 'i', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode } } }],
+});
+const runningStatus = (step: string): V1Pod['status'] => ({
+  phase: 'Running',
+  containerStatuses: [{ name: step, image: 'i', imageID: '', ready: true, restartCount: 0, state: { running: {} } }],
+});
 const hooks = { heartbeat: () => undefined, signal: new AbortController().signal };
 const algorithm = { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: '' }, env: {}, allowNetwork: false };
 
@@ -133,7 +141,7 @@ describe('kubernetes backend logs', () => {
     expect(await text(backend.openLog(jobId, 'algorithm', { follow: true }))).toBe('hello from the algorithm\n');
   });
 
-  it('when a running algorithm\'s log is followed, then it streams from the pod log API once the container has started, until it ends', async () => {
+  it("when a running algorithm's log is followed, then it streams from the pod log API once the container has started, until it ends", async () => {
     const run = backend.runStep({ jobId, environment: env, step: 'algorithm', algorithm }, hooks);
     await eventually(() => cluster.objects.has(`Pod/${podName('algorithm')}`));
     const reading = text(backend.openLog(jobId, 'algorithm', { follow: true }));

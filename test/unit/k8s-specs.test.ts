@@ -22,8 +22,13 @@ import {
 import { environmentSchema, type KubernetesEnvironmentInput, kubernetesEnvironmentSchema } from '../../src/domain/environment';
 
 const jobId = '0123456789abcdef0123456789abcdef';
-const env = (overrides: Partial<KubernetesEnvironmentInput> = {}) => kubernetesEnvironmentSchema.parse({ id: 'k8s-small', backend: 'kubernetes', cpuNumber: 2, ramGB: 1.5, diskGB: 3, maxJobDuration: 600, ...overrides });
-const ctx = (overrides: Partial<KubernetesEnvironmentInput> = {}): JobContext => ({ jobId, environment: env(overrides), owner: { name: `c2d-${jobId}`, uid: 'owner-uid' } });
+const env = (overrides: Partial<KubernetesEnvironmentInput> = {}) =>
+  kubernetesEnvironmentSchema.parse({ id: 'k8s-small', backend: 'kubernetes', cpuNumber: 2, ramGB: 1.5, diskGB: 3, maxJobDuration: 600, ...overrides });
+const ctx = (overrides: Partial<KubernetesEnvironmentInput> = {}): JobContext => ({
+  jobId,
+  environment: env(overrides),
+  owner: { name: `c2d-${jobId}`, uid: 'owner-uid' },
+});
 const algorithm = (overrides: Partial<AlgorithmSpec> = {}): AlgorithmSpec => ({
   container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: '' },
   env: { DIDS: '["did:op:1"]', TRANSFORMATION_DID: 'raw' },
@@ -94,7 +99,10 @@ describe('owned objects', () => {
 
   it.each([
     [{}, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '3072Mi' } } }],
-    [{ kubernetes: { storageClassName: 'fast' } }, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '3072Mi' } }, storageClassName: 'fast' }],
+    [
+      { kubernetes: { storageClassName: 'fast' } },
+      { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '3072Mi' } }, storageClassName: 'fast' },
+    ],
   ] as const)('when the environment is %j, then the data claim spec is %j', (overrides, spec) => {
     expect(dataVolumeClaim(ctx(overrides as Partial<KubernetesEnvironmentInput>)).spec).toEqual(spec);
   });
@@ -106,7 +114,7 @@ describe('owned objects', () => {
     expect(JSON.parse(Buffer.from(secret.data?.['configure.json'] ?? '', 'base64').toString())).toEqual(configureSpec);
   });
 
-  it('when the network policy is built, then it selects only this job\'s algorithm pod and allows nothing in or out', () => {
+  it("when the network policy is built, then it selects only this job's algorithm pod and allows nothing in or out", () => {
     expect(algorithmNetworkPolicy(c).spec).toEqual({
       podSelector: { matchLabels: { 'c2d.job': jobId, 'c2d.step': 'algorithm' } },
       policyTypes: ['Ingress', 'Egress'],
@@ -131,25 +139,40 @@ describe('step pods', () => {
     ['publish', publishPod(ctx())],
   ] as const;
 
-  it.each(steps)('when the %s pod is built, then it is hardened: non-root, read-only root, no token, no capabilities, no escalation, never restarted', (step, pod) => {
-    const spec = pod.spec!;
-    expect(pod.metadata?.name).toBe(`c2d-${jobId}-${step}`);
-    expect(pod.metadata?.labels?.['c2d.step']).toBe(step);
-    expect(spec.restartPolicy).toBe('Never');
-    expect(spec.automountServiceAccountToken).toBe(false);
-    expect(spec.enableServiceLinks).toBe(false);
-    expect(spec.activeDeadlineSeconds).toBe(600);
-    expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } });
-    expect(spec.containers).toHaveLength(1);
-    const c = spec.containers[0]!;
-    expect(c.name).toBe(step);
-    expect(c.securityContext).toEqual({ runAsNonRoot: true, allowPrivilegeEscalation: false, privileged: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
-    expect(c.terminationMessagePath).toBe('/dev/termination-log');
-    expect(c.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
-    expect(spec.volumes).toContainEqual({ name: 'tmp', emptyDir: { sizeLimit: '1024Mi' } });
-    expect(spec.hostNetwork).toBeUndefined();
-    expect(spec.nodeSelector).toBeUndefined();
-  });
+  it.each(steps)(
+    'when the %s pod is built, then it is hardened: non-root, read-only root, no token, no capabilities, no escalation, never restarted',
+    (step, pod) => {
+      const spec = pod.spec!;
+      expect(pod.metadata?.name).toBe(`c2d-${jobId}-${step}`);
+      expect(pod.metadata?.labels?.['c2d.step']).toBe(step);
+      expect(spec.restartPolicy).toBe('Never');
+      expect(spec.automountServiceAccountToken).toBe(false);
+      expect(spec.enableServiceLinks).toBe(false);
+      expect(spec.activeDeadlineSeconds).toBe(600);
+      expect(spec.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        runAsUser: 1000,
+        runAsGroup: 1000,
+        fsGroup: 1000,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect(spec.containers).toHaveLength(1);
+      const c = spec.containers[0]!;
+      expect(c.name).toBe(step);
+      expect(c.securityContext).toEqual({
+        runAsNonRoot: true,
+        allowPrivilegeEscalation: false,
+        privileged: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
+      expect(c.terminationMessagePath).toBe('/dev/termination-log');
+      expect(c.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
+      expect(spec.volumes).toContainEqual({ name: 'tmp', emptyDir: { sizeLimit: '1024Mi' } });
+      expect(spec.hostNetwork).toBeUndefined();
+      expect(spec.nodeSelector).toBeUndefined();
+    },
+  );
 
   it('when the algorithm pod is built, then inputs, code and DDOs are read-only, outputs and logs writable', () => {
     const c = algorithmPod(ctx(), algorithm(), 'img').spec!.containers[0]!;
@@ -171,8 +194,14 @@ describe('step pods', () => {
   });
 
   it.each([
-    [{ cpuNumber: 2, ramGB: 1.5 }, { cpu: '2000m', memory: '1536Mi', 'ephemeral-storage': '1024Mi' }],
-    [{ cpuNumber: 0.5, ramGB: 4, gpuNumber: 2, kubernetes: { ephemeralStorageGB: 10 } }, { cpu: '500m', memory: '4096Mi', 'ephemeral-storage': '10240Mi', 'nvidia.com/gpu': '2' }],
+    [
+      { cpuNumber: 2, ramGB: 1.5 },
+      { cpu: '2000m', memory: '1536Mi', 'ephemeral-storage': '1024Mi' },
+    ],
+    [
+      { cpuNumber: 0.5, ramGB: 4, gpuNumber: 2, kubernetes: { ephemeralStorageGB: 10 } },
+      { cpu: '500m', memory: '4096Mi', 'ephemeral-storage': '10240Mi', 'nvidia.com/gpu': '2' },
+    ],
   ] as const)('when the environment is %j, then the algorithm requests and is limited to %j', (overrides, resources) => {
     const c = algorithmPod(ctx(overrides), algorithm(), 'img').spec!.containers[0]!;
     expect(c.resources).toEqual({ requests: resources, limits: resources });
@@ -189,7 +218,11 @@ describe('step pods', () => {
       },
     });
     const algo = algorithmPod(c, algorithm(), 'img');
-    expect(algo.spec).toMatchObject({ nodeSelector: { pool: 'c2d' }, tolerations: [{ key: 'c2d', operator: 'Exists', effect: 'NoSchedule' }], runtimeClassName: 'gvisor' });
+    expect(algo.spec).toMatchObject({
+      nodeSelector: { pool: 'c2d' },
+      tolerations: [{ key: 'c2d', operator: 'Exists', effect: 'NoSchedule' }],
+      runtimeClassName: 'gvisor',
+    });
     expect(algo.spec!.containers[0]!.imagePullPolicy).toBe('Never');
     expect(algo.metadata?.annotations).toEqual({ 'sidecar.istio.io/inject': 'false', 'c2d.environment': 'k8s-small' });
     for (const p of [configurePod(c), publishPod(c)]) {
@@ -207,7 +240,10 @@ describe('step pods', () => {
 
   it('when the configure pod is built, then it alone mounts the secret spec, read-only and group-readable only', () => {
     const p = configurePod(ctx());
-    expect(p.spec!.volumes).toContainEqual({ name: 'configure-spec', secret: { secretName: `c2d-${jobId}-configure-spec`, defaultMode: 0o440, items: [{ key: 'configure.json', path: 'configure.json' }] } });
+    expect(p.spec!.volumes).toContainEqual({
+      name: 'configure-spec',
+      secret: { secretName: `c2d-${jobId}-configure-spec`, defaultMode: 0o440, items: [{ key: 'configure.json', path: 'configure.json' }] },
+    });
     expect(p.spec!.containers[0]!.volumeMounts).toContainEqual({ name: 'configure-spec', mountPath: '/run/c2d/secret', readOnly: true });
     expect(p.spec!.containers[0]!.args).toEqual(['/run/c2d/secret/configure.json', '/dev/termination-log']);
     expect(p.spec!.containers[0]!.image).toBe('c2d-configure:latest');
@@ -259,24 +295,68 @@ describe('environment schema', () => {
 
 describe('pod states', () => {
   const pod = (status: V1Pod['status'], image = 'c2d-algo-node:latest'): V1Pod => ({ spec: { containers: [{ name: 'algorithm', image }] }, status });
-  const terminated = (t: object, phase = 'Failed') => pod({ phase, containerStatuses: [{ name: 'algorithm', image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 0, ...t } } }] });
-  const waiting = (reason: string, message?: string) => pod({ phase: 'Pending', containerStatuses: [{ name: 'algorithm', image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason, message } } }] });
+  const terminated = (t: object, phase = 'Failed') =>
+    pod({
+      phase,
+      containerStatuses: [{ name: 'algorithm', image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 0, ...t } } }],
+    });
+  const waiting = (reason: string, message?: string) =>
+    pod({
+      phase: 'Pending',
+      containerStatuses: [{ name: 'algorithm', image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason, message } } }],
+    });
 
   it.each([
     ['no status yet', pod(undefined), { kind: 'pending', detail: 'waiting to be scheduled' }],
-    ['unschedulable', pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable' }] }), { kind: 'pending', detail: 'Unschedulable' }],
+    [
+      'unschedulable',
+      pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable' }] }),
+      { kind: 'pending', detail: 'Unschedulable' },
+    ],
     ['creating', waiting('ContainerCreating'), { kind: 'pending', detail: 'ContainerCreating' }],
-    ['running', pod({ phase: 'Running', containerStatuses: [{ name: 'algorithm', image: 'x', imageID: '', ready: true, restartCount: 0, state: { running: {} } }] }), { kind: 'running' }],
+    [
+      'running',
+      pod({ phase: 'Running', containerStatuses: [{ name: 'algorithm', image: 'x', imageID: '', ready: true, restartCount: 0, state: { running: {} } }] }),
+      { kind: 'running' },
+    ],
     ['exit 0', terminated({ exitCode: 0, reason: 'Completed' }, 'Succeeded'), { kind: 'ended', outcome: { exitCode: 0, oomKilled: false, reason: '' } }],
     ['exit 3', terminated({ exitCode: 3, reason: 'Error' }), { kind: 'ended', outcome: { exitCode: 3, oomKilled: false, reason: '' } }],
     ['OOMKilled', terminated({ exitCode: 137, reason: 'OOMKilled' }), { kind: 'ended', outcome: { exitCode: 137, oomKilled: true, reason: 'oom' } }],
-    ['a report in the termination message', terminated({ exitCode: 10, message: '{"ok":false,"failed":"dataset","index":0}' }), { kind: 'ended', outcome: { exitCode: 10, oomKilled: false, reason: '', report: { ok: false, failed: 'dataset', index: 0 } } }],
-    ['deadline exceeded', pod({ phase: 'Failed', reason: 'DeadlineExceeded', message: 'Pod was active on the node longer than the specified deadline' }), { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'deadline' } }],
-    ['evicted', pod({ phase: 'Failed', reason: 'Evicted', message: 'low on ephemeral-storage' }), { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'start-failed: Evicted: low on ephemeral-storage' } }],
-    ['ErrImagePull', waiting('ErrImagePull', 'not found'), { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'image-pull: image "c2d-algo-node:latest" cannot be pulled (ErrImagePull)' } }],
-    ['ImagePullBackOff', waiting('ImagePullBackOff'), { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'image-pull: image "c2d-algo-node:latest" cannot be pulled (ImagePullBackOff)' } }],
-    ['InvalidImageName', waiting('InvalidImageName'), { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'image-pull: image "c2d-algo-node:latest" cannot be pulled (InvalidImageName)' } }],
-    ['CreateContainerConfigError', waiting('CreateContainerConfigError', 'secret "x" not found'), { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'start-failed: CreateContainerConfigError: secret "x" not found' } }],
+    [
+      'a report in the termination message',
+      terminated({ exitCode: 10, message: '{"ok":false,"failed":"dataset","index":0}' }),
+      { kind: 'ended', outcome: { exitCode: 10, oomKilled: false, reason: '', report: { ok: false, failed: 'dataset', index: 0 } } },
+    ],
+    [
+      'deadline exceeded',
+      pod({ phase: 'Failed', reason: 'DeadlineExceeded', message: 'Pod was active on the node longer than the specified deadline' }),
+      { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'deadline' } },
+    ],
+    [
+      'evicted',
+      pod({ phase: 'Failed', reason: 'Evicted', message: 'low on ephemeral-storage' }),
+      { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'start-failed: Evicted: low on ephemeral-storage' } },
+    ],
+    [
+      'ErrImagePull',
+      waiting('ErrImagePull', 'not found'),
+      { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'image-pull: image "c2d-algo-node:latest" cannot be pulled (ErrImagePull)' } },
+    ],
+    [
+      'ImagePullBackOff',
+      waiting('ImagePullBackOff'),
+      { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'image-pull: image "c2d-algo-node:latest" cannot be pulled (ImagePullBackOff)' } },
+    ],
+    [
+      'InvalidImageName',
+      waiting('InvalidImageName'),
+      { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'image-pull: image "c2d-algo-node:latest" cannot be pulled (InvalidImageName)' } },
+    ],
+    [
+      'CreateContainerConfigError',
+      waiting('CreateContainerConfigError', 'secret "x" not found'),
+      { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'start-failed: CreateContainerConfigError: secret "x" not found' } },
+    ],
   ])('when the pod is %s, then the step state says so', (_, p, state) => {
     expect(podState(p, 'algorithm')).toEqual(state);
   });
@@ -290,7 +370,15 @@ describe('pod states', () => {
 describe('image pull failures', () => {
   it('when the algorithm image cannot be pulled, then the job fails with status 32 and says which image', () => {
     const state = podState(
-      { spec: { containers: [{ name: 'algorithm', image: 'c2d-algo-nope:1' }] }, status: { phase: 'Pending', containerStatuses: [{ name: 'algorithm', image: 'c2d-algo-nope:1', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff' } } }] } },
+      {
+        spec: { containers: [{ name: 'algorithm', image: 'c2d-algo-nope:1' }] },
+        status: {
+          phase: 'Pending',
+          containerStatuses: [
+            { name: 'algorithm', image: 'c2d-algo-nope:1', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff' } } },
+          ],
+        },
+      },
       'algorithm',
     );
     if (state.kind !== 'ended') throw new Error(`expected an ended step, got ${state.kind}`);
@@ -298,7 +386,11 @@ describe('image pull failures', () => {
     expect(result).toEqual({
       ok: false,
       failStatus: 32,
-      terminationDetails: { exitCode: null, oomKilled: false, reason: 'algorithm could not start: image "c2d-algo-nope:1" cannot be pulled (ImagePullBackOff)' },
+      terminationDetails: {
+        exitCode: null,
+        oomKilled: false,
+        reason: 'algorithm could not start: image "c2d-algo-nope:1" cannot be pulled (ImagePullBackOff)',
+      },
     });
   });
 });

@@ -46,7 +46,10 @@ describe('fetching a public algorithm through the provider that holds it', () =>
     try {
       const got = await new RemoteProviderFiles(wallet).filesChecksum(a.ddo, a.service, '0xorder');
       expect(got).toBe(sha('one') + sha('two'));
-      expect(a.downloads.map((d) => [d.fileIndex, d.ok])).toEqual([[0, true], [1, true]]);
+      expect(a.downloads.map((d) => [d.fileIndex, d.ok])).toEqual([
+        [0, true],
+        [1, true],
+      ]);
       expect(Number(a.downloads[1]!.nonce)).toBeGreaterThan(Number(a.downloads[0]!.nonce));
       expect(Number(a.downloads[0]!.nonce)).toBeGreaterThan(Date.now() - 60_000); // a millisecond timestamp
     } finally {
@@ -77,12 +80,23 @@ describe('fetching a public algorithm through the provider that holds it', () =>
 
   describe('what the configuration step gets', () => {
     const algorithmOf = (a: Awaited<ReturnType<typeof providerA>>, filesChecksum?: string) =>
-      ({ kind: 'published', did: DID, ddo: a.ddo, service: a.service, serviceIndex: 0, container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: 'sha256:0' }, remote: true, ...(filesChecksum ? { filesChecksum } : {}) }) as Extract<AuthorizedJob['algorithm'], { kind: 'published' }>;
+      ({
+        kind: 'published',
+        did: DID,
+        ddo: a.ddo,
+        service: a.service,
+        serviceIndex: 0,
+        container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: 'sha256:0' },
+        remote: true,
+        ...(filesChecksum ? { filesChecksum } : {}),
+      }) as Extract<AuthorizedJob['algorithm'], { kind: 'published' }>;
 
     it('when the file is the text that was checked, then it is handed over as code (no signed URL to go stale)', async () => {
       const a = await providerA([Buffer.from("console.log('ok')")]);
       try {
-        expect(await remoteAlgorithm(new RemoteProviderFiles(wallet), algorithmOf(a, sha("console.log('ok')")), '0xorder')).toEqual({ rawcode: "console.log('ok')" });
+        expect(await remoteAlgorithm(new RemoteProviderFiles(wallet), algorithmOf(a, sha("console.log('ok')")), '0xorder')).toEqual({
+          rawcode: "console.log('ok')",
+        });
       } finally {
         a.close();
       }

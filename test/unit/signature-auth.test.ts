@@ -53,7 +53,9 @@ describe('request signatures (Ocean §2)', () => {
     await requireSignedWithoutNonce(nonces, { address: wallet.address, parts: ['a'], signature });
     expect(await nonces.get(wallet.address)).toBe('41');
     const stale = await signRequest(wallet, ['a'], 41);
-    await expect(requireSignedWithoutNonce(nonces, { address: wallet.address, parts: ['a'], signature: stale })).rejects.toMatchObject({ code: 'invalid_signature' });
+    await expect(requireSignedWithoutNonce(nonces, { address: wallet.address, parts: ['a'], signature: stale })).rejects.toMatchObject({
+      code: 'invalid_signature',
+    });
   });
 
   it.each([

@@ -8,7 +8,11 @@ import type { ResultEntry } from '../../src/domain/job';
 import { LocalResultStore, sanitizeFilename } from '../../src/storage/local';
 import type { ResultSource } from '../../src/storage/store';
 
-const source = (filename: string, content: string, type: ResultEntry['type'] = 'output'): ResultSource => ({ filename, type, open: () => Readable.from([Buffer.from(content)]) });
+const source = (filename: string, content: string, type: ResultEntry['type'] = 'output'): ResultSource => ({
+  filename,
+  type,
+  open: () => Readable.from([Buffer.from(content)]),
+});
 const JOB = 'a'.repeat(32);
 
 describe('LocalResultStore', () => {
@@ -75,7 +79,17 @@ describe('LocalResultStore', () => {
 
   it('when a source fails mid-way, then the earlier results stay as they were', async () => {
     await store.save(JOB, '0xabc', [source('out.txt', 'good')], later());
-    const failing: ResultSource = { filename: 'out.txt', type: 'output', open: () => Readable.from((function* () { yield Buffer.from('par'); throw new Error('disk gone'); })()) };
+    const failing: ResultSource = {
+      filename: 'out.txt',
+      type: 'output',
+      open: () =>
+        Readable.from(
+          (function* () {
+            yield Buffer.from('par');
+            throw new Error('disk gone');
+          })(),
+        ),
+    };
     await expect(store.save(JOB, '0xabc', [failing], later())).rejects.toThrow('disk gone');
     expect(await text((await store.open(JOB, 'out.txt')).stream)).toBe('good');
   });

@@ -21,7 +21,8 @@ afterAll(async () => {
 
 const finalView = (jobId: string): Promise<JobView> => finalJobView(jobs, jobId);
 
-const waiters = (environmentId: string): Promise<string[]> => tw.client.workflow.getHandle(environmentWorkflowId(environmentId, tw.taskQueue)).query(waitersQuery);
+const waiters = (environmentId: string): Promise<string[]> =>
+  tw.client.workflow.getHandle(environmentWorkflowId(environmentId, tw.taskQueue)).query(waitersQuery);
 
 describe('environment capacity', () => {
   test('when more jobs than maxJobs start, then the others wait in status 1, in order, and all finish one at a time', async () => {
@@ -103,14 +104,21 @@ describe('environment capacity', () => {
 
   test('when the job a slot is granted to no longer exists, then its slot is freed at once', async () => {
     const environmentId = uniqueName('ghost');
-    const handle = await tw.client.workflow.signalWithStart<typeof environmentSlots, [{ workflowId: string; maxJobs: number; leaseMs: number }]>('environmentSlots', {
-      workflowId: environmentWorkflowId(environmentId, tw.taskQueue),
-      taskQueue: tw.taskQueue,
-      args: [environmentId],
-      signal: acquireSignal,
-      signalArgs: [{ workflowId: uniqueName('c2d-never-started'), maxJobs: 1, leaseMs: 600_000 }],
-    });
-    await eventually(async () => (await handle.query(holdersQuery)) === 0 && (await handle.query(waitersQuery)).length === 0, 10_000, 'the ghost to be dropped');
+    const handle = await tw.client.workflow.signalWithStart<typeof environmentSlots, [{ workflowId: string; maxJobs: number; leaseMs: number }]>(
+      'environmentSlots',
+      {
+        workflowId: environmentWorkflowId(environmentId, tw.taskQueue),
+        taskQueue: tw.taskQueue,
+        args: [environmentId],
+        signal: acquireSignal,
+        signalArgs: [{ workflowId: uniqueName('c2d-never-started'), maxJobs: 1, leaseMs: 600_000 }],
+      },
+    );
+    await eventually(
+      async () => (await handle.query(holdersQuery)) === 0 && (await handle.query(waitersQuery)).length === 0,
+      10_000,
+      'the ghost to be dropped',
+    );
     await handle.terminate('test over');
   });
 });

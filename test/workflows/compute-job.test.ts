@@ -45,7 +45,19 @@ describe('computeJob', () => {
     const input = jobInput(env.id);
     world.backend.scripts.set(input.jobId, { configure: { hold: true }, algorithm: { hold: true }, publish: { hold: true } });
     const started = await jobs.start(input);
-    expect(started).toMatchObject({ jobId: input.jobId, owner: input.owner, status: 1, statusText: 'Warming up', stopreq: 0, removed: 0, results: '', environment: env.id, algoDID: input.algorithm.kind === 'published' ? input.algorithm.did : '', inputDID: [input.datasets[0]?.did], dateFinished: null });
+    expect(started).toMatchObject({
+      jobId: input.jobId,
+      owner: input.owner,
+      status: 1,
+      statusText: 'Warming up',
+      stopreq: 0,
+      removed: 0,
+      results: '',
+      environment: env.id,
+      algoDID: input.algorithm.kind === 'published' ? input.algorithm.did : '',
+      inputDID: [input.datasets[0]?.did],
+      dateFinished: null,
+    });
 
     const { jobId } = input;
     await eventually(() => world.backend.isWaiting(jobId, 'configure'));
@@ -82,7 +94,9 @@ describe('computeJob', () => {
     const history = await handle.fetchHistory();
     expect(upsertedStatuses(history)).toEqual([20, 30, 40, 60, 70]);
     // the Web UI shows each activity with a readable summary, and the job with one
-    const summaries = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).map((e) => Buffer.from(e.userMetadata?.summary?.data ?? []).toString());
+    const summaries = (history.events ?? [])
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => Buffer.from(e.userMetadata?.summary?.data ?? []).toString());
     // authorize, verify orders, configure, algorithm, publish, cleanup (the slot is asked for by a local activity: a marker)
     expect(summaries).toHaveLength(6);
     for (const s of summaries) expect(s).toMatch(/^"[A-Z].{10,}"$/);
@@ -142,16 +156,61 @@ describe('computeJob', () => {
   });
 
   const failures: [string, JobScript, number, Record<string, unknown>][] = [
-    ['authorization refuses the dataset', { authorizeError: new AccessDeniedError('dataset', 'credentials_not_allowed', 'dataset: consumer not in allow list') }, 31, { exitCode: null, oomKilled: false, reason: 'dataset: consumer not in allow list' }],
-    ['authorization refuses the algorithm', { authorizeError: new AccessDeniedError('algorithm', 'not_trusted_algo') }, 32, { exitCode: null, reason: 'algorithm: not_trusted_algo' }],
-    ['a dataset cannot be fetched', { configure: { outcome: { exitCode: 10, report: { ok: false, failed: 'dataset', index: 0, reason: 'dataset 0 file 0: HTTP 404' } } } }, 31, { exitCode: 10, reason: 'could not fetch the dataset: dataset 0 file 0: HTTP 404' }],
-    ['the algorithm cannot be fetched', { configure: { outcome: { exitCode: 11, report: { ok: false, failed: 'algorithm', index: 0, reason: 'algorithm file 0: HTTP 500' } } } }, 32, { exitCode: 11, reason: 'could not fetch the algorithm: algorithm file 0: HTTP 500' }],
-    ['the configuration step crashes', { configure: { outcome: { exitCode: 1, report: { ok: false, reason: 'internal error (EACCES)' } } } }, 31, { exitCode: 1, reason: 'could not fetch the inputs: internal error (EACCES)' }],
+    [
+      'authorization refuses the dataset',
+      { authorizeError: new AccessDeniedError('dataset', 'credentials_not_allowed', 'dataset: consumer not in allow list') },
+      31,
+      { exitCode: null, oomKilled: false, reason: 'dataset: consumer not in allow list' },
+    ],
+    [
+      'authorization refuses the algorithm',
+      { authorizeError: new AccessDeniedError('algorithm', 'not_trusted_algo') },
+      32,
+      { exitCode: null, reason: 'algorithm: not_trusted_algo' },
+    ],
+    [
+      'a dataset cannot be fetched',
+      { configure: { outcome: { exitCode: 10, report: { ok: false, failed: 'dataset', index: 0, reason: 'dataset 0 file 0: HTTP 404' } } } },
+      31,
+      { exitCode: 10, reason: 'could not fetch the dataset: dataset 0 file 0: HTTP 404' },
+    ],
+    [
+      'the algorithm cannot be fetched',
+      { configure: { outcome: { exitCode: 11, report: { ok: false, failed: 'algorithm', index: 0, reason: 'algorithm file 0: HTTP 500' } } } },
+      32,
+      { exitCode: 11, reason: 'could not fetch the algorithm: algorithm file 0: HTTP 500' },
+    ],
+    [
+      'the configuration step crashes',
+      { configure: { outcome: { exitCode: 1, report: { ok: false, reason: 'internal error (EACCES)' } } } },
+      31,
+      { exitCode: 1, reason: 'could not fetch the inputs: internal error (EACCES)' },
+    ],
     ['the algorithm exits with 3', { algorithm: { outcome: { exitCode: 3 } } }, 41, { exitCode: 3, oomKilled: false, reason: 'algorithm exited with code 3' }],
-    ['the algorithm runs out of memory', { algorithm: { outcome: { exitCode: 137, oomKilled: true, reason: 'oom' } } }, 41, { exitCode: 137, oomKilled: true, reason: 'algorithm ran out of memory and was killed' }],
-    ['the algorithm is killed by a signal', { algorithm: { outcome: { exitCode: null, reason: 'signal:SIGSEGV' } } }, 41, { exitCode: null, reason: 'algorithm was killed by SIGSEGV' }],
-    ['the algorithm writes too much', { algorithm: { outcome: { exitCode: null, reason: 'output-limit' } } }, 42, { reason: 'algorithm wrote more output than the environment allows' }],
-    ['publishing fails', { publish: { outcome: { exitCode: 2 } } }, 62, { exitCode: 2, reason: 'could not publish results: publishing step exited with code 2' }],
+    [
+      'the algorithm runs out of memory',
+      { algorithm: { outcome: { exitCode: 137, oomKilled: true, reason: 'oom' } } },
+      41,
+      { exitCode: 137, oomKilled: true, reason: 'algorithm ran out of memory and was killed' },
+    ],
+    [
+      'the algorithm is killed by a signal',
+      { algorithm: { outcome: { exitCode: null, reason: 'signal:SIGSEGV' } } },
+      41,
+      { exitCode: null, reason: 'algorithm was killed by SIGSEGV' },
+    ],
+    [
+      'the algorithm writes too much',
+      { algorithm: { outcome: { exitCode: null, reason: 'output-limit' } } },
+      42,
+      { reason: 'algorithm wrote more output than the environment allows' },
+    ],
+    [
+      'publishing fails',
+      { publish: { outcome: { exitCode: 2 } } },
+      62,
+      { exitCode: 2, reason: 'could not publish results: publishing step exited with code 2' },
+    ],
   ];
 
   const named = failures.map(([what, script, status, details]) => [`${what}, then the job ends with status ${status}`, script, status, details] as const);
@@ -193,10 +252,14 @@ describe('computeJob', () => {
     const first = await jobs.start(jobInput(env.id, { owner }));
     const second = await jobs.start(jobInput(env.id, { owner, createdAt: Date.now() + 1 }));
     await jobs.start(jobInput(env.id));
-    const listed = await eventually(async () => {
-      const l = await jobs.listByOwner(owner);
-      return l.length === 2 ? l : undefined;
-    }, 20_000, 'visibility');
+    const listed = await eventually(
+      async () => {
+        const l = await jobs.listByOwner(owner);
+        return l.length === 2 ? l : undefined;
+      },
+      20_000,
+      'visibility',
+    );
     expect(listed.map((j) => j.jobId)).toEqual([second.jobId, first.jobId]);
     expect(listed.every((j) => j.owner === owner)).toBe(true);
     expect(await jobs.listByOwner(newOwner())).toEqual([]);
@@ -215,7 +278,14 @@ describe('computeJob', () => {
     await eventually(() => world.backend.isWaiting(started.jobId, 'algorithm'));
     await tw.client.workflow.getHandle(`c2d-${started.jobId}`).terminate('operator');
     const view = await jobs.get(started.jobId);
-    expect(view).toMatchObject({ jobId: started.jobId, owner: started.owner, status: 41, environment: env.id, inputDID: started.inputDID, algoDID: started.algoDID });
+    expect(view).toMatchObject({
+      jobId: started.jobId,
+      owner: started.owner,
+      status: 41,
+      environment: env.id,
+      inputDID: started.inputDID,
+      algoDID: started.algoDID,
+    });
     expect(view?.terminationDetails?.reason).toContain('terminated');
     world.backend.release(started.jobId, 'algorithm');
   });

@@ -95,7 +95,12 @@ export class ScriptedBackend implements ComputeBackend {
   }
 
   listPublished(jobId: string): Promise<PublishedFile[]> {
-    const file = (filename: string, type: PublishedFile['type'], text: string): PublishedFile => ({ filename, type, size: Buffer.byteLength(text), open: () => Readable.from([Buffer.from(text)]) });
+    const file = (filename: string, type: PublishedFile['type'], text: string): PublishedFile => ({
+      filename,
+      type,
+      size: Buffer.byteLength(text),
+      open: () => Readable.from([Buffer.from(text)]),
+    });
     const ran = (step: StepName): boolean => this.calls.some((c) => c.jobId === jobId && c.step === step);
     const files: PublishedFile[] = [];
     if (ran('algorithm')) files.push(file('out.txt', 'output', `result of ${jobId}\n`));
@@ -188,17 +193,34 @@ export function fakeWorld(environments: Environment[], plugins?: PluginRegistry)
       const ddo = ddoOf(d.did, 'dataset');
       return { did: d.did, ddo, service: service(ddo), serviceIndex: i };
     });
-    if (input.algorithm.kind === 'raw') return Promise.resolve({ datasets, algorithm: { kind: 'raw', container: input.algorithm.container }, allowNetwork: false });
+    if (input.algorithm.kind === 'raw')
+      return Promise.resolve({ datasets, algorithm: { kind: 'raw', container: input.algorithm.container }, allowNetwork: false });
     const ddo = ddoOf(input.algorithm.did, 'algorithm');
     return Promise.resolve({
       datasets,
-      algorithm: { kind: 'published', did: input.algorithm.did, ddo, service: service(ddo), serviceIndex: 0, container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: 'sha256:00' } },
+      algorithm: {
+        kind: 'published',
+        did: input.algorithm.did,
+        ddo,
+        service: service(ddo),
+        serviceIndex: 0,
+        container: { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: 'sha256:00' },
+      },
       allowNetwork: false,
     });
   };
   const decryptor: FileDecryptor = {
     decryptServiceFiles: (ddo) => Promise.resolve({ files: [{ type: 'url', url: `https://files.example/${ddo.id}?token=${SECRET}`, method: 'GET' }] }),
   };
-  const activities = createActivities({ environments, backendFor: () => backend, results, authorize, decryptor, logger: silent, heartbeatMs: 200, ...(plugins ? { plugins } : {}) });
+  const activities = createActivities({
+    environments,
+    backendFor: () => backend,
+    results,
+    authorize,
+    decryptor,
+    logger: silent,
+    heartbeatMs: 200,
+    ...(plugins ? { plugins } : {}),
+  });
   return { backend, results, activities, authorizeCalls };
 }

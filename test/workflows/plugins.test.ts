@@ -74,7 +74,11 @@ beforeAll(async () => {
   tw = await startTestWorker(merged);
   jobs = new TemporalJobsService({ client: tw.client, taskQueue: tw.taskQueue, results: world.results });
   const connection = await NativeConnection.connect({ address: testState().temporalAddress });
-  const worker = await Worker.create({ connection, taskQueue: remoteQueue, activities: createPluginActivities(new PluginRegistry([remoteGate]), { environments, backendFor: () => undefined, logger: silent }) });
+  const worker = await Worker.create({
+    connection,
+    taskQueue: remoteQueue,
+    activities: createPluginActivities(new PluginRegistry([remoteGate]), { environments, backendFor: () => undefined, logger: silent }),
+  });
   remote = { worker, connection, running: worker.run() };
 }, 120_000);
 
@@ -120,7 +124,11 @@ describe('publisher plugins in the job workflow', () => {
     const good = jobInput(envGate.id);
     await Promise.all([jobs.start(bad), jobs.start(good)]);
     const [badDone, goodDone] = await Promise.all([finalView(bad.jobId), finalView(good.jobId)]);
-    expect(badDone).toMatchObject({ status: 62, statusText: 'Failed to upload results', terminationDetails: { reason: 'plugin boom (afterAlgorithm) failed' } });
+    expect(badDone).toMatchObject({
+      status: 62,
+      statusText: 'Failed to upload results',
+      terminationDetails: { reason: 'plugin boom (afterAlgorithm) failed' },
+    });
     expect(boomAttempts.get(bad.jobId)).toBe(2);
     expect(outputsOf(badDone)).toEqual([]);
     expect(badDone.results).toEqual(expect.arrayContaining([expect.objectContaining({ filename: 'algorithm.log' })]));

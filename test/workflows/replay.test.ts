@@ -28,10 +28,13 @@ describe('replay of the recorded histories', () => {
     expect(files.sort()).toEqual(recordedHistories.map((name) => `${name}.json`).sort());
   });
 
-  test.each(recordedHistories.map((name) => [name]))('when the history of %s is replayed, then the workflow makes the same decisions', (name: RecordedHistory) => {
-    if (!fs.existsSync(historyFile(name))) throw new Error(`no recorded history for ${name}: ${RECORD}`);
-    const result = results.get(name);
-    expect(result).toBeDefined();
-    expect(result?.error).toBeUndefined();
-  });
+  test.each(recordedHistories.map((name) => [name]))(
+    'when the history of %s is replayed, then the workflow makes the same decisions',
+    (name: RecordedHistory) => {
+      if (!fs.existsSync(historyFile(name))) throw new Error(`no recorded history for ${name}: ${RECORD}`);
+      const result = results.get(name);
+      expect(result).toBeDefined();
+      expect(result?.error).toBeUndefined();
+    },
+  );
 });

@@ -41,7 +41,11 @@ describe('job status without an answering worker', () => {
     });
     const listed = await jobs.listByOwner(input.owner);
     expect(listed.map((j) => [j.jobId, j.status])).toEqual([[input.jobId, JobStatus.WarmingUp]]);
-    await connection.workflowService.terminateWorkflowExecution({ namespace: 'default', workflowExecution: { workflowId: `c2d-${input.jobId}` }, reason: 'test over' });
+    await connection.workflowService.terminateWorkflowExecution({
+      namespace: 'default',
+      workflowExecution: { workflowId: `c2d-${input.jobId}` },
+      reason: 'test over',
+    });
   });
 
   it("when the environment's capacity workflow does not answer, then running and queued jobs are counted from visibility", async () => {

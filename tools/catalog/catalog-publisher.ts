@@ -31,7 +31,8 @@ export interface CatalogAssetSpec {
 export const sha256Hex = (data: string | Buffer): string => crypto.createHash('sha256').update(data).digest('hex');
 
 /** The container checksum `publishToCatalog` writes when the spec gives none. */
-export const containerChecksumOf = (container: { image: string; tag: string; checksum?: string }): string => container.checksum ?? `sha256:${sha256Hex(`${container.image}:${container.tag}`)}`;
+export const containerChecksumOf = (container: { image: string; tag: string; checksum?: string }): string =>
+  container.checksum ?? `sha256:${sha256Hex(`${container.image}:${container.tag}`)}`;
 
 /**
  * A `publisherTrustedAlgorithms` entry that pins an algorithm to what its publisher reviewed: the
@@ -43,7 +44,11 @@ export function trustedAlgorithm(
   container: { entrypoint: string; image: string; tag: string; checksum?: string },
   files: (string | Buffer)[],
 ): { did: string; filesChecksum: string; containerSectionChecksum: string } {
-  return { did, filesChecksum: files.map((f) => sha256Hex(f)).join(''), containerSectionChecksum: sha256Hex(container.entrypoint + containerChecksumOf(container)) };
+  return {
+    did,
+    filesChecksum: files.map((f) => sha256Hex(f)).join(''),
+    containerSectionChecksum: sha256Hex(container.entrypoint + containerChecksumOf(container)),
+  };
 }
 
 /**
@@ -72,7 +77,10 @@ export async function publishToCatalog(client: ProviderClient, catalogDir: strin
       {
         id: spec.serviceId ?? (spec.type === 'dataset' ? 'compute' : 'algo'),
         type: spec.serviceType ?? 'compute',
-        files: await client.encryptFiles(spec.urls.map((url) => ({ url })), chainId),
+        files: await client.encryptFiles(
+          spec.urls.map((url) => ({ url })),
+          chainId,
+        ),
         timeout: 0,
         ...(spec.serviceEndpoint ? { serviceEndpoint: spec.serviceEndpoint } : {}),
         ...(spec.compute

@@ -61,7 +61,10 @@ export async function startHardhatNode(opts: HardhatNodeOptions): Promise<Hardha
   };
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`hardhat node did not start within ${opts.startTimeoutMs ?? 30_000} ms: ${stderr}`)), opts.startTimeoutMs ?? 30_000);
+      const timer = setTimeout(
+        () => reject(new Error(`hardhat node did not start within ${opts.startTimeoutMs ?? 30_000} ms: ${stderr}`)),
+        opts.startTimeoutMs ?? 30_000,
+      );
       let out = '';
       // stdout is read to the end of the node's life: an undrained pipe would stall it (it logs every call).
       child.stdout.on('data', (d: Buffer) => {

@@ -15,7 +15,11 @@ export interface PublishedTokens {
  * Creates an NFT with one datatoken (ERC20Template 1) through the factory, as Ocean's publish flow
  * does; `signer` becomes the NFT owner, the datatoken's minter and its payment collector.
  */
-export async function createNftWithDatatoken(signer: Signer, contracts: OceanContracts, opts: { name?: string; symbol?: string } = {}): Promise<PublishedTokens> {
+export async function createNftWithDatatoken(
+  signer: Signer,
+  contracts: OceanContracts,
+  opts: { name?: string; symbol?: string } = {},
+): Promise<PublishedTokens> {
   const owner = await signer.getAddress();
   const factory = contractAt('ERC721Factory', contracts.ERC721Factory, signer);
   const name = opts.name ?? 'Data NFT';
@@ -24,7 +28,13 @@ export async function createNftWithDatatoken(signer: Signer, contracts: OceanCon
     factory,
     'createNftWithErc20',
     { name, symbol, templateIndex: 1, tokenURI: '', transferable: true, owner },
-    { templateIndex: 1, strings: [`${name} DT`, `${symbol}DT`], addresses: [owner, owner, ZeroAddress, ZeroAddress], uints: [parseEther('1000000'), 0n], bytess: [] },
+    {
+      templateIndex: 1,
+      strings: [`${name} DT`, `${symbol}DT`],
+      addresses: [owner, owner, ZeroAddress, ZeroAddress],
+      uints: [parseEther('1000000'), 0n],
+      bytess: [],
+    },
   );
   const iface = contractInterface('ERC721Factory');
   let nftAddress: string | undefined;
@@ -48,10 +58,25 @@ export async function mintDatatokens(signer: Signer, datatoken: string, to: stri
  * Puts a DDO on chain with `setMetaData`, encrypted for the provider (flags 0x02) as Ocean's publish
  * flow does after `/encrypt`; `metaDataHash` is the sha256 of the plaintext.
  */
-export async function setDdoOnChain(signer: Signer, nftAddress: string, ddo: object, opts: { providerPublicKey: string; providerUrl: string; providerAddress: string; state?: number }): Promise<number> {
+export async function setDdoOnChain(
+  signer: Signer,
+  nftAddress: string,
+  ddo: object,
+  opts: { providerPublicKey: string; providerUrl: string; providerAddress: string; state?: number },
+): Promise<number> {
   const plain = toUtf8Bytes(JSON.stringify(ddo));
   const hash = `0x${createHash('sha256').update(plain).digest('hex')}`;
   const data = hexlify(encrypt(opts.providerPublicKey, plain));
-  const receipt = await send(contractAt('ERC721Template', nftAddress, signer), 'setMetaData', opts.state ?? 0, opts.providerUrl, opts.providerAddress, '0x02', data, hash, []);
+  const receipt = await send(
+    contractAt('ERC721Template', nftAddress, signer),
+    'setMetaData',
+    opts.state ?? 0,
+    opts.providerUrl,
+    opts.providerAddress,
+    '0x02',
+    data,
+    hash,
+    [],
+  );
   return receipt.blockNumber;
 }

@@ -45,7 +45,11 @@ interface Initialized {
 
 /** POST /encrypt with arbitrary bytes (a files object, a DDO), as Ocean's publish flow does. */
 async function encryptWithProvider(base: string, chainId: number, plain: Uint8Array): Promise<string> {
-  const res = await fetch(`${base}/api/services/encrypt?chainId=${chainId}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: plain });
+  const res = await fetch(`${base}/api/services/encrypt?chainId=${chainId}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: plain,
+  });
   if (res.status !== 201) throw new Error(`/encrypt answered ${res.status}: ${await res.text()}`);
   return res.text();
 }
@@ -57,9 +61,16 @@ async function publishOnChain(
   providerAddress: string,
   spec: { type: 'dataset' | 'algorithm'; name: string; url: string; compute?: Record<string, unknown> },
 ): Promise<{ did: string; datatoken: string }> {
-  const { nftAddress, datatokenAddress } = await createNftWithDatatoken(publisher, contracts, { name: spec.name, symbol: spec.type === 'dataset' ? 'DEMO-D' : 'DEMO-A' });
+  const { nftAddress, datatokenAddress } = await createNftWithDatatoken(publisher, contracts, {
+    name: spec.name,
+    symbol: spec.type === 'dataset' ? 'DEMO-D' : 'DEMO-A',
+  });
   const did = assetDid(nftAddress, o.chainId);
-  const files = await encryptWithProvider(o.base, o.chainId, toUtf8Bytes(JSON.stringify({ nftAddress, datatokenAddress, files: [{ type: 'url', url: spec.url, method: 'GET' }] })));
+  const files = await encryptWithProvider(
+    o.base,
+    o.chainId,
+    toUtf8Bytes(JSON.stringify({ nftAddress, datatokenAddress, files: [{ type: 'url', url: spec.url, method: 'GET' }] })),
+  );
   const now = new Date().toISOString();
   const ddo = {
     '@context': ['https://w3id.org/did/v1'],
@@ -75,11 +86,11 @@ async function publishOnChain(
       description: `demo ${spec.type}`,
       author: 'demo publisher',
       license: 'CC-BY',
-      ...(spec.type === 'algorithm'
-        ? { algorithm: { language: 'node', version: '1.0.0', container: ALGO_CONTAINER } }
-        : {}),
+      ...(spec.type === 'algorithm' ? { algorithm: { language: 'node', version: '1.0.0', container: ALGO_CONTAINER } } : {}),
     },
-    services: [{ id: 'compute', type: 'compute', files, datatokenAddress, serviceEndpoint: o.base, timeout: 0, ...(spec.compute ? { compute: spec.compute } : {}) }],
+    services: [
+      { id: 'compute', type: 'compute', files, datatokenAddress, serviceEndpoint: o.base, timeout: 0, ...(spec.compute ? { compute: spec.compute } : {}) },
+    ],
   };
   const plain = toUtf8Bytes(JSON.stringify(ddo));
   const encrypted = await encryptWithProvider(o.base, o.chainId, plain);
@@ -133,9 +144,16 @@ export async function paidDemo(o: PaidDemoOptions): Promise<PaidDemoResult> {
       type: 'dataset',
       name: 'Weather week (on chain)',
       url: o.dataUrl,
-      compute: { allowRawAlgorithm: false, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: [], publisherTrustedAlgorithms: [trustedAlgorithm(algorithm.did, ALGO_CONTAINER, [reviewed])] },
+      compute: {
+        allowRawAlgorithm: false,
+        allowNetworkAccess: false,
+        publisherTrustedAlgorithmPublishers: [],
+        publisherTrustedAlgorithms: [trustedAlgorithm(algorithm.did, ALGO_CONTAINER, [reviewed])],
+      },
     });
-    log(`Published on chain ${o.chainId}: dataset ${dataset.did}\n                     algorithm ${algorithm.did} (NFT + datatoken each, DDO encrypted by the provider, set with setMetaData)`);
+    log(
+      `Published on chain ${o.chainId}: dataset ${dataset.did}\n                     algorithm ${algorithm.did} (NFT + datatoken each, DDO encrypted by the provider, set with setMetaData)`,
+    );
     for (const a of [dataset, algorithm]) await mintDatatokens(publisher, a.datatoken, consumer.address, parseEther('1'));
     log(`Publisher ${publisher.address} minted 1 datatoken of each to consumer ${consumer.address}`);
 
@@ -148,7 +166,9 @@ export async function paidDemo(o: PaidDemoOptions): Promise<PaidDemoResult> {
     });
     if (!initRes.ok) throw new Error(`initializeCompute answered ${initRes.status}: ${await initRes.text()}`);
     const init = (await initRes.json()) as { datasets: Initialized[]; algorithm: Initialized };
-    log(`initializeCompute for ${o.environment.id} (priceMin ${o.environment.priceMin}/min) until ${new Date(validUntil * 1000).toISOString()}: fees signed by ${providerAddress}`);
+    log(
+      `initializeCompute for ${o.environment.id} (priceMin ${o.environment.priceMin}/min) until ${new Date(validUntil * 1000).toISOString()}: fees signed by ${providerAddress}`,
+    );
 
     // Ocean's client orders compute with consumer = the environment's wallet; the consumer pays (payer)
     const orderConsumer = o.environment.consumerAddress ?? consumer.address;

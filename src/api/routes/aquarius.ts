@@ -29,7 +29,11 @@ export const aquariusDdo = route({
     const resolver = deps.localResolver ?? deps.resolver;
     return async ({ input: { did }, res }) => {
       const ddo = DID.test(did) ? await resolver.resolve(did) : null;
-      if (!ddo) throw new NotFoundError('did_not_found', `Asset DID ${did.slice(0, 100)} not found: this provider knows no such asset (neither in its catalog nor on chain ${deps.chainId})`);
+      if (!ddo)
+        throw new NotFoundError(
+          'did_not_found',
+          `Asset DID ${did.slice(0, 100)} not found: this provider knows no such asset (neither in its catalog nor on chain ${deps.chainId})`,
+        );
       res.json(ddo);
     };
   },

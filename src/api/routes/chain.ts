@@ -32,7 +32,12 @@ export const initializeCompute = route({
   auth: 'none',
   service: true,
   input: { from: 'params', schema: initializeComputeSchema },
-  responses: { 200: { description: 'One answer per dataset, and one for a published algorithm', schema: z.object({ datasets: z.array(initializeAnswerSchema), algorithm: initializeAnswerSchema.optional() }) } },
+  responses: {
+    200: {
+      description: 'One answer per dataset, and one for a published algorithm',
+      schema: z.object({ datasets: z.array(initializeAnswerSchema), algorithm: initializeAnswerSchema.optional() }),
+    },
+  },
   handler: (deps) => {
     const initializer = deps.computeInitializer ?? new ComputeInitializer({ resolver: deps.resolver, wallet: deps.providerWallet, logger: deps.logger });
     return async ({ input: body, json }) => {

@@ -60,7 +60,11 @@ export function codecRoutes(settings: CodecEndpointSettings | undefined, logger:
     }
     if (origin) res.set({ 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true' });
     if (req.method === 'OPTIONS') {
-      res.set({ 'Access-Control-Allow-Methods': 'POST, OPTIONS', 'Access-Control-Allow-Headers': 'Content-Type, X-Namespace, Authorization, Authorization-Extras', 'Access-Control-Max-Age': '600' });
+      res.set({
+        'Access-Control-Allow-Methods': 'POST, OPTIONS',
+        'Access-Control-Allow-Headers': 'Content-Type, X-Namespace, Authorization, Authorization-Extras',
+        'Access-Control-Max-Age': '600',
+      });
       res.status(204).end();
       return;
     }
@@ -87,24 +91,26 @@ export function codecRoutes(settings: CodecEndpointSettings | undefined, logger:
     next();
   };
 
-  const handle = (op: 'encode' | 'decode') => async (req: Request, res: Response): Promise<void> => {
-    const parsed = body.safeParse(req.body);
-    if (!parsed.success) {
-      refuse(res, 400, `the body must be {"payloads":[{"metadata":{"<key>":"<base64>"},"data":"<base64>"}]}: ${z.prettifyError(parsed.error)}`);
-      return;
-    }
-    const codec = settings?.codec;
-    if (!codec) return refuse(res, 403, 'the codec endpoint is disabled');
-    try {
-      const out = await codec[op](parsed.data.payloads.map(fromJson));
-      logger.info({ route: `/codec/${op}`, payloads: out.length }, 'codec request handled');
-      res.json({ payloads: out.map(toJson) });
-    } catch (err) {
-      // the message names key ids, never payload contents
-      logger.warn({ route: `/codec/${op}`, error: err instanceof Error ? err.name : typeof err }, 'codec request failed');
-      refuse(res, 422, err instanceof Error ? err.message : 'the payloads could not be processed');
-    }
-  };
+  const handle =
+    (op: 'encode' | 'decode') =>
+    async (req: Request, res: Response): Promise<void> => {
+      const parsed = body.safeParse(req.body);
+      if (!parsed.success) {
+        refuse(res, 400, `the body must be {"payloads":[{"metadata":{"<key>":"<base64>"},"data":"<base64>"}]}: ${z.prettifyError(parsed.error)}`);
+        return;
+      }
+      const codec = settings?.codec;
+      if (!codec) return refuse(res, 403, 'the codec endpoint is disabled');
+      try {
+        const out = await codec[op](parsed.data.payloads.map(fromJson));
+        logger.info({ route: `/codec/${op}`, payloads: out.length }, 'codec request handled');
+        res.json({ payloads: out.map(toJson) });
+      } catch (err) {
+        // the message names key ids, never payload contents
+        logger.warn({ route: `/codec/${op}`, error: err instanceof Error ? err.name : typeof err }, 'codec request failed');
+        refuse(res, 422, err instanceof Error ? err.message : 'the payloads could not be processed');
+      }
+    };
 
   for (const op of ['decode', 'encode'] as const) {
     const paths = [`/codec/${op}`, `/codec/:token/${op}`];
@@ -116,7 +122,11 @@ export function codecRoutes(settings: CodecEndpointSettings | undefined, logger:
   const errors: ErrorRequestHandler = (err: unknown, _req, res, next) => {
     if (res.headersSent) return next(err);
     const status = typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
-    refuse(res, status >= 400 && status < 500 ? status : 500, status === 413 ? 'too many payloads in one request (8 MB at most)' : status < 500 ? 'the body must be JSON' : 'the codec failed');
+    refuse(
+      res,
+      status >= 400 && status < 500 ? status : 500,
+      status === 413 ? 'too many payloads in one request (8 MB at most)' : status < 500 ? 'the body must be JSON' : 'the codec failed',
+    );
   };
   router.use(errors);
   return router;

@@ -31,7 +31,13 @@ function algorithmRef(algorithm: ComputeStartRequest['algorithm']): AlgorithmRef
       userdata: algorithm.userdata,
     };
   }
-  return { kind: 'raw', container: algorithm.meta.container, rawcode: algorithm.meta.rawcode, url: algorithm.meta.url, algocustomdata: algorithm.algocustomdata };
+  return {
+    kind: 'raw',
+    container: algorithm.meta.container,
+    rawcode: algorithm.meta.rawcode,
+    url: algorithm.meta.url,
+    algocustomdata: algorithm.algocustomdata,
+  };
 }
 
 const mentions = (job: JobView, documentId: string | undefined): boolean => !documentId || job.inputDID.includes(documentId) || job.algoDID === documentId;
@@ -53,7 +59,12 @@ export const computeStart = route({
   handler: (deps: AppDeps) => {
     const newJobId = deps.newJobId ?? randomJobId;
     return async ({ input: body, res, json }) => {
-      await requireSignedRequest(deps.nonces, { address: body.consumerAddress, parts: [body.consumerAddress, body.dataset.documentId], nonce: body.nonce, signature: body.signature });
+      await requireSignedRequest(deps.nonces, {
+        address: body.consumerAddress,
+        parts: [body.consumerAddress, body.dataset.documentId],
+        nonce: body.nonce,
+        signature: body.signature,
+      });
       const environment = deps.environments.find((e) => e.id === body.environment);
       if (!environment) throw new C2DError('validation', 'unknown_environment', 'Compute environment does not exist');
       const backend = deps.backendFor(environment.id);
@@ -64,7 +75,15 @@ export const computeStart = route({
         datasets: datasetRefs(body),
         algorithm: algorithmRef(body.algorithm),
       };
-      const authorized = await authorizeJob({ resolver: deps.resolver, decryptor: deps.decryptor, checkContainer: (c) => backend.checkContainer(c), ...(deps.remoteFiles ? { remoteFiles: deps.remoteFiles } : {}) }, input);
+      const authorized = await authorizeJob(
+        {
+          resolver: deps.resolver,
+          decryptor: deps.decryptor,
+          checkContainer: (c) => backend.checkContainer(c),
+          ...(deps.remoteFiles ? { remoteFiles: deps.remoteFiles } : {}),
+        },
+        input,
+      );
       if (authorized.allowNetwork && !environment.algorithmNetwork) {
         throw new C2DError(
           'validation',
@@ -91,15 +110,20 @@ export const computeStatus = route({
   service: true,
   input: { from: 'params', schema: computeStatusSchema },
   responses: jobs,
-  handler: (deps) => async ({ input: { consumerAddress, jobId, documentId }, res, json }) => {
-    if (jobId) {
-      res.locals.jobId = jobId;
-      const job = await findOwnedJob(deps.jobs, jobId, consumerAddress);
-      return json(200, job && mentions(job, documentId) ? [job] : []);
-    }
-    const jobs = await deps.jobs.listByOwner(consumerAddress.toLowerCase());
-    json(200, jobs.filter((j) => sameAddress(j.owner, consumerAddress) && mentions(j, documentId)));
-  },
+  handler:
+    (deps) =>
+    async ({ input: { consumerAddress, jobId, documentId }, res, json }) => {
+      if (jobId) {
+        res.locals.jobId = jobId;
+        const job = await findOwnedJob(deps.jobs, jobId, consumerAddress);
+        return json(200, job && mentions(job, documentId) ? [job] : []);
+      }
+      const jobs = await deps.jobs.listByOwner(consumerAddress.toLowerCase());
+      json(
+        200,
+        jobs.filter((j) => sameAddress(j.owner, consumerAddress) && mentions(j, documentId)),
+      );
+    },
 });
 
 export const computeStop = route({
@@ -112,12 +136,19 @@ export const computeStop = route({
   service: true,
   input: { from: 'params', schema: computeStopSchema },
   responses: jobs,
-  handler: (deps) => async ({ input: body, res, json }) => {
-    res.locals.jobId = body.jobId;
-    await requireSignedRequest(deps.nonces, { address: body.consumerAddress, parts: [body.consumerAddress, body.jobId, body.documentId ?? ''], nonce: body.nonce, signature: body.signature });
-    await ownedJob(deps.jobs, body.jobId, body.consumerAddress);
-    json(200, [await deps.jobs.stop(body.jobId)]);
-  },
+  handler:
+    (deps) =>
+    async ({ input: body, res, json }) => {
+      res.locals.jobId = body.jobId;
+      await requireSignedRequest(deps.nonces, {
+        address: body.consumerAddress,
+        parts: [body.consumerAddress, body.jobId, body.documentId ?? ''],
+        nonce: body.nonce,
+        signature: body.signature,
+      });
+      await ownedJob(deps.jobs, body.jobId, body.consumerAddress);
+      json(200, [await deps.jobs.stop(body.jobId)]);
+    },
 });
 
 export const computeDelete = route({
@@ -130,17 +161,19 @@ export const computeDelete = route({
   service: true,
   input: { from: 'params', schema: computeDeleteSchema },
   responses: jobs,
-  handler: (deps) => async ({ input: body, res, json }) => {
-    res.locals.jobId = body.jobId;
-    const signed = { address: body.consumerAddress, parts: [body.consumerAddress, body.jobId, body.documentId ?? ''], signature: body.signature };
-    // Ocean's client 3.3.0 sends no nonce on delete
-    if (body.nonce !== undefined) await requireSignedRequest(deps.nonces, { ...signed, nonce: body.nonce });
-    else await requireSignedWithoutNonce(deps.nonces, signed);
-    await ownedJob(deps.jobs, body.jobId, body.consumerAddress);
-    await deps.jobs.remove(body.jobId);
-    const job = await deps.jobs.get(body.jobId);
-    json(200, job ? [job] : []);
-  },
+  handler:
+    (deps) =>
+    async ({ input: body, res, json }) => {
+      res.locals.jobId = body.jobId;
+      const signed = { address: body.consumerAddress, parts: [body.consumerAddress, body.jobId, body.documentId ?? ''], signature: body.signature };
+      // Ocean's client 3.3.0 sends no nonce on delete
+      if (body.nonce !== undefined) await requireSignedRequest(deps.nonces, { ...signed, nonce: body.nonce });
+      else await requireSignedWithoutNonce(deps.nonces, signed);
+      await ownedJob(deps.jobs, body.jobId, body.consumerAddress);
+      await deps.jobs.remove(body.jobId);
+      const job = await deps.jobs.get(body.jobId);
+      json(200, job ? [job] : []);
+    },
 });
 
 export const computeRoutes = [computeStart, computeStatus, computeStop, computeDelete];

@@ -38,7 +38,8 @@ export const decryptRoute = route({
   name: 'decrypt',
   method: 'post',
   path: `${SERVICES}/decrypt`,
-  summary: 'The plaintext of a DDO a data NFT published encrypted for this provider, for authorized decrypters (signed: (transactionId or dataNftAddress) + decrypterAddress + chainId + nonce)',
+  summary:
+    'The plaintext of a DDO a data NFT published encrypted for this provider, for authorized decrypters (signed: (transactionId or dataNftAddress) + decrypterAddress + chainId + nonce)',
   tags: ['publisher'],
   auth: 'signature',
   service: true,
@@ -51,7 +52,10 @@ export const decryptRoute = route({
     const authorized = new Set([deps.providerWallet.address.toLowerCase(), ...(deps.authorizedDecrypters ?? []).map((a) => a.toLowerCase())]);
     return async ({ input: body, res }) => {
       if (!authorized.has(body.decrypterAddress.toLowerCase())) {
-        throw new ForbiddenError('decrypter_not_authorized', `Decrypter not authorized: ${body.decrypterAddress} is not this provider and not in its C2D_AUTHORIZED_DECRYPTERS`);
+        throw new ForbiddenError(
+          'decrypter_not_authorized',
+          `Decrypter not authorized: ${body.decrypterAddress} is not this provider and not in its C2D_AUTHORIZED_DECRYPTERS`,
+        );
       }
       await requireSignedRequest(deps.nonces, {
         address: body.decrypterAddress,
@@ -65,7 +69,9 @@ export const decryptRoute = route({
 
       let doc: PublishedMetadata;
       if (body.transactionId) {
-        doc = (await metadata.fromTransaction(body.transactionId)) ?? refuse('metadata_not_found', 'transactionId: no successful MetadataCreated or MetadataUpdated event in this transaction on this chain');
+        doc =
+          (await metadata.fromTransaction(body.transactionId)) ??
+          refuse('metadata_not_found', 'transactionId: no successful MetadataCreated or MetadataUpdated event in this transaction on this chain');
       } else {
         // the schema requires these three with dataNftAddress
         doc = { nftAddress: body.dataNftAddress!, flags: body.flags!, data: getBytes(body.encryptedDocument!), metaDataHash: body.documentHash! };

@@ -25,7 +25,8 @@ export const download = route({
   name: 'download',
   method: 'get',
   path: `${SERVICES}/download`,
-  summary: "Streams one file of an `access` service (signed: documentId + nonce); needs the asset's credentials, and for on-chain assets an order made out to the caller. `compute` services are never downloadable",
+  summary:
+    "Streams one file of an `access` service (signed: documentId + nonce); needs the asset's credentials, and for on-chain assets an order made out to the caller. `compute` services are never downloadable",
   tags: ['compute'],
   auth: 'signature',
   service: true,
@@ -35,47 +36,57 @@ export const download = route({
     400: handledError('Not downloadable (a compute service), not allowed by the credentials, or no valid order'),
     404: handledError('No such asset, service or file index'),
   },
-  handler: (deps) => async ({ input: q, res }) => {
-    await requireSignedRequest(deps.nonces, { address: q.consumerAddress, parts: [q.documentId], nonce: q.nonce, signature: q.signature });
-    const ddo = await resolveAsset(deps.resolver, q.documentId, RESOURCE);
-    const { service, serviceIndex } = findService(ddo, q.serviceId, RESOURCE);
-    if (service.type !== 'access') {
-      throw new AccessDeniedError(RESOURCE, 'compute_service_not_downloadable', `${RESOURCE}: service ${service.id} is a ${service.type} service; only access services can be downloaded`);
-    }
-    requireConsumableState(ddo, RESOURCE);
-    requireCredentials(ddo, service, q.consumerAddress, RESOURCE);
-    if (service.datatokenAddress) {
-      if (!q.transferTxId) throw new AccessDeniedError(RESOURCE, 'order_not_found', `${RESOURCE}: an on-chain asset needs the transferTxId of its order`);
-      if (!deps.orderVerifier) throw new UnavailableError('chain_not_configured', `${RESOURCE}: ${ddo.id} is on chain, but this provider has no chain configured`);
-      await deps.orderVerifier.checkOrder(
-        { resource: RESOURCE, ddo, serviceId: service.id, transferTxId: q.transferTxId, isDataset: false },
-        { consumerAddress: q.consumerAddress, now: Math.floor(Date.now() / 1000) },
-      );
-    }
-    const { files } = await deps.decryptor.decryptServiceFiles(ddo, service, RESOURCE);
-    const index = Number(q.fileIndex);
-    const file = files[index];
-    if (!file) throw new NotFoundError('file_not_found', `fileIndex ${index}: service ${service.id} has ${files.length} file(s), numbered from 0`, RESOURCE);
+  handler:
+    (deps) =>
+    async ({ input: q, res }) => {
+      await requireSignedRequest(deps.nonces, { address: q.consumerAddress, parts: [q.documentId], nonce: q.nonce, signature: q.signature });
+      const ddo = await resolveAsset(deps.resolver, q.documentId, RESOURCE);
+      const { service, serviceIndex } = findService(ddo, q.serviceId, RESOURCE);
+      if (service.type !== 'access') {
+        throw new AccessDeniedError(
+          RESOURCE,
+          'compute_service_not_downloadable',
+          `${RESOURCE}: service ${service.id} is a ${service.type} service; only access services can be downloaded`,
+        );
+      }
+      requireConsumableState(ddo, RESOURCE);
+      requireCredentials(ddo, service, q.consumerAddress, RESOURCE);
+      if (service.datatokenAddress) {
+        if (!q.transferTxId) throw new AccessDeniedError(RESOURCE, 'order_not_found', `${RESOURCE}: an on-chain asset needs the transferTxId of its order`);
+        if (!deps.orderVerifier)
+          throw new UnavailableError('chain_not_configured', `${RESOURCE}: ${ddo.id} is on chain, but this provider has no chain configured`);
+        await deps.orderVerifier.checkOrder(
+          { resource: RESOURCE, ddo, serviceId: service.id, transferTxId: q.transferTxId, isDataset: false },
+          { consumerAddress: q.consumerAddress, now: Math.floor(Date.now() / 1000) },
+        );
+      }
+      const { files } = await deps.decryptor.decryptServiceFiles(ddo, service, RESOURCE);
+      const index = Number(q.fileIndex);
+      const file = files[index];
+      if (!file) throw new NotFoundError('file_not_found', `fileIndex ${index}: service ${service.id} has ${files.length} file(s), numbered from 0`, RESOURCE);
 
-    const abort = new AbortController();
-    res.on('close', () => abort.abort());
-    let opened;
-    try {
-      opened = await openFileStream(file, { timeoutMs: OPEN_TIMEOUT_MS, signal: abort.signal });
-    } catch (err) {
-      if (!(err instanceof FileFetchError)) throw err;
-      throw new UnavailableError('file_unavailable', `file ${index} of ${ddo.id} cannot be fetched from its server (${err.reason})`, { cause: err });
-    }
-    deps.logger.info({ did: ddo.id, serviceIndex, fileIndex: index, consumer: q.consumerAddress.toLowerCase(), onChain: !!service.datatokenAddress }, 'file downloaded');
-    res.set({
-      'Content-Type': 'application/octet-stream',
-      'Content-Disposition': `attachment;filename=file${index}`,
-      'X-Content-Type-Options': 'nosniff',
-      'Cache-Control': 'no-store',
-      // ours: how many files the service has, so a provider hashing a public algorithm knows when it has all
-      'X-File-Count': String(files.length),
-      ...(opened.contentLength !== null ? { 'Content-Length': String(opened.contentLength) } : {}),
-    });
-    await sendStream(res, opened.stream, deps.logger);
-  },
+      const abort = new AbortController();
+      res.on('close', () => abort.abort());
+      let opened;
+      try {
+        opened = await openFileStream(file, { timeoutMs: OPEN_TIMEOUT_MS, signal: abort.signal });
+      } catch (err) {
+        if (!(err instanceof FileFetchError)) throw err;
+        throw new UnavailableError('file_unavailable', `file ${index} of ${ddo.id} cannot be fetched from its server (${err.reason})`, { cause: err });
+      }
+      deps.logger.info(
+        { did: ddo.id, serviceIndex, fileIndex: index, consumer: q.consumerAddress.toLowerCase(), onChain: !!service.datatokenAddress },
+        'file downloaded',
+      );
+      res.set({
+        'Content-Type': 'application/octet-stream',
+        'Content-Disposition': `attachment;filename=file${index}`,
+        'X-Content-Type-Options': 'nosniff',
+        'Cache-Control': 'no-store',
+        // ours: how many files the service has, so a provider hashing a public algorithm knows when it has all
+        'X-File-Count': String(files.length),
+        ...(opened.contentLength !== null ? { 'Content-Length': String(opened.contentLength) } : {}),
+      });
+      await sendStream(res, opened.stream, deps.logger);
+    },
 });

@@ -77,12 +77,14 @@ export const nonce = route({
   service: true,
   input: { from: 'params', schema: nonceRequestSchema },
   responses: { 200: { description: 'The nonce', schema: z.object({ nonce: z.union([z.number(), z.string()]) }) } },
-  handler: (deps) => async ({ input, json }) => {
-    const stored = await deps.nonces.get(input.userAddress);
-    // Ocean's clients add 1 to what they get: a number keeps that arithmetic right (a string would concatenate).
-    const asNumber = stored === null ? 0 : Number(stored);
-    json(200, { nonce: Number.isSafeInteger(asNumber) || !Number.isInteger(asNumber) ? asNumber : (stored ?? 0) });
-  },
+  handler:
+    (deps) =>
+    async ({ input, json }) => {
+      const stored = await deps.nonces.get(input.userAddress);
+      // Ocean's clients add 1 to what they get: a number keeps that arithmetic right (a string would concatenate).
+      const asNumber = stored === null ? 0 : Number(stored);
+      json(200, { nonce: Number.isSafeInteger(asNumber) || !Number.isInteger(asNumber) ? asNumber : (stored ?? 0) });
+    },
 });
 
 const environmentView = async (deps: AppDeps, env: Environment): Promise<EnvironmentView> => ({
@@ -116,10 +118,12 @@ export const computeEnvironments = route({
   input: { from: 'query', schema: environmentsQuerySchema },
   body: 'none',
   responses: { 200: { description: 'Environments by chain id', schema: z.record(z.string(), z.array(environmentViewSchema)) } },
-  handler: (deps) => async ({ input, json }) => {
-    if (input.chainId !== undefined && input.chainId !== deps.chainId) return json(200, {});
-    json(200, { [deps.chainId]: await Promise.all(deps.environments.map((env) => environmentView(deps, env))) });
-  },
+  handler:
+    (deps) =>
+    async ({ input, json }) => {
+      if (input.chainId !== undefined && input.chainId !== deps.chainId) return json(200, {});
+      json(200, { [deps.chainId]: await Promise.all(deps.environments.map((env) => environmentView(deps, env))) });
+    },
 });
 
 export const encryptRoute = route({
@@ -133,12 +137,18 @@ export const encryptRoute = route({
   input: { from: 'query', schema: encryptQuerySchema },
   body: 'raw',
   responses: { 201: { description: 'The ciphertext as 0x hex', type: 'text/plain', schema: z.string().regex(/^0x[0-9a-f]+$/) } },
-  handler: (deps) => ({ input, req, res }) => {
-    if (input.chainId !== undefined && input.chainId !== deps.chainId) throw new ValidationError({ chainId: [`unsupported chain id, this provider serves ${deps.chainId}`] });
-    const body: unknown = req.body;
-    if (!Buffer.isBuffer(body) || body.length === 0) throw new ValidationError({ body: ['nothing to encrypt'] });
-    res.status(201).type('text/plain').send(`0x${encrypt(deps.providerWallet.signingKey.publicKey, body).toString('hex')}`);
-  },
+  handler:
+    (deps) =>
+    ({ input, req, res }) => {
+      if (input.chainId !== undefined && input.chainId !== deps.chainId)
+        throw new ValidationError({ chainId: [`unsupported chain id, this provider serves ${deps.chainId}`] });
+      const body: unknown = req.body;
+      if (!Buffer.isBuffer(body) || body.length === 0) throw new ValidationError({ body: ['nothing to encrypt'] });
+      res
+        .status(201)
+        .type('text/plain')
+        .send(`0x${encrypt(deps.providerWallet.signingKey.publicKey, body).toString('hex')}`);
+    },
 });
 
 export const infoRoutes = [root, nonce, computeEnvironments, encryptRoute];

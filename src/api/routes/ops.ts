@@ -43,10 +43,12 @@ export const docs = route({
   tags: ['ops'],
   auth: 'none',
   responses: { 200: { description: 'HTML', type: 'text/html', schema: textSchema } },
-  handler: () => ({ res }) => {
-    res.set('Content-Security-Policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'");
-    res.type('text/html').send(docsPage);
-  },
+  handler:
+    () =>
+    ({ res }) => {
+      res.set('Content-Security-Policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'");
+      res.type('text/html').send(docsPage);
+    },
 });
 
 export const metrics = route({
@@ -74,7 +76,10 @@ export const healthz = route({
   tags: ['ops'],
   auth: 'none',
   responses: { 200: { description: 'Up', schema: z.object({ status: z.literal('ok') }) } },
-  handler: () => ({ json }) => json(200, { status: 'ok' }),
+  handler:
+    () =>
+    ({ json }) =>
+      json(200, { status: 'ok' }),
 });
 
 const checksSchema = z.record(z.string(), z.enum(['ok', 'unreachable', 'not checked']));
@@ -91,33 +96,41 @@ export const readyz = route({
     200: { description: 'Ready', schema: z.object({ status: z.literal('ready'), checks: checksSchema }) },
     503: { description: 'Not ready, with the reason', schema: z.object({ error: z.string(), checks: checksSchema }) },
   },
-  handler: (deps) => async ({ json }) => {
-    const pings: [name: 'temporal' | 'chain', ping: (() => Promise<void>) | undefined][] = [
-      ['temporal', deps.jobs.ping?.bind(deps.jobs)],
-      ['chain', deps.chainPing],
-    ];
-    const checks: z.infer<typeof checksSchema> = {};
-    const down: string[] = [];
-    await Promise.all(
-      pings.map(async ([name, ping]) => {
-        if (!ping) {
-          if (name === 'temporal') checks[name] = 'not checked';
-          return;
-        }
-        try {
-          await pingWithin(ping, READY_TIMEOUT_MS);
-          checks[name] = 'ok';
-        } catch (err) {
-          checks[name] = 'unreachable';
-          down.push(name);
-          deps.logger.warn({ check: name, error: err instanceof Error ? err.name : typeof err, code: err instanceof C2DError ? err.code : undefined }, 'not ready: a dependency is unreachable');
-        }
-      }),
-    );
-    if (down.length === 0) return json(200, { status: 'ready', checks });
-    const what = down.sort().map((d) => (d === 'temporal' ? 'Temporal' : 'the chain node')).join(' and ');
-    json(503, { error: `${what.charAt(0).toUpperCase()}${what.slice(1)} ${down.length > 1 ? 'are' : 'is'} unreachable`, checks });
-  },
+  handler:
+    (deps) =>
+    async ({ json }) => {
+      const pings: [name: 'temporal' | 'chain', ping: (() => Promise<void>) | undefined][] = [
+        ['temporal', deps.jobs.ping?.bind(deps.jobs)],
+        ['chain', deps.chainPing],
+      ];
+      const checks: z.infer<typeof checksSchema> = {};
+      const down: string[] = [];
+      await Promise.all(
+        pings.map(async ([name, ping]) => {
+          if (!ping) {
+            if (name === 'temporal') checks[name] = 'not checked';
+            return;
+          }
+          try {
+            await pingWithin(ping, READY_TIMEOUT_MS);
+            checks[name] = 'ok';
+          } catch (err) {
+            checks[name] = 'unreachable';
+            down.push(name);
+            deps.logger.warn(
+              { check: name, error: err instanceof Error ? err.name : typeof err, code: err instanceof C2DError ? err.code : undefined },
+              'not ready: a dependency is unreachable',
+            );
+          }
+        }),
+      );
+      if (down.length === 0) return json(200, { status: 'ready', checks });
+      const what = down
+        .sort()
+        .map((d) => (d === 'temporal' ? 'Temporal' : 'the chain node'))
+        .join(' and ');
+      json(503, { error: `${what.charAt(0).toUpperCase()}${what.slice(1)} ${down.length > 1 ? 'are' : 'is'} unreachable`, checks });
+    },
 });
 
 export const opsRoutes = [openapi, docs, metrics, healthz, readyz];

@@ -52,7 +52,10 @@ const fileinfo = (method: Method, name: string) =>
     service: method === 'post',
     input: { from: 'params', schema: fileInfoSchema },
     responses: { 200: { description: 'One entry per file', schema: z.array(fileInfoViewSchema) } },
-    handler: (deps) => async ({ input, json }) => json(200, await fileInfos(deps, input.did, input.serviceId)),
+    handler:
+      (deps) =>
+      async ({ input, json }) =>
+        json(200, await fileInfos(deps, input.did, input.serviceId)),
   });
 
 export const validateContainer = route({
@@ -65,10 +68,12 @@ export const validateContainer = route({
   service: true,
   input: { from: 'params', schema: validateContainerSchema },
   responses: { 200: { description: 'Valid', schema: z.object({ valid: z.literal(true) }) } },
-  handler: () => ({ input, json }) => {
-    requireContainer(input);
-    json(200, { valid: true });
-  },
+  handler:
+    () =>
+    ({ input, json }) => {
+      requireContainer(input);
+      json(200, { valid: true });
+    },
 });
 
 export const publisherRoutes = [fileinfo('post', 'fileinfo'), fileinfo('get', 'fileinfoGet'), validateContainer];

@@ -36,18 +36,30 @@ export const computeResult = route({
     206: { description: 'The requested byte range', type: 'application/octet-stream', schema: bytesSchema },
     416: handledError('Range not satisfiable'),
   },
-  handler: (deps) => async ({ input: q, req, res }) => {
-    res.locals.jobId = q.jobId;
-    await requireSignedRequest(deps.nonces, { address: q.consumerAddress, parts: [q.consumerAddress, q.jobId, q.index], nonce: q.nonce, signature: q.signature });
-    const job = await ownedJob(deps.jobs, q.jobId, q.consumerAddress);
-    const entry = Array.isArray(job.results) ? job.results[Number(q.index)] : undefined;
-    if (!entry) throw new NotFoundError('result_not_found', 'No result with this index');
-    const opened = await deps.results.open(q.jobId, entry.filename, requestedRange(req, entry.filesize));
-    attachmentHeader(res, entry.filename);
-    res.set({ 'Content-Type': 'application/octet-stream', 'Content-Length': String(opened.length), 'Accept-Ranges': 'bytes', 'X-Content-Type-Options': 'nosniff' });
-    if (opened.range) res.status(206).set('Content-Range', `bytes ${opened.range.start}-${opened.range.end}/${opened.totalSize}`);
-    await sendStream(res, opened.stream, deps.logger);
-  },
+  handler:
+    (deps) =>
+    async ({ input: q, req, res }) => {
+      res.locals.jobId = q.jobId;
+      await requireSignedRequest(deps.nonces, {
+        address: q.consumerAddress,
+        parts: [q.consumerAddress, q.jobId, q.index],
+        nonce: q.nonce,
+        signature: q.signature,
+      });
+      const job = await ownedJob(deps.jobs, q.jobId, q.consumerAddress);
+      const entry = Array.isArray(job.results) ? job.results[Number(q.index)] : undefined;
+      if (!entry) throw new NotFoundError('result_not_found', 'No result with this index');
+      const opened = await deps.results.open(q.jobId, entry.filename, requestedRange(req, entry.filesize));
+      attachmentHeader(res, entry.filename);
+      res.set({
+        'Content-Type': 'application/octet-stream',
+        'Content-Length': String(opened.length),
+        'Accept-Ranges': 'bytes',
+        'X-Content-Type-Options': 'nosniff',
+      });
+      if (opened.range) res.status(206).set('Content-Range', `bytes ${opened.range.start}-${opened.range.end}/${opened.totalSize}`);
+      await sendStream(res, opened.stream, deps.logger);
+    },
 });
 
 export const computeLogs = route({
@@ -60,27 +72,29 @@ export const computeLogs = route({
   service: true,
   input: { from: 'params', schema: computeLogsSchema },
   responses: { 200: { description: 'Plain text', type: 'text/plain', schema: textSchema } },
-  handler: (deps) => async ({ input: q, res }) => {
-    res.locals.jobId = q.jobId;
-    await requireSignedRequest(deps.nonces, { address: q.consumerAddress, parts: [q.consumerAddress, q.jobId], nonce: q.nonce, signature: q.signature });
-    const job = await ownedJob(deps.jobs, q.jobId, q.consumerAddress);
-    const textHeaders = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' };
+  handler:
+    (deps) =>
+    async ({ input: q, res }) => {
+      res.locals.jobId = q.jobId;
+      await requireSignedRequest(deps.nonces, { address: q.consumerAddress, parts: [q.consumerAddress, q.jobId], nonce: q.nonce, signature: q.signature });
+      const job = await ownedJob(deps.jobs, q.jobId, q.consumerAddress);
+      const textHeaders = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' };
 
-    const stored = storedAlgorithmLog(job);
-    if (stored) {
-      const opened = await deps.results.open(q.jobId, stored.filename);
-      res.set({ ...textHeaders, 'Content-Length': String(opened.length) });
-      await sendStream(res, opened.stream, deps.logger);
-      return;
-    }
-    // Not published yet: follow the running step's log until the step ends (or the client leaves).
-    const abort = new AbortController();
-    res.on('close', () => abort.abort());
-    const live = deps.backendFor(job.environment)?.openLog(q.jobId, 'algorithm', { follow: !finalStatuses.includes(job.status), signal: abort.signal });
-    if (!live) throw new NotFoundError('log_not_available', 'The algorithm has not started yet');
-    res.set(textHeaders).flushHeaders();
-    await sendStream(res, live, deps.logger);
-  },
+      const stored = storedAlgorithmLog(job);
+      if (stored) {
+        const opened = await deps.results.open(q.jobId, stored.filename);
+        res.set({ ...textHeaders, 'Content-Length': String(opened.length) });
+        await sendStream(res, opened.stream, deps.logger);
+        return;
+      }
+      // Not published yet: follow the running step's log until the step ends (or the client leaves).
+      const abort = new AbortController();
+      res.on('close', () => abort.abort());
+      const live = deps.backendFor(job.environment)?.openLog(q.jobId, 'algorithm', { follow: !finalStatuses.includes(job.status), signal: abort.signal });
+      if (!live) throw new NotFoundError('log_not_available', 'The algorithm has not started yet');
+      res.set(textHeaders).flushHeaders();
+      await sendStream(res, live, deps.logger);
+    },
 });
 
 export const resultRoutes = [computeResult, computeLogs];

@@ -86,12 +86,14 @@ export class KubernetesBackend implements ComputeBackend {
   /** An answer of the API server as our error: a refused object is permanent (retrying sends the same one), anything else may pass. */
   private mapError(err: unknown): unknown {
     if (!(err instanceof KubeApiError)) return err;
-    if ([400, 413, 422].includes(err.status)) return new C2DError('validation', 'kubernetes_rejected', `the cluster refused the step: ${err.message}`, undefined, { cause: err });
+    if ([400, 413, 422].includes(err.status))
+      return new C2DError('validation', 'kubernetes_rejected', `the cluster refused the step: ${err.message}`, undefined, { cause: err });
     return new C2DError('unavailable', 'kubernetes_unavailable', `Kubernetes API: ${err.message}`, undefined, { cause: err });
   }
 
   private async startAndWait(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
-    if (req.environment.id !== this.env.id) throw new C2DError('internal', 'bad_step_request', `environment ${req.environment.id} sent to the backend of ${this.env.id}`);
+    if (req.environment.id !== this.env.id)
+      throw new C2DError('internal', 'bad_step_request', `environment ${req.environment.id} sent to the backend of ${this.env.id}`);
     const names = jobNames(req.jobId);
     const ctx = await this.jobContext(req.jobId);
     const podName = names.pod(req.step);
@@ -184,7 +186,9 @@ export class KubernetesBackend implements ComputeBackend {
       );
       if (seen.ended) return seen.ended;
       // The pod is gone before it ended: stopped by us, or deleted by someone else.
-      return (await this.stopped(req.jobId)) ? { exitCode: null, oomKilled: false, reason: 'stopped' } : { exitCode: null, oomKilled: false, reason: 'signal:SIGKILL' };
+      return (await this.stopped(req.jobId))
+        ? { exitCode: null, oomKilled: false, reason: 'stopped' }
+        : { exitCode: null, oomKilled: false, reason: 'signal:SIGKILL' };
     } catch (err) {
       if (err instanceof WatchAborted) throw stepWaitAborted(hooks.signal);
       throw this.unavailable(err);
@@ -335,4 +339,3 @@ export class KubernetesBackend implements ComputeBackend {
     this.log.info({ jobId }, 'job cleaned up');
   }
 }
-

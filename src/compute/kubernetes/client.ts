@@ -75,7 +75,12 @@ export interface KubeClient {
    * Watches pods from resourceVersion; onEvent gets every change. Resolves when the server closes the
    * watch or the signal aborts it; rejects on an error answer (410 Gone: the version is too old, list again).
    */
-  watchPods(namespace: string, query: PodSelector & { resourceVersion: string; timeoutSeconds?: number }, onEvent: (type: PodEventType, pod: Pod) => void, signal: AbortSignal): Promise<void>;
+  watchPods(
+    namespace: string,
+    query: PodSelector & { resourceVersion: string; timeoutSeconds?: number },
+    onEvent: (type: PodEventType, pod: Pod) => void,
+    signal: AbortSignal,
+  ): Promise<void>;
   /** The container's log so far (at most limitBytes), or null when the pod is gone or the container has not started. */
   podLog(namespace: string, pod: string, container: string, opts: { limitBytes: number }): Promise<string | null>;
   /** Follows the container's log until it ends or the signal aborts; null when the pod is gone or the container has not started. */

@@ -7,14 +7,18 @@ import type { StepName, StepOutcome } from '../backend';
 import type { V1Pod } from './client';
 
 /** Container waiting reasons that mean the image will not run: the step ends instead of waiting on kubelet's back-off. */
-export const IMAGE_PULL_FAILURES = ['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'RegistryUnavailable', 'SignatureValidationFailed'];
+export const IMAGE_PULL_FAILURES = [
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'ErrImageNeverPull',
+  'RegistryUnavailable',
+  'SignatureValidationFailed',
+];
 /** Waiting reasons of a container that cannot be created as specified (they do not heal by waiting either). */
 const CREATE_FAILURES = ['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError'];
 
-export type PodState =
-  | { kind: 'pending'; detail: string }
-  | { kind: 'running' }
-  | { kind: 'ended'; outcome: Omit<StepOutcome, 'reattached'> };
+export type PodState = { kind: 'pending'; detail: string } | { kind: 'running' } | { kind: 'ended'; outcome: Omit<StepOutcome, 'reattached'> };
 
 const MAX_REASON = 300;
 
@@ -60,10 +64,16 @@ export function podState(pod: V1Pod, step: StepName): PodState {
   const waiting = container?.state?.waiting;
   if (waiting?.reason && IMAGE_PULL_FAILURES.includes(waiting.reason)) {
     const image = pod.spec?.containers.find((c) => c.name === step)?.image ?? container?.image ?? '';
-    return { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: `image-pull: image ${JSON.stringify(image)} cannot be pulled (${waiting.reason})` } };
+    return {
+      kind: 'ended',
+      outcome: { exitCode: null, oomKilled: false, reason: `image-pull: image ${JSON.stringify(image)} cannot be pulled (${waiting.reason})` },
+    };
   }
   if (waiting?.reason && CREATE_FAILURES.includes(waiting.reason)) {
-    return { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: `start-failed: ${clip([waiting.reason, waiting.message].filter(Boolean).join(': '))}` } };
+    return {
+      kind: 'ended',
+      outcome: { exitCode: null, oomKilled: false, reason: `start-failed: ${clip([waiting.reason, waiting.message].filter(Boolean).join(': '))}` },
+    };
   }
   if (phase === 'Running' || container?.state?.running) return { kind: 'running' };
   const unscheduled = status.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');

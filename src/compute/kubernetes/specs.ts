@@ -168,7 +168,10 @@ const IMAGE_REF = /^[a-z0-9]+([._/:@-][a-zA-Z0-9_.-]+)*$/;
  * a name in algorithmImages (tag and registry ignored, as for the process backend's runtimes), else
  * with allowAnyImage the image as given, pinned to its digest when the container has one.
  */
-export function resolveAlgorithmImage(k: Pick<KubernetesOptions, 'algorithmImages' | 'allowAnyImage'>, container: Pick<ContainerSpec, 'image' | 'tag' | 'checksum'>): string | null {
+export function resolveAlgorithmImage(
+  k: Pick<KubernetesOptions, 'algorithmImages' | 'allowAnyImage'>,
+  container: Pick<ContainerSpec, 'image' | 'tag' | 'checksum'>,
+): string | null {
   for (const name of imageCandidates(container.image.toLowerCase())) {
     const mapped = k.algorithmImages[name];
     if (mapped) return mapped;
@@ -283,7 +286,10 @@ export function configurePod(ctx: JobContext): Extract<KubeObject, { kind: 'Pod'
           { name: SECRET_VOLUME, mountPath: SECRET_DIR, readOnly: true },
         ],
       },
-      [dataVolume(ctx), { name: SECRET_VOLUME, secret: { secretName: names.secret, defaultMode: 0o440, items: [{ key: CONFIGURE_SPEC_KEY, path: CONFIGURE_SPEC_KEY }] } }],
+      [
+        dataVolume(ctx),
+        { name: SECRET_VOLUME, secret: { secretName: names.secret, defaultMode: 0o440, items: [{ key: CONFIGURE_SPEC_KEY, path: CONFIGURE_SPEC_KEY }] } },
+      ],
     ),
   );
 }

@@ -19,7 +19,13 @@ export class WatchAborted extends Error {
  * answer (e.g. 410 Gone, or the API server restarting) retries with back-off. Rejects with
  * WatchAborted when the signal aborts.
  */
-export async function waitForPods<T>(client: KubeClient, namespace: string, selector: PodSelector, check: (pods: ReadonlyMap<string, V1Pod>) => T | undefined, signal: AbortSignal): Promise<T> {
+export async function waitForPods<T>(
+  client: KubeClient,
+  namespace: string,
+  selector: PodSelector,
+  check: (pods: ReadonlyMap<string, V1Pod>) => T | undefined,
+  signal: AbortSignal,
+): Promise<T> {
   let retryMs = RETRY_MS;
   for (;;) {
     if (signal.aborted) throw new WatchAborted(signal.reason);

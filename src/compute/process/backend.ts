@@ -61,7 +61,8 @@ export class ProcessBackend implements ComputeBackend {
 
   runStep(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
     const { environment } = req;
-    if (environment.backend !== 'process') return Promise.reject(new C2DError('internal', 'wrong_backend', `environment ${environment.id} is not a process environment`));
+    if (environment.backend !== 'process')
+      return Promise.reject(new C2DError('internal', 'wrong_backend', `environment ${environment.id} is not a process environment`));
     const processReq: ProcessStepRequest = { ...req, environment };
     return processReq.step === 'algorithm' ? this.supervised.run(processReq, hooks) : this.direct.run(processReq, hooks);
   }

@@ -99,7 +99,10 @@ export function createStepCgroups(layout: CgroupLayout, name: string, limits: Cg
     for (const dir of dirs) fs.mkdirSync(dir, { recursive: true });
   } catch (err) {
     if (err instanceof CgroupError) throw err;
-    throw new CgroupError(`cannot create cgroup ${name}: ${(err as Error).message} (the worker needs write access to the cgroup hierarchy, e.g. run it as root)`, { cause: err });
+    throw new CgroupError(
+      `cannot create cgroup ${name}: ${(err as Error).message} (the worker needs write access to the cgroup hierarchy, e.g. run it as root)`,
+      { cause: err },
+    );
   }
   for (const [key, value] of cgroupLimitWrites(layout.version, limits)) {
     const optional = key.endsWith('?');

@@ -14,7 +14,11 @@ export interface ChildExit {
 export function runChild(argv: string[], append: (chunk: Buffer) => void, opts: { shell: string; detached?: boolean }): Promise<ChildExit> {
   return new Promise((resolve) => {
     const [cmd, ...args] = argv;
-    const child = spawn(cmd ?? opts.shell, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, detached: opts.detached ?? false });
+    const child = spawn(cmd ?? opts.shell, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      detached: opts.detached ?? false,
+    });
     child.stdout.on('data', append);
     child.stderr.on('data', append);
     let settled = false;

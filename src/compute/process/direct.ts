@@ -35,7 +35,12 @@ export class DirectSteps {
     const current = this.runs.get(key);
     if (current && !current.abandoned) return this.wait(req, current, hooks);
     // a run given up by a cancelled attempt is being killed: the retry starts after it ended
-    const before = current ? current.run.then(() => undefined, () => undefined) : Promise.resolve();
+    const before = current
+      ? current.run.then(
+          () => undefined,
+          () => undefined,
+        )
+      : Promise.resolve();
     const entry: DirectRun = { run: before.then(() => this.start(req)), abandoned: false };
     this.runs.set(key, entry);
     const forget = (): void => {
@@ -47,10 +52,15 @@ export class DirectSteps {
 
   private wait(req: DirectStepRequest, entry: DirectRun, hooks: StepHooks): Promise<StepOutcome> {
     // Cancelled (a stop, or the worker shutting down): nothing re-attaches to this run, so end it; a retry runs the step again.
-    return waitForStep(hooks, { step: req.step }, () => entry.run, () => {
-      entry.abandoned = true;
-      void killCgroups(stepCgroupDirs(this.host.cgroups, cgroupName(req.jobId, req.step)));
-    });
+    return waitForStep(
+      hooks,
+      { step: req.step },
+      () => entry.run,
+      () => {
+        entry.abandoned = true;
+        void killCgroups(stepCgroupDirs(this.host.cgroups, cgroupName(req.jobId, req.step)));
+      },
+    );
   }
 
   private async start(req: DirectStepRequest): Promise<StepOutcome> {

@@ -151,7 +151,8 @@ export function teardownCommands(n: JobNetworkNames): string[][] {
 
 /** Why this host cannot give algorithms a network, or null when it can. */
 export function networkProblem(isRoot: boolean, bins: { ip: string | null; nft: string | null; nsenter: string | null }): string | null {
-  if (!isRoot) return 'the worker does not run as root: giving an algorithm network access needs CAP_NET_ADMIN (a network namespace, a veth pair and nftables rules per job)';
+  if (!isRoot)
+    return 'the worker does not run as root: giving an algorithm network access needs CAP_NET_ADMIN (a network namespace, a veth pair and nftables rules per job)';
   if (!bins.ip) return 'ip is not installed (Debian/Ubuntu: apt-get install iproute2)';
   if (!bins.nft) return 'nft is not installed (Debian/Ubuntu: apt-get install nftables, or npm run setup as root)';
   if (!bins.nsenter) return 'nsenter is not installed (Debian/Ubuntu: apt-get install util-linux)';

@@ -28,18 +28,34 @@ export function unknownImage(host: ProcessHost, image: string): string {
  * with the environment's limits, and the full sandboxed command. Throws when the host cannot run it;
  * nothing of the step runs yet.
  */
-export function planStep(host: ProcessHost, req: ProcessStepRequest, job: JobPaths, sp: StepPaths, extra: { netns?: string; supervisorLog?: string } = {}): StepSpec {
+export function planStep(
+  host: ProcessHost,
+  req: ProcessStepRequest,
+  job: JobPaths,
+  sp: StepPaths,
+  extra: { netns?: string; supervisorLog?: string } = {},
+): StepSpec {
   const { jobId, step, environment: env } = req;
   const name = cgroupName(jobId, step);
   try {
     fs.writeFileSync(sp.report, '', { mode: 0o600 });
     chownTo([sp.report], host.uid);
     const sandbox = sandboxFor(host, req, job, sp, extra.netns);
-    const dirs = createStepCgroups(host.cgroups, name, { memoryBytes: env.ramGB * 1024 ** 3, cpus: env.cpuNumber, maxProcesses: env.process.maxProcesses + WRAPPER_PIDS });
+    const dirs = createStepCgroups(host.cgroups, name, {
+      memoryBytes: env.ramGB * 1024 ** 3,
+      cpus: env.cpuNumber,
+      maxProcesses: env.process.maxProcesses + WRAPPER_PIDS,
+    });
     const outputLimit = step === 'algorithm' ? maxOutputBytes(env) : undefined;
     const argv = wrapSandboxCommand(
       // one byte over the limit, so a file cut off by RLIMIT_FSIZE is seen as over it
-      { cgroupProcs: dirs.map((d) => path.join(d, 'cgroup.procs')), fsizeBytes: outputLimit === undefined ? undefined : outputLimit + 1, uid: host.uid, netns: extra.netns, bin: host.bin },
+      {
+        cgroupProcs: dirs.map((d) => path.join(d, 'cgroup.procs')),
+        fsizeBytes: outputLimit === undefined ? undefined : outputLimit + 1,
+        uid: host.uid,
+        netns: extra.netns,
+        bin: host.bin,
+      },
       buildSandboxArgs(sandbox),
     );
     return {

@@ -32,7 +32,14 @@ export class UnreachableError extends Error {}
  * our other modules) and a link or copy of node. Nobody's home is opened up. Not root: the steps run
  * as the worker, which reaches everything it could start from.
  */
-export function placeForSandbox(o: { dataDir: string; programsDir: string; node: string; uid: number | undefined; stageRoot: string; logger: Logger }): SandboxReach {
+export function placeForSandbox(o: {
+  dataDir: string;
+  programsDir: string;
+  node: string;
+  uid: number | undefined;
+  stageRoot: string;
+  logger: Logger;
+}): SandboxReach {
   const node = fs.realpathSync(o.node);
   const { uid } = o;
   fs.mkdirSync(o.dataDir, { recursive: true, mode: 0o711 });
@@ -73,7 +80,8 @@ export function placeForSandbox(o: { dataDir: string; programsDir: string; node:
   let stagedNode: string | undefined;
   const runtime = (command: string): string => {
     if (reaches(path.dirname(command))) return command;
-    if (command !== node) throw new UnreachableError(`the sandbox uid ${uid} cannot traverse ${untraversable(path.dirname(command), uid, uid)} (on the way to ${command})`);
+    if (command !== node)
+      throw new UnreachableError(`the sandbox uid ${uid} cannot traverse ${untraversable(path.dirname(command), uid, uid)} (on the way to ${command})`);
     // node needs nothing of its install prefix to run a script: the binary alone will do
     stagedNode ??= linkOrCopy(node, path.join(stage(), 'node', 'bin', 'node'));
     return stagedNode;

@@ -52,7 +52,12 @@ export function setUpHost(opts: ProcessBackendOptions, log: Logger): ProcessHost
     return p;
   };
   const root = process.getuid?.() === 0;
-  const bin: WrapOptions['bin'] = { sh: '/bin/sh', bwrap: need('bwrap', 'bubblewrap'), prlimit: need('prlimit', 'util-linux'), setpriv: root ? need('setpriv', 'util-linux') : '' };
+  const bin: WrapOptions['bin'] = {
+    sh: '/bin/sh',
+    bwrap: need('bwrap', 'bubblewrap'),
+    prlimit: need('prlimit', 'util-linux'),
+    setpriv: root ? need('setpriv', 'util-linux') : '',
+  };
   const uid = root ? opts.sandbox.uid : undefined;
   let networks: JobNetworks;
   try {
@@ -74,12 +79,29 @@ export function setUpHost(opts: ProcessBackendOptions, log: Logger): ProcessHost
   let reach: SandboxReach;
   let node: string;
   try {
-    reach = placeForSandbox({ dataDir: opts.dataDir, programsDir: opts.programsDir, node: opts.node ?? process.execPath, uid, stageRoot: opts.stageRoot ?? DEFAULT_STAGE_ROOT, logger: log });
+    reach = placeForSandbox({
+      dataDir: opts.dataDir,
+      programsDir: opts.programsDir,
+      node: opts.node ?? process.execPath,
+      uid,
+      stageRoot: opts.stageRoot ?? DEFAULT_STAGE_ROOT,
+      logger: log,
+    });
     node = reach.runtime(fs.realpathSync(opts.node ?? process.execPath));
   } catch (err) {
     if (err instanceof UnreachableError) throw setupError(err.message);
     throw err;
   }
   fs.mkdirSync(path.join(reach.workDir, 'jobs'), { recursive: true, mode: 0o711 });
-  return { uid, bin, cgroups, networks, node: { command: node, names: ['node'] }, runtimes: opts.runtimes, supervisor: path.join(opts.programsDir, 'supervisor.js'), reach, log };
+  return {
+    uid,
+    bin,
+    cgroups,
+    networks,
+    node: { command: node, names: ['node'] },
+    runtimes: opts.runtimes,
+    supervisor: path.join(opts.programsDir, 'supervisor.js'),
+    reach,
+    log,
+  };
 }

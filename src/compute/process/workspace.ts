@@ -68,7 +68,9 @@ export function processWorkspace(job: JobPaths): JobWorkspace {
 
   return {
     inputs() {
-      const files = subdirs(job.inputs).flatMap((dir) => regularFiles(path.join(job.inputs, dir)).map((f) => ({ name: `${dir}/${f.name}`, kind: 'input' as const, size: f.size })));
+      const files = subdirs(job.inputs).flatMap((dir) =>
+        regularFiles(path.join(job.inputs, dir)).map((f) => ({ name: `${dir}/${f.name}`, kind: 'input' as const, size: f.size })),
+      );
       return Promise.resolve(files);
     },
 
