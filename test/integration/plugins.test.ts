@@ -78,9 +78,9 @@ describe('publisher plugins', () => {
       ].join('\n'),
     );
     // the README's complete example, as written there
-    const readme = fs.readFileSync(path.resolve(__dirname, '../../README.md'), 'utf8');
+    const readme = fs.readFileSync(path.resolve(__dirname, '../../docs/plugins.md'), 'utf8');
     const example = /`\/opt\/c2d-plugins\/row-limit\.js`[\s\S]*?```js\n([\s\S]*?)```/.exec(readme)?.[1];
-    if (!example) throw new Error('the README lost its plugin example');
+    if (!example) throw new Error('docs/plugins.md lost its plugin example');
     const rowLimit = path.join(moduleDir, 'row-limit.js');
     fs.writeFileSync(rowLimit, example);
     fs.writeFileSync(
@@ -215,7 +215,7 @@ describe('publisher plugins', () => {
     expect(pluginWorkerOutput.join('')).not.toMatch(/error/i);
   });
 
-  it("when the README's example plugin is enabled, then it refuses results over its row limit", async () => {
+  it("when the docs' example plugin is enabled, then it refuses results over its row limit", async () => {
     const job = await start('limited');
     const done = await client.waitForJob(job.jobId, { timeoutMs: 60_000 });
     expect(done).toMatchObject({ status: 62, terminationDetails: { reason: 'plugin rowLimit (afterAlgorithm): an output has more than 2 rows' } });
