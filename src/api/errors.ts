@@ -83,7 +83,14 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       error: err instanceof Error ? err.name : typeof err,
       code: err instanceof C2DError ? err.code : undefined,
     };
-    if (http.status >= 500) logger.error({ ...fields, message: err instanceof Error ? redactUrls(err.message).slice(0, 300) : undefined }, 'request failed');
+    if (http.status >= 500) {
+      // an error we did not classify is a bug: its first frames say where it came from (no URLs)
+      const where = err instanceof Error && !(err instanceof C2DError) ? redactUrls(err.stack?.split('\n').slice(1, 4).join(' | ') ?? '') : undefined;
+      logger.error(
+        { ...fields, message: err instanceof Error ? redactUrls(err.message).slice(0, 300) : undefined, ...(where ? { where } : {}) },
+        'request failed',
+      );
+    }
     if (http.headers) res.set(http.headers);
     res.status(http.status).json(http.body);
   };

@@ -161,7 +161,16 @@ describe('a compute job over HTTP', () => {
       ),
     );
     expect(new Set(jobs.map((j) => j.jobId)).size).toBe(100);
-    const done = await Promise.all(jobs.map((j, i) => consumers[i]!.waitForJob(j.jobId, { timeoutMs: 240_000, intervalMs: 500 })));
+    const done = await Promise.all(jobs.map((j, i) => consumers[i]!.waitForJob(j.jobId, { timeoutMs: 240_000, intervalMs: 500 }))).catch((e) => {
+      console.log(
+        stack
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('failed') || l.includes('rror'))
+          .join('\n'),
+      );
+      throw e;
+    });
     expect(done.filter((j) => j.status === 70)).toHaveLength(100);
     // each consumer sees exactly their own job
     const mine = await (await consumers[7]!.request('GET', `/api/services/compute?consumerAddress=${consumers[7]!.address}`)).json();
