@@ -34,6 +34,15 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
 
+# An ordinary user's worker needs the provider's parent cgroup handed to it (memory, CPU and process limits).
+if [ "$(id -u)" -ne 0 ]; then
+  cg=${C2D_CGROUP_ROOT:-/sys/fs/cgroup}
+  parent=$cg/c2d
+  [ -f "$cg/cgroup.controllers" ] || parent=$cg/memory/c2d
+  if [ ! -w "$parent" ]; then
+    echo "note: jobs need cgroups this user may create; once per boot run: sudo bash tools/delegate-cgroups.sh $(id -un)" >&2
+  fi
+fi
 bash tools/ensure-temporal.sh >/dev/null
 # First time: builds Kubernetes and etcd from Go modules (many minutes); then cached.
 if [ "${1:-}" = "--k8s" ] && ! bash tools/ensure-k8s.sh >/dev/null; then

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -86,5 +87,59 @@ describe('cgroup tree handling (on a fake tree)', () => {
   ])('when reading OOM kills of a v%s cgroup, then the counter is parsed', (version, file, text, want) => {
     fs.writeFileSync(path.join(root, file), text);
     expect(oomKills(version, root)).toBe(want);
+  });
+});
+
+describe("cgroupAccessProblem: can an ordinary user's worker create its job cgroups", () => {
+  // root may write anywhere: as root the check runs as the sandbox uid, otherwise as ourselves
+  const asRoot = process.getuid?.() === 0;
+  const uid = asRoot ? 65534 : (process.getuid?.() ?? 0);
+  let root: string;
+  beforeEach(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-cg-access-'));
+    fs.chmodSync(root, 0o755);
+    for (const c of ['memory', 'cpu', 'pids']) {
+      fs.mkdirSync(path.join(root, c));
+      fs.writeFileSync(path.join(root, c, 'cgroup.procs'), '');
+    }
+  });
+  afterEach(() => {
+    for (const c of ['memory', 'cpu', 'pids']) fs.chmodSync(path.join(root, c), 0o755);
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  /** a controller hierarchy this uid may not write, as /sys/fs/cgroup/<controller> is for an ordinary user */
+  const lock = (c: string): void => fs.chmodSync(path.join(root, c), asRoot ? 0o755 : 0o555);
+  /** what tools/delegate-cgroups.sh does: c2d made and handed to the user */
+  const delegate = (c: string): void => {
+    fs.mkdirSync(path.join(root, c, 'c2d'), { recursive: true });
+    fs.chownSync(path.join(root, c, 'c2d'), uid, uid);
+  };
+  const problem = (): string | null => {
+    const module = path.resolve('dist/src/compute/process/cgroups.js'); // built by npm test before jest
+    const code = `const c = require(${JSON.stringify(module)}); process.stdout.write(JSON.stringify(c.cgroupAccessProblem(c.detectCgroups(${JSON.stringify(root)}))))`;
+    const out = execFileSync(process.execPath, ['-e', code], { encoding: 'utf8', ...(asRoot ? { uid, gid: uid } : {}) });
+    return JSON.parse(out) as string | null;
+  };
+
+  it('when nobody delegated the c2d cgroup, then it names the hierarchy the worker cannot write', () => {
+    for (const c of ['memory', 'cpu', 'pids']) lock(c);
+    expect(problem()).toBe(`${path.join(root, 'memory')} is not writable by this worker's user`);
+  });
+
+  it('when c2d is delegated in every controller, then there is no problem', () => {
+    for (const c of ['memory', 'cpu', 'pids']) {
+      delegate(c);
+      lock(c);
+    }
+    expect(problem()).toBeNull();
+  });
+
+  it('when one controller is left out, then it names that one', () => {
+    for (const c of ['memory', 'cpu']) delegate(c);
+    fs.mkdirSync(path.join(root, 'pids', 'c2d'));
+    if (!asRoot) fs.chmodSync(path.join(root, 'pids', 'c2d'), 0o555);
+    for (const c of ['memory', 'cpu', 'pids']) lock(c);
+    expect(problem()).toBe(`${path.join(root, 'pids', 'c2d')} is not writable by this worker's user`);
   });
 });

@@ -33,6 +33,23 @@ export function detectCgroups(root: string): CgroupLayout {
   );
 }
 
+/**
+ * Why this worker could not create its step cgroups, or null. Root can; an ordinary user needs the
+ * parent cgroup delegated to it (tools/delegate-cgroups.sh, docs/operations.md).
+ */
+export function cgroupAccessProblem(layout: CgroupLayout): string | null {
+  const parents = layout.version === 2 ? [layout.root] : [layout.memory, layout.cpu, layout.pids];
+  for (const parent of parents.map((p) => path.join(p, CGROUP_PARENT))) {
+    const target = fs.existsSync(parent) ? parent : path.dirname(parent);
+    try {
+      fs.accessSync(target, fs.constants.W_OK);
+    } catch {
+      return `${target} is not writable by this worker's user`;
+    }
+  }
+  return null;
+}
+
 /** The cgroup dirs of one job step: one per v1 controller, or one v2 dir. */
 export function stepCgroupDirs(layout: CgroupLayout, name: string): string[] {
   return layout.version === 2
@@ -100,7 +117,7 @@ export function createStepCgroups(layout: CgroupLayout, name: string, limits: Cg
   } catch (err) {
     if (err instanceof CgroupError) throw err;
     throw new CgroupError(
-      `cannot create cgroup ${name}: ${(err as Error).message} (the worker needs write access to the cgroup hierarchy, e.g. run it as root)`,
+      `cannot create cgroup ${name}: ${(err as Error).message} (the worker needs write access to the cgroup hierarchy: run it as root, or delegate the c2d cgroup to its user, see docs/operations.md)`,
       { cause: err },
     );
   }

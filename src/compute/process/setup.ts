@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Config } from '../../config';
 import { C2DError } from '../../domain/errors';
 import type { Logger } from '../../domain/logger';
-import { type CgroupLayout, detectCgroups } from './cgroups';
+import { type CgroupLayout, cgroupAccessProblem, detectCgroups } from './cgroups';
 import { findExecutable } from './host';
 import { DEFAULT_NETWORK, JobNetworks } from './network';
 import { DEFAULT_STAGE_ROOT, placeForSandbox, type SandboxReach, SANDBOXED_PROGRAMS, UnreachableError } from './reach';
@@ -72,6 +72,13 @@ export function setUpHost(opts: ProcessBackendOptions, log: Logger): ProcessHost
     cgroups = detectCgroups(opts.sandbox.cgroupRoot);
   } catch (err) {
     throw setupError((err as Error).message);
+  }
+  const cgroupProblem = cgroupAccessProblem(cgroups);
+  if (cgroupProblem) {
+    log.warn(
+      { reason: cgroupProblem },
+      'jobs will fail at configuration: the worker cannot create job cgroups; run it as root, or delegate the c2d cgroup to its user (docs/operations.md)',
+    );
   }
   for (const p of PROGRAMS) {
     if (!fs.existsSync(path.join(opts.programsDir, p))) throw setupError(`${p} not found in ${opts.programsDir}: build the project first (npm run build)`);
