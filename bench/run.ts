@@ -3,23 +3,29 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ProviderClient } from '../src/client/provider-client';
 import type { JobView } from '../src/domain/job';
 import { serveFiles, startLocalStack } from '../tools/local-stack';
 import { freePort, startDevServer } from '../tools/temporal-server';
 import { chainBench } from './chain';
+import type { floorWorkflow } from './floor-workflow';
 
 /**
  * `npm run bench`: numbers, not assertions. Starts its own Temporal dev server and provider, then measures
  * start latency, per-job overhead, throughput with maxJobs 4, and peak RSS of worker and API; then, on a
  * hardhat node of its own, order verification per item and the DDO indexer's catch-up over 500 assets.
  * `npm run bench -- jobs` or `-- chain` runs one part; `-- overhead` only the one-at-a-time jobs (with their stage times).
+ * Every figure of the jobs part comes from one Temporal dev server, started with the flags `npm run temporal` uses,
+ * beside the bare-Temporal floor measured on it: a workflow of as many no-op activities as a job runs.
  */
 const percentile = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 };
 const ms = (x: number): string => `${x.toFixed(0)} ms`;
+/** the 1-minute load average, printed beside each figure: this machine is shared */
+const load = (): string => `load average ${os.loadavg()[0]?.toFixed(1)}`;
 
 // The algorithm reports its own run time (first line to last) in its output.
 const trivial = "const t0=Date.now();require('fs').writeFileSync('/data/outputs/t.json',JSON.stringify({t0,t1:Date.now()}))";
@@ -69,6 +75,34 @@ function stageTimes(events: Event[]): Map<string, number> {
   return t;
 }
 
+/**
+ * The bare-Temporal floor on this server: a workflow of `activities` no-op activities, started and awaited
+ * from here (3 warm-up runs, then `runs` one at a time), on a worker of its own in this process.
+ */
+async function floorTimes(address: string, client: Client, activities: number, runs: number): Promise<number[]> {
+  const connection = await NativeConnection.connect({ address });
+  const taskQueue = 'bench-floor';
+  const worker = await Worker.create({
+    connection,
+    taskQueue,
+    workflowsPath: require.resolve('./floor-workflow'),
+    activities: { noop: () => Promise.resolve() },
+  });
+  const times: number[] = [];
+  try {
+    await worker.runUntil(async () => {
+      for (let i = 0; i < runs + 3; i++) {
+        const t = performance.now();
+        await client.workflow.execute<typeof floorWorkflow>('floorWorkflow', { taskQueue, workflowId: `bench-floor-${i}-${Date.now()}`, args: [activities] });
+        if (i >= 3) times.push(performance.now() - t);
+      }
+    });
+  } finally {
+    await connection.close();
+  }
+  return times;
+}
+
 const peakRss = (pid: number | undefined): string => {
   const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? `${(Number(m[1]) / 1024).toFixed(0)} MiB` : '?';
@@ -103,8 +137,8 @@ async function jobsBench(throughput: boolean): Promise<void> {
   const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
   const temporalClient = new Client({ connection });
   try {
-    // 50 consumers: one consumer's signed starts are sequential by nature (strictly increasing nonces)
-    const consumers = Array.from({ length: 50 }, () => stack.consumer());
+    // one consumer's signed starts are sequential by nature (strictly increasing nonces): 50 for throughput, 100 for the burst
+    const consumers = Array.from({ length: 100 }, () => stack.consumer());
     const client = consumers[0]!;
     const dataset = await stack.publish(client, {
       type: 'dataset',
@@ -115,7 +149,12 @@ async function jobsBench(throughput: boolean): Promise<void> {
     });
 
     // Warm-up: worker caches, the environment's slot workflow, V8 JIT.
-    for (let i = 0; i < 3; i++) await client.waitForJob((await startJob(client, dataset)).job.jobId);
+    let warm: JobView | undefined;
+    for (let i = 0; i < 3; i++) warm = await client.waitForJob((await startJob(client, dataset)).job.jobId);
+    // 0. The floor: as many no-op activities as a job runs (local activities excluded: they cost no dispatch).
+    const { events: warmEvents } = await temporalClient.workflow.getHandle(`c2d-${warm?.jobId ?? ''}`).fetchHistory();
+    const activityCount = (warmEvents ?? []).filter((e) => e.activityTaskScheduledEventAttributes).length;
+    const floor = await floorTimes(`127.0.0.1:${port}`, temporalClient, activityCount, 20);
 
     // 1. Start latency and per-job overhead, one job at a time.
     const latencies: number[] = [];
@@ -144,20 +183,35 @@ async function jobsBench(throughput: boolean): Promise<void> {
     console.log(
       `machine: ${os.cpus().length} cores, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, load average ${os.loadavg()[0]?.toFixed(1)}`,
     );
-    console.log(`start latency (HTTP start → response), 20 jobs: p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))}`);
+    console.log(
+      `start latency at rest (HTTP start → response), 20 jobs one at a time: p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))}`,
+    );
+    console.log(
+      `bare-Temporal floor (workflow of ${activityCount} no-op activities, start → result), 20 runs: p50 ${ms(percentile(floor, 50))}, p99 ${ms(percentile(floor, 99))}`,
+    );
     console.log(`job overhead (wall time − algorithm run time), 20 jobs: p50 ${ms(percentile(overheads, 50))}, p99 ${ms(percentile(overheads, 99))}`);
+    console.log(`job overhead / floor, p50: ${(percentile(overheads, 50) / percentile(floor, 50)).toFixed(1)}`);
     console.log('one job, from its history (p50 over the 20 jobs):');
     for (const [k, v] of stages) console.log(`  ${k}: ${k.endsWith('(count)') ? percentile(v, 50) : ms(percentile(v, 50))}`);
     if (!throughput) return;
 
     // 2. Throughput: 50 jobs at once, maxJobs 4.
+    const fifty = consumers.slice(0, 50);
     const t = performance.now();
-    const jobs = await Promise.all(consumers.map((c) => startJob(c, dataset)));
-    const finished = await Promise.all(jobs.map(({ job }, i) => consumers[i]!.waitForJob(job.jobId, { intervalMs: 250, timeoutMs: 600_000 })));
+    const jobs = await Promise.all(fifty.map((c) => startJob(c, dataset)));
+    const finished = await Promise.all(jobs.map(({ job }, i) => fifty[i]!.waitForJob(job.jobId, { intervalMs: 250, timeoutMs: 600_000 })));
     const minutes = (performance.now() - t) / 60_000;
     const ok = finished.filter((j) => j.status === 70).length;
+    console.log(`throughput, 50 jobs with maxJobs 4: ${(50 / minutes).toFixed(1)} jobs/min (${ok}/50 finished with status 70; ${load()})`);
 
-    console.log(`throughput, 50 jobs with maxJobs 4: ${(50 / minutes).toFixed(1)} jobs/min (${ok}/50 finished with status 70)`);
+    // 3. Start latency while 100 consumers start a job at once (the jobs then run to their end).
+    const burst = await Promise.all(consumers.map((c) => startJob(c, dataset)));
+    const burstLatencies = burst.map((b) => b.latency);
+    console.log(
+      `start latency, 100 consumers starting at once (HTTP start → response): p50 ${ms(percentile(burstLatencies, 50))}, p99 ${ms(percentile(burstLatencies, 99))} (${load()})`,
+    );
+    const burstDone = await Promise.all(burst.map(({ job }, i) => consumers[i]!.waitForJob(job.jobId, { intervalMs: 1000, timeoutMs: 600_000 })));
+    console.log(`  (${burstDone.filter((j) => j.status === 70).length}/100 of those jobs finished with status 70)`);
     console.log(`peak RSS: worker ${peakRss(stack.worker.pid)}, API ${peakRss(stack.api.pid)}`);
   } finally {
     data.close();

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import { format } from 'node:util';
 import { recordExit, runPlannedStep } from '../compute/process/runner';
-import { readJsonFile, stepSpecSchema, writeJsonAtomic } from '../compute/process/state';
+import { readStepSpec, writeJsonAtomic } from '../compute/process/spec';
 
 /** The spec's path: the argument, or (--wait) the first line on stdin. */
 function specPath(): Promise<string> {
@@ -36,7 +36,7 @@ function specPath(): Promise<string> {
 
 async function main(): Promise<void> {
   const file = await specPath();
-  const spec = readJsonFile(file, stepSpecSchema);
+  const spec = readStepSpec(file);
   if (!spec) throw new Error(`no valid step spec in ${file}`);
   const own = spec.supervisorLog;
   if (own) console.error = (...args: unknown[]) => fs.appendFileSync(own, `${format(...args)}\n`, { mode: 0o600 });

@@ -24,7 +24,7 @@ const algorithmActivity = (maxJobDuration: number) =>
     .algorithmStep;
 
 /**
- * One compute job: authorize → verify orders → wait for a slot of the environment → configure → run the
+ * One compute job: authorize and verify orders (side by side) → wait for a slot of the environment → configure → run the
  * algorithm → [plugins] → publish → clean up. Status lives in workflow state (query `status`) and in the
  * C2DStatus search attribute. The input and everything this workflow records are ids only; activities
  * fetch secrets. A stop (update `stop`, a cancel request, or the deadline) cancels the run; what follows
@@ -66,8 +66,12 @@ export async function computeJob(input: JobInput): Promise<JobView> {
 
   /** Up to the algorithm's end; a failure is thrown as JobFailed. */
   async function provisionAndRun(): Promise<void> {
+    // Side by side (both only read; one round trip less): a refused authorization fails the job at once,
+    // whatever the orders say (an order check still running is dropped with the finished workflow).
+    const orders = verifyOrders(input);
+    orders.catch(() => undefined); // its failure is handled below, once authorized
     const plan = await authorizeJob(input).catch(endWith(provisioningFailure));
-    const { agreementId } = await verifyOrders(input).catch(endWith(provisioningFailure));
+    const { agreementId } = await orders.catch(endWith(provisioningFailure));
     if (agreementId) {
       state.agreementId = agreementId;
       upsertMemo({ agreementId });

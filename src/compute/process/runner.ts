@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { killCgroups, oomKills, removeCgroups } from './cgroups';
 import { runChild } from './child';
-import { type ExitedState, openStepLog, type StepSpec, writeJsonAtomic } from './state';
+import { openStepLog, type StepSpec, writeJsonAtomic } from './spec';
+import type { ExitedState } from './state';
 
 const SIZE_CHECK_MS = 500;
 const SIGXFSZ_EXIT = 128 + 25; // bwrap reports a child killed by signal n as 128 + n

@@ -6,7 +6,9 @@
  */
 import fs from 'node:fs';
 import { z } from 'zod';
-import { STEPS } from '../steps';
+
+// zod-free helpers shared with the supervisor (which must not load zod: it costs a cold supervisor 150–250 ms)
+export { openStepLog, writeJsonAtomic } from './spec';
 
 export const exitedStateSchema = z.object({
   status: z.literal('exited'),
@@ -27,37 +29,7 @@ export const stepStateSchema = z.discriminatedUnion('status', [
 ]);
 export type StepState = z.infer<typeof stepStateSchema>;
 
-/**
- * How to run one step, everything precomputed by the worker (plan.ts): the runner (runner.ts) needs
- * nothing else, whether the worker runs it itself or a detached supervisor does (then it is spec.json).
- */
-export const stepSpecSchema = z.object({
-  jobId: z.string(),
-  step: z.enum(STEPS),
-  /** full command: cgroup join wrapper, rlimits, uid switch, bwrap, the step's program */
-  argv: z.array(z.string()).min(1),
-  /** cgroup directories of the step (one per v1 controller, or one v2 dir) */
-  cgroupDirs: z.array(z.string()),
-  /** the cgroup dir whose OOM counter tells whether the kernel killed for memory */
-  memoryCgroup: z.string(),
-  cgroupVersion: z.union([z.literal(1), z.literal(2)]),
-  stateFile: z.string(),
-  logFile: z.string(),
-  /** the most bytes of step output kept in the log */
-  maxLogBytes: z.number().int().positive(),
-  /** a step is reported 'stopped' when this file exists; absent for publishing, which runs after a stop too */
-  stopMarker: z.string().optional(),
-  /** wall-clock limit of the step, ms */
-  deadlineMs: z.number().positive(),
-  /** the total size of `dir` may not pass `maxBytes` (the algorithm's outputs) */
-  outputLimit: z.object({ dir: z.string(), maxBytes: z.number().int().positive() }).optional(),
-  /** removed as soon as the step ends (the configure spec holds decrypted file locations) */
-  removeOnExit: z.array(z.string()).default([]),
-  /** where a supervisor's own errors go (a spare supervisor was started before it knew the step) */
-  supervisorLog: z.string().optional(),
-});
-export type StepSpec = z.infer<typeof stepSpecSchema>;
-export type StepSpecInput = z.input<typeof stepSpecSchema>;
+export type { StepSpec } from './spec';
 
 /**
  * steps/<step>/launch: created empty and exclusively by the one runStep call that launches the step,
@@ -69,12 +41,6 @@ export const launchSchema = z.object({
   direct: z.literal(true).optional(),
 });
 export type Launch = z.infer<typeof launchSchema>;
-
-export function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(value));
-  fs.renameSync(tmp, file);
-}
 
 /** The file's content if it is there and matches the schema; null otherwise. */
 export function readJsonFile<S extends z.ZodType>(file: string, schema: S): z.output<S> | null {
@@ -115,26 +81,6 @@ export function isSupervisorAlive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** Appends a step's output to its log file, at most maxLogBytes of it (then one truncation line). */
-export function openStepLog(logFile: string, maxLogBytes: number): { append: (chunk: Buffer) => void; close: () => void } {
-  const fd = fs.openSync(logFile, 'a', 0o640);
-  let written = 0;
-  let truncated = false;
-  return {
-    append: (chunk) => {
-      if (written >= maxLogBytes) {
-        if (!truncated) fs.writeSync(fd, `\n[log truncated at ${maxLogBytes} bytes]\n`);
-        truncated = true;
-        return;
-      }
-      const part = chunk.subarray(0, maxLogBytes - written);
-      fs.writeSync(fd, part);
-      written += part.length;
-    },
-    close: () => fs.closeSync(fd),
-  };
 }
 
 /** steps/<step>/report.json, written by the step program: JSON whose shape its reader checks (StepOutcome.report); undefined when empty or not JSON. */
