@@ -49,8 +49,18 @@ export const stepSpecSchema = z.object({
   stopMarker: z.string().optional(),
   /** wall-clock limit of the step, ms */
   deadlineMs: z.number().positive(),
-  /** the total size of `dir` may not pass `maxBytes` (the algorithm's outputs) */
-  outputLimit: z.object({ dir: z.string(), maxBytes: z.number().int().positive() }).optional(),
+  /**
+   * What the step may leave in `dirs` (src/compute/files.ts diskUsage: blocks, hard links once, names
+   * counted); `exitCode`: the step program's own way of saying it stopped at the limit (publishing)
+   */
+  outputLimit: z
+    .object({
+      dirs: z.array(z.string()).min(1),
+      maxBytes: z.number().int().positive(),
+      maxFiles: z.number().int().positive(),
+      exitCode: z.number().int().optional(),
+    })
+    .optional(),
   /** removed as soon as the step ends (the configure spec holds decrypted file locations) */
   removeOnExit: z.array(z.string()).default([]),
   /** where a supervisor's own errors go (a spare supervisor was started before it knew the step) */
