@@ -40,7 +40,9 @@ function main(): number {
   const [outputs, publish, reportFile, ...flags] = process.argv.slice(2);
   const budget = parseFlags(flags);
   if (!outputs || !publish || !reportFile || typeof budget === 'string') {
-    console.error(`usage: publish-step <outputs> <publish dir> <report.json> [--max-bytes=N] [--max-files=N] [--withhold]${typeof budget === 'string' ? `: ${budget}` : ''}`);
+    console.error(
+      `usage: publish-step <outputs> <publish dir> <report.json> [--max-bytes=N] [--max-files=N] [--withhold]${typeof budget === 'string' ? `: ${budget}` : ''}`,
+    );
     return 1;
   }
   if (budget.withhold) {

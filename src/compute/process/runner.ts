@@ -70,7 +70,8 @@ export async function runPlannedStep(spec: StepSpec, opts: { shell: string; deta
   const oomKilled = oomKills(spec.cgroupVersion, spec.memoryCgroup) > 0;
   // Runtimes that ignore SIGXFSZ (node, python) get EFBIG at limit + 1 byte instead: the final size tells.
   const cutOff =
-    limit !== undefined && (result.signal === 'SIGXFSZ' || result.code === SIGXFSZ_EXIT || (limit.exitCode !== undefined && result.code === limit.exitCode) || overLimit());
+    limit !== undefined &&
+    (result.signal === 'SIGXFSZ' || result.code === SIGXFSZ_EXIT || (limit.exitCode !== undefined && result.code === limit.exitCode) || overLimit());
   const reason = stopRequested() ? 'stopped' : (killReason ?? (oomKilled ? 'oom' : cutOff ? 'output-limit' : result.signal ? `signal:${result.signal}` : ''));
   return end({ exitCode: result.code, signal: result.signal, oomKilled, reason });
 }
