@@ -1,4 +1,4 @@
-import { DEFAULT_NETWORK, denyList, NON_PUBLIC_IPV4, nftRuleset } from '../../src/compute/process/network';
+import { DEFAULT_NETWORK, denyList, hostResolvers, NON_PUBLIC_IPV4, nftRuleset } from '../../src/compute/process/network';
 import { loadConfig } from '../../src/config';
 import { recordingLogger } from '../helpers/api';
 
@@ -40,5 +40,16 @@ describe('the deny list of algorithms with network access', () => {
     const deny = await denyList({ ...DEFAULT_NETWORK, services: ['nowhere.invalid:7233'] }, logger, lookup({}));
     expect(deny).toEqual([...NON_PUBLIC_IPV4]);
     expect(JSON.stringify(logger.entries)).toContain('did not resolve');
+  });
+});
+
+describe('name servers of algorithms with network access', () => {
+  it('when the host resolves through a private name server, then DNS to it is accepted before the deny list, and nothing else to it', () => {
+    const resolvers = hostResolvers('# cloud\nnameserver 10.0.0.2\nnameserver 127.0.0.53\nnameserver 2001:db8::53\nnameserver 10.0.0.2\n');
+    expect(resolvers).toEqual(['10.0.0.2']);
+    const rules = nftRuleset(DEFAULT_NETWORK.deny, resolvers);
+    const dns = rules.indexOf('iifname "c2dj*" ip daddr { 10.0.0.2 } th dport 53 accept');
+    expect(dns).toBeGreaterThan(0);
+    expect(dns).toBeLessThan(rules.indexOf('ip daddr { 0.0.0.0/8'));
   });
 });

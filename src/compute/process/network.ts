@@ -91,6 +91,21 @@ export async function denyList(settings: NetworkSettings, logger: Logger, lookup
   return [...out];
 }
 
+/** The IPv4 name servers of the host's /etc/resolv.conf (bound into the algorithm's sandbox), loopback ones left out (they are the job's own). */
+export function hostResolvers(text = readIfExists('/etc/resolv.conf')): string[] {
+  const out = new Set<string>();
+  for (const m of text.matchAll(/^\s*nameserver\s+(\d{1,3}(?:\.\d{1,3}){3})\s*$/gm)) if (m[1] && !m[1].startsWith('127.')) out.add(m[1]);
+  return [...out].filter((ip) => IPV4.test(ip) && ip.split('.').every((p) => Number(p) <= 255));
+}
+
+function readIfExists(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 async function dnsLookup(host: string): Promise<string[]> {
   return (await dns.lookup(host, { all: true, family: 4 })).map((a) => a.address);
 }
@@ -161,7 +176,7 @@ export const preferredSlot = (jobId: string, count: number): number => parseInt(
  * The nftables ruleset, as one atomic `nft -f` transaction that replaces the table (declare, delete,
  * define): static, so every job and every provider on the host may apply it again.
  */
-export function nftRuleset(deny: string[]): string {
+export function nftRuleset(deny: string[], resolvers: string[] = []): string {
   const jobs = `"${JOB_LINK_PREFIX}*"`;
   // a TCP reset fails a connect at once (an ICMP error only makes TCP retry until its timeout)
   const refuse = (match: string): string[] => [`    ${match} meta l4proto tcp reject with tcp reset`, `    ${match} reject with icmpx type admin-prohibited`];
@@ -182,6 +197,8 @@ export function nftRuleset(deny: string[]): string {
     `    oifname ${jobs} ct state established,related accept`,
     `    oifname ${jobs} drop`,
     ...refuse(`iifname ${jobs} meta nfproto != ipv4`),
+    // the host's name servers answer DNS (port 53 only), even on a private address the deny list refuses
+    ...(resolvers.length > 0 ? [`    iifname ${jobs} ip daddr { ${resolvers.join(', ')} } th dport 53 accept`] : []),
     ...(cidrs.length > 0 ? refuse(`iifname ${jobs} ip daddr { ${cidrs.join(', ')} }`) : []),
     `  }`,
     `  chain postrouting { type nat hook postrouting priority srcnat; policy accept;`,
@@ -271,7 +288,7 @@ export class JobNetworks {
     const names = jobNetworkNames(jobId);
     await this.teardown(jobId, { keepSlot: true });
     try {
-      await run(this.nft, ['-f', '-'], nftRuleset(await denyList(this.opts.settings, this.opts.logger)));
+      await run(this.nft, ['-f', '-'], nftRuleset(await denyList(this.opts.settings, this.opts.logger), hostResolvers()));
       enableForwarding(this.opts.logger);
       const link = slotLink(this.opts.settings.pool, this.claimSlot(jobId));
       const cmds = setupCommands(names, link);
