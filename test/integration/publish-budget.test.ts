@@ -36,7 +36,10 @@ describe('the publishing budget, end to end', () => {
   beforeAll(async () => {
     data = await serveFiles({ 'rows.csv': 'a,b\n1,2\n' });
     stack = await startStack({
-      environments: [{ id: 'budget', maxJobs: 4, ramGB: 0.5, maxJobDuration: 60, process: { maxOutputBytes: LIMIT, maxOutputFiles: MAX_FILES } }],
+      environments: [
+        { id: 'budget', maxJobs: 4, ramGB: 0.5, maxJobDuration: 60, process: { maxOutputBytes: LIMIT, maxOutputFiles: MAX_FILES } },
+        { id: 'filtered', maxJobs: 2, ramGB: 0.5, maxJobDuration: 60, plugins: [{ name: 'outputFilter', options: { patterns: ['SECRET-\\d+'] } }] },
+      ],
     });
     client = stack.consumer();
     dataset = await stack.publish(client, { type: 'dataset', name: 'rows', urls: [data.url('rows.csv')], compute: { allowRawAlgorithm: true } });
@@ -47,10 +50,10 @@ describe('the publishing budget, end to end', () => {
     data?.close();
   });
 
-  const run = async (code: string, entrypoint?: string): Promise<JobView> => {
+  const run = async (code: string, entrypoint?: string, environment = 'budget'): Promise<JobView> => {
     const algorithm = nodeRaw(code);
     if (entrypoint) algorithm.meta.container.entrypoint = entrypoint;
-    const { jobId } = await client.startJob({ environment: 'budget', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm });
+    const { jobId } = await client.startJob({ environment, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm });
     return client.waitForJob(jobId, { timeoutMs: 60_000 });
   };
 
@@ -128,5 +131,21 @@ describe('the publishing budget, end to end', () => {
     const job = await run(`require('fs').writeFileSync('/data/outputs/result.txt', 'x'.repeat(300 * 1024))`);
     expect(job.status).toBe(70);
     expect(outputsOf(job)).toEqual([expect.objectContaining({ filename: 'result.txt', filesize: 300 * 1024 })]);
+  });
+
+  it('when an output file name carries what the output filter refuses, then no output is published and publish.log names none of them', async () => {
+    const job = await run(
+      `const fs = require('fs'); fs.writeFileSync('/data/outputs/SECRET-4242.txt', 'harmless'); fs.writeFileSync('/data/outputs/fine.txt', 'ok');`,
+      undefined,
+      'filtered',
+    );
+    expect({ status: job.status, reason: job.terminationDetails?.reason }).toEqual({
+      status: 62,
+      reason: 'plugin outputFilter (afterAlgorithm): 1 output file name offends like a line would; no output was published',
+    });
+    expect(outputsOf(job)).toEqual([]);
+    const log = await resultText(client, job, 'publish.log');
+    expect(log).toContain('outputs withheld');
+    expect(log).not.toMatch(/SECRET-4242|fine\.txt/);
   });
 });
