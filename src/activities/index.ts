@@ -254,7 +254,9 @@ export function createActivities(deps: ActivityDeps) {
         const log = deps.logger.child({ jobId: input.jobId, step: 'publish' });
         const env = environment(input.environmentId);
         const backend = deps.backendFor(env.id);
-        const outcome = await runStep(backend, { jobId: input.jobId, environment: env, step: 'publish' });
+        // withheld outputs are not even listed, so their names stay out of publish.log too
+        const withhold = input.withholdOutputs ? { withholdOutputs: true } : {};
+        const outcome = await runStep(backend, { jobId: input.jobId, environment: env, step: 'publish', ...withhold });
         const ok = outcome.exitCode === 0 && outcome.reason === '';
         const files = (await backend.listPublished(input.jobId)).filter((f) => (ok && !input.withholdOutputs) || f.type !== 'output');
         const expiresAtMs = Date.now() + env.storageExpiry * 1000;

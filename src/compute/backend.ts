@@ -37,7 +37,7 @@ export interface AlgorithmSpec {
 
 /** One step of one job, with exactly what that step needs: the union says so, no run-time "required for step X" checks. */
 export type StepRequest = { jobId: string; environment: Environment } & (
-  { step: 'configure'; configure: ConfigureSpec } | { step: 'algorithm'; algorithm: AlgorithmSpec } | { step: 'publish' }
+  { step: 'configure'; configure: ConfigureSpec } | { step: 'algorithm'; algorithm: AlgorithmSpec } | { step: 'publish'; withholdOutputs?: boolean }
 );
 
 /** How a step ended. A non-zero exit is an outcome, not an exception: the workflow decides the status. */

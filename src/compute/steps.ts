@@ -15,6 +15,9 @@ export const STEP_LOGS: readonly { step: StepName; filename: string; type: Resul
 /** The most bytes of a step's output kept in its log. */
 export const MAX_STEP_LOG_BYTES = 64 * 1024 * 1024;
 
+/** publish-step's exit code when it stopped at the environment's output limit (src/entrypoints/publish-step.ts says the same) */
+export const PUBLISH_OVER_LIMIT_EXIT = 3;
+
 const JOB_ID = /^[0-9a-f]{32}$/;
 
 /** Job ids become paths, cgroup and object names: only the 32-hex form reaches a backend. */

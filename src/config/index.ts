@@ -118,11 +118,16 @@ const envSchema = z.object({
     .string()
     .regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 CIDR like 10.213.0.0/16')
     .default('10.213.0.0/16'),
-  /** Comma-separated IPv4 CIDRs an algorithm with network access never reaches (the host and other jobs are always refused). */
+  /**
+   * Comma-separated IPv4 CIDRs an algorithm with network access never reaches (the host, other jobs and
+   * the provider's Temporal and chain node are always refused). Default: every non-public range (NON_PUBLIC_IPV4 in src/compute/process/network.ts).
+   */
   C2D_ALGORITHM_NETWORK_DENY: z
     .string()
     .regex(/^(\s*\d{1,3}(\.\d{1,3}){3}\/\d{1,2}\s*(,|$))*$/, 'must be comma-separated IPv4 CIDRs')
-    .default('169.254.0.0/16'),
+    .default(
+      '0.0.0.0/8,10.0.0.0/8,100.64.0.0/10,127.0.0.0/8,169.254.0.0/16,172.16.0.0/12,192.0.0.0/24,192.0.2.0/24,192.88.99.0/24,192.168.0.0/16,198.18.0.0/15,198.51.100.0/24,203.0.113.0/24,224.0.0.0/4,240.0.0.0/4',
+    ),
   /** Log level of API and worker (pino). */
   C2D_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How often the worker deletes expired results, in seconds. */
@@ -224,12 +229,14 @@ const configSchema = envSchema.transform((e, ctx) => {
   const dataDir = path.resolve(e.C2D_DATA_DIR);
   const contractsFile = path.resolve(e.C2D_CONTRACTS_FILE ?? path.join(dataDir, 'contracts.json'));
   // the process backend has its own default when a caller (a test) leaves the network out
-  const network: { network?: { pool: string; deny: string[] } } = {
+  const network: { network?: { pool: string; deny: string[]; services: string[] } } = {
     network: {
       pool: e.C2D_ALGORITHM_NETWORK_POOL,
       deny: e.C2D_ALGORITHM_NETWORK_DENY.split(',')
         .map((c) => c.trim())
         .filter(Boolean),
+      // the provider's own services: refused to algorithms wherever they live
+      services: [e.C2D_TEMPORAL_ADDRESS, ...(e.C2D_CHAIN_RPC_URL ? [e.C2D_CHAIN_RPC_URL] : [])],
     },
   };
   const chains: Record<number, { chainId: number; rpcUrl: string; contractsFile: string; feeToken?: string; confirmations: number }> = e.C2D_CHAIN_RPC_URL

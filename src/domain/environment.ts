@@ -115,8 +115,13 @@ const environmentFields = {
 export const processOptionsSchema = z.object({
   /** the most processes/threads the algorithm may have at once */
   maxProcesses: z.number().int().positive().default(256),
-  /** bytes the algorithm may write to /data/outputs (default: diskGB) */
+  /**
+   * bytes the algorithm may leave in /data/outputs and /data/logs together, and publishing may copy
+   * (default: diskGB); counted on disk: allocated blocks or length, whichever is larger, hard links once
+   */
   maxOutputBytes: z.number().int().positive().optional(),
+  /** names (files, dirs, links, each hard link) the algorithm may leave in /data/outputs and /data/logs together; publishing copies at most this many files */
+  maxOutputFiles: z.number().int().positive().default(10_000),
   /** bytes of the algorithm's private /tmp */
   tmpBytes: z
     .number()

@@ -10,12 +10,12 @@ import { createChainServices } from '../chain/services';
 import type { ComputeBackend } from '../compute/backend';
 import { BackendRegistry } from '../compute';
 import type { Config } from '../config';
-import type { Logger } from '../domain/logger';
+import { type Logger, redactedLogPaths } from '../domain/logger';
 import { LocalResultStore } from '../storage/local';
 
 /** What API and worker both build from the settings: one place, so the two processes agree. */
 export function createLogger(config: Pick<Config, 'logLevel'>, name: string): Logger {
-  return pino({ name, level: config.logLevel, redact: { paths: ['*.signature', '*.privateKey', '*.url', '*.files'], censor: '[redacted]' } });
+  return pino({ name, level: config.logLevel, redact: { paths: [...redactedLogPaths], censor: '[redacted]' } });
 }
 
 export function createSharedDeps(config: Config, logger: Logger) {

@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
 import type { JobWorkspace, WorkspaceFile } from '../compute/backend';
-import { readLines } from './lines';
+import { type Line, MAX_LINE_BYTES, readLines } from './lines';
+import { PatternMatcher, PatternTimeout } from './pattern-worker';
 import { definePlugin, PluginRefusal } from './plugin';
 
 const regex = z.string().refine((s) => {
@@ -32,6 +33,10 @@ export const outputFilterOptions = z.object({
   checkLog: z.boolean().default(true),
   /** what a redacted line or match becomes */
   replacement: z.string().default('[redacted]'),
+  /** bytes of one line the filter reads at most; a longer line offends (it could not be checked whole) */
+  maxLineBytes: z.number().int().positive().default(MAX_LINE_BYTES),
+  /** ms the patterns may take on one batch of lines (up to 1 MiB), in their own thread; past it the job is refused: the outputs could not be checked */
+  patternTimeoutMs: z.number().int().positive().default(5_000),
 });
 export type OutputFilterOptions = z.infer<typeof outputFilterOptions>;
 
@@ -61,7 +66,13 @@ interface Findings {
   copiedRows: number;
   patternLines: number;
   oversized: number;
+  longLines: number;
+  names: number;
 }
+
+/** Lines sent to the pattern thread at once: few enough bytes that a slow batch is a slow pattern. */
+const BATCH_LINES = 1024;
+const BATCH_BYTES = 1024 * 1024;
 
 const LOG_WITHHELD = Buffer.from('[the algorithm log was withheld by the output filter]\n');
 
@@ -71,6 +82,8 @@ function describe(f: Findings): string {
   if (f.copiedRows > 0) parts.push(`${n(f.copiedRows, 'output line copies', 'output lines copy')} an input row verbatim`);
   if (f.patternLines > 0) parts.push(`${n(f.patternLines, 'output line matches', 'output lines match')} a pattern the publisher refuses`);
   if (f.oversized > 0) parts.push(`${n(f.oversized, 'output file is', 'output files are')} over the size the publisher allows`);
+  if (f.longLines > 0) parts.push(`${n(f.longLines, 'output line is', 'output lines are')} too long to check`);
+  if (f.names > 0) parts.push(`${n(f.names, 'output file name offends', 'output file names offend')} like a line would`);
   return parts.join('; ');
 }
 
@@ -89,47 +102,96 @@ export const outputFilter = definePlugin<OutputFilterOptions>({
   async run({ options: o, workspace, logger }) {
     const ws = workspace();
     const rows = o.verbatimInputRows ? await inputRows(ws, o) : new Set<string>();
-    const patterns = o.patterns.map((p) => new RegExp(p, 'gu'));
-    const total: Findings = { copiedRows: 0, patternLines: 0, oversized: 0 };
+    const total: Findings = { copiedRows: 0, patternLines: 0, oversized: 0, longLines: 0, names: 0 };
     const offendingLog: WorkspaceFile[] = [];
-
-    for (const file of await ws.outputs()) {
-      if (file.kind === 'log' && !o.checkLog) continue;
-      if (o.maxBytes !== undefined && file.size > o.maxBytes) {
-        total.oversized++;
-        logger.warn({ file: file.name, size: file.size, maxBytes: o.maxBytes }, 'output over the size limit');
-        if (o.mode === 'redact') await ws.replaceOutput(file, file.kind === 'log' ? LOG_WITHHELD : null);
-        else if (file.kind === 'log') offendingLog.push(file);
-        continue;
-      }
-      const redacted: Buffer[] = [];
-      const found = { copiedRows: 0, patternLines: 0, lines: [] as number[] };
-      let n = 0;
-      for await (const line of readLines(ws.open(file))) {
-        n++;
-        let text = line.text;
-        const trimmed = text.trim();
-        if (rows.size > 0 && trimmed.length >= o.minRowLength && rows.has(rowKey(trimmed))) {
-          found.copiedRows++;
-          found.lines.push(n);
-          text = o.replacement;
-        } else if (patterns.some((p) => p.test(text))) {
-          found.patternLines++;
-          found.lines.push(n);
-          for (const p of patterns) text = text.replace(p, o.replacement);
+    const copied = (text: string): boolean => {
+      const trimmed = text.trim();
+      return rows.size > 0 && trimmed.length >= o.minRowLength && rows.has(rowKey(trimmed));
+    };
+    const matcher = o.patterns.length > 0 ? await PatternMatcher.start(o.patterns, o.replacement, o.patternTimeoutMs) : null;
+    try {
+      const outputs = await ws.outputs();
+      for (const [index, file] of outputs.entries()) {
+        if (file.kind === 'log' && !o.checkLog) continue;
+        // A name carries data as well as a line does: checked like one, and never logged when it offends.
+        if (file.kind === 'output') {
+          const [byPattern] = matcher ? await matcher.match([file.name]) : [null];
+          if (copied(file.name) || byPattern != null) {
+            total.names++;
+            logger.warn({ output: index }, 'an output file name offends');
+            if (o.mode === 'redact') await ws.replaceOutput(file, null);
+            continue;
+          }
         }
-        for (const p of patterns) p.lastIndex = 0;
-        if (o.mode === 'redact') redacted.push(Buffer.from(text + line.eol));
+        if (o.maxBytes !== undefined && file.size > o.maxBytes) {
+          total.oversized++;
+          logger.warn({ file: file.name, size: file.size, maxBytes: o.maxBytes }, 'output over the size limit');
+          if (o.mode === 'redact') await ws.replaceOutput(file, file.kind === 'log' ? LOG_WITHHELD : null);
+          else if (file.kind === 'log') offendingLog.push(file);
+          continue;
+        }
+        const redacted: Buffer[] = [];
+        const found = { copiedRows: 0, patternLines: 0, longLines: 0, lines: [] as number[] };
+        let n = 0;
+        let batch: Line[] = [];
+        let batchBytes = 0;
+        const check = async (): Promise<void> => {
+          const matched = matcher ? await matcher.match(batch.map((l) => l.text)) : [];
+          for (const [i, line] of batch.entries()) {
+            n++;
+            let text = line.text;
+            if (line.cut) {
+              found.longLines++;
+              found.lines.push(n);
+              text = o.replacement;
+            } else if (copied(text)) {
+              found.copiedRows++;
+              found.lines.push(n);
+              text = o.replacement;
+            } else if (matched[i] != null) {
+              found.patternLines++;
+              found.lines.push(n);
+              text = matched[i];
+            }
+            if (o.mode === 'redact') redacted.push(Buffer.from(text + (line.eol || (line.cut ? '\n' : ''))));
+          }
+          batch = [];
+          batchBytes = 0;
+        };
+        for await (const line of readLines(ws.open(file), o.maxLineBytes)) {
+          batch.push(line);
+          batchBytes += line.text.length;
+          if (batch.length >= BATCH_LINES || batchBytes >= BATCH_BYTES) await check();
+        }
+        await check();
+        if (found.lines.length === 0) continue;
+        total.copiedRows += found.copiedRows;
+        total.patternLines += found.patternLines;
+        total.longLines += found.longLines;
+        logger.warn(
+          {
+            file: file.name,
+            kind: file.kind,
+            lines: found.lines.slice(0, 20),
+            copiedRows: found.copiedRows,
+            patternLines: found.patternLines,
+            longLines: found.longLines,
+          },
+          'output lines offend',
+        );
+        if (o.mode === 'redact') await ws.replaceOutput(file, Buffer.concat(redacted));
+        else if (file.kind === 'log') offendingLog.push(file);
       }
-      if (found.lines.length === 0) continue;
-      total.copiedRows += found.copiedRows;
-      total.patternLines += found.patternLines;
-      logger.warn(
-        { file: file.name, kind: file.kind, lines: found.lines.slice(0, 20), copiedRows: found.copiedRows, patternLines: found.patternLines },
-        'output lines offend',
-      );
-      if (o.mode === 'redact') await ws.replaceOutput(file, Buffer.concat(redacted));
-      else if (file.kind === 'log') offendingLog.push(file);
+    } catch (err) {
+      if (err instanceof PatternTimeout) {
+        // the log is published even when outputs are not: unchecked, it goes too
+        const log = o.checkLog ? (await ws.outputs()).find((f) => f.kind === 'log') : undefined;
+        if (log) await ws.replaceOutput(log, LOG_WITHHELD);
+        throw new PluginRefusal(`${err.message}: the outputs could not be checked; no output was published`);
+      }
+      throw err;
+    } finally {
+      await matcher?.close();
     }
 
     const summary = describe(total);

@@ -269,13 +269,15 @@ describe('API: compute start, status, stop, delete', () => {
       expect((await h.results.get(jobId))?.removed).toBe(true);
     });
 
-    it('when client 3.3.0 deletes without a nonce, signing with stored + 1, then it is accepted and the nonce is not consumed', async () => {
+    it('when client 3.3.0 deletes without a nonce, signing with stored + 1, then it is accepted, the nonce is consumed and a replay is refused', async () => {
       const jobId = await h.startJob();
       const stored = await h.nonces.get(h.consumer.address);
       const next = String(Number(stored) + 1);
       const { nonce: _unused, ...body } = await signedStop(h.consumer, jobId, next);
       await request(h.app).delete(START).query(body).expect(200);
-      expect(await h.nonces.get(h.consumer.address)).toBe(stored);
+      expect(await h.nonces.get(h.consumer.address)).toBe(next);
+      // the same signed call again: it now signs the stored nonce, not the next one
+      await request(h.app).delete(START).query(body).expect(401);
       const stale = { ...body, signature: await signRequest(h.consumer, [h.consumer.address, jobId, ''], stored!) };
       await request(h.app).delete(START).query(stale).expect(401);
     });

@@ -9,6 +9,7 @@ import { type HardhatNode, startHardhatNode } from '../../tools/chain/hardhat-no
 import { jobNetworkNames } from '../../src/compute/process/network';
 import { freePort } from '../../tools/temporal-server';
 import { testState } from '../helpers/state';
+import { NON_PUBLIC_IPV4 } from '../../src/compute/process/network';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
 import { nodeRaw, readLiveLogUntil, resultText, waitFor } from './helpers';
 
@@ -118,7 +119,11 @@ describe('algorithm network access, end to end', () => {
     chain = await startHardhatNode({ host: '0.0.0.0', port: await freePort() });
     anyAddr = http.createServer((_q, r) => r.end('host service'));
     await new Promise<void>((r) => anyAddr.listen(0, '0.0.0.0', r));
-    stack = await startStack({ environments: [{ id: 'net', maxJobs: 4, ramGB: 0.25, maxJobDuration: 120, process: { maxProcesses: 64 } }] });
+    stack = await startStack({
+      environments: [{ id: 'net', maxJobs: 4, ramGB: 0.25, maxJobDuration: 120, process: { maxProcesses: 64 } }],
+      // the outside world of this test lives in 198.18.0.0/15 (benchmarking): the one non-public range it lets through
+      env: { C2D_ALGORITHM_NETWORK_DENY: NON_PUBLIC_IPV4.filter((c) => c !== '198.18.0.0/15').join(',') },
+    });
     client = stack.consumer();
     const ports = [
       Number(new URL(stack.baseUrl).port),

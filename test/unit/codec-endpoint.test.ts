@@ -1,9 +1,12 @@
 import crypto from 'node:crypto';
 import { defaultPayloadConverter } from '@temporalio/common';
 import express from 'express';
+import pino from 'pino';
 import request from 'supertest';
 import { codecRoutes, type CodecEndpointSettings } from '../../src/api/routes/codec';
+import { redactedLogPaths } from '../../src/domain/logger';
 import { AesGcmPayloadCodec } from '../../src/temporal/codec';
+import { apiHarness } from '../api/harness';
 import { recordingLogger } from '../helpers/api';
 
 const TOKEN = crypto.randomBytes(24).toString('hex');
@@ -164,5 +167,30 @@ describe('codec endpoint (Temporal remote codec protocol)', () => {
   it('when called with GET, then 405', async () => {
     const { app } = appWith(enabled);
     await request(app).get('/codec/decode').expect(405);
+  });
+});
+
+describe('the codec token and the whole API', () => {
+  it('when a path under /codec carries a token but names no operation, then the codec answers 404 and no log line carries the token', async () => {
+    const h = await apiHarness();
+    try {
+      for (const p of [`/codec/${TOKEN}`, `/codec/${TOKEN}/decod`, `/codec/${TOKEN}/decode/more`]) {
+        const res = await request(h.app).post(p).send({ payloads: [] }).expect(404);
+        expect(res.body.error).toMatch(/POST \/codec\/decode/);
+      }
+      await request(h.app).get('/api/services/computeEnvironments').expect(200); // the request log still logs other routes
+      expect(h.logger.entries.length).toBeGreaterThan(0);
+      expect(JSON.stringify(h.logger.entries)).not.toContain(TOKEN);
+    } finally {
+      h.cleanup();
+    }
+  });
+
+  it('when a module logs a token, a signature or an authorization header by mistake, then the production logger redacts it', () => {
+    const lines: string[] = [];
+    const logger = pino({ redact: { paths: [...redactedLogPaths], censor: '[redacted]' } }, { write: (l: string) => lines.push(l) });
+    logger.info({ token: TOKEN, request: { authorization: `Bearer ${TOKEN}`, signature: TOKEN }, codecToken: TOKEN }, 'oops');
+    expect(lines.join('')).not.toContain(TOKEN);
+    expect(lines.join('')).toContain('[redacted]');
   });
 });

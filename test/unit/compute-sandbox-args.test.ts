@@ -149,7 +149,10 @@ describe('step sandboxes', () => {
     ],
     [
       'publish',
-      publishSandbox({ job, node, programsDir: '/repo/dist/src/entrypoints', reportFile: `${J}/steps/publish/report.json`, tmpBytes: 4096 }),
+      publishSandbox(
+        { job, node, programsDir: '/repo/dist/src/entrypoints', reportFile: `${J}/steps/publish/report.json`, tmpBytes: 4096 },
+        { maxBytes: 1000, maxFiles: 10, withhold: false },
+      ),
       {
         net: false,
         ro: [
@@ -161,7 +164,15 @@ describe('step sandboxes', () => {
           [`${J}/steps/publish/report.json`, '/run/c2d/report.json'],
         ],
         env: { HOME: '/tmp' },
-        command: ['/opt/c2d/bin/node', '/opt/c2d/programs/publish-step.js', '/data/outputs', '/publish', '/run/c2d/report.json'],
+        command: [
+          '/opt/c2d/bin/node',
+          '/opt/c2d/programs/publish-step.js',
+          '/data/outputs',
+          '/publish',
+          '/run/c2d/report.json',
+          '--max-bytes=1000',
+          '--max-files=10',
+        ],
       },
     ],
   ])('when building the %s sandbox, then it binds exactly what the step needs', (_name, sandbox, want) => {

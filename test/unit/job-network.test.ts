@@ -90,8 +90,8 @@ describe('nftRuleset', () => {
       'oifname "c2dj*" drop',
       'iifname "c2dj*" meta nfproto != ipv4 meta l4proto tcp reject',
       'iifname "c2dj*" meta nfproto != ipv4 reject with icmpx',
-      'iifname "c2dj*" ip daddr { 169.254.0.0/16 } meta l4proto tcp reject',
-      'iifname "c2dj*" ip daddr { 169.254.0.0/16 } reject with icmpx',
+      `iifname "c2dj*" ip daddr { ${DEFAULT_NETWORK.deny.join(', ')} } meta l4proto tcp reject`,
+      `iifname "c2dj*" ip daddr { ${DEFAULT_NETWORK.deny.join(', ')} } reject with icmpx`,
     ].map((r) => forward.indexOf(r));
     expect(order.every((i) => i >= 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);

@@ -118,6 +118,9 @@ export function codecRoutes(settings: CodecEndpointSettings | undefined, logger:
     router.post(paths, cors, authorize, express.json({ limit: '8mb' }), handle(op));
     router.all(paths, cors, (_req, res) => refuse(res, 405, 'the codec endpoint takes POST'));
   }
+  // Anything else under /codec (`/codec/<token>`, a typo after the token) is answered here too: past this
+  // router the request log and the 404 handler would write the path, token and all, into a log line.
+  router.all(['/codec', '/codec/*rest'], (_req, res) => refuse(res, 404, 'the codec endpoint is POST /codec/decode and /codec/encode'));
   // body parse errors and the like: answered here, so the app's error log never sees a path with a token in it
   const errors: ErrorRequestHandler = (err: unknown, _req, res, next) => {
     if (res.headersSent) return next(err);

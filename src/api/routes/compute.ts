@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { authorizeJob } from '../../assets/authorize';
 import { C2DError } from '../../domain/errors';
 import type { AlgorithmRef, DatasetRef, JobInput, JobView } from '../../domain/job';
-import { requireSignedRequest, requireSignedWithoutNonce } from '../auth';
+import { nextNonce, requireSignedRequest } from '../auth';
 import type { AppDeps } from '../deps';
 import { findOwnedJob, ownedJob, sameAddress } from '../jobs';
 import { jobListSchema } from '../responses';
@@ -155,7 +155,7 @@ export const computeDelete = route({
   name: 'computeDelete',
   method: 'delete',
   path: COMPUTE_PATH,
-  summary: "Deletes a job's results (signed like stop; the nonce may be omitted)",
+  summary: "Deletes a job's results (signed like stop; the nonce may be omitted: then stored + 1 is signed and consumed)",
   tags: ['compute'],
   auth: 'signature',
   service: true,
@@ -166,9 +166,9 @@ export const computeDelete = route({
     async ({ input: body, res, json }) => {
       res.locals.jobId = body.jobId;
       const signed = { address: body.consumerAddress, parts: [body.consumerAddress, body.jobId, body.documentId ?? ''], signature: body.signature };
-      // Ocean's client 3.3.0 sends no nonce on delete
-      if (body.nonce !== undefined) await requireSignedRequest(deps.nonces, { ...signed, nonce: body.nonce });
-      else await requireSignedWithoutNonce(deps.nonces, signed);
+      // Ocean's client 3.3.0 sends no nonce on delete: it signs stored + 1, which is consumed like a sent one, so the signed call cannot be replayed
+      const nonce = body.nonce ?? nextNonce(await deps.nonces.get(body.consumerAddress));
+      await requireSignedRequest(deps.nonces, { ...signed, nonce });
       await ownedJob(deps.jobs, body.jobId, body.consumerAddress);
       await deps.jobs.remove(body.jobId);
       const job = await deps.jobs.get(body.jobId);

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import { C2DError } from '../../domain/errors';
@@ -16,7 +17,8 @@ import { assertJobId } from '../steps';
  * - the host itself: every packet that arrives from a job link for a local address (any address of
  *   the host, services bound to 0.0.0.0 included) is rejected in the input hook;
  * - other jobs: nothing is forwarded from one job link to another, nor initiated towards a job;
- * - the deny list (default: 169.254.0.0/16, cloud metadata) and anything but IPv4.
+ * - the deny list (default: every non-public IPv4 range, NON_PUBLIC_IPV4), the addresses of the
+ *   provider's Temporal and chain node (denyList), and anything but IPv4.
  * The algorithm's own `127.0.0.1` is its namespace's loopback, never the host's. The namespace,
  * its links and its address slot are named after the job id, so teardown finds them after a crash.
  */
@@ -26,9 +28,87 @@ export interface NetworkSettings {
   pool: string;
   /** IPv4 CIDRs an algorithm never reaches (besides the host and other jobs, always refused) */
   deny: string[];
+  /** the provider's own services (Temporal, the chain's RPC): host names or IPs, refused wherever they live, on top of `deny` */
+  services?: string[];
 }
 
-export const DEFAULT_NETWORK: NetworkSettings = { pool: '10.213.0.0/16', deny: ['169.254.0.0/16'] };
+/**
+ * Every IPv4 range that is not the public internet (RFC 6890's special-purpose registry): this
+ * network, private (RFC 1918), CGNAT, loopback, link-local (cloud metadata), IETF protocol
+ * assignments, the documentation and benchmarking nets, multicast and reserved (broadcast included).
+ */
+export const NON_PUBLIC_IPV4: readonly string[] = [
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.0.0.0/24',
+  '192.0.2.0/24',
+  '192.88.99.0/24',
+  '192.168.0.0/16',
+  '198.18.0.0/15',
+  '198.51.100.0/24',
+  '203.0.113.0/24',
+  '224.0.0.0/4',
+  '240.0.0.0/4',
+];
+
+export const DEFAULT_NETWORK: NetworkSettings = { pool: '10.213.0.0/16', deny: [...NON_PUBLIC_IPV4] };
+
+/** `host:port`, `[v6]:port`, a URL or a bare host → the host. */
+function hostOf(service: string): string {
+  try {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(service)) return new URL(service).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    // not a URL after all
+  }
+  const m = /^\[([^\]]+)\](:\d+)?$/.exec(service) ?? /^([^:]+)(:\d+)?$/.exec(service);
+  return m?.[1] ?? service;
+}
+
+/**
+ * The deny list a job's firewall gets: `deny`, plus every IPv4 address the provider's own services
+ * resolve to now (a /32 each), so an algorithm reaches neither Temporal nor the chain node even where
+ * they have public addresses. A name that does not resolve adds nothing (said in the log): the ranges stay.
+ */
+export async function denyList(settings: NetworkSettings, logger: Logger, lookup = dnsLookup): Promise<string[]> {
+  const out = new Set(settings.deny.map((c) => c.trim()).filter(Boolean));
+  for (const service of settings.services ?? []) {
+    const host = hostOf(service);
+    if (IPV4.test(host)) {
+      out.add(`${host}/32`);
+      continue;
+    }
+    if (host.includes(':')) continue; // IPv6: every IPv6 packet of a job is refused anyway
+    try {
+      for (const a of await lookup(host)) out.add(`${a}/32`);
+    } catch (err) {
+      logger.warn({ host, error: (err as Error).message }, 'a provider service name did not resolve: the algorithm deny list goes without it');
+    }
+  }
+  return [...out];
+}
+
+/** The IPv4 name servers of the host's /etc/resolv.conf (bound into the algorithm's sandbox), loopback ones left out (they are the job's own). */
+export function hostResolvers(text = readIfExists('/etc/resolv.conf')): string[] {
+  const out = new Set<string>();
+  for (const m of text.matchAll(/^\s*nameserver\s+(\d{1,3}(?:\.\d{1,3}){3})\s*$/gm)) if (m[1] && !m[1].startsWith('127.')) out.add(m[1]);
+  return [...out].filter((ip) => IPV4.test(ip) && ip.split('.').every((p) => Number(p) <= 255));
+}
+
+function readIfExists(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+async function dnsLookup(host: string): Promise<string[]> {
+  return (await dns.lookup(host, { all: true, family: 4 })).map((a) => a.address);
+}
 
 /** Prefix of every host-side job link; the firewall matches on it. Nothing else may use it. */
 export const JOB_LINK_PREFIX = 'c2dj';
@@ -96,7 +176,7 @@ export const preferredSlot = (jobId: string, count: number): number => parseInt(
  * The nftables ruleset, as one atomic `nft -f` transaction that replaces the table (declare, delete,
  * define): static, so every job and every provider on the host may apply it again.
  */
-export function nftRuleset(deny: string[]): string {
+export function nftRuleset(deny: string[], resolvers: string[] = []): string {
   const jobs = `"${JOB_LINK_PREFIX}*"`;
   // a TCP reset fails a connect at once (an ICMP error only makes TCP retry until its timeout)
   const refuse = (match: string): string[] => [`    ${match} meta l4proto tcp reject with tcp reset`, `    ${match} reject with icmpx type admin-prohibited`];
@@ -117,6 +197,8 @@ export function nftRuleset(deny: string[]): string {
     `    oifname ${jobs} ct state established,related accept`,
     `    oifname ${jobs} drop`,
     ...refuse(`iifname ${jobs} meta nfproto != ipv4`),
+    // the host's name servers answer DNS (port 53 only), even on a private address the deny list refuses
+    ...(resolvers.length > 0 ? [`    iifname ${jobs} ip daddr { ${resolvers.join(', ')} } th dport 53 accept`] : []),
     ...(cidrs.length > 0 ? refuse(`iifname ${jobs} ip daddr { ${cidrs.join(', ')} }`) : []),
     `  }`,
     `  chain postrouting { type nat hook postrouting priority srcnat; policy accept;`,
@@ -206,7 +288,7 @@ export class JobNetworks {
     const names = jobNetworkNames(jobId);
     await this.teardown(jobId, { keepSlot: true });
     try {
-      await run(this.nft, ['-f', '-'], nftRuleset(this.opts.settings.deny));
+      await run(this.nft, ['-f', '-'], nftRuleset(await denyList(this.opts.settings, this.opts.logger), hostResolvers()));
       enableForwarding(this.opts.logger);
       const link = slotLink(this.opts.settings.pool, this.claimSlot(jobId));
       const cmds = setupCommands(names, link);

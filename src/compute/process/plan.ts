@@ -3,14 +3,14 @@ import path from 'node:path';
 import { maxOutputBytes, type ProcessEnvironment } from '../../domain/environment';
 import { C2DError } from '../../domain/errors';
 import type { StepRequest } from '../backend';
-import { MAX_STEP_LOG_BYTES } from '../steps';
+import { MAX_STEP_LOG_BYTES, PUBLISH_OVER_LIMIT_EXIT } from '../steps';
 import { CgroupError, createStepCgroups, memoryCgroupDir } from './cgroups';
 import { chownTo } from './host';
-import { cgroupName, type JobPaths, type StepPaths } from './layout';
+import { cgroupName, type JobPaths, type StepPaths, stepPaths } from './layout';
 import { UnreachableError } from './reach';
 import { buildSandboxArgs, type SandboxOptions, wrapSandboxCommand } from './sandbox-args';
 import { type ProcessHost, setupError } from './setup';
-import type { StepSpec } from './state';
+import { readState, type StepSpec } from './state';
 import { algorithmSandbox, configureSandbox, findRuntime, publishSandbox } from './steps';
 
 /** A step request of a process environment (the backend checks that before anything else). */
@@ -46,12 +46,20 @@ export function planStep(
       cpus: env.cpuNumber,
       maxProcesses: env.process.maxProcesses + WRAPPER_PIDS,
     });
-    const outputLimit = step === 'algorithm' ? maxOutputBytes(env) : undefined;
+    const outputLimit = maxOutputBytes(env);
+    const maxFiles = env.process.maxOutputFiles;
+    // the algorithm: what it leaves where it may write; publishing: what it copies (it stops itself, saying so by its exit code)
+    const limitOn =
+      step === 'algorithm'
+        ? { dirs: [job.outputs, job.dataLogs], maxBytes: outputLimit, maxFiles }
+        : step === 'publish'
+          ? { dirs: [job.publish], maxBytes: outputLimit, maxFiles, exitCode: PUBLISH_OVER_LIMIT_EXIT }
+          : undefined;
     const argv = wrapSandboxCommand(
       // one byte over the limit, so a file cut off by RLIMIT_FSIZE is seen as over it
       {
         cgroupProcs: dirs.map((d) => path.join(d, 'cgroup.procs')),
-        fsizeBytes: outputLimit === undefined ? undefined : outputLimit + 1,
+        fsizeBytes: limitOn === undefined ? undefined : outputLimit + 1,
         uid: host.uid,
         netns: extra.netns,
         bin: host.bin,
@@ -67,12 +75,13 @@ export function planStep(
       cgroupVersion: host.cgroups.version,
       stateFile: sp.state,
       logFile: sp.log,
-      maxLogBytes: MAX_STEP_LOG_BYTES,
+      // a step's log is a result too: it fits the output limit on its own
+      maxLogBytes: Math.min(MAX_STEP_LOG_BYTES, outputLimit),
       // After a stop nothing of the consumer's runs any more; publishing still collects what the
       // algorithm wrote so far (it runs none of the consumer's code), as Ocean keeps a stopped job's outputs.
       ...(step === 'publish' ? {} : { stopMarker: job.stopMarker }),
       deadlineMs: env.maxJobDuration * 1000,
-      ...(outputLimit !== undefined ? { outputLimit: { dir: job.outputs, maxBytes: outputLimit } } : {}),
+      ...(limitOn !== undefined ? { outputLimit: limitOn } : {}),
       removeOnExit: step === 'configure' ? [job.configureSpec] : [],
       ...(extra.supervisorLog ? { supervisorLog: extra.supervisorLog } : {}),
     };
@@ -84,6 +93,12 @@ export function planStep(
   }
 }
 
+/** Nothing is published once the algorithm passed the output limit: what it left is cut off, and may be the flood itself. */
+function algorithmPassedLimit(job: JobPaths): boolean {
+  const state = readState(stepPaths(job, 'algorithm').state);
+  return state?.status === 'exited' && state.reason === 'output-limit';
+}
+
 function sandboxFor(host: ProcessHost, req: ProcessStepRequest, job: JobPaths, sp: StepPaths, netns: string | undefined): SandboxOptions {
   const tmpBytes = req.environment.process.tmpBytes;
   const programStep = { job, node: host.node, programsDir: host.reach.programsDir, reportFile: sp.report, tmpBytes };
@@ -93,7 +108,11 @@ function sandboxFor(host: ProcessHost, req: ProcessStepRequest, job: JobPaths, s
       chownTo([job.configureSpec], host.uid);
       return configureSandbox(programStep);
     case 'publish':
-      return publishSandbox(programStep);
+      return publishSandbox(programStep, {
+        maxBytes: maxOutputBytes(req.environment),
+        maxFiles: req.environment.process.maxOutputFiles,
+        withhold: req.withholdOutputs === true || algorithmPassedLimit(job),
+      });
     case 'algorithm': {
       const spec = req.algorithm;
       const runtime = findRuntime(host.runtimes, spec.container.image);

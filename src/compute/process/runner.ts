@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import path from 'node:path';
+import { diskUsage } from '../files';
 import { killCgroups, oomKills, removeCgroups } from './cgroups';
 import { runChild } from './child';
 import { openStepLog, type StepSpec, writeJsonAtomic } from './spec';
@@ -12,30 +12,6 @@ const KILL_TIMEOUT_MS = 10_000;
 export type StepExit = Omit<ExitedState, 'status' | 'startedAt' | 'finishedAt'>;
 
 const stopped = (): StepExit => ({ exitCode: null, signal: null, oomKilled: false, reason: 'stopped' });
-
-function dirSize(dir: string): number {
-  let total = 0;
-  const stack = [dir];
-  for (let d = stack.pop(); d !== undefined; d = stack.pop()) {
-    let names: string[];
-    try {
-      names = fs.readdirSync(d);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      const p = path.join(d, name);
-      try {
-        const st = fs.lstatSync(p);
-        if (st.isDirectory()) stack.push(p);
-        else total += st.size;
-      } catch {
-        // removed while we looked
-      }
-    }
-  }
-  return total;
-}
 
 /** Writes the step's final state (best effort: the job may have been cleaned up under us) and returns it. */
 export function recordExit(stateFile: string, exit: StepExit, startedAt?: number): ExitedState {
@@ -78,7 +54,11 @@ export async function runPlannedStep(spec: StepSpec, opts: { shell: string; deta
     void killCgroups(spec.cgroupDirs, KILL_TIMEOUT_MS);
   };
   const limit = spec.outputLimit;
-  const overLimit = (): boolean => limit !== undefined && dirSize(limit.dir) > limit.maxBytes;
+  const overLimit = (): boolean => {
+    if (limit === undefined) return false;
+    const used = diskUsage(limit.dirs, { bytes: limit.maxBytes, files: limit.maxFiles });
+    return used.bytes > limit.maxBytes || used.files > limit.maxFiles;
+  };
   const log = openStepLog(spec.logFile, spec.maxLogBytes);
   const deadline = setTimeout(() => kill('deadline'), spec.deadlineMs);
   const sizeCheck = limit ? setInterval(() => overLimit() && kill('output-limit'), SIZE_CHECK_MS) : undefined;
@@ -90,7 +70,9 @@ export async function runPlannedStep(spec: StepSpec, opts: { shell: string; deta
   if (result.error) return end({ exitCode: null, signal: null, oomKilled: false, reason: `start-failed: ${result.error.message}` });
   const oomKilled = oomKills(spec.cgroupVersion, spec.memoryCgroup) > 0;
   // Runtimes that ignore SIGXFSZ (node, python) get EFBIG at limit + 1 byte instead: the final size tells.
-  const cutOff = limit !== undefined && (result.signal === 'SIGXFSZ' || result.code === SIGXFSZ_EXIT || overLimit());
+  const cutOff =
+    limit !== undefined &&
+    (result.signal === 'SIGXFSZ' || result.code === SIGXFSZ_EXIT || (limit.exitCode !== undefined && result.code === limit.exitCode) || overLimit());
   const reason = stopRequested() ? 'stopped' : (killReason ?? (oomKilled ? 'oom' : cutOff ? 'output-limit' : result.signal ? `signal:${result.signal}` : ''));
   return end({ exitCode: result.code, signal: result.signal, oomKilled, reason });
 }

@@ -7,7 +7,7 @@ import { type CgroupLayout, cgroupAccessProblem, detectCgroups } from './cgroups
 import { findExecutable } from './host';
 import { DEFAULT_NETWORK, JobNetworks } from './network';
 import { DEFAULT_STAGE_ROOT, placeForSandbox, type SandboxReach, SANDBOXED_PROGRAMS, UnreachableError } from './reach';
-import type { ResolvedRuntime, WrapOptions } from './sandbox-args';
+import { type ResolvedRuntime, runtimePrefix, type WrapOptions } from './sandbox-args';
 
 export interface ProcessBackendOptions {
   dataDir: string;
@@ -42,6 +42,37 @@ const PROGRAMS = ['supervisor.js', ...SANDBOXED_PROGRAMS];
 
 export function setupError(message: string): C2DError {
   return new C2DError('unavailable', 'process_backend_unavailable', message);
+}
+
+/** Home directories of the host's users (/etc/passwd), plus /root and /home. */
+function homeDirs(): string[] {
+  const homes = new Set(['/root', '/home']);
+  try {
+    for (const line of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const home = line.split(':')[5];
+      if (home && home.startsWith('/') && home !== '/' && !home.startsWith('/nonexistent')) homes.add(path.resolve(home));
+    }
+  } catch {
+    // no passwd file: the usual places only
+  }
+  return [...homes];
+}
+
+const within = (child: string, parent: string): boolean => child === parent || child.startsWith(parent.endsWith('/') ? parent : `${parent}/`);
+
+/**
+ * Why a runtime's install prefix may not be bound into sandboxes, or null. The sandbox binds the prefix
+ * of a runtime outside /usr read-only (/x/bin/node → /x): a binary in /bin, /home/bin or <data dir>/../bin
+ * would show the algorithm the whole root, every home (keys, tokens) or every job's data and the provider key.
+ */
+export function unsafeRuntimePrefix(prefix: string, o: { dataDir: string; homes: string[] }): string | null {
+  const p = path.resolve(prefix);
+  if (p === '/') return 'it is / (the whole host)';
+  // a prefix inside a home (nvm's ~/.nvm/versions/node/vX) shows that install only, not the home
+  for (const home of o.homes) if (within(home, p)) return `it holds the home directory ${home}`;
+  const data = path.resolve(o.dataDir);
+  if (within(data, p)) return `it holds the data dir ${data}`;
+  return null;
 }
 
 /** Finds the sandbox tools, cgroups and network setup, and places what the sandbox needs where it can reach it; throws what is missing. */
@@ -99,6 +130,7 @@ export function setUpHost(opts: ProcessBackendOptions, log: Logger): ProcessHost
     if (err instanceof UnreachableError) throw setupError(err.message);
     throw err;
   }
+  checkRuntimePrefixes([node, ...Object.values(opts.runtimes).map((r) => installed(r.command))], reach, opts.dataDir);
   fs.mkdirSync(path.join(reach.workDir, 'jobs'), { recursive: true, mode: 0o711 });
   return {
     uid,
@@ -111,4 +143,28 @@ export function setUpHost(opts: ProcessBackendOptions, log: Logger): ProcessHost
     reach,
     log,
   };
+}
+
+const installed = (command: string): string | null => {
+  try {
+    return fs.realpathSync(command);
+  } catch {
+    return null; // a runtime not installed fails the jobs that ask for it, saying so
+  }
+};
+
+function checkRuntimePrefixes(commands: (string | null)[], reach: SandboxReach, dataDir: string): void {
+  const homes = homeDirs();
+  for (const command of commands) {
+    if (command === null) continue;
+    let bound: string;
+    try {
+      bound = command === commands[0] ? command : reach.runtime(command);
+    } catch {
+      continue; // out of the sandbox's reach: its jobs fail, saying so
+    }
+    const prefix = runtimePrefix(bound);
+    const why = prefix === null ? null : unsafeRuntimePrefix(prefix, { dataDir, homes });
+    if (why) throw setupError(`runtime ${command} would bind ${prefix} into every sandbox, and ${why}: install it under /usr or /opt (C2D_RUNTIMES)`);
+  }
 }

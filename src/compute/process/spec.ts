@@ -29,8 +29,11 @@ export interface StepSpec {
   stopMarker?: string;
   /** wall-clock limit of the step, ms */
   deadlineMs: number;
-  /** the total size of `dir` may not pass `maxBytes` (the algorithm's outputs) */
-  outputLimit?: { dir: string; maxBytes: number };
+  /**
+   * What the step may leave in `dirs` (src/compute/files.ts diskUsage: blocks, hard links once, names
+   * counted); `exitCode`: the step program's own way of saying it stopped at the limit (publishing)
+   */
+  outputLimit?: { dirs: string[]; maxBytes: number; maxFiles: number; exitCode?: number };
   /** removed as soon as the step ends (the configure spec holds decrypted file locations) */
   removeOnExit: string[];
   /** where a supervisor's own errors go (a spare supervisor was started before it knew the step) */
@@ -42,11 +45,16 @@ const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every(isS
 const isPositiveInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
 const optional = (v: unknown, check: (x: unknown) => boolean): boolean => v === undefined || check(v);
 
+function isOutputLimit(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  const l = v as Record<string, unknown>;
+  return isStrings(l.dirs) && l.dirs.length > 0 && isPositiveInt(l.maxBytes) && isPositiveInt(l.maxFiles) && optional(l.exitCode, Number.isInteger);
+}
+
 /** The spec if `value` has its shape (a file that is being written, or not ours, does not); else null. */
 export function parseStepSpec(value: unknown): StepSpec | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const s = value as Record<string, unknown>;
-  const limit = s.outputLimit as Record<string, unknown> | undefined;
   const ok =
     isString(s.jobId) &&
     (STEPS as readonly unknown[]).includes(s.step) &&
@@ -61,7 +69,7 @@ export function parseStepSpec(value: unknown): StepSpec | null {
     optional(s.stopMarker, isString) &&
     typeof s.deadlineMs === 'number' &&
     s.deadlineMs > 0 &&
-    optional(limit, (l) => typeof l === 'object' && l !== null && isString((l as typeof limit)?.dir) && isPositiveInt((l as typeof limit)?.maxBytes)) &&
+    optional(s.outputLimit, isOutputLimit) &&
     optional(s.removeOnExit, isStrings) &&
     optional(s.supervisorLog, isString);
   return ok ? ({ ...s, removeOnExit: s.removeOnExit ?? [] } as unknown as StepSpec) : null;

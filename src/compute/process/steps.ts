@@ -82,8 +82,15 @@ export function configureSandbox(s: ProgramStep): SandboxOptions {
   };
 }
 
-/** Publish: no network, outputs read-only, only the job's publish dir writable. */
-export function publishSandbox(s: ProgramStep): SandboxOptions {
+/** What publishing may copy, and whether it copies no output at all (a refusal, or the algorithm passed the limit). */
+export interface PublishBudget {
+  maxBytes: number;
+  maxFiles: number;
+  withhold: boolean;
+}
+
+/** Publish: no network, outputs read-only, only the job's publish dir writable; it stops at its budget. */
+export function publishSandbox(s: ProgramStep, budget: PublishBudget): SandboxOptions {
   return {
     tmpBytes: s.tmpBytes,
     shareNetwork: false,
@@ -96,6 +103,15 @@ export function publishSandbox(s: ProgramStep): SandboxOptions {
     ],
     env: stepEnv,
     chdir: SANDBOX.data,
-    command: [`${SANDBOX.bin}/node`, program('publish-step.js'), `${SANDBOX.data}/outputs`, SANDBOX.publish, REPORT],
+    command: [
+      `${SANDBOX.bin}/node`,
+      program('publish-step.js'),
+      `${SANDBOX.data}/outputs`,
+      SANDBOX.publish,
+      REPORT,
+      `--max-bytes=${budget.maxBytes}`,
+      `--max-files=${budget.maxFiles}`,
+      ...(budget.withhold ? ['--withhold'] : []),
+    ],
   };
 }
