@@ -110,12 +110,16 @@ export async function startLocalStack(opts: {
   return stack;
 }
 
+/** Where `npm run demo` serves its data: `npm run dev` allows exactly this (C2D_ALLOWED_PRIVATE_HOSTS) unless set. */
+export const DEV_DATA_HOST = '127.0.0.1:8031';
+
 /**
  * An HTTP server on host loopback standing for a publisher's data server (demo, tests, benchmarks).
  * `host` (127.0.0.1:<port>) is what a stack must allow (C2D_ALLOWED_PRIVATE_HOSTS) to fetch from it.
  */
 export async function serveFiles(
   files: Record<string, string | Buffer>,
+  opts: { port?: number } = {},
 ): Promise<{ url: (name: string) => string; host: string; server: http.Server; hits: string[]; close: () => void }> {
   const hits: string[] = [];
   const server = http.createServer((req, res) => {
@@ -125,7 +129,10 @@ export async function serveFiles(
     if (body === undefined) return void res.writeHead(404).end('not found');
     res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(body);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
+  });
   const { port } = server.address() as AddressInfo;
   const close = (): void => {
     server.close();
