@@ -117,7 +117,9 @@ export async function main(): Promise<void> {
   }
   // the demo's data server on loopback, and nothing else there, unless the operator chose (src/net/guarded-fetch.ts)
   const fetchEnv = process.env.C2D_ALLOWED_PRIVATE_HOSTS === undefined ? { C2D_ALLOWED_PRIVATE_HOSTS: DEV_DATA_HOST } : {};
-  console.log(`[dev] files may be fetched from public addresses and ${fetchEnv.C2D_ALLOWED_PRIVATE_HOSTS ?? process.env.C2D_ALLOWED_PRIVATE_HOSTS} (C2D_ALLOWED_PRIVATE_HOSTS)`);
+  console.log(
+    `[dev] files may be fetched from public addresses and ${fetchEnv.C2D_ALLOWED_PRIVATE_HOSTS ?? process.env.C2D_ALLOWED_PRIVATE_HOSTS} (C2D_ALLOWED_PRIVATE_HOSTS)`,
+  );
   const env = { ...process.env, ...chainEnv, ...fetchEnv };
   for (const name of ['worker', 'api']) {
     const child = spawn(process.execPath, [path.join(entrypointsDir, `${name}.js`)], { stdio: ['ignore', 'pipe', 'pipe'], env });

@@ -115,7 +115,12 @@ export async function main(): Promise<void> {
   if (config.codec.keys.length === 0) logger.warn({}, CLEAR_PAYLOADS_WARNING);
   const metrics = config.workerMetrics.port > 0 ? createWorkerMetrics() : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const pluginActivities = createPluginActivities(plugins, { environments: config.environments, backendFor: shared.backendFor, logger, fetchPolicy: config.fetch });
+  const pluginActivities = createPluginActivities(plugins, {
+    environments: config.environments,
+    backendFor: shared.backendFor,
+    logger,
+    fetchPolicy: config.fetch,
+  });
   const worker = await createWorker({
     config,
     activities: { ...activities, ...pluginActivities },

@@ -134,7 +134,8 @@ const V6_RULES: V6Rule[] = [
   ['ff00::', 8, 'multicast address'],
 ];
 
-const inV4 = (a: number, base: string, bits: number): boolean => bits === 0 || Math.floor(a / 2 ** (32 - bits)) === Math.floor(v4ToInt(base) / 2 ** (32 - bits));
+const inV4 = (a: number, base: string, bits: number): boolean =>
+  bits === 0 || Math.floor(a / 2 ** (32 - bits)) === Math.floor(v4ToInt(base) / 2 ** (32 - bits));
 const inV6 = (a: bigint, base: string, bits: number): boolean => a >> BigInt(128 - bits) === v6ToBigInt(base) >> BigInt(128 - bits);
 
 function classifyV4(a: number): string | null {
@@ -177,7 +178,8 @@ const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z
 
 function parsePort(raw: string, entry: string): number {
   const port = Number(raw);
-  if (!/^\d{1,5}$/.test(raw) || port < 1 || port > 65535) throw new AllowListError(`${ALLOWED_PRIVATE_HOSTS_SETTING}: "${entry}" has an invalid port (1-65535)`);
+  if (!/^\d{1,5}$/.test(raw) || port < 1 || port > 65535)
+    throw new AllowListError(`${ALLOWED_PRIVATE_HOSTS_SETTING}: "${entry}" has an invalid port (1-65535)`);
   return port;
 }
 
@@ -249,7 +251,10 @@ function entryMatches(e: AllowEntry, host: string, address: Addr, port: number):
 /** Whether the operator allowed fetching `address` (what `host` resolved to, or the literal) on `port`. */
 export function isAllowed(policy: FetchPolicy, host: string, address: string, port: number): boolean {
   const a = toAddr(address);
-  const name = host.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+  const name = host
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '');
   return !!a && entriesOf(policy).some((e) => entryMatches(e, name, a, port));
 }
 
@@ -263,7 +268,7 @@ export function allowsLoopback(entries: readonly string[]): boolean {
       ? e.host === 'localhost' || e.host.endsWith('.localhost')
       : ['127.0.0.1', '::1', '0.0.0.0', '::'].some((ip) => {
           const a = toAddr(ip);
-          return !!a && a.family === e.family && entryMatches({ ...e, port: undefined } as AllowEntry, '', a, 0);
+          return !!a && a.family === e.family && entryMatches({ ...e, port: undefined }, '', a, 0);
         }),
   );
 }
@@ -353,7 +358,11 @@ function checkedHeaders(headers: Record<string, string> | undefined): Record<str
 
 const sameOrigin = (a: URL, b: URL): boolean => a.protocol === b.protocol && a.hostname === b.hostname && defaultPort(a) === defaultPort(b);
 
-function send(url: URL, to: CheckedAddress, o: { method: string; headers: Record<string, string>; body?: string | Buffer; signal?: AbortSignal }): Promise<http.IncomingMessage> {
+function send(
+  url: URL,
+  to: CheckedAddress,
+  o: { method: string; headers: Record<string, string>; body?: string | Buffer; signal?: AbortSignal },
+): Promise<http.IncomingMessage> {
   // connect to the address that was checked, whatever the resolver would answer now
   const lookup = (_host: string, opts: { all?: boolean }, cb: (...args: unknown[]) => void): void => {
     if (opts?.all) cb(null, [{ address: to.address, family: to.family }]);
@@ -380,7 +389,8 @@ function send(url: URL, to: CheckedAddress, o: { method: string; headers: Record
 export async function guardedRequest(raw: string | URL, o: GuardedRequestOptions): Promise<http.IncomingMessage> {
   const methods = o.methods ?? FILE_METHODS;
   let method = (o.method ?? 'GET').toUpperCase();
-  if (!methods.includes(method)) throw new RefusedRequestError(`refused: method ${method.replace(/[^A-Z]/g, '').slice(0, 10)} is not allowed (${methods.join(' or ')} only)`);
+  if (!methods.includes(method))
+    throw new RefusedRequestError(`refused: method ${method.replace(/[^A-Z]/g, '').slice(0, 10)} is not allowed (${methods.join(' or ')} only)`);
   let headers = { ...checkedHeaders(o.headers), ...o.ownHeaders };
   let body = o.body;
   let url = typeof raw === 'string' ? parseHttpUrl(raw) : raw;

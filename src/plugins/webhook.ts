@@ -90,8 +90,7 @@ export const webhook = definePlugin<WebhookOptions>({
     res.resume();
     const status = res.statusCode ?? 0;
     if (status >= 200 && status < 300) return;
-    if (status >= 300 && status < 400)
-      throw new PluginRefusal(`the webhook receiver redirected the notification (HTTP ${status}); configure the final URL`);
+    if (status >= 300 && status < 400) throw new PluginRefusal(`the webhook receiver redirected the notification (HTTP ${status}); configure the final URL`);
     if (status >= 400 && status < 500 && status !== 408 && status !== 429)
       throw new PluginRefusal(`the webhook receiver refused the notification (HTTP ${status})`);
     throw new Error(`the webhook receiver answered HTTP ${status}`);

@@ -96,7 +96,9 @@ describe('file checksums and probes over http', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as AddressInfo).port;
     closed.close();
-    const err = await failure(sha256OfFile({ type: 'url', url: `http://127.0.0.1:${port}/x`, method: 'GET' }, DEFAULT_FETCH_LIMITS, { allowedPrivateHosts: [`127.0.0.1:${port}`] }));
+    const err = await failure(
+      sha256OfFile({ type: 'url', url: `http://127.0.0.1:${port}/x`, method: 'GET' }, DEFAULT_FETCH_LIMITS, { allowedPrivateHosts: [`127.0.0.1:${port}`] }),
+    );
     expect(err.reason).toBe('connection failed (ECONNREFUSED)');
     expect(err.transient).toBe(true);
   });

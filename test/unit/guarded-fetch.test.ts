@@ -210,7 +210,9 @@ describe('guarded requests over http', () => {
 
   test('when a method other than GET or HEAD, or a header off the allow-list, is asked for, then nothing is sent', async () => {
     const before = hits.length;
-    expect((await refusal(guardedRequest(`${base}/ok`, { ...only(base), method: 'POST' }))).message).toBe('refused: method POST is not allowed (GET or HEAD only)');
+    expect((await refusal(guardedRequest(`${base}/ok`, { ...only(base), method: 'POST' }))).message).toBe(
+      'refused: method POST is not allowed (GET or HEAD only)',
+    );
     expect((await refusal(guardedRequest(`${base}/ok`, { ...only(base), headers: { 'X-Forwarded-For': '127.0.0.1' } }))).message).toMatch(
       /^refused: header "x-forwarded-for" is not allowed/,
     );
