@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { loadConfig } from '../../src/config';
 import {
   AddressRefusedError,
   AllowListError,
@@ -92,6 +93,17 @@ describe('C2D_ALLOWED_PRIVATE_HOSTS', () => {
     expect(() => parseAllowList(`ok.internal,${entry}`)).toThrow(AllowListError);
     expect(() => parseAllowList(entry)).toThrow(`C2D_ALLOWED_PRIVATE_HOSTS: "${entry}"`);
     expect(() => parseAllowList(entry)).toThrow(why);
+  });
+
+  test('when the setting holds a bad entry, then the settings are refused at startup naming the variable and the entry', () => {
+    const base = { C2D_PROVIDER_PRIVATE_KEY: '11'.repeat(32), C2D_DATA_DIR: '/nonexistent/c2d-config-test' };
+    expect(() => loadConfig({ ...base, C2D_ALLOWED_PRIVATE_HOSTS: 'files.internal,http://10.0.0.1/' })).toThrow(
+      'Invalid setting C2D_ALLOWED_PRIVATE_HOSTS: "http://10.0.0.1/" is not a host name, IP address, CIDR, host:port or ip:port (no scheme, path or wildcard)',
+    );
+    expect(loadConfig({ ...base, C2D_ALLOWED_PRIVATE_HOSTS: ' files.internal , 10.0.0.0/8 ' }).fetch).toEqual({
+      allowedPrivateHosts: ['files.internal', '10.0.0.0/8'],
+    });
+    expect(loadConfig(base).fetch).toEqual({ allowedPrivateHosts: [] });
   });
 
   test('when an address is checked, then only a matching entry (and port) allows it', () => {
