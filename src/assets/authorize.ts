@@ -183,6 +183,7 @@ function lazyFilesChecksum(files: () => Promise<DecryptedFiles>, hashFile: (file
         out += await hashFile(file);
       } catch (err) {
         if (!(err instanceof FileFetchError)) throw err;
+        if (err.refused) throw new AccessDeniedError('algorithm', 'file_url_refused', `algorithm: the URL of file ${index} is ${err.reason}`);
         const message = `algorithm file ${index}: cannot be fetched to verify its checksum (${err.reason})`;
         if (err.transient) throw new UnavailableError('algorithm_file_unavailable', message, { cause: err });
         throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', message);
@@ -199,6 +200,7 @@ async function remoteChecksum(run: () => Promise<string>): Promise<string> {
     return await run();
   } catch (err) {
     if (!(err instanceof FileFetchError)) throw err;
+    if (err.refused) throw new AccessDeniedError('algorithm', 'file_url_refused', `algorithm: the serviceEndpoint of its provider is ${err.reason}`);
     const message = `algorithm: the provider holding this public algorithm did not hand out its files to verify their checksum (${err.reason})`;
     if (err.transient) throw new UnavailableError('algorithm_file_unavailable', message, { cause: err });
     throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', message);

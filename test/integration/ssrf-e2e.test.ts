@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import type { ProviderClient } from '../../src/client/provider-client';
 import type { JobView } from '../../src/domain/job';
+import { trustedAlgorithm } from '../../tools/catalog/catalog-publisher';
 import { type Stack, startStack } from '../helpers/stack';
 import { nodeRaw, waitFor } from './helpers';
 
@@ -54,6 +55,7 @@ async function configureLog(client: ProviderClient, job: JobView): Promise<strin
   return (await client.result(job.jobId, index)).text();
 }
 
+const ALGO_CONTAINER = { entrypoint: 'node $ALGO', image: 'node', tag: '20' };
 const CONTAINER = { entrypoint: 'node $ALGO', image: 'node', tag: '20', checksum: `sha256:${'a'.repeat(64)}` };
 
 describe('no server-side request forgery, over HTTP', () => {
@@ -132,6 +134,30 @@ describe('no server-side request forgery, over HTTP', () => {
         dataset: { documentId: did, serviceId: 'compute' },
         algorithm: { meta: { url: `http://localhost:${host.port}/algo.js`, container: CONTAINER } },
       }),
+    );
+    expect(got).toEqual({ status: 400, body: { error: { algorithm: 'file_url_refused' } } });
+  });
+
+  test.each([
+    ['pinned by the dataset (its file is hashed at start)', true],
+    ['trusted as any algorithm ("*")', false],
+  ])("when a published algorithm's file is at the host service, %s, then the start is refused with file_url_refused", async (_name, pinned) => {
+    const algorithm = await stack.publish(client, {
+      type: 'algorithm',
+      name: 'algo',
+      urls: [`http://localhost:${host.port}/algo.js`],
+      container: ALGO_CONTAINER,
+    });
+    const did = await stack.publish(client, {
+      type: 'dataset',
+      name: 'ssrf',
+      urls: [`http://127.0.0.1:${data.port}/rows.csv`],
+      compute: pinned
+        ? { publisherTrustedAlgorithms: [trustedAlgorithm(algorithm, ALGO_CONTAINER, ['console.log(1)'])] }
+        : { publisherTrustedAlgorithmPublishers: ['*'] },
+    });
+    const got = await refusal(
+      client.startJob({ environment: 'ssrf', dataset: { documentId: did, serviceId: 'compute' }, algorithm: { documentId: algorithm, serviceId: 'algo' } }),
     );
     expect(got).toEqual({ status: 400, body: { error: { algorithm: 'file_url_refused' } } });
   });
