@@ -2,7 +2,8 @@
  * The configuration step, run inside its sandbox: downloads the datasets and the algorithm into
  * /data and says which input failed. Its output is the consumer's configure.log, and its spec holds
  * decrypted file locations: it never prints or reports a URL or a header.
- * Usage: node configure-step.js <spec.json> <report.json>. Node built-ins only (no node_modules here).
+ * Usage: node configure-step.js <spec.json> <report.json>. Node built-ins only (no node_modules here),
+ * plus the SSRF guard (../net/guarded-fetch.js, built-ins only too): every download goes through it.
  * Exit: 0 ok, 10 a dataset failed, 11 the algorithm failed, 1 anything else.
  */
 import { createHash } from 'node:crypto';
