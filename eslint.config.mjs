@@ -19,6 +19,8 @@ const upstream = {
   temporal: ['api', 'activities', 'entrypoints'],
   api: ['activities', 'entrypoints'],
   plugins: ['api', 'temporal', 'workflows', 'entrypoints'],
+  // the guarded fetcher runs inside the configure step's sandbox too: Node built-ins only, nothing of ours
+  net: ['domain', 'config', 'api', 'temporal', 'workflows', 'activities', 'chain', 'assets', 'compute', 'storage', 'plugins', 'entrypoints'],
 };
 const zones = [
   ...Object.entries(upstream).flatMap(([target, froms]) =>

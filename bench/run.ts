@@ -129,11 +129,12 @@ async function jobsBench(throughput: boolean): Promise<void> {
     headless: true,
     logFile: path.join(dir, 'temporal.log'),
   });
+  const data = await serveFiles({ 'data.csv': 'a,b\n1,2\n' });
   const stack = await startLocalStack({
     temporalAddress: `127.0.0.1:${port}`,
     environments: [{ id: 'bench', maxJobs: 4, ramGB: 0.5, maxJobDuration: 600 }],
+    allowHosts: [data.host],
   });
-  const data = await serveFiles({ 'data.csv': 'a,b\n1,2\n' });
   const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
   const temporalClient = new Client({ connection });
   try {

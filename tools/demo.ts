@@ -9,7 +9,7 @@ import { DEV_CHAIN_RPC_URL, loadConfig } from '../src/config';
 import type { JobView } from '../src/domain/job';
 import { publishToCatalog, trustedAlgorithm } from './catalog/catalog-publisher';
 import { paidDemo } from './demo/paid';
-import { serveFiles } from './local-stack';
+import { DEV_DATA_HOST, serveFiles } from './local-stack';
 import { repoRoot, toolsDir } from './paths';
 
 /**
@@ -152,10 +152,14 @@ async function main(): Promise<void> {
   const which = process.argv[2] ?? 'both';
   if (!['free', 'paid', 'both'].includes(which)) throw new Error(`usage: npm run demo [-- free|paid|both], not ${which}`);
   const stack = await ensureStack();
-  const dataServer = await serveFiles({
-    'weather.csv': fs.readFileSync(path.join(demoDir, 'weather.csv')),
-    'algorithm.js': fs.readFileSync(path.join(demoDir, 'algorithm.js')),
-  });
+  // on the port `npm run dev` allows: the provider fetches nothing else on loopback
+  const dataServer = await serveFiles(
+    {
+      'weather.csv': fs.readFileSync(path.join(demoDir, 'weather.csv')),
+      'algorithm.js': fs.readFileSync(path.join(demoDir, 'algorithm.js')),
+    },
+    { port: Number(DEV_DATA_HOST.split(':')[1]) },
+  );
   try {
     const { port } = dataServer.server.address() as AddressInfo;
     const [dataUrl, algoUrl] = [`http://127.0.0.1:${port}/weather.csv`, `http://127.0.0.1:${port}/algorithm.js`];

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { prettyFactory } from 'pino-pretty';
 import { type Config, DEV_CHAIN_RPC_URL, loadConfig } from '../src/config';
 import { entrypointsDir, repoRoot, toolsDir } from './paths';
+import { DEV_DATA_HOST } from './local-stack';
 import { splitAddress, uiCodecEndpoint } from './temporal';
 import { retentionFor, startDevServer, waitForPort } from './temporal-server';
 
@@ -114,7 +115,12 @@ export async function main(): Promise<void> {
     console.error(`[dev] ${err instanceof Error ? err.message : String(err)}`);
     return stopAll(1);
   }
-  const env = { ...process.env, ...chainEnv };
+  // the demo's data server on loopback, and nothing else there, unless the operator chose (src/net/guarded-fetch.ts)
+  const fetchEnv = process.env.C2D_ALLOWED_PRIVATE_HOSTS === undefined ? { C2D_ALLOWED_PRIVATE_HOSTS: DEV_DATA_HOST } : {};
+  console.log(
+    `[dev] files may be fetched from public addresses and ${fetchEnv.C2D_ALLOWED_PRIVATE_HOSTS ?? process.env.C2D_ALLOWED_PRIVATE_HOSTS} (C2D_ALLOWED_PRIVATE_HOSTS)`,
+  );
+  const env = { ...process.env, ...chainEnv, ...fetchEnv };
   for (const name of ['worker', 'api']) {
     const child = spawn(process.execPath, [path.join(entrypointsDir, `${name}.js`)], { stdio: ['ignore', 'pipe', 'pipe'], env });
     prefixed(name, child);

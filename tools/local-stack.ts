@@ -49,7 +49,16 @@ const stopChild = (c: ChildProcess): Promise<unknown> | null => {
   return new Promise((r) => c.once('exit', r));
 };
 
-export async function startLocalStack(opts: { temporalAddress: string; environments: EnvironmentInput[]; env?: Record<string, string> }): Promise<LocalStack> {
+/**
+ * `allowHosts`: what the provider may fetch although it is not public (C2D_ALLOWED_PRIVATE_HOSTS), e.g.
+ * the `host` of a serveFiles data server on loopback; anything else on loopback stays refused.
+ */
+export async function startLocalStack(opts: {
+  temporalAddress: string;
+  environments: EnvironmentInput[];
+  env?: Record<string, string>;
+  allowHosts?: string[];
+}): Promise<LocalStack> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-stack-'));
   fs.chmodSync(dataDir, 0o755); // the sandbox user must be able to reach the job dirs below it
   const envFile = path.join(dataDir, 'environments.json');
@@ -68,6 +77,8 @@ export async function startLocalStack(opts: { temporalAddress: string; environme
     C2D_LOG_LEVEL: 'warn',
     ...opts.env,
   };
+  const allowed = [...(env.C2D_ALLOWED_PRIVATE_HOSTS ?? '').split(','), ...(opts.allowHosts ?? [])].map((h) => h.trim()).filter((h) => h !== '');
+  if (allowed.length > 0) env.C2D_ALLOWED_PRIVATE_HOSTS = [...new Set(allowed)].join(',');
   const out: string[] = [];
   const catalogDir = path.join(dataDir, 'catalog');
   const stack: LocalStack = {
@@ -99,10 +110,17 @@ export async function startLocalStack(opts: { temporalAddress: string; environme
   return stack;
 }
 
-/** An HTTP server on host loopback standing for a publisher's data server (demo, tests, benchmarks). */
+/** Where `npm run demo` serves its data: `npm run dev` allows exactly this (C2D_ALLOWED_PRIVATE_HOSTS) unless set. */
+export const DEV_DATA_HOST = '127.0.0.1:8031';
+
+/**
+ * An HTTP server on host loopback standing for a publisher's data server (demo, tests, benchmarks).
+ * `host` (127.0.0.1:<port>) is what a stack must allow (C2D_ALLOWED_PRIVATE_HOSTS) to fetch from it.
+ */
 export async function serveFiles(
   files: Record<string, string | Buffer>,
-): Promise<{ url: (name: string) => string; server: http.Server; hits: string[]; close: () => void }> {
+  opts: { port?: number } = {},
+): Promise<{ url: (name: string) => string; host: string; server: http.Server; hits: string[]; close: () => void }> {
   const hits: string[] = [];
   const server = http.createServer((req, res) => {
     const name = (req.url ?? '').slice(1);
@@ -111,11 +129,14 @@ export async function serveFiles(
     if (body === undefined) return void res.writeHead(404).end('not found');
     res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(body);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
+  });
   const { port } = server.address() as AddressInfo;
   const close = (): void => {
     server.close();
     server.closeAllConnections();
   };
-  return { url: (name) => `http://127.0.0.1:${port}/${name}`, server, hits, close };
+  return { url: (name) => `http://127.0.0.1:${port}/${name}`, host: `127.0.0.1:${port}`, server, hits, close };
 }

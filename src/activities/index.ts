@@ -10,6 +10,7 @@ import { AccessDeniedError, UnavailableError, ValidationError } from '../domain/
 import type { FileObject } from '../domain/ddo';
 import { type JobInput, RAW_ALGORITHM_DID } from '../domain/job';
 import type { Logger } from '../domain/logger';
+import type { FetchPolicy } from '../net/guarded-fetch';
 import { planPlugins, type PluginRegistry } from '../plugins';
 import type { ResultStore } from '../storage/store';
 import { mapFailures } from './failures';
@@ -40,6 +41,8 @@ export interface ActivityDeps {
   orders?: JobOrderDeps;
   /** the plugins this worker runs (their defaults shape each job's plugin plan); plugins served elsewhere are planned from the settings alone */
   plugins?: PluginRegistry;
+  /** C2D_ALLOWED_PRIVATE_HOSTS, handed to the configuration step's guarded fetcher; default: public addresses only */
+  fetchPolicy?: FetchPolicy;
 }
 
 /** Must match the names in src/workflows (activities may not import workflow code). */
@@ -149,6 +152,7 @@ export function createActivities(deps: ActivityDeps) {
       ...(algoCustomData ? { algoCustomData } : {}),
       ...(Object.keys(userdata).length > 0 ? { userdata } : {}),
       maxInputBytes: Math.floor(env.diskGB * 1024 ** 3),
+      ...(deps.fetchPolicy && deps.fetchPolicy.allowedPrivateHosts.length > 0 ? { allowedPrivateHosts: [...deps.fetchPolicy.allowedPrivateHosts] } : {}),
     };
   }
 

@@ -7,6 +7,7 @@ import type { AssetResolver } from '../assets/resolver';
 import type { ComputeBackend } from '../compute/backend';
 import type { Environment } from '../domain/environment';
 import type { Logger } from '../domain/logger';
+import type { FetchPolicy } from '../net/guarded-fetch';
 import type { NonceStore } from '../storage/nonces';
 import type { ResultStore } from '../storage/store';
 import type { JobsService } from '../temporal/jobs-service';
@@ -45,6 +46,8 @@ export interface AppDeps {
   authorizedDecrypters?: string[];
   /** the chain's fee token, shown for environments without their own `feeToken` */
   defaultFeeToken?: string;
+  /** what asset and consumer URLs may reach besides public addresses (C2D_ALLOWED_PRIVATE_HOSTS); default: public only */
+  fetchPolicy?: FetchPolicy;
   /** the Temporal Web UI's codec endpoint (/codec/decode, /codec/encode); default: disabled (403) */
   codecEndpoint?: CodecEndpointSettings;
 }

@@ -1,7 +1,8 @@
 import { type ComputeOptions, computeOptionsSchema, consumableStates, type Ddo, type DdoService, type DecryptedFiles, type FileObject } from '../domain/ddo';
 import { AccessDeniedError, NotFoundError, UnavailableError, ValidationError } from '../domain/errors';
 import type { AlgorithmRef, ContainerSpec, DatasetRef, JobInput } from '../domain/job';
-import { containerSectionChecksum, FileFetchError, sha256OfFile } from './checksums';
+import { AddressRefusedError, checkUrl, type FetchPolicy, STRICT_POLICY } from '../net/guarded-fetch';
+import { containerSectionChecksum, DEFAULT_FETCH_LIMITS, FileFetchError, sha256OfFile } from './checksums';
 import type { AssetResolver } from './resolver';
 import { requireValidUserdata } from './userdata';
 
@@ -20,6 +21,8 @@ export interface AuthorizeDeps {
   hashFile?: (file: FileObject) => Promise<string>;
   /** public (`access`) algorithms published on another provider, fetched through its `download` endpoint; absent: refused */
   remoteFiles?: RemoteFileSource;
+  /** what file URLs may reach besides public addresses (C2D_ALLOWED_PRIVATE_HOSTS); default: public only */
+  fetchPolicy?: FetchPolicy;
 }
 
 /**
@@ -180,6 +183,7 @@ function lazyFilesChecksum(files: () => Promise<DecryptedFiles>, hashFile: (file
         out += await hashFile(file);
       } catch (err) {
         if (!(err instanceof FileFetchError)) throw err;
+        if (err.refused) throw new AccessDeniedError('algorithm', 'file_url_refused', `algorithm: the URL of file ${index} is ${err.reason}`);
         const message = `algorithm file ${index}: cannot be fetched to verify its checksum (${err.reason})`;
         if (err.transient) throw new UnavailableError('algorithm_file_unavailable', message, { cause: err });
         throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', message);
@@ -196,10 +200,28 @@ async function remoteChecksum(run: () => Promise<string>): Promise<string> {
     return await run();
   } catch (err) {
     if (!(err instanceof FileFetchError)) throw err;
+    if (err.refused) throw new AccessDeniedError('algorithm', 'file_url_refused', `algorithm: the serviceEndpoint of its provider is ${err.reason}`);
     const message = `algorithm: the provider holding this public algorithm did not hand out its files to verify their checksum (${err.reason})`;
     if (err.transient) throw new UnavailableError('algorithm_file_unavailable', message, { cause: err });
     throw new AccessDeniedError('algorithm', 'algorithm_file_checksum_mismatch', message);
   }
+}
+
+/**
+ * Refuses (4xx) a URL the guarded fetcher would refuse, before a job starts: an address that is not
+ * public and not allowed. A name that does not resolve now, or a URL that is malformed, is left to the
+ * configure step (status 31/32). The message names the rule, never the URL.
+ */
+async function requireFetchableUrl(url: string, policy: FetchPolicy, resource: string, what: string): Promise<void> {
+  try {
+    await checkUrl(url, policy);
+  } catch (err) {
+    if (err instanceof AddressRefusedError) throw new AccessDeniedError(resource, 'file_url_refused', `${resource}: ${what} is ${err.message}`);
+  }
+}
+
+async function requireFetchableFiles(files: DecryptedFiles, policy: FetchPolicy, resource: string): Promise<void> {
+  for (const [index, file] of files.files.entries()) await requireFetchableUrl(file.url, policy, resource, `the URL of file ${index}`);
 }
 
 const memoize = <T>(f: () => Promise<T>): (() => Promise<T>) => {
@@ -226,7 +248,7 @@ async function authorizeDataset(deps: AuthorizeDeps, owner: string, ref: Dataset
   requireCredentials(ddo, service, owner, resource);
   requireValidUserdata(service.consumerParameters, ref.userdata, `${resource}.userdata`);
   // Decrypting proves the files are ours to fetch; the plaintext is dropped here and decrypted again at run time.
-  await deps.decryptor.decryptServiceFiles(ddo, service, resource);
+  await requireFetchableFiles(await deps.decryptor.decryptServiceFiles(ddo, service, resource), deps.fetchPolicy ?? STRICT_POLICY, resource);
   return { did: ddo.id, ddo, service, serviceIndex };
 }
 
@@ -238,6 +260,7 @@ async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: Algor
         throw new AccessDeniedError(resource, 'no_raw_algo_allowed', `${resource}: raw algorithms are not allowed`);
     }
     if (!ref.rawcode && !ref.url) throw new ValidationError({ 'algorithm.meta': ['needs rawcode or url'] });
+    if (!ref.rawcode && ref.url) await requireFetchableUrl(ref.url, deps.fetchPolicy ?? STRICT_POLICY, 'algorithm', 'meta.url');
     requireContainer(ref.container);
     return { kind: 'raw', container: ref.container };
   }
@@ -270,7 +293,7 @@ async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: Algor
       if (!('files' in l)) throw new Error('unreachable: remote files are hashed through their provider');
       return l.files;
     },
-    deps.hashFile ?? ((f) => sha256OfFile(f)),
+    deps.hashFile ?? ((f) => sha256OfFile(f, DEFAULT_FETCH_LIMITS, deps.fetchPolicy ?? STRICT_POLICY)),
   );
   let remoteHashed: string | undefined;
   const filesChecksum = memoize(async () => {
@@ -283,7 +306,11 @@ async function authorizeAlgorithm(deps: AuthorizeDeps, owner: string, ref: Algor
     await requireTrustedAlgorithm(computeOptions(d.service), identity, datasetRes);
   }
   // Private (`compute`) algorithms must decrypt here; public (`access`) ones here or at the provider their service names.
-  const remote = 'remote' in (await located());
+  const where = await located();
+  const remote = 'remote' in where;
+  const policy = deps.fetchPolicy ?? STRICT_POLICY;
+  if (remote) await requireFetchableUrl(service.serviceEndpoint ?? '', policy, resource, 'the serviceEndpoint of its provider');
+  else await requireFetchableFiles(where.files, policy, resource);
   return {
     kind: 'published',
     did: ddo.id,

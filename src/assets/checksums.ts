@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
 import type { FileObject } from '../domain/ddo';
 import type { ContainerSpec } from '../domain/job';
+import { type FetchPolicy, guardedRequest, parseHttpUrl, RefusedRequestError, STRICT_POLICY } from '../net/guarded-fetch';
 
 /** How much one file fetch may take; the defaults keep a hostile file server from holding the API. */
 export interface FetchLimits {
@@ -12,8 +12,6 @@ export interface FetchLimits {
 
 export const DEFAULT_FETCH_LIMITS: FetchLimits = { maxBytes: 256 * 1024 ** 2, timeoutMs: 30_000 };
 
-const MAX_REDIRECTS = 5;
-
 /**
  * A file that could not be fetched. `reason` is safe to show a consumer: it never holds the URL, a
  * header or a host name. `transient` says whether trying again later may help (5xx, 429, network).
@@ -22,6 +20,8 @@ export class FileFetchError extends Error {
   constructor(
     readonly reason: string,
     readonly transient: boolean,
+    /** the guarded fetcher refused the URL (an address that is not public, a redirect rule, a method or header) */
+    readonly refused = false,
   ) {
     super(reason);
     this.name = 'FileFetchError';
@@ -41,47 +41,38 @@ function networkReason(err: unknown): string {
 }
 
 function parseUrl(raw: string): URL {
-  let url: URL;
   try {
-    url = new URL(raw);
-  } catch {
-    throw new FileFetchError('invalid URL', false);
+    return parseHttpUrl(raw);
+  } catch (err) {
+    throw fetchError(err);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new FileFetchError('unsupported URL scheme (only http and https)', false);
-  return url;
+}
+
+/** A guard refusal as a FileFetchError (permanent; its reason names the rule, never the URL). */
+function fetchError(err: unknown): unknown {
+  return err instanceof RefusedRequestError ? new FileFetchError(err.message, false, true) : err;
 }
 
 /**
- * Opens a file with node:http(s) (not fetch: its errors and redirects are harder to keep URL-free),
- * following redirects. Resolves with a 2xx response; everything else is a FileFetchError. The caller
- * must consume or destroy the response. `deadline` bounds the whole exchange including the body.
+ * Opens a file through the guarded fetcher (src/net/guarded-fetch.ts: public addresses only unless
+ * the operator allowed one, every redirect checked, GET/HEAD and a few headers only). Resolves with a
+ * 2xx response; everything else is a FileFetchError. The caller must consume or destroy the response.
+ * `deadline` bounds the whole exchange including the body.
  */
-function open(url: URL, file: FileObject, method: string, deadline: AbortSignal, redirects = 0): Promise<http.IncomingMessage> {
-  const send = url.protocol === 'https:' ? https.request : http.request;
-  return new Promise((resolve, reject) => {
-    const req = send(url, { method, headers: file.headers ?? {}, signal: deadline }, (res) => {
-      const status = res.statusCode ?? 0;
-      const location = res.headers.location;
-      if (status >= 300 && status < 400 && location) {
-        res.resume();
-        if (redirects >= MAX_REDIRECTS) return reject(new FileFetchError('too many redirects', false));
-        let next: URL;
-        try {
-          next = parseUrl(new URL(location, url).toString());
-        } catch (err) {
-          return reject(err instanceof FileFetchError ? err : new FileFetchError('invalid redirect', false));
-        }
-        return resolve(open(next, file, method, deadline, redirects + 1));
-      }
-      if (status < 200 || status >= 300) {
-        res.resume();
-        return reject(new FileFetchError(`HTTP ${status}`, status >= 500 || status === 429));
-      }
-      resolve(res);
-    });
-    req.on('error', (err) => reject(deadline.aborted ? new FileFetchError('timed out', true) : new FileFetchError(networkReason(err), true)));
-    req.end();
-  });
+async function open(url: URL, file: FileObject, method: string, deadline: AbortSignal, policy: FetchPolicy): Promise<http.IncomingMessage> {
+  let res: http.IncomingMessage;
+  try {
+    res = await guardedRequest(url, { policy, method, headers: file.headers ?? {}, signal: deadline });
+  } catch (err) {
+    if (err instanceof RefusedRequestError) throw fetchError(err);
+    throw deadline.aborted ? new FileFetchError('timed out', true) : new FileFetchError(networkReason(err), true);
+  }
+  const status = res.statusCode ?? 0;
+  if (status < 200 || status >= 300) {
+    res.resume();
+    throw new FileFetchError(`HTTP ${status}`, status >= 500 || status === 429);
+  }
+  return res;
 }
 
 async function withDeadline<T>(limits: FetchLimits, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -98,9 +89,9 @@ async function withDeadline<T>(limits: FetchLimits, run: (signal: AbortSignal) =
 }
 
 /** sha256 hex of a file's content, downloaded over http(s) within `limits`. */
-export function sha256OfFile(file: FileObject, limits: FetchLimits = DEFAULT_FETCH_LIMITS): Promise<string> {
+export function sha256OfFile(file: FileObject, limits: FetchLimits = DEFAULT_FETCH_LIMITS, policy: FetchPolicy = STRICT_POLICY): Promise<string> {
   return withDeadline(limits, async (signal) => {
-    const res = await open(parseUrl(file.url), file, file.method || 'GET', signal);
+    const res = await open(parseUrl(file.url), file, file.method || 'GET', signal, policy);
     const hash = createHash('sha256');
     let size = 0;
     for await (const chunk of res as AsyncIterable<Buffer>) {
@@ -126,13 +117,13 @@ export interface OpenedFile {
  * response's headers only, so a large body may take as long as it needs. `signal` aborts the transfer
  * (the client left). Failures are FileFetchErrors, whose reasons never hold the URL.
  */
-export async function openFileStream(file: FileObject, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<OpenedFile> {
+export async function openFileStream(file: FileObject, opts: { timeoutMs: number; signal?: AbortSignal; policy?: FetchPolicy }): Promise<OpenedFile> {
   const controller = new AbortController();
   const abort = (): void => controller.abort();
   opts.signal?.addEventListener('abort', abort, { once: true });
   const timer = setTimeout(abort, opts.timeoutMs);
   try {
-    const res = await open(parseUrl(file.url), file, file.method || 'GET', controller.signal);
+    const res = await open(parseUrl(file.url), file, file.method || 'GET', controller.signal, opts.policy ?? STRICT_POLICY);
     return { stream: res, ...probeOf(res) };
   } catch (err) {
     opts.signal?.removeEventListener('abort', abort);
@@ -165,19 +156,19 @@ const probeOf = (res: http.IncomingMessage): FileProbe => {
  * What a file server says about a file without downloading it: HEAD, then GET (only its headers are
  * read) where HEAD is refused or states no length, as some servers do.
  */
-export function probeFile(file: FileObject, limits: FetchLimits = DEFAULT_FETCH_LIMITS): Promise<FileProbe> {
+export function probeFile(file: FileObject, limits: FetchLimits = DEFAULT_FETCH_LIMITS, policy: FetchPolicy = STRICT_POLICY): Promise<FileProbe> {
   return withDeadline(limits, async (signal) => {
     const url = parseUrl(file.url);
     let head: FileProbe | null = null;
     try {
-      const res = await open(url, file, 'HEAD', signal);
+      const res = await open(url, file, 'HEAD', signal, policy);
       res.destroy();
       head = probeOf(res);
       if (head.contentLength !== null) return head;
     } catch (err) {
       if (!(err instanceof FileFetchError) || !/^HTTP (405|501)$/.test(err.reason)) throw err;
     }
-    const res = await open(url, file, 'GET', signal);
+    const res = await open(url, file, 'GET', signal, policy);
     res.destroy();
     const got = probeOf(res);
     return { contentLength: got.contentLength, contentType: got.contentType ?? head?.contentType ?? null };

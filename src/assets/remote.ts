@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { type BaseWallet, getBytes, keccak256, toUtf8Bytes } from 'ethers';
 import type { Ddo, DdoService, FileObject } from '../domain/ddo';
 import type { RemoteFileSource } from './authorize';
+import { type FetchPolicy, guardedRequest, STRICT_POLICY } from '../net/guarded-fetch';
 import { DEFAULT_FETCH_LIMITS, type FetchLimits, FileFetchError, openFileStream } from './checksums';
 
 const DOWNLOAD_PATH = '/api/services/download';
@@ -23,6 +24,8 @@ export class RemoteProviderFiles implements RemoteFileSource {
   constructor(
     private readonly wallet: BaseWallet,
     private readonly limits: FetchLimits = DEFAULT_FETCH_LIMITS,
+    /** the service endpoint comes from a DDO: it is fetched through the guard like any file */
+    private readonly policy: FetchPolicy = STRICT_POLICY,
   ) {}
 
   async signedFile(ddo: Ddo, service: DdoService, transferTxId: string | undefined, fileIndex: number): Promise<FileObject> {
@@ -70,7 +73,7 @@ export class RemoteProviderFiles implements RemoteFileSource {
     for (let attempt = 1; ; attempt++) {
       const file = await this.signedFile(ddo, service, transferTxId, index);
       try {
-        const opened = await openFileStream(file, { timeoutMs: this.limits.timeoutMs });
+        const opened = await openFileStream(file, { timeoutMs: this.limits.timeoutMs, policy: this.policy });
         const fileCount = Number(opened.stream.headers['x-file-count'] ?? '1');
         let size = 0;
         for await (const chunk of opened.stream as AsyncIterable<Buffer>) {
@@ -93,13 +96,22 @@ export class RemoteProviderFiles implements RemoteFileSource {
   private async nextNonce(base: string): Promise<string> {
     let stored = 0;
     try {
-      const res = await fetch(`${base}${NONCE_PATH}?userAddress=${this.wallet.address}`, { signal: AbortSignal.timeout(this.limits.timeoutMs) });
-      if (res.ok) {
-        const n = Number(((await res.json()) as { nonce?: unknown }).nonce);
+      const res = await guardedRequest(`${base}${NONCE_PATH}?userAddress=${this.wallet.address}`, {
+        policy: this.policy,
+        signal: AbortSignal.timeout(this.limits.timeoutMs),
+      });
+      let text = '';
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        text += chunk.toString('utf8');
+        if (text.length > 4096) break;
+      }
+      res.destroy();
+      if (res.statusCode === 200) {
+        const n = Number((JSON.parse(text) as { nonce?: unknown }).nonce);
         if (Number.isFinite(n)) stored = Math.floor(n);
       }
     } catch {
-      // the download itself reports an unreachable provider; a timestamp nonce is still likely right
+      // the download itself reports an unreachable (or refused) provider; a timestamp nonce is still likely right
     }
     const nonce = Math.max(Date.now(), stored + 1, this.lastNonce + 1);
     this.lastNonce = nonce;

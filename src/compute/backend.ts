@@ -24,6 +24,8 @@ export interface ConfigureSpec {
   userdata?: Record<string, Record<string, unknown>>;
   /** Bytes all inputs together may take. */
   maxInputBytes: number;
+  /** C2D_ALLOWED_PRIVATE_HOSTS: what the step's guarded fetcher may reach besides public addresses (absent: public only) */
+  allowedPrivateHosts?: string[];
 }
 
 /** The algorithm step: which host runtime stands for the container image, and what to run with it. */

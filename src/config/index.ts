@@ -4,6 +4,7 @@ import { z } from 'zod';
 import YAML from 'yaml';
 import { defaultEnvironments, type Environment, environmentsFileSchema } from '../domain/environment';
 import { ValidationError } from '../domain/errors';
+import { AllowListError, parseAllowList } from '../net/guarded-fetch';
 
 /**
  * Every setting, as environment variables `C2D_*`, and the Config they make: one zod schema, whose
@@ -170,7 +171,24 @@ const envSchema = z.object({
   C2D_KUBECONFIG: z.string().default(''),
   /** Where the worker sees the results volume the publishing pods write to (kubernetes backend). Default: <data dir>/k8s-results. */
   C2D_K8S_RESULTS_DIR: z.string().optional(),
+  /** Comma-separated exceptions to the SSRF guard: host names, IPs, CIDRs, host:port or ip:port that files, webhooks and remote providers may be fetched from although they are not public. Empty: public addresses only. */
+  C2D_ALLOWED_PRIVATE_HOSTS: z.string().default('').transform(parseAllowedPrivateHosts),
 });
+
+/** C2D_ALLOWED_PRIVATE_HOSTS: validated here (a clear error at startup), kept as its entries (the configure step gets them too). */
+function parseAllowedPrivateHosts(spec: string, ctx: z.RefinementCtx): string[] {
+  const entries = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  try {
+    parseAllowList(entries);
+  } catch (err) {
+    if (err instanceof AllowListError) return issue(ctx, err.message.replace(/^C2D_ALLOWED_PRIVATE_HOSTS: /, ''));
+    throw err;
+  }
+  return entries;
+}
 
 /** Where `npm run dev`'s local chain listens when C2D_CHAIN_RPC_URL is unset. */
 export const DEV_CHAIN_RPC_URL = 'http://127.0.0.1:8545';
@@ -288,6 +306,8 @@ const configSchema = envSchema.transform((e, ctx) => {
       kubeconfig: e.C2D_KUBECONFIG ? path.resolve(e.C2D_KUBECONFIG) : undefined,
       resultsDir: path.resolve(e.C2D_K8S_RESULTS_DIR ?? path.join(dataDir, 'k8s-results')),
     },
+    /** what asset, consumer and webhook URLs may reach besides public addresses (src/net/guarded-fetch.ts) */
+    fetch: { allowedPrivateHosts: e.C2D_ALLOWED_PRIVATE_HOSTS },
   };
 });
 

@@ -58,6 +58,7 @@ export function main(): void {
         }
       : {}),
     authorizedDecrypters: config.authorizedDecrypters,
+    fetchPolicy: config.fetch,
     codecEndpoint: {
       namespace: config.temporal.namespace,
       uiOrigins: config.codec.uiOrigins,

@@ -2,15 +2,17 @@
  * The configuration step, run inside its sandbox: downloads the datasets and the algorithm into
  * /data and says which input failed. Its output is the consumer's configure.log, and its spec holds
  * decrypted file locations: it never prints or reports a URL or a header.
- * Usage: node configure-step.js <spec.json> <report.json>. Node built-ins only (no node_modules here).
+ * Usage: node configure-step.js <spec.json> <report.json>. Node built-ins only (no node_modules here),
+ * plus the SSRF guard (../net/guarded-fetch.js, built-ins only too): every download goes through it.
  * Exit: 0 ok, 10 a dataset failed, 11 the algorithm failed, 1 anything else.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigureSpec } from '../compute/backend';
+// Our one other module here: Node built-ins only, placed next to this program (../net/guarded-fetch.js) by both backends.
+import { type FetchPolicy, guardedRequest, RefusedRequestError } from '../net/guarded-fetch';
 
 const DATA = '/data';
 const INPUTS = path.join(DATA, 'inputs');
@@ -54,32 +56,15 @@ function networkReason(err: unknown): string {
   return `connection failed (${code})`;
 }
 
-const MAX_REDIRECTS = 5;
-
-/** One GET/POST with node:http(s), following redirects. (Not fetch: loading it costs ~80 ms per step here.) */
-async function request(url: URL, file: UrlFile, redirects = 0): Promise<http.IncomingMessage> {
-  // https (and TLS with it) only loaded when an input needs it: a few ms of every job's start-up otherwise
-  const send = url.protocol === 'https:' ? (await import('node:https')).request : http.request;
-  return new Promise((resolve, reject) => {
-    const req = send(url, { method: file.method ?? 'GET', headers: file.headers ?? {} }, (res) => {
-      const status = res.statusCode ?? 0;
-      const location = res.headers.location;
-      if (status >= 300 && status < 400 && location) {
-        res.resume();
-        if (redirects >= MAX_REDIRECTS) return reject(new Permanent('too many redirects'));
-        const next = new URL(location, url);
-        if (next.protocol !== 'http:' && next.protocol !== 'https:') return reject(new Permanent('redirect to an unsupported URL scheme'));
-        return resolve(request(next, file, redirects + 1));
-      }
-      resolve(res);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-async function fetchOnce(url: URL, file: UrlFile, dest: string, budget: { left: number }): Promise<number> {
-  const res = await request(url, file);
+/** One GET through the SSRF guard (public addresses unless allowed, each redirect checked, no DNS rebinding). */
+async function fetchOnce(url: URL, file: UrlFile, dest: string, budget: { left: number }, policy: FetchPolicy): Promise<number> {
+  let res;
+  try {
+    res = await guardedRequest(url, { policy, method: file.method ?? 'GET', headers: file.headers ?? {} });
+  } catch (err) {
+    if (err instanceof RefusedRequestError) throw new Permanent(err.message);
+    throw err;
+  }
   const status = res.statusCode ?? 0;
   if (status < 200 || status >= 300) {
     res.resume();
@@ -115,7 +100,7 @@ async function fetchOnce(url: URL, file: UrlFile, dest: string, budget: { left: 
 }
 
 /** Downloads one file, retrying transient failures; throws Permanent with a URL-free reason. */
-async function download(file: UrlFile, dest: string, budget: { left: number }): Promise<number> {
+async function download(file: UrlFile, dest: string, budget: { left: number }, policy: FetchPolicy): Promise<number> {
   let url: URL;
   try {
     url = new URL(file.url ?? '');
@@ -126,7 +111,7 @@ async function download(file: UrlFile, dest: string, budget: { left: number }): 
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Permanent('unsupported URL scheme (only http and https)');
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fetchOnce(url, file, dest, budget);
+      return await fetchOnce(url, file, dest, budget, policy);
     } catch (err) {
       if (err instanceof Permanent) throw err;
       const reason = /^HTTP \d+$/.test((err as Error).message) ? (err as Error).message : networkReason(err);
@@ -139,6 +124,7 @@ async function download(file: UrlFile, dest: string, budget: { left: number }): 
 
 async function configure(spec: ConfigureSpec): Promise<void> {
   const budget = { left: spec.maxInputBytes };
+  const policy: FetchPolicy = { allowedPrivateHosts: spec.allowedPrivateHosts ?? [] };
   // outputs and logs too: on Kubernetes the algorithm pod mounts each as a subPath of the job's volume, which must exist and be the step uid's
   for (const dir of [INPUTS, DDOS, path.dirname(ALGORITHM), path.join(DATA, 'outputs'), path.join(DATA, 'logs')]) fs.mkdirSync(dir, { recursive: true });
   for (const [i, ds] of spec.datasets.entries()) {
@@ -148,7 +134,7 @@ async function configure(spec: ConfigureSpec): Promise<void> {
     fs.writeFileSync(path.join(DDOS, ds.did), JSON.stringify(ds.ddo));
     for (const [n, file] of ds.files.entries()) {
       try {
-        const size = await download(file, path.join(dir, String(n)), budget);
+        const size = await download(file, path.join(dir, String(n)), budget, policy);
         console.log(`dataset ${i} file ${n}: ${size} bytes`);
       } catch (err) {
         throw new InputFailure('dataset', i, `dataset ${i} file ${n}: ${err instanceof Permanent ? err.message : 'download failed'}`);
@@ -167,7 +153,7 @@ async function configure(spec: ConfigureSpec): Promise<void> {
     const file = algo.files?.[0];
     if (!file) throw new InputFailure('algorithm', 0, 'algorithm: no code (neither a file nor raw code)');
     try {
-      const size = await download(file, ALGORITHM, budget);
+      const size = await download(file, ALGORITHM, budget, policy);
       console.log(`algorithm: ${size} bytes`);
     } catch (err) {
       throw new InputFailure('algorithm', 0, `algorithm file 0: ${err instanceof Permanent ? err.message : 'download failed'}`);

@@ -35,7 +35,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     connection,
     namespace: config.temporal.namespace,
     taskQueue,
-    activities: createPluginActivities(plugins, { environments: config.environments, backendFor, logger }),
+    activities: createPluginActivities(plugins, { environments: config.environments, backendFor, logger, fetchPolicy: config.fetch }),
     dataConverter: dataConverterFor(config.codec.keys),
   });
   logger.info({ plugins: [...new Set(served.map((p) => p.name))] }, 'plugin worker started');

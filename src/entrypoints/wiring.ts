@@ -47,7 +47,7 @@ export function createSharedDeps(config: Config, logger: Logger) {
     chain,
     providerWallet,
     // public algorithms other providers hold, fetched through their `download` as our environments' consumerAddress
-    remoteFiles: new RemoteProviderFiles(providerWallet),
+    remoteFiles: new RemoteProviderFiles(providerWallet, undefined, config.fetch),
     resolver,
     localResolver,
     decryptor,

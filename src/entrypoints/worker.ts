@@ -99,12 +99,14 @@ export async function main(): Promise<void> {
     ...(shared.chain ? { orders: { resolver: shared.resolver, verifier: shared.chain.verifier } } : {}),
     logger,
     remoteFiles: shared.remoteFiles,
+    fetchPolicy: config.fetch,
     authorize: (input) =>
       authorizeJob(
         {
           resolver: shared.resolver,
           decryptor: shared.decryptor,
           remoteFiles: shared.remoteFiles,
+          fetchPolicy: config.fetch,
           checkContainer: (c) => backendFor(input.environmentId).checkContainer(c),
         },
         input,
@@ -113,7 +115,12 @@ export async function main(): Promise<void> {
   if (config.codec.keys.length === 0) logger.warn({}, CLEAR_PAYLOADS_WARNING);
   const metrics = config.workerMetrics.port > 0 ? createWorkerMetrics() : undefined;
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const pluginActivities = createPluginActivities(plugins, { environments: config.environments, backendFor: shared.backendFor, logger });
+  const pluginActivities = createPluginActivities(plugins, {
+    environments: config.environments,
+    backendFor: shared.backendFor,
+    logger,
+    fetchPolicy: config.fetch,
+  });
   const worker = await createWorker({
     config,
     activities: { ...activities, ...pluginActivities },

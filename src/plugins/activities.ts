@@ -3,6 +3,7 @@ import type { ComputeBackend, JobWorkspace } from '../compute/backend';
 import type { Environment } from '../domain/environment';
 import { C2DError } from '../domain/errors';
 import type { Logger } from '../domain/logger';
+import { type FetchPolicy, STRICT_POLICY } from '../net/guarded-fetch';
 import { PluginRefusal } from './plugin';
 import type { AnyPlugin, PluginRegistry } from './registry';
 import { PLUGIN_FAILED, PLUGIN_REFUSED, pluginActivityName, type PluginCall } from './types';
@@ -11,6 +12,8 @@ export interface PluginActivityDeps {
   environments: readonly Environment[];
   backendFor(environmentId: string): ComputeBackend | undefined;
   logger: Logger;
+  /** C2D_ALLOWED_PRIVATE_HOSTS for plugins that fetch (the webhook); default: public addresses only */
+  fetchPolicy?: FetchPolicy;
 }
 
 export type PluginActivity = (call: PluginCall) => Promise<void>;
@@ -56,6 +59,7 @@ export function createPluginActivities(registry: PluginRegistry, deps: PluginAct
           workspace,
           signal: ctx.cancellationSignal,
           timeoutSeconds: Math.round(ctx.info.startToCloseTimeoutMs / 1000),
+          fetchPolicy: deps.fetchPolicy ?? STRICT_POLICY,
         });
         log.info({ attempt: ctx.info.attempt }, 'plugin done');
       } catch (err) {

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { JobWorkspace } from '../compute/backend';
 import type { Logger } from '../domain/logger';
+import type { FetchPolicy } from '../net/guarded-fetch';
 import type { PluginCall, PluginPolicy, PluginStage } from './types';
 
 /** What a plugin's `run` gets: its options from the settings, the job, and the job's workspace. */
@@ -15,6 +16,8 @@ export interface PluginContext<O> {
   signal: AbortSignal;
   /** seconds one attempt may take, as the workflow set it */
   timeoutSeconds: number;
+  /** what a plugin's own requests may reach besides public addresses (C2D_ALLOWED_PRIVATE_HOSTS); use src/net/guarded-fetch.ts; absent: public only */
+  fetchPolicy?: FetchPolicy;
 }
 
 /**

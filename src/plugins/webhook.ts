@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { z } from 'zod';
+import { guardedRequest, RefusedRequestError, STRICT_POLICY } from '../net/guarded-fetch';
 import { definePlugin, PluginRefusal } from './plugin';
 import type { PluginCall } from './types';
 
@@ -62,26 +63,36 @@ export const webhook = definePlugin<WebhookOptions>({
   defaultStage: 'afterPublish',
   options: webhookOptions,
   policy: { timeoutSeconds: 30, maxAttempts: 0, retryIntervalMs: 1000, maxRetryIntervalSeconds: 600, scheduleToCloseSeconds: 24 * 3600 },
-  async run({ options, call, signal, timeoutSeconds }) {
+  async run({ options, call, signal, timeoutSeconds, fetchPolicy }) {
     const body = webhookBody(call, Math.floor(Date.now() / 1000));
-    const res = await fetch(options.url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        [SIGNATURE_HEADER]: signBody(body, secretOf(options)),
-        'x-c2d-event': 'job.finished',
-        'x-c2d-delivery': `${call.jobId}-${call.index}`,
-      },
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, timeoutSeconds - 1) * 1000)]),
-    });
-    await res.body?.cancel();
-    if (res.ok) return;
-    if (res.status >= 300 && res.status < 400)
-      throw new PluginRefusal(`the webhook receiver redirected the notification (HTTP ${res.status}); configure the final URL`);
-    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429)
-      throw new PluginRefusal(`the webhook receiver refused the notification (HTTP ${res.status})`);
-    throw new Error(`the webhook receiver answered HTTP ${res.status}`);
+    let res;
+    try {
+      // through the SSRF guard like every fetch: a receiver on a private network must be allowed (C2D_ALLOWED_PRIVATE_HOSTS)
+      res = await guardedRequest(options.url, {
+        policy: fetchPolicy ?? STRICT_POLICY,
+        method: 'POST',
+        methods: ['POST'],
+        ownHeaders: {
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(body)),
+          [SIGNATURE_HEADER]: signBody(body, secretOf(options)),
+          'x-c2d-event': 'job.finished',
+          'x-c2d-delivery': `${call.jobId}-${call.index}`,
+        },
+        body,
+        maxRedirects: 0,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, timeoutSeconds - 1) * 1000)]),
+      });
+    } catch (err) {
+      if (err instanceof RefusedRequestError) throw new PluginRefusal(`the webhook URL is ${err.message}`);
+      throw new Error(`the webhook receiver cannot be reached (${(err as { code?: string }).code ?? 'error'})`);
+    }
+    res.resume();
+    const status = res.statusCode ?? 0;
+    if (status >= 200 && status < 300) return;
+    if (status >= 300 && status < 400) throw new PluginRefusal(`the webhook receiver redirected the notification (HTTP ${status}); configure the final URL`);
+    if (status >= 400 && status < 500 && status !== 408 && status !== 429)
+      throw new PluginRefusal(`the webhook receiver refused the notification (HTTP ${status})`);
+    throw new Error(`the webhook receiver answered HTTP ${status}`);
   },
 });

@@ -22,6 +22,7 @@ describe('API: download (access services only)', () => {
   beforeEach(async () => {
     h = await apiHarness();
     files = await serveFiles({ 'algo-7d1e.js': ALGORITHM_CODE, 'helper-7d1e.txt': SECOND_FILE });
+    h.allow(files.host);
     publicDid = await publishCatalogAsset(h.catalogDir, h.provider, {
       type: 'algorithm',
       serviceId: 'access',

@@ -29,7 +29,7 @@ export const randomWallet = (): Wallet => new Wallet(Wallet.createRandom().priva
  * file nonce store) and fakes only for the orchestrator and the backend. Every response body is kept
  * so tests can assert that no file URL ever left the server.
  */
-export async function apiHarness(opts: { environments?: EnvironmentInput[]; chainPing?: () => Promise<void> } = {}) {
+export async function apiHarness(opts: { environments?: EnvironmentInput[]; chainPing?: () => Promise<void>; allowHosts?: string[] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-api-'));
   const catalogDir = path.join(dir, 'catalog');
   const provider = randomWallet();
@@ -51,6 +51,8 @@ export async function apiHarness(opts: { environments?: EnvironmentInput[]; chai
   const algorithmFiles = await serveFiles({ 'algorithm-9a2e.js': ALGORITHM_CODE });
   /** where the harness algorithm's file lives (a secret like any file location) */
   const algorithmUrl = algorithmFiles.url('algorithm-9a2e.js');
+  /** C2D_ALLOWED_PRIVATE_HOSTS of this API: exactly the test's data servers on loopback (`allow` adds one) */
+  const allowedPrivateHosts = [algorithmFiles.host, ...(opts.allowHosts ?? [])];
   /** a trust entry pinning an algorithm whose one file is the harness algorithm's, in `container` */
   const pinned = (did: string, container: { entrypoint: string; checksum: string } = nodeContainer) => ({
     did,
@@ -90,6 +92,7 @@ export async function apiHarness(opts: { environments?: EnvironmentInput[]; chai
     logger,
     newJobId: () => (++jobCounter).toString(16).padStart(32, '0'),
     ...(opts.chainPing ? { chainPing: opts.chainPing } : {}),
+    fetchPolicy: { allowedPrivateHosts },
   });
   const bodies: string[] = [];
   const app = express();
@@ -146,6 +149,8 @@ export async function apiHarness(opts: { environments?: EnvironmentInput[]; chai
 
   return {
     app,
+    /** lets this API fetch from a data server the test started (its `host`, 127.0.0.1:<port>) */
+    allow: (host: string): void => void allowedPrivateHosts.push(host),
     dir,
     catalogDir,
     provider,

@@ -229,7 +229,7 @@ describe("API: the publisher's rules, through POST /compute", () => {
   });
   afterAll(() => files.close());
   beforeEach(async () => {
-    h = await apiHarness();
+    h = await apiHarness({ allowHosts: [files.host] });
   });
   afterEach(() => {
     expectNoSecretLeaked(h);
@@ -313,7 +313,7 @@ describe('API: fileinfo and validateContainer', () => {
   });
   afterAll(() => files.close());
   beforeEach(async () => {
-    h = await apiHarness();
+    h = await apiHarness({ allowHosts: [files.host] });
   });
   afterEach(() => {
     expectNoSecretLeaked(h);

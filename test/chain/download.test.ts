@@ -70,6 +70,8 @@ describe('GET /api/services/download for an on-chain asset, against a hardhat no
       decryptor: new ProviderFileDecryptor(providerWallet.privateKey),
       backendFor: () => undefined,
       logger,
+      // the file server is on loopback: allowed explicitly, as an operator would (C2D_ALLOWED_PRIVATE_HOSTS)
+      fetchPolicy: { allowedPrivateHosts: [files.host] },
       orderVerifier: new OrderVerifier({
         provider: chain.provider,
         providerAddress: providerWallet.address,

@@ -23,11 +23,12 @@ describe("npm run demo's paid flow against a whole provider (API, worker, sandbo
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-paid-demo-'));
     const contractsFile = path.join(dir, 'contracts.json');
     writeContractsFile(contractsFile, chain.contracts);
-    stack = await startStack({ environments: [paid], env: { C2D_CHAIN_RPC_URL: chain.rpcUrl, C2D_CONTRACTS_FILE: contractsFile } });
     files = await serveFiles({
       'weather.csv': fs.readFileSync(path.join(demoDir, 'weather.csv')),
       'algorithm.js': fs.readFileSync(path.join(demoDir, 'algorithm.js')),
     });
+    // after the data server: the stack allows it (C2D_ALLOWED_PRIVATE_HOSTS)
+    stack = await startStack({ environments: [paid], env: { C2D_CHAIN_RPC_URL: chain.rpcUrl, C2D_CONTRACTS_FILE: contractsFile } });
   }, 120_000);
   afterAll(async () => {
     files?.close();

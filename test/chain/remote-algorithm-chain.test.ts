@@ -36,7 +36,12 @@ describe('a public on-chain algorithm of provider A in a job on provider B (hard
     files = await serveFiles({ 'rows-e41a.csv': 'r1\nr2\n', 'chain-algo-e41a.js': CODE });
     a = await startStack({ environments: [{ id: 'a', maxJobs: 1, ramGB: 0.5 }], env: chainEnv });
     // B finds A's DDO (encrypted for A, so B's own chain reader skips it) through A's Aquarius endpoint
-    b = await startStack({ environments: [{ id: 'b', maxJobs: 1, ramGB: 0.5, maxJobDuration: 300 }], env: { ...chainEnv, C2D_AQUARIUS_URL: a.baseUrl } });
+    // B fetches the public algorithm through its serviceEndpoint, A (on loopback here): allowed explicitly
+    b = await startStack({
+      environments: [{ id: 'b', maxJobs: 1, ramGB: 0.5, maxJobDuration: 300 }],
+      env: { ...chainEnv, C2D_AQUARIUS_URL: a.baseUrl },
+      allowHosts: [new URL(a.baseUrl).host],
+    });
   }, 180_000);
   afterAll(async () => {
     files?.close();

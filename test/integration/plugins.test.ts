@@ -90,6 +90,8 @@ describe('publisher plugins', () => {
 
     const base = { maxJobs: 4, ramGB: 0.5, maxJobDuration: 120 };
     stack = await startStack({
+      // the webhook receiver is on loopback: allowed explicitly (the data server is allowed by serveFiles)
+      allowHosts: [new URL(hookUrl).host],
       environments: [
         { id: 'filtered', ...base, plugins: [{ name: 'outputFilter' }] },
         { id: 'redacted', ...base, plugins: [{ name: 'outputFilter', options: { mode: 'redact', patterns: ['\\d{3}-\\d{2}-\\d{4}'] } }] },

@@ -113,6 +113,7 @@ describe('process backend: a job end to end', () => {
       datasets: [{ did: DID, ddo, files: [{ type: 'url', url, method: 'GET' }] }],
       algorithm: { did: null, ddo: null, rawcode: 'x' },
       maxInputBytes: 1e6,
+      allowedPrivateHosts: [new URL(base).host],
     });
     const stepProcs = (jobId: string, step: string): string => {
       const f = `/sys/fs/cgroup/pids/c2d/${jobId}-${step}/cgroup.procs`;
@@ -191,6 +192,7 @@ describe('process backend: a job end to end', () => {
             algorithm: { did: null, ddo: null, rawcode: code },
             algoCustomData: { threshold: 3 },
             maxInputBytes: 1024 * 1024,
+            allowedPrivateHosts: [new URL(base).host],
           },
         },
         hooks(),
@@ -230,6 +232,7 @@ describe('process backend: a job end to end', () => {
             datasets: [{ did: DID, ddo, files: [{ type: 'url', url: `${base}/SECRET-TOKEN/second.txt`, method: 'GET' }] }],
             algorithm: { did: 'did:op:algo', ddo: { id: 'did:op:algo' }, files: [{ type: 'url', url: `${base}/algo.js`, method: 'GET' }] },
             maxInputBytes: 1024 * 1024,
+            allowedPrivateHosts: [new URL(base).host],
           },
         },
         hooks(),
@@ -277,6 +280,8 @@ describe('process backend: a job end to end', () => {
             ],
             algorithm: { did: null, ddo: null, rawcode: 'x' },
             maxInputBytes: 1024 * 1024,
+            // the data server and the closed port: loopback is refused unless allowed (C2D_ALLOWED_PRIVATE_HOSTS)
+            allowedPrivateHosts: [new URL(base).host, new URL(closedUrl).host],
           },
         },
         hooks(),
@@ -299,6 +304,7 @@ describe('process backend: a job end to end', () => {
             datasets: [{ did: DID, ddo, files: [{ type: 'url', url: `${base}/SECRET-TOKEN/second.txt`, method: 'GET' }] }],
             algorithm: { did: null, ddo: null, rawcode: 'x' },
             maxInputBytes: 5,
+            allowedPrivateHosts: [new URL(base).host],
           },
         },
         hooks(),

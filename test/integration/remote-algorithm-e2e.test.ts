@@ -45,6 +45,8 @@ describe('a public algorithm held by another provider', () => {
     b = await startStack({
       environments: [{ id: 'b', maxJobs: 2, ramGB: 0.5, maxJobDuration: 120 }],
       env: { C2D_AQUARIUS_URL: a.baseUrl, C2D_LOG_LEVEL: 'info' },
+      // A is the provider the algorithm's serviceEndpoint names: on loopback here, so B allows it explicitly
+      allowHosts: [new URL(a.baseUrl).host],
     });
     consumer = b.consumer();
     // A's publisher lets the consumer use the algorithm and B (its environments' consumerAddress) download it

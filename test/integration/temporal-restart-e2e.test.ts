@@ -33,7 +33,11 @@ describe('a restart of the Temporal dev server mid-job', () => {
     uiPort = await freePort();
     server = await start();
     data = await serveFiles({ 'a.csv': 'a\n1\n' });
-    stack = await startLocalStack({ temporalAddress: `127.0.0.1:${port}`, environments: [{ id: 'restart', maxJobs: 2, ramGB: 0.25 }] });
+    stack = await startLocalStack({
+      temporalAddress: `127.0.0.1:${port}`,
+      environments: [{ id: 'restart', maxJobs: 2, ramGB: 0.25 }],
+      allowHosts: [data.host],
+    });
   });
 
   afterAll(async () => {

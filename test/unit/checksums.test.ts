@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { containerSectionChecksum, FileFetchError, filesChecksum, probeFile, sha256Hex, sha256OfFile } from '../../src/assets/checksums';
+import { containerSectionChecksum, DEFAULT_FETCH_LIMITS, FileFetchError, filesChecksum, probeFile, sha256Hex, sha256OfFile } from '../../src/assets/checksums';
+import type { FetchPolicy } from '../../src/net/guarded-fetch';
 import type { FileObject } from '../../src/domain/ddo';
 
 /** A real file server on loopback: plain files, a redirect, a slow one, an error, one refusing HEAD. */
@@ -35,6 +36,10 @@ describe('file checksums and probes over http', () => {
     server.close();
   });
 
+  /** this server is on loopback: allowed explicitly, as an operator would (C2D_ALLOWED_PRIVATE_HOSTS) */
+  const allowed = (): FetchPolicy => ({ allowedPrivateHosts: [new URL(base).host] });
+  const hash = (f: FileObject, limits = DEFAULT_FETCH_LIMITS): Promise<string> => sha256OfFile(f, limits, allowed());
+
   const file = (name: string, extra: Partial<FileObject> = {}): FileObject => ({ type: 'url', url: `${base}/${name}`, method: 'GET', ...extra });
 
   const failure = async (p: Promise<unknown>): Promise<FileFetchError> => {
@@ -50,13 +55,13 @@ describe('file checksums and probes over http', () => {
   };
 
   it('when files are hashed, then filesChecksum is the concatenated sha256 of each content', async () => {
-    const sum = await filesChecksum([file('a.txt'), file('b.bin')]);
+    const sum = await filesChecksum([file('a.txt'), file('b.bin')], (f) => hash(f));
     expect(sum).toBe(sha256Hex('alpha') + sha256Hex(Buffer.alloc(1000, 7)));
   });
 
   it('when a file redirects, then its content after the redirect is hashed and its headers are sent', async () => {
-    expect(await sha256OfFile(file('moved', { headers: { 'x-token': 'secret' } }))).toBe(sha256Hex('alpha'));
-    expect(seenHeaders.at(-1)?.['x-token']).toBe('secret');
+    expect(await hash(file('moved', { headers: { 'x-api-key': 'secret' } }))).toBe(sha256Hex('alpha'));
+    expect(seenHeaders.at(-1)?.['x-api-key']).toBe('secret');
   });
 
   it('when the container section is hashed, then it is sha256 of entrypoint + checksum', () => {
@@ -69,19 +74,19 @@ describe('file checksums and probes over http', () => {
     ['a redirect loop', 'loop', 'too many redirects', false],
     ['a redirect to another scheme', 'ftp', 'unsupported URL scheme (only http and https)', false],
   ])('when %s is hashed, then the error says why without the URL', async (_name, name, reason, transient) => {
-    const err = await failure(sha256OfFile(file(name)));
+    const err = await failure(hash(file(name)));
     expect(err.reason).toBe(reason);
     expect(err.transient).toBe(transient);
   });
 
   it('when a file is bigger than the cap, then hashing stops with a size error', async () => {
-    const err = await failure(sha256OfFile(file('b.bin'), { maxBytes: 100, timeoutMs: 5_000 }));
+    const err = await failure(hash(file('b.bin'), { maxBytes: 100, timeoutMs: 5_000 }));
     expect(err.reason).toBe('file exceeds the size limit');
   });
 
   it('when a file never finishes, then hashing gives up at the timeout', async () => {
     const t = Date.now();
-    const err = await failure(sha256OfFile(file('slow'), { maxBytes: 1e6, timeoutMs: 300 }));
+    const err = await failure(hash(file('slow'), { maxBytes: 1e6, timeoutMs: 300 }));
     expect(err.reason).toBe('timed out');
     expect(Date.now() - t).toBeLessThan(3_000);
   });
@@ -91,14 +96,34 @@ describe('file checksums and probes over http', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as AddressInfo).port;
     closed.close();
-    const err = await failure(sha256OfFile({ type: 'url', url: `http://127.0.0.1:${port}/x`, method: 'GET' }));
+    const err = await failure(
+      sha256OfFile({ type: 'url', url: `http://127.0.0.1:${port}/x`, method: 'GET' }, DEFAULT_FETCH_LIMITS, { allowedPrivateHosts: [`127.0.0.1:${port}`] }),
+    );
     expect(err.reason).toBe('connection failed (ECONNREFUSED)');
     expect(err.transient).toBe(true);
   });
 
   it('when a file is probed, then length and type come from HEAD, or from GET where HEAD is refused', async () => {
-    expect(await probeFile(file('a.txt'))).toEqual({ contentLength: 5, contentType: 'text/plain' });
-    expect(await probeFile(file('nohead'))).toEqual({ contentLength: 3, contentType: 'text/csv' });
-    expect((await failure(probeFile(file('nope')))).reason).toBe('HTTP 404');
+    expect(await probeFile(file('a.txt'), DEFAULT_FETCH_LIMITS, allowed())).toEqual({ contentLength: 5, contentType: 'text/plain' });
+    expect(await probeFile(file('nohead'), DEFAULT_FETCH_LIMITS, allowed())).toEqual({ contentLength: 3, contentType: 'text/csv' });
+    expect((await failure(probeFile(file('nope'), DEFAULT_FETCH_LIMITS, allowed()))).reason).toBe('HTTP 404');
+  });
+
+  it.each([
+    ['hashed', (f: FileObject) => sha256OfFile(f)],
+    ['probed', (f: FileObject) => probeFile(f)],
+  ])('when a file on loopback is %s without being allowed, then the guard refuses it and the server sees nothing', async (_how, fetchIt) => {
+    const before = seenHeaders.length;
+    const err = await failure(fetchIt(file('a.txt')));
+    expect(err.reason).toBe('refused: loopback address (allow it in C2D_ALLOWED_PRIVATE_HOSTS)');
+    expect(err).toMatchObject({ transient: false, refused: true });
+    expect(seenHeaders.length).toBe(before);
+  });
+
+  it('when a file sets a header outside the allow-list, then it is refused before anything is sent', async () => {
+    const before = seenHeaders.length;
+    const err = await failure(hash(file('a.txt', { headers: { Host: 'metadata.internal' } })));
+    expect(err.reason).toMatch(/^refused: header "host" is not allowed/);
+    expect(seenHeaders.length).toBe(before);
   });
 });

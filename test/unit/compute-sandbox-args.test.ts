@@ -137,6 +137,7 @@ describe('step sandboxes', () => {
         net: true,
         ro: [
           ['/repo/dist/src/entrypoints', '/opt/c2d/programs'],
+          ['/repo/dist/src/net/guarded-fetch.js', '/opt/c2d/net/guarded-fetch.js'],
           [`${J}/secret/configure.json`, '/run/c2d/configure.json'],
         ],
         rw: [

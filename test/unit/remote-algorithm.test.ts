@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Wallet } from 'ethers';
 import { remoteAlgorithm } from '../../src/activities';
 import type { AuthorizedJob } from '../../src/assets/authorize';
+import { DEFAULT_FETCH_LIMITS } from '../../src/assets/checksums';
 import { RemoteProviderFiles } from '../../src/assets/remote';
 import { recoverSigner } from '../../src/api/auth';
 import type { Ddo, DdoService } from '../../src/domain/ddo';
@@ -35,16 +36,34 @@ async function providerA(files: Buffer[], opts: { refuseFirst?: number } = {}) {
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const ddo = { id: DID } as Ddo;
   const service = { id: 'access', type: 'access', serviceEndpoint: `${base}/` } as DdoService;
-  return { downloads, ddo, service, close: () => server.close() };
+  return { downloads, ddo, service, host: new URL(base).host, close: () => server.close() };
 }
 
 describe('fetching a public algorithm through the provider that holds it', () => {
   const wallet = new Wallet(Wallet.createRandom().privateKey);
+  /** provider A is on loopback: allowed explicitly, as an operator would (C2D_ALLOWED_PRIVATE_HOSTS) */
+  const remoteOf = (a: { host: string }): RemoteProviderFiles => new RemoteProviderFiles(wallet, DEFAULT_FETCH_LIMITS, { allowedPrivateHosts: [a.host] });
+
+  it("when the service's serviceEndpoint is on loopback and not allowed, then nothing is fetched: the refusal names the rule, not the URL", async () => {
+    const a = await providerA([Buffer.from('code')]);
+    try {
+      const err = await new RemoteProviderFiles(wallet).fetchFile(a.ddo, a.service, '0xorder', 0, 1024).catch((e: unknown) => e);
+      expect(err).toMatchObject({
+        name: 'FileFetchError',
+        reason: 'refused: loopback address (allow it in C2D_ALLOWED_PRIVATE_HOSTS)',
+        refused: true,
+        transient: false,
+      });
+      expect(a.downloads).toEqual([]);
+    } finally {
+      a.close();
+    }
+  });
 
   it('when the service has two files, then filesChecksum fetches each (signed documentId + nonce, increasing nonces) and concatenates their hashes', async () => {
     const a = await providerA([Buffer.from('one'), Buffer.from('two')]);
     try {
-      const got = await new RemoteProviderFiles(wallet).filesChecksum(a.ddo, a.service, '0xorder');
+      const got = await remoteOf(a).filesChecksum(a.ddo, a.service, '0xorder');
       expect(got).toBe(sha('one') + sha('two'));
       expect(a.downloads.map((d) => [d.fileIndex, d.ok])).toEqual([
         [0, true],
@@ -60,7 +79,7 @@ describe('fetching a public algorithm through the provider that holds it', () =>
   it('when the provider refuses a nonce (another download of ours came first), then the download is retried with a fresh one', async () => {
     const a = await providerA([Buffer.from('code')], { refuseFirst: 2 });
     try {
-      expect((await new RemoteProviderFiles(wallet).fetchFile(a.ddo, a.service, '0xorder', 0, 1024)).toString()).toBe('code');
+      expect((await remoteOf(a).fetchFile(a.ddo, a.service, '0xorder', 0, 1024)).toString()).toBe('code');
       expect(a.downloads.map((d) => d.ok)).toEqual([false, false, true]);
     } finally {
       a.close();
@@ -70,7 +89,9 @@ describe('fetching a public algorithm through the provider that holds it', () =>
   it('when the provider keeps refusing, then the refusal is reported as HTTP 401, never with the URL', async () => {
     const a = await providerA([Buffer.from('code')], { refuseFirst: 100 });
     try {
-      const err = await new RemoteProviderFiles(wallet).fetchFile(a.ddo, a.service, '0xorder', 0, 1024).catch((e: unknown) => e);
+      const err = await remoteOf(a)
+        .fetchFile(a.ddo, a.service, '0xorder', 0, 1024)
+        .catch((e: unknown) => e);
       expect(err).toMatchObject({ name: 'FileFetchError', reason: 'HTTP 401' });
       expect(String((err as Error).message)).not.toContain('127.0.0.1');
     } finally {
@@ -94,7 +115,7 @@ describe('fetching a public algorithm through the provider that holds it', () =>
     it('when the file is the text that was checked, then it is handed over as code (no signed URL to go stale)', async () => {
       const a = await providerA([Buffer.from("console.log('ok')")]);
       try {
-        expect(await remoteAlgorithm(new RemoteProviderFiles(wallet), algorithmOf(a, sha("console.log('ok')")), '0xorder')).toEqual({
+        expect(await remoteAlgorithm(remoteOf(a), algorithmOf(a, sha("console.log('ok')")), '0xorder')).toEqual({
           rawcode: "console.log('ok')",
         });
       } finally {
@@ -105,7 +126,7 @@ describe('fetching a public algorithm through the provider that holds it', () =>
     it('when the provider now hands out another file than the one just checked, then algorithm_file_checksum_mismatch', async () => {
       const a = await providerA([Buffer.from('swapped after the check')]);
       try {
-        const err = await remoteAlgorithm(new RemoteProviderFiles(wallet), algorithmOf(a, sha('what was checked')), '0xorder').catch((e: unknown) => e);
+        const err = await remoteAlgorithm(remoteOf(a), algorithmOf(a, sha('what was checked')), '0xorder').catch((e: unknown) => e);
         expect(err).toMatchObject({ resource: 'algorithm', code: 'algorithm_file_checksum_mismatch' });
       } finally {
         a.close();
@@ -116,7 +137,7 @@ describe('fetching a public algorithm through the provider that holds it', () =>
       const binary = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0x81]);
       const a = await providerA([binary]);
       try {
-        const got = await remoteAlgorithm(new RemoteProviderFiles(wallet), algorithmOf(a), '0xorder');
+        const got = await remoteAlgorithm(remoteOf(a), algorithmOf(a), '0xorder');
         expect(got).toEqual({ files: [{ type: 'url', method: 'GET', url: expect.stringContaining('/api/services/download?'), checksum: sha(binary) }] });
       } finally {
         a.close();

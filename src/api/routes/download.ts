@@ -33,7 +33,7 @@ export const download = route({
   input: { from: 'params', schema: downloadSchema },
   responses: {
     200: { description: 'The file (its location is never shown)', type: 'application/octet-stream', schema: bytesSchema },
-    400: handledError('Not downloadable (a compute service), not allowed by the credentials, or no valid order'),
+    400: handledError('Not downloadable (a compute service), not allowed by the credentials, no valid order, or a file URL the SSRF guard refuses'),
     404: handledError('No such asset, service or file index'),
   },
   handler:
@@ -69,9 +69,10 @@ export const download = route({
       res.on('close', () => abort.abort());
       let opened;
       try {
-        opened = await openFileStream(file, { timeoutMs: OPEN_TIMEOUT_MS, signal: abort.signal });
+        opened = await openFileStream(file, { timeoutMs: OPEN_TIMEOUT_MS, signal: abort.signal, ...(deps.fetchPolicy ? { policy: deps.fetchPolicy } : {}) });
       } catch (err) {
         if (!(err instanceof FileFetchError)) throw err;
+        if (err.refused) throw new AccessDeniedError(RESOURCE, 'file_url_refused', `file ${index} of ${ddo.id}: its URL is ${err.reason}`);
         throw new UnavailableError('file_unavailable', `file ${index} of ${ddo.id} cannot be fetched from its server (${err.reason})`, { cause: err });
       }
       deps.logger.info(

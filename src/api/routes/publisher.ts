@@ -29,7 +29,7 @@ async function fileInfos(deps: AppDeps, did: string, serviceId: string): Promise
   return Promise.all(
     files.map(async (file, index): Promise<FileInfo> => {
       try {
-        const probe = await probeFile(file, PROBE_LIMITS);
+        const probe = await probeFile(file, PROBE_LIMITS, deps.fetchPolicy);
         return { index, valid: true, contentLength: probe.contentLength === null ? null : String(probe.contentLength), contentType: probe.contentType };
       } catch (err) {
         if (!(err instanceof FileFetchError)) throw err;

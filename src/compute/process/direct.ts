@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { allowsLoopback } from '../../net/guarded-fetch';
 import type { StepHooks, StepOutcome } from '../backend';
 import { killCgroups, stepCgroupDirs } from './cgroups';
 import { cgroupName, createJobDirs, jobPaths, stepPaths } from './layout';
@@ -84,9 +85,28 @@ export class DirectSteps {
       if (step === 'configure') fs.rmSync(job.configureSpec, { force: true });
       return outcome(recordStopped(sp.state));
     }
-    const spec = planStep(this.host, req, job, sp);
-    this.host.log.info({ jobId, step }, 'step started');
-    // its own session: a Ctrl-C meant for the worker does not reach the step (the worker ends it itself)
-    return outcome(await runPlannedStep(spec, { shell: this.host.bin.sh, detached: true }));
+    const netns = req.step === 'configure' ? await this.configureNetns(req) : undefined;
+    try {
+      const spec = planStep(this.host, req, job, sp, netns ? { netns } : {});
+      this.host.log.info({ jobId, step }, 'step started');
+      // its own session: a Ctrl-C meant for the worker does not reach the step (the worker ends it itself)
+      return outcome(await runPlannedStep(spec, { shell: this.host.bin.sh, detached: true }));
+    } finally {
+      if (netns) await this.host.networks.teardown(jobId);
+    }
+  }
+
+  /**
+   * The configure step downloads from the network that the file URLs name, so it gets the job's
+   * egress-only namespace (network.ts: never the host, other jobs or the deny list), as an algorithm
+   * with network access does, on top of the guarded fetcher. The host's own network only where there
+   * is none (a worker that is not root), or where the operator allowed an address on this host itself
+   * (loopback, `localhost` in C2D_ALLOWED_PRIVATE_HOSTS: a dev data server), which no namespace reaches.
+   */
+  private async configureNetns(req: Extract<DirectStepRequest, { step: 'configure' }>): Promise<string | undefined> {
+    const { datasets, algorithm, allowedPrivateHosts } = req.configure;
+    const downloads = datasets.some((d) => d.files.length > 0) || (!algorithm.rawcode && (algorithm.files?.length ?? 0) > 0);
+    if (!downloads || this.host.networks.problem || allowsLoopback(allowedPrivateHosts ?? [])) return undefined;
+    return (await this.host.networks.setup(req.jobId)).netnsPath;
   }
 }

@@ -6,6 +6,8 @@ import { readableBy, untraversable } from './host';
 
 /** The step programs that run inside the sandbox (the supervisor runs on the host, as the worker's user). */
 export const SANDBOXED_PROGRAMS = ['configure-step.js', 'publish-step.js'] as const;
+/** Modules of ours they load (Node built-ins only), relative to the programs dir's parent: configure-step.js requires ../net/guarded-fetch.js. */
+export const SANDBOXED_MODULES = ['net/guarded-fetch.js'] as const;
 
 /** Where job workspaces, the step programs and node live when the sandbox uid cannot reach the originals. */
 export const DEFAULT_STAGE_ROOT = '/var/lib/c2d';
@@ -71,10 +73,19 @@ export function placeForSandbox(o: {
   }
 
   let programsDir = o.programsDir;
-  if (!reaches(o.programsDir) || !SANDBOXED_PROGRAMS.every((p) => readableBy(path.join(o.programsDir, p), uid, uid))) {
+  const modules = SANDBOXED_MODULES.map((m) => ({ src: path.join(o.programsDir, '..', m), rel: m }));
+  if (
+    !reaches(o.programsDir) ||
+    !SANDBOXED_PROGRAMS.every((p) => readableBy(path.join(o.programsDir, p), uid, uid)) ||
+    !modules.every((m) => readableBy(m.src, uid, uid))
+  ) {
     programsDir = path.join(stage(), 'programs');
     fs.mkdirSync(programsDir, { recursive: true, mode: 0o755 });
     for (const p of SANDBOXED_PROGRAMS) copyAtomic(path.join(o.programsDir, p), path.join(programsDir, p), 0o644);
+    for (const m of modules) {
+      fs.mkdirSync(path.join(stage(), path.dirname(m.rel)), { recursive: true, mode: 0o755 });
+      copyAtomic(m.src, path.join(stage(), m.rel), 0o644);
+    }
   }
 
   let stagedNode: string | undefined;

@@ -3,6 +3,7 @@ import type { Runtime } from '../../config';
 import type { AlgorithmSpec } from '../backend';
 import { imageCandidates } from '../images';
 import type { JobPaths } from './layout';
+import { SANDBOXED_MODULES } from './reach';
 import { type Bind, type ResolvedRuntime, SANDBOX, SANDBOX_PATH, type SandboxOptions } from './sandbox-args';
 
 export const ALGORITHM_FILE = `${SANDBOX.data}/transformations/algorithm`;
@@ -63,7 +64,10 @@ export interface ProgramStep {
 const stepEnv = { PATH: SANDBOX_PATH, HOME: '/tmp' };
 const program = (name: string): string => path.posix.join(SANDBOX.programs, name);
 
-/** Configure: the host network (it downloads inputs), /data writable, its secret spec read-only. */
+/**
+ * Configure: network (it downloads inputs, through the guarded fetcher): the job's egress-only namespace
+ * when the wrapper enters one (see direct.ts), else the host's; /data writable, its secret spec read-only.
+ */
 export function configureSandbox(s: ProgramStep): SandboxOptions {
   return {
     tmpBytes: s.tmpBytes,
@@ -73,6 +77,8 @@ export function configureSandbox(s: ProgramStep): SandboxOptions {
       ...networkFiles,
       { src: s.job.data, dest: SANDBOX.data, writable: true },
       { src: s.programsDir, dest: SANDBOX.programs, writable: false },
+      // the guarded fetcher, where configure-step.js requires it (../net/guarded-fetch.js)
+      ...SANDBOXED_MODULES.map((m) => ({ src: path.join(s.programsDir, '..', m), dest: path.posix.join(SANDBOX.programs, '..', m), writable: false })),
       { src: s.job.configureSpec, dest: CONFIGURE_SPEC, writable: false },
       { src: s.reportFile, dest: REPORT, writable: true },
     ],
