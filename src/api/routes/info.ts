@@ -141,10 +141,7 @@ function requireBoundFileList(body: Buffer): void {
   }
   if (typeof json !== 'object' || json === null || !Array.isArray((json as { files?: unknown }).files)) return;
   if (filesBinding(json) === null)
-    throw new ValidationError(
-      { files: ['a file list must name its asset: nftAddress and datatokenAddress (on chain), or did and serviceId (catalog)'] },
-      'Validation error: the file list names no asset',
-    );
+    throw new ValidationError({ files: ['a file list must name its asset: nftAddress and datatokenAddress (on chain), or did and serviceId (catalog)'] });
 }
 
 export const encryptRoute = route({
