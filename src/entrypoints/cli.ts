@@ -84,7 +84,11 @@ const commandSchema = z.discriminatedUnion('command', [
   z.object({ command: z.literal('results'), jobId: z.string(), out: z.string().optional() }),
   z.object({ command: z.literal('stop'), jobId: z.string() }),
   z.object({ command: z.literal('delete'), jobId: z.string() }),
-  z.object({ command: z.literal('catalog'), action: z.literal('rebind', { error: 'c2d catalog needs an action: rebind' }), dryRun: z.boolean().default(false) }),
+  z.object({
+    command: z.literal('catalog'),
+    action: z.literal('rebind', { error: 'c2d catalog needs an action: rebind' }),
+    dryRun: z.boolean().default(false),
+  }),
 ]);
 
 export type CliCommand = z.infer<typeof commandSchema>;

@@ -46,7 +46,10 @@ describe('ProviderFileDecryptor', () => {
     [
       'bound to no asset (no nftAddress)',
       (ddo) => {
-        ddo.services[0]!.files = encryptFiles(fixtureProvider.publicKey, { datatokenAddress: ddo.services[0]!.datatokenAddress, urls: [fixtureSecretUrls[0]!] });
+        ddo.services[0]!.files = encryptFiles(fixtureProvider.publicKey, {
+          datatokenAddress: ddo.services[0]!.datatokenAddress,
+          urls: [fixtureSecretUrls[0]!],
+        });
       },
     ],
     [
@@ -58,7 +61,11 @@ describe('ProviderFileDecryptor', () => {
     [
       'bound to a catalog DID, pasted into another DDO',
       (ddo) => {
-        ddo.services[0]!.files = encryptFiles(fixtureProvider.publicKey, { did: `did:op:${'c'.repeat(64)}`, serviceId: ddo.services[0]!.id, urls: [fixtureSecretUrls[0]!] });
+        ddo.services[0]!.files = encryptFiles(fixtureProvider.publicKey, {
+          did: `did:op:${'c'.repeat(64)}`,
+          serviceId: ddo.services[0]!.id,
+          urls: [fixtureSecretUrls[0]!],
+        });
       },
     ],
     [
@@ -79,7 +86,11 @@ describe('ProviderFileDecryptor', () => {
     const ddo = datasetFixture();
     delete ddo.nftAddress;
     delete ddo.services[0]!.datatokenAddress;
-    ddo.services[0]!.files = encryptFiles(fixtureProvider.publicKey, { did: ddo.id.toUpperCase().replace('DID:OP:', 'did:op:'), serviceId: ddo.services[0]!.id, urls: [fixtureSecretUrls[0]!] });
+    ddo.services[0]!.files = encryptFiles(fixtureProvider.publicKey, {
+      did: ddo.id.toUpperCase().replace('DID:OP:', 'did:op:'),
+      serviceId: ddo.services[0]!.id,
+      urls: [fixtureSecretUrls[0]!],
+    });
     const files = await decryptor.decryptServiceFiles(ddo, ddo.services[0]!, 'dataset');
     expect(files.files[0]?.url).toBe(fixtureSecretUrls[0]);
   });
