@@ -165,6 +165,14 @@ const envSchema = z.object({
   C2D_KUBECONFIG: z.string().default(''),
   /** Where the worker sees the results volume the publishing pods write to (kubernetes backend). Default: <data dir>/k8s-results. */
   C2D_K8S_RESULTS_DIR: z.string().optional(),
+  /** Rate limits (docs/security.md): the window the budgets below are counted over, in seconds. */
+  C2D_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().positive().default(60),
+  /** Requests per window from one IP to the signed and the expensive unsigned routes; 0: no limit. */
+  C2D_RATE_LIMIT_PER_IP: z.coerce.number().int().nonnegative().default(600),
+  /** Signed requests per window from one consumer address (requests failing their signature do not count); 0: no limit. */
+  C2D_RATE_LIMIT_PER_ADDRESS: z.coerce.number().int().nonnegative().default(300),
+  /** Running + queued jobs one consumer may have in one environment; 0: no cap. */
+  C2D_MAX_JOBS_PER_CONSUMER: z.coerce.number().int().nonnegative().default(20),
 });
 
 /** Where `npm run dev`'s local chain listens when C2D_CHAIN_RPC_URL is unset. */
@@ -281,6 +289,10 @@ const configSchema = envSchema.transform((e, ctx) => {
       kubeconfig: e.C2D_KUBECONFIG ? path.resolve(e.C2D_KUBECONFIG) : undefined,
       resultsDir: path.resolve(e.C2D_K8S_RESULTS_DIR ?? path.join(dataDir, 'k8s-results')),
     },
+    /** request budgets per window, per IP and per consumer address (0: that budget is off) */
+    rateLimits: { windowSeconds: e.C2D_RATE_LIMIT_WINDOW_SECONDS, perIp: e.C2D_RATE_LIMIT_PER_IP, perAddress: e.C2D_RATE_LIMIT_PER_ADDRESS },
+    /** running + queued jobs per consumer and environment (0: no cap) */
+    maxJobsPerConsumer: e.C2D_MAX_JOBS_PER_CONSUMER,
   };
 });
 

@@ -8,6 +8,7 @@ import { ComputeInitializer } from '../chain/initialize';
 import { MetadataReader } from '../chain/metadata-reader';
 import { loadConfig } from '../config';
 import type { Logger } from '../domain/logger';
+import { FileConsumedOrderStore } from '../storage/consumed-orders';
 import { FileNonceStore } from '../storage/nonces';
 import { TemporalJobsService } from '../temporal/client';
 import { CLEAR_PAYLOADS_WARNING, dataConverterFor, payloadCodecFor } from '../temporal/codec';
@@ -75,6 +76,9 @@ export function main(): void {
         }
       : {}),
     authorizedDecrypters: config.authorizedDecrypters,
+    rateLimits: config.rateLimits,
+    maxJobsPerConsumer: config.maxJobsPerConsumer,
+    consumedOrders: new FileConsumedOrderStore(config.dataDir),
     codecEndpoint: {
       namespace: config.temporal.namespace,
       uiOrigins: config.codec.uiOrigins,
