@@ -70,7 +70,13 @@ class RecentStarts {
 async function requireUnderCap(deps: AppDeps, recent: RecentStarts, owner: string, environmentId: string): Promise<void> {
   const cap = deps.maxJobsPerConsumer ?? 0;
   if (cap <= 0 || !deps.jobs.activeJobIds) return;
-  const active = new Set([...(await deps.jobs.activeJobIds(owner, environmentId, cap)), ...recent.of(owner, environmentId)]);
+  const active = new Set(await deps.jobs.activeJobIds(owner, environmentId, cap));
+  for (const jobId of recent.of(owner, environmentId)) {
+    if (active.has(jobId)) continue;
+    // not listed yet, or listed no more because it ended: its own state says which
+    const job = await deps.jobs.get(jobId);
+    if (!job || job.dateFinished === null) active.add(jobId);
+  }
   if (active.size >= cap)
     throw new C2DError(
       'conflict',
