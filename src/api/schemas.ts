@@ -44,9 +44,7 @@ export const REQUEST_LIMITS = {
 } as const;
 
 const customData = jsonText(
-  z
-    .record(z.string(), z.unknown())
-    .refine((v) => Object.keys(v).length <= REQUEST_LIMITS.customDataKeys, `at most ${REQUEST_LIMITS.customDataKeys} keys`),
+  z.record(z.string(), z.unknown()).refine((v) => Object.keys(v).length <= REQUEST_LIMITS.customDataKeys, `at most ${REQUEST_LIMITS.customDataKeys} keys`),
 );
 
 export const datasetRequestSchema = z.object({

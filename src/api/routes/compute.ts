@@ -178,7 +178,8 @@ export const computeStart = route({
         try {
           job = await deps.jobs.start({ ...input, jobId, createdAt: Date.now() });
         } catch (err) {
-          await Promise.all(claimed.map((tx) => deps.consumedOrders?.release(`${owner}:${tx}`, jobId)));
+          const store = deps.consumedOrders;
+          if (store) await Promise.all(claimed.map((tx) => store.release(`${owner}:${tx}`, jobId)));
           throw err;
         }
         recent.add(owner, environment.id, jobId);
