@@ -148,7 +148,7 @@ export const encryptRoute = route({
   name: 'encrypt',
   method: 'post',
   path: `${SERVICES}/encrypt`,
-  summary: "Encrypts bytes (a DDO's files object) with this provider's key",
+  summary: "Encrypts bytes (a DDO's files object, which must name its asset) with this provider's key",
   tags: ['info'],
   auth: 'none',
   service: true,
