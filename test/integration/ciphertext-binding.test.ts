@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +13,7 @@ import { publishToCatalog } from '../../tools/catalog/catalog-publisher';
 import { encryptFiles, writeCatalogDdo, buildCatalogDdo } from '../../tools/catalog/publish';
 import { publishOnChainAsset, startChain, type TestChain } from '../helpers/chain';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
-import { nodeRaw } from './helpers';
+import { nodeRaw, waitFor } from './helpers';
 
 const SECRET = 'name,salary\nalice,100\n';
 
@@ -159,7 +160,7 @@ describe('ciphertext bound to its asset: a catalog dataset pasted into a foreign
     expect(data.hits.length).toBe(before);
   }, 60_000);
 
-  it('when a catalog file still holds an unbound list, then it is refused naming the fix, and `c2d catalog rebind` makes it work again', async () => {
+  it('when a catalog file still holds an unbound list, then it is refused, the API names the file at start, and `c2d catalog rebind` makes it work again', async () => {
     const ddo = buildCatalogDdo(stack.providerWallet.signingKey.publicKey, {
       type: 'dataset',
       serviceId: 'access',
@@ -174,6 +175,22 @@ describe('ciphertext bound to its asset: a catalog dataset pasted into a foreign
     const refused = await download(owner, ddo.id);
     expect(refused.status).toBe(400);
     expect(data.hits.length).toBe(before);
+
+    // an API starting on this catalog says so, naming the file and the command
+    const api = spawn(process.execPath, [path.resolve(__dirname, '../../dist/src/entrypoints/api.js')], {
+      env: { ...process.env, ...stack.env, C2D_API_PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let printed = '';
+    api.stdout.on('data', (d: Buffer) => (printed += d.toString()));
+    try {
+      const line = await waitFor('the startup error', () => printed.split('\n').find((l) => l.includes('c2d catalog rebind')), 20_000);
+      expect(JSON.parse(line)).toMatchObject({ level: 50, files: [file] });
+    } finally {
+      const exited = new Promise((r) => api.once('exit', r));
+      api.kill('SIGTERM');
+      await exited;
+    }
 
     const out: string[] = [];
     const err: string[] = [];
