@@ -2,7 +2,7 @@ import express from 'express';
 import type { AppDeps } from './deps';
 import { errorHandler, notFoundHandler } from './errors';
 import { apiMetrics } from './metrics';
-import { collapseLeadingSlashes, cors, refuseHead, requestLog } from './middleware';
+import { collapseLeadingSlashes, cors, rateLimiters, refuseHead, requestLog } from './middleware';
 import { BODY_LIMIT, signedPaths } from './route';
 import { codecRoutes } from './routes/codec';
 import { routes } from './table';
@@ -21,7 +21,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(cors);
   app.use(refuseHead(signedPaths(routes)));
   const router = express.Router();
-  for (const route of routes) router[route.method](route.path, ...route.handlers(deps, routes));
+  const limited = rateLimiters(deps.rateLimits);
+  for (const route of routes) router[route.method](route.path, ...limited(route), ...route.handlers(deps, routes));
   app.use(router);
   // a request no route takes still has its JSON body read (a malformed one is a 400, as on every route)
   app.use(express.json({ limit: BODY_LIMIT }), notFoundHandler);

@@ -33,12 +33,3 @@ export async function requireSignedRequest(nonces: NonceStore, req: { address: s
     throw new AuthError('invalid_nonce', 'Invalid nonce: it must be greater than the last one used');
   }
 }
-
-/**
- * For clients that sign without sending a nonce (Ocean's client 3.3.0 on delete): the signature must
- * verify with the nonce they would have used, stored + 1. Nothing is stored, so such a signature could be
- * replayed until the next signed call; delete is idempotent, which keeps that harmless.
- */
-export async function requireSignedWithoutNonce(nonces: NonceStore, req: { address: string; parts: string[]; signature: string }): Promise<void> {
-  requireSignedBy(req.address, req.parts, nextNonce(await nonces.get(req.address)), req.signature);
-}

@@ -9,9 +9,19 @@ import type { Environment } from '../domain/environment';
 import type { Logger } from '../domain/logger';
 import type { FetchPolicy } from '../net/guarded-fetch';
 import type { NonceStore } from '../storage/nonces';
+import type { ConsumedOrderStore } from '../storage/consumed-orders';
 import type { ResultStore } from '../storage/store';
 import type { JobsService } from '../temporal/jobs-service';
 import type { CodecEndpointSettings } from './routes/codec';
+
+/** Per-window request budgets (docs/settings.md, C2D_RATE_LIMIT_*); 0 turns a budget off. */
+export interface RateLimits {
+  windowSeconds: number;
+  /** requests per window and client IP on the signed and the expensive unsigned routes */
+  perIp: number;
+  /** signed requests per window and consumer address that pass their signature */
+  perAddress: number;
+}
 
 /** Everything the API needs, wired by an entrypoint (or a test). */
 export interface AppDeps {
@@ -50,4 +60,10 @@ export interface AppDeps {
   fetchPolicy?: FetchPolicy;
   /** the Temporal Web UI's codec endpoint (/codec/decode, /codec/encode); default: disabled (403) */
   codecEndpoint?: CodecEndpointSettings;
+  /** request budgets per IP and per consumer address (docs/security.md); absent: no rate limits */
+  rateLimits?: RateLimits;
+  /** running + queued jobs one consumer may have per environment; absent or 0: no cap */
+  maxJobsPerConsumer?: number;
+  /** orders (transferTxId) that already funded a job; absent: an order is not checked for reuse */
+  consumedOrders?: ConsumedOrderStore;
 }

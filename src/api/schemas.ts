@@ -32,7 +32,20 @@ function jsonText<T extends z.ZodType>(schema: T) {
   }, schema);
 }
 
-const customData = jsonText(z.record(z.string(), z.unknown()));
+/**
+ * Bounded work per request (docs/security.md): every list a request may carry has a maximum, so a
+ * request of a thousand items is a 400 before anything is resolved, decrypted or fetched.
+ */
+export const REQUEST_LIMITS = {
+  /** datasets of one job (the main one and the additional ones), and items of one initializeCompute */
+  datasets: 32,
+  /** keys of one userdata / algocustomdata object */
+  customDataKeys: 100,
+} as const;
+
+const customData = jsonText(
+  z.record(z.string(), z.unknown()).refine((v) => Object.keys(v).length <= REQUEST_LIMITS.customDataKeys, `at most ${REQUEST_LIMITS.customDataKeys} keys`),
+);
 
 export const datasetRequestSchema = z.object({
   documentId: z.string().min(1),
@@ -75,7 +88,9 @@ export const computeStartSchema = z.object({
   environment: z.string().min(1),
   dataset: jsonText(datasetRequestSchema),
   algorithm: algorithmRequestSchema,
-  additionalDatasets: jsonText(z.array(datasetRequestSchema)).optional(),
+  additionalDatasets: jsonText(
+    z.array(datasetRequestSchema).max(REQUEST_LIMITS.datasets - 1, `at most ${REQUEST_LIMITS.datasets - 1} additional datasets per job`),
+  ).optional(),
   output: z.unknown().optional(),
 });
 export type ComputeStartRequest = z.infer<typeof computeStartSchema>;
@@ -157,7 +172,7 @@ const initializeItemSchema = z.object({
 
 /** initializeCompute: which orders the consumer still needs, with our signed provider fees (wire contract §3). */
 export const initializeComputeSchema = z.object({
-  datasets: z.array(initializeItemSchema).min(1),
+  datasets: z.array(initializeItemSchema).min(1).max(REQUEST_LIMITS.datasets, `at most ${REQUEST_LIMITS.datasets} datasets per request`),
   algorithm: z.union([initializeItemSchema.extend({ algocustomdata: z.unknown().optional() }), z.object({ meta: z.unknown() })]),
   compute: z.object({ env: z.string().min(1), validUntil: z.coerce.number().int().nonnegative() }),
   consumerAddress: addressSchema,

@@ -69,13 +69,20 @@ export class ProviderClient {
     return Object.values(await this.json<Record<string, EnvironmentView[]>>(await this.request('GET', route), route)).flat();
   }
 
-  /** Encrypts file locations for this provider (what a publisher puts in a DDO's `services[].files`). */
-  async encryptFiles(files: { url: string; method?: string }[], chainId: number): Promise<string> {
+  /**
+   * Encrypts file locations for this provider (what a publisher puts in a DDO's `services[].files`),
+   * bound to the asset they belong to: the provider decrypts them for that asset and service only.
+   */
+  async encryptFiles(
+    files: { url: string; method?: string }[],
+    chainId: number,
+    binding: { did: string; serviceId: string } | { nftAddress: string; datatokenAddress: string },
+  ): Promise<string> {
     const route = `/api/services/encrypt?chainId=${chainId}`;
     const res = await fetch(`${this.baseUrl}${route}`, {
       method: 'POST',
       headers: { 'content-type': 'application/octet-stream' },
-      body: JSON.stringify({ files: files.map((f) => ({ type: 'url', method: 'GET', ...f })) }),
+      body: JSON.stringify({ ...binding, files: files.map((f) => ({ type: 'url', method: 'GET', ...f })) }),
     });
     if (res.status !== 201) throw new ProviderHttpError(res.status, await res.text(), route);
     return res.text();

@@ -173,6 +173,14 @@ const envSchema = z.object({
   C2D_K8S_RESULTS_DIR: z.string().optional(),
   /** Comma-separated exceptions to the SSRF guard: host names, IPs, CIDRs, host:port or ip:port that files, webhooks and remote providers may be fetched from although they are not public. Empty: public addresses only. */
   C2D_ALLOWED_PRIVATE_HOSTS: z.string().default('').transform(parseAllowedPrivateHosts),
+  /** Rate limits (docs/security.md): the window the budgets below are counted over, in seconds. */
+  C2D_RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().positive().default(60),
+  /** Requests per window from one IP to the signed and the expensive unsigned routes; 0: no limit. */
+  C2D_RATE_LIMIT_PER_IP: z.coerce.number().int().nonnegative().default(600),
+  /** Signed requests per window from one consumer address (requests failing their signature do not count); 0: no limit. */
+  C2D_RATE_LIMIT_PER_ADDRESS: z.coerce.number().int().nonnegative().default(300),
+  /** Running + queued jobs one consumer may have in one environment; 0: no cap. */
+  C2D_MAX_JOBS_PER_CONSUMER: z.coerce.number().int().nonnegative().default(20),
 });
 
 /** C2D_ALLOWED_PRIVATE_HOSTS: validated here (a clear error at startup), kept as its entries (the configure step gets them too). */
@@ -308,6 +316,10 @@ const configSchema = envSchema.transform((e, ctx) => {
     },
     /** what asset, consumer and webhook URLs may reach besides public addresses (src/net/guarded-fetch.ts) */
     fetch: { allowedPrivateHosts: e.C2D_ALLOWED_PRIVATE_HOSTS },
+    /** request budgets per window, per IP and per consumer address (0: that budget is off) */
+    rateLimits: { windowSeconds: e.C2D_RATE_LIMIT_WINDOW_SECONDS, perIp: e.C2D_RATE_LIMIT_PER_IP, perAddress: e.C2D_RATE_LIMIT_PER_ADDRESS },
+    /** running + queued jobs per consumer and environment (0: no cap) */
+    maxJobsPerConsumer: e.C2D_MAX_JOBS_PER_CONSUMER,
   };
 });
 

@@ -3,9 +3,12 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { z } from 'zod';
 import { createApp } from '../api/app';
+import { catalogBindings } from '../assets/catalog';
 import { ComputeInitializer } from '../chain/initialize';
 import { MetadataReader } from '../chain/metadata-reader';
 import { loadConfig } from '../config';
+import type { Logger } from '../domain/logger';
+import { FileConsumedOrderStore } from '../storage/consumed-orders';
 import { FileNonceStore } from '../storage/nonces';
 import { TemporalJobsService } from '../temporal/client';
 import { CLEAR_PAYLOADS_WARNING, dataConverterFor, payloadCodecFor } from '../temporal/codec';
@@ -15,6 +18,21 @@ import { createLogger, createSharedDeps } from './wiring';
 function packageVersion(): string {
   const packageFile = path.resolve(__dirname, __filename.endsWith('.ts') ? '../..' : '../../..', 'package.json');
   return z.object({ version: z.string() }).parse(JSON.parse(fs.readFileSync(packageFile, 'utf8'))).version;
+}
+
+/**
+ * Catalog files whose ciphertext names no asset are refused since ciphertext is bound to its asset
+ * (docs/security.md): said once at start, naming the files and the command that fixes them.
+ */
+function warnUnboundCatalog(dir: string, providerPrivateKey: string, logger: Logger): void {
+  catalogBindings(dir, providerPrivateKey).then(
+    (bindings) => {
+      const files = [...new Set(bindings.filter((b) => b.state === 'unbound').map((b) => b.file))];
+      if (files.length > 0)
+        logger.error({ files }, 'catalog files hold file lists bound to no asset: they are refused until re-encrypted with `c2d catalog rebind`');
+    },
+    (err: unknown) => logger.warn({ error: (err as Error).message }, 'catalog not checked for unbound file lists'),
+  );
 }
 
 /** `npm run api`: the Provider REST API. Starts even while Temporal is down (answers 503 until it is up). */
@@ -59,12 +77,16 @@ export function main(): void {
       : {}),
     authorizedDecrypters: config.authorizedDecrypters,
     fetchPolicy: config.fetch,
+    rateLimits: config.rateLimits,
+    maxJobsPerConsumer: config.maxJobsPerConsumer,
+    consumedOrders: new FileConsumedOrderStore(config.dataDir),
     codecEndpoint: {
       namespace: config.temporal.namespace,
       uiOrigins: config.codec.uiOrigins,
       ...(codec && config.codec.token ? { codec, token: config.codec.token } : {}),
     },
   });
+  warnUnboundCatalog(config.catalogDir, config.providerPrivateKey, logger);
   const server = app.listen(config.api.port, config.api.host, () => {
     logger.info({ host: config.api.host, port: config.api.port, provider: shared.providerWallet.address }, 'provider API listening');
   });

@@ -10,6 +10,8 @@ import { parseArgs } from 'node:util';
 import { Wallet } from 'ethers';
 import { z } from 'zod';
 import { isFinal, ProviderClient, ProviderHttpError, type StartJobRequest } from '../client/provider-client';
+import { catalogBindings, rebindCatalog } from '../assets/catalog';
+import { type Config, loadConfig } from '../config';
 import type { JobView } from '../domain/job';
 import { JobStatus } from '../domain/status';
 
@@ -26,6 +28,9 @@ usage:
   c2d results <jobId> [--out <dir>]
   c2d stop <jobId>
   c2d delete <jobId>
+  c2d catalog rebind [--dry-run] [--dir <catalog dir>]
+            (operators, on the provider's host, with its settings: re-encrypts catalog files whose
+             ciphertext names no asset, binding each to its DID and service; see docs/security.md)
 
 options:
   --provider <url>     provider URL (or C2D_PROVIDER_URL; default http://127.0.0.1:8030)
@@ -79,6 +84,11 @@ const commandSchema = z.discriminatedUnion('command', [
   z.object({ command: z.literal('results'), jobId: z.string(), out: z.string().optional() }),
   z.object({ command: z.literal('stop'), jobId: z.string() }),
   z.object({ command: z.literal('delete'), jobId: z.string() }),
+  z.object({
+    command: z.literal('catalog'),
+    action: z.literal('rebind', { error: 'c2d catalog needs an action: rebind' }),
+    dryRun: z.boolean().default(false),
+  }),
 ]);
 
 export type CliCommand = z.infer<typeof commandSchema>;
@@ -87,6 +97,8 @@ export interface CliInvocation {
   provider: string;
   /** null for commands that sign nothing and need no address */
   key: string | null;
+  /** `catalog rebind`: the provider's catalog directory and key (from its settings) */
+  catalog?: { dir: string; providerPrivateKey: string };
 }
 
 const cliOptions = {
@@ -104,6 +116,8 @@ const cliOptions = {
   checksum: { type: 'string' },
   detach: { type: 'boolean' },
   out: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  dir: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -132,6 +146,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliInvocation 
   const commands = COMMANDS.filter((c) => c !== 'help').join(', ');
   if (!name) throw new CliError(`a command is needed (${commands})`, EXIT.usage);
   if (!COMMANDS.includes(name)) throw new CliError(`unknown command ${name} (commands: ${commands})`, EXIT.usage);
+  if (name === 'catalog') return parseCatalog(rest, values, env);
   if (name !== 'envs' && name !== 'start') {
     const id = jobIdArg.safeParse(rest);
     if (!id.success) throw new CliError(`c2d ${name} <jobId>: ${message(id.error)}`, EXIT.usage);
@@ -183,6 +198,25 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliInvocation 
     key = parsedKey.data;
   }
   return { command: cmd, provider: provider.data.replace(/\/+$/, ''), key };
+}
+
+/** `c2d catalog rebind`: runs on the provider's host with its settings (C2D_CATALOG_DIR, the provider key). */
+function parseCatalog(rest: string[], values: { 'dry-run'?: boolean; dir?: string }, env: NodeJS.ProcessEnv): CliInvocation {
+  if (rest.length > 1) throw new CliError(`unexpected argument ${rest[1]}`, EXIT.usage);
+  const command = commandSchema.safeParse({ command: 'catalog', action: rest[0], dryRun: values['dry-run'] });
+  if (!command.success) throw new CliError(message(command.error), EXIT.usage);
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    throw new CliError(`the provider's settings: ${(err as Error).message}`, EXIT.usage);
+  }
+  return {
+    command: command.data,
+    provider: '',
+    key: null,
+    catalog: { dir: values.dir ? path.resolve(values.dir) : config.catalogDir, providerPrivateKey: config.providerPrivateKey },
+  };
 }
 
 interface Io {
@@ -293,6 +327,16 @@ async function withFreshNonce<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Re-encrypts the catalog's unbound file lists; lists what it did (never a file location). */
+async function rebind(cmd: Extract<CliCommand, { command: 'catalog' }>, catalog: NonNullable<CliInvocation['catalog']>, io: Io): Promise<number> {
+  const rebound = await rebindCatalog(catalog.dir, catalog.providerPrivateKey, { dryRun: cmd.dryRun });
+  for (const r of rebound) io.out.write(`${cmd.dryRun ? 'would rebind' : 'rebound'}\t${r.file}\t${r.did}\t${r.serviceId}\n`);
+  const left = (await catalogBindings(catalog.dir, catalog.providerPrivateKey)).filter((b) => b.state === 'foreign');
+  for (const f of left) io.err.write(`c2d: not encrypted for this provider, left as it is: ${f.file} (${f.did}, service ${f.serviceId})\n`);
+  io.err.write(`${rebound.length} service(s) ${cmd.dryRun ? 'to rebind' : 'rebound'} in ${catalog.dir}\n`);
+  return EXIT.ok;
+}
+
 /** Runs one command; returns the exit code. */
 export async function runCli(inv: CliInvocation, io: Io): Promise<number> {
   const cmd = inv.command;
@@ -300,6 +344,7 @@ export async function runCli(inv: CliInvocation, io: Io): Promise<number> {
     io.out.write(`${USAGE}\n`);
     return EXIT.ok;
   }
+  if (cmd.command === 'catalog') return rebind(cmd, inv.catalog!, io);
   const client = new ProviderClient(inv.provider, new Wallet(inv.key ?? Wallet.createRandom().privateKey));
   switch (cmd.command) {
     case 'envs': {

@@ -258,6 +258,23 @@ export class TemporalJobsService implements JobsService {
         : { exitCode: null, oomKilled: false, reason: `the job's workflow ended abnormally (${info.status.name.toLowerCase()})` },
     };
   }
+
+  /**
+   * Ids of the consumer's jobs in the environment that are running or queued (their workflow runs), from
+   * Temporal visibility, at most `limit` of them (enough to compare with a cap): the per-consumer cap.
+   */
+  activeJobIds(owner: string, environmentId: string, limit: number): Promise<string[]> {
+    return this.guarded(async () => {
+      const quote = (v: string): string => v.replace(/[\\']/g, '');
+      const query = `WorkflowType = '${JOB_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND C2DOwner = '${quote(owner)}' AND C2DEnvironment = '${quote(environmentId)}'`;
+      const ids: string[] = [];
+      for await (const info of this.deps.client.workflow.list({ query, pageSize: Math.max(1, limit) })) {
+        ids.push(info.workflowId.replace(/^c2d-/, ''));
+        if (ids.length >= limit) break;
+      }
+      return ids;
+    });
+  }
 }
 
 const delay = (ms: number): Promise<void> =>

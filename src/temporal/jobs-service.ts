@@ -21,4 +21,6 @@ export interface JobsService {
   queuedJobs?(environmentId: string): Promise<number>;
   /** Resolves when the orchestrator answers (readiness); throws UnavailableError otherwise. Optional: fakes may omit it. */
   ping?(): Promise<void>;
+  /** Ids of the consumer's running or queued jobs in the environment, at most `limit` (the per-consumer cap). Optional: fakes may omit it. */
+  activeJobIds?(owner: string, environmentId: string, limit: number): Promise<string[]>;
 }

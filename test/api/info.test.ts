@@ -77,11 +77,28 @@ describe('API: root, nonce, environments, encrypt', () => {
   });
 
   it('when bytes are posted to encrypt, then 201 text/plain 0x hex comes back that only the provider key decrypts', async () => {
-    const plain = JSON.stringify({ files: [{ type: 'url', url: 'https://example.org/public.csv', method: 'GET' }] });
+    const plain = JSON.stringify({ did: 'did:op:1234', serviceId: 'compute', files: [{ type: 'url', url: 'https://example.org/public.csv', method: 'GET' }] });
     const res = await request(h.app).post('/api/services/encrypt?chainId=8996').set('Content-Type', 'application/octet-stream').send(plain).expect(201);
     expect(res.headers['content-type']).toMatch(/^text\/plain/);
     expect(res.text).toMatch(/^0x[0-9a-f]+$/);
     expect(decrypt(h.provider.privateKey, Buffer.from(res.text.slice(2), 'hex')).toString('utf8')).toBe(plain);
+  });
+
+  it('when a file list naming no asset is posted to encrypt, then 400 says how to bind it and nothing is encrypted', async () => {
+    for (const unbound of [
+      { files: [{ type: 'url', url: 'https://example.org/x.csv', method: 'GET' }] },
+      { nftAddress: '0x0000000000000000000000000000000000000001', files: [{ type: 'url', url: 'https://example.org/x.csv', method: 'GET' }] },
+      { did: 'did:op:1234', files: [{ type: 'url', url: 'https://example.org/x.csv', method: 'GET' }] },
+    ]) {
+      const res = await request(h.app).post('/api/services/encrypt?chainId=8996').set('Content-Type', 'application/octet-stream').send(JSON.stringify(unbound));
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({
+        errors: { files: ['a file list must name its asset: nftAddress and datatokenAddress (on chain), or did and serviceId (catalog)'] },
+      });
+    }
+    // a DDO (setMetaData's payload) is not a file list: encrypted as it is
+    const ddo = JSON.stringify({ id: 'did:op:1', services: [{ files: '0x00' }] });
+    await request(h.app).post('/api/services/encrypt?chainId=8996').set('Content-Type', 'application/octet-stream').send(ddo).expect(201);
   });
 
   it('when encrypt is asked for another chain or with nothing, then it is a validation error', async () => {

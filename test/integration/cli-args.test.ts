@@ -39,7 +39,7 @@ describe('c2d argument parsing', () => {
     ['both --algorithm and --raw', ['start', '--env', 'e', '--dataset', 'd', '--algorithm', 'a', '--raw', 'f'], /exactly one of/],
     ['a raw algorithm without image', ['start', '--env', 'e', '--dataset', 'd', '--raw', 'f', '--entrypoint', 'node $ALGO'], /--image and --entrypoint/],
     ['a start without environment', ['start', '--dataset', 'd', '--algorithm', 'a'], /--env is required/],
-    ['an unknown command', ['launch'], /unknown command launch \(commands: envs, start, status, logs, results, stop, delete\)/],
+    ['an unknown command', ['launch'], /unknown command launch \(commands: envs, start, status, logs, results, stop, delete, catalog\)/],
     ['no command', [], /a command is needed/],
     ['an unexpected argument', ['envs', 'extra'], /unexpected argument extra/],
     ['a provider that is no http URL', ['envs', '--provider', 'ftp://x'], /http\(s\) URL/],

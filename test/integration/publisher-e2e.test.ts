@@ -54,7 +54,11 @@ describe('publisher control, end to end', () => {
   /** A catalog asset whose file objects may carry a checksum (what /encrypt would hold). */
   async function publish(spec: Omit<CatalogAssetSpec, 'allow' | 'urls'> & { files: { name: string; checksum?: string }[] }): Promise<Ddo> {
     const ddo = buildCatalogDdo(stack.providerWallet.signingKey.publicKey, { ...spec, urls: [], allow: [client.address] });
-    const plain = { files: spec.files.map((f) => ({ type: 'url', method: 'GET', url: data.url(f.name), ...(f.checksum ? { checksum: f.checksum } : {}) })) };
+    const plain = {
+      did: ddo.id,
+      serviceId: ddo.services[0]!.id,
+      files: spec.files.map((f) => ({ type: 'url', method: 'GET', url: data.url(f.name), ...(f.checksum ? { checksum: f.checksum } : {}) })),
+    };
     ddo.services[0]!.files = `0x${encrypt(stack.providerWallet.signingKey.publicKey, Buffer.from(JSON.stringify(plain))).toString('hex')}`;
     await writeCatalogDdo(stack.catalogDir, ddo);
     return ddo;

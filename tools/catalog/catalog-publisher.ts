@@ -59,6 +59,7 @@ export async function publishToCatalog(client: ProviderClient, catalogDir: strin
   const did = `did:op:${crypto.randomBytes(32).toString('hex')}`;
   const now = new Date().toISOString();
   const container = spec.container && { ...spec.container, checksum: containerChecksumOf(spec.container) };
+  const serviceId = spec.serviceId ?? (spec.type === 'dataset' ? 'compute' : 'algo');
   const ddo = {
     '@context': ['https://w3id.org/did/v1'],
     id: did,
@@ -75,11 +76,13 @@ export async function publishToCatalog(client: ProviderClient, catalogDir: strin
     },
     services: [
       {
-        id: spec.serviceId ?? (spec.type === 'dataset' ? 'compute' : 'algo'),
+        id: serviceId,
         type: spec.serviceType ?? 'compute',
+        // bound to this DID and service: the provider refuses the ciphertext pasted anywhere else
         files: await client.encryptFiles(
           spec.urls.map((url) => ({ url })),
           chainId,
+          { did, serviceId },
         ),
         timeout: 0,
         ...(spec.serviceEndpoint ? { serviceEndpoint: spec.serviceEndpoint } : {}),

@@ -34,11 +34,20 @@ export interface CatalogAssetSpec {
 
 export const randomDid = (): string => `did:op:${createHash('sha256').update(randomBytes(32)).digest('hex')}`;
 
-/** The ciphertext `/encrypt` would return for these files, as `0x` hex. */
-export function encryptFiles(providerPublicKey: string, files: { datatokenAddress?: string; nftAddress?: string; urls: string[] }): string {
+/**
+ * The ciphertext `/encrypt` would return for these files, as `0x` hex. The list names the asset it
+ * belongs to (the provider refuses it anywhere else): a chain asset's `nftAddress` + `datatokenAddress`,
+ * or a catalog asset's `did` + `serviceId`. Leave both out only to make ciphertext the provider refuses.
+ */
+export function encryptFiles(
+  providerPublicKey: string,
+  files: { datatokenAddress?: string; nftAddress?: string; did?: string; serviceId?: string; urls: string[] },
+): string {
   const plain = {
     ...(files.datatokenAddress ? { datatokenAddress: files.datatokenAddress } : {}),
     ...(files.nftAddress ? { nftAddress: files.nftAddress } : {}),
+    ...(files.did ? { did: files.did } : {}),
+    ...(files.serviceId ? { serviceId: files.serviceId } : {}),
     files: files.urls.map((url) => ({ type: 'url', url, method: 'GET' })),
   };
   return `0x${encrypt(providerPublicKey, Buffer.from(JSON.stringify(plain), 'utf8')).toString('hex')}`;
@@ -48,6 +57,7 @@ export function encryptFiles(providerPublicKey: string, files: { datatokenAddres
 export function buildCatalogDdo(providerPublicKey: string, spec: CatalogAssetSpec): Ddo {
   const now = new Date().toISOString();
   const did = spec.did ?? randomDid();
+  const serviceId = spec.serviceId ?? 'compute';
   const ddo = {
     '@context': ['https://w3id.org/did/v1'],
     id: did,
@@ -64,9 +74,9 @@ export function buildCatalogDdo(providerPublicKey: string, spec: CatalogAssetSpe
     },
     services: [
       {
-        id: spec.serviceId ?? 'compute',
+        id: serviceId,
         type: spec.serviceType ?? 'compute',
-        files: encryptFiles(providerPublicKey, { urls: spec.urls }),
+        files: encryptFiles(providerPublicKey, { did, serviceId, urls: spec.urls }),
         timeout: 0,
         compute: {
           allowRawAlgorithm: spec.allowRawAlgorithm ?? false,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { filesBinding } from '../../assets/decryptor';
 import { encrypt } from '../../assets/ecies';
 import type { Environment } from '../../domain/environment';
 import { ValidationError } from '../../domain/errors';
@@ -126,11 +127,28 @@ export const computeEnvironments = route({
     },
 });
 
+/**
+ * A file list (a JSON object with `files`) must name its asset, or the provider would refuse it later
+ * anyway (docs/security.md): said here, where the publisher can still fix it. Other bytes (a DDO for
+ * `setMetaData`) pass as they are.
+ */
+function requireBoundFileList(body: Buffer): void {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    return;
+  }
+  if (typeof json !== 'object' || json === null || !Array.isArray((json as { files?: unknown }).files)) return;
+  if (filesBinding(json) === null)
+    throw new ValidationError({ files: ['a file list must name its asset: nftAddress and datatokenAddress (on chain), or did and serviceId (catalog)'] });
+}
+
 export const encryptRoute = route({
   name: 'encrypt',
   method: 'post',
   path: `${SERVICES}/encrypt`,
-  summary: "Encrypts bytes (a DDO's files object) with this provider's key",
+  summary: "Encrypts bytes (a DDO's files object, which must name its asset) with this provider's key",
   tags: ['info'],
   auth: 'none',
   service: true,
@@ -144,6 +162,7 @@ export const encryptRoute = route({
         throw new ValidationError({ chainId: [`unsupported chain id, this provider serves ${deps.chainId}`] });
       const body: unknown = req.body;
       if (!Buffer.isBuffer(body) || body.length === 0) throw new ValidationError({ body: ['nothing to encrypt'] });
+      requireBoundFileList(body);
       res
         .status(201)
         .type('text/plain')
