@@ -161,6 +161,7 @@ export const computeStart = route({
             decryptor: deps.decryptor,
             checkContainer: (c) => backend.checkContainer(c),
             ...(deps.remoteFiles ? { remoteFiles: deps.remoteFiles } : {}),
+            ...(deps.fetchPolicy ? { fetchPolicy: deps.fetchPolicy } : {}),
           },
           input,
         );
