@@ -107,8 +107,10 @@ fi
 out="$dir/images.env"
 : >"$out.tmp"
 for target in configure publish; do
-  DOCKER_BUILDKIT=0 $docker_bin build -q --network none -f pod-images/Dockerfile --target "$target" \
-    --build-arg NODE_BASE="$base" --build-arg PREBUILT=true -t "$registry/c2d-$target:local" . >/dev/null
+  # the context is exactly what the build copies (the legacy builder ignores Dockerfile.dockerignore)
+  tar -c package.json package-lock.json tsconfig.json src dist/src pod-images/Dockerfile |
+    DOCKER_BUILDKIT=0 $docker_bin build -q --network none -f pod-images/Dockerfile --target "$target" \
+      --build-arg NODE_BASE="$base" --build-arg PREBUILT=true -t "$registry/c2d-$target:local" - >/dev/null
 done
 $docker_bin tag "$base" "$registry/c2d-python-numpy:bookworm"
 for image in c2d-configure:local c2d-publish:local c2d-python-numpy:bookworm; do
