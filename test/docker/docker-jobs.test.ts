@@ -104,12 +104,16 @@ open('/data/outputs/net.json', 'w').write(json.dumps(out))
     expect(report.dials[3]).toBe('OSError'); // network unreachable
   });
 
-  it('when the algorithm runs past maxJobDuration, then it is killed at the deadline', async () => {
+  it('when the algorithm runs past maxJobDuration, then it is killed at the deadline and nothing of it keeps running', async () => {
     const t0 = Date.now();
     const done = await run('dock-short', python('import time\nwhile True: time.sleep(1)'));
-    expect(done.status).toBe(41);
-    expect(done.terminationDetails).toMatchObject({ reason: expect.stringContaining('maxJobDuration') });
+    expect({ status: done.status, stopreq: done.stopreq, terminationDetails: done.terminationDetails }).toMatchObject({
+      status: 70,
+      stopreq: 2, // the deadline
+      terminationDetails: { reason: 'exceeded maxJobDuration' },
+    });
     expect(Date.now() - t0).toBeLessThan(60_000);
+    await waitFor('the job containers to be removed', async () => (await engine.jobContainers()).filter((n) => n.includes(done.jobId)).length === 0);
   });
 
   it('when the consumer stops a running job, then its algorithm container is killed and the job ends stopped', async () => {
@@ -122,9 +126,37 @@ open('/data/outputs/net.json', 'w').write(json.dumps(out))
     await waitFor('the job containers to be removed', async () => (await engine.jobContainers()).filter((n) => n.includes(jobId)).length === 0);
   });
 
+  it('when the worker is killed with SIGKILL mid-algorithm, then a new worker re-attaches to the container: the job completes and the algorithm ran once', async () => {
+    const { jobId } = await start(
+      'dock',
+      python(`
+import time
+open('/data/outputs/runs.txt', 'a').write('run\\n')
+print('started', flush=True)
+time.sleep(6)
+open('/data/outputs/result.txt', 'w').write('done')
+print('finished', flush=True)
+`),
+    );
+    const name = `c2d-${jobId}-algorithm`;
+    await waitFor('the algorithm to run', async () => (await engine.docker.getContainer(name).inspect().catch(() => null))?.State.Running, 60_000, 100);
+    const exited = new Promise((r) => stack.worker.once('exit', r));
+    stack.worker.kill('SIGKILL');
+    await exited;
+    stack.startWorker();
+    const done = await client.waitForJob(jobId, { timeoutMs: 120_000 });
+    expect(done.status).toBe(70);
+    expect(await resultText(client, done, 'runs.txt')).toBe('run\n');
+    expect(await resultText(client, done, 'result.txt')).toBe('done');
+    const log = await resultText(client, done, 'algorithm.log');
+    expect(log.match(/started/g)).toHaveLength(1);
+    expect(log).toContain('finished');
+    await waitFor('the job containers to be removed', async () => (await engine.jobContainers()).filter((n) => n.includes(jobId)).length === 0);
+  });
+
   it('when the image does not exist, then the job ends 32 quickly, naming the image', async () => {
     const t0 = Date.now();
-    const done = await run('dock', python('print(1)', { image: '127.0.0.1:5000/no-such-image', checksum: '', entrypoint: 'python3 $ALGO' }));
+    const done = await run('dock', python('print(1)', { image: '127.0.0.1:5000/no-such-image', checksum: `sha256:${'1'.repeat(64)}` }));
     expect(done.status).toBe(32);
     expect(done.terminationDetails).toMatchObject({ reason: expect.stringContaining('127.0.0.1:5000/no-such-image') });
     expect(Date.now() - t0).toBeLessThan(30_000);
