@@ -165,6 +165,20 @@ const envSchema = z.object({
   C2D_KUBECONFIG: z.string().default(''),
   /** Where the worker sees the results volume the publishing pods write to (kubernetes backend). Default: <data dir>/k8s-results. */
   C2D_K8S_RESULTS_DIR: z.string().optional(),
+  /** JSON object: registry host → {"username","password"} the docker backend pulls algorithm images with (worker only; never logged). */
+  C2D_DOCKER_REGISTRY_AUTH: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (!v) return {};
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON object: registry host → {"username","password"}' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.record(z.string(), z.object({ username: z.string(), password: z.string() }))),
 });
 
 /** Where `npm run dev`'s local chain listens when C2D_CHAIN_RPC_URL is unset. */
@@ -281,6 +295,8 @@ const configSchema = envSchema.transform((e, ctx) => {
       kubeconfig: e.C2D_KUBECONFIG ? path.resolve(e.C2D_KUBECONFIG) : undefined,
       resultsDir: path.resolve(e.C2D_K8S_RESULTS_DIR ?? path.join(dataDir, 'k8s-results')),
     },
+    /** docker backend: registry credentials for algorithm image pulls */
+    docker: { registryAuth: e.C2D_DOCKER_REGISTRY_AUTH },
   };
 });
 

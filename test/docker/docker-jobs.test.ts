@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { ProviderClient } from '../../src/client/provider-client';
 import type { DockerEnvironmentInput } from '../../src/domain/environment';
 import { startTestEngine, type TestEngine } from '../helpers/docker';
@@ -25,6 +27,7 @@ describe('jobs on the docker backend', () => {
       socketPath: engine.socketPath,
       images: { configure: engine.images.configure, publish: engine.images.publish },
       allowedImages: ['127.0.0.1:5000/*'],
+      maxProcesses: 32,
       ...extra.docker,
     },
   });
@@ -32,7 +35,9 @@ describe('jobs on the docker backend', () => {
   beforeAll(async () => {
     engine = startTestEngine();
     data = await serveFiles({ 'numbers.csv': '1\n2\n3\n4\n' });
-    stack = await startStack({ environments: [env('dock'), env('dock-short', { maxJobDuration: 3 })] });
+    stack = await startStack({
+      environments: [env('dock'), env('dock-short', { maxJobDuration: 3 }), env('dock-pull', { docker: { pullPolicy: 'always' } })],
+    });
     client = stack.consumer();
     dataset = await stack.publish(client, { type: 'dataset', name: 'numbers', urls: [data.url('numbers.csv')], compute: { allowRawAlgorithm: true } });
   }, 600_000);
@@ -49,7 +54,8 @@ describe('jobs on the docker backend', () => {
   };
   const start = (environment: string, algorithm: ReturnType<typeof python>) =>
     client.startJob({ environment, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm });
-  const run = async (environment: string, algorithm: ReturnType<typeof python>) => client.waitForJob((await start(environment, algorithm)).jobId, { timeoutMs: 90_000 });
+  const run = async (environment: string, algorithm: ReturnType<typeof python>) =>
+    client.waitForJob((await start(environment, algorithm)).jobId, { timeoutMs: 90_000 });
 
   it('when a Python algorithm that imports numpy runs, then the job reaches 70 with its output and nothing of it is left on the engine', async () => {
     const done = await run(
@@ -65,6 +71,69 @@ print("computed with numpy", np.__version__)
     expect(await resultText(client, done, 'result.txt')).toBe('sum=10 mean=2.50 uid=65534');
     expect(await resultText(client, done, 'algorithm.log')).toContain('computed with numpy');
     await waitFor('the job containers to be removed', async () => (await engine.jobContainers()).filter((n) => n.includes(done.jobId)).length === 0);
+  });
+
+  it('when the algorithm tries its inputs, the root filesystem, privileges and a fork bomb, then all are contained', async () => {
+    const done = await run(
+      'dock',
+      python(`
+import os, json, errno, glob, time
+st = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines() if ':' in l)
+def attempt(f):
+    try:
+        f(); return 'ok'
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+out = {
+    'uid': os.getuid(), 'capEff': st['CapEff'].strip(), 'noNewPrivs': st['NoNewPrivs'].strip(), 'seccomp': st['Seccomp'].strip(),
+    'writeInput': attempt(lambda: open(glob.glob('/data/inputs/*/0')[0], 'a').write('x')),
+    'newInput': attempt(lambda: open('/data/inputs/new', 'w')),
+    'writeRoot': attempt(lambda: open('/evil', 'w')),
+    'writeUsr': attempt(lambda: open('/usr/evil', 'w')),
+    'tmp': attempt(lambda: open('/tmp/scratch', 'w').write('ok')),
+    'secrets': attempt(lambda: os.listdir('/run/c2d')),
+    'env': sorted(os.environ),
+}
+kids, forks = [], 'ok'
+for i in range(100):
+    try:
+        pid = os.fork()
+    except OSError as e:
+        forks = errno.errorcode[e.errno]; break
+    if pid == 0:
+        time.sleep(5); os._exit(0)
+    kids.append(pid)
+for k in kids: os.kill(k, 9)
+out['forks'] = forks
+open('/data/outputs/report.json', 'w').write(json.dumps(out))
+`),
+    );
+    expect(done.status).toBe(70);
+    const report = JSON.parse(await resultText(client, done, 'report.json')) as Record<string, unknown>;
+    expect(report).toMatchObject({
+      uid: 65534,
+      capEff: '0000000000000000',
+      noNewPrivs: '1',
+      seccomp: '2',
+      newInput: 'EROFS',
+      writeRoot: 'EROFS',
+      writeUsr: 'EROFS',
+      tmp: 'ok',
+      secrets: 'ENOENT',
+      forks: 'EAGAIN',
+    });
+    expect(['EROFS', 'EACCES']).toContain(report.writeInput);
+    expect(report.env).not.toEqual(expect.arrayContaining([expect.stringMatching(/^C2D_|KEY|TEMPORAL/)]));
+  });
+
+  it('when the environment pulls always, then the pull and its progress are in the algorithm log, before its output', async () => {
+    const done = await run('dock-pull', python('print("after the pull")'));
+    expect(done.status).toBe(70);
+    const log = await resultText(client, done, 'algorithm.log');
+    const [image] = engine.images.pythonNumpy.split('@') as [string];
+    expect(log).toMatch(
+      new RegExp(`^pulling image ${image.replace(/[.]/g, '\\.')}@sha256:[0-9a-f]{64}\n(.*\n)*pulled image .* in [0-9.]+ s\nafter the pull\n$`),
+    );
   });
 
   it('when the algorithm exits non-zero, then the job ends 41 with its exit code', async () => {
@@ -118,7 +187,12 @@ open('/data/outputs/net.json', 'w').write(json.dumps(out))
 
   it('when the consumer stops a running job, then its algorithm container is killed and the job ends stopped', async () => {
     const { jobId } = await start('dock', python('import time\nprint("started", flush=True)\nwhile True: time.sleep(1)'));
-    await waitFor('the algorithm to run', async () => (await engine.jobContainers()).includes(`c2d-${jobId}-algorithm`) && (await client.job(jobId))?.status === 40, 60_000, 200);
+    await waitFor(
+      'the algorithm to run',
+      async () => (await engine.jobContainers()).includes(`c2d-${jobId}-algorithm`) && (await client.job(jobId))?.status === 40,
+      60_000,
+      200,
+    );
     await client.stopJob(jobId);
     const done = await client.waitForJob(jobId, { timeoutMs: 60_000 });
     expect(done.stopreq).toBeGreaterThan(0);
@@ -139,7 +213,18 @@ print('finished', flush=True)
 `),
     );
     const name = `c2d-${jobId}-algorithm`;
-    await waitFor('the algorithm to run', async () => (await engine.docker.getContainer(name).inspect().catch(() => null))?.State.Running, 60_000, 100);
+    await waitFor(
+      'the algorithm to run',
+      async () =>
+        (
+          await engine.docker
+            .getContainer(name)
+            .inspect()
+            .catch(() => null)
+        )?.State.Running,
+      60_000,
+      100,
+    );
     const exited = new Promise((r) => stack.worker.once('exit', r));
     stack.worker.kill('SIGKILL');
     await exited;
@@ -174,5 +259,11 @@ print('finished', flush=True)
 
   it('when the image is not allowed in the environment, then the job is refused at start', async () => {
     await expect(start('dock', python('print(1)', { image: 'docker.io/library/python', checksum: '' }))).rejects.toMatchObject({ status: 400 });
+  });
+
+  it('when every job has ended, then no container and no job directory of them is left', async () => {
+    await waitFor('every job container to be removed', async () => (await engine.jobContainers()).length === 0);
+    const jobs = path.join(stack.dataDir, 'docker-jobs');
+    await waitFor('every job directory to be removed', () => !fs.existsSync(jobs) || fs.readdirSync(jobs).length === 0);
   });
 });

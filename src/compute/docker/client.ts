@@ -182,7 +182,7 @@ export function createDockerClient(socketPath: string): DockerClient {
     },
     pull: (ref, auth, onProgress, signal) =>
       call(async () => {
-        const stream = (await docker.pull(ref, { ...(auth ? { authconfig: auth } : {}), abortSignal: signal })) as NodeJS.ReadableStream;
+        const stream = await docker.pull(ref, { ...(auth ? { authconfig: auth } : {}), abortSignal: signal });
         let last = '';
         await new Promise<void>((resolve, reject) => {
           docker.modem.followProgress(
@@ -210,4 +210,3 @@ export function createDockerClient(socketPath: string): DockerClient {
       }),
   };
 }
-

@@ -14,7 +14,12 @@ export type ResolvedImage = { ref: string; digest: string | null } | { error: st
 
 /** `*` matches any run of characters; everything else literally. */
 const matches = (pattern: string, s: string): boolean =>
-  new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\/]/g, '\\$&')).join('.*')}$`).test(s);
+  new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\/]/g, '\\$&'))
+      .join('.*')}$`,
+  ).test(s);
 
 /** repository and tag of `image` (tag: the image's own, else the container's, else latest); digest when the image names one */
 function parse(image: string, tag: string): { repo: string; tag: string; digest: string | null } {
@@ -31,7 +36,10 @@ function parse(image: string, tag: string): { repo: string; tag: string; digest:
  * it or `allowAnyImage`; pinned to `checksum` when there is one (which must be a manifest digest, and
  * the one the image names, if it names one).
  */
-export function resolveImage(d: Pick<DockerOptions, 'algorithmImages' | 'allowedImages' | 'allowAnyImage'>, c: Pick<ContainerSpec, 'image' | 'tag' | 'checksum'>): ResolvedImage {
+export function resolveImage(
+  d: Pick<DockerOptions, 'algorithmImages' | 'allowedImages' | 'allowAnyImage'>,
+  c: Pick<ContainerSpec, 'image' | 'tag' | 'checksum'>,
+): ResolvedImage {
   const image = c.image.trim();
   const checksum = c.checksum.trim().toLowerCase();
   if (checksum && !DIGEST.test(checksum))
