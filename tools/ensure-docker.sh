@@ -8,7 +8,8 @@
 #      the tarball is cached outside the clone), our configure/publish images built on it from
 #      pod-images/Dockerfile with the legacy builder, and all of them pushed to the registry.
 # Prints `KEY=VALUE` lines: DOCKER_SOCKET and, with --images, the images by digest (also written to
-# $C2D_DOCKER_DIR/images.env). `tools/ensure-docker.sh --stop` stops the daemon and the registry again.
+# $C2D_DOCKER_DIR/images.env). `--prepare` only installs the packages and builds the cached base tarball (setup);
+# `--stop` stops the daemon and the registry again.
 # A user with their own Docker needs none of this: set the environment's `docker.socketPath` instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +52,26 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
 
+# The base image: a Debian rootfs, no registry needed. Cached as a tarball keyed by its package list.
+packages=python3,python3-numpy,nodejs,ca-certificates
+base_tar="$cache/debian-bookworm-$(echo "$packages" | md5sum | cut -c1-8).tar"
+base=c2d/debian-base:bookworm
+build_base_tar() {
+  [ -f "$base_tar" ] && return 0
+  mirror=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | head -1 | awk '{print $2}' || true)
+  mkdir -p "$cache"
+  rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
+  echo "Building the base image's Debian rootfs (first time only, about a minute)..." >&2
+  debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" "${mirror:-http://deb.debian.org/debian}" >&2
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
+  chmod 1777 "$rootfs/tmp"
+  tar -C "$rootfs" -cf "$base_tar.tmp" .
+  mv "$base_tar.tmp" "$base_tar"
+  rm -rf "$rootfs"
+}
+
+if [ "${1:-}" = "--prepare" ]; then build_base_tar; exit 0; fi
+
 mkdir -p "$dir"
 if ! pid_alive "$dir/docker.pid" || ! curl -sf --unix-socket "$socket" http://d/_ping >/dev/null 2>&1; then
   # (an engine the package's init script may have started keeps its own socket; ours is separate)
@@ -80,22 +101,7 @@ fi
 echo "DOCKER_SOCKET=$socket"
 [ "${1:-}" = "--images" ] || exit 0
 
-# The base image: a Debian rootfs, no registry needed. Cached as a tarball keyed by its package list.
-packages=python3,python3-numpy,nodejs,ca-certificates
-base_tar="$cache/debian-bookworm-$(echo "$packages" | md5sum | cut -c1-8).tar"
-base=c2d/debian-base:bookworm
-if [ ! -f "$base_tar" ]; then
-  mirror=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | head -1 | awk '{print $2}' || true)
-  rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
-  echo "Building the base image's Debian rootfs (first time only, about a minute)..." >&2
-  debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" "${mirror:-http://deb.debian.org/debian}" >&2
-  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
-  chmod 1777 "$rootfs/tmp"
-  mkdir -p "$cache"
-  tar -C "$rootfs" -cf "$base_tar.tmp" .
-  mv "$base_tar.tmp" "$base_tar"
-  rm -rf "$rootfs"
-fi
+build_base_tar
 stamp="$dir/base.stamp"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$base_tar" ] || ! $docker_bin image inspect "$base" >/dev/null 2>&1; then
   $docker_bin import -c 'CMD ["/bin/sh"]' "$base_tar" "$base" >/dev/null
