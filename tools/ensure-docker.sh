@@ -32,6 +32,8 @@ if [ "${1:-}" = "--stop" ]; then
     fi
     rm -f "$p"
   done
+  # what dockerd leaves mounted (its default network namespace)
+  awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount "$m" 2>/dev/null || true; done
   exit 0
 fi
 
