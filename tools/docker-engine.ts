@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
+import type { DockerEnvironmentInput } from '../src/domain/environment';
 import { repoRoot } from './paths';
 
 const script = path.join(repoRoot, 'tools', 'ensure-docker.sh');
@@ -51,5 +53,36 @@ export function startLocalDockerEngine(): LocalDockerEngine {
     stop: () => {
       if (!wasRunning) execFileSync('bash', [script, '--stop'], { stdio: 'inherit' });
     },
+  };
+}
+
+/**
+ * For `npm run dev`: a `docker` environment on our engine when it answers and its images were built
+ * (`bash tools/ensure-docker.sh --images`), running our Python + numpy image and any image of the loopback registry.
+ */
+export function devDockerEnvironment(): DockerEnvironmentInput | null {
+  const socketPath = localDockerSocket();
+  const file = path.join(dockerDir(), 'images.env');
+  if (!socketPath || !fs.existsSync(file)) return null;
+  const vars = new Map(
+    fs
+      .readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+  );
+  const [configure, publish, python] = ['C2D_CONFIGURE_IMAGE', 'C2D_PUBLISH_IMAGE', 'C2D_PYTHON_NUMPY_IMAGE'].map((k) => vars.get(k));
+  if (!configure || !publish || !python) return null;
+  return {
+    id: 'docker-free',
+    desc: 'Free Docker environment: real images, pinned by digest (e.g. 127.0.0.1:5000/c2d-python-numpy with numpy)',
+    backend: 'docker',
+    cpuNumber: 1,
+    ramGB: 1,
+    diskGB: 1,
+    maxJobs: 2,
+    maxJobDuration: 3600,
+    algorithmNetwork: false,
+    docker: { socketPath, images: { configure, publish }, algorithmImages: { python }, allowedImages: ['127.0.0.1:5000/*'] },
   };
 }
