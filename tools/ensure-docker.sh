@@ -8,7 +8,7 @@
 #      the tarball is cached outside the clone), our configure/publish images built on it from
 #      pod-images/Dockerfile with the legacy builder, and all of them pushed to the registry.
 # Prints `KEY=VALUE` lines: DOCKER_SOCKET and, with --images, the images by digest (also written to
-# $C2D_DOCKER_DIR/images.env). `--prepare` only installs the packages and builds the cached base tarball (setup);
+# $C2D_DOCKER_DIR/images.env). `--podman` also starts Podman's Docker API (PODMAN_SOCKET). `--prepare` only installs the packages and builds the cached base tarball (setup);
 # `--stop` stops the daemon and the registry again.
 # A user with their own Docker needs none of this: set the environment's `docker.socketPath` instead.
 set -euo pipefail
@@ -23,8 +23,13 @@ export DOCKER_HOST="unix://$socket"
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# one run at a time (test files start and stop the engine from parallel jest workers)
+mkdir -p "$dir"
+exec 9>"$dir/.lock"
+flock 9
+
 if [ "${1:-}" = "--stop" ]; then
-  for p in "$dir/registry.pid" "$dir/docker.pid"; do
+  for p in "$dir/podman.pid" "$dir/registry.pid" "$dir/docker.pid"; do
     if pid_alive "$p"; then
       pid=$(cat "$p")
       kill "$pid"
@@ -101,6 +106,28 @@ EOF
   curl -sf "http://$registry/v2/" >/dev/null || { echo "docker-registry did not start; see $dir/registry.log" >&2; exit 1; }
 fi
 echo "DOCKER_SOCKET=$socket"
+
+# --podman: also Podman's Docker-compatible service (runc, our own storage, the loopback registry over http)
+if [ "${1:-}" = "--podman" ]; then
+  if ! command -v podman >/dev/null 2>&1; then
+    [ "$(id -u)" -eq 0 ] || { echo "Missing: podman (apt-get install podman)" >&2; exit 1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman >&2
+  fi
+  psock="$dir/podman.sock"
+  printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n[engine]\nruntime = "runc"\n' >"$dir/containers.conf"
+  printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' "$dir/podman-storage" "$dir/podman-run" >"$dir/storage.conf"
+  printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$registry" >"$dir/registries.conf"
+  export CONTAINERS_CONF="$dir/containers.conf" CONTAINERS_STORAGE_CONF="$dir/storage.conf" CONTAINERS_REGISTRIES_CONF="$dir/registries.conf"
+  if ! pid_alive "$dir/podman.pid" || ! curl -sf --unix-socket "$psock" http://d/_ping >/dev/null 2>&1; then
+    rm -f "$psock"
+    nohup podman system service --time=0 "unix://$psock" >"$dir/podman.log" 2>&1 </dev/null &
+    echo $! >"$dir/podman.pid"
+    for _ in $(seq 1 100); do curl -sf --unix-socket "$psock" http://d/_ping >/dev/null 2>&1 && break; sleep 0.1; done
+    curl -sf --unix-socket "$psock" http://d/_ping >/dev/null || { echo "podman system service did not start; see $dir/podman.log" >&2; exit 1; }
+  fi
+  echo "PODMAN_SOCKET=$psock"
+  exit 0
+fi
 [ "${1:-}" = "--images" ] || exit 0
 
 build_base_tar

@@ -140,6 +140,8 @@ export class DockerBackend implements ComputeBackend {
           fs.chownSync(job.secretDir, uid, gid);
         }
         body = configureContainer(ctx);
+        const missing = await this.ensureStepImage(req.jobId, body.Image ?? '', hooks);
+        if (missing) return this.ended(req, name, false, { exitCode: null, oomKilled: false, reason: `image-pull: ${missing}` });
       } else if (req.step === 'algorithm') {
         if (req.algorithm.allowNetwork)
           return this.ended(req, name, false, {
@@ -155,6 +157,8 @@ export class DockerBackend implements ComputeBackend {
         body = algorithmContainer(ctx, req.algorithm, image.ref);
       } else {
         body = publishContainer(ctx);
+        const missing = await this.ensureStepImage(req.jobId, body.Image ?? '', hooks);
+        if (missing) return this.ended(req, name, false, { exitCode: null, oomKilled: false, reason: `image-pull: ${missing}` });
       }
       created = await this.client.create(body);
       if (created && stopped()) {
@@ -229,6 +233,20 @@ export class DockerBackend implements ComputeBackend {
       if (!hasDigest(digests, digest)) return `image ${ref} does not have the manifest digest ${digest} (container.checksum)`;
     }
     return null;
+  }
+
+  /** Our configure or publish image: pulled when the engine lacks it (e.g. Podman beside a Docker that built them). */
+  private async ensureStepImage(jobId: string, ref: string, hooks: StepHooks): Promise<string | null> {
+    if ((await this.client.imageDigests(ref)) !== null) return null;
+    try {
+      await this.client.pull(ref, this.auth(ref), () => undefined, hooks.signal);
+      this.log.info({ jobId, image: ref }, 'pulled a step image');
+      return null;
+    } catch (err) {
+      if (hooks.signal.aborted) throw stepWaitAborted(hooks.signal);
+      if (err instanceof DockerApiError && err.status === 0) throw err;
+      return `could not pull image ${ref}: ${(err as Error).message}`;
+    }
   }
 
   private auth(ref: string): RegistryAuth | undefined {
