@@ -6,6 +6,7 @@ import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { prettyFactory } from 'pino-pretty';
 import { type Config, DEV_CHAIN_RPC_URL, loadConfig } from '../src/config';
+import { devDockerEnvironment, dockerDir } from './docker-engine';
 import { entrypointsDir, repoRoot, toolsDir } from './paths';
 import { DEV_DATA_HOST } from './local-stack';
 import { splitAddress, uiCodecEndpoint } from './temporal';
@@ -63,6 +64,14 @@ const DEV_ENVIRONMENTS_FILE = path.join(repoRoot, 'tools', 'demo', 'environments
 
 export async function main(): Promise<void> {
   if (!process.env.C2D_ENVIRONMENTS_FILE && fs.existsSync(DEV_ENVIRONMENTS_FILE)) process.env.C2D_ENVIRONMENTS_FILE = DEV_ENVIRONMENTS_FILE;
+  // beside them a docker environment when our engine answers (bash tools/ensure-docker.sh --images)
+  const docker = process.env.C2D_ENVIRONMENTS_FILE === DEV_ENVIRONMENTS_FILE ? devDockerEnvironment() : null;
+  if (docker) {
+    const file = path.join(dockerDir(), 'dev-environments.json');
+    fs.writeFileSync(file, JSON.stringify([...(JSON.parse(fs.readFileSync(DEV_ENVIRONMENTS_FILE, 'utf8')) as unknown[]), docker], null, 2));
+    process.env.C2D_ENVIRONMENTS_FILE = file;
+    console.log(`[dev] Docker Engine at ${docker.docker?.socketPath ?? ''}: offering the environment ${docker.id}`);
+  }
   const config = loadConfig(process.env);
   const [host, port] = splitAddress(config.temporal.address);
   const children: { name: string; child: ChildProcess }[] = [];

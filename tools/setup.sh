@@ -3,7 +3,8 @@
 # bubblewrap + util-linux (the process backend's sandbox), as root also iproute2 + nftables (network
 # access for algorithms whose datasets allow it; they need a root worker anyway), and the Temporal CLI.
 # With --k8s (npm test, npm run bench) also the local Kubernetes control plane's binaries (the kubernetes
-# backend's tests); `npm run dev` does not need them.
+# backend's tests); `npm run dev` does not need them. With --docker (or --k8s), as root on Debian/Ubuntu, also
+# the docker backend's engine packages and its cached base image (tools/ensure-docker.sh --prepare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,3 +49,13 @@ bash tools/ensure-temporal.sh >/dev/null
 if [ "${1:-}" = "--k8s" ] && ! bash tools/ensure-k8s.sh >/dev/null; then
   echo "warning: no local Kubernetes binaries: the tests in test/k8s and npm run k8s:up need them (see above)." >&2
 fi
+# The docker backend's tests start their own engine from these (tools/ensure-docker.sh); first time ≈ 1 min.
+case " $* " in
+  *" --docker "* | *" --k8s "*)
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+      bash tools/ensure-docker.sh --prepare || echo "warning: no Docker Engine packages: the tests in test/docker need them (see above)." >&2
+    else
+      echo "note: the docker backend's tests need root on Debian/Ubuntu (Docker Engine, debootstrap, docker-registry)." >&2
+    fi
+    ;;
+esac

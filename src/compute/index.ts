@@ -2,7 +2,9 @@ import type { Config } from '../config';
 import type { Environment } from '../domain/environment';
 import type { Logger } from '../domain/logger';
 import type { ComputeBackend } from './backend';
+import { createDockerClient, type DockerClient, DockerBackend } from './docker';
 import { createKubeClient, type KubeClient, KubernetesBackend } from './kubernetes';
+import path from 'node:path';
 import { defaultProgramsDir, ProcessBackend } from './process';
 
 export interface BackendDeps {
@@ -12,6 +14,10 @@ export interface BackendDeps {
   programsDir?: string;
   /** the cluster client of kubernetes environments; default: one from config.kubernetes.kubeconfig, created on first use */
   kube?: KubeClient;
+  /** credentials per registry host for docker environments' pulls (worker settings only, never the workflow) */
+  dockerRegistryAuth?: Record<string, { username: string; password: string }>;
+  /** the engine client of docker environments per socket path; default: one per socket, created on first use */
+  dockerClient?: (socketPath: string) => DockerClient;
 }
 
 export type BackendKind = Environment['backend'];
@@ -25,6 +31,7 @@ export type BackendKind = Environment['backend'];
 export class BackendRegistry {
   private readonly backends = new Map<string, ComputeBackend>();
   private kube: KubeClient | undefined;
+  private readonly dockerClients = new Map<string, DockerClient>();
 
   constructor(private readonly deps: BackendDeps) {
     this.kube = deps.kube;
@@ -58,6 +65,21 @@ export class BackendRegistry {
           resultsDir: this.deps.config.kubernetes.resultsDir,
           logger: this.deps.logger.child({ backend: 'kubernetes', environment: env.id }),
         });
+      case 'docker': {
+        const socket = env.docker.socketPath;
+        let client = this.dockerClients.get(socket);
+        if (!client) {
+          client = (this.deps.dockerClient ?? createDockerClient)(socket);
+          this.dockerClients.set(socket, client);
+        }
+        return new DockerBackend({
+          environment: env,
+          client,
+          workDir: path.join(this.deps.config.dataDir, 'docker-jobs'),
+          ...(this.deps.dockerRegistryAuth ? { registryAuth: this.deps.dockerRegistryAuth } : {}),
+          logger: this.deps.logger.child({ backend: 'docker', environment: env.id }),
+        });
+      }
     }
   }
 

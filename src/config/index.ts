@@ -181,6 +181,20 @@ const envSchema = z.object({
   C2D_RATE_LIMIT_PER_ADDRESS: z.coerce.number().int().nonnegative().default(300),
   /** Running + queued jobs one consumer may have in one environment; 0: no cap. */
   C2D_MAX_JOBS_PER_CONSUMER: z.coerce.number().int().nonnegative().default(20),
+  /** JSON object: registry host → {"username","password"} the docker backend pulls algorithm images with (worker only; never logged). */
+  C2D_DOCKER_REGISTRY_AUTH: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (!v) return {};
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON object: registry host → {"username","password"}' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.record(z.string(), z.object({ username: z.string(), password: z.string() }))),
 });
 
 /** C2D_ALLOWED_PRIVATE_HOSTS: validated here (a clear error at startup), kept as its entries (the configure step gets them too). */
@@ -320,6 +334,8 @@ const configSchema = envSchema.transform((e, ctx) => {
     rateLimits: { windowSeconds: e.C2D_RATE_LIMIT_WINDOW_SECONDS, perIp: e.C2D_RATE_LIMIT_PER_IP, perAddress: e.C2D_RATE_LIMIT_PER_ADDRESS },
     /** running + queued jobs per consumer and environment (0: no cap) */
     maxJobsPerConsumer: e.C2D_MAX_JOBS_PER_CONSUMER,
+    /** docker backend: registry credentials for algorithm image pulls */
+    docker: { registryAuth: e.C2D_DOCKER_REGISTRY_AUTH },
   };
 });
 

@@ -149,17 +149,64 @@ export const kubernetesEnvironmentSchema = z
     }
   });
 
+/** Options of the docker backend (src/compute/docker): a Docker Engine (or Podman's Docker-compatible service) on the worker's host. */
+export const dockerOptionsSchema = z.object({
+  /** the engine's unix socket */
+  socketPath: z.string().min(1).default('/var/run/docker.sock'),
+  /** images of our own configuration and publishing programs (pod-images/Dockerfile, targets configure and publish) */
+  images: z
+    .object({
+      configure: z.string().min(1).default('c2d-configure:latest'),
+      publish: z.string().min(1).default('c2d-publish:latest'),
+    })
+    .prefault({}),
+  /** algorithm image name as consumers give it (`container.image`, tag and registry ignored) → image the engine runs */
+  algorithmImages: z.record(z.string(), z.string().min(1)).default({}),
+  /** patterns of the algorithm images that may run as given (`*` matches any run of characters), e.g. `registry.example.com/algos/*` */
+  allowedImages: z.array(z.string().min(1)).default([]),
+  /** also run any other image, as given */
+  allowAnyImage: z.boolean().default(false),
+  /** `always` pulls before every algorithm, `ifNotPresent` only when the engine lacks the image, `never` runs what the engine has */
+  pullPolicy: z.enum(['always', 'ifNotPresent', 'never']).default('ifNotPresent'),
+  /** uid:gid every step container runs as when the worker runs as root (otherwise the worker's own uid) */
+  user: z
+    .string()
+    .regex(/^[1-9][0-9]*:[0-9]+$/, 'uid:gid, non-root')
+    .default('65534:65534'),
+  /** the most processes/threads the algorithm may have at once */
+  maxProcesses: z.number().int().positive().default(256),
+  /** bytes of the algorithm's private /tmp (tmpfs, counted in its memory) */
+  tmpBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
+  /** network of the configuration step, which downloads the inputs (`host`, or a network the engine has) */
+  configureNetwork: z.string().min(1).default('host'),
+  /** CPU and memory of the configuration and publishing containers */
+  stepResources: z.object({ cpu: z.number().positive().default(1), memoryMB: z.number().int().positive().default(512) }).prefault({}),
+});
+export type DockerOptions = z.infer<typeof dockerOptionsSchema>;
+
+export const dockerEnvironmentSchema = z.object({
+  ...environmentFields,
+  backend: z.literal('docker'),
+  docker: dockerOptionsSchema.prefault({}),
+});
+
 /**
  * A compute environment: Ocean's wire fields plus which backend runs it and that backend's options,
  * which exist only on environments of that backend. A new backend (e.g. `docker`) is one more member.
  */
-export const environmentSchema = z.discriminatedUnion('backend', [processEnvironmentSchema, kubernetesEnvironmentSchema]);
+export const environmentSchema = z.discriminatedUnion('backend', [processEnvironmentSchema, kubernetesEnvironmentSchema, dockerEnvironmentSchema]);
 export type Environment = z.infer<typeof environmentSchema>;
 export type ProcessEnvironment = z.infer<typeof processEnvironmentSchema>;
 export type KubernetesEnvironment = z.infer<typeof kubernetesEnvironmentSchema>;
+export type DockerEnvironment = z.infer<typeof dockerEnvironmentSchema>;
 export type EnvironmentInput = z.input<typeof environmentSchema>;
 export type ProcessEnvironmentInput = z.input<typeof processEnvironmentSchema>;
 export type KubernetesEnvironmentInput = z.input<typeof kubernetesEnvironmentSchema>;
+export type DockerEnvironmentInput = z.input<typeof dockerEnvironmentSchema>;
 
 export const environmentsFileSchema = z
   .array(environmentSchema)

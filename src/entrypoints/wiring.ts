@@ -40,7 +40,7 @@ export function createSharedDeps(config: Config, logger: Logger) {
   const backends = new Map<string, ComputeBackend>();
   // One process backend for every `process` environment, one kubernetes backend per `kubernetes`
   // environment (sharing the cluster client of C2D_KUBECONFIG); created now, so a missing sandbox tool fails at startup.
-  const registry = new BackendRegistry({ config, logger });
+  const registry = new BackendRegistry({ config, logger, dockerRegistryAuth: config.docker.registryAuth });
   for (const env of config.environments) backends.set(env.id, registry.forEnvironment(env));
   const providerWallet = new Wallet(config.providerPrivateKey);
   return {

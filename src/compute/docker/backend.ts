@@ -1,0 +1,386 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import type { DockerEnvironment } from '../../domain/environment';
+import { C2DError } from '../../domain/errors';
+import type { ContainerSpec } from '../../domain/job';
+import type { Logger } from '../../domain/logger';
+import type { ComputeBackend, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
+import { regularFile } from '../files';
+import { STEP_LOGS, STEPS, stepWaitAborted } from '../steps';
+import { type ContainerState, DockerApiError, type DockerClient, type RegistryAuth } from './client';
+import { hasDigest, resolveImage } from './images';
+import {
+  algorithmContainer,
+  configureContainer,
+  containerName,
+  type JobLayout,
+  jobLayout,
+  logFile,
+  publishContainer,
+  reportFile,
+  type StepContext,
+} from './specs';
+
+export interface DockerBackendOptions {
+  /** the environment this backend runs (each docker environment has its own backend) */
+  environment: DockerEnvironment;
+  client: DockerClient;
+  /** where job directories live: `<workDir>/<jobId>` (the engine must see the same paths: it runs on this host) */
+  workDir: string;
+  /** credentials per registry host (`registry.example.com`), from the worker's settings */
+  registryAuth?: Record<string, { username: string; password: string }>;
+  logger: Logger;
+  /** how often a waiting step heartbeats; default 1000 ms */
+  heartbeatMs?: number;
+}
+
+type Ended = Omit<StepOutcome, 'reattached'>;
+
+const publishReportSchema = z.object({ files: z.array(z.object({ filename: z.string() }).loose()).default([]) }).loose();
+const plainName = (n: string): boolean => n !== '' && n !== '.' && n !== '..' && n === path.basename(n);
+const SIGKILL_EXIT = 137;
+
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+const fileSize = (file: string): number => regularFile(file)?.size ?? 0;
+
+/**
+ * Runs each step of a job as a container of a Docker Engine (or Podman's Docker-compatible service) on
+ * the worker's host (specs.ts: the containers and their settings). Container names come from the job id
+ * and the step: a create that finds the container counts as success and a container that has started
+ * once is never started again, so a retried activity re-attaches to the algorithm an earlier attempt
+ * started. Logs follow the containers' log streams into the job's directory.
+ */
+export class DockerBackend implements ComputeBackend {
+  readonly kind = 'docker';
+  private readonly env: DockerEnvironment;
+  private readonly client: DockerClient;
+  private readonly log: Logger;
+  private engine: Promise<{ podman: boolean }> | undefined;
+
+  constructor(private readonly opts: DockerBackendOptions) {
+    this.env = opts.environment;
+    this.client = opts.client;
+    this.log = opts.logger;
+  }
+
+  checkContainer(container: ContainerSpec): string | null {
+    const r = resolveImage(this.env.docker, container);
+    return 'error' in r ? r.error : null;
+  }
+
+  private job(jobId: string): JobLayout {
+    return jobLayout(this.opts.workDir, jobId);
+  }
+
+  /** `uid:gid` of every step container: the environment's when the worker is root, else the worker's own (it owns the job's files). */
+  private user(): string {
+    const uid = process.getuid?.() ?? 0;
+    return uid === 0 ? this.env.docker.user : `${uid}:${process.getgid?.() ?? uid}`;
+  }
+
+  /** The job's directories; those the containers write belong to the containers' user. */
+  private prepare(job: JobLayout): void {
+    const fresh = !fs.existsSync(job.data);
+    fs.mkdirSync(job.root, { recursive: true, mode: 0o711 });
+    fs.mkdirSync(job.logs, { recursive: true, mode: 0o700 });
+    const shared = [job.data, job.inputs, job.transformations, job.ddos, job.outputs, job.dataLogs, job.publish, job.reports, job.secretDir];
+    for (const d of shared) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
+    fs.chmodSync(job.secretDir, 0o700);
+    if (fresh && (process.getuid?.() ?? 1) === 0) {
+      const [uid, gid] = this.env.docker.user.split(':').map(Number) as [number, number];
+      for (const d of shared) fs.chownSync(d, uid, gid);
+    }
+  }
+
+  async runStep(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
+    if (req.environment.id !== this.env.id)
+      throw new C2DError('internal', 'bad_step_request', `environment ${req.environment.id} sent to the backend of ${this.env.id}`);
+    try {
+      return await this.startAndWait(req, hooks);
+    } catch (err) {
+      if (err instanceof DockerApiError) throw this.unavailable(err);
+      throw err;
+    } finally {
+      if (req.step === 'configure') fs.rmSync(this.job(req.jobId).configureSpec, { force: true });
+    }
+  }
+
+  private unavailable(err: DockerApiError): C2DError {
+    if (err.status === 400) return new C2DError('validation', 'docker_rejected', `the engine refused the step: ${err.message}`, undefined, { cause: err });
+    return new C2DError('unavailable', 'docker_unavailable', `Docker Engine API: ${err.message}`, undefined, { cause: err });
+  }
+
+  private async startAndWait(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
+    const job = this.job(req.jobId);
+    this.prepare(job);
+    const name = containerName(req.jobId, req.step);
+    const ctx: StepContext = { jobId: req.jobId, environment: this.env, job, user: this.user() };
+    const stopped = (): boolean => req.step !== 'publish' && fs.existsSync(job.stopMarker);
+
+    let state = await this.client.inspect(name);
+    let created = false;
+    if (!state) {
+      if (stopped()) return this.endStopped(req);
+      let body;
+      if (req.step === 'configure') {
+        fs.writeFileSync(job.configureSpec, JSON.stringify(req.configure), { mode: 0o400 });
+        if ((process.getuid?.() ?? 1) === 0) {
+          const [uid, gid] = ctx.user.split(':').map(Number) as [number, number];
+          fs.chownSync(job.configureSpec, uid, gid);
+          fs.chownSync(job.secretDir, uid, gid);
+        }
+        body = configureContainer(ctx);
+        const missing = await this.ensureStepImage(req.jobId, body.Image ?? '', hooks);
+        if (missing) return this.ended(req, name, false, { exitCode: null, oomKilled: false, reason: `image-pull: ${missing}` });
+      } else if (req.step === 'algorithm') {
+        if (req.algorithm.allowNetwork)
+          return this.ended(req, name, false, {
+            exitCode: null,
+            oomKilled: false,
+            reason: `start-failed: this environment's docker backend gives algorithms no network (set algorithmNetwork: false on it so such jobs are refused at start)`,
+          });
+        const image = resolveImage(this.env.docker, req.algorithm.container);
+        if ('error' in image) throw new C2DError('validation', 'unknown_image', image.error);
+        const pulled = await this.ensureImage(req.jobId, image.ref, image.digest, logFile(job, 'algorithm'), hooks);
+        if (pulled) return this.ended(req, name, false, { exitCode: null, oomKilled: false, reason: `image-pull: ${pulled}` });
+        fs.writeFileSync(job.algorithmLogStart, String(fileSize(logFile(job, 'algorithm'))));
+        body = algorithmContainer(ctx, req.algorithm, image.ref);
+      } else {
+        body = publishContainer(ctx);
+        const missing = await this.ensureStepImage(req.jobId, body.Image ?? '', hooks);
+        if (missing) return this.ended(req, name, false, { exitCode: null, oomKilled: false, reason: `image-pull: ${missing}` });
+      }
+      created = await this.client.create(body);
+      if (created && stopped()) {
+        await this.client.remove(name);
+        return this.endStopped(req);
+      }
+      state = await this.client.inspect(name);
+      if (!state) throw new DockerApiError(0, `container ${name} vanished right after it was created`);
+    }
+    this.log.info({ jobId: req.jobId, step: req.step, container: name }, created ? 'step container created' : 're-attaching to step container');
+
+    if (!state.started) {
+      try {
+        await this.client.start(name);
+      } catch (err) {
+        if (!(err instanceof DockerApiError) || err.status === 0) throw err;
+        // e.g. the entrypoint's program is not in the image: the step could not start, it will not on a retry either
+        await this.client.remove(name);
+        return this.ended(req, name, !created, { exitCode: null, oomKilled: false, reason: `start-failed: ${err.message}` });
+      }
+    }
+    const ended = await this.follow(req, name, job, hooks);
+    return this.ended(req, name, !created, ended);
+  }
+
+  private ended(req: StepRequest, name: string, reattached: boolean, ended: Ended): StepOutcome {
+    const job = this.job(req.jobId);
+    const report = req.step === 'algorithm' ? undefined : readJson(reportFile(job, req.step));
+    this.log.info(
+      { jobId: req.jobId, step: req.step, container: name, exitCode: ended.exitCode, reason: ended.reason, oomKilled: ended.oomKilled },
+      'step container ended',
+    );
+    return { ...ended, ...(report !== undefined ? { report } : {}), reattached };
+  }
+
+  private endStopped(req: StepRequest): StepOutcome {
+    this.log.info({ jobId: req.jobId, step: req.step }, 'job was stopped: step not started');
+    return { exitCode: null, oomKilled: false, reason: 'stopped', reattached: false };
+  }
+
+  /**
+   * Makes sure the engine has the image (pull policy; pinned images by digest) and writes the pull's
+   * progress into the algorithm log. Returns null when it has, else why not (naming the image).
+   */
+  private async ensureImage(jobId: string, ref: string, digest: string | null, log: string, hooks: StepHooks): Promise<string | null> {
+    const policy = this.env.docker.pullPolicy;
+    const have = policy === 'always' ? null : await this.client.imageDigests(ref);
+    if (have === null) {
+      if (policy === 'never') return `image ${ref} is not on this host and the environment's pullPolicy is never`;
+      const out = fs.createWriteStream(log, { flags: 'a', mode: 0o600 });
+      const line = (s: string): void => void out.write(`${s}\n`);
+      line(`pulling image ${ref}`);
+      const started = Date.now();
+      const timer = setInterval(() => hooks.heartbeat({ step: 'algorithm', state: 'pulling', image: ref }), this.opts.heartbeatMs ?? 1000);
+      try {
+        await this.client.pull(ref, this.auth(ref), line, hooks.signal);
+        line(`pulled image ${ref} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      } catch (err) {
+        if (hooks.signal.aborted) throw stepWaitAborted(hooks.signal);
+        const message = err instanceof DockerApiError ? err.message : (err as Error).message;
+        if (err instanceof DockerApiError && err.status === 0) throw err;
+        line(`could not pull image ${ref}: ${message}`);
+        this.log.warn({ jobId, image: ref, err: message }, 'image pull failed');
+        return `could not pull image ${ref}: ${message}`;
+      } finally {
+        clearInterval(timer);
+        await new Promise<void>((resolve) => out.end(resolve));
+      }
+    }
+    if (digest) {
+      const digests = (await this.client.imageDigests(ref)) ?? [];
+      if (!hasDigest(digests, digest)) return `image ${ref} does not have the manifest digest ${digest} (container.checksum)`;
+    }
+    return null;
+  }
+
+  /** Our configure or publish image: pulled when the engine lacks it (e.g. Podman beside a Docker that built them). */
+  private async ensureStepImage(jobId: string, ref: string, hooks: StepHooks): Promise<string | null> {
+    if ((await this.client.imageDigests(ref)) !== null) return null;
+    try {
+      await this.client.pull(ref, this.auth(ref), () => undefined, hooks.signal);
+      this.log.info({ jobId, image: ref }, 'pulled a step image');
+      return null;
+    } catch (err) {
+      if (hooks.signal.aborted) throw stepWaitAborted(hooks.signal);
+      if (err instanceof DockerApiError && err.status === 0) throw err;
+      return `could not pull image ${ref}: ${(err as Error).message}`;
+    }
+  }
+
+  private auth(ref: string): RegistryAuth | undefined {
+    const first = ref.split('/')[0] ?? '';
+    const host = ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : 'docker.io';
+    const cred = this.opts.registryAuth?.[host];
+    return cred ? { ...cred, serveraddress: host } : undefined;
+  }
+
+  /** Follows the container's log into the step's log file and waits for it to end, heartbeating and enforcing the algorithm's deadline. */
+  private async follow(req: StepRequest, name: string, job: JobLayout, hooks: StepHooks): Promise<Ended> {
+    if (hooks.signal.aborted) throw stepWaitAborted(hooks.signal);
+    const file = logFile(job, req.step);
+    // from the container's first byte: a re-attached follower rewrites what an earlier one wrote
+    const start = req.step === 'algorithm' ? Number(fs.readFileSync(job.algorithmLogStart, 'utf8')) || 0 : 0;
+    if (fs.existsSync(file)) fs.truncateSync(file, Math.min(start, fileSize(file)));
+    const out = fs.createWriteStream(file, { flags: 'a', mode: 0o600 });
+    const stopFollowing = new AbortController();
+    const logs = this.client.logs(name, out, { follow: true, signal: stopFollowing.signal }).catch((err: unknown) => {
+      this.log.warn({ jobId: req.jobId, step: req.step, err: (err as Error).message }, 'could not follow the step log');
+    });
+    const beat = (): void => hooks.heartbeat({ step: req.step, container: name });
+    const timer = setInterval(beat, this.opts.heartbeatMs ?? 1000);
+    beat();
+    let deadline: NodeJS.Timeout | undefined;
+    try {
+      if (req.step === 'algorithm') {
+        const state = await this.client.inspect(name);
+        const left = (state?.startedAt ?? Date.now()) + this.env.maxJobDuration * 1000 - Date.now();
+        deadline = setTimeout(
+          () => {
+            fs.writeFileSync(job.deadlineMarker, '');
+            this.client.kill(name).catch((err: unknown) => this.log.warn({ jobId: req.jobId, err: (err as Error).message }, 'could not kill the algorithm'));
+          },
+          Math.max(0, left),
+        );
+      }
+      try {
+        await this.client.wait(name, hooks.signal);
+      } catch (err) {
+        if (hooks.signal.aborted) throw stepWaitAborted(hooks.signal);
+        throw err;
+      }
+      // the log stream ends with the container; a moment more for its last bytes
+      await Promise.race([logs, sleep(2000)]);
+    } finally {
+      clearInterval(timer);
+      clearTimeout(deadline);
+      stopFollowing.abort();
+      await new Promise<void>((resolve) => out.end(resolve));
+    }
+    const state = await this.client.inspect(name);
+    if (!state) return { exitCode: null, oomKilled: false, reason: fs.existsSync(job.stopMarker) ? 'stopped' : 'signal:SIGKILL' };
+    return this.outcome(req.step, state, job);
+  }
+
+  private async outcome(step: StepName, state: ContainerState, job: JobLayout): Promise<Ended> {
+    if (state.error && state.exitCode !== 0 && !state.oomKilled) return { exitCode: null, oomKilled: false, reason: `start-failed: ${state.error}` };
+    if (state.exitCode === 0) return { exitCode: 0, oomKilled: false, reason: '' };
+    if (step !== 'publish' && fs.existsSync(job.stopMarker)) return { exitCode: state.exitCode, oomKilled: false, reason: 'stopped' };
+    if (step === 'algorithm' && fs.existsSync(job.deadlineMarker)) return { exitCode: state.exitCode, oomKilled: false, reason: 'deadline' };
+    if (state.oomKilled) return { exitCode: state.exitCode, oomKilled: true, reason: 'oom' };
+    // Podman 4.3 reports a memory-limit kill as 137 without OOMKilled; nothing else of ours sends SIGKILL here
+    if (state.exitCode === SIGKILL_EXIT && (await this.isPodman())) return { exitCode: state.exitCode, oomKilled: true, reason: 'oom' };
+    return { exitCode: state.exitCode, oomKilled: false, reason: '' };
+  }
+
+  private async isPodman(): Promise<boolean> {
+    this.engine ??= this.client.engine().catch(() => ({ podman: false }));
+    return (await this.engine).podman;
+  }
+
+  async stopJob(jobId: string): Promise<void> {
+    const job = this.job(jobId);
+    fs.mkdirSync(job.root, { recursive: true, mode: 0o711 });
+    fs.writeFileSync(job.stopMarker, '');
+    await Promise.all(STEPS.map((s) => this.client.kill(containerName(jobId, s))));
+    // until the engine has seen them exit (a waiting runStep then reports 'stopped')
+    const until = Date.now() + 10_000;
+    for (const s of STEPS) {
+      for (;;) {
+        const st = await this.client.inspect(containerName(jobId, s));
+        if (!st?.running || Date.now() > until) break;
+        await sleep(50);
+      }
+    }
+    this.log.info({ jobId }, 'job stopped');
+  }
+
+  listPublished(jobId: string): Promise<PublishedFile[]> {
+    const job = this.job(jobId);
+    const out: PublishedFile[] = [];
+    const report = publishReportSchema.safeParse(readJson(reportFile(job, 'publish')));
+    for (const { filename } of report.success ? report.data.files : []) {
+      if (!plainName(filename)) continue;
+      const file = path.join(job.publish, filename);
+      const st = regularFile(file);
+      if (st) out.push({ filename, type: 'output', size: st.size, open: () => fs.createReadStream(file) });
+    }
+    for (const l of STEP_LOGS) {
+      const file = logFile(job, l.step);
+      const st = regularFile(file);
+      if (st) out.push({ filename: l.filename, type: l.type, size: st.size, open: () => fs.createReadStream(file) });
+    }
+    return Promise.resolve(out);
+  }
+
+  /** The step's log file; with follow, keeps reading it while the step's container runs. */
+  openLog(jobId: string, step: StepName, opts: { follow: boolean; signal?: AbortSignal }): Readable | null {
+    const file = logFile(this.job(jobId), step);
+    if (!fs.existsSync(file)) return null;
+    if (!opts.follow) return fs.createReadStream(file);
+    return Readable.from(this.tail(file, containerName(jobId, step), opts.signal));
+  }
+
+  private async *tail(file: string, name: string, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+    let offset = 0;
+    for (;;) {
+      const running = (await this.client.inspect(name))?.running ?? false;
+      const size = fileSize(file);
+      if (size > offset) {
+        for await (const chunk of fs.createReadStream(file, { start: offset, end: size - 1 }) as AsyncIterable<Buffer>) yield chunk;
+        offset = size;
+      }
+      if (!running || signal?.aborted) return;
+      await sleep(250);
+    }
+  }
+
+  async cleanup(jobId: string): Promise<void> {
+    const job = this.job(jobId);
+    if (fs.existsSync(job.root)) fs.writeFileSync(job.stopMarker, '');
+    await Promise.all(STEPS.map((s) => this.client.remove(containerName(jobId, s))));
+    fs.rmSync(job.root, { recursive: true, force: true });
+    this.log.info({ jobId }, 'job cleaned up');
+  }
+}

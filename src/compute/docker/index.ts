@@ -1,0 +1,3 @@
+export { DockerBackend, type DockerBackendOptions } from './backend';
+export { createDockerClient, DockerApiError, type DockerClient } from './client';
+export { containerName, NAME_PREFIX } from './specs';
