@@ -25,6 +25,7 @@ pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # one run at a time (test files start and stop the engine from parallel jest workers)
 mkdir -p "$dir"
+# (fd 9 is closed for the daemons started below: one that inherited it would hold the lock while it runs)
 exec 9>"$dir/.lock"
 flock 9
 
@@ -84,7 +85,7 @@ if ! pid_alive "$dir/docker.pid" || ! curl -sf --unix-socket "$socket" http://d/
   # (an engine the package's init script may have started keeps its own socket; ours is separate)
   nohup /usr/sbin/dockerd --iptables=false --ip6tables=false --bridge=none \
     --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
-    --host "unix://$socket" >"$dir/dockerd.log" 2>&1 </dev/null &
+    --host "unix://$socket" >"$dir/dockerd.log" 2>&1 </dev/null 9>&- &
   for _ in $(seq 1 100); do
     curl -sf --unix-socket "$socket" http://d/_ping >/dev/null 2>&1 && break
     sleep 0.1
@@ -100,7 +101,7 @@ log: { level: warn }
 storage: { filesystem: { rootdirectory: $dir/registry }, delete: { enabled: true } }
 http: { addr: $registry }
 EOF
-  nohup docker-registry serve "$dir/registry.yml" >"$dir/registry.log" 2>&1 </dev/null &
+  nohup docker-registry serve "$dir/registry.yml" >"$dir/registry.log" 2>&1 </dev/null 9>&- &
   echo $! >"$dir/registry.pid"
   for _ in $(seq 1 100); do curl -sf "http://$registry/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
   curl -sf "http://$registry/v2/" >/dev/null || { echo "docker-registry did not start; see $dir/registry.log" >&2; exit 1; }
@@ -120,7 +121,7 @@ if [ "${1:-}" = "--podman" ]; then
   export CONTAINERS_CONF="$dir/containers.conf" CONTAINERS_STORAGE_CONF="$dir/storage.conf" CONTAINERS_REGISTRIES_CONF="$dir/registries.conf"
   if ! pid_alive "$dir/podman.pid" || ! curl -sf --unix-socket "$psock" http://d/_ping >/dev/null 2>&1; then
     rm -f "$psock"
-    nohup podman system service --time=0 "unix://$psock" >"$dir/podman.log" 2>&1 </dev/null &
+    nohup podman system service --time=0 "unix://$psock" >"$dir/podman.log" 2>&1 </dev/null 9>&- &
     echo $! >"$dir/podman.pid"
     for _ in $(seq 1 100); do curl -sf --unix-socket "$psock" http://d/_ping >/dev/null 2>&1 && break; sleep 0.1; done
     curl -sf --unix-socket "$psock" http://d/_ping >/dev/null || { echo "podman system service did not start; see $dir/podman.log" >&2; exit 1; }
