@@ -1,0 +1,47 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { type S3Server, startS3Server } from '../../tools/s3-server';
+import { type ClusterPorts, type TemporalCluster, startCluster } from '../../tools/temporal-cluster';
+import { freePort } from '../../tools/temporal-server';
+
+/** A scratch directory of a cluster test, removed by `removeScratch`. */
+export const scratchDir = (prefix: string): string => fs.mkdtempSync(path.join(os.tmpdir(), `c2d-${prefix}-`));
+
+export function removeScratch(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** versitygw serving `<dir>/s3` on a free loopback port, with the given buckets. */
+export async function startTestS3(dir: string, buckets: string[]): Promise<S3Server> {
+  return startS3Server({ dir: path.join(dir, 's3'), port: await freePort(), buckets, logFile: path.join(dir, 's3.log') });
+}
+
+export async function freeClusterPorts(): Promise<ClusterPorts> {
+  const names: (keyof ClusterPorts)[] = [
+    'frontend',
+    'frontendMembership',
+    'frontendHttp',
+    'history',
+    'historyMembership',
+    'matching',
+    'matchingMembership',
+    'worker',
+    'workerMembership',
+    'postgres',
+  ];
+  const ports = {} as ClusterPorts;
+  const taken = new Set<number>();
+  for (const name of names) {
+    let port = await freePort();
+    while (taken.has(port)) port = await freePort();
+    taken.add(port);
+    ports[name] = port;
+  }
+  return ports;
+}
+
+/** PostgreSQL + the Temporal server on it, state in `<dir>/cluster`, every port free and loopback. */
+export async function startTestCluster(dir: string, namespace = 'default'): Promise<TemporalCluster> {
+  return startCluster({ dir: path.join(dir, 'cluster'), ports: await freeClusterPorts(), namespace, retentionSeconds: 24 * 3600, numHistoryShards: 2 });
+}
