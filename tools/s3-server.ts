@@ -35,7 +35,10 @@ export function s3Binary(): string {
 
 export async function startS3Server(o: S3ServerOptions): Promise<S3Server> {
   const bin = o.bin ?? s3Binary();
-  const credentials = o.credentials ?? { accessKeyId: `c2d${crypto.randomBytes(6).toString('hex')}`, secretAccessKey: crypto.randomBytes(24).toString('base64url') };
+  const credentials = o.credentials ?? {
+    accessKeyId: `c2d${crypto.randomBytes(6).toString('hex')}`,
+    secretAccessKey: crypto.randomBytes(24).toString('base64url'),
+  };
   const region = 'us-east-1';
   fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
   const out = o.logFile ? fs.openSync(o.logFile, 'a') : 'ignore';

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
+import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { Client as PgClient } from 'pg';
 import YAML from 'yaml';
@@ -116,7 +117,8 @@ function run(bin: string, args: string[], opts: { env?: NodeJS.ProcessEnv; as?: 
       bin,
       args,
       { env: { ...process.env, ...opts.env }, cwd: opts.cwd, ...(opts.as ? { uid: opts.as.uid, gid: opts.as.gid } : {}), maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => (err ? reject(new Error(`${path.basename(bin)} ${args[0] ?? ''} failed: ${(stderr || stdout || err.message).trim()}`)) : resolve(stdout)),
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`${path.basename(bin)} ${args[0] ?? ''} failed: ${(stderr || stdout || err.message).trim()}`)) : resolve(stdout),
     ),
   );
 }
@@ -192,7 +194,7 @@ function ensurePassword(dir: string, owner: { uid: number; gid: number } | undef
   return fs.readFileSync(file, 'utf8').trim();
 }
 
-async function startPostgres(o: ClusterOptions): Promise<void> {
+async function startPostgresServer(o: { dir: string; ports: { postgres: number } }): Promise<void> {
   const bin = postgresBinDir();
   const as = pgUser();
   const data = path.join(o.dir, 'pg');
@@ -233,7 +235,7 @@ async function stopPostgres(dir: string): Promise<void> {
 }
 
 /** Creates a database unless it exists; true when it was created. */
-async function ensureDatabase(o: ClusterOptions, password: string, name: string): Promise<boolean> {
+async function ensureDatabase(o: { ports: { postgres: number } }, password: string, name: string): Promise<boolean> {
   const pg = new PgClient({ host: HOST, port: o.ports.postgres, user: PG_USER, password, database: 'postgres' });
   await pg.connect();
   try {
@@ -259,7 +261,6 @@ async function setupSchemas(o: ClusterOptions, tools: string, password: string):
     if (created) await run(tool, [...common, '--db', db, 'setup-schema', '-v', '0.0'], { env });
     await run(tool, [...common, '--db', db, 'update-schema', '-d', path.join(tools, 'schema/postgresql/v12', schema, 'versioned')], { env });
   }
-  await ensureDatabase(o, password, DATABASES.provider);
 }
 
 function startServerProcess(o: ClusterOptions, tools: string): { child: ChildProcess; exited: Promise<number | null> } {
@@ -285,11 +286,11 @@ async function registerNamespace(o: ClusterOptions, address: string): Promise<vo
     for (;;) {
       try {
         await connection.workflowService
-          .registerNamespace({ namespace: o.namespace, workflowExecutionRetentionPeriod: { seconds: o.retentionSeconds } })
+          .registerNamespace({ namespace: o.namespace, workflowExecutionRetentionPeriod: msToTs(o.retentionSeconds * 1000) })
           .catch((err: { code?: number }) => {
             if (err.code !== 6) throw err; // ALREADY_EXISTS
           });
-        const { keys } = await connection.operatorService.listSearchAttributes({ namespace: o.namespace });
+        const { customAttributes: keys } = await connection.operatorService.listSearchAttributes({ namespace: o.namespace });
         const missing = Object.entries(searchAttributeFlags).filter(([name]) => !keys?.[name]);
         if (missing.length > 0)
           await connection.operatorService.addSearchAttributes({
@@ -309,13 +310,42 @@ async function registerNamespace(o: ClusterOptions, address: string): Promise<vo
   }
 }
 
-export async function startCluster(o: ClusterOptions): Promise<TemporalCluster> {
-  const tools = o.toolsDir ?? clusterTools();
-  fs.mkdirSync(path.join(o.dir, 'config'), { recursive: true, mode: 0o700 });
+export interface PostgresInstance {
+  databaseUrl: string;
+  databaseConfig: { host: string; port: number; user: string; password: string; database: string };
+  pgpassFile: string;
+  stop(): Promise<void>;
+}
+
+/** The private PostgreSQL alone (state in `<dir>/pg`), with the provider's database `c2d`. */
+export async function startPostgres(o: { dir: string; port: number }): Promise<PostgresInstance> {
+  fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
   const as = pgUser();
   if (as) fs.chmodSync(o.dir, 0o711); // the postgres user must traverse it to reach pg/ (nothing else is readable)
   const password = ensurePassword(o.dir, as);
-  await startPostgres(o);
+  const ports = { postgres: o.port };
+  await startPostgresServer({ dir: o.dir, ports });
+  try {
+    await ensureDatabase({ ports }, password, DATABASES.provider);
+  } catch (err) {
+    await stopPostgres(o.dir);
+    throw err;
+  }
+  const pgpassFile = path.join(o.dir, 'pgpass');
+  fs.writeFileSync(pgpassFile, `${HOST}:${o.port}:*:${PG_USER}:${password}\n`, { mode: 0o600 });
+  return {
+    databaseUrl: `postgres://${PG_USER}@${HOST}:${o.port}/${DATABASES.provider}`,
+    databaseConfig: { host: HOST, port: o.port, user: PG_USER, password, database: DATABASES.provider },
+    pgpassFile,
+    stop: () => stopPostgres(o.dir),
+  };
+}
+
+export async function startCluster(o: ClusterOptions): Promise<TemporalCluster> {
+  const tools = o.toolsDir ?? clusterTools();
+  fs.mkdirSync(path.join(o.dir, 'config'), { recursive: true, mode: 0o700 });
+  const pg = await startPostgres({ dir: o.dir, port: o.ports.postgres });
+  const password = pg.databaseConfig.password;
   let server: { child: ChildProcess; exited: Promise<number | null> } | undefined;
   try {
     await setupSchemas(o, tools, password);
@@ -326,8 +356,6 @@ export async function startCluster(o: ClusterOptions): Promise<TemporalCluster> 
       serverConfigYaml({ ports: o.ports, password, numHistoryShards: o.numHistoryShards ?? 4, dynamicConfigFile }),
       { mode: 0o600 },
     );
-    const pgpassFile = path.join(o.dir, 'pgpass');
-    fs.writeFileSync(pgpassFile, `${HOST}:${o.ports.postgres}:*:${PG_USER}:${password}\n`, { mode: 0o600 });
     const address = `${HOST}:${o.ports.frontend}`;
     const startServer = async (): Promise<void> => {
       server = startServerProcess(o, tools);
@@ -351,9 +379,9 @@ export async function startCluster(o: ClusterOptions): Promise<TemporalCluster> 
     let stopped = false;
     return {
       address,
-      databaseUrl: `postgres://${PG_USER}@${HOST}:${o.ports.postgres}/${DATABASES.provider}`,
-      databaseConfig: { host: HOST, port: o.ports.postgres, user: PG_USER, password, database: DATABASES.provider },
-      pgpassFile,
+      databaseUrl: pg.databaseUrl,
+      databaseConfig: pg.databaseConfig,
+      pgpassFile: pg.pgpassFile,
       async restartServer(opts = {}) {
         await stopServer(opts.hard ? 'SIGKILL' : 'SIGTERM');
         await startServer();

@@ -6,10 +6,9 @@ import { createApp } from '../api/app';
 import { ComputeInitializer } from '../chain/initialize';
 import { MetadataReader } from '../chain/metadata-reader';
 import { loadConfig } from '../config';
-import { FileNonceStore } from '../storage/nonces';
 import { TemporalJobsService } from '../temporal/client';
 import { CLEAR_PAYLOADS_WARNING, dataConverterFor, payloadCodecFor } from '../temporal/codec';
-import { createLogger, createSharedDeps } from './wiring';
+import { createLogger, createNonceStore, createSharedDeps } from './wiring';
 
 /** The version in package.json (read when the API starts, not at import). */
 function packageVersion(): string {
@@ -35,7 +34,7 @@ export function main(): void {
     version,
     environments: config.environments,
     jobs,
-    nonces: new FileNonceStore(config.dataDir),
+    nonces: createNonceStore(config),
     logger,
     ...common,
     computeInitializer: new ComputeInitializer({

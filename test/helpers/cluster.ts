@@ -2,11 +2,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type S3Server, startS3Server } from '../../tools/s3-server';
-import { type ClusterPorts, type TemporalCluster, startCluster } from '../../tools/temporal-cluster';
+import { type ClusterPorts, type PostgresInstance, startCluster, startPostgres, type TemporalCluster } from '../../tools/temporal-cluster';
 import { freePort } from '../../tools/temporal-server';
 
-/** A scratch directory of a cluster test, removed by `removeScratch`. */
-export const scratchDir = (prefix: string): string => fs.mkdtempSync(path.join(os.tmpdir(), `c2d-${prefix}-`));
+/** A scratch directory of a cluster test, removed by `removeScratch`; traversable (not listable) by the postgres user when we are root. */
+export function scratchDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `c2d-${prefix}-`));
+  fs.chmodSync(dir, 0o711);
+  return dir;
+}
 
 export function removeScratch(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
@@ -45,3 +49,14 @@ export async function freeClusterPorts(): Promise<ClusterPorts> {
 export async function startTestCluster(dir: string, namespace = 'default'): Promise<TemporalCluster> {
   return startCluster({ dir: path.join(dir, 'cluster'), ports: await freeClusterPorts(), namespace, retentionSeconds: 24 * 3600, numHistoryShards: 2 });
 }
+
+/** The private PostgreSQL alone, state in `<dir>/pg-only`, on a free loopback port. */
+export async function startTestPostgres(dir: string): Promise<PostgresInstance> {
+  return startPostgres({ dir: path.join(dir, 'pg-only'), port: await freePort() });
+}
+
+/** The provider database's URL with its password, for a test's own clients. */
+export const databaseUrlOf = (pg: Pick<PostgresInstance, 'databaseConfig'>): string => {
+  const c = pg.databaseConfig;
+  return `postgres://${c.user}:${encodeURIComponent(c.password)}@${c.host}:${c.port}/${c.database}`;
+};
