@@ -26,6 +26,7 @@ import { splitAddress } from './temporal';
  * Everything lives in `<dir>`; stopping stops both processes and removes nothing.
  */
 
+/** Membership ports must be below 32768 (Temporal stores them in a SQL smallint). */
 export interface ClusterPorts {
   frontend: number;
   frontendMembership: number;
@@ -342,6 +343,8 @@ export async function startPostgres(o: { dir: string; port: number }): Promise<P
 }
 
 export async function startCluster(o: ClusterOptions): Promise<TemporalCluster> {
+  const tooHigh = (['frontendMembership', 'historyMembership', 'matchingMembership', 'workerMembership'] as const).filter((k) => o.ports[k] > 32767);
+  if (tooHigh.length > 0) throw new Error(`Temporal keeps membership ports in a SQL smallint: ${tooHigh.join(', ')} must be below 32768`);
   const tools = o.toolsDir ?? clusterTools();
   fs.mkdirSync(path.join(o.dir, 'config'), { recursive: true, mode: 0o700 });
   const pg = await startPostgres({ dir: o.dir, port: o.ports.postgres });

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { type S3Server, startS3Server } from '../../tools/s3-server';
@@ -21,6 +22,20 @@ export async function startTestS3(dir: string, buckets: string[]): Promise<S3Ser
   return startS3Server({ dir: path.join(dir, 's3'), port: await freePort(), buckets, logFile: path.join(dir, 's3.log') });
 }
 
+/** A port nothing listens on, from 20000-32767: Temporal stores membership ports as a SQL smallint. */
+async function freeLowPort(taken: Set<number>): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    if (taken.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
 export async function freeClusterPorts(): Promise<ClusterPorts> {
   const names: (keyof ClusterPorts)[] = [
     'frontend',
@@ -37,8 +52,7 @@ export async function freeClusterPorts(): Promise<ClusterPorts> {
   const ports = {} as ClusterPorts;
   const taken = new Set<number>();
   for (const name of names) {
-    let port = await freePort();
-    while (taken.has(port)) port = await freePort();
+    const port = await freeLowPort(taken);
     taken.add(port);
     ports[name] = port;
   }
