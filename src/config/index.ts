@@ -195,6 +195,27 @@ const envSchema = z.object({
       }
     })
     .pipe(z.record(z.string(), z.object({ username: z.string(), password: z.string() }))),
+  /** Where results and logs are kept: `local` (the data dir, one host) or `s3` (an S3-compatible bucket every API and worker reaches). */
+  C2D_RESULTS_STORE: z.enum(['local', 's3']).default('local'),
+  /** S3 endpoint URL (MinIO, versitygw, Ceph…). Unset: AWS S3 of C2D_S3_REGION. */
+  C2D_S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  /** Bucket of the results (required when C2D_RESULTS_STORE=s3). */
+  C2D_S3_BUCKET: z.string().optional(),
+  /** Region of the bucket. */
+  C2D_S3_REGION: z.string().default('us-east-1'),
+  /** Access key id of the bucket. Unset: the AWS SDK's default credential chain (environment, profile, instance role). */
+  C2D_S3_ACCESS_KEY_ID: z.string().optional(),
+  /** Secret access key (with C2D_S3_ACCESS_KEY_ID). */
+  C2D_S3_SECRET_ACCESS_KEY: z.string().optional(),
+  /** Key prefix of everything stored, e.g. `c2d/` in a shared bucket. */
+  C2D_S3_PREFIX: z.string().default(''),
+  /** Where consumers' last nonces are kept: `file` (the data dir, one API host) or `postgres` (C2D_DATABASE_URL, several APIs). */
+  C2D_NONCE_STORE: z.enum(['file', 'postgres']).default('file'),
+  /** PostgreSQL URL of the provider's own tables (nonces), e.g. postgres://c2d@db:5432/c2d; the password may come from PGPASSWORD or PGPASSFILE. */
+  C2D_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
 });
 
 /** C2D_ALLOWED_PRIVATE_HOSTS: validated here (a clear error at startup), kept as its entries (the configure step gets them too). */
@@ -259,6 +280,33 @@ function loadProviderKey(explicit: string | undefined, dataDir: string): string 
       return fs.readFileSync(file, 'utf8').trim(); // another process created it first
     }
   }
+}
+
+type ResultsStoreSettings =
+  | { kind: 'local' }
+  | { kind: 's3'; endpoint?: string; bucket: string; region: string; prefix: string; credentials?: { accessKeyId: string; secretAccessKey: string } };
+
+function resultsStoreSettings(e: z.output<typeof envSchema>, ctx: z.RefinementCtx): ResultsStoreSettings {
+  if (e.C2D_RESULTS_STORE === 'local') return { kind: 'local' };
+  if (!e.C2D_S3_BUCKET) return issue(ctx, 'must name the bucket when C2D_RESULTS_STORE=s3', 'C2D_S3_BUCKET');
+  if ((e.C2D_S3_ACCESS_KEY_ID === undefined) !== (e.C2D_S3_SECRET_ACCESS_KEY === undefined))
+    return issue(ctx, 'set both C2D_S3_ACCESS_KEY_ID and C2D_S3_SECRET_ACCESS_KEY, or neither (the AWS default credential chain)', 'C2D_S3_SECRET_ACCESS_KEY');
+  return {
+    kind: 's3',
+    ...(e.C2D_S3_ENDPOINT ? { endpoint: e.C2D_S3_ENDPOINT } : {}),
+    bucket: e.C2D_S3_BUCKET,
+    region: e.C2D_S3_REGION,
+    prefix: e.C2D_S3_PREFIX,
+    ...(e.C2D_S3_ACCESS_KEY_ID && e.C2D_S3_SECRET_ACCESS_KEY
+      ? { credentials: { accessKeyId: e.C2D_S3_ACCESS_KEY_ID, secretAccessKey: e.C2D_S3_SECRET_ACCESS_KEY } }
+      : {}),
+  };
+}
+
+function nonceStoreSettings(e: z.output<typeof envSchema>, ctx: z.RefinementCtx): { kind: 'file' } | { kind: 'postgres'; databaseUrl: string } {
+  if (e.C2D_NONCE_STORE === 'file') return { kind: 'file' };
+  if (!e.C2D_DATABASE_URL) return issue(ctx, 'must be set when C2D_NONCE_STORE=postgres', 'C2D_DATABASE_URL');
+  return { kind: 'postgres', databaseUrl: e.C2D_DATABASE_URL };
 }
 
 /**
@@ -336,6 +384,10 @@ const configSchema = envSchema.transform((e, ctx) => {
     maxJobsPerConsumer: e.C2D_MAX_JOBS_PER_CONSUMER,
     /** docker backend: registry credentials for algorithm image pulls */
     docker: { registryAuth: e.C2D_DOCKER_REGISTRY_AUTH },
+    /** results and logs: the data dir, or an S3-compatible bucket (src/storage/s3.ts) */
+    resultsStore: resultsStoreSettings(e, ctx),
+    /** consumers' nonces: files in the data dir, or a PostgreSQL table (src/storage/pg-nonces.ts) */
+    nonceStore: nonceStoreSettings(e, ctx),
   };
 });
 

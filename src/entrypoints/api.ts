@@ -9,10 +9,9 @@ import { MetadataReader } from '../chain/metadata-reader';
 import { loadConfig } from '../config';
 import type { Logger } from '../domain/logger';
 import { FileConsumedOrderStore } from '../storage/consumed-orders';
-import { FileNonceStore } from '../storage/nonces';
 import { TemporalJobsService } from '../temporal/client';
 import { CLEAR_PAYLOADS_WARNING, dataConverterFor, payloadCodecFor } from '../temporal/codec';
-import { createLogger, createSharedDeps } from './wiring';
+import { createLogger, createNonceStore, createSharedDeps } from './wiring';
 
 /** The version in package.json (read when the API starts, not at import). */
 function packageVersion(): string {
@@ -53,7 +52,7 @@ export function main(): void {
     version,
     environments: config.environments,
     jobs,
-    nonces: new FileNonceStore(config.dataDir),
+    nonces: createNonceStore(config),
     logger,
     ...common,
     computeInitializer: new ComputeInitializer({

@@ -12,6 +12,10 @@ import { BackendRegistry } from '../compute';
 import type { Config } from '../config';
 import { type Logger, redactedLogPaths } from '../domain/logger';
 import { LocalResultStore } from '../storage/local';
+import { FileNonceStore, type NonceStore } from '../storage/nonces';
+import { PgNonceStore } from '../storage/pg-nonces';
+import { S3ResultStore } from '../storage/s3';
+import type { ResultStore } from '../storage/store';
 
 /** What API and worker both build from the settings: one place, so the two processes agree. */
 export function createLogger(config: Pick<Config, 'logLevel'>, name: string): Logger {
@@ -36,7 +40,7 @@ export function createSharedDeps(config: Config, logger: Logger) {
     ? new ChainedResolver([localResolver, new AquariusResolver({ url: config.aquariusUrl, logger: logger.child({ part: 'aquarius' }) })])
     : localResolver;
   const decryptor = new ProviderFileDecryptor(config.providerPrivateKey);
-  const results = new LocalResultStore(config.dataDir);
+  const results = createResultStore(config);
   const backends = new Map<string, ComputeBackend>();
   // One process backend for every `process` environment, one kubernetes backend per `kubernetes`
   // environment (sharing the cluster client of C2D_KUBECONFIG); created now, so a missing sandbox tool fails at startup.
@@ -54,4 +58,16 @@ export function createSharedDeps(config: Config, logger: Logger) {
     results,
     backendFor: (environmentId: string): ComputeBackend | undefined => backends.get(environmentId),
   };
+}
+
+/** Results and logs: the data dir (one host), or an S3-compatible bucket every API and worker reaches (C2D_RESULTS_STORE). */
+export function createResultStore(config: Pick<Config, 'dataDir' | 'resultsStore'>): ResultStore {
+  const s = config.resultsStore;
+  return s.kind === 's3' ? new S3ResultStore(s) : new LocalResultStore(config.dataDir);
+}
+
+/** Consumers' nonces: files in the data dir (one API host), or PostgreSQL shared by every API replica (C2D_NONCE_STORE). */
+export function createNonceStore(config: Pick<Config, 'dataDir' | 'nonceStore'>): NonceStore {
+  const s = config.nonceStore;
+  return s.kind === 'postgres' ? new PgNonceStore(s.databaseUrl) : new FileNonceStore(config.dataDir);
 }
