@@ -8,7 +8,7 @@
  * only GET/HEAD with a small header allow-list. Operators allow exceptions with C2D_ALLOWED_PRIVATE_HOSTS.
  *
  * Node built-ins only, and nothing else of ours: the configure step runs this file in its sandbox,
- * next to its own program (see src/compute/process/steps.ts and pod-images/Dockerfile).
+ * next to its own program (see src/compute/process/steps.ts and pod-images/configure).
  */
 import dns from 'node:dns';
 import http from 'node:http';

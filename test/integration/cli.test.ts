@@ -150,7 +150,7 @@ describe('the c2d CLI against a running provider', () => {
     const none = await c2d([], env);
     expect(none.code).toBe(2);
     expect(none.stdout).toBe('');
-    expect(none.stderr).toBe("c2d: a command is needed (envs, start, status, logs, results, stop, delete)\nRun 'c2d --help' for usage.\n");
+    expect(none.stderr).toBe("c2d: a command is needed (envs, start, status, logs, results, stop, delete, catalog)\nRun 'c2d --help' for usage.\n");
   });
 
   it('when the input is wrong or the provider is away, then the CLI says so with distinct exit codes', async () => {

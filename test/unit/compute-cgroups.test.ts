@@ -115,8 +115,17 @@ describe("cgroupAccessProblem: can an ordinary user's worker create its job cgro
     fs.mkdirSync(path.join(root, c, 'c2d'), { recursive: true });
     fs.chownSync(path.join(root, c, 'c2d'), uid, uid);
   };
+  /** a copy of the built module (Node built-ins only) where the other uid can read it: the clone may sit in a 0700 home */
+  let module: string;
+  beforeAll(() => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-cg-module-'));
+    fs.chmodSync(dir, 0o755);
+    module = path.join(dir, 'cgroups.js');
+    fs.copyFileSync(path.resolve('dist/src/compute/process/cgroups.js'), module); // built by npm test before jest
+    fs.chmodSync(module, 0o644);
+  });
+  afterAll(() => fs.rmSync(path.dirname(module), { recursive: true, force: true }));
   const problem = (): string | null => {
-    const module = path.resolve('dist/src/compute/process/cgroups.js'); // built by npm test before jest
     const code = `const c = require(${JSON.stringify(module)}); process.stdout.write(JSON.stringify(c.cgroupAccessProblem(c.detectCgroups(${JSON.stringify(root)}))))`;
     const out = execFileSync(process.execPath, ['-e', code], { encoding: 'utf8', ...(asRoot ? { uid, gid: uid } : {}) });
     return JSON.parse(out) as string | null;
