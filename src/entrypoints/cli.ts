@@ -255,11 +255,15 @@ async function openLog(client: ProviderClient, jobId: string): Promise<Response 
   return res;
 }
 
-const pipeTo = (res: Response, out: NodeJS.WritableStream): Promise<void> => pipeline(Readable.fromWeb(res.body as WebReadableStream), out, { end: false });
+const logOf = (res: Response): Readable => Readable.fromWeb(res.body as WebReadableStream);
+
+/** How long a followed start waits, once the job is over, for the live log to finish. */
+const LOG_DRAIN_MS = 10_000;
 
 /** Polls the job, drawing its progress on stderr and its algorithm log on stdout, until it ends. */
 async function follow(client: ProviderClient, jobId: string, io: Io): Promise<JobView> {
   let log: Promise<void> | null = null;
+  let logStream: Readable | null = null;
   let last = -1;
   for (;;) {
     const job = await requireJob(client, jobId);
@@ -271,10 +275,18 @@ async function follow(client: ProviderClient, jobId: string, io: Io): Promise<Jo
     if (!log && job.status >= JobStatus.RunningAlgorithm) {
       const res = await withFreshNonce(() => openLog(client, jobId));
       // a log that breaks off costs the display, not the job: the stored log stays downloadable
-      if (res) log = pipeTo(res, io.out).catch(() => void io.err.write('c2d: the live log broke off (see `c2d logs`)\n'));
+      if (res) {
+        logStream = logOf(res);
+        log = pipeline(logStream, io.out, { end: false }).catch(() => void io.err.write('c2d: the live log broke off (see `c2d logs`)\n'));
+      }
     }
     if (isFinal(job)) {
-      await log;
+      // the provider ends a live log when the step ends; a job that is over does not wait on a log that lingers
+      const drained = log ? await Promise.race([log.then(() => true), sleep(LOG_DRAIN_MS, false, { ref: false })]) : true;
+      if (!drained) {
+        logStream?.destroy();
+        await log;
+      }
       return job;
     }
     await sleep(300);
@@ -368,7 +380,7 @@ export async function runCli(inv: CliInvocation, io: Io): Promise<number> {
     case 'logs': {
       const res = await withFreshNonce(() => openLog(client, cmd.jobId));
       if (!res) throw new CliError(`no log for job ${cmd.jobId} yet`, EXIT.jobFailed);
-      await pipeTo(res, io.out);
+      await pipeline(logOf(res), io.out, { end: false });
       return EXIT.ok;
     }
     case 'results': {

@@ -92,7 +92,7 @@ describe('the c2d CLI against a running provider', () => {
     expect(status.code).toBe(0);
     expect(status.stdout).toContain('status: 70 Job finished');
     expect(status.stdout).toContain('exit code: 0');
-  });
+  }, 120_000);
 
   it('when the algorithm prints while it runs, then the followed start shows the log live, each line once', async () => {
     const child = spawn(process.execPath, [CLI, 'start', '--env', 'cli', '--dataset', dataset, ...raw('ticks.js'), ...keyFile()], {
@@ -109,7 +109,7 @@ describe('the c2d CLI against a running provider', () => {
     expect(await exited).toBe(0);
     expect(stdout.match(/tick 1/g)).toHaveLength(1);
     expect(stdout.match(/tick 2/g)).toHaveLength(1);
-  });
+  }, 120_000);
 
   it('when a consumer starts a job detached, stops it and deletes it, then the job reads stopped and removed', async () => {
     const start = await c2d(['start', '--detach', '--env', 'cli', '--dataset', dataset, ...raw('slow.js'), ...keyFile()], {

@@ -105,7 +105,8 @@ export class ProcessBackend implements ComputeBackend {
   openLog(jobId: string, step: StepName, opts: { follow: boolean; signal?: AbortSignal }): Readable | null {
     const job = this.job(jobId);
     const sp = stepPaths(job, step);
-    if (fs.existsSync(sp.launch)) return streamLog(sp.log, sp.state, opts);
+    // launched: follow until the step records its exit, or until its files are gone (the job was cleaned up)
+    if (fs.existsSync(sp.launch)) return streamLog(sp.log, sp.state, { ...opts, abandoned: () => !fs.existsSync(sp.launch) });
     // Configured, algorithm not launched yet: the job shows status 40 just before the algorithm's activity
     // starts, so follow the log from its first byte; the stream ends if the job is stopped or removed first.
     const configured = readState(stepPaths(job, 'configure').state);
