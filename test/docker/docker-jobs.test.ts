@@ -3,12 +3,13 @@ import path from 'node:path';
 import type { ProviderClient } from '../../src/client/provider-client';
 import type { DockerEnvironmentInput } from '../../src/domain/environment';
 import { startTestEngine, type TestEngine } from '../helpers/docker';
+import { describeAsRoot } from '../helpers/privilege';
 import { testState } from '../helpers/state';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
 import { resultText, waitFor } from '../integration/helpers';
 
 /** Whole jobs on the docker backend: API, Temporal, worker and real containers on our Docker Engine. */
-describe('jobs on the docker backend', () => {
+describeAsRoot('a Docker engine of its own, started by tools/ensure-docker.sh')('jobs on the docker backend', () => {
   let engine: TestEngine;
   let stack: Stack;
   let data: Awaited<ReturnType<typeof serveFiles>>;

@@ -2,11 +2,12 @@ import type { ProviderClient } from '../../src/client/provider-client';
 import type { DockerEnvironmentInput } from '../../src/domain/environment';
 import { startLocalPodman } from '../../tools/docker-engine';
 import { startTestEngine, type TestEngine } from '../helpers/docker';
+import { describeAsRoot } from '../helpers/privilege';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
 import { resultText, waitFor } from '../integration/helpers';
 
 /** The same backend on Podman's Docker-compatible service (Podman 4.3): images from the loopback registry by digest. */
-describe('jobs on the docker backend over Podman', () => {
+describeAsRoot('a Docker engine and a Podman service of its own, started by tools/ensure-docker.sh')('jobs on the docker backend over Podman', () => {
   let engine: TestEngine;
   let podman: ReturnType<typeof startLocalPodman>;
   let stack: Stack;

@@ -9,6 +9,7 @@ import { type HardhatNode, startHardhatNode } from '../../tools/chain/hardhat-no
 import { jobNetworkNames } from '../../src/compute/process/network';
 import { freePort } from '../../tools/temporal-server';
 import { testState } from '../helpers/state';
+import { describeAsRoot } from '../helpers/privilege';
 import { NON_PUBLIC_IPV4 } from '../../src/compute/process/network';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
 import { nodeRaw, readLiveLogUntil, resultText, waitFor } from './helpers';
@@ -102,7 +103,7 @@ const probe = (outside: Outside, targets: [string, number][], waitFlag?: string)
     ${waitFlag ? `console.log('waiting'); while ((await get('/get/${waitFlag}')) !== 'yes') await new Promise((r) => setTimeout(r, 200));` : ''}
   })();`;
 
-describe('algorithm network access, end to end', () => {
+describeAsRoot('network namespaces, veth pairs and nftables')('algorithm network access, end to end', () => {
   let stack: Stack;
   let client: ProviderClient;
   let data: Awaited<ReturnType<typeof serveFiles>>;

@@ -27,7 +27,13 @@ describe('process backend: a clone the sandbox uid cannot reach', () => {
     fs.symlinkSync(path.join(repo, 'node_modules'), path.join(clone, 'node_modules')); // the supervisor loads zod
     const node = path.join(home, '.nvm', 'bin', 'node');
     fs.mkdirSync(path.dirname(node), { recursive: true });
-    fs.linkSync(fs.realpathSync(process.execPath), node);
+    // nvm's own copy; a hard link where we may (root), a copy where the kernel's protected_hardlinks refuses one
+    try {
+      fs.linkSync(fs.realpathSync(process.execPath), node);
+    } catch {
+      fs.copyFileSync(fs.realpathSync(process.execPath), node);
+      fs.chmodSync(node, 0o755);
+    }
     stageRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-stage-'));
     fs.rmSync(stageRoot, { recursive: true }); // the backend creates it, as it would /var/lib/c2d
     backend = new ProcessBackend({
@@ -42,7 +48,7 @@ describe('process backend: a clone the sandbox uid cannot reach', () => {
   });
 
   afterAll(async () => {
-    await backend.cleanup(jobId);
+    await backend?.cleanup(jobId);
     fs.rmSync(home, { recursive: true, force: true });
     fs.rmSync(stageRoot, { recursive: true, force: true });
   });

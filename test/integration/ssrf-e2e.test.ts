@@ -5,6 +5,7 @@ import type { ProviderClient } from '../../src/client/provider-client';
 import type { JobView } from '../../src/domain/job';
 import { trustedAlgorithm } from '../../tools/catalog/catalog-publisher';
 import { type Stack, startStack } from '../helpers/stack';
+import { describeAsRoot } from '../helpers/privilege';
 import { nodeRaw, waitFor } from './helpers';
 
 /**
@@ -196,7 +197,7 @@ describe('no server-side request forgery, over HTTP', () => {
   });
 });
 
-describe('the configure step cannot reach the host, even where the guard allows an address', () => {
+describeAsRoot("the configure step's network namespace")('the configure step cannot reach the host, even where the guard allows an address', () => {
   let host: Recorder;
   let stack: Stack;
   let address: string;

@@ -25,7 +25,10 @@ describe('untraversable', () => {
   test('when the uid owns a 0700 directory, then it may traverse it', () => {
     fs.chmodSync(root, 0o711);
     fs.mkdirSync(path.join(root, 'own'), { mode: 0o700 });
-    fs.chownSync(path.join(root, 'own'), 65534, 65534);
-    expect(untraversable(path.join(root, 'own'), 65534, 65534)).toBeNull();
+    // as root: a directory given to the sandbox uid; as an ordinary user (who cannot chown): one's own
+    const [uid, gid] = process.getuid?.() === 0 ? [65534, 65534] : [process.getuid?.() ?? 0, process.getgid?.() ?? 0];
+    if (uid === 65534) fs.chownSync(path.join(root, 'own'), uid, gid);
+    expect(untraversable(path.join(root, 'own'), uid, gid)).toBeNull();
+    expect(untraversable(path.join(root, 'own'), uid + 1, gid + 1)).toBe(path.join(root, 'own'));
   });
 });
