@@ -60,6 +60,8 @@ export const kubernetesOptionsSchema = z.object({
   imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
   /** scratch space (/tmp) of each step pod, in GB */
   ephemeralStorageGB: z.number().positive().default(1),
+  /** files the publishing pod copies at most (its bytes are bounded by diskGB); past either, nothing is published (62) */
+  maxOutputFiles: z.number().int().positive().default(10_000),
   /** storage class of the per-job data volume (diskGB, ReadWriteOnce); unset: the cluster's default class */
   storageClassName: z.string().optional(),
   nodeSelector: z.record(z.string(), z.string()).default({}),

@@ -78,6 +78,36 @@ describe('a compute job on the kubernetes backend', () => {
     expect(fs.existsSync(path.join(cluster.resultsDir, jobId))).toBe(false);
   });
 
+  it('when the publishing pod stops at its budget (exit 3), then the job ends 62, no output is published and nothing is left', async () => {
+    const { jobId } = await client.startJob({ environment: 'k8s-test', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: raw });
+    await cluster.waitForPod(pod(jobId, 'configure'));
+    await cluster.setPodStatus(pod(jobId, 'configure'), terminated('configure', { exitCode: 0, message: '{"ok":true}' }));
+    await cluster.waitForPod(pod(jobId, 'algorithm'));
+    await cluster.setPodStatus(pod(jobId, 'algorithm'), terminated('algorithm', { exitCode: 0 }));
+
+    const publishing = await cluster.waitForPod(pod(jobId, 'publish'));
+    // the environment's budget reaches the program: diskGB (1) in bytes and the default file cap
+    expect(publishing.spec!.containers[0]!.args).toEqual([
+      '/data/outputs',
+      '/results/outputs',
+      '/dev/termination-log',
+      `--max-bytes=${1024 ** 3}`,
+      '--max-files=10000',
+    ]);
+    // a file on the results volume that the pod did not report (it copied nothing valid): never served
+    fs.writeFileSync(path.join(cluster.resultsDir, jobId, 'outputs', 'big.bin'), 'x');
+    await cluster.setPodStatus(pod(jobId, 'publish'), terminated('publish', { exitCode: 3 }));
+
+    const done = await statusBecomes(jobId, 62);
+    expect(done.terminationDetails).toEqual({
+      exitCode: 3,
+      oomKilled: false,
+      reason: 'could not publish results: publishing step wrote more output than the environment allows',
+    });
+    expect(done.results === '' ? [] : done.results.filter((r) => r.type === 'output')).toEqual([]);
+    await cluster.waitForNothingLeft(jobId);
+  });
+
   it('when the algorithm image cannot be pulled, then the job ends in 32 with a reason naming the image, not stuck, and nothing is left', async () => {
     const { jobId } = await client.startJob({ environment: 'k8s-test', dataset: { documentId: dataset, serviceId: 'compute' }, algorithm: raw });
     await cluster.waitForPod(pod(jobId, 'configure'));

@@ -15,6 +15,7 @@ import {
   needsNetworkPolicy,
   ownerConfigMap,
   PATHS,
+  publishBudget,
   publishPod,
   resolveAlgorithmImage,
   stopMarker,
@@ -261,7 +262,26 @@ describe('step pods', () => {
       { name: 'tmp', mountPath: '/tmp' },
     ]);
     expect(p.spec!.volumes).toContainEqual({ name: 'results', persistentVolumeClaim: { claimName: 'c2d-results' } });
-    expect(p.spec!.containers[0]!.args).toEqual(['/data/outputs', '/results/outputs', '/dev/termination-log']);
+    expect(p.spec!.containers[0]!.args).toEqual([
+      '/data/outputs',
+      '/results/outputs',
+      '/dev/termination-log',
+      `--max-bytes=${3 * 1024 ** 3}`,
+      '--max-files=10000',
+    ]);
+  });
+
+  it.each([
+    [{ maxBytes: 5, maxFiles: 2, withhold: false }, ['--max-bytes=5', '--max-files=2']],
+    [{ maxBytes: 5, maxFiles: 2, withhold: true }, ['--max-bytes=5', '--max-files=2', '--withhold']],
+  ])('when the publish pod gets the budget %j, then its program is told %j', (budget, flags) => {
+    expect(publishPod(ctx(), budget).spec!.containers[0]!.args!.slice(3)).toEqual(flags);
+  });
+
+  it('when the environment sets diskGB and maxOutputFiles, then they are the publishing budget', () => {
+    const env = ctx().environment;
+    const custom = { ...env, diskGB: 0.5, kubernetes: { ...env.kubernetes, maxOutputFiles: 7 } };
+    expect(publishBudget(custom, true)).toEqual({ maxBytes: 512 * 1024 ** 2, maxFiles: 7, withhold: true });
   });
 });
 

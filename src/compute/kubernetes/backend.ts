@@ -7,7 +7,7 @@ import { regularFile } from '../files';
 import type { ContainerSpec } from '../../domain/job';
 import type { Logger } from '../../domain/logger';
 import type { ComputeBackend, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
-import { MAX_STEP_LOG_BYTES, STEP_LOGS, STEPS, stepWaitAborted } from '../steps';
+import { MAX_STEP_LOG_BYTES, PUBLISH_OVER_LIMIT_EXIT, STEP_LOGS, STEPS, stepWaitAborted } from '../steps';
 import { KubeApiError, type KubeClient, type KubeObject, type V1Pod } from './client';
 import { containerStarted, podState } from './pod-state';
 import {
@@ -21,6 +21,7 @@ import {
   LABELS,
   needsNetworkPolicy,
   ownerConfigMap,
+  publishBudget,
   publishPod,
   resolveAlgorithmImage,
   stopMarker,
@@ -113,7 +114,7 @@ export class KubernetesBackend implements ComputeBackend {
       if (needsNetworkPolicy(this.env, spec)) await this.client.create(algorithmNetworkPolicy(ctx));
     } else {
       // Publishing runs even after a stop: it collects what the algorithm wrote (none of the consumer's code runs).
-      pod = publishPod(ctx);
+      pod = publishPod(ctx, publishBudget(this.env, req.withholdOutputs === true));
       this.prepareResultsDir(req.jobId);
     }
 
@@ -126,7 +127,9 @@ export class KubernetesBackend implements ComputeBackend {
       return this.endStopped(req);
     }
 
-    const ended = await this.waitForEnd(req, podName, hooks);
+    const seen = await this.waitForEnd(req, podName, hooks);
+    // publish-step stopped at the environment's budget and copied nothing: said by its exit code
+    const ended = req.step === 'publish' && seen.exitCode === PUBLISH_OVER_LIMIT_EXIT && seen.reason === '' ? { ...seen, reason: 'output-limit' } : seen;
     if (ended.reason.startsWith('image-pull:') || ended.reason.startsWith('start-failed:')) {
       // the kubelet would keep retrying: nothing of this step may start later
       await this.client.remove('Pod', this.namespace, podName, { gracePeriodSeconds: 0 });

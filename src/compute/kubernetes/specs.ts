@@ -342,13 +342,28 @@ export function algorithmPod(ctx: JobContext, spec: AlgorithmSpec, image: string
   );
 }
 
+/** What the publishing pod may copy; `withhold`: no output at all (a plugin refused them), only the logs are kept. */
+export interface PublishBudget {
+  maxBytes: number;
+  maxFiles: number;
+  withhold: boolean;
+}
+
+/** The environment's budget: the job volume's size in bytes, `maxOutputFiles` files. */
+export const publishBudget = (env: KubernetesEnvironment, withhold: boolean): PublishBudget => ({
+  maxBytes: Math.floor(env.diskGB * 1024 ** 3),
+  maxFiles: env.kubernetes.maxOutputFiles,
+  withhold,
+});
+
 /**
  * Publish: our publish-step program (image `images.publish`, its entrypoint takes
- * `<outputs> <publish dir> <report.json>`) copies the top-level regular files of /data/outputs
- * (read-only here) to the job's directory `<jobId>/outputs` on the results volume, which the worker
- * mounts too (C2D_K8S_RESULTS_DIR) and reads them from. It needs no network.
+ * `<outputs> <publish dir> <report.json> [--max-bytes=N] [--max-files=N] [--withhold]`) copies the
+ * top-level regular files of /data/outputs (read-only here) to the job's directory `<jobId>/outputs` on
+ * the results volume, which the worker mounts too (C2D_K8S_RESULTS_DIR) and reads them from. Past its
+ * budget it copies nothing and exits PUBLISH_OVER_LIMIT_EXIT. It needs no network.
  */
-export function publishPod(ctx: JobContext): Extract<KubeObject, { kind: 'Pod' }> {
+export function publishPod(ctx: JobContext, budget: PublishBudget = publishBudget(ctx.environment, false)): Extract<KubeObject, { kind: 'Pod' }> {
   const k = ctx.environment.kubernetes;
   return pod(
     ctx,
@@ -359,7 +374,14 @@ export function publishPod(ctx: JobContext): Extract<KubeObject, { kind: 'Pod' }
       {
         name: 'publish',
         image: k.images.publish,
-        args: [PATHS.outputs, PATHS.results, REPORT_PATH],
+        args: [
+          PATHS.outputs,
+          PATHS.results,
+          REPORT_PATH,
+          `--max-bytes=${budget.maxBytes}`,
+          `--max-files=${budget.maxFiles}`,
+          ...(budget.withhold ? ['--withhold'] : []),
+        ],
         workingDir: PATHS.data,
         env: [{ name: 'HOME', value: PATHS.tmp }],
         resources: stepResources(k),
