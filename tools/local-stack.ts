@@ -31,15 +31,17 @@ export interface LocalStack {
   publish(client: ProviderClient, spec: Omit<CatalogAssetSpec, 'allow'> & { allow?: string[] }): Promise<string>;
   /** starts a (new) worker process, e.g. after killing the first */
   startWorker(): ChildProcess;
+  /** starts one more worker process with these settings on top (e.g. its own C2D_WORK_DIR); its output lines start with `[worker:<label>]` */
+  addWorker(label: string, env: Record<string, string>): ChildProcess;
   /** what worker and API printed */
   output(): string;
   stop(): Promise<void>;
 }
 
-function spawnEntrypoint(name: string, env: Record<string, string>, out: string[]): ChildProcess {
+function spawnEntrypoint(name: string, env: Record<string, string>, out: string[], label = name): ChildProcess {
   const child = spawn(process.execPath, [path.join(entrypointsDir, `${name}.js`)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.on('data', (d: Buffer) => out.push(`[${name}] ${d.toString()}`));
-  child.stderr?.on('data', (d: Buffer) => out.push(`[${name}] ${d.toString()}`));
+  child.stdout?.on('data', (d: Buffer) => out.push(`[${label}] ${d.toString()}`));
+  child.stderr?.on('data', (d: Buffer) => out.push(`[${label}] ${d.toString()}`));
   return child;
 }
 
@@ -81,6 +83,7 @@ export async function startLocalStack(opts: {
   if (allowed.length > 0) env.C2D_ALLOWED_PRIVATE_HOSTS = [...new Set(allowed)].join(',');
   const out: string[] = [];
   const catalogDir = path.join(dataDir, 'catalog');
+  const extraWorkers: ChildProcess[] = [];
   const stack: LocalStack = {
     baseUrl: `http://127.0.0.1:${port}`,
     dataDir,
@@ -93,9 +96,14 @@ export async function startLocalStack(opts: {
     consumer: () => new ProviderClient(stack.baseUrl, new Wallet(`0x${crypto.randomBytes(32).toString('hex')}`)),
     publish: (client, spec) => publishToCatalog(client, catalogDir, chainId, { allow: [client.address], ...spec }),
     startWorker: () => (stack.worker = spawnEntrypoint('worker', env, out)),
+    addWorker: (label, extra) => {
+      const child = spawnEntrypoint('worker', { ...env, ...extra }, out, `worker:${label}`);
+      extraWorkers.push(child);
+      return child;
+    },
     output: () => out.join(''),
     stop: async () => {
-      await Promise.all([stopChild(stack.worker), stopChild(stack.api)]);
+      await Promise.all([stopChild(stack.worker), stopChild(stack.api), ...extraWorkers.map(stopChild)]);
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -5,13 +5,16 @@
  * after changing a workflow before the first release (docs/workflow-versioning.md says what changes after).
  */
 import fs from 'node:fs';
+import { NativeConnection } from '@temporalio/worker';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { JobInput, JobView } from '../src/domain/job';
 import { AccessDeniedError } from '../src/domain/errors';
 import { toActivityFailure } from '../src/activities/failures';
 import type { Activities } from '../src/activities';
 import { createPluginActivities, definePlugin, PluginRefusal, PluginRegistry } from '../src/plugins';
+import { createHostWorker } from '../src/entrypoints/worker';
 import { TemporalJobsService } from '../src/temporal/client';
+import { testState } from '../test/helpers/state';
 import { environmentWorkflowId, waitersQuery } from '../src/workflows/definitions';
 import globalSetup from '../test/helpers/global-setup';
 import globalTeardown from '../test/helpers/global-teardown';
@@ -33,7 +36,9 @@ const refuser = definePlugin({ name: 'refuser', defaultStage: 'afterAlgorithm', 
 /** verifyOrders of a job: the agreement it returns, or the refusal it throws (absent: nothing on chain). */
 const orders = new Map<string, { agreementId: string } | { refusal: AccessDeniedError }>();
 
-const world = fakeWorld(environments, new PluginRegistry([gate, refuser]));
+// as a production worker of the process backend: the steps of each job go to the worker host's own queue
+const hostQueue = uniqueName('record-host');
+const world = fakeWorld(environments, new PluginRegistry([gate, refuser]), { hostQueue });
 const activities: Activities = {
   ...world.activities,
   ...createPluginActivities(new PluginRegistry([gate, refuser]), { environments, backendFor: () => world.backend, logger: silent }),
@@ -151,6 +156,14 @@ const scenarios: Record<Exclude<RecordedHistory, 'environment-slots'>, Scenario>
 async function main(): Promise<void> {
   await globalSetup();
   const tw = await startTestWorker(activities);
+  const connection = await NativeConnection.connect({ address: testState().temporalAddress });
+  const host = await createHostWorker({
+    config: { temporal: { address: testState().temporalAddress, namespace: 'default', taskQueue: tw.taskQueue, uiPort: 0 } },
+    activities,
+    connection,
+    hostQueue,
+  });
+  const hostRun = host.run();
   try {
     const jobs = new TemporalJobsService({ client: tw.client, taskQueue: tw.taskQueue, results: world.results });
     const r: Recorder = {
@@ -181,6 +194,9 @@ async function main(): Promise<void> {
     }
     process.stdout.write(`wrote ${recordedHistories.length} histories to ${historiesDir}\n`);
   } finally {
+    host.shutdown();
+    await hostRun;
+    await connection.close();
     await tw.stop();
     await globalTeardown();
   }

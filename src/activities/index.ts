@@ -15,7 +15,7 @@ import { planPlugins, type PluginRegistry } from '../plugins';
 import type { ResultStore } from '../storage/store';
 import { mapFailures } from './failures';
 import { algorithmResult, configureResult, publishFailure } from './outcomes';
-import type { AcquireSlotInput, AlgorithmStepInput, JobPlan, JobRef, PublishResult, PublishStepInput, StepResult } from './types';
+import type { AcquireSlotInput, AlgorithmStepInput, JobPlan, JobRef, Placement, PublishResult, PublishStepInput, StepResult } from './types';
 
 export type * from './types';
 export type { FailureDetails } from './failures';
@@ -43,7 +43,15 @@ export interface ActivityDeps {
   plugins?: PluginRegistry;
   /** C2D_ALLOWED_PRIVATE_HOSTS, handed to the configuration step's guarded fetcher; default: public addresses only */
   fetchPolicy?: FetchPolicy;
+  /**
+   * This worker's own task queue (config.temporal.hostQueue), which it also polls: the steps of a job on a
+   * process or docker environment run there, where the job's workspace is. Unset: every step on the shared queue.
+   */
+  hostQueue?: string;
 }
+
+/** Backends that keep a job's workspace on the worker's host: its steps must all run on that host. */
+const hostBound = (env: Environment): boolean => env.backend === 'process' || env.backend === 'docker';
 
 /** Must match the names in src/workflows (activities may not import workflow code). */
 const SLOTS_WORKFLOW_TYPE = 'environmentSlots';
@@ -208,6 +216,14 @@ export function createActivities(deps: ActivityDeps) {
           signal: ACQUIRE_SIGNAL,
           signalArgs: [{ workflowId: input.workflowId, maxJobs: input.maxJobs, leaseMs: input.leaseMs }],
         });
+      });
+    },
+
+    /** Places the job on this worker's host when its backend keeps the workspace there (a local activity: the worker running the workflow). */
+    placeJob(input: JobRef): Promise<Placement> {
+      return mapFailures(() => {
+        const env = environment(input.environmentId);
+        return Promise.resolve({ hostQueue: deps.hostQueue && hostBound(env) ? deps.hostQueue : null });
       });
     },
 

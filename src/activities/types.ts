@@ -47,6 +47,11 @@ export interface PublishResult {
   terminationDetails?: TerminationDetails;
 }
 
+/** Where a job's workspace and steps live: a worker host's own task queue, or null for any worker (kubernetes). */
+export interface Placement {
+  hostQueue: string | null;
+}
+
 export interface JobRef {
   jobId: string;
   environmentId: string;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { defaultProgramsDir, ProcessBackend } from './process';
 
 export interface BackendDeps {
-  config: Pick<Config, 'dataDir' | 'runtimes' | 'sandbox' | 'kubernetes'>;
+  config: Pick<Config, 'workDir' | 'runtimes' | 'sandbox' | 'kubernetes'>;
   logger: Logger;
   /** where the compiled step programs are; default: <repo>/dist/src/entrypoints */
   programsDir?: string;
@@ -51,7 +51,7 @@ export class BackendRegistry {
     switch (env.backend) {
       case 'process':
         return new ProcessBackend({
-          dataDir: this.deps.config.dataDir,
+          dataDir: this.deps.config.workDir,
           runtimes: this.deps.config.runtimes,
           sandbox: this.deps.config.sandbox,
           programsDir: this.deps.programsDir ?? defaultProgramsDir(),
@@ -75,7 +75,7 @@ export class BackendRegistry {
         return new DockerBackend({
           environment: env,
           client,
-          workDir: path.join(this.deps.config.dataDir, 'docker-jobs'),
+          workDir: path.join(this.deps.config.workDir, 'docker-jobs'),
           ...(this.deps.dockerRegistryAuth ? { registryAuth: this.deps.dockerRegistryAuth } : {}),
           logger: this.deps.logger.child({ backend: 'docker', environment: env.id }),
         });

@@ -1,4 +1,6 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import YAML from 'yaml';
@@ -97,6 +99,13 @@ const envSchema = z.object({
   C2D_TEMPORAL_UI_PORT: z.coerce.number().int().default(8233),
   /** Where jobs, results, nonces, the dev server's SQLite file and (by default) the catalog live. */
   C2D_DATA_DIR: z.string().default('.c2d-data'),
+  /** Where the process and docker backends keep job workspaces (default: C2D_DATA_DIR); each worker host has its own. */
+  C2D_WORK_DIR: z.string().optional(),
+  /** This worker host's name: the later steps of a job it configured come back to it (default: host name + a hash of the work dir). */
+  C2D_WORKER_HOST: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, ".", "_" and "-" (at most 100)')
+    .optional(),
   /** Directory of DDO JSON files (one asset per *.json; its `id` is the DID). Default: <data dir>/catalog. */
   C2D_CATALOG_DIR: z.string().optional(),
   /** JSON or YAML list of compute environments. Default: one free `process` environment. */
@@ -309,12 +318,22 @@ function nonceStoreSettings(e: z.output<typeof envSchema>, ctx: z.RefinementCtx)
   return { kind: 'postgres', databaseUrl: e.C2D_DATABASE_URL };
 }
 
+/** The task queue of the steps that must run on one worker host (where the job's workspace is). */
+export const hostQueue = (taskQueue: string, workerHost: string): string => `${taskQueue}@${workerHost}`;
+
 /**
  * The settings as the program uses them. The transform runs only inside `loadConfig`: reading the
  * environments file and the provider key (generated on first use) happens then, never at import.
  */
 const configSchema = envSchema.transform((e, ctx) => {
   const dataDir = path.resolve(e.C2D_DATA_DIR);
+  const workDir = path.resolve(e.C2D_WORK_DIR ?? dataDir);
+  const workerHost =
+    e.C2D_WORKER_HOST ??
+    `${os
+      .hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .slice(0, 60)}-${crypto.createHash('sha256').update(workDir).digest('hex').slice(0, 8)}`;
   const contractsFile = path.resolve(e.C2D_CONTRACTS_FILE ?? path.join(dataDir, 'contracts.json'));
   // the process backend has its own default when a caller (a test) leaves the network out
   const network: { network?: { pool: string; deny: string[]; services: string[] } } = {
@@ -340,8 +359,16 @@ const configSchema = envSchema.transform((e, ctx) => {
     : {};
   return {
     api: { port: e.C2D_API_PORT, host: e.C2D_API_HOST },
-    temporal: { address: e.C2D_TEMPORAL_ADDRESS, namespace: e.C2D_TEMPORAL_NAMESPACE, taskQueue: e.C2D_TASK_QUEUE, uiPort: e.C2D_TEMPORAL_UI_PORT },
+    temporal: {
+      address: e.C2D_TEMPORAL_ADDRESS,
+      namespace: e.C2D_TEMPORAL_NAMESPACE,
+      taskQueue: e.C2D_TASK_QUEUE,
+      uiPort: e.C2D_TEMPORAL_UI_PORT,
+      /** the steps of the jobs this worker configured on a process or docker environment (their workspace is here) */
+      hostQueue: hostQueue(e.C2D_TASK_QUEUE, workerHost),
+    },
     dataDir,
+    workDir,
     catalogDir: path.resolve(e.C2D_CATALOG_DIR ?? path.join(dataDir, 'catalog')),
     environments: loadEnvironments(e.C2D_ENVIRONMENTS_FILE, ctx),
     providerPrivateKey: loadProviderKey(e.C2D_PROVIDER_PRIVATE_KEY, dataDir),

@@ -12,7 +12,7 @@ import { createWorkerMetrics, serveWorkerMetrics, type WorkerMetrics } from '../
 import { createLogger, createSharedDeps } from './wiring';
 
 export interface CreateWorkerOptions {
-  config: Pick<Config, 'temporal'>;
+  config: { temporal: Omit<Config['temporal'], 'hostQueue'> };
   activities: Activities;
   /** default: a new connection to config.temporal.address, open for the life of the process */
   connection?: NativeConnection;
@@ -39,6 +39,34 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<Worker> {
       ? { interceptors: { activity: [opts.metrics.activityInterceptor], workflowModules: opts.metrics.workflowModules }, sinks: opts.metrics.sinks }
       : {}),
   });
+}
+
+/**
+ * This host's own queue (config.temporal.hostQueue): the activities only, for the steps of the jobs whose
+ * workspace is here (process, docker). No workflows: those stay on the shared queue.
+ */
+export async function createHostWorker(opts: CreateWorkerOptions & { hostQueue: string }): Promise<Worker> {
+  const connection = opts.connection ?? (await NativeConnection.connect({ address: opts.config.temporal.address }));
+  return Worker.create({
+    connection,
+    namespace: opts.config.temporal.namespace,
+    taskQueue: opts.hostQueue,
+    activities: opts.activities,
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+    ...(opts.metrics ? { interceptors: { activity: [opts.metrics.activityInterceptor] } } : {}),
+  });
+}
+
+/** Runs the workers until one of them stops (a signal stops them all), then shuts down the others. */
+export async function runWorkers(workers: Worker[]): Promise<void> {
+  const runs = workers.map((w) => w.run());
+  try {
+    await Promise.race(runs);
+  } finally {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    await Promise.allSettled(runs);
+  }
+  await Promise.all(runs);
 }
 
 /** The SDK's own logs go through our logger as JSON; its INFO chatter (bundling, state changes) only at debug. */
@@ -97,9 +125,11 @@ export async function main(): Promise<void> {
     results: shared.results,
     decryptor: shared.decryptor,
     ...(shared.chain ? { orders: { resolver: shared.resolver, verifier: shared.chain.verifier } } : {}),
-    logger,
+    // which host ran a step: the logs of several workers read apart
+    logger: logger.child({ hostQueue: config.temporal.hostQueue }),
     remoteFiles: shared.remoteFiles,
     fetchPolicy: config.fetch,
+    hostQueue: config.temporal.hostQueue,
     authorize: (input) =>
       authorizeJob(
         {
@@ -121,13 +151,14 @@ export async function main(): Promise<void> {
     logger,
     fetchPolicy: config.fetch,
   });
-  const worker = await createWorker({
+  const workerOptions: CreateWorkerOptions = {
     config,
     activities: { ...activities, ...pluginActivities },
     connection,
     dataConverter: dataConverterFor(config.codec.keys),
     ...(metrics ? { metrics } : {}),
-  });
+  };
+  const workers = [await createWorker(workerOptions), await createHostWorker({ ...workerOptions, hostQueue: config.temporal.hostQueue })];
   const metricsServer = metrics ? await serveWorkerMetrics(metrics.registry, config.workerMetrics.host, config.workerMetrics.port) : undefined;
   if (metricsServer) logger.info({ host: config.workerMetrics.host, port: metricsServer.port }, 'worker metrics listening');
 
@@ -141,10 +172,10 @@ export async function main(): Promise<void> {
   }, config.resultSweepSeconds * 1000);
   sweep.unref();
 
-  logger.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker started');
+  logger.info({ taskQueue: config.temporal.taskQueue, hostQueue: config.temporal.hostQueue, address: config.temporal.address }, 'worker started');
   void warnOnShortRetention(connection, config, logger);
   try {
-    await worker.run();
+    await runWorkers(workers);
   } finally {
     clearInterval(sweep);
     metricsServer?.close();

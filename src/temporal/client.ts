@@ -27,7 +27,9 @@ const JOB_WORKFLOW_TYPE = 'computeJob';
 type ExecutionInfo = Omit<WorkflowExecutionInfo, 'raw'>;
 
 /** Connects to the configured Temporal frontend. Throws UnavailableError when it cannot be reached. */
-export async function connectTemporal(config: Pick<Config, 'temporal'> & { codec?: Pick<Config['codec'], 'keys'> }): Promise<Client> {
+export async function connectTemporal(
+  config: { temporal: Pick<Config['temporal'], 'address' | 'namespace'> } & { codec?: Pick<Config['codec'], 'keys'> },
+): Promise<Client> {
   try {
     const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5s' });
     return new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverterFor(config.codec?.keys ?? []) });

@@ -55,11 +55,22 @@ export const chainCall: ActivityOptions = {
 };
 
 /**
- * A publisher plugin: its own timeout and retries as the settings and the plugin decided (the plan),
- * on its own task queue when it has one. A refusal is never retried.
+ * The steps of a job whose workspace lives on one worker host (process, docker) go to that host's own
+ * task queue. A retry after a worker crash waits there for the worker to come back (same host, same
+ * work dir: it re-attaches to the running step, so the algorithm never runs twice); past this wait the
+ * job fails, saying its worker host is gone.
  */
-export const pluginCall = (p: PluginStep): ActivityOptions => ({
-  ...(p.taskQueue ? { taskQueue: p.taskQueue } : {}),
+export const HOST_WAIT = '30m';
+
+export const onHost = (options: ActivityOptions, hostQueue: string | undefined): ActivityOptions =>
+  hostQueue ? { ...options, taskQueue: hostQueue, scheduleToStartTimeout: HOST_WAIT } : options;
+
+/**
+ * A publisher plugin: its own timeout and retries as the settings and the plugin decided (the plan),
+ * on its own task queue when it has one, else on the job's worker host (it may read the workspace). A refusal is never retried.
+ */
+export const pluginCall = (p: PluginStep, hostQueue?: string): ActivityOptions => ({
+  ...(p.taskQueue ? { taskQueue: p.taskQueue } : hostQueue ? { taskQueue: hostQueue } : {}),
   startToCloseTimeout: `${p.policy.timeoutSeconds}s`,
   ...(p.policy.scheduleToCloseSeconds ? { scheduleToCloseTimeout: `${p.policy.scheduleToCloseSeconds}s` } : {}),
   retry: {

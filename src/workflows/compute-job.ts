@@ -1,9 +1,20 @@
-import { CancellationScope, isCancellation, log, proxyActivities, setHandler, sleep, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  type ActivityOptions,
+  CancellationScope,
+  isCancellation,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  sleep,
+  upsertMemo,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { JobInput, JobView } from '../domain/job';
 import { JobStatus, type JobStatusCode, StopReq, type StopReqCode } from '../domain/status';
 import type { PluginStage, PluginStep } from '../plugins/types';
-import { chainCall, longStep, quick, step, urgent } from './activity-options';
+import { chainCall, longStep, onHost, quick, step, urgent } from './activity-options';
 import { statusQuery, stopUpdate } from './definitions';
 import { describeFailure, endWith, failed, type Failure, JobFailed, provisioningFailure, stopped } from './job-failure';
 import { initialJobState, jobView } from './job-view';
@@ -15,13 +26,21 @@ import { environmentSlot } from './slot';
 // Authorization resolves assets (on chain too): while a source is down the job waits in status 1; a refusal fails at once.
 const { authorizeJob } = proxyActivities<Activities>({ ...chainCall, summary: 'Check the assets, the publisher rules and the algorithm' });
 const { verifyOrders } = proxyActivities<Activities>({ ...chainCall, summary: 'Verify the datatoken orders on chain' });
-const { configureStep } = proxyActivities<Activities>({ ...step, summary: 'Fetch the inputs into the job volume (sandboxed)' });
-const { publishStep } = proxyActivities<Activities>({ ...step, summary: 'Store the outputs and logs for the consumer' });
-const { stopSteps } = proxyActivities<Activities>({ ...urgent, summary: "Kill the job's running steps" });
-const { cleanupJob } = proxyActivities<Activities>({ ...quick, summary: "Remove the job's workspace, secrets and limits" });
-const algorithmActivity = (maxJobDuration: number) =>
-  proxyActivities<Activities>({ ...longStep(maxJobDuration), summary: 'Run the algorithm (sandboxed, no network unless every dataset allows it)' })
-    .algorithmStep;
+// Which worker host keeps the job's workspace: the one running this workflow task, asked in-process (no round trip).
+const { placeJob } = proxyLocalActivities<Activities>({ ...quick, summary: 'Choose the worker host that keeps the job workspace' });
+
+/** What acts on the job's workspace, on the worker host that configured it when the workspace lives there (`hostQueue`). */
+function workspaceSteps(hostQueue: string | undefined) {
+  const on = (options: ActivityOptions, summary: string) => proxyActivities<Activities>({ ...onHost(options, hostQueue), summary });
+  return {
+    configureStep: on(step, 'Fetch the inputs into the job volume (sandboxed)').configureStep,
+    algorithmStep: (maxJobDuration: number) =>
+      on(longStep(maxJobDuration), 'Run the algorithm (sandboxed, no network unless every dataset allows it)').algorithmStep,
+    publishStep: on(step, 'Store the outputs and logs for the consumer').publishStep,
+    stopSteps: on(urgent, "Kill the job's running steps").stopSteps,
+    cleanupJob: on(quick, "Remove the job's workspace, secrets and limits").cleanupJob,
+  };
+}
 
 /**
  * One compute job: authorize and verify orders (side by side) → wait for a slot of the environment → configure → run the
@@ -41,6 +60,9 @@ export async function computeJob(input: JobInput): Promise<JobView> {
   /** a stop only counts while the algorithm may still run */
   let stoppable = true;
   let plugins: PluginStep[] = [];
+  /** the worker host holding the job's workspace, once configured (process, docker); unset: any worker */
+  let hostQueue: string | undefined;
+  let steps = workspaceSteps(undefined);
 
   const setStatus = (status: JobStatusCode): void => {
     if (state.status === status) return;
@@ -55,7 +77,7 @@ export async function computeJob(input: JobInput): Promise<JobView> {
   const pluginsAt = (stage: PluginStage): Promise<string | null> => {
     const due = plugins.filter((p) => p.stage === stage);
     if (due.length > 0 && stage === 'afterAlgorithm') setStatus(JobStatus.FilteringResults);
-    return runPlugins(due, input, view);
+    return runPlugins(due, input, view, hostQueue);
   };
 
   setHandler(statusQuery, view);
@@ -92,15 +114,17 @@ export async function computeJob(input: JobInput): Promise<JobView> {
     try {
       setStatus(JobStatus.ConfiguringVolumes);
       reached = 'steps';
-      const configured = await configureStep(input).catch(endWith(provisioningFailure));
+      hostQueue = (await placeJob(ref).catch(endWith(provisioningFailure))).hostQueue ?? undefined;
+      steps = workspaceSteps(hostQueue);
+      const configured = await steps.configureStep(input).catch(endWith(provisioningFailure));
       if (!configured.ok) throw new JobFailed({ status: configured.failStatus ?? JobStatus.DataProvisioningFailed, details: configured.terminationDetails });
       setStatus(JobStatus.ProvisioningSuccess);
 
       setStatus(JobStatus.RunningAlgorithm);
       reached = 'algorithm';
-      const ran = await algorithmActivity(limits.maxJobDuration)({ ...ref, plan }).catch(
-        endWith((err) => failed(JobStatus.AlgorithmFailed, `algorithm step failed: ${describeFailure(err).message}`)),
-      );
+      const ran = await steps
+        .algorithmStep(limits.maxJobDuration)({ ...ref, plan })
+        .catch(endWith((err) => failed(JobStatus.AlgorithmFailed, `algorithm step failed: ${describeFailure(err).message}`)));
       stoppable = false;
       if (!ran.ok && ran.deadline) state.stopreq = StopReq.Deadline;
       if (!ran.ok) throw new JobFailed({ status: ran.failStatus ?? JobStatus.AlgorithmFailed, details: ran.terminationDetails });
@@ -116,7 +140,7 @@ export async function computeJob(input: JobInput): Promise<JobView> {
     const withheld = refused ? failed(JobStatus.ResultsUploadFailed, refused) : null;
     setStatus(JobStatus.PublishingResults);
     try {
-      const published = await publishStep({ ...ref, owner: input.owner, ...(refused ? { withholdOutputs: true } : {}) });
+      const published = await steps.publishStep({ ...ref, owner: input.owner, ...(refused ? { withholdOutputs: true } : {}) });
       state.results = published.results;
       state.expireTimestamp = published.expireTimestamp;
       if (withheld || published.ok) return withheld;
@@ -142,7 +166,7 @@ export async function computeJob(input: JobInput): Promise<JobView> {
     // The rest must happen even after a stop: kill what runs, keep the logs (the slot goes back meanwhile), then say how it ended.
     await CancellationScope.nonCancellable(async () => {
       const stepsRan = reached !== 'authorization';
-      if (state.stopreq !== StopReq.None && stepsRan) await stopSteps(ref);
+      if (state.stopreq !== StopReq.None && stepsRan) await steps.stopSteps(ref);
       const [, publishFailure] = await Promise.all([slot.release(), stepsRan ? publish() : null]);
       failure ??= publishFailure;
       if (failure) state.terminationDetails = failure.details;
@@ -155,7 +179,7 @@ export async function computeJob(input: JobInput): Promise<JobView> {
   } finally {
     await CancellationScope.nonCancellable(async () => {
       await slot.release();
-      await cleanupJob(ref);
+      await steps.cleanupJob(ref);
     });
   }
   // The job has ended (status final, workspace gone): notifications and the like. A failure here changes nothing for the consumer.

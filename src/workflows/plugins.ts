@@ -38,9 +38,9 @@ function pluginInput(input: JobInput, v: JobView, p: PluginStep): PluginCall {
  * Runs the given plugins in order, each as an activity with its own options and a UI summary; the first
  * failure stops the stage and is returned as the reason the job ends (null: all ran). A cancellation passes through.
  */
-export async function runPlugins(due: PluginStep[], input: JobInput, view: () => JobView): Promise<string | null> {
+export async function runPlugins(due: PluginStep[], input: JobInput, view: () => JobView, hostQueue?: string): Promise<string | null> {
   for (const p of due) {
-    const call = proxyActivities<PluginActivities>({ ...pluginCall(p), summary: `Publisher plugin ${p.name} (${p.stage})` })[p.activity] as (
+    const call = proxyActivities<PluginActivities>({ ...pluginCall(p, hostQueue), summary: `Publisher plugin ${p.name} (${p.stage})` })[p.activity] as (
       c: PluginCall,
     ) => Promise<void>;
     try {

@@ -180,7 +180,7 @@ export function jobInput(environmentId: string, over: Partial<JobInput> = {}): J
 }
 
 /** The fakes wired into the real activities. */
-export function fakeWorld(environments: Environment[], plugins?: PluginRegistry) {
+export function fakeWorld(environments: Environment[], plugins?: PluginRegistry, opts: { hostQueue?: string } = {}) {
   const backend = new ScriptedBackend();
   const results = new MemoryResultStore();
   const authorizeCalls: string[] = [];
@@ -221,6 +221,7 @@ export function fakeWorld(environments: Environment[], plugins?: PluginRegistry)
     logger: silent,
     heartbeatMs: 200,
     ...(plugins ? { plugins } : {}),
+    ...(opts.hostQueue ? { hostQueue: opts.hostQueue } : {}),
   });
   return { backend, results, activities, authorizeCalls };
 }

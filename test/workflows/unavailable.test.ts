@@ -7,9 +7,7 @@ import { MemoryResultStore } from './fakes';
 describe('Temporal unreachable', () => {
   test('when nothing listens at the Temporal address, then connecting fails with UnavailableError', async () => {
     const port = await freePort();
-    await expect(connectTemporal({ temporal: { address: `127.0.0.1:${port}`, namespace: 'default', taskQueue: 'q', uiPort: 0 } })).rejects.toBeInstanceOf(
-      UnavailableError,
-    );
+    await expect(connectTemporal({ temporal: { address: `127.0.0.1:${port}`, namespace: 'default' } })).rejects.toBeInstanceOf(UnavailableError);
   });
 
   test('when Temporal goes away, then the jobs service answers UnavailableError', async () => {
