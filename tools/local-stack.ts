@@ -33,6 +33,8 @@ export interface LocalStack {
   startWorker(): ChildProcess;
   /** starts one more worker process with these settings on top (e.g. its own C2D_WORK_DIR); its output lines start with `[worker:<label>]` */
   addWorker(label: string, env: Record<string, string>): ChildProcess;
+  /** starts one more API process on a port of its own, with these settings on top; resolves once it listens */
+  addApi(label: string, env: Record<string, string>): Promise<{ process: ChildProcess; baseUrl: string }>;
   /** what worker and API printed */
   output(): string;
   stop(): Promise<void>;
@@ -59,6 +61,8 @@ export async function startLocalStack(opts: {
   temporalAddress: string;
   environments: EnvironmentInput[];
   env?: Record<string, string>;
+  /** settings of the first worker only, on top of `env` (e.g. a data dir of its own) */
+  workerEnv?: Record<string, string>;
   allowHosts?: string[];
 }): Promise<LocalStack> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-stack-'));
@@ -83,7 +87,7 @@ export async function startLocalStack(opts: {
   if (allowed.length > 0) env.C2D_ALLOWED_PRIVATE_HOSTS = [...new Set(allowed)].join(',');
   const out: string[] = [];
   const catalogDir = path.join(dataDir, 'catalog');
-  const extraWorkers: ChildProcess[] = [];
+  const extra: ChildProcess[] = [];
   const stack: LocalStack = {
     baseUrl: `http://127.0.0.1:${port}`,
     dataDir,
@@ -91,19 +95,26 @@ export async function startLocalStack(opts: {
     chainId,
     env,
     providerWallet,
-    worker: spawnEntrypoint('worker', env, out),
+    worker: spawnEntrypoint('worker', { ...env, ...opts.workerEnv }, out),
     api: spawnEntrypoint('api', env, out),
     consumer: () => new ProviderClient(stack.baseUrl, new Wallet(`0x${crypto.randomBytes(32).toString('hex')}`)),
     publish: (client, spec) => publishToCatalog(client, catalogDir, chainId, { allow: [client.address], ...spec }),
-    startWorker: () => (stack.worker = spawnEntrypoint('worker', env, out)),
-    addWorker: (label, extra) => {
-      const child = spawnEntrypoint('worker', { ...env, ...extra }, out, `worker:${label}`);
-      extraWorkers.push(child);
+    startWorker: () => (stack.worker = spawnEntrypoint('worker', { ...env, ...opts.workerEnv }, out)),
+    addWorker: (label, more) => {
+      const child = spawnEntrypoint('worker', { ...env, ...more }, out, `worker:${label}`);
+      extra.push(child);
       return child;
+    },
+    addApi: async (label, more) => {
+      const apiPort = await freePort();
+      const child = spawnEntrypoint('api', { ...env, ...more, C2D_API_PORT: String(apiPort) }, out, `api:${label}`);
+      extra.push(child);
+      await waitForPort(apiPort, '127.0.0.1', 30_000);
+      return { process: child, baseUrl: `http://127.0.0.1:${apiPort}` };
     },
     output: () => out.join(''),
     stop: async () => {
-      await Promise.all([stopChild(stack.worker), stopChild(stack.api), ...extraWorkers.map(stopChild)]);
+      await Promise.all([stopChild(stack.worker), stopChild(stack.api), ...extra.map(stopChild)]);
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
