@@ -127,6 +127,10 @@ async function configure(spec: ConfigureSpec): Promise<void> {
   const policy: FetchPolicy = { allowedPrivateHosts: spec.allowedPrivateHosts ?? [] };
   // outputs and logs too: on Kubernetes the algorithm pod mounts each as a subPath of the job's volume, which must exist and be the step uid's
   for (const dir of [INPUTS, DDOS, path.dirname(ALGORITHM), path.join(DATA, 'outputs'), path.join(DATA, 'logs')]) fs.mkdirSync(dir, { recursive: true });
+  // A run again (its activity retried after the first run ended: a worker or Temporal restart) starts
+  // from nothing: the first run's inputs are read-only by now, and must not count twice against the budget.
+  for (const dir of [INPUTS, DDOS, path.dirname(ALGORITHM)])
+    for (const entry of fs.readdirSync(dir)) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
   for (const [i, ds] of spec.datasets.entries()) {
     if (!safeName(ds.did)) throw new InputFailure('dataset', i, `dataset ${i}: invalid DID`);
     const dir = path.join(INPUTS, inputDirName(ds.did));

@@ -172,7 +172,15 @@ describe('scale-out: 2 APIs and 3 workers on the cluster parts', () => {
     const api1Client = (id: string): ProviderClient => new ProviderClient(stack.baseUrl, owner.get(id)!);
     const done: JobView[] = [];
     for (const id of jobIds) done.push(await waitFinal([api1Client(id), new ProviderClient(api2.baseUrl, owner.get(id)!)], id, 600_000));
-    expect(done.filter((j) => j.status !== 70).map((j) => ({ jobId: j.jobId, status: j.status, details: j.terminationDetails }))).toEqual([]);
+    const failed = done.filter((j) => j.status !== 70);
+    // a failure says what the processes logged about its job
+    const told = failed.flatMap((j) =>
+      stack
+        .output()
+        .split('\n')
+        .filter((l) => l.includes(j.jobId)),
+    );
+    expect({ failed: failed.map((j) => ({ jobId: j.jobId, status: j.status, details: j.terminationDetails })), told }).toEqual({ failed: [], told: [] });
 
     // every output, from either API (the same bucket); each algorithm's own mark says it started once
     for (const [i, job] of done.entries()) {

@@ -52,6 +52,7 @@ describe('a provider on Temporal-on-PostgreSQL, S3 results and PostgreSQL nonces
         C2D_DATABASE_URL: cluster.databaseUrl,
         PGPASSFILE: cluster.pgpassFile,
       },
+      allowHosts: [data.host],
     });
   }, 300_000);
 

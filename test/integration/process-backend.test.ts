@@ -157,6 +157,20 @@ describe('process backend: a job end to end', () => {
       expect(fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'data', 'inputs', DIR, '0'), 'utf8')).toBe('second file');
     });
 
+    test('when configure runs again after it finished (its activity retried after a restart), then the second run replaces the read-only inputs and succeeds', async () => {
+      const jobId = job();
+      const environment = testEnvironment();
+      const spec: ConfigureSpec = { ...configureSpec(`${base}/SECRET-TOKEN/second.txt`), userdata: { algorithm: { a: 1 } } };
+      const first = await t.backend.runStep({ jobId, environment, step: 'configure', configure: spec }, hooks());
+      expect(first).toMatchObject({ exitCode: 0, report: { ok: true } });
+      const input = path.join(t.dataDir, 'jobs', jobId, 'data', 'inputs', DIR, '0');
+      expect(fs.statSync(input).mode & 0o777).toBe(0o444);
+      const again = await t.backend.runStep({ jobId, environment, step: 'configure', configure: spec }, hooks());
+      expect(again).toMatchObject({ exitCode: 0, reason: '', report: { ok: true } });
+      expect(fs.readFileSync(input, 'utf8')).toBe('second file');
+      expect(fs.statSync(input).mode & 0o777).toBe(0o444);
+    });
+
     const ddo = { id: DID, metadata: { type: 'dataset', name: 'd' } };
 
     test('when datasets are on an HTTP server, then the algorithm reads them at /data/inputs/<dir>/<n> and the log holds no URL', async () => {
