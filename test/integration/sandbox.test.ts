@@ -1,7 +1,13 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { runChild } from '../../src/compute/process/child';
+import { createJobDirs, jobPaths, stepPaths } from '../../src/compute/process/layout';
+import { buildSandboxArgs, wrapSandboxCommand } from '../../src/compute/process/sandbox-args';
+import { seccompProgram } from '../../src/compute/process/seccomp';
+import { algorithmSandbox } from '../../src/compute/process/steps';
 import { algorithmLog, createTestBackend, newJobId, runAlgorithm, testEnvironment, type TestBackend } from '../helpers/process-backend';
 
 let t: TestBackend;
@@ -186,3 +192,53 @@ describe('sandbox: what an algorithm cannot do', () => {
     expect(algorithm.exitCode).not.toBe(0);
   });
 });
+
+describe('sandbox: the seccomp filter without root', () => {
+  test('when a worker that is not root runs a step, then bwrap still loads the filter (unprivileged) and refused calls get EPERM', async () => {
+    // a worker running as an ordinary user: the same wrapper and bwrap arguments, no uid switch, started as uid 65534
+    const user = 65534;
+    const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-seccomp-user-'));
+    try {
+      const job = jobPaths(workDir, newJobId());
+      const sp = stepPaths(job, 'algorithm');
+      createJobDirs(job, sp, undefined);
+      fs.writeFileSync(sp.seccomp, seccompProgram(), { mode: 0o600 });
+      fs.writeFileSync(
+        path.join(job.transformations, 'algorithm'),
+        [
+          'import ctypes, json, os, platform',
+          'libc = ctypes.CDLL(None, use_errno=True)',
+          'x86 = platform.machine() == "x86_64"',
+          'def call(a, b, *args):',
+          '    return "ok" if libc.syscall(a if x86 else b, *args) >= 0 else os.strerror(ctypes.get_errno())',
+          'status = [l for l in open("/proc/self/status").read().splitlines() if l.startswith("Seccomp:")]',
+          'print(json.dumps({"uid": os.getuid(), "ptrace": call(101, 117, 0, 0, 0, 0), "keyctl": call(250, 219, 0, 0, 0), "status": status}))',
+        ].join('\n'),
+      );
+      chownTree(workDir, user);
+      const python = fs.realpathSync('/usr/bin/python3');
+      const sandbox = algorithmSandbox(
+        job,
+        { container: { image: 'python', tag: '3', entrypoint: 'python3 $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false },
+        { command: python, names: ['python3'] },
+        1 << 20,
+      );
+      const bin = { sh: '/bin/sh', prlimit: '/usr/bin/prlimit', setpriv: '/usr/bin/setpriv', bwrap: '/usr/bin/bwrap' };
+      const argv = wrapSandboxCommand({ cgroupProcs: [], seccompFile: sp.seccomp, bin }, buildSandboxArgs(sandbox));
+      let out = '';
+      const exit = await runChild([bin.setpriv, `--reuid=${user}`, `--regid=${user}`, '--clear-groups', ...argv], (c) => (out += c.toString()), {
+        shell: '/bin/sh',
+      });
+      expect({ exit, out }).toMatchObject({ exit: { code: 0 } });
+      expect(JSON.parse(out)).toEqual({ uid: 1000, ptrace: 'Operation not permitted', keyctl: 'Operation not permitted', status: ['Seccomp:\t2'] });
+    } finally {
+      fs.rmSync(workDir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** What an ordinary user's worker would own: its whole work dir. */
+function chownTree(dir: string, uid: number): void {
+  fs.chownSync(dir, uid, uid);
+  for (const rel of fs.readdirSync(dir, { recursive: true, encoding: 'utf8' })) fs.chownSync(path.join(dir, rel), uid, uid);
+}

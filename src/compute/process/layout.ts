@@ -34,6 +34,8 @@ export interface StepPaths {
   spec: string;
   /** the supervisor's own stdout/stderr */
   supervisorLog: string;
+  /** the step's seccomp filter (seccomp.ts), as bwrap reads it */
+  seccomp: string;
   log: string;
 }
 
@@ -69,6 +71,7 @@ export function stepPaths(job: JobPaths, step: StepName): StepPaths {
     report: path.join(dir, 'report.json'),
     spec: path.join(dir, 'spec.json'),
     supervisorLog: path.join(dir, 'supervisor.log'),
+    seccomp: path.join(dir, 'seccomp.bpf'),
     log: path.join(job.logs, `${step}.log`),
   };
 }

@@ -8,6 +8,7 @@ import { CgroupError, createStepCgroups, memoryCgroupDir } from './cgroups';
 import { chownTo } from './host';
 import { cgroupName, type JobPaths, type StepPaths, stepPaths } from './layout';
 import { UnreachableError } from './reach';
+import { seccompProgram } from './seccomp';
 import { buildSandboxArgs, type SandboxOptions, wrapSandboxCommand } from './sandbox-args';
 import { type ProcessHost, setupError } from './setup';
 import { readState, type StepSpec } from './state';
@@ -40,6 +41,8 @@ export function planStep(
   try {
     fs.writeFileSync(sp.report, '', { mode: 0o600 });
     chownTo([sp.report], host.uid);
+    // opened by the wrapper shell before it drops privileges: the worker's own file
+    fs.writeFileSync(sp.seccomp, seccompProgram(), { mode: 0o600 });
     const sandbox = sandboxFor(host, req, job, sp, extra.netns);
     const dirs = createStepCgroups(host.cgroups, name, {
       memoryBytes: env.ramGB * 1024 ** 3,
@@ -62,6 +65,7 @@ export function planStep(
         fsizeBytes: limitOn === undefined ? undefined : outputLimit + 1,
         uid: host.uid,
         netns: extra.netns,
+        seccompFile: sp.seccomp,
         bin: host.bin,
       },
       buildSandboxArgs(sandbox),
