@@ -3,12 +3,15 @@ import net from 'node:net';
 import path from 'node:path';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { spawnSync } from 'node:child_process';
 import { runChild } from '../../src/compute/process/child';
+import { DEFAULT_UID_RANGE } from '../../src/compute/process/job-uids';
 import { createJobDirs, jobPaths, stepPaths } from '../../src/compute/process/layout';
 import { buildSandboxArgs, wrapSandboxCommand } from '../../src/compute/process/sandbox-args';
 import { seccompProgram } from '../../src/compute/process/seccomp';
 import { algorithmSandbox } from '../../src/compute/process/steps';
 import { algorithmLog, createTestBackend, newJobId, runAlgorithm, testEnvironment, type TestBackend } from '../helpers/process-backend';
+import { jobPids } from './helpers';
 
 let t: TestBackend;
 const jobs: string[] = [];
@@ -190,6 +193,104 @@ describe('sandbox: what an algorithm cannot do', () => {
     const { algorithm } = await runAlgorithm(t.backend, jobId, { code, env: testEnvironment({ process: { maxOutputBytes: 1024 * 1024 } }) });
     expect(algorithm.reason).toBe('output-limit');
     expect(algorithm.exitCode).not.toBe(0);
+  });
+});
+
+describe('sandbox: a uid of its own for every job (the worker is root)', () => {
+  const waitForLog = async (jobId: string, text: string): Promise<void> => {
+    for (let i = 0; i < 300 && !algorithmLog(t.dataDir, jobId).includes(text); i++) await sleep(20);
+    expect(algorithmLog(t.dataDir, jobId)).toContain(text);
+  };
+  /** The real, effective, saved and file-system uids of each process of the job (the host's view). */
+  const hostUids = (jobId: string): number[][] =>
+    jobPids(jobId).map((pid) => {
+      const line =
+        fs
+          .readFileSync(`/proc/${pid}/status`, 'utf8')
+          .split('\n')
+          .find((l) => l.startsWith('Uid:')) ?? '';
+      return line.split(/\s+/).slice(1, 5).map(Number);
+    });
+  /** Runs `cat` or `ls` on the host as `uid` (what a process of that job could do, had it left its mounts). */
+  const asUid = (uid: number, cmd: string[]): { status: number | null; stderr: string } => {
+    const r = spawnSync('/usr/bin/setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...cmd], { encoding: 'utf8' });
+    return { status: r.status, stderr: r.stderr };
+  };
+
+  test("when two jobs run at once, then each runs as its own host uid (not the worker's), owns its 0700 dirs, and cannot read the other's inputs or outputs", async () => {
+    expect(process.getuid?.()).toBe(0);
+    const a = job();
+    const b = job();
+    const hold = `setTimeout(() => {}, 2500)`;
+    const runningB = runAlgorithm(t.backend, b, {
+      code: `require('fs').writeFileSync('/data/outputs/b-secret.txt', 'only b'); console.log('b up'); ${hold}`,
+    });
+    await waitForLog(b, 'b up');
+    const bRoot = path.join(t.dataDir, 'jobs', b);
+    const bFiles = {
+      inputs: path.join(bRoot, 'data', 'inputs'),
+      code: path.join(bRoot, 'data', 'transformations', 'algorithm'),
+      output: path.join(bRoot, 'data', 'outputs', 'b-secret.txt'),
+    };
+    const targets = [bFiles.inputs, bFiles.code, bFiles.output, bRoot, path.join(t.dataDir, 'jobs')];
+    const runningA = runAlgorithm(t.backend, a, {
+      code: `
+        const fs = require('fs');
+        const look = (p) => { try { return fs.statSync(p).isDirectory() ? fs.readdirSync(p) : fs.readFileSync(p, 'utf8'); } catch (e) { return e.code; } };
+        fs.writeFileSync('/data/outputs/a.json', JSON.stringify(${JSON.stringify(targets)}.map(look)));
+        console.log('a up'); ${hold}`,
+    });
+    await waitForLog(a, 'a up');
+
+    // both running now: the host's view of their processes
+    const uidA = t.backend.jobUid(a);
+    const uidB = t.backend.jobUid(b);
+    expect(uidA).toBeDefined();
+    expect(uidB).toBeDefined();
+    expect(uidA).not.toBe(uidB);
+    for (const [id, uid] of [
+      [a, uidA],
+      [b, uidB],
+    ] as const) {
+      expect(uid).toBeGreaterThanOrEqual(DEFAULT_UID_RANGE.base);
+      expect(uid).toBeLessThan(DEFAULT_UID_RANGE.base + DEFAULT_UID_RANGE.count);
+      const uids = hostUids(id);
+      expect(uids.length).toBeGreaterThan(0);
+      for (const u of uids) expect(u).toEqual([uid, uid, uid, uid]); // never the worker's 0, never the other job's
+      for (const d of ['data', 'data/inputs', 'data/outputs', 'data/transformations', 'data/logs', 'publish', 'secret']) {
+        const st = fs.statSync(path.join(t.dataDir, 'jobs', id, d));
+        expect([d, st.uid, st.gid, st.mode & 0o777]).toEqual([d, uid, uid, 0o700]);
+      }
+    }
+    // as job A's uid on the host, B's files stay closed; as B's own uid they open
+    for (const cmd of [
+      ['ls', bFiles.inputs],
+      ['cat', bFiles.code],
+      ['cat', bFiles.output],
+    ]) {
+      const denied = asUid(uidA!, cmd);
+      expect(denied.status).not.toBe(0);
+      expect(denied.stderr).toContain('Permission denied');
+    }
+    expect(asUid(uidB!, ['cat', bFiles.output])).toMatchObject({ status: 0 });
+
+    const [doneA, doneB] = await Promise.all([runningA, runningB]);
+    expect(doneA.algorithm.exitCode).toBe(0);
+    expect(doneB.algorithm.exitCode).toBe(0);
+    // inside its sandbox, A never even sees B's paths
+    expect(output(a, 'a.json')).toEqual(targets.map(() => 'ENOENT'));
+  });
+
+  test('when a job is cleaned up, then its uid is released and its files are gone', async () => {
+    const id = newJobId();
+    await runAlgorithm(t.backend, id, { code: `require('fs').writeFileSync('/data/outputs/x', 'x')` });
+    const uid = t.backend.jobUid(id);
+    expect(uid).toBeGreaterThanOrEqual(DEFAULT_UID_RANGE.base);
+    expect(fs.readFileSync(path.join(t.uidSlotsDir, 'uids', String(uid)), 'utf8')).toContain(id);
+    await t.backend.cleanup(id);
+    expect(t.backend.jobUid(id)).toBeUndefined();
+    expect(fs.existsSync(path.join(t.uidSlotsDir, 'uids', String(uid)))).toBe(false);
+    expect(fs.existsSync(path.join(t.dataDir, 'jobs', id))).toBe(false);
   });
 });
 
