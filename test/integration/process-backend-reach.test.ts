@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ProcessBackend } from '../../src/compute/process/backend';
 import { defaultRuntimes } from '../../src/config';
 import { DEFAULT_UID_RANGE } from '../../src/compute/process/job-uids';
+import { seccompProgram } from '../../src/compute/process/seccomp';
 import { hooks, newJobId, readAll, silentLogger, testEnvironment, testSandbox } from '../helpers/process-backend';
 
 const repo = path.resolve(__dirname, '../..');
@@ -76,6 +77,9 @@ describe('process backend: a clone the sandbox uid cannot reach', () => {
     expect(await readAll(result!.open())).toBe('ran as 1000'); // the sandbox's own uid inside its user namespace
     expect(published.map((f) => f.filename)).toEqual(['result.txt', 'algorithm.log', 'configure.log', 'publish.log']);
 
+    // every step was handed the seccomp filter
+    for (const step of ['configure', 'algorithm', 'publish'])
+      expect(fs.readFileSync(path.join(backend.paths.workDir, 'jobs', jobId, 'steps', step, 'seccomp.bpf'))).toEqual(seccompProgram());
     const outputs = path.join(backend.paths.workDir, 'jobs', jobId, 'data', 'outputs');
     // as root the job's own uid from the sandbox range; else the worker's
     const uid = backend.jobUid(jobId);

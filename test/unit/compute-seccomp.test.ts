@@ -80,6 +80,7 @@ const DENIED: [string, number | null, number | null][] = [
   ['fsmount', 432, 432],
   ['fspick', 433, 433],
   ['mount_setattr', 442, 442],
+  ['open_tree_attr', 467, 467],
   ['unshare', 272, 97],
   ['setns', 308, 268],
   ['ptrace', 101, 117],

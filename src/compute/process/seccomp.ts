@@ -48,6 +48,8 @@ export const DENIED_SYSCALLS: Readonly<Record<string, Readonly<Record<SeccompArc
   fsmount: { x86_64: 432, aarch64: 432 },
   fspick: { x86_64: 433, aarch64: 433 },
   mount_setattr: { x86_64: 442, aarch64: 442 },
+  // Linux 6.15; from 424 on every architecture numbers new calls alike
+  open_tree_attr: { x86_64: 467, aarch64: 467 },
   // namespaces
   unshare: { x86_64: 272, aarch64: 97 },
   setns: { x86_64: 308, aarch64: 268 },
