@@ -144,8 +144,10 @@ describe('the algorithm sandbox, end to end', () => {
 
   it('when one algorithm fork-bombs and another loops forever, then both are stopped at the deadline and a normal job beside them finishes', async () => {
     // one consumer signs with increasing nonces, so the starts go one after another; the jobs then run together
-    // the shell itself then spins on builtins, so a process table full of bombs cannot make it exit before the deadline
-    const bomb = await start('sbx-short', '// the entrypoint is the bomb', 'f() { f | f & }; f; while :; do :; done');
+    // the shell itself forks once, first (the bomb runs in a background child: a backgrounded pipeline would make the
+    // shell fork twice, and on a loaded machine the bomb fills the process table in between, so the shell failed to fork
+    // and exited 2), then spins on builtins, so a process table full of bombs cannot make it exit before the deadline
+    const bomb = await start('sbx-short', '// the entrypoint is the bomb', 'f() { f | f & }; f & while :; do :; done');
     const loop = await start('sbx-short', 'for (;;) {}');
     const normal = await start('sbx', "require('fs').writeFileSync('/data/outputs/ok.txt', 'fine')");
     const wait = (j: { jobId: string }) => client.waitForJob(j.jobId, { timeoutMs: 60_000 });
