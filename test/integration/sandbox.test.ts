@@ -198,7 +198,7 @@ describe('sandbox: what an algorithm cannot do', () => {
 
 describe('sandbox: a uid of its own for every job (the worker is root)', () => {
   const waitForLog = async (jobId: string, text: string): Promise<void> => {
-    for (let i = 0; i < 300 && !algorithmLog(t.dataDir, jobId).includes(text); i++) await sleep(20);
+    for (let i = 0; i < 1500 && !algorithmLog(t.dataDir, jobId).includes(text); i++) await sleep(20);
     expect(algorithmLog(t.dataDir, jobId)).toContain(text);
   };
   /** The real, effective, saved and file-system uids of each process of the job (the host's view). */
@@ -221,7 +221,14 @@ describe('sandbox: a uid of its own for every job (the worker is root)', () => {
     expect(process.getuid?.()).toBe(0);
     const a = job();
     const b = job();
-    const hold = `setTimeout(() => {}, 2500)`;
+    // each keeps running until the test writes `release` into its outputs (at most 40 s)
+    const hold = `const until = Date.now() + 40000; const held = setInterval(() => { if (require('fs').existsSync('/data/outputs/release') || Date.now() > until) clearInterval(held); }, 20);`;
+    const release = (): void => {
+      for (const id of [a, b]) {
+        const outputs = path.join(t.dataDir, 'jobs', id, 'data', 'outputs');
+        if (fs.existsSync(outputs)) fs.writeFileSync(path.join(outputs, 'release'), '');
+      }
+    };
     const runningB = runAlgorithm(t.backend, b, {
       code: `require('fs').writeFileSync('/data/outputs/b-secret.txt', 'only b'); console.log('b up'); ${hold}`,
     });
@@ -240,40 +247,45 @@ describe('sandbox: a uid of its own for every job (the worker is root)', () => {
         fs.writeFileSync('/data/outputs/a.json', JSON.stringify(${JSON.stringify(targets)}.map(look)));
         console.log('a up'); ${hold}`,
     });
-    await waitForLog(a, 'a up');
-
-    // both running now: the host's view of their processes
-    const uidA = t.backend.jobUid(a);
-    const uidB = t.backend.jobUid(b);
-    expect(uidA).toBeDefined();
-    expect(uidB).toBeDefined();
-    expect(uidA).not.toBe(uidB);
-    for (const [id, uid] of [
-      [a, uidA],
-      [b, uidB],
-    ] as const) {
-      expect(uid).toBeGreaterThanOrEqual(DEFAULT_UID_RANGE.base);
-      expect(uid).toBeLessThan(DEFAULT_UID_RANGE.base + DEFAULT_UID_RANGE.count);
-      const uids = hostUids(id);
-      expect(uids.length).toBeGreaterThan(0);
-      for (const u of uids) expect(u).toEqual([uid, uid, uid, uid]); // never the worker's 0, never the other job's
-      for (const d of ['data', 'data/inputs', 'data/outputs', 'data/transformations', 'data/logs', 'publish', 'secret']) {
-        const st = fs.statSync(path.join(t.dataDir, 'jobs', id, d));
-        expect([d, st.uid, st.gid, st.mode & 0o777]).toEqual([d, uid, uid, 0o700]);
+    /** Both running now: the host's view of their processes and files. */
+    const checkBothRunning = (): void => {
+      const uidA = t.backend.jobUid(a);
+      const uidB = t.backend.jobUid(b);
+      expect(uidA).toBeDefined();
+      expect(uidB).toBeDefined();
+      expect(uidA).not.toBe(uidB);
+      for (const [id, uid] of [
+        [a, uidA],
+        [b, uidB],
+      ] as const) {
+        expect(uid).toBeGreaterThanOrEqual(DEFAULT_UID_RANGE.base);
+        expect(uid).toBeLessThan(DEFAULT_UID_RANGE.base + DEFAULT_UID_RANGE.count);
+        const uids = hostUids(id);
+        expect(uids.length).toBeGreaterThan(0);
+        for (const u of uids) expect(u).toEqual([uid, uid, uid, uid]); // never the worker's 0, never the other job's
+        for (const d of ['data', 'data/inputs', 'data/outputs', 'data/transformations', 'data/logs', 'publish', 'secret']) {
+          const st = fs.statSync(path.join(t.dataDir, 'jobs', id, d));
+          expect([d, st.uid, st.gid, st.mode & 0o777]).toEqual([d, uid, uid, 0o700]);
+        }
       }
+      // as job A's uid on the host, B's files stay closed; as B's own uid they open
+      for (const cmd of [
+        ['ls', bFiles.inputs],
+        ['cat', bFiles.code],
+        ['cat', bFiles.output],
+      ]) {
+        const denied = asUid(uidA!, cmd);
+        expect(denied.status).not.toBe(0);
+        expect(denied.stderr).toContain('Permission denied');
+      }
+      expect(asUid(uidB!, ['cat', bFiles.output])).toMatchObject({ status: 0 });
+    };
+    try {
+      await waitForLog(a, 'a up');
+      checkBothRunning();
+    } finally {
+      release();
     }
-    // as job A's uid on the host, B's files stay closed; as B's own uid they open
-    for (const cmd of [
-      ['ls', bFiles.inputs],
-      ['cat', bFiles.code],
-      ['cat', bFiles.output],
-    ]) {
-      const denied = asUid(uidA!, cmd);
-      expect(denied.status).not.toBe(0);
-      expect(denied.stderr).toContain('Permission denied');
-    }
-    expect(asUid(uidB!, ['cat', bFiles.output])).toMatchObject({ status: 0 });
-
     const [doneA, doneB] = await Promise.all([runningA, runningB]);
     expect(doneA.algorithm.exitCode).toBe(0);
     expect(doneB.algorithm.exitCode).toBe(0);
