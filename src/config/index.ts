@@ -119,8 +119,13 @@ const envSchema = z.object({
   C2D_CHAIN_ID: z.coerce.number().int().positive().default(8996),
   /** JSON object mapping algorithm image names to host runtimes, e.g. {"node":"/usr/bin/node"}. */
   C2D_RUNTIMES: z.string().optional().transform(parseRuntimes).pipe(z.record(z.string(), runtimeSchema).optional()),
-  /** Host uid/gid the sandboxed steps run as when the worker runs as root. */
-  C2D_SANDBOX_UID: z.coerce.number().int().positive().default(65534),
+  /**
+   * First host uid of the range the process backend's jobs run as when the worker runs as root: each
+   * running job gets a uid (and gid) of its own from it (src/compute/process/job-uids.ts). No account may use one.
+   */
+  C2D_SANDBOX_UID_BASE: z.coerce.number().int().positive().default(2_000_000_000),
+  /** How many uids that range holds: at least the jobs this host keeps at once (running, or not yet cleaned up). */
+  C2D_SANDBOX_UID_COUNT: z.coerce.number().int().positive().default(65_536),
   /** cgroup filesystem root (v1 hierarchies or the v2 unified tree are detected below it). */
   C2D_CGROUP_ROOT: z.string().default('/sys/fs/cgroup'),
   /** IPv4 range the per-job /30 links of algorithms with network access come from (host-wide; must not overlap the host's networks). */
@@ -376,7 +381,7 @@ const configSchema = envSchema.transform((e, ctx) => {
     /** image name (without tag) → host runtime */
     runtimes: e.C2D_RUNTIMES ?? defaultRuntimes(process.execPath),
     /** network: per-job egress of algorithms with network access (default: src/compute/process/network.ts) */
-    sandbox: { uid: e.C2D_SANDBOX_UID, cgroupRoot: e.C2D_CGROUP_ROOT, ...network },
+    sandbox: { uids: { base: e.C2D_SANDBOX_UID_BASE, count: e.C2D_SANDBOX_UID_COUNT }, cgroupRoot: e.C2D_CGROUP_ROOT, ...network },
     logLevel: e.C2D_LOG_LEVEL,
     resultSweepSeconds: e.C2D_RESULT_SWEEP_SECONDS,
     /** chains served, keyed by chain id; empty when C2D_CHAIN_RPC_URL is unset */

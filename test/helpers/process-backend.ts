@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ComputeBackend, ConfigureSpec, StepHooks, StepOutcome } from '../../src/compute/backend';
 import { defaultProgramsDir, ProcessBackend } from '../../src/compute/process/backend';
+import { DEFAULT_UID_RANGE } from '../../src/compute/process/job-uids';
 import { defaultRuntimes } from '../../src/config';
 import { type ProcessEnvironment, type ProcessEnvironmentInput, processEnvironmentSchema } from '../../src/domain/environment';
 import type { Logger } from '../../src/domain/logger';
@@ -28,25 +29,37 @@ export const hooks = (signal: AbortSignal = new AbortController().signal): StepH
 export interface TestBackend {
   backend: ProcessBackend;
   dataDir: string;
+  /** where the backend records which job holds which sandbox uid (a temp dir of its own) */
+  uidSlotsDir: string;
   dispose(): void;
 }
 
-/** A process backend over a fresh data dir the sandbox uid can traverse (mkdtemp makes 0700 dirs). */
+/** The sandbox settings of test backends: the default uid range, the host's cgroups. */
+export const testSandbox = { uids: DEFAULT_UID_RANGE, cgroupRoot: '/sys/fs/cgroup' };
+
+/** A temp dir for the record of sandbox uids (the default, /var/lib/c2d/sandbox-uids, would outlive the test). */
+export const tempUidSlotsDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-uids-'));
+
+/** A process backend over a fresh data dir the sandbox uids can traverse (mkdtemp makes 0700 dirs). */
 export function createTestBackend(): TestBackend {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-process-'));
   fs.chmodSync(dataDir, 0o711);
+  const uidSlotsDir = tempUidSlotsDir();
   const backend = new ProcessBackend({
     dataDir,
     runtimes: defaultRuntimes(process.execPath),
-    sandbox: { uid: 65534, cgroupRoot: '/sys/fs/cgroup' },
+    sandbox: testSandbox,
     programsDir: defaultProgramsDir(),
+    uidSlotsDir,
     logger: silentLogger,
   });
   return {
     backend,
     dataDir,
+    uidSlotsDir,
     dispose: () => {
       fs.rmSync(dataDir, { recursive: true, force: true });
+      fs.rmSync(uidSlotsDir, { recursive: true, force: true });
       // placed there when this clone is out of the sandbox uid's reach (e.g. root's 0700 home)
       const { stageDir } = backend.paths;
       if (stageDir) fs.rmSync(stageDir, { recursive: true, force: true });

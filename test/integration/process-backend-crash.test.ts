@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { algorithmLog, createTestBackend, hooks, newJobId, readAll, testEnvironment, type TestBackend } from '../helpers/process-backend';
+import { algorithmLog, createTestBackend, hooks, newJobId, readAll, testEnvironment, testSandbox, type TestBackend } from '../helpers/process-backend';
 
 const dist = path.resolve(__dirname, '../../dist/src');
 
@@ -10,9 +10,9 @@ const dist = path.resolve(__dirname, '../../dist/src');
 const workerScript = `
 const { ProcessBackend, defaultProgramsDir } = require(${JSON.stringify(path.join(dist, 'compute/process/backend.js'))});
 const { defaultRuntimes } = require(${JSON.stringify(path.join(dist, 'config/index.js'))});
-const [dataDir, jobId, env, code] = process.argv.slice(1);
+const [dataDir, uidSlotsDir, jobId, env, code] = process.argv.slice(1);
 const logger = { debug() {}, info() {}, warn() {}, error() {}, child() { return logger; } };
-const backend = new ProcessBackend({ dataDir, runtimes: defaultRuntimes(process.execPath), sandbox: { uid: 65534, cgroupRoot: '/sys/fs/cgroup' }, programsDir: defaultProgramsDir(), logger });
+const backend = new ProcessBackend({ dataDir, runtimes: defaultRuntimes(process.execPath), sandbox: ${JSON.stringify(testSandbox)}, uidSlotsDir, programsDir: defaultProgramsDir(), logger });
 const hooks = { heartbeat() {}, signal: new AbortController().signal };
 const environment = JSON.parse(env);
 (async () => {
@@ -34,7 +34,7 @@ test('when the worker is killed with SIGKILL mid-algorithm, then the step keeps 
     require('fs').appendFileSync('/data/outputs/runs.txt', 'run\\n');
     console.log('tick 1');
     setTimeout(() => { require('fs').writeFileSync('/data/outputs/result.txt', 'done'); console.log('tick 2'); }, 1500);`;
-  const worker = spawn(process.execPath, ['-e', workerScript, t.dataDir, jobId, JSON.stringify(environment), code], { stdio: 'ignore' });
+  const worker = spawn(process.execPath, ['-e', workerScript, t.dataDir, t.uidSlotsDir, jobId, JSON.stringify(environment), code], { stdio: 'ignore' });
   try {
     for (let i = 0; i < 200 && !algorithmLog(t.dataDir, jobId).includes('tick 1'); i++) await sleep(25);
     expect(algorithmLog(t.dataDir, jobId)).toContain('tick 1');

@@ -3,15 +3,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { ProcessBackend } from '../../src/compute/process/backend';
 import { defaultRuntimes } from '../../src/config';
-import { hooks, newJobId, readAll, silentLogger, testEnvironment } from '../helpers/process-backend';
+import { DEFAULT_UID_RANGE } from '../../src/compute/process/job-uids';
+import { seccompProgram } from '../../src/compute/process/seccomp';
+import { hooks, newJobId, readAll, silentLogger, testEnvironment, testSandbox } from '../helpers/process-backend';
 
 const repo = path.resolve(__dirname, '../..');
 const root = process.getuid?.() === 0;
 
 /**
  * A clone in root's 0700 home (`git clone … ~/c2d`): the compiled programs, the data dir and even
- * node (nvm) inside a directory the sandbox uid 65534 cannot traverse. The worker must place what the
- * sandbox needs where that uid reaches it, without opening the home.
+ * node (nvm) inside a directory the sandbox uids cannot traverse. The worker must place what the
+ * sandbox needs where those uids reach it, without opening the home.
  */
 describe('process backend: a clone the sandbox uid cannot reach', () => {
   let home: string;
@@ -39,7 +41,8 @@ describe('process backend: a clone the sandbox uid cannot reach', () => {
     backend = new ProcessBackend({
       dataDir: path.join(clone, '.c2d-data'),
       runtimes: defaultRuntimes(node),
-      sandbox: { uid: 65534, cgroupRoot: '/sys/fs/cgroup' },
+      sandbox: testSandbox,
+      uidSlotsDir: path.join(stageRoot, 'sandbox-uids'),
       programsDir: path.join(clone, 'dist', 'src', 'entrypoints'),
       node,
       stageRoot,
@@ -80,8 +83,14 @@ describe('process backend: a clone the sandbox uid cannot reach', () => {
     expect(await readAll(result!.open())).toBe('ran as 1000'); // the sandbox's own uid inside its user namespace
     expect(published.map((f) => f.filename)).toEqual(['result.txt', 'algorithm.log', 'configure.log', 'publish.log']);
 
+    // every step was handed the seccomp filter
+    for (const step of ['configure', 'algorithm', 'publish'])
+      expect(fs.readFileSync(path.join(backend.paths.workDir, 'jobs', jobId, 'steps', step, 'seccomp.bpf'))).toEqual(seccompProgram());
     const outputs = path.join(backend.paths.workDir, 'jobs', jobId, 'data', 'outputs');
-    expect(fs.statSync(path.join(outputs, 'result.txt')).uid).toBe(root ? 65534 : process.getuid?.());
+    // as root the job's own uid from the sandbox range; else the worker's
+    const uid = backend.jobUid(jobId);
+    if (root) expect(uid).toBeGreaterThanOrEqual(DEFAULT_UID_RANGE.base);
+    expect(fs.statSync(path.join(outputs, 'result.txt')).uid).toBe(root ? uid : process.getuid?.());
     expect(fs.statSync(home).mode & 0o777).toBe(0o700);
     if (root) {
       // job workspaces and the sandboxed programs live in the root-owned 0711 stage dir

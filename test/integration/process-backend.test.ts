@@ -16,6 +16,7 @@ import {
   readAll,
   runAlgorithm,
   testEnvironment,
+  testSandbox,
   type TestBackend,
 } from '../helpers/process-backend';
 
@@ -479,7 +480,8 @@ describe('process backend: a job end to end', () => {
       const backend = new ProcessBackend({
         dataDir: path.join(parent, 'data'),
         runtimes: defaultRuntimes(process.execPath),
-        sandbox: { uid: 65534, cgroupRoot: '/sys/fs/cgroup' },
+        sandbox: testSandbox,
+        uidSlotsDir: t.uidSlotsDir,
         programsDir: defaultProgramsDir(),
         logger: silentLogger,
       });
@@ -497,7 +499,7 @@ describe('process backend: a job end to end', () => {
       new ProcessBackend({
         dataDir: t.dataDir,
         runtimes: defaultRuntimes(process.execPath),
-        sandbox: { uid: 65534, cgroupRoot: '/nonexistent' },
+        sandbox: { ...testSandbox, cgroupRoot: '/nonexistent' },
         programsDir: defaultProgramsDir(),
         logger: silentLogger,
       });

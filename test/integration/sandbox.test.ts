@@ -1,8 +1,17 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { spawnSync } from 'node:child_process';
+import { runChild } from '../../src/compute/process/child';
+import { DEFAULT_UID_RANGE } from '../../src/compute/process/job-uids';
+import { createJobDirs, jobPaths, stepPaths } from '../../src/compute/process/layout';
+import { buildSandboxArgs, wrapSandboxCommand } from '../../src/compute/process/sandbox-args';
+import { seccompProgram } from '../../src/compute/process/seccomp';
+import { algorithmSandbox } from '../../src/compute/process/steps';
 import { algorithmLog, createTestBackend, newJobId, runAlgorithm, testEnvironment, type TestBackend } from '../helpers/process-backend';
+import { jobPids } from './helpers';
 
 let t: TestBackend;
 const jobs: string[] = [];
@@ -186,3 +195,163 @@ describe('sandbox: what an algorithm cannot do', () => {
     expect(algorithm.exitCode).not.toBe(0);
   });
 });
+
+describe('sandbox: a uid of its own for every job (the worker is root)', () => {
+  const waitForLog = async (jobId: string, text: string): Promise<void> => {
+    for (let i = 0; i < 1500 && !algorithmLog(t.dataDir, jobId).includes(text); i++) await sleep(20);
+    expect(algorithmLog(t.dataDir, jobId)).toContain(text);
+  };
+  /** The real, effective, saved and file-system uids of each process of the job (the host's view). */
+  const hostUids = (jobId: string): number[][] =>
+    jobPids(jobId).map((pid) => {
+      const line =
+        fs
+          .readFileSync(`/proc/${pid}/status`, 'utf8')
+          .split('\n')
+          .find((l) => l.startsWith('Uid:')) ?? '';
+      return line.split(/\s+/).slice(1, 5).map(Number);
+    });
+  /** Runs `cat` or `ls` on the host as `uid` (what a process of that job could do, had it left its mounts). */
+  const asUid = (uid: number, cmd: string[]): { status: number | null; stderr: string } => {
+    const r = spawnSync('/usr/bin/setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...cmd], { encoding: 'utf8' });
+    return { status: r.status, stderr: r.stderr };
+  };
+
+  test("when two jobs run at once, then each runs as its own host uid (not the worker's), owns its 0700 dirs, and cannot read the other's inputs or outputs", async () => {
+    expect(process.getuid?.()).toBe(0);
+    const a = job();
+    const b = job();
+    // each keeps running until the test writes `release` into its outputs (at most 40 s)
+    const hold = `const until = Date.now() + 40000; const held = setInterval(() => { if (require('fs').existsSync('/data/outputs/release') || Date.now() > until) clearInterval(held); }, 20);`;
+    const release = (): void => {
+      for (const id of [a, b]) {
+        const outputs = path.join(t.dataDir, 'jobs', id, 'data', 'outputs');
+        if (fs.existsSync(outputs)) fs.writeFileSync(path.join(outputs, 'release'), '');
+      }
+    };
+    const runningB = runAlgorithm(t.backend, b, {
+      code: `require('fs').writeFileSync('/data/outputs/b-secret.txt', 'only b'); console.log('b up'); ${hold}`,
+    });
+    await waitForLog(b, 'b up');
+    const bRoot = path.join(t.dataDir, 'jobs', b);
+    const bFiles = {
+      inputs: path.join(bRoot, 'data', 'inputs'),
+      code: path.join(bRoot, 'data', 'transformations', 'algorithm'),
+      output: path.join(bRoot, 'data', 'outputs', 'b-secret.txt'),
+    };
+    const targets = [bFiles.inputs, bFiles.code, bFiles.output, bRoot, path.join(t.dataDir, 'jobs')];
+    const runningA = runAlgorithm(t.backend, a, {
+      code: `
+        const fs = require('fs');
+        const look = (p) => { try { return fs.statSync(p).isDirectory() ? fs.readdirSync(p) : fs.readFileSync(p, 'utf8'); } catch (e) { return e.code; } };
+        fs.writeFileSync('/data/outputs/a.json', JSON.stringify(${JSON.stringify(targets)}.map(look)));
+        console.log('a up'); ${hold}`,
+    });
+    /** Both running now: the host's view of their processes and files. */
+    const checkBothRunning = (): void => {
+      const uidA = t.backend.jobUid(a);
+      const uidB = t.backend.jobUid(b);
+      expect(uidA).toBeDefined();
+      expect(uidB).toBeDefined();
+      expect(uidA).not.toBe(uidB);
+      for (const [id, uid] of [
+        [a, uidA],
+        [b, uidB],
+      ] as const) {
+        expect(uid).toBeGreaterThanOrEqual(DEFAULT_UID_RANGE.base);
+        expect(uid).toBeLessThan(DEFAULT_UID_RANGE.base + DEFAULT_UID_RANGE.count);
+        const uids = hostUids(id);
+        expect(uids.length).toBeGreaterThan(0);
+        for (const u of uids) expect(u).toEqual([uid, uid, uid, uid]); // never the worker's 0, never the other job's
+        for (const d of ['data', 'data/inputs', 'data/outputs', 'data/transformations', 'data/logs', 'publish', 'secret']) {
+          const st = fs.statSync(path.join(t.dataDir, 'jobs', id, d));
+          expect([d, st.uid, st.gid, st.mode & 0o777]).toEqual([d, uid, uid, 0o700]);
+        }
+      }
+      // as job A's uid on the host, B's files stay closed; as B's own uid they open
+      for (const cmd of [
+        ['ls', bFiles.inputs],
+        ['cat', bFiles.code],
+        ['cat', bFiles.output],
+      ]) {
+        const denied = asUid(uidA!, cmd);
+        expect(denied.status).not.toBe(0);
+        expect(denied.stderr).toContain('Permission denied');
+      }
+      expect(asUid(uidB!, ['cat', bFiles.output])).toMatchObject({ status: 0 });
+    };
+    try {
+      await waitForLog(a, 'a up');
+      checkBothRunning();
+    } finally {
+      release();
+    }
+    const [doneA, doneB] = await Promise.all([runningA, runningB]);
+    expect(doneA.algorithm.exitCode).toBe(0);
+    expect(doneB.algorithm.exitCode).toBe(0);
+    // inside its sandbox, A never even sees B's paths
+    expect(output(a, 'a.json')).toEqual(targets.map(() => 'ENOENT'));
+  });
+
+  test('when a job is cleaned up, then its uid is released and its files are gone', async () => {
+    const id = newJobId();
+    await runAlgorithm(t.backend, id, { code: `require('fs').writeFileSync('/data/outputs/x', 'x')` });
+    const uid = t.backend.jobUid(id);
+    expect(uid).toBeGreaterThanOrEqual(DEFAULT_UID_RANGE.base);
+    expect(fs.readFileSync(path.join(t.uidSlotsDir, 'uids', String(uid)), 'utf8')).toContain(id);
+    await t.backend.cleanup(id);
+    expect(t.backend.jobUid(id)).toBeUndefined();
+    expect(fs.existsSync(path.join(t.uidSlotsDir, 'uids', String(uid)))).toBe(false);
+    expect(fs.existsSync(path.join(t.dataDir, 'jobs', id))).toBe(false);
+  });
+});
+
+describe('sandbox: the seccomp filter without root', () => {
+  test('when a worker that is not root runs a step, then bwrap still loads the filter (unprivileged) and refused calls get EPERM', async () => {
+    // a worker running as an ordinary user: the same wrapper and bwrap arguments, no uid switch, started as uid 65534
+    const user = 65534;
+    const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-seccomp-user-'));
+    try {
+      const job = jobPaths(workDir, newJobId());
+      const sp = stepPaths(job, 'algorithm');
+      createJobDirs(job, sp, undefined);
+      fs.writeFileSync(sp.seccomp, seccompProgram(), { mode: 0o600 });
+      fs.writeFileSync(
+        path.join(job.transformations, 'algorithm'),
+        [
+          'import ctypes, json, os, platform',
+          'libc = ctypes.CDLL(None, use_errno=True)',
+          'x86 = platform.machine() == "x86_64"',
+          'def call(a, b, *args):',
+          '    return "ok" if libc.syscall(a if x86 else b, *args) >= 0 else os.strerror(ctypes.get_errno())',
+          'status = [l for l in open("/proc/self/status").read().splitlines() if l.startswith("Seccomp:")]',
+          'print(json.dumps({"uid": os.getuid(), "ptrace": call(101, 117, 0, 0, 0, 0), "keyctl": call(250, 219, 0, 0, 0), "status": status}))',
+        ].join('\n'),
+      );
+      chownTree(workDir, user);
+      const python = fs.realpathSync('/usr/bin/python3');
+      const sandbox = algorithmSandbox(
+        job,
+        { container: { image: 'python', tag: '3', entrypoint: 'python3 $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false },
+        { command: python, names: ['python3'] },
+        1 << 20,
+      );
+      const bin = { sh: '/bin/sh', prlimit: '/usr/bin/prlimit', setpriv: '/usr/bin/setpriv', bwrap: '/usr/bin/bwrap' };
+      const argv = wrapSandboxCommand({ cgroupProcs: [], seccompFile: sp.seccomp, bin }, buildSandboxArgs(sandbox));
+      let out = '';
+      const exit = await runChild([bin.setpriv, `--reuid=${user}`, `--regid=${user}`, '--clear-groups', ...argv], (c) => (out += c.toString()), {
+        shell: '/bin/sh',
+      });
+      expect({ exit, out }).toMatchObject({ exit: { code: 0 } });
+      expect(JSON.parse(out)).toEqual({ uid: 1000, ptrace: 'Operation not permitted', keyctl: 'Operation not permitted', status: ['Seccomp:\t2'] });
+    } finally {
+      fs.rmSync(workDir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** What an ordinary user's worker would own: its whole work dir. */
+function chownTree(dir: string, uid: number): void {
+  fs.chownSync(dir, uid, uid);
+  for (const rel of fs.readdirSync(dir, { recursive: true, encoding: 'utf8' })) fs.chownSync(path.join(dir, rel), uid, uid);
+}

@@ -193,15 +193,16 @@ describe('step sandboxes', () => {
 });
 
 describe('wrapSandboxCommand', () => {
+  const SECCOMP = '/j/steps/algorithm/seccomp.bpf';
   const bin = { sh: '/bin/sh', prlimit: '/usr/bin/prlimit', setpriv: '/usr/bin/setpriv', bwrap: '/usr/bin/bwrap' };
   test.each([
     [
       'root with an output limit',
-      { cgroupProcs: ['/cg/memory/c2d/x/cgroup.procs', "/cg/it's/cgroup.procs"], fsizeBytes: 1000, uid: 65534, bin },
+      { cgroupProcs: ['/cg/memory/c2d/x/cgroup.procs', "/cg/it's/cgroup.procs"], fsizeBytes: 1000, uid: 65534, seccompFile: SECCOMP, bin },
       [
         '/bin/sh',
         '-c',
-        `echo $$ > '/cg/memory/c2d/x/cgroup.procs' && echo $$ > '/cg/it'\\''s/cgroup.procs' && exec "$@"`,
+        `echo $$ > '/cg/memory/c2d/x/cgroup.procs' && echo $$ > '/cg/it'\\''s/cgroup.procs' && exec "$@" 9< '/j/steps/algorithm/seccomp.bpf'`,
         'c2d-step',
         '/usr/bin/prlimit',
         '--fsize=1000',
@@ -210,21 +211,23 @@ describe('wrapSandboxCommand', () => {
         '--regid=65534',
         '--clear-groups',
         '/usr/bin/bwrap',
+        '--seccomp',
+        '9',
         '--x',
       ],
     ],
     [
       'not root, no output limit',
-      { cgroupProcs: ['/cg/a/cgroup.procs'], bin },
-      ['/bin/sh', '-c', `echo $$ > '/cg/a/cgroup.procs' && exec "$@"`, 'c2d-step', '/usr/bin/bwrap', '--x'],
+      { cgroupProcs: ['/cg/a/cgroup.procs'], seccompFile: "/j/it's.bpf", bin },
+      ['/bin/sh', '-c', `echo $$ > '/cg/a/cgroup.procs' && exec "$@" 9< '/j/it'\\''s.bpf'`, 'c2d-step', '/usr/bin/bwrap', '--seccomp', '9', '--x'],
     ],
     [
       'root with a job network',
-      { cgroupProcs: [], uid: 65534, netns: '/run/netns/c2d-x', bin: { ...bin, nsenter: '/usr/bin/nsenter' } },
+      { cgroupProcs: [], uid: 65534, netns: '/run/netns/c2d-x', seccompFile: SECCOMP, bin: { ...bin, nsenter: '/usr/bin/nsenter' } },
       [
         '/bin/sh',
         '-c',
-        'exec "$@"',
+        `exec "$@" 9< '/j/steps/algorithm/seccomp.bpf'`,
         'c2d-step',
         '/usr/bin/nsenter',
         '--net=/run/netns/c2d-x',
@@ -233,15 +236,17 @@ describe('wrapSandboxCommand', () => {
         '--regid=65534',
         '--clear-groups',
         '/usr/bin/bwrap',
+        '--seccomp',
+        '9',
         '--x',
       ],
     ],
-  ])('when %s, then the step joins its cgroups first and drops to the sandbox uid', (_name, w, want) => {
+  ])('when %s, then the step joins its cgroups first, drops to the sandbox uid and hands bwrap its seccomp filter', (_name, w, want) => {
     expect(wrapSandboxCommand(w, ['--x'])).toEqual(want);
   });
 
   test('when a job network is asked for without nsenter, then no command is built', () => {
-    expect(() => wrapSandboxCommand({ cgroupProcs: [], netns: '/run/netns/c2d-x', bin }, ['--x'])).toThrow(/nsenter/);
+    expect(() => wrapSandboxCommand({ cgroupProcs: [], netns: '/run/netns/c2d-x', seccompFile: SECCOMP, bin }, ['--x'])).toThrow(/nsenter/);
   });
 });
 

@@ -55,6 +55,11 @@ export class ProcessBackend implements ComputeBackend {
     return { workDir, programsDir, ...(stageDir ? { stageDir } : {}) };
   }
 
+  /** The host uid the job's steps run as (its own, from the sandbox range); undefined when the worker is not root or the job holds none. */
+  jobUid(jobId: string): number | undefined {
+    return this.host.uids?.held(jobId) ?? undefined;
+  }
+
   checkContainer(container: ContainerSpec): string | null {
     return findRuntime(this.host.runtimes, container.image) ? null : unknownImage(this.host, container.image);
   }
@@ -122,6 +127,8 @@ export class ProcessBackend implements ComputeBackend {
     await this.host.networks.teardown(jobId);
     fs.rmSync(job.root, { recursive: true, force: true });
     removeCgroups(STEPS.flatMap((s) => stepCgroupDirs(this.host.cgroups, cgroupName(jobId, s))));
+    // nothing of the job runs or remains: its uid may serve another job
+    this.host.uids?.release(jobId);
     this.log.info({ jobId }, 'job cleaned up');
   }
 }

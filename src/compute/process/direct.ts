@@ -5,7 +5,7 @@ import { killCgroups, stepCgroupDirs } from './cgroups';
 import { cgroupName, createJobDirs, jobPaths, stepPaths } from './layout';
 import { type ProcessStepRequest, planStep } from './plan';
 import { recordStopped, runPlannedStep } from './runner';
-import type { ProcessHost } from './setup';
+import { jobUid, type ProcessHost } from './setup';
 import { readReport, writeJsonAtomic } from './state';
 import { waitForStep } from './wait';
 
@@ -68,7 +68,7 @@ export class DirectSteps {
     const { jobId, step } = req;
     const job = jobPaths(this.host.reach.workDir, jobId);
     const sp = stepPaths(job, step);
-    createJobDirs(job, sp, this.host.uid);
+    createJobDirs(job, sp, jobUid(this.host, jobId));
     const reattached = fs.existsSync(sp.launch);
     // what an earlier attempt (a crashed worker) may have left running
     if (reattached) await killCgroups(stepCgroupDirs(this.host.cgroups, cgroupName(jobId, step)), 10_000);

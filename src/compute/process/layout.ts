@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { StepName } from '../backend';
 import { assertJobId } from '../steps';
-import { chownTo } from './host';
 
 /** Host paths of one job's workspace. Everything the job leaves on this machine lives under `root`. */
 export interface JobPaths {
@@ -34,6 +33,8 @@ export interface StepPaths {
   spec: string;
   /** the supervisor's own stdout/stderr */
   supervisorLog: string;
+  /** the step's seccomp filter (seccomp.ts), as bwrap reads it */
+  seccomp: string;
   log: string;
 }
 
@@ -69,19 +70,24 @@ export function stepPaths(job: JobPaths, step: StepName): StepPaths {
     report: path.join(dir, 'report.json'),
     spec: path.join(dir, 'spec.json'),
     supervisorLog: path.join(dir, 'supervisor.log'),
+    seccomp: path.join(dir, 'seccomp.bpf'),
     log: path.join(job.logs, `${step}.log`),
   };
 }
 
-/** Creates the job's workspace and the step's dir; the dirs the sandbox writes belong to its uid (undefined: the worker's own). */
+/**
+ * Creates the job's workspace and the step's dir. The dirs the sandbox uses belong to the job's own uid
+ * (undefined: the worker's own) with mode 0700: no other job's uid may open them. The job root and
+ * the step dirs stay the worker's (0711: traversed, never listed). A workspace whose job got another
+ * uid since (its record of uids was lost) is handed to the new one.
+ */
 export function createJobDirs(job: JobPaths, sp: StepPaths, uid: number | undefined): void {
-  const fresh = !fs.existsSync(job.data);
   for (const d of [job.root, job.steps, sp.dir]) fs.mkdirSync(d, { recursive: true, mode: 0o711 });
   fs.mkdirSync(job.logs, { recursive: true, mode: 0o700 });
-  fs.mkdirSync(job.secretDir, { recursive: true, mode: 0o700 });
-  const sandboxDirs = [job.data, job.inputs, job.transformations, job.ddos, job.outputs, job.dataLogs, job.publish];
-  for (const d of sandboxDirs) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
-  if (fresh) chownTo([job.secretDir, ...sandboxDirs], uid);
+  const sandboxDirs = [job.secretDir, job.data, job.inputs, job.transformations, job.ddos, job.outputs, job.dataLogs, job.publish];
+  for (const d of sandboxDirs) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  // lchown: never through a link a step may have left in the job's data
+  if (uid !== undefined && fs.lstatSync(job.data).uid !== uid) for (const d of sandboxDirs) fs.lchownSync(d, uid, uid);
 }
 
 /** The name of a step's cgroups (one per v1 controller, or one v2 dir). */

@@ -8,8 +8,9 @@ import { CgroupError, createStepCgroups, memoryCgroupDir } from './cgroups';
 import { chownTo } from './host';
 import { cgroupName, type JobPaths, type StepPaths, stepPaths } from './layout';
 import { UnreachableError } from './reach';
+import { seccompProgram } from './seccomp';
 import { buildSandboxArgs, type SandboxOptions, wrapSandboxCommand } from './sandbox-args';
-import { type ProcessHost, setupError } from './setup';
+import { jobUid, type ProcessHost, setupError } from './setup';
 import { readState, type StepSpec } from './state';
 import { algorithmSandbox, configureSandbox, findRuntime, publishSandbox } from './steps';
 
@@ -38,9 +39,12 @@ export function planStep(
   const { jobId, step, environment: env } = req;
   const name = cgroupName(jobId, step);
   try {
+    const uid = jobUid(host, jobId);
     fs.writeFileSync(sp.report, '', { mode: 0o600 });
-    chownTo([sp.report], host.uid);
-    const sandbox = sandboxFor(host, req, job, sp, extra.netns);
+    chownTo([sp.report], uid);
+    // opened by the wrapper shell before it drops privileges: the worker's own file
+    fs.writeFileSync(sp.seccomp, seccompProgram(), { mode: 0o600 });
+    const sandbox = sandboxFor(host, req, job, sp, uid, extra.netns);
     const dirs = createStepCgroups(host.cgroups, name, {
       memoryBytes: env.ramGB * 1024 ** 3,
       cpus: env.cpuNumber,
@@ -60,8 +64,9 @@ export function planStep(
       {
         cgroupProcs: dirs.map((d) => path.join(d, 'cgroup.procs')),
         fsizeBytes: limitOn === undefined ? undefined : outputLimit + 1,
-        uid: host.uid,
+        uid,
         netns: extra.netns,
+        seccompFile: sp.seccomp,
         bin: host.bin,
       },
       buildSandboxArgs(sandbox),
@@ -99,13 +104,20 @@ function algorithmPassedLimit(job: JobPaths): boolean {
   return state?.status === 'exited' && state.reason === 'output-limit';
 }
 
-function sandboxFor(host: ProcessHost, req: ProcessStepRequest, job: JobPaths, sp: StepPaths, netns: string | undefined): SandboxOptions {
+function sandboxFor(
+  host: ProcessHost,
+  req: ProcessStepRequest,
+  job: JobPaths,
+  sp: StepPaths,
+  uid: number | undefined,
+  netns: string | undefined,
+): SandboxOptions {
   const tmpBytes = req.environment.process.tmpBytes;
   const programStep = { job, node: host.node, programsDir: host.reach.programsDir, reportFile: sp.report, tmpBytes };
   switch (req.step) {
     case 'configure':
       fs.writeFileSync(job.configureSpec, JSON.stringify(req.configure), { mode: 0o400 });
-      chownTo([job.configureSpec], host.uid);
+      chownTo([job.configureSpec], uid);
       return configureSandbox(programStep);
     case 'publish':
       return publishSandbox(programStep, {

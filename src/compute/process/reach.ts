@@ -26,8 +26,9 @@ export interface SandboxReach {
 export class UnreachableError extends Error {}
 
 /**
- * As root the steps run as the sandbox uid, which must traverse every directory on the way to what
- * bwrap binds (it opens them after privileges are dropped), so a clone in a 0700 home, or Node.js
+ * As root the steps run as the jobs' sandbox uids (job-uids.ts; `uid` is the range's first: no host
+ * file belongs to any of them, so what one reaches they all do), which must traverse every directory on
+ * the way to what bwrap binds (it opens them after privileges are dropped), so a clone in a 0700 home, or Node.js
  * installed there (nvm), is out of its reach. Then the worker keeps what the sandbox needs in a
  * root-owned 0711 stage dir, <stageRoot>/<hash of the data dir> (stable, so a restarted worker finds
  * its jobs): the job workspaces, a copy of the step programs (Node built-ins only: they run without

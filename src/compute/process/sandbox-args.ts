@@ -86,23 +86,29 @@ export interface WrapOptions {
   uid?: number;
   /** a network namespace (/run/netns/<name>) to enter before dropping privileges (needs root and bin.nsenter) */
   netns?: string;
+  /** the compiled seccomp filter (seccomp.ts) bwrap loads right before it runs the step's command */
+  seccompFile: string;
   bin: { sh: string; prlimit: string; setpriv: string; bwrap: string; nsenter?: string };
 }
+
+/** the descriptor the wrapper shell opens the seccomp filter on, for bwrap's --seccomp (bwrap closes it before the step runs) */
+export const SECCOMP_FD = 9;
 
 /**
  * The supervisor's full command: a shell joins the step's cgroups and execs into prlimit → nsenter
  * (only for a job network) → setpriv → bwrap, so every process of the step is limited from its first
- * instruction. nsenter fails (and nothing runs) when the namespace is missing.
+ * instruction. nsenter fails (and nothing runs) when the namespace is missing; so does the shell when
+ * the seccomp filter cannot be opened.
  */
 export function wrapSandboxCommand(w: WrapOptions, bwrapArgs: string[]): string[] {
   const join = w.cgroupProcs.map((f) => `echo $$ > ${shQuote(f)}`).join(' && ');
-  const argv = [w.bin.sh, '-c', `${join ? `${join} && ` : ''}exec "$@"`, 'c2d-step'];
+  const argv = [w.bin.sh, '-c', `${join ? `${join} && ` : ''}exec "$@" ${SECCOMP_FD}< ${shQuote(w.seccompFile)}`, 'c2d-step'];
   if (w.fsizeBytes !== undefined) argv.push(w.bin.prlimit, `--fsize=${Math.floor(w.fsizeBytes)}`);
   if (w.netns !== undefined) {
     if (!w.bin.nsenter) throw new Error('entering a network namespace needs nsenter');
     argv.push(w.bin.nsenter, `--net=${w.netns}`);
   }
   if (w.uid !== undefined) argv.push(w.bin.setpriv, `--reuid=${w.uid}`, `--regid=${w.uid}`, '--clear-groups');
-  argv.push(w.bin.bwrap, ...bwrapArgs);
+  argv.push(w.bin.bwrap, '--seccomp', String(SECCOMP_FD), ...bwrapArgs);
   return argv;
 }

@@ -5,6 +5,8 @@ import { C2DError } from '../../domain/errors';
 import type { Logger } from '../../domain/logger';
 import { type CgroupLayout, cgroupAccessProblem, detectCgroups } from './cgroups';
 import { findExecutable } from './host';
+import { jobPaths } from './layout';
+import { hostAccounts, JobUids, UidRangeError, uidRangeProblem } from './job-uids';
 import { DEFAULT_NETWORK, JobNetworks } from './network';
 import { DEFAULT_STAGE_ROOT, placeForSandbox, type SandboxReach, SANDBOXED_PROGRAMS, UnreachableError } from './reach';
 import { type ResolvedRuntime, runtimePrefix, type WrapOptions } from './sandbox-args';
@@ -18,14 +20,16 @@ export interface ProcessBackendOptions {
   logger: Logger;
   /** the Node.js that runs the step programs; default: the worker's own */
   node?: string;
-  /** where to place what the sandbox uid cannot reach (see reach.ts); default /var/lib/c2d */
+  /** where to place what the sandbox uids cannot reach (see reach.ts); default /var/lib/c2d */
   stageRoot?: string;
+  /** the host-wide record of which job holds which sandbox uid (job-uids.ts); default <stageRoot>/sandbox-uids */
+  uidSlotsDir?: string;
 }
 
 /** What every step of this host needs, found once when the backend is created. */
 export interface ProcessHost {
-  /** host uid the sandbox runs as; undefined when the worker is not root (then it runs as the worker) */
-  uid: number | undefined;
+  /** the uids jobs run as, one each; undefined when the worker is not root (then every step runs as the worker, in bwrap's user namespace) */
+  uids: JobUids | undefined;
   bin: WrapOptions['bin'];
   cgroups: CgroupLayout;
   networks: JobNetworks;
@@ -44,16 +48,33 @@ export function setupError(message: string): C2DError {
   return new C2DError('unavailable', 'process_backend_unavailable', message);
 }
 
+/**
+ * The host uid the job's steps run as (claimed at its first step, held until its cleanup), or
+ * undefined when the worker is not root. Throws when every uid of the range is held.
+ */
+export function jobUid(host: ProcessHost, jobId: string): number | undefined {
+  try {
+    return host.uids?.claim(jobId, jobPaths(host.reach.workDir, jobId).root);
+  } catch (err) {
+    if (err instanceof UidRangeError) throw setupError(err.message);
+    throw err;
+  }
+}
+
+const passwd = (): string => {
+  try {
+    return fs.readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return ''; // no passwd file: the usual places only
+  }
+};
+
 /** Home directories of the host's users (/etc/passwd), plus /root and /home. */
 function homeDirs(): string[] {
   const homes = new Set(['/root', '/home']);
-  try {
-    for (const line of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const home = line.split(':')[5];
-      if (home && home.startsWith('/') && home !== '/' && !home.startsWith('/nonexistent')) homes.add(path.resolve(home));
-    }
-  } catch {
-    // no passwd file: the usual places only
+  for (const line of passwd().split('\n')) {
+    const home = line.split(':')[5];
+    if (home && home.startsWith('/') && home !== '/' && !home.startsWith('/nonexistent')) homes.add(path.resolve(home));
   }
   return [...homes];
 }
@@ -89,7 +110,12 @@ export function setUpHost(opts: ProcessBackendOptions, log: Logger): ProcessHost
     prlimit: need('prlimit', 'util-linux'),
     setpriv: root ? need('setpriv', 'util-linux') : '',
   };
-  const uid = root ? opts.sandbox.uid : undefined;
+  let uids: JobUids | undefined;
+  if (root) {
+    const problem = uidRangeProblem(opts.sandbox.uids, hostAccounts(passwd()));
+    if (problem) throw setupError(problem);
+    uids = new JobUids(opts.sandbox.uids, opts.uidSlotsDir ?? path.join(opts.stageRoot ?? DEFAULT_STAGE_ROOT, 'sandbox-uids'));
+  }
   let networks: JobNetworks;
   try {
     networks = new JobNetworks({ settings: opts.sandbox.network ?? DEFAULT_NETWORK, logger: log, isRoot: root });
@@ -121,7 +147,8 @@ export function setUpHost(opts: ProcessBackendOptions, log: Logger): ProcessHost
       dataDir: opts.dataDir,
       programsDir: opts.programsDir,
       node: opts.node ?? process.execPath,
-      uid,
+      // no host file belongs to a uid of the range, so its first one reaches exactly what each of them does
+      uid: uids?.range.base,
       stageRoot: opts.stageRoot ?? DEFAULT_STAGE_ROOT,
       logger: log,
     });
@@ -133,7 +160,7 @@ export function setUpHost(opts: ProcessBackendOptions, log: Logger): ProcessHost
   checkRuntimePrefixes([node, ...Object.values(opts.runtimes).map((r) => installed(r.command))], reach, opts.dataDir);
   fs.mkdirSync(path.join(reach.workDir, 'jobs'), { recursive: true, mode: 0o711 });
   return {
-    uid,
+    uids,
     bin,
     cgroups,
     networks,

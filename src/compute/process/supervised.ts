@@ -5,7 +5,7 @@ import { killCgroups, stepCgroupDirs } from './cgroups';
 import { cgroupName, createJobDirs, type JobPaths, jobPaths, type StepPaths, stepPaths } from './layout';
 import { type ProcessStepRequest, planStep } from './plan';
 import { recordExit, recordStopped } from './runner';
-import { type ProcessHost, setupError } from './setup';
+import { jobUid, type ProcessHost, setupError } from './setup';
 import { type ExitedState, isSupervisorAlive, readLaunch, readReport, readState, writeJsonAtomic } from './state';
 import { waitForStep } from './wait';
 
@@ -31,7 +31,7 @@ export class SupervisedSteps {
     const { jobId, step } = req;
     const job = jobPaths(this.host.reach.workDir, jobId);
     const sp = stepPaths(job, step);
-    createJobDirs(job, sp, this.host.uid);
+    createJobDirs(job, sp, jobUid(this.host, jobId));
     let launched = false;
     try {
       fs.writeFileSync(sp.launch, '', { flag: 'wx' });
