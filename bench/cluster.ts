@@ -6,7 +6,7 @@ import type { JobView } from '../src/domain/job';
 import { migrateDatabase } from '../src/storage/pg-nonces';
 import { type LocalStack, serveFiles, startLocalStack } from '../tools/local-stack';
 import { freePort, startDevServer } from '../tools/temporal-server';
-import { databaseUrlOf, removeScratch, scratchDir, startTestCluster, startTestS3 } from '../test/helpers/cluster';
+import { clusterProviderEnv, databaseUrlOf, removeScratch, scratchDir, startTestCluster, startTestS3 } from '../test/helpers/cluster';
 
 /**
  * `npm run bench:cluster`: numbers, not assertions. The same trivial job on three set-ups, one after the
@@ -90,17 +90,7 @@ async function main(): Promise<void> {
     const cluster = await startTestCluster(dir);
     try {
       await migrateDatabase(databaseUrlOf(cluster));
-      const env = {
-        C2D_RESULTS_STORE: 's3',
-        C2D_S3_ENDPOINT: s3.endpoint,
-        C2D_S3_BUCKET: BUCKET,
-        C2D_S3_REGION: s3.region,
-        C2D_S3_ACCESS_KEY_ID: s3.credentials.accessKeyId,
-        C2D_S3_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
-        C2D_NONCE_STORE: 'postgres',
-        C2D_DATABASE_URL: cluster.databaseUrl,
-        PGPASSFILE: cluster.pgpassFile,
-      };
+      const env = clusterProviderEnv(cluster, s3, BUCKET);
       for (const workers of [1, 3]) {
         stack = await startLocalStack({ temporalAddress: cluster.address, environments: ENVIRONMENTS, env, allowHosts: [data.host] });
         try {

@@ -9,7 +9,7 @@ import { migrateDatabase } from '../../src/storage/pg-nonces';
 import { type LocalStack, serveFiles, startLocalStack } from '../../tools/local-stack';
 import type { S3Server } from '../../tools/s3-server';
 import type { TemporalCluster } from '../../tools/temporal-cluster';
-import { databaseUrlOf, removeScratch, scratchDir, startTestCluster, startTestS3 } from '../helpers/cluster';
+import { clusterProviderEnv, databaseUrlOf, removeScratch, scratchDir, startTestCluster, startTestS3 } from '../helpers/cluster';
 import { resultText } from '../integration/helpers';
 
 const JOBS = 200;
@@ -74,18 +74,7 @@ describe('scale-out: 2 APIs and 3 workers on the cluster parts', () => {
     stack = await startLocalStack({
       temporalAddress: cluster.address,
       environments,
-      env: {
-        C2D_RESULTS_STORE: 's3',
-        C2D_S3_ENDPOINT: s3.endpoint,
-        C2D_S3_BUCKET: BUCKET,
-        C2D_S3_REGION: s3.region,
-        C2D_S3_ACCESS_KEY_ID: s3.credentials.accessKeyId,
-        C2D_S3_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
-        C2D_NONCE_STORE: 'postgres',
-        C2D_DATABASE_URL: cluster.databaseUrl,
-        PGPASSFILE: cluster.pgpassFile,
-        C2D_LOG_LEVEL: 'info',
-      },
+      env: { ...clusterProviderEnv(cluster, s3, BUCKET), C2D_LOG_LEVEL: 'info' },
       workerEnv: { ...own('w1'), C2D_WORKER_HOST: 'w1' },
       allowHosts: [data.host],
     });

@@ -8,7 +8,7 @@ import { trustedAlgorithm } from '../../tools/catalog/catalog-publisher';
 import type { S3Server } from '../../tools/s3-server';
 import type { TemporalCluster } from '../../tools/temporal-cluster';
 import { type LocalStack, serveFiles, startLocalStack } from '../../tools/local-stack';
-import { databaseUrlOf, removeScratch, scratchDir, startTestCluster, startTestS3 } from '../helpers/cluster';
+import { clusterProviderEnv, databaseUrlOf, removeScratch, scratchDir, startTestCluster, startTestS3 } from '../helpers/cluster';
 import { resultText } from '../integration/helpers';
 
 const SUM_JS = [
@@ -39,19 +39,7 @@ describe('a provider on Temporal-on-PostgreSQL, S3 results and PostgreSQL nonces
     stack = await startLocalStack({
       temporalAddress: cluster.address,
       environments: [{ id: 'cluster', maxJobs: 2, ramGB: 0.5, maxJobDuration: 600 }],
-      env: {
-        C2D_RESULTS_STORE: 's3',
-        C2D_S3_ENDPOINT: s3.endpoint,
-        C2D_S3_BUCKET: BUCKET,
-        C2D_S3_REGION: s3.region,
-        C2D_S3_ACCESS_KEY_ID: s3.credentials.accessKeyId,
-        C2D_S3_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
-        C2D_S3_PREFIX: 'provider/',
-        C2D_NONCE_STORE: 'postgres',
-        // the password from the pgpass file, as a deployment would give it
-        C2D_DATABASE_URL: cluster.databaseUrl,
-        PGPASSFILE: cluster.pgpassFile,
-      },
+      env: clusterProviderEnv(cluster, s3, BUCKET, 'provider/'),
       allowHosts: [data.host],
     });
   }, 300_000);

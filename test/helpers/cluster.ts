@@ -74,3 +74,17 @@ export const databaseUrlOf = (pg: Pick<PostgresInstance, 'databaseConfig'>): str
   const c = pg.databaseConfig;
   return `postgres://${c.user}:${encodeURIComponent(c.password)}@${c.host}:${c.port}/${c.database}`;
 };
+
+/** The provider's settings for the cluster parts: results in the S3 bucket, nonces in PostgreSQL (password from the pgpass file, as a deployment gives it). */
+export const clusterProviderEnv = (cluster: TemporalCluster, s3: S3Server, bucket: string, prefix = ''): Record<string, string> => ({
+  C2D_RESULTS_STORE: 's3',
+  C2D_S3_ENDPOINT: s3.endpoint,
+  C2D_S3_BUCKET: bucket,
+  C2D_S3_REGION: s3.region,
+  C2D_S3_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+  C2D_S3_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+  ...(prefix ? { C2D_S3_PREFIX: prefix } : {}),
+  C2D_NONCE_STORE: 'postgres',
+  C2D_DATABASE_URL: cluster.databaseUrl,
+  PGPASSFILE: cluster.pgpassFile,
+});
