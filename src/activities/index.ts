@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { FileFetchError } from '../assets/checksums';
 import type { AuthorizedJob, FileDecryptor, RemoteFileSource } from '../assets/authorize';
@@ -12,6 +14,7 @@ import { type JobInput, RAW_ALGORITHM_DID } from '../domain/job';
 import type { Logger } from '../domain/logger';
 import type { FetchPolicy } from '../net/guarded-fetch';
 import { planPlugins, type PluginRegistry } from '../plugins';
+import { type LiveLogStore, shipLiveLog } from '../storage/live-logs';
 import type { ResultStore } from '../storage/store';
 import { mapFailures } from './failures';
 import { algorithmResult, configureResult, publishFailure } from './outcomes';
@@ -48,7 +51,40 @@ export interface ActivityDeps {
    * process or docker environment run there, where the job's workspace is. Unset: every step on the shared queue.
    */
   hostQueue?: string;
+  /** results in S3 (several hosts): the algorithm step ships its live log there, for every API */
+  liveLogs?: LiveLogStore;
 }
+
+/**
+ * Ships the algorithm's log into the live-log store while the step runs here (the log is on this host),
+ * so an API on any host follows it. The log appears once the step has started; when the step ends its
+ * stream ends and the end marker is written. `stop` gives up waiting after a grace period.
+ */
+function shipWhileRunning(store: LiveLogStore, backend: ComputeBackend, jobId: string, log: Logger): { finish: () => Promise<void> } {
+  const ac = new AbortController();
+  const done = (async () => {
+    let stream: Readable | null = null;
+    while (!stream && !ac.signal.aborted) {
+      stream = backend.openLog(jobId, 'algorithm', { follow: true, signal: ac.signal });
+      if (!stream) await sleep(200, undefined, { signal: ac.signal }).catch(() => undefined);
+    }
+    // the step ended before its log was looked at: what it wrote, once
+    stream ??= backend.openLog(jobId, 'algorithm', { follow: false });
+    if (stream) await shipLiveLog(store, jobId, stream);
+  })().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'live log shipping failed'));
+  return {
+    async finish() {
+      const settled = await Promise.race([done.then(() => true), sleep(LIVE_LOG_GRACE_MS, false)]);
+      if (!settled) {
+        ac.abort();
+        await done;
+      }
+    },
+  };
+}
+
+/** how long the step's live log may take to end once the step has (the stored log is published anyway) */
+const LIVE_LOG_GRACE_MS = 10_000;
 
 /** Backends that keep a job's workspace on the worker's host: its steps must all run on that host. */
 const hostBound = (env: Environment): boolean => env.backend === 'process' || env.backend === 'docker';
@@ -257,12 +293,19 @@ export function createActivities(deps: ActivityDeps) {
           ALGO: '/data/transformations/algorithm',
         };
         log.info({ attempt: Context.current().info.attempt }, 'step started');
-        const outcome = await runStep(deps.backendFor(env.id), {
-          jobId: input.jobId,
-          environment: env,
-          step: 'algorithm',
-          algorithm: { container: plan.container, env: algorithmEnv, allowNetwork: plan.allowNetwork },
-        });
+        const backend = deps.backendFor(env.id);
+        const shipping = deps.liveLogs && hostBound(env) ? shipWhileRunning(deps.liveLogs, backend, input.jobId, log) : null;
+        let outcome: StepOutcome;
+        try {
+          outcome = await runStep(backend, {
+            jobId: input.jobId,
+            environment: env,
+            step: 'algorithm',
+            algorithm: { container: plan.container, env: algorithmEnv, allowNetwork: plan.allowNetwork },
+          });
+        } finally {
+          await shipping?.finish();
+        }
         log.info({ exitCode: outcome.exitCode, reason: outcome.reason, oomKilled: outcome.oomKilled, reattached: outcome.reattached }, 'step ended');
         return algorithmResult(outcome);
       });
@@ -308,6 +351,7 @@ export function createActivities(deps: ActivityDeps) {
     async cleanupJob(input: JobRef): Promise<void> {
       return mapFailures(async () => {
         await deps.backendFor(environment(input.environmentId).id).cleanup(input.jobId);
+        await deps.liveLogs?.remove(input.jobId);
         deps.logger.debug({ jobId: input.jobId }, 'job cleaned up');
       });
     },

@@ -10,6 +10,7 @@ import type { Logger } from '../domain/logger';
 import type { FetchPolicy } from '../net/guarded-fetch';
 import type { NonceStore } from '../storage/nonces';
 import type { ConsumedOrderStore } from '../storage/consumed-orders';
+import type { LiveLogStore } from '../storage/live-logs';
 import type { ResultStore } from '../storage/store';
 import type { JobsService } from '../temporal/jobs-service';
 import type { CodecEndpointSettings } from './routes/codec';
@@ -39,8 +40,10 @@ export interface AppDeps {
   decryptor: FileDecryptor;
   /** readiness of the configured chain (e.g. asks its node for the block number); absent: no chain configured */
   chainPing?: () => Promise<void>;
-  /** the backend running an environment: checks containers at start, serves live logs */
+  /** the backend running an environment: checks containers at start, serves live logs (on one host) */
   backendFor(environmentId: string): ComputeBackend | undefined;
+  /** results in S3 (several hosts): running algorithms' logs as their workers ship them; absent: from the backend */
+  liveLogs?: LiveLogStore;
   logger: Logger;
   /** 32 lower-case hex characters; random by default */
   newJobId?: () => string;

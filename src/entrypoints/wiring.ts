@@ -14,6 +14,7 @@ import { type Logger, redactedLogPaths } from '../domain/logger';
 import { LocalResultStore } from '../storage/local';
 import { FileNonceStore, type NonceStore } from '../storage/nonces';
 import { PgNonceStore } from '../storage/pg-nonces';
+import { S3LiveLogs } from '../storage/live-logs';
 import { S3ResultStore } from '../storage/s3';
 import type { ResultStore } from '../storage/store';
 
@@ -41,6 +42,8 @@ export function createSharedDeps(config: Config, logger: Logger) {
     : localResolver;
   const decryptor = new ProviderFileDecryptor(config.providerPrivateKey);
   const results = createResultStore(config);
+  // several hosts: a running algorithm's log travels through the bucket, so any API follows it
+  const liveLogs = results instanceof S3ResultStore && config.resultsStore.kind === 's3' ? new S3LiveLogs(results.client, config.resultsStore) : undefined;
   const backends = new Map<string, ComputeBackend>();
   // One process backend for every `process` environment, one kubernetes backend per `kubernetes`
   // environment (sharing the cluster client of C2D_KUBECONFIG); created now, so a missing sandbox tool fails at startup.
@@ -56,6 +59,7 @@ export function createSharedDeps(config: Config, logger: Logger) {
     localResolver,
     decryptor,
     results,
+    ...(liveLogs ? { liveLogs } : {}),
     backendFor: (environmentId: string): ComputeBackend | undefined => backends.get(environmentId),
   };
 }

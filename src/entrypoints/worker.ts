@@ -123,6 +123,7 @@ export async function main(): Promise<void> {
     environments: config.environments,
     backendFor,
     results: shared.results,
+    ...(shared.liveLogs ? { liveLogs: shared.liveLogs } : {}),
     decryptor: shared.decryptor,
     ...(shared.chain ? { orders: { resolver: shared.resolver, verifier: shared.chain.verifier } } : {}),
     // which host ran a step: the logs of several workers read apart

@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Wallet } from 'ethers';
 import { isFinal, ProviderClient } from '../../src/client/provider-client';
 import type { JobView } from '../../src/domain/job';
@@ -86,6 +87,49 @@ describe('scale-out: 2 APIs and 3 workers on the cluster parts', () => {
     await Promise.all([cluster?.stop(), s3?.stop()]);
     if (dir) removeScratch(dir);
   });
+
+  test('when an API on another host than the worker follows a running algorithm, then it streams the log live through the bucket, each line once', async () => {
+    const client = new ProviderClient(stack.baseUrl, new Wallet(`0x${crypto.randomBytes(32).toString('hex')}`));
+    const dataset = await stack.publish(client, { type: 'dataset', name: 'rows', urls: [data.url('rows.csv')], compute: { allowRawAlgorithm: true } });
+    fs.cpSync(stack.catalogDir, path.join(dirs.w1!, 'catalog'), { recursive: true }); // the worker's own copy
+    const ticks = "let i = 0; const t = setInterval(() => { console.log('tick ' + ++i); if (i === 6) clearInterval(t); }, 500);";
+    const job = await client.startJob({
+      environment: 'scale',
+      dataset: { documentId: dataset, serviceId: 'compute' },
+      algorithm: { meta: { rawcode: ticks, container: raw.meta.container } },
+    });
+    for (let t = Date.now(); (await client.job(job.jobId))?.status !== 40;) {
+      if (Date.now() - t > 60_000) throw new Error('the algorithm did not start');
+      await sleep(100);
+    }
+    // the API's data dir holds no workspace of this job: what it streams comes from the bucket
+    expect(fs.existsSync(path.join(stack.dataDir, 'jobs', job.jobId))).toBe(false);
+    const res = await client.logs(job.jobId);
+    expect(res.status).toBe(200);
+    let streamed = '';
+    let firstWhileRunning: number | undefined;
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      streamed += Buffer.from(chunk).toString();
+      if (firstWhileRunning === undefined && streamed.includes('tick 1')) firstWhileRunning = (await client.job(job.jobId))?.status;
+    }
+    expect(firstWhileRunning).toBe(40);
+    expect(streamed).toBe(['tick 1', 'tick 2', 'tick 3', 'tick 4', 'tick 5', 'tick 6', ''].join('\n'));
+    const done = await waitFinal([client], job.jobId, 60_000);
+    expect(done.status).toBe(70);
+    expect(await resultText(client, done, 'algorithm.log')).toBe(streamed);
+    // once the job is cleaned up, its live chunks are gone from the bucket (the stored log stays)
+    const objects = new S3Client({ endpoint: s3.endpoint, region: s3.region, credentials: s3.credentials, forcePathStyle: true });
+    try {
+      for (let t = Date.now(); ;) {
+        const listed = await objects.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `live/${job.jobId}/` }));
+        if ((listed.Contents ?? []).length === 0) break;
+        if (Date.now() - t > 30_000) throw new Error(`live chunks left: ${JSON.stringify(listed.Contents?.map((o) => o.Key))}`);
+        await sleep(200);
+      }
+    } finally {
+      objects.destroy();
+    }
+  }, 120_000);
 
   test('200 jobs through a worker crash, a Temporal restart and a stopped API: every job 70, each algorithm started once, a nonce accepted once', async () => {
     const wallets = Array.from({ length: CONSUMERS }, () => new Wallet(`0x${crypto.randomBytes(32).toString('hex')}`));

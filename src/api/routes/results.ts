@@ -1,7 +1,8 @@
 import type express from 'express';
 import { NotFoundError } from '../../domain/errors';
 import type { JobView } from '../../domain/job';
-import { finalStatuses } from '../../domain/status';
+import { finalStatuses, JobStatus } from '../../domain/status';
+import { followLiveLog } from '../../storage/live-logs';
 import { requireSignedRequest } from '../auth';
 import { ownedJob } from '../jobs';
 import { requestedRange } from '../range';
@@ -90,7 +91,11 @@ export const computeLogs = route({
       // Not published yet: follow the running step's log until the step ends (or the client leaves).
       const abort = new AbortController();
       res.on('close', () => abort.abort());
-      const live = deps.backendFor(job.environment)?.openLog(q.jobId, 'algorithm', { follow: !finalStatuses.includes(job.status), signal: abort.signal });
+      const live = deps.liveLogs
+        ? job.status >= JobStatus.RunningAlgorithm
+          ? followLiveLog(deps.liveLogs, q.jobId, async () => finalStatuses.includes((await deps.jobs.get(q.jobId))?.status ?? 70), abort.signal)
+          : null
+        : deps.backendFor(job.environment)?.openLog(q.jobId, 'algorithm', { follow: !finalStatuses.includes(job.status), signal: abort.signal });
       if (!live) throw new NotFoundError('log_not_available', 'The algorithm has not started yet');
       res.set(textHeaders).flushHeaders();
       await sendStream(res, live, deps.logger);
