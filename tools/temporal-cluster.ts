@@ -403,7 +403,57 @@ export async function startCluster(o: ClusterOptions): Promise<TemporalCluster> 
   }
 }
 
-/** `npm run temporal:cluster [-- --pg-port N]`: PostgreSQL + Temporal server in <data dir>/temporal-cluster until Ctrl-C. */
+export interface TemporalUi {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The Temporal Web UI (tools/ensure-temporal-ui.sh builds it) pointed at a Temporal frontend, on
+ * 127.0.0.1:`port`; its config and log in `dir`. Resolves once it answers.
+ */
+export async function startTemporalUi(o: {
+  temporalAddress: string;
+  port: number;
+  dir: string;
+  namespace?: string;
+  codecEndpoint?: string;
+}): Promise<TemporalUi> {
+  const bin = execFileSync('bash', [path.join(repoRoot, 'tools/ensure-temporal-ui.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  fs.mkdirSync(path.join(o.dir, 'config'), { recursive: true });
+  const config = {
+    temporalGrpcAddress: o.temporalAddress,
+    host: HOST,
+    port: o.port,
+    enableUi: true,
+    defaultNamespace: o.namespace ?? 'default',
+    notifyOnNewVersion: false,
+    cors: { cookieInsecure: true, allowOrigins: [], unsafeAllowAllOrigins: false },
+    ...(o.codecEndpoint ? { codec: { endpoint: o.codecEndpoint } } : {}),
+  };
+  fs.writeFileSync(path.join(o.dir, 'config', 'base.yaml'), YAML.stringify(config));
+  const log = fs.openSync(path.join(o.dir, 'ui.log'), 'a');
+  const child = spawn(bin, ['--root', o.dir, '--config', 'config', '--env', 'cluster', 'start'], { stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    await Promise.race([
+      waitForPort(o.port, HOST, 30_000),
+      new Promise((_, reject) => child.once('exit', (code) => reject(new Error(`the Temporal UI exited with ${code} (see ${o.dir}/ui.log)`)))),
+    ]);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url: `http://${HOST}:${o.port}`, stop };
+}
+
+/** `npm run temporal:cluster [-- --pg-port N] [-- --ui-port N]`: PostgreSQL + Temporal server in <data dir>/temporal-cluster, and its Web UI, until Ctrl-C. */
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const config = loadConfig(process.env);
   const [host, port] = splitAddress(config.temporal.address);
@@ -421,11 +471,20 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   });
   console.log(`Temporal server on PostgreSQL: frontend ${cluster.address}, namespace ${config.temporal.namespace} (ready in ${Date.now() - started} ms)`);
   console.log(`State in ${dir} (PostgreSQL data, logs). Provider database: C2D_DATABASE_URL=${cluster.databaseUrl} PGPASSFILE=${cluster.pgpassFile}`);
+  const u = argv.indexOf('--ui-port');
+  const uiPort = u >= 0 ? Number(argv[u + 1]) : config.temporal.uiPort;
+  const ui = await startTemporalUi({ temporalAddress: cluster.address, port: uiPort, dir: path.join(dir, 'ui'), namespace: config.temporal.namespace }).catch(
+    async (err: unknown) => {
+      await cluster.stop();
+      throw err;
+    },
+  );
+  console.log(`Web UI: ${ui.url}`);
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
-    cluster.stop().then(
+    Promise.all([ui.stop(), cluster.stop()]).then(
       () => process.exit(0),
       (err: unknown) => {
         console.error(err instanceof Error ? err.message : err);

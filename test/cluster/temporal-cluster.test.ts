@@ -6,7 +6,8 @@ import { Client as PgClient } from 'pg';
 import { migrateDatabase } from '../../src/storage/pg-nonces';
 import { trustedAlgorithm } from '../../tools/catalog/catalog-publisher';
 import type { S3Server } from '../../tools/s3-server';
-import type { TemporalCluster } from '../../tools/temporal-cluster';
+import { startTemporalUi, type TemporalCluster, type TemporalUi } from '../../tools/temporal-cluster';
+import { freePort } from '../../tools/temporal-server';
 import { type LocalStack, serveFiles, startLocalStack } from '../../tools/local-stack';
 import { clusterProviderEnv, databaseUrlOf, removeScratch, scratchDir, startTestCluster, startTestS3 } from '../helpers/cluster';
 import { resultText } from '../integration/helpers';
@@ -29,6 +30,8 @@ describe('a provider on Temporal-on-PostgreSQL, S3 results and PostgreSQL nonces
   let s3: S3Server;
   let stack: LocalStack;
   let data: Awaited<ReturnType<typeof serveFiles>>;
+  let ui: TemporalUi;
+  let jobId = '';
 
   beforeAll(async () => {
     dir = scratchDir('cluster');
@@ -45,6 +48,7 @@ describe('a provider on Temporal-on-PostgreSQL, S3 results and PostgreSQL nonces
   }, 300_000);
 
   afterAll(async () => {
+    await ui?.stop();
     await stack?.stop();
     data?.close();
     await Promise.all([cluster?.stop(), s3?.stop()]);
@@ -82,6 +86,7 @@ describe('a provider on Temporal-on-PostgreSQL, S3 results and PostgreSQL nonces
     });
     await cluster.restartServer({ hard: true });
     const done = await client.waitForJob(started.jobId, { intervalMs: 100 });
+    jobId = done.jobId;
     expect(done.status).toBe(70);
     expect(await resultText(client, done, 'sum.txt')).toBe('21');
     expect(await resultText(client, done, 'algorithm.log')).toContain('rows 3');
@@ -110,5 +115,18 @@ describe('a provider on Temporal-on-PostgreSQL, S3 results and PostgreSQL nonces
       await pg.end();
     }
     expect(fs.existsSync(path.join(stack.dataDir, 'nonces'))).toBe(false);
+  });
+
+  test('the Web UI, pointed at the cluster, lists the job and finds it by its search attributes', async () => {
+    expect(jobId).not.toBe('');
+    ui = await startTemporalUi({ temporalAddress: cluster.address, port: await freePort(), dir: path.join(dir, 'ui') });
+    const page = await fetch(ui.url);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<html');
+    const query = encodeURIComponent(`WorkflowId = "c2d-${jobId}" AND C2DStatus = 70`);
+    const listed = await fetch(`${ui.url}/api/v1/namespaces/default/workflows?query=${query}`);
+    expect(listed.status).toBe(200);
+    const body = (await listed.json()) as { executions?: { execution?: { workflowId?: string }; type?: { name?: string } }[] };
+    expect(body.executions?.map((e) => [e.execution?.workflowId, e.type?.name])).toEqual([[`c2d-${jobId}`, 'computeJob']]);
   });
 });
