@@ -19,6 +19,10 @@ const { configureStep } = proxyActivities<Activities>({ ...step, summary: 'Fetch
 const { publishStep } = proxyActivities<Activities>({ ...step, summary: 'Store the outputs and logs for the consumer' });
 const { stopSteps } = proxyActivities<Activities>({ ...urgent, summary: "Kill the job's running steps" });
 const { cleanupJob } = proxyActivities<Activities>({ ...quick, summary: "Remove the job's workspace, secrets and limits" });
+// its own bound (the environment's pullTimeout) plus a margin; a retry after a worker crash pulls on where the engine got to
+const prepareActivity = (pullSeconds: number) =>
+  proxyActivities<Activities>({ ...step, startToCloseTimeout: `${pullSeconds + 60}s`, summary: "Pull the algorithm's image (not counted in maxJobDuration)" })
+    .prepareAlgorithm;
 const algorithmActivity = (maxJobDuration: number) =>
   proxyActivities<Activities>({ ...longStep(maxJobDuration), summary: 'Run the algorithm (sandboxed, no network unless every dataset allows it)' })
     .algorithmStep;
@@ -82,18 +86,32 @@ export async function computeJob(input: JobInput): Promise<JobView> {
 
     const limits = plan.environment;
     await slot.acquire(limits);
-    const deadline = new CancellationScope();
-    deadline
-      .run(() => sleep(limits.maxJobDuration * 1000))
-      .then(
-        () => stop(StopReq.Deadline),
-        () => undefined,
-      );
+    const startDeadline = (): CancellationScope => {
+      const scope = new CancellationScope();
+      scope
+        .run(() => sleep(limits.maxJobDuration * 1000))
+        .then(
+          () => stop(StopReq.Deadline),
+          () => undefined,
+        );
+      return scope;
+    };
+    let deadline = startDeadline();
     try {
       setStatus(JobStatus.ConfiguringVolumes);
       reached = 'steps';
       const configured = await configureStep(input).catch(endWith(provisioningFailure));
       if (!configured.ok) throw new JobFailed({ status: configured.failStatus ?? JobStatus.DataProvisioningFailed, details: configured.terminationDetails });
+      if (limits.imagePullSeconds !== undefined) {
+        // The algorithm's image (docker): its pull has its own bound and does not count toward maxJobDuration,
+        // which starts again, whole, when the algorithm starts (as the backend's own deadline does).
+        deadline.cancel();
+        const prepared = await prepareActivity(limits.imagePullSeconds)({ ...ref, plan }).catch(
+          endWith((err) => failed(JobStatus.AlgorithmProvisioningFailed, `could not prepare the algorithm's image: ${describeFailure(err).message}`)),
+        );
+        if (!prepared.ok) throw new JobFailed({ status: prepared.failStatus ?? JobStatus.AlgorithmProvisioningFailed, details: prepared.terminationDetails });
+        deadline = startDeadline();
+      }
       setStatus(JobStatus.ProvisioningSuccess);
 
       setStatus(JobStatus.RunningAlgorithm);

@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ProviderClient } from '../../src/client/provider-client';
 import type { JobView } from '../../src/domain/job';
+import { type SuiteBackend, suiteBackends } from '../helpers/backends';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
-import { nodeRaw, resultText } from './helpers';
+import { resultText } from './helpers';
 
 const LIMIT = 1024 * 1024;
 const MAX_FILES = 100;
@@ -26,32 +27,43 @@ function storedBytes(dataDir: string, jobId: string): number {
 
 const outputsOf = (job: JobView) => (Array.isArray(job.results) ? job.results.filter((r) => r.type === 'output') : []);
 
-/** An algorithm that tries to fill the provider's disk, over HTTP through the whole stack: each attempt ends at the environment's budget. */
-describe('the publishing budget, end to end', () => {
+/**
+ * An algorithm that tries to fill the provider's disk, over HTTP through the whole stack: each attempt ends at the environment's budget,
+ * on the process sandbox and on real containers of the docker backend alike (the same jobs, the same assertions).
+ */
+describe.each(suiteBackends())('the publishing budget, end to end, on the %s backend', (_, backend: SuiteBackend) => {
   let stack: Stack;
   let data: Awaited<ReturnType<typeof serveFiles>>;
   let client: ProviderClient;
   let dataset: string;
 
   beforeAll(async () => {
+    await backend.setup();
     data = await serveFiles({ 'rows.csv': 'a,b\n1,2\n' });
     stack = await startStack({
       environments: [
-        { id: 'budget', maxJobs: 4, ramGB: 0.5, maxJobDuration: 60, process: { maxOutputBytes: LIMIT, maxOutputFiles: MAX_FILES } },
-        { id: 'filtered', maxJobs: 2, ramGB: 0.5, maxJobDuration: 60, plugins: [{ name: 'outputFilter', options: { patterns: ['SECRET-\\d+'] } }] },
+        backend.environment({ id: 'budget', maxJobs: 4, ramGB: 0.5, maxJobDuration: 60, maxOutputBytes: LIMIT, maxOutputFiles: MAX_FILES }),
+        backend.environment({
+          id: 'filtered',
+          maxJobs: 2,
+          ramGB: 0.5,
+          maxJobDuration: 60,
+          plugins: [{ name: 'outputFilter', options: { patterns: ['SECRET-\\d+'] } }],
+        }),
       ],
     });
     client = stack.consumer();
     dataset = await stack.publish(client, { type: 'dataset', name: 'rows', urls: [data.url('rows.csv')], compute: { allowRawAlgorithm: true } });
-  });
+  }, 600_000);
 
   afterAll(async () => {
     await stack?.stop();
     data?.close();
+    backend.teardown();
   });
 
   const run = async (code: string, entrypoint?: string, environment = 'budget'): Promise<JobView> => {
-    const algorithm = nodeRaw(code);
+    const algorithm = backend.nodeRaw(code);
     if (entrypoint) algorithm.meta.container.entrypoint = entrypoint;
     const { jobId } = await client.startJob({ environment, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm });
     return client.waitForJob(jobId, { timeoutMs: 60_000 });

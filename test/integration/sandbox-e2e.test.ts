@@ -1,35 +1,41 @@
 import type { ProviderClient } from '../../src/client/provider-client';
+import { type SuiteBackend, suiteBackends } from '../helpers/backends';
 import { testState } from '../helpers/state';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
-import { jobPids, nodeRaw, resultText } from './helpers';
+import { resultText } from './helpers';
 
-/** What a hostile algorithm can reach, through the whole stack: each attempt is contained and reported. */
-describe('the algorithm sandbox, end to end', () => {
+/**
+ * What a hostile algorithm can reach, through the whole stack: each attempt is contained and reported,
+ * on the process sandbox and on real containers of the docker backend alike (the same jobs, the same assertions).
+ */
+describe.each(suiteBackends())('the algorithm sandbox, end to end, on the %s backend', (_, backend: SuiteBackend) => {
   let stack: Stack;
   let data: Awaited<ReturnType<typeof serveFiles>>;
   let client: ProviderClient;
   let dataset: string;
 
   beforeAll(async () => {
+    await backend.setup();
     data = await serveFiles({ 'secret.csv': 'name,salary\nalice,100\n' });
     stack = await startStack({
       environments: [
-        { id: 'sbx', maxJobs: 4, ramGB: 0.25, maxJobDuration: 120, process: { maxProcesses: 64 } },
+        backend.environment({ id: 'sbx', maxJobs: 4, ramGB: 0.25, maxJobDuration: 120, maxProcesses: 64 }),
         // room enough that the bombs' process table, not memory, is what fills up: the deadline must be what ends them
-        { id: 'sbx-short', maxJobs: 2, ramGB: 1, maxJobDuration: 4, process: { maxProcesses: 64 } },
+        backend.environment({ id: 'sbx-short', maxJobs: 2, ramGB: 1, maxJobDuration: 4, maxProcesses: 64 }),
       ],
     });
     client = stack.consumer();
     dataset = await stack.publish(client, { type: 'dataset', name: 'secret', urls: [data.url('secret.csv')], compute: { allowRawAlgorithm: true } });
-  });
+  }, 600_000);
 
   afterAll(async () => {
     await stack?.stop();
     data?.close();
+    backend.teardown();
   });
 
   const start = (env: string, code: string, entrypoint?: string) => {
-    const algorithm = nodeRaw(code);
+    const algorithm = backend.nodeRaw(code);
     if (entrypoint) algorithm.meta.container.entrypoint = entrypoint;
     return client.startJob({ environment: env, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm });
   };
@@ -107,7 +113,7 @@ describe('the algorithm sandbox, end to end', () => {
     for (const j of [b, l]) {
       // the whole ending in the message, should it ever be another one
       expect({ stopreq: j.stopreq, status: j.status, terminationDetails: j.terminationDetails }).toMatchObject({ stopreq: 2 });
-      expect(jobPids(j.jobId)).toEqual([]);
+      expect(await backend.leftovers(j.jobId)).toEqual([]);
     }
   }, 90_000);
 });

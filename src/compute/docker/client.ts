@@ -185,9 +185,17 @@ export function createDockerClient(socketPath: string): DockerClient {
         const stream = await docker.pull(ref, { ...(auth ? { authconfig: auth } : {}), abortSignal: signal });
         let last = '';
         await new Promise<void>((resolve, reject) => {
+          // an abort ends the pull: the engine cancels it once its client has gone
+          const onAbort = (): void => {
+            reject(new DockerApiError(0, 'the pull was aborted', { cause: signal.reason }));
+            (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+          };
+          if (signal.aborted) return onAbort();
+          signal.addEventListener('abort', onAbort, { once: true });
           docker.modem.followProgress(
             stream,
             (err: Error | null, events: { error?: string; errorDetail?: { message?: string } }[]) => {
+              signal.removeEventListener('abort', onAbort);
               const failed = events?.find((e) => e.error);
               if (err) reject(err);
               else if (failed) reject(new DockerApiError(404, failed.errorDetail?.message ?? failed.error ?? 'pull failed'));

@@ -7,7 +7,7 @@
  * - publish: our publish image, /data/outputs read-only, the job's publish dir read-write, no network.
  */
 import path from 'node:path';
-import type { DockerEnvironment } from '../../domain/environment';
+import { type DockerEnvironment, maxOutputBytes, maxOutputFiles } from '../../domain/environment';
 import type { AlgorithmSpec, StepName } from '../backend';
 import { assertJobId } from '../steps';
 import type { ContainerCreateBody } from './client';
@@ -47,6 +47,10 @@ export interface JobLayout {
   deadlineMarker: string;
   /** the algorithm log's length before the container's output (the pull progress stays; a re-attached follower rewrites the rest) */
   algorithmLogStart: string;
+  /** the algorithm image's reference once prepareAlgorithm pulled it (the algorithm step then pulls no more) */
+  imageReady: string;
+  /** exists once the algorithm passed the output budget: publishing then publishes no output */
+  outputLimitMarker: string;
 }
 
 export function jobLayout(workDir: string, jobId: string): JobLayout {
@@ -70,6 +74,8 @@ export function jobLayout(workDir: string, jobId: string): JobLayout {
     stopMarker: path.join(root, 'stop'),
     deadlineMarker: path.join(root, 'deadline'),
     algorithmLogStart: path.join(root, 'algorithm-log-start'),
+    imageReady: path.join(root, 'image-ready'),
+    outputLimitMarker: path.join(root, 'output-limit'),
   };
 }
 
@@ -127,6 +133,12 @@ function hardened(tmpBytes: number, pids: number, memoryBytes: number, cpus: num
 
 const stepMemory = (env: DockerEnvironment): number => env.docker.stepResources.memoryMB * 1024 * 1024;
 
+/** The largest file a step that writes outputs may write: one byte over the budget, so a file cut off at it is seen as over it (as on the process backend). */
+const fsizeLimit = (env: DockerEnvironment) => {
+  const bytes = maxOutputBytes(env) + 1;
+  return [{ Name: 'fsize', Soft: bytes, Hard: bytes }];
+};
+
 /** Configure: our configure-step program (`<spec.json> <report.json>`) fetches the inputs into /data; it needs the network. */
 export function configureContainer(ctx: StepContext): ContainerCreateBody {
   const d = ctx.environment.docker;
@@ -167,6 +179,7 @@ export function algorithmContainer(ctx: StepContext, spec: AlgorithmSpec, image:
     NetworkDisabled: true,
     HostConfig: {
       ...hardened(d.tmpBytes, d.maxProcesses, Math.floor(env.ramGB * 1024 ** 3), env.cpuNumber),
+      Ulimits: fsizeLimit(env),
       NetworkMode: 'none',
       Binds: [
         bind(ctx.job.inputs, PATHS.inputs, true),
@@ -180,20 +193,28 @@ export function algorithmContainer(ctx: StepContext, spec: AlgorithmSpec, image:
   };
 }
 
-/** Publish: our publish-step program (`<outputs> <publish dir> <report.json>`) copies the top-level regular files of /data/outputs; no network. */
-export function publishContainer(ctx: StepContext): ContainerCreateBody {
-  const d = ctx.environment.docker;
+/**
+ * Publish: our publish-step program (`<outputs> <publish dir> <report.json> --max-bytes --max-files
+ * [--withhold]`) copies the top-level regular files of /data/outputs within the environment's output
+ * budget (all or none); no network. `withhold`: it publishes and names none (a plugin refused them, or
+ * the algorithm passed the budget).
+ */
+export function publishContainer(ctx: StepContext, withhold = false): ContainerCreateBody {
+  const env = ctx.environment;
+  const d = env.docker;
+  const budget = [`--max-bytes=${maxOutputBytes(env)}`, `--max-files=${maxOutputFiles(env)}`];
   return {
     name: containerName(ctx.jobId, 'publish'),
     Image: d.images.publish,
-    Cmd: [PATHS.outputs, PATHS.results, `${PATHS.reports}/publish.json`],
+    Cmd: [PATHS.outputs, PATHS.results, `${PATHS.reports}/publish.json`, ...budget, ...(withhold ? ['--withhold'] : [])],
     User: ctx.user,
     WorkingDir: PATHS.data,
     Env: [`HOME=${PATHS.tmp}`],
     Labels: labels(ctx, 'publish'),
     NetworkDisabled: true,
     HostConfig: {
-      ...hardened(d.tmpBytes, d.maxProcesses, stepMemory(ctx.environment), d.stepResources.cpu),
+      ...hardened(d.tmpBytes, d.maxProcesses, stepMemory(env), d.stepResources.cpu),
+      Ulimits: fsizeLimit(env),
       NetworkMode: 'none',
       Binds: [bind(ctx.job.outputs, PATHS.outputs, true), bind(ctx.job.publish, PATHS.results, false), bind(ctx.job.reports, PATHS.reports, false)],
     },
