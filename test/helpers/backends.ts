@@ -113,8 +113,11 @@ function dockerBackend(): SuiteBackend {
     },
     leftovers: async (jobId) => {
       await watch();
+      const ids = [...(seen.get(jobId) ?? [])];
+      // a job whose containers were never seen would make the answer vacuous
+      if (ids.length === 0) throw new Error(`no container of job ${jobId} was seen: cannot tell what of it still runs`);
       const running = (await need().docker.listContainers({ filters: { label: [`c2d.job=${jobId}`] } })).map((c) => c.Names.join(','));
-      return [...running, ...pidsInCgroupsOf([...(seen.get(jobId) ?? [])])];
+      return [...running, ...pidsInCgroupsOf(ids)];
     },
   };
 }
