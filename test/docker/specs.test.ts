@@ -65,6 +65,17 @@ describe('the docker containers of a job', () => {
     ]);
     expect(JSON.stringify(pub)).not.toContain('secret');
   });
+
+  it('when the environment has an output budget, then the algorithm and publish cannot write a file past it and publish copies within it', () => {
+    const budget = { ...ctx, environment: { ...environment, docker: { ...environment.docker, maxOutputBytes: 1000, maxOutputFiles: 7 } } };
+    const fsize = [{ Name: 'fsize', Soft: 1001, Hard: 1001 }];
+    expect(algorithmContainer(budget, spec, 'x').HostConfig!.Ulimits).toEqual(fsize);
+    expect(publishContainer(budget).HostConfig!.Ulimits).toEqual(fsize);
+    expect(publishContainer(budget).Cmd).toEqual(['/data/outputs', '/results', '/run/c2d/reports/publish.json', '--max-bytes=1000', '--max-files=7']);
+    expect(publishContainer(budget, true).Cmd).toContain('--withhold');
+    // default: diskGB
+    expect(publishContainer(ctx).Cmd).toContain(`--max-bytes=${1024 ** 3}`);
+  });
 });
 
 describe('which image an algorithm runs', () => {
