@@ -10,7 +10,7 @@ import type { Logger } from '../../domain/logger';
 import type { ComputeBackend, JobWorkspace, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
 import { diskUsage, openStepLog, regularFile } from '../files';
 import { MAX_STEP_LOG_BYTES, PUBLISH_OVER_LIMIT_EXIT, STEP_LOGS, STEPS, stepWaitAborted } from '../steps';
-import { type ContainerState, DockerApiError, type DockerClient, type RegistryAuth } from './client';
+import { type ContainerState, DockerApiError, type DockerClient, type RegistryAuth, type Ulimit } from './client';
 import { processWorkspace } from '../process/workspace';
 import { hasDigest, resolveImage } from './images';
 import {
@@ -205,6 +205,8 @@ export class DockerBackend implements ComputeBackend {
         const missing = await this.ensureStepImage(req.jobId, body.Image ?? '', hooks);
         if (missing) return this.ended(req, name, false, { exitCode: null, oomKilled: false, reason: `image-pull: ${missing}` });
       }
+      if (body.HostConfig?.Ulimits?.length && (await this.isPodman()))
+        body.HostConfig.Ulimits.push(...(await this.podmanUlimits(req.jobId, body.HostConfig.Ulimits)));
       created = await this.client.create(body);
       if (created && stopped()) {
         await this.client.remove(name);
@@ -408,6 +410,17 @@ export class DockerBackend implements ComputeBackend {
     const files = maxOutputFiles(this.env);
     const used = diskUsage([job.outputs, job.dataLogs], { bytes, files });
     return used.bytes > bytes || used.files > files;
+  }
+
+  /**
+   * Podman (4.3) drops its configured default ulimits (containers.conf `default_ulimits`) from a container
+   * that names any ulimit, and then sets limits a host without CAP_SYS_RESOURCE cannot grant: the step
+   * would not start. So a step with the fsize limit also gets the defaults Podman gave the job's
+   * configure container (created before it, without ulimits), those it names itself left as they are.
+   */
+  private async podmanUlimits(jobId: string, own: Ulimit[]): Promise<Ulimit[]> {
+    const defaults = await this.client.ulimits(containerName(jobId, 'configure'));
+    return defaults.filter((d) => !own.some((u) => u.Name === d.Name));
   }
 
   private async isPodman(): Promise<boolean> {

@@ -33,6 +33,8 @@ export interface ContainerState {
   pid: number;
 }
 
+export type Ulimit = Docker.Ulimit;
+
 /** Docker's create body (Engine API `ContainerCreate`), as far as we use it. */
 export type ContainerCreateBody = Docker.ContainerCreateOptions & { name: string };
 
@@ -61,6 +63,8 @@ export interface DockerClient {
   imageDigests(ref: string): Promise<string[] | null>;
   /** pulls the image, calling onProgress with each distinct progress line */
   pull(ref: string, auth: RegistryAuth | undefined, onProgress: (line: string) => void, signal: AbortSignal): Promise<void>;
+  /** the ulimits the engine gave the container (`nofile`, …: the names the create body takes); none when it is not found */
+  ulimits(name: string): Promise<Ulimit[]>;
   /** names of the containers whose name starts with the prefix (running or not) */
   listNames(prefix: string): Promise<string[]>;
 }
@@ -211,6 +215,16 @@ export function createDockerClient(socketPath: string): DockerClient {
           );
         });
       }),
+    ulimits: async (name) => {
+      try {
+        const c = await docker.getContainer(name).inspect();
+        // Podman reports RLIMIT_NOFILE where a create body says nofile
+        return (c.HostConfig.Ulimits ?? []).map((u) => ({ ...u, Name: u.Name?.replace(/^RLIMIT_/, '').toLowerCase() }));
+      } catch (err) {
+        if (status(err) === 404) return [];
+        throw apiError(err);
+      }
+    },
     listNames: (prefix) =>
       call(async () => {
         const list = await docker.listContainers({ all: true, filters: { name: [prefix] } });
