@@ -95,8 +95,6 @@ function dockerBackend(): SuiteBackend {
       return {
         ...e,
         backend: 'docker',
-        // this backend gives algorithms no network: jobs that would have it are refused at start
-        algorithmNetwork: false,
         docker: {
           socketPath: eng.socketPath,
           images: { configure: eng.images.configure, publish: eng.images.publish },

@@ -8,10 +8,11 @@ import type { ProviderClient } from '../../src/client/provider-client';
 import { type HardhatNode, startHardhatNode } from '../../tools/chain/hardhat-node';
 import { jobNetworkNames } from '../../src/compute/process/network';
 import { freePort } from '../../tools/temporal-server';
+import { type SuiteBackend, suiteBackends } from '../helpers/backends';
 import { testState } from '../helpers/state';
 import { NON_PUBLIC_IPV4 } from '../../src/compute/process/network';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
-import { nodeRaw, readLiveLogUntil, resultText, waitFor } from './helpers';
+import { readLiveLogUntil, resultText, waitFor } from './helpers';
 
 /**
  * `allowNetworkAccess` through the whole stack. "The outside world" is a network namespace this test
@@ -102,7 +103,7 @@ const probe = (outside: Outside, targets: [string, number][], waitFlag?: string)
     ${waitFlag ? `console.log('waiting'); while ((await get('/get/${waitFlag}')) !== 'yes') await new Promise((r) => setTimeout(r, 200));` : ''}
   })();`;
 
-describe('algorithm network access, end to end', () => {
+describe.each(suiteBackends())('algorithm network access, end to end, on the %s backend', (_, backend: SuiteBackend) => {
   let stack: Stack;
   let client: ProviderClient;
   let data: Awaited<ReturnType<typeof serveFiles>>;
@@ -114,13 +115,14 @@ describe('algorithm network access, end to end', () => {
   let targets: [string, number][];
 
   beforeAll(async () => {
+    await backend.setup();
     data = await serveFiles({ 'a.csv': 'x\n1\n', 'b.csv': 'x\n2\n', 'c.csv': 'x\n3\n' });
     outside = await startOutside();
     chain = await startHardhatNode({ host: '0.0.0.0', port: await freePort() });
     anyAddr = http.createServer((_q, r) => r.end('host service'));
     await new Promise<void>((r) => anyAddr.listen(0, '0.0.0.0', r));
     stack = await startStack({
-      environments: [{ id: 'net', maxJobs: 4, ramGB: 0.25, maxJobDuration: 120, process: { maxProcesses: 64 } }],
+      environments: [backend.environment({ id: 'net', maxJobs: 4, ramGB: 0.25, maxJobDuration: 120, maxProcesses: 64 })],
       // the outside world of this test lives in 198.18.0.0/15 (benchmarking): the one non-public range it lets through
       env: { C2D_ALGORITHM_NETWORK_DENY: NON_PUBLIC_IPV4.filter((c) => c !== '198.18.0.0/15').join(',') },
     });
@@ -136,7 +138,7 @@ describe('algorithm network access, end to end', () => {
       stack.publish(client, { type: 'dataset', name, urls: [data.url(`${name}.csv`)], compute: { allowRawAlgorithm: true, allowNetworkAccess: allow } });
     open = await dataset('a', true);
     closed = await dataset('c', false);
-  }, 120_000);
+  }, 600_000);
 
   afterAll(async () => {
     await stack?.stop();
@@ -144,12 +146,13 @@ describe('algorithm network access, end to end', () => {
     anyAddr?.close();
     outside?.close();
     data?.close();
+    backend.teardown();
   });
 
   const run = async (code: string, datasets: string[]) => {
     const [first, ...more] = datasets.map((documentId) => ({ documentId, serviceId: 'compute' }));
     if (!first) throw new Error('no dataset');
-    const job = await client.startJob({ environment: 'net', dataset: first, ...(more.length ? { additionalDatasets: more } : {}), algorithm: nodeRaw(code) });
+    const job = await client.startJob({ environment: 'net', dataset: first, ...(more.length ? { additionalDatasets: more } : {}), algorithm: backend.nodeRaw(code) });
     return job;
   };
   const report = async (jobId: string) => {
@@ -165,12 +168,13 @@ describe('algorithm network access, end to end', () => {
     await readLiveLogUntil(client, jobId, text, 30_000);
   };
   const noLeftovers = (jobId: string) =>
-    waitFor('the job network to be removed', () => {
+    waitFor('the job network (and on docker its holder container) to be removed', async () => {
       const n = jobNetworkNames(jobId);
       return (
         !fs.existsSync(n.netnsPath) &&
         !fs.existsSync(`/sys/class/net/${n.hostLink}`) &&
-        !fs.readdirSync('/run/c2d-net/slots').some((s) => fs.readFileSync(`/run/c2d-net/slots/${s}`, 'utf8') === jobId)
+        !fs.readdirSync('/run/c2d-net/slots').some((s) => fs.readFileSync(`/run/c2d-net/slots/${s}`, 'utf8') === jobId) &&
+        (await backend.leftovers(jobId)).length === 0
       );
     });
 

@@ -11,6 +11,7 @@ import type { ComputeBackend, JobWorkspace, PublishedFile, StepHooks, StepName, 
 import { diskUsage, openStepLog, regularFile } from '../files';
 import { MAX_STEP_LOG_BYTES, PUBLISH_OVER_LIMIT_EXIT, STEP_LOGS, STEPS, stepWaitAborted } from '../steps';
 import { type ContainerState, DockerApiError, type DockerClient, type RegistryAuth, type Ulimit } from './client';
+import type { JobNetworks } from '../process/network';
 import { processWorkspace } from '../process/workspace';
 import { hasDigest, resolveImage } from './images';
 import {
@@ -20,12 +21,16 @@ import {
   type JobLayout,
   jobLayout,
   logFile,
+  networkHolderContainer,
+  networkHolderName,
   publishContainer,
   reportFile,
   type StepContext,
 } from './specs';
 
 export interface DockerBackendOptions {
+  /** per-job egress-only networks for algorithms whose datasets all allow network access; absent: such jobs end saying the worker cannot */
+  networks?: JobNetworks;
   /** the environment this backend runs (each docker environment has its own backend) */
   environment: DockerEnvironment;
   client: DockerClient;
@@ -185,11 +190,12 @@ export class DockerBackend implements ComputeBackend {
         const missing = await this.ensureStepImage(req.jobId, body.Image ?? '', hooks);
         if (missing) return this.ended(req, name, false, { exitCode: null, oomKilled: false, reason: `image-pull: ${missing}` });
       } else if (req.step === 'algorithm') {
-        if (req.algorithm.allowNetwork)
+        const networks = this.opts.networks;
+        if (req.algorithm.allowNetwork && (!networks || networks.problem))
           return this.ended(req, name, false, {
             exitCode: null,
             oomKilled: false,
-            reason: `start-failed: this environment's docker backend gives algorithms no network (set algorithmNetwork: false on it so such jobs are refused at start)`,
+            reason: `start-failed: this worker cannot give algorithms network access${networks?.problem ? `: ${networks.problem}` : ''} (set algorithmNetwork: false on the environment so such jobs are refused at start)`,
           });
         const image = resolveImage(this.env.docker, req.algorithm.container);
         if ('error' in image) throw new C2DError('validation', 'unknown_image', image.error);
@@ -198,7 +204,8 @@ export class DockerBackend implements ComputeBackend {
         const pulled = await this.ensureImage(req.jobId, image.ref, image.digest, logFile(job, 'algorithm'), hooks, prepared);
         if (pulled) return this.ended(req, name, false, { exitCode: null, oomKilled: false, reason: `image-pull: ${pulled}` });
         fs.writeFileSync(job.algorithmLogStart, String(fileSize(logFile(job, 'algorithm'))));
-        body = algorithmContainer(ctx, req.algorithm, image.ref);
+        const network = req.algorithm.allowNetwork && networks ? await this.jobNetwork(ctx, networks) : undefined;
+        body = algorithmContainer(ctx, req.algorithm, image.ref, network);
       } else {
         // nothing is published once the algorithm passed the output budget: what it left is cut off, and may be the flood itself
         body = publishContainer(ctx, req.withholdOutputs === true || fs.existsSync(job.outputLimitMarker));
@@ -228,6 +235,7 @@ export class DockerBackend implements ComputeBackend {
       }
     }
     const ended = await this.follow(req, name, job, hooks);
+    if (req.step === 'algorithm' && req.algorithm.allowNetwork) await this.dropNetwork(req.jobId);
     return this.ended(req, name, !created, ended);
   }
 
@@ -413,6 +421,29 @@ export class DockerBackend implements ComputeBackend {
   }
 
   /**
+   * The job's egress-only network (src/compute/process/network.ts: never the host, other jobs or the
+   * deny list), as the NetworkMode of its algorithm. Podman joins the named namespace (`ns:<path>`);
+   * Docker Engine cannot, so a holder container with no network of its own is started, the job's link
+   * is moved into its namespace, and the algorithm joins it (`container:<holder>`).
+   */
+  private async jobNetwork(ctx: StepContext, networks: JobNetworks): Promise<string> {
+    if (await this.isPodman()) return `ns:${(await networks.setup(ctx.jobId)).netnsPath}`;
+    const holder = networkHolderName(ctx.jobId);
+    await this.client.create(networkHolderContainer(ctx));
+    await this.client.start(holder);
+    const state = await this.client.inspect(holder);
+    if (!state?.running || !state.pid) throw new DockerApiError(0, `the network holder ${holder} of the job is not running`);
+    await networks.setup(ctx.jobId, { attachPid: state.pid });
+    return `container:${holder}`;
+  }
+
+  /** Removes the job's network (and its holder container on Docker Engine); idempotent. */
+  private async dropNetwork(jobId: string): Promise<void> {
+    await this.opts.networks?.teardown(jobId);
+    await this.client.remove(networkHolderName(jobId));
+  }
+
+  /**
    * Podman (4.3) drops its configured default ulimits (containers.conf `default_ulimits`) from a container
    * that names any ulimit, and then sets limits a host without CAP_SYS_RESOURCE cannot grant: the step
    * would not start. So a step with the fsize limit also gets the defaults Podman gave the job's
@@ -498,6 +529,7 @@ export class DockerBackend implements ComputeBackend {
     const job = this.job(jobId);
     if (fs.existsSync(job.root)) fs.writeFileSync(job.stopMarker, '');
     await Promise.all(STEPS.map((s) => this.client.remove(containerName(jobId, s))));
+    await this.dropNetwork(jobId);
     fs.rmSync(job.root, { recursive: true, force: true });
     this.log.info({ jobId }, 'job cleaned up');
   }

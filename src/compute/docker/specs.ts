@@ -163,7 +163,7 @@ export function configureContainer(ctx: StepContext): ContainerCreateBody {
  * /data, inputs, its code and the DDOs read-only, outputs and logs writable, a private /tmp, no
  * network, no capabilities, a non-root user, the environment's memory (no swap), CPUs, processes and GPUs.
  */
-export function algorithmContainer(ctx: StepContext, spec: AlgorithmSpec, image: string): ContainerCreateBody {
+export function algorithmContainer(ctx: StepContext, spec: AlgorithmSpec, image: string, network?: string): ContainerCreateBody {
   const env = ctx.environment;
   const d = env.docker;
   const vars = { ...spec.env, ALGO: PATHS.algorithm, HOME: PATHS.tmp };
@@ -176,11 +176,11 @@ export function algorithmContainer(ctx: StepContext, spec: AlgorithmSpec, image:
     WorkingDir: PATHS.data,
     Env: Object.entries(vars).map(([k, v]) => `${k}=${v}`),
     Labels: labels(ctx, 'algorithm'),
-    NetworkDisabled: true,
+    ...(network ? {} : { NetworkDisabled: true }),
     HostConfig: {
       ...hardened(d.tmpBytes, d.maxProcesses, Math.floor(env.ramGB * 1024 ** 3), env.cpuNumber),
       Ulimits: fsizeLimit(env),
-      NetworkMode: 'none',
+      NetworkMode: network ?? 'none',
       Binds: [
         bind(ctx.job.inputs, PATHS.inputs, true),
         bind(ctx.job.transformations, PATHS.transformations, true),
@@ -190,6 +190,26 @@ export function algorithmContainer(ctx: StepContext, spec: AlgorithmSpec, image:
       ],
       ...(env.gpuNumber > 0 ? { DeviceRequests: [{ Driver: '', Count: env.gpuNumber, Capabilities: [['gpu']] }] } : {}),
     },
+  };
+}
+
+/** The container that holds a job's network namespace on Docker Engine (which cannot join a named one): the algorithm joins it. */
+export const networkHolderName = (jobId: string): string => `${NAME_PREFIX}${jobId}-network`;
+
+/**
+ * It only sleeps, in our publish image (nothing of the consumer's), with no network of the engine's:
+ * the backend moves the job's egress-only link into its namespace (src/compute/process/network.ts).
+ */
+export function networkHolderContainer(ctx: StepContext): ContainerCreateBody {
+  const d = ctx.environment.docker;
+  return {
+    name: networkHolderName(ctx.jobId),
+    Image: d.images.publish,
+    Entrypoint: ['/bin/sh', '-c'],
+    Cmd: ['exec sleep infinity'],
+    User: ctx.user,
+    Labels: { [LABELS.job]: ctx.jobId, [LABELS.environment]: ctx.environment.id },
+    HostConfig: { ...hardened(d.tmpBytes, 4, 16 * 1024 * 1024, 0.1), NetworkMode: 'none' },
   };
 }
 
