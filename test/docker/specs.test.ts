@@ -1,4 +1,12 @@
-import { algorithmContainer, configureContainer, containerName, jobLayout, publishContainer } from '../../src/compute/docker/specs';
+import {
+  algorithmContainer,
+  configureContainer,
+  containerName,
+  jobLayout,
+  networkHolderContainer,
+  networkHolderName,
+  publishContainer,
+} from '../../src/compute/docker/specs';
 import { hasDigest, resolveImage } from '../../src/compute/docker/images';
 import { type DockerEnvironment, environmentSchema } from '../../src/domain/environment';
 
@@ -45,6 +53,21 @@ describe('the docker containers of a job', () => {
       `/w/${jobId}/data/logs:/data/logs:rw`,
     ]);
     expect(c.HostConfig!.DeviceRequests).toBeUndefined();
+  });
+
+  it("when the job has network access, then the algorithm joins the job's namespace and the holder container has no network of its own", () => {
+    const c = algorithmContainer(ctx, spec, 'x', `container:${networkHolderName(jobId)}`);
+    expect(c.NetworkDisabled).toBeUndefined();
+    expect(c.HostConfig).toMatchObject({ NetworkMode: `container:c2d-${jobId}-network`, CapDrop: ['ALL'], ReadonlyRootfs: true });
+    expect(algorithmContainer(ctx, spec, 'x', 'ns:/run/netns/c2d-x').HostConfig!.NetworkMode).toBe('ns:/run/netns/c2d-x');
+    const holder = networkHolderContainer(ctx);
+    expect(holder).toMatchObject({
+      name: `c2d-${jobId}-network`,
+      Image: environment.docker.images.publish,
+      User: '65534:65534',
+      HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], ReadonlyRootfs: true, SecurityOpt: ['no-new-privileges'] },
+    });
+    expect(holder.Labels).toMatchObject({ 'c2d.job': jobId });
   });
 
   it('when the environment has GPUs, then the algorithm asks for them', () => {

@@ -152,7 +152,12 @@ describe.each(suiteBackends())('algorithm network access, end to end, on the %s 
   const run = async (code: string, datasets: string[]) => {
     const [first, ...more] = datasets.map((documentId) => ({ documentId, serviceId: 'compute' }));
     if (!first) throw new Error('no dataset');
-    const job = await client.startJob({ environment: 'net', dataset: first, ...(more.length ? { additionalDatasets: more } : {}), algorithm: backend.nodeRaw(code) });
+    const job = await client.startJob({
+      environment: 'net',
+      dataset: first,
+      ...(more.length ? { additionalDatasets: more } : {}),
+      algorithm: backend.nodeRaw(code),
+    });
     return job;
   };
   const report = async (jobId: string) => {

@@ -150,6 +150,8 @@ export class DockerBackend implements ComputeBackend {
     const failed = await this.call(() => this.ensureImage(req.jobId, image.ref, image.digest, logFile(job, 'algorithm'), hooks));
     if (failed) return { exitCode: null, oomKilled: false, reason: `image-pull: ${failed}`, reattached: false };
     fs.writeFileSync(job.imageReady, image.ref);
+    // the algorithm's log exists from here on (status 40 follows): a live log opened now waits for its container
+    fs.closeSync(fs.openSync(logFile(job, 'algorithm'), 'a', 0o600));
     return ready;
   }
 
@@ -505,13 +507,16 @@ export class DockerBackend implements ComputeBackend {
   private async *tail(file: string, name: string, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
     let offset = 0;
     for (;;) {
-      const running = (await this.client.inspect(name))?.running ?? false;
+      const state = await this.client.inspect(name);
+      // running, or still to start (not created yet, e.g. while its network is set up, or created): more will come,
+      // until the job's files are gone (cleanup) or the caller lets go
+      const more = state ? state.running || !state.started : fs.existsSync(file);
       const size = fileSize(file);
       if (size > offset) {
         for await (const chunk of fs.createReadStream(file, { start: offset, end: size - 1 }) as AsyncIterable<Buffer>) yield chunk;
         offset = size;
       }
-      if (!running || signal?.aborted) return;
+      if (!more || signal?.aborted) return;
       await sleep(250);
     }
   }
