@@ -1,5 +1,7 @@
 import fs from 'node:fs';
+import Docker from 'dockerode';
 import type { EnvironmentInput } from '../../src/domain/environment';
+import { startLocalPodman } from '../../tools/docker-engine';
 import { jobPids, nodeRaw } from '../integration/helpers';
 import { startTestEngine, type TestEngine } from './docker';
 
@@ -21,7 +23,7 @@ export interface SuiteEnvironment {
  * in it) by digest, from the loopback registry.
  */
 export interface SuiteBackend {
-  name: 'process' | 'docker';
+  name: 'process' | 'docker' | 'podman';
   /** before the stack starts (docker: the engine and its images) */
   setup(): Promise<void>;
   teardown(): void;
@@ -60,8 +62,12 @@ const processBackend: SuiteBackend = {
   leftovers: (jobId) => Promise.resolve(jobPids(jobId).map(String)),
 };
 
-function dockerBackend(): SuiteBackend {
+/** The docker backend on our Docker Engine, or (podman) on Podman's Docker-compatible service (the engine still gives the registry and images). */
+function dockerBackend(kind: 'docker' | 'podman'): SuiteBackend {
   let engine: TestEngine | undefined;
+  let podman: ReturnType<typeof startLocalPodman> | undefined;
+  /** the client of the engine the jobs run on */
+  let jobs: Docker | undefined;
   /** every container id seen per job: its cgroup is named by the id, which is gone once the container is removed */
   const seen = new Map<string, Set<string>>();
   let watcher: NodeJS.Timeout | undefined;
@@ -69,9 +75,13 @@ function dockerBackend(): SuiteBackend {
     if (!engine) throw new Error('the docker suite backend was not set up');
     return engine;
   };
+  const engineOfJobs = (): Docker => {
+    if (!jobs) throw new Error('the docker suite backend was not set up');
+    return jobs;
+  };
   const watch = async (): Promise<void> => {
-    const list = await need()
-      .docker.listContainers({ all: true, filters: { label: ['c2d.job'] } })
+    const list = await engineOfJobs()
+      .listContainers({ all: true, filters: { label: ['c2d.job'] } })
       .catch(() => []);
     for (const c of list) {
       const job = c.Labels['c2d.job'] ?? '';
@@ -80,14 +90,17 @@ function dockerBackend(): SuiteBackend {
     }
   };
   return {
-    name: 'docker',
+    name: kind,
     setup: () => {
       engine = startTestEngine();
+      if (kind === 'podman') podman = startLocalPodman();
+      jobs = podman ? new Docker({ socketPath: podman.socketPath }) : engine.docker;
       watcher = setInterval(() => void watch(), 200);
       return Promise.resolve();
     },
     teardown: () => {
       clearInterval(watcher);
+      podman?.stop();
       engine?.stop();
     },
     environment: ({ maxProcesses, maxOutputBytes, maxOutputFiles, ...e }) => {
@@ -96,7 +109,7 @@ function dockerBackend(): SuiteBackend {
         ...e,
         backend: 'docker',
         docker: {
-          socketPath: eng.socketPath,
+          socketPath: podman?.socketPath ?? eng.socketPath,
           images: { configure: eng.images.configure, publish: eng.images.publish },
           allowedImages: ['127.0.0.1:5000/*'],
           ...(maxProcesses ? { maxProcesses } : {}),
@@ -114,14 +127,18 @@ function dockerBackend(): SuiteBackend {
       const ids = [...(seen.get(jobId) ?? [])];
       // a job whose containers were never seen would make the answer vacuous
       if (ids.length === 0) throw new Error(`no container of job ${jobId} was seen: cannot tell what of it still runs`);
-      const running = (await need().docker.listContainers({ filters: { label: [`c2d.job=${jobId}`] } })).map((c) => c.Names.join(','));
+      const running = (await engineOfJobs().listContainers({ filters: { label: [`c2d.job=${jobId}`] } })).map((c) => c.Names.join(','));
       return [...running, ...pidsInCgroupsOf(ids)];
     },
   };
 }
 
-/** Both backends of one host, for describe.each: the process sandbox and real containers on our Docker Engine. */
-export const suiteBackends = (): [string, SuiteBackend][] => [
+/**
+ * The backends of one host, for describe.each: the process sandbox and real containers on our Docker
+ * Engine; with `podman`, also the docker backend on Podman.
+ */
+export const suiteBackends = (o: { podman?: boolean } = {}): [string, SuiteBackend][] => [
   ['process', processBackend],
-  ['docker', dockerBackend()],
+  ['docker', dockerBackend('docker')],
+  ...(o.podman ? [['docker-on-podman', dockerBackend('podman')] as [string, SuiteBackend]] : []),
 ];

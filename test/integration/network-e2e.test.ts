@@ -103,7 +103,7 @@ const probe = (outside: Outside, targets: [string, number][], waitFlag?: string)
     ${waitFlag ? `console.log('waiting'); while ((await get('/get/${waitFlag}')) !== 'yes') await new Promise((r) => setTimeout(r, 200));` : ''}
   })();`;
 
-describe.each(suiteBackends())('algorithm network access, end to end, on the %s backend', (_, backend: SuiteBackend) => {
+describe.each(suiteBackends({ podman: true }))('algorithm network access, end to end, on the %s backend', (_, backend: SuiteBackend) => {
   let stack: Stack;
   let client: ProviderClient;
   let data: Awaited<ReturnType<typeof serveFiles>>;
