@@ -51,6 +51,7 @@ describe('image pulls on the docker backend', () => {
   let engine: TestEngine;
   let stack: Stack;
   let registry: Awaited<ReturnType<typeof slowRegistry>>;
+  let data: Awaited<ReturnType<typeof serveFiles>>;
   let client: ProviderClient;
   let dataset: string;
 
@@ -77,7 +78,7 @@ describe('image pulls on the docker backend', () => {
   beforeAll(async () => {
     engine = startTestEngine();
     registry = await slowRegistry();
-    const data = await serveFiles({ 'numbers.csv': '1\n2\n' });
+    data = await serveFiles({ 'numbers.csv': '1\n2\n' });
     stack = await startStack({
       environments: [env('slow-pull', { maxJobDuration: 3 }, { pullTimeout: 120 }), env('bounded-pull', { maxJobDuration: 60 }, { pullTimeout: 2 })],
     });
@@ -87,6 +88,7 @@ describe('image pulls on the docker backend', () => {
 
   afterAll(async () => {
     await stack?.stop();
+    data?.close();
     registry?.close();
     engine?.stop();
   });
