@@ -58,8 +58,11 @@ async function main(): Promise<void> {
     headless: true,
     logFile: path.join(dir, 'temporal.log'),
   });
+  // the publisher's data server on loopback: the provider may fetch from it alone
+  const data = await serveFiles({ 'data.csv': 'a,b\n1,2\n' });
   const stack = await startLocalStack({
     temporalAddress: `127.0.0.1:${port}`,
+    allowHosts: [data.host],
     environments: [
       {
         id: 'bench',
@@ -76,7 +79,6 @@ async function main(): Promise<void> {
       },
     ],
   });
-  const data = await serveFiles({ 'data.csv': 'a,b\n1,2\n' });
   const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
   const temporalClient = new Client({ connection });
   try {

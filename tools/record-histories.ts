@@ -28,7 +28,9 @@ const oneSlot = environment({ id: uniqueName('one-slot'), maxJobs: 1, maxJobDura
 const gateEnv = environment({ id: uniqueName('gate'), maxJobs: 8, plugins: [{ name: 'gate' }, { name: 'gate', stage: 'afterPublish' }] });
 const refuseEnv = environment({ id: uniqueName('refuse'), maxJobs: 8, plugins: [{ name: 'refuser' }] });
 const earlyEnv = environment({ id: uniqueName('early'), maxJobs: 8, plugins: [{ name: 'refuser', stage: 'beforeProvision' }] });
-const environments = [env, shortEnv, oneSlot, gateEnv, refuseEnv, earlyEnv];
+// docker: the algorithm's image is pulled by an activity of its own, outside maxJobDuration
+const dockerEnv = environment({ id: uniqueName('docker'), backend: 'docker', maxJobs: 8, maxJobDuration: 120 });
+const environments = [env, shortEnv, oneSlot, gateEnv, refuseEnv, earlyEnv, dockerEnv];
 
 const gate = definePlugin({ name: 'gate', defaultStage: 'afterAlgorithm', run: () => Promise.resolve() });
 const refuser = definePlugin({ name: 'refuser', defaultStage: 'afterAlgorithm', run: () => Promise.reject(new PluginRefusal('the results break rule 7')) });
@@ -146,6 +148,7 @@ const scenarios: Record<Exclude<RecordedHistory, 'environment-slots'>, Scenario>
   'orders-verified': job('orders-verified', env.id, {}, { status: 70, agreementId: `0x${'a1'.repeat(32)}` }, (input) =>
     orders.set(input.jobId, { agreementId: `0x${'a1'.repeat(32)}` }),
   ),
+  'docker-image-pull': job('docker-image-pull', dockerEnv.id, { prepare: { ms: 200 } }, { status: 70, stopreq: 0, outputs: 1 }),
   'order-refused': job('order-refused', env.id, {}, { status: 31 }, (input) =>
     orders.set(input.jobId, {
       refusal: new AccessDeniedError('dataset', 'consumer_mismatch', 'dataset: the caller is neither consumer nor payer of the order'),

@@ -6,7 +6,7 @@ import { FileFetchError } from '../assets/checksums';
 import type { AuthorizedJob, FileDecryptor, RemoteFileSource } from '../assets/authorize';
 import { type JobOrderDeps, verifyJobOrders } from '../chain/job-orders';
 import { OrderNotMinedError } from '../chain/orders';
-import type { ComputeBackend, ConfigureSpec, StepOutcome, StepRequest } from '../compute/backend';
+import type { ComputeBackend, ConfigureSpec, StepHooks, StepOutcome, StepRequest } from '../compute/backend';
 import type { Environment } from '../domain/environment';
 import { AccessDeniedError, UnavailableError, ValidationError } from '../domain/errors';
 import type { FileObject } from '../domain/ddo';
@@ -146,10 +146,14 @@ export function createActivities(deps: ActivityDeps) {
 
   /** Runs a step with a steady heartbeat; a cancelled activity stops waiting (the workflow kills the step through stopSteps). */
   async function runStep(backend: ComputeBackend, req: StepRequest): Promise<StepOutcome> {
+    return withStepHooks((hooks) => backend.runStep(req, hooks));
+  }
+
+  async function withStepHooks(run: (hooks: StepHooks) => Promise<StepOutcome>): Promise<StepOutcome> {
     const ctx = Context.current();
     const timer = setInterval(() => ctx.heartbeat(), heartbeatMs);
     try {
-      const outcome = await backend.runStep(req, { heartbeat: (details) => ctx.heartbeat(details), signal: ctx.cancellationSignal });
+      const outcome = await run({ heartbeat: (details) => ctx.heartbeat(details), signal: ctx.cancellationSignal });
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
       return outcome;
     } catch (err) {
@@ -213,7 +217,12 @@ export function createActivities(deps: ActivityDeps) {
           datasetDids,
           container: auth.algorithm.container,
           allowNetwork: auth.allowNetwork,
-          environment: { maxJobs: env.maxJobs, maxJobDuration: env.maxJobDuration, storageExpiry: env.storageExpiry },
+          environment: {
+            maxJobs: env.maxJobs,
+            maxJobDuration: env.maxJobDuration,
+            storageExpiry: env.storageExpiry,
+            ...(env.backend === 'docker' && deps.backendFor(env.id).prepareAlgorithm ? { imagePullSeconds: env.docker.pullTimeout } : {}),
+          },
           ...(plugins.length > 0 ? { plugins } : {}),
         };
       });
@@ -274,6 +283,24 @@ export function createActivities(deps: ActivityDeps) {
         const result = configureResult(outcome);
         log.info({ exitCode: outcome.exitCode, reason: outcome.reason, reattached: outcome.reattached, ok: result.ok }, 'step ended');
         return result;
+      });
+    },
+
+    /**
+     * Makes the algorithm's image ready (docker: pulls it, within the environment's pullTimeout), so the
+     * algorithm's deadline starts when it starts. A pull that fails ends the job 32, naming the image.
+     */
+    async prepareAlgorithm(input: AlgorithmStepInput): Promise<StepResult> {
+      return mapFailures(async () => {
+        const log = deps.logger.child({ jobId: input.jobId, step: 'algorithm' });
+        const env = environment(input.environmentId);
+        const backend = deps.backendFor(env.id);
+        const ready: StepResult = { ok: true, terminationDetails: { exitCode: null, oomKilled: false, reason: '' } };
+        const prepare = backend.prepareAlgorithm?.bind(backend);
+        if (!prepare) return ready;
+        const outcome = await withStepHooks((hooks) => prepare({ jobId: input.jobId, environment: env, container: input.plan.container }, hooks));
+        log.info({ reason: outcome.reason }, 'algorithm image prepared');
+        return outcome.reason === '' ? ready : algorithmResult(outcome);
       });
     },
 

@@ -25,6 +25,11 @@ export interface EnvironmentLimits {
   maxJobDuration: number;
   /** seconds */
   storageExpiry: number;
+  /**
+   * seconds the algorithm's image may take to be made ready (docker: its pull), a step of its own between
+   * configuration and the algorithm that does not count toward maxJobDuration; absent on backends without images
+   */
+  imagePullSeconds?: number;
 }
 
 /** How a step ended, already mapped to Ocean's vocabulary. */

@@ -102,6 +102,13 @@ export interface ComputeBackend {
   readonly kind: string;
   /** null when this backend can run the container, otherwise a message saying why not (e.g. unknown image). */
   checkContainer(container: ContainerSpec): string | null;
+  /**
+   * Makes the algorithm's image ready to start (docker: pulls it, its progress at the start of the
+   * algorithm log), before the algorithm's deadline starts: a pull has its own bound, never maxJobDuration.
+   * Resolves with reason '' when ready, else 'image-pull: <why, naming the image>'. Backends that run no
+   * images leave it out (the algorithm step then does all).
+   */
+  prepareAlgorithm?(req: { jobId: string; environment: Environment; container: ContainerSpec }, hooks: StepHooks): Promise<StepOutcome>;
   /** Starts the step, or re-attaches to it if an earlier attempt started it; resolves when it has ended. */
   runStep(req: StepRequest, hooks: StepHooks): Promise<StepOutcome>;
   /** Kills every running step of the job; resolves once their processes are gone. */

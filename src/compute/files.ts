@@ -61,3 +61,23 @@ export function diskUsage(dirs: readonly string[], stopAbove?: { bytes: number; 
   }
   return usage;
 }
+
+/** Appends a step's output to its log file, at most maxLogBytes of it (then one truncation line). */
+export function openStepLog(logFile: string, maxLogBytes: number): { append: (chunk: Buffer) => void; close: () => void } {
+  const fd = fs.openSync(logFile, 'a', 0o640);
+  let written = 0;
+  let truncated = false;
+  return {
+    append: (chunk) => {
+      if (written >= maxLogBytes) {
+        if (!truncated) fs.writeSync(fd, `\n[log truncated at ${maxLogBytes} bytes]\n`);
+        truncated = true;
+        return;
+      }
+      const part = chunk.subarray(0, maxLogBytes - written);
+      fs.writeSync(fd, part);
+      written += part.length;
+    },
+    close: () => fs.closeSync(fd),
+  };
+}

@@ -2,6 +2,7 @@ import type { Config } from '../config';
 import type { Environment } from '../domain/environment';
 import type { Logger } from '../domain/logger';
 import type { ComputeBackend } from './backend';
+import { DEFAULT_NETWORK, JobNetworks } from './process/network';
 import { createDockerClient, type DockerClient, DockerBackend } from './docker';
 import { createKubeClient, type KubeClient, KubernetesBackend } from './kubernetes';
 import path from 'node:path';
@@ -32,6 +33,8 @@ export class BackendRegistry {
   private readonly backends = new Map<string, ComputeBackend>();
   private kube: KubeClient | undefined;
   private readonly dockerClients = new Map<string, DockerClient>();
+  /** the per-job egress networks of docker environments' algorithms (the same as the process backend's) */
+  private jobNetworks: JobNetworks | undefined;
 
   constructor(private readonly deps: BackendDeps) {
     this.kube = deps.kube;
@@ -72,9 +75,14 @@ export class BackendRegistry {
           client = (this.deps.dockerClient ?? createDockerClient)(socket);
           this.dockerClients.set(socket, client);
         }
+        this.jobNetworks ??= new JobNetworks({
+          settings: this.deps.config.sandbox.network ?? DEFAULT_NETWORK,
+          logger: this.deps.logger.child({ backend: 'docker', component: 'job-networks' }),
+        });
         return new DockerBackend({
           environment: env,
           client,
+          networks: this.jobNetworks,
           workDir: path.join(this.deps.config.workDir, 'docker-jobs'),
           ...(this.deps.dockerRegistryAuth ? { registryAuth: this.deps.dockerRegistryAuth } : {}),
           logger: this.deps.logger.child({ backend: 'docker', environment: env.id }),

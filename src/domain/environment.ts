@@ -170,6 +170,8 @@ export const dockerOptionsSchema = z.object({
   allowAnyImage: z.boolean().default(false),
   /** `always` pulls before every algorithm, `ifNotPresent` only when the engine lacks the image, `never` runs what the engine has */
   pullPolicy: z.enum(['always', 'ifNotPresent', 'never']).default('ifNotPresent'),
+  /** seconds an algorithm image's pull may take (it does not count toward maxJobDuration); past it the job ends 32 */
+  pullTimeout: z.number().int().positive().default(600),
   /** uid:gid every step container runs as when the worker runs as root (otherwise the worker's own uid) */
   user: z
     .string()
@@ -183,6 +185,13 @@ export const dockerOptionsSchema = z.object({
     .int()
     .positive()
     .default(64 * 1024 * 1024),
+  /**
+   * bytes the algorithm may leave in /data/outputs and /data/logs together, and publishing may copy
+   * (default: diskGB); counted on disk as on the process backend: allocated blocks or length, whichever is larger, hard links once
+   */
+  maxOutputBytes: z.number().int().positive().optional(),
+  /** names (files, dirs, links, each hard link) the algorithm may leave in /data/outputs and /data/logs together; publishing copies at most this many files */
+  maxOutputFiles: z.number().int().positive().default(10_000),
   /** network of the configuration step, which downloads the inputs (`host`, or a network the engine has) */
   configureNetwork: z.string().min(1).default('host'),
   /** CPU and memory of the configuration and publishing containers */
@@ -225,4 +234,8 @@ export const defaultEnvironments: EnvironmentInput[] = [
   { id: 'process-free', desc: 'Free sandboxed process environment', cpuNumber: 1, ramGB: 1, diskGB: 1, maxJobs: 2, maxJobDuration: 3600 },
 ];
 
-export const maxOutputBytes = (env: ProcessEnvironment): number => env.process.maxOutputBytes ?? Math.floor(env.diskGB * 1024 ** 3);
+/** The output budget of a process or docker environment: bytes (default: diskGB) and names. */
+export const maxOutputBytes = (env: ProcessEnvironment | DockerEnvironment): number =>
+  (env.backend === 'docker' ? env.docker.maxOutputBytes : env.process.maxOutputBytes) ?? Math.floor(env.diskGB * 1024 ** 3);
+export const maxOutputFiles = (env: ProcessEnvironment | DockerEnvironment): number =>
+  env.backend === 'docker' ? env.docker.maxOutputFiles : env.process.maxOutputFiles;

@@ -34,6 +34,9 @@ function workspaceSteps(hostQueue: string | undefined) {
   const on = (options: ActivityOptions, summary: string) => proxyActivities<Activities>({ ...onHost(options, hostQueue), summary });
   return {
     configureStep: on(step, 'Fetch the inputs into the job volume (sandboxed)').configureStep,
+    // its own bound (the environment's pullTimeout) plus a margin; a retry after a worker crash pulls on where the engine got to
+    prepareAlgorithm: (pullSeconds: number) =>
+      on({ ...step, startToCloseTimeout: `${pullSeconds + 60}s` }, "Pull the algorithm's image (not counted in maxJobDuration)").prepareAlgorithm,
     algorithmStep: (maxJobDuration: number) =>
       on(longStep(maxJobDuration), 'Run the algorithm (sandboxed, no network unless every dataset allows it)').algorithmStep,
     publishStep: on(step, 'Store the outputs and logs for the consumer').publishStep,
@@ -104,13 +107,17 @@ export async function computeJob(input: JobInput): Promise<JobView> {
 
     const limits = plan.environment;
     await slot.acquire(limits);
-    const deadline = new CancellationScope();
-    deadline
-      .run(() => sleep(limits.maxJobDuration * 1000))
-      .then(
-        () => stop(StopReq.Deadline),
-        () => undefined,
-      );
+    const startDeadline = (): CancellationScope => {
+      const scope = new CancellationScope();
+      scope
+        .run(() => sleep(limits.maxJobDuration * 1000))
+        .then(
+          () => stop(StopReq.Deadline),
+          () => undefined,
+        );
+      return scope;
+    };
+    let deadline = startDeadline();
     try {
       setStatus(JobStatus.ConfiguringVolumes);
       reached = 'steps';
@@ -118,6 +125,16 @@ export async function computeJob(input: JobInput): Promise<JobView> {
       steps = workspaceSteps(hostQueue);
       const configured = await steps.configureStep(input).catch(endWith(provisioningFailure));
       if (!configured.ok) throw new JobFailed({ status: configured.failStatus ?? JobStatus.DataProvisioningFailed, details: configured.terminationDetails });
+      if (limits.imagePullSeconds !== undefined) {
+        // The algorithm's image (docker): its pull has its own bound and does not count toward maxJobDuration,
+        // which starts again, whole, when the algorithm starts (as the backend's own deadline does).
+        deadline.cancel();
+        const prepared = await steps
+          .prepareAlgorithm(limits.imagePullSeconds)({ ...ref, plan })
+          .catch(endWith((err) => failed(JobStatus.AlgorithmProvisioningFailed, `could not prepare the algorithm's image: ${describeFailure(err).message}`)));
+        if (!prepared.ok) throw new JobFailed({ status: prepared.failStatus ?? JobStatus.AlgorithmProvisioningFailed, details: prepared.terminationDetails });
+        deadline = startDeadline();
+      }
       setStatus(JobStatus.ProvisioningSuccess);
 
       setStatus(JobStatus.RunningAlgorithm);

@@ -51,15 +51,18 @@ describeAsRoot('a Docker engine and a Podman service of its own, started by tool
     return client.waitForJob(jobId, { timeoutMs: 120_000 });
   };
 
-  it('when a Python algorithm that imports numpy runs, then the job reaches 70 with its output', async () => {
+  it('when a Python algorithm that imports numpy runs, then the job reaches 70 with its output, its files held at the output budget', async () => {
     const done = await run(`
-import numpy as np, glob
+import numpy as np, glob, resource
 x = np.loadtxt(glob.glob('/data/inputs/*/0')[0])
 open('/data/outputs/result.txt', 'w').write(f"sum={x.sum():.0f}")
+open('/data/outputs/limits.txt', 'w').write(' '.join(str(resource.getrlimit(r)[1]) for r in (resource.RLIMIT_FSIZE, resource.RLIMIT_NOFILE)))
 print("pulled and computed on podman")
 `);
     expect(done.status).toBe(70);
     expect(await resultText(client, done, 'result.txt')).toBe('sum=10');
+    // the fsize ulimit (the budget, default diskGB, + 1 byte), and Podman's configured default nofile kept beside it
+    expect(await resultText(client, done, 'limits.txt')).toBe(`${1024 ** 3 + 1} 20000`);
     expect(await resultText(client, done, 'algorithm.log')).toContain('pulled and computed on podman');
   });
 

@@ -1,4 +1,12 @@
-import { algorithmContainer, configureContainer, containerName, jobLayout, publishContainer } from '../../src/compute/docker/specs';
+import {
+  algorithmContainer,
+  configureContainer,
+  containerName,
+  jobLayout,
+  networkHolderContainer,
+  networkHolderName,
+  publishContainer,
+} from '../../src/compute/docker/specs';
 import { hasDigest, resolveImage } from '../../src/compute/docker/images';
 import { type DockerEnvironment, environmentSchema } from '../../src/domain/environment';
 
@@ -47,6 +55,21 @@ describe('the docker containers of a job', () => {
     expect(c.HostConfig!.DeviceRequests).toBeUndefined();
   });
 
+  it("when the job has network access, then the algorithm joins the job's namespace and the holder container has no network of its own", () => {
+    const c = algorithmContainer(ctx, spec, 'x', `container:${networkHolderName(jobId)}`);
+    expect(c.NetworkDisabled).toBeUndefined();
+    expect(c.HostConfig).toMatchObject({ NetworkMode: `container:c2d-${jobId}-network`, CapDrop: ['ALL'], ReadonlyRootfs: true });
+    expect(algorithmContainer(ctx, spec, 'x', 'ns:/run/netns/c2d-x').HostConfig!.NetworkMode).toBe('ns:/run/netns/c2d-x');
+    const holder = networkHolderContainer(ctx);
+    expect(holder).toMatchObject({
+      name: `c2d-${jobId}-network`,
+      Image: environment.docker.images.publish,
+      User: '65534:65534',
+      HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], ReadonlyRootfs: true, SecurityOpt: ['no-new-privileges'] },
+    });
+    expect(holder.Labels).toMatchObject({ 'c2d.job': jobId });
+  });
+
   it('when the environment has GPUs, then the algorithm asks for them', () => {
     const gpu = { ...ctx, environment: { ...environment, gpuNumber: 2 } };
     expect(algorithmContainer(gpu, spec, 'x').HostConfig!.DeviceRequests).toEqual([{ Driver: '', Count: 2, Capabilities: [['gpu']] }]);
@@ -64,6 +87,17 @@ describe('the docker containers of a job', () => {
       `/w/${jobId}/reports:/run/c2d/reports:rw`,
     ]);
     expect(JSON.stringify(pub)).not.toContain('secret');
+  });
+
+  it('when the environment has an output budget, then the algorithm and publish cannot write a file past it and publish copies within it', () => {
+    const budget = { ...ctx, environment: { ...environment, docker: { ...environment.docker, maxOutputBytes: 1000, maxOutputFiles: 7 } } };
+    const fsize = [{ Name: 'fsize', Soft: 1001, Hard: 1001 }];
+    expect(algorithmContainer(budget, spec, 'x').HostConfig!.Ulimits).toEqual(fsize);
+    expect(publishContainer(budget).HostConfig!.Ulimits).toEqual(fsize);
+    expect(publishContainer(budget).Cmd).toEqual(['/data/outputs', '/results', '/run/c2d/reports/publish.json', '--max-bytes=1000', '--max-files=7']);
+    expect(publishContainer(budget, true).Cmd).toContain('--withhold');
+    // default: diskGB
+    expect(publishContainer(ctx).Cmd).toContain(`--max-bytes=${1024 ** 3}`);
   });
 });
 

@@ -121,6 +121,12 @@ describe('ip commands', () => {
     ]);
   });
 
+  test("when a container's namespace is to be used (the docker backend's holder), then it is named after the job instead of created, the rest alike", () => {
+    const attached = setupCommands(n, { host: '10.213.0.1', job: '10.213.0.2', prefix: 30 }, 4242);
+    expect(attached[0]).toEqual(['netns', 'attach', `c2d-${JOB}`, '4242']);
+    expect(attached.slice(1)).toEqual(setupCommands(n, { host: '10.213.0.1', job: '10.213.0.2', prefix: 30 }).slice(1));
+  });
+
   test('when tearing down, then the host link goes first (removing the pair at once), then the namespace', () => {
     expect(teardownCommands(n)).toEqual([
       ['link', 'del', 'c2dj0123456789a'],

@@ -9,7 +9,9 @@ import { environment, fakeWorld, jobInput, type JobScript, newOwner, SECRET } fr
 
 const env = environment({ id: uniqueName('env'), maxJobs: 8, maxJobDuration: 120, storageExpiry: 3600 });
 const shortEnv = environment({ id: uniqueName('short'), maxJobs: 8, maxJobDuration: 2 });
-const world = fakeWorld([env, shortEnv]);
+// a docker environment: its algorithm image is prepared (pulled) by an activity of its own, outside maxJobDuration
+const dockerEnv = environment({ id: uniqueName('docker'), backend: 'docker', maxJobs: 8, maxJobDuration: 2 });
+const world = fakeWorld([env, shortEnv, dockerEnv]);
 let tw: TestWorker;
 let jobs: TemporalJobsService;
 
@@ -153,6 +155,41 @@ describe('computeJob', () => {
     expect(done).toMatchObject({ status: 70, stopreq: 2, terminationDetails: { exitCode: null, oomKilled: false, reason: 'exceeded maxJobDuration' } });
     expect(world.backend.stopCalls.some((c) => c.jobId === started.jobId)).toBe(true);
     expect(done.results).toEqual(expect.arrayContaining([expect.objectContaining({ filename: 'algorithm.log' })]));
+  });
+
+  test('when the algorithm image takes longer to pull than maxJobDuration (docker), then the job is not stopped: the deadline starts with the algorithm', async () => {
+    const started = await startScripted({ prepare: { ms: 3000 }, algorithm: { ms: 1000 } }, dockerEnv.id);
+    const done = await finalView(started.jobId);
+    expect({ status: done.status, stopreq: done.stopreq }).toEqual({ status: 70, stopreq: 0 });
+    const prepared = world.backend.prepares.find((p) => p.jobId === started.jobId);
+    const algorithm = world.backend.calls.find((c) => c.jobId === started.jobId && c.step === 'algorithm');
+    expect(prepared?.endedAt).toBeLessThanOrEqual(algorithm?.at ?? 0);
+  });
+
+  test('when the algorithm runs past maxJobDuration after a slow pull (docker), then it is stopped its whole maxJobDuration after it started', async () => {
+    const started = await startScripted({ prepare: { ms: 2500 }, algorithm: { hold: true } }, dockerEnv.id);
+    const done = await finalView(started.jobId);
+    expect(done).toMatchObject({ status: 70, stopreq: 2, terminationDetails: { reason: 'exceeded maxJobDuration' } });
+    const prepared = world.backend.prepares.find((p) => p.jobId === started.jobId);
+    const stop = world.backend.stopCalls.find((c) => c.jobId === started.jobId);
+    expect((stop?.at ?? 0) - (prepared?.endedAt ?? Infinity)).toBeGreaterThanOrEqual(2000);
+  });
+
+  test('when the algorithm image cannot be pulled (docker), then the job ends 32 naming it and the algorithm never runs', async () => {
+    const reason = 'image-pull: could not pull image reg.example/algo@sha256:00: manifest unknown';
+    const started = await startScripted({ prepare: { outcome: { exitCode: null, reason } } }, dockerEnv.id);
+    const done = await finalView(started.jobId);
+    expect(done).toMatchObject({
+      status: 32,
+      terminationDetails: { reason: 'algorithm could not start: could not pull image reg.example/algo@sha256:00: manifest unknown' },
+    });
+    expect(world.backend.calls.filter((c) => c.jobId === started.jobId).map((c) => c.step)).toEqual(['configure', 'publish']);
+  });
+
+  test('when the environment runs no images (process), then no image is prepared', async () => {
+    const started = await startScripted({}, env.id);
+    await finalView(started.jobId);
+    expect(world.backend.prepares.some((p) => p.jobId === started.jobId)).toBe(false);
   });
 
   const failures: [string, JobScript, number, Record<string, unknown>][] = [

@@ -27,6 +27,8 @@ export interface StepScript {
 export type JobScript = Partial<Record<StepName, StepScript>> & {
   /** authorize throws this (every call) */
   authorizeError?: Error;
+  /** prepareAlgorithm (docker environments: the image pull) */
+  prepare?: StepScript;
 };
 
 const ok: StepOutcome = { exitCode: 0, oomKilled: false, reason: '', reattached: false };
@@ -55,6 +57,20 @@ export class ScriptedBackend implements ComputeBackend {
 
   isWaiting(jobId: string, step: StepName): boolean {
     return this.waiters.has(`${jobId}/${step}`);
+  }
+
+  /** jobs whose algorithm image was prepared, and when */
+  readonly prepares: { jobId: string; at: number; endedAt?: number }[] = [];
+
+  /** As the docker backend's (called for docker environments only): the image pull, scripted like a step. */
+  async prepareAlgorithm(req: { jobId: string }, hooks: StepHooks): Promise<StepOutcome> {
+    const call: { jobId: string; at: number; endedAt?: number } = { jobId: req.jobId, at: Date.now() };
+    this.prepares.push(call);
+    const script = this.scripts.get(req.jobId)?.prepare ?? {};
+    const beat = setInterval(() => hooks.heartbeat(), 200);
+    await new Promise((resolve) => setTimeout(resolve, script.ms ?? 0)).finally(() => clearInterval(beat));
+    call.endedAt = Date.now();
+    return { ...ok, ...script.outcome };
   }
 
   async runStep(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {

@@ -1,10 +1,11 @@
 import { Context } from '@temporalio/activity';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
+import type { JobView } from '../../src/domain/job';
 import { createPluginActivities, definePlugin, PluginRegistry } from '../../src/plugins';
 import { createHostWorker } from '../../src/entrypoints/worker';
 import { TemporalJobsService } from '../../src/temporal/client';
-import { eventually, finalJobView, startTestWorker, type TestWorker, uniqueName } from '../helpers/temporal';
+import { eventually, startTestWorker, type TestWorker, uniqueName } from '../helpers/temporal';
 import { testState } from '../helpers/state';
 import { environment, fakeWorld, jobInput, silent } from './fakes';
 
@@ -72,10 +73,13 @@ describe('steps on the worker host that holds the workspace', () => {
     await tw?.stop();
   });
 
+  /** the workflow's own end: after cleanup (the status is final a little before) */
+  const finished = (jobId: string): Promise<JobView> => tw.client.workflow.getHandle(`c2d-${jobId}`).result() as Promise<JobView>;
+
   test('when a process job runs, then authorization runs on the shared queue and every step of its workspace on the host queue', async () => {
     const input = jobInput(env.id);
     await jobs.start(input);
-    const done = await finalJobView(jobs, input.jobId);
+    const done = await finished(input.jobId);
     expect(done.status).toBe(70);
     const calls = ran.get(input.jobId) ?? [];
     expect(calls).toEqual(expect.arrayContaining(['authorizeJob@shared', 'placeJob@shared']));
@@ -90,7 +94,7 @@ describe('steps on the worker host that holds the workspace', () => {
     await jobs.start(input);
     await eventually(async () => (await jobs.get(input.jobId))?.status === 40, 20_000, 'the algorithm running');
     await jobs.stop(input.jobId);
-    const done = await finalJobView(jobs, input.jobId);
+    const done = await finished(input.jobId);
     expect(done.stopreq).toBe(1);
     expect(ran.get(input.jobId)).toEqual(expect.arrayContaining(['stopSteps@host', 'publishStep@host', 'cleanupJob@host']));
   });
@@ -98,7 +102,7 @@ describe('steps on the worker host that holds the workspace', () => {
   test('when the environment is kubernetes, then no host is chosen: its steps run on the shared queue', async () => {
     const input = jobInput(k8s.id);
     await jobs.start(input);
-    const done = await finalJobView(jobs, input.jobId);
+    const done = await finished(input.jobId);
     expect(done.status).toBe(70);
     const steps = (ran.get(input.jobId) ?? []).filter((c) => /^(configureStep|algorithmStep|publishStep|cleanupJob)@/.test(c));
     expect(steps).toEqual(['configureStep@shared', 'algorithmStep@shared', 'publishStep@shared', 'cleanupJob@shared']);

@@ -21,6 +21,8 @@ export const recordedHistories = [
   'plugin-after-algorithm-refused',
   'orders-verified',
   'order-refused',
+  // a docker environment: the image pull as its own activity, then the algorithm
+  'docker-image-pull',
   // the capacity workflow, with a grant, a waiter that left and a grant after a release
   'environment-slots',
 ] as const;

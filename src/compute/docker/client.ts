@@ -33,6 +33,8 @@ export interface ContainerState {
   pid: number;
 }
 
+export type Ulimit = Docker.Ulimit;
+
 /** Docker's create body (Engine API `ContainerCreate`), as far as we use it. */
 export type ContainerCreateBody = Docker.ContainerCreateOptions & { name: string };
 
@@ -61,6 +63,8 @@ export interface DockerClient {
   imageDigests(ref: string): Promise<string[] | null>;
   /** pulls the image, calling onProgress with each distinct progress line */
   pull(ref: string, auth: RegistryAuth | undefined, onProgress: (line: string) => void, signal: AbortSignal): Promise<void>;
+  /** the ulimits the engine gave the container (`nofile`, …: the names the create body takes); none when it is not found */
+  ulimits(name: string): Promise<Ulimit[]>;
   /** names of the containers whose name starts with the prefix (running or not) */
   listNames(prefix: string): Promise<string[]>;
 }
@@ -185,9 +189,17 @@ export function createDockerClient(socketPath: string): DockerClient {
         const stream = await docker.pull(ref, { ...(auth ? { authconfig: auth } : {}), abortSignal: signal });
         let last = '';
         await new Promise<void>((resolve, reject) => {
+          // an abort ends the pull: the engine cancels it once its client has gone
+          const onAbort = (): void => {
+            reject(new DockerApiError(0, 'the pull was aborted', { cause: signal.reason }));
+            (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+          };
+          if (signal.aborted) return onAbort();
+          signal.addEventListener('abort', onAbort, { once: true });
           docker.modem.followProgress(
             stream,
             (err: Error | null, events: { error?: string; errorDetail?: { message?: string } }[]) => {
+              signal.removeEventListener('abort', onAbort);
               const failed = events?.find((e) => e.error);
               if (err) reject(err);
               else if (failed) reject(new DockerApiError(404, failed.errorDetail?.message ?? failed.error ?? 'pull failed'));
@@ -203,6 +215,16 @@ export function createDockerClient(socketPath: string): DockerClient {
           );
         });
       }),
+    ulimits: async (name) => {
+      try {
+        const c = await docker.getContainer(name).inspect();
+        // Podman reports RLIMIT_NOFILE where a create body says nofile
+        return (c.HostConfig.Ulimits ?? []).map((u) => ({ ...u, Name: u.Name?.replace(/^RLIMIT_/, '').toLowerCase() }));
+      } catch (err) {
+        if (status(err) === 404) return [];
+        throw apiError(err);
+      }
+    },
     listNames: (prefix) =>
       call(async () => {
         const list = await docker.listContainers({ all: true, filters: { name: [prefix] } });

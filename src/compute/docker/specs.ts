@@ -7,7 +7,7 @@
  * - publish: our publish image, /data/outputs read-only, the job's publish dir read-write, no network.
  */
 import path from 'node:path';
-import type { DockerEnvironment } from '../../domain/environment';
+import { type DockerEnvironment, maxOutputBytes, maxOutputFiles } from '../../domain/environment';
 import type { AlgorithmSpec, StepName } from '../backend';
 import { assertJobId } from '../steps';
 import type { ContainerCreateBody } from './client';
@@ -47,6 +47,10 @@ export interface JobLayout {
   deadlineMarker: string;
   /** the algorithm log's length before the container's output (the pull progress stays; a re-attached follower rewrites the rest) */
   algorithmLogStart: string;
+  /** the algorithm image's reference once prepareAlgorithm pulled it (the algorithm step then pulls no more) */
+  imageReady: string;
+  /** exists once the algorithm passed the output budget: publishing then publishes no output */
+  outputLimitMarker: string;
 }
 
 export function jobLayout(workDir: string, jobId: string): JobLayout {
@@ -70,6 +74,8 @@ export function jobLayout(workDir: string, jobId: string): JobLayout {
     stopMarker: path.join(root, 'stop'),
     deadlineMarker: path.join(root, 'deadline'),
     algorithmLogStart: path.join(root, 'algorithm-log-start'),
+    imageReady: path.join(root, 'image-ready'),
+    outputLimitMarker: path.join(root, 'output-limit'),
   };
 }
 
@@ -127,6 +133,12 @@ function hardened(tmpBytes: number, pids: number, memoryBytes: number, cpus: num
 
 const stepMemory = (env: DockerEnvironment): number => env.docker.stepResources.memoryMB * 1024 * 1024;
 
+/** The largest file a step that writes outputs may write: one byte over the budget, so a file cut off at it is seen as over it (as on the process backend). */
+const fsizeLimit = (env: DockerEnvironment) => {
+  const bytes = maxOutputBytes(env) + 1;
+  return [{ Name: 'fsize', Soft: bytes, Hard: bytes }];
+};
+
 /** Configure: our configure-step program (`<spec.json> <report.json>`) fetches the inputs into /data; it needs the network. */
 export function configureContainer(ctx: StepContext): ContainerCreateBody {
   const d = ctx.environment.docker;
@@ -151,7 +163,7 @@ export function configureContainer(ctx: StepContext): ContainerCreateBody {
  * /data, inputs, its code and the DDOs read-only, outputs and logs writable, a private /tmp, no
  * network, no capabilities, a non-root user, the environment's memory (no swap), CPUs, processes and GPUs.
  */
-export function algorithmContainer(ctx: StepContext, spec: AlgorithmSpec, image: string): ContainerCreateBody {
+export function algorithmContainer(ctx: StepContext, spec: AlgorithmSpec, image: string, network?: string): ContainerCreateBody {
   const env = ctx.environment;
   const d = env.docker;
   const vars = { ...spec.env, ALGO: PATHS.algorithm, HOME: PATHS.tmp };
@@ -164,10 +176,11 @@ export function algorithmContainer(ctx: StepContext, spec: AlgorithmSpec, image:
     WorkingDir: PATHS.data,
     Env: Object.entries(vars).map(([k, v]) => `${k}=${v}`),
     Labels: labels(ctx, 'algorithm'),
-    NetworkDisabled: true,
+    ...(network ? {} : { NetworkDisabled: true }),
     HostConfig: {
       ...hardened(d.tmpBytes, d.maxProcesses, Math.floor(env.ramGB * 1024 ** 3), env.cpuNumber),
-      NetworkMode: 'none',
+      Ulimits: fsizeLimit(env),
+      NetworkMode: network ?? 'none',
       Binds: [
         bind(ctx.job.inputs, PATHS.inputs, true),
         bind(ctx.job.transformations, PATHS.transformations, true),
@@ -180,20 +193,48 @@ export function algorithmContainer(ctx: StepContext, spec: AlgorithmSpec, image:
   };
 }
 
-/** Publish: our publish-step program (`<outputs> <publish dir> <report.json>`) copies the top-level regular files of /data/outputs; no network. */
-export function publishContainer(ctx: StepContext): ContainerCreateBody {
+/** The container that holds a job's network namespace on Docker Engine (which cannot join a named one): the algorithm joins it. */
+export const networkHolderName = (jobId: string): string => `${NAME_PREFIX}${jobId}-network`;
+
+/**
+ * It only sleeps, in our publish image (nothing of the consumer's), with no network of the engine's:
+ * the backend moves the job's egress-only link into its namespace (src/compute/process/network.ts).
+ */
+export function networkHolderContainer(ctx: StepContext): ContainerCreateBody {
   const d = ctx.environment.docker;
+  return {
+    name: networkHolderName(ctx.jobId),
+    Image: d.images.publish,
+    Entrypoint: ['/bin/sh', '-c'],
+    Cmd: ['exec sleep infinity'],
+    User: ctx.user,
+    Labels: { [LABELS.job]: ctx.jobId, [LABELS.environment]: ctx.environment.id },
+    HostConfig: { ...hardened(d.tmpBytes, 4, 16 * 1024 * 1024, 0.1), NetworkMode: 'none' },
+  };
+}
+
+/**
+ * Publish: our publish-step program (`<outputs> <publish dir> <report.json> --max-bytes --max-files
+ * [--withhold]`) copies the top-level regular files of /data/outputs within the environment's output
+ * budget (all or none); no network. `withhold`: it publishes and names none (a plugin refused them, or
+ * the algorithm passed the budget).
+ */
+export function publishContainer(ctx: StepContext, withhold = false): ContainerCreateBody {
+  const env = ctx.environment;
+  const d = env.docker;
+  const budget = [`--max-bytes=${maxOutputBytes(env)}`, `--max-files=${maxOutputFiles(env)}`];
   return {
     name: containerName(ctx.jobId, 'publish'),
     Image: d.images.publish,
-    Cmd: [PATHS.outputs, PATHS.results, `${PATHS.reports}/publish.json`],
+    Cmd: [PATHS.outputs, PATHS.results, `${PATHS.reports}/publish.json`, ...budget, ...(withhold ? ['--withhold'] : [])],
     User: ctx.user,
     WorkingDir: PATHS.data,
     Env: [`HOME=${PATHS.tmp}`],
     Labels: labels(ctx, 'publish'),
     NetworkDisabled: true,
     HostConfig: {
-      ...hardened(d.tmpBytes, d.maxProcesses, stepMemory(ctx.environment), d.stepResources.cpu),
+      ...hardened(d.tmpBytes, d.maxProcesses, stepMemory(env), d.stepResources.cpu),
+      Ulimits: fsizeLimit(env),
       NetworkMode: 'none',
       Binds: [bind(ctx.job.outputs, PATHS.outputs, true), bind(ctx.job.publish, PATHS.results, false), bind(ctx.job.reports, PATHS.reports, false)],
     },

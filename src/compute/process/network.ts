@@ -209,10 +209,13 @@ export function nftRuleset(deny: string[], resolvers: string[] = []): string {
   ].join('\n');
 }
 
-/** `ip` invocations (argv without `ip`) that build a job's namespace and link. Pure: table-tested. */
-export function setupCommands(n: JobNetworkNames, link: { host: string; job: string; prefix: number }): string[][] {
+/**
+ * `ip` invocations (argv without `ip`) that build a job's namespace and link. Pure: table-tested.
+ * `attachPid`: the namespace is the one that process is in (a container's), named rather than created.
+ */
+export function setupCommands(n: JobNetworkNames, link: { host: string; job: string; prefix: number }, attachPid?: number): string[][] {
   return [
-    ['netns', 'add', n.netns],
+    attachPid === undefined ? ['netns', 'add', n.netns] : ['netns', 'attach', n.netns, String(attachPid)],
     ['link', 'add', n.hostLink, 'type', 'veth', 'peer', 'name', n.jobLink, 'netns', n.netns],
     ['addr', 'add', `${link.host}/${link.prefix}`, 'dev', n.hostLink],
     ['link', 'set', n.hostLink, 'up'],
@@ -282,8 +285,12 @@ export class JobNetworks {
     nftRuleset(opts.settings.deny);
   }
 
-  /** Builds the job's namespace (replacing leftovers of an earlier attempt) and returns it. */
-  async setup(jobId: string): Promise<JobNetworkNames> {
+  /**
+   * Builds the job's namespace (replacing leftovers of an earlier attempt) and returns it. `attachPid`:
+   * the job's link goes into the namespace of that process (the docker backend's container holding the
+   * job's network) instead of a new one; teardown then only unnames it (it ends with its container).
+   */
+  async setup(jobId: string, o: { attachPid?: number } = {}): Promise<JobNetworkNames> {
     if (this.problem) throw networkError(this.problem);
     const names = jobNetworkNames(jobId);
     await this.teardown(jobId, { keepSlot: true });
@@ -291,7 +298,7 @@ export class JobNetworks {
       await run(this.nft, ['-f', '-'], nftRuleset(await denyList(this.opts.settings, this.opts.logger), hostResolvers()));
       enableForwarding(this.opts.logger);
       const link = slotLink(this.opts.settings.pool, this.claimSlot(jobId));
-      const cmds = setupCommands(names, link);
+      const cmds = setupCommands(names, link, o.attachPid);
       for (const [i, args] of cmds.entries()) {
         await run(this.ip, args);
         if (i === 1) {

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
-import { diskUsage } from '../files';
+import { diskUsage, openStepLog } from '../files';
 import { killCgroups, oomKills, removeCgroups } from './cgroups';
 import { runChild } from './child';
-import { openStepLog, type StepSpec, writeJsonAtomic } from './spec';
+import { type StepSpec, writeJsonAtomic } from './spec';
 import type { ExitedState } from './state';
 
 const SIZE_CHECK_MS = 500;

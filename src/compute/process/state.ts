@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { z } from 'zod';
 
 // zod-free helpers shared with the supervisor (which must not load zod: it costs a cold supervisor 150–250 ms)
-export { openStepLog, writeJsonAtomic } from './spec';
+export { writeJsonAtomic } from './spec';
 
 export const exitedStateSchema = z.object({
   status: z.literal('exited'),
