@@ -9,6 +9,7 @@ import { DEV_CHAIN_RPC_URL, loadConfig } from '../src/config';
 import type { JobView } from '../src/domain/job';
 import { publishToCatalog, trustedAlgorithm } from './catalog/catalog-publisher';
 import { paidDemo } from './demo/paid';
+import { devDockerEnvironment } from './docker-engine';
 import { DEV_DATA_HOST, serveFiles } from './local-stack';
 import { repoRoot, toolsDir } from './paths';
 
@@ -19,7 +20,9 @@ import { repoRoot, toolsDir } from './paths';
  * Paid (when the provider has a chain): the same two files published on chain as data NFTs with
  * datatokens, ordered with the provider fees of initializeCompute, computed in a priced environment.
  * Each time the consumer signs a compute start, follows the status and the live log, downloads the results.
- * `npm run demo -- free` or `npm run demo -- paid` runs one of them.
+ * Docker (when the provider offers the dev stack's docker environment): a Python algorithm in a real
+ * image, pinned by digest, that imports numpy (which the host does not have) and prints what it computed.
+ * `npm run demo -- free`, `-- paid` or `-- docker` runs one of them.
  * Uses the stack on C2D_API_PORT, or starts one (with a free and a priced environment) and stops it afterwards.
  */
 const demoDir = path.join(repoRoot, 'tools/demo');
@@ -148,9 +151,44 @@ async function paid(client: ProviderClient, environments: EnvironmentView[], dat
   return job;
 }
 
+/** numpy, which the host's Python lacks: it only runs in the image */
+const NUMPY_SUMMARY = `
+import glob, numpy as np
+rows = np.genfromtxt(glob.glob('/data/inputs/*/0')[0], delimiter=',', names=True)
+line = f"numpy {np.__version__}: {rows.size} days, mean temperature {rows['temperature'].mean():.2f}, total rainfall {rows['rainfall'].sum():.1f}"
+print(line)
+open('/data/outputs/summary.txt', 'w').write(line + '\\n')
+`;
+
+async function dockerDemo(client: ProviderClient, environments: EnvironmentView[], dataUrl: string): Promise<JobView | null> {
+  const docker = devDockerEnvironment();
+  const env = docker && environments.find((e) => e.id === docker.id);
+  const image = docker?.docker?.algorithmImages?.python;
+  if (!env || !image) {
+    console.log('\n(docker demo skipped: the provider offers no docker environment; as root, `bash tools/ensure-docker.sh --images` then `npm run dev`)');
+    return null;
+  }
+  const [name, checksum] = image.split('@') as [string, string];
+  console.log(`\n═══ Docker: a Python image with numpy (${name}, pinned by ${checksum.slice(0, 19)}…), environment ${env.id} ═══`);
+  const dataset = await publishToCatalog(client, config.catalogDir, config.chainId, {
+    type: 'dataset',
+    name: 'Weather week',
+    urls: [dataUrl],
+    allow: [client.address],
+    compute: { allowRawAlgorithm: true },
+  });
+  const job = await client.startJob({
+    environment: env.id,
+    dataset: { documentId: dataset, serviceId: 'compute' },
+    algorithm: { meta: { rawcode: NUMPY_SUMMARY, container: { entrypoint: 'python3 $ALGO', image: name, tag: '', checksum } } },
+  });
+  console.log(`Job ${job.jobId} started (Temporal workflow c2d-${job.jobId})`);
+  return follow(client, job.jobId);
+}
+
 async function main(): Promise<void> {
-  const which = process.argv[2] ?? 'both';
-  if (!['free', 'paid', 'both'].includes(which)) throw new Error(`usage: npm run demo [-- free|paid|both], not ${which}`);
+  const which = process.argv[2] ?? 'all';
+  if (!['free', 'paid', 'docker', 'both', 'all'].includes(which)) throw new Error(`usage: npm run demo [-- free|paid|docker|all], not ${which}`);
   const stack = await ensureStack();
   // on the port `npm run dev` allows: the provider fetches nothing else on loopback
   const dataServer = await serveFiles(
@@ -166,15 +204,21 @@ async function main(): Promise<void> {
     const root = (await (await fetch(`${base}/`)).json()) as { providerAddresses: Record<string, string> };
     console.log(`Provider ${Object.values(root.providerAddresses)[0]} at ${base}`);
     const finals: JobView[] = [];
-    if (which !== 'paid') {
+    if (['free', 'both', 'all'].includes(which)) {
       const client = new ProviderClient(base, new Wallet(Wallet.createRandom().privateKey));
       finals.push(await freeDemo(client, await client.environments(), dataUrl, algoUrl));
     }
-    if (which !== 'free') {
+    if (['paid', 'both', 'all'].includes(which)) {
       const client = new ProviderClient(base, new Wallet(Wallet.createRandom().privateKey));
       const done = await paid(client, await client.environments(), dataUrl, algoUrl);
       if (done) finals.push(done);
       else if (which === 'paid') process.exitCode = 1;
+    }
+    if (['docker', 'all'].includes(which)) {
+      const client = new ProviderClient(base, new Wallet(Wallet.createRandom().privateKey));
+      const done = await dockerDemo(client, await client.environments(), dataUrl);
+      if (done) finals.push(done);
+      else if (which === 'docker') process.exitCode = 1;
     }
     if (finals.some((f) => f.status !== 70)) process.exitCode = 1;
   } finally {
