@@ -1,50 +1,21 @@
-import {
-  type ActivityOptions,
-  CancellationScope,
-  isCancellation,
-  log,
-  proxyActivities,
-  proxyLocalActivities,
-  setHandler,
-  sleep,
-  upsertMemo,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { CancellationScope, isCancellation, log, proxyActivities, setHandler, sleep, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { JobInput, JobView } from '../domain/job';
 import { JobStatus, type JobStatusCode, StopReq, type StopReqCode } from '../domain/status';
 import type { PluginStage, PluginStep } from '../plugins/types';
-import { chainCall, longStep, onHost, quick, step, urgent } from './activity-options';
+import { chainCall } from './activity-options';
 import { statusQuery, stopUpdate } from './definitions';
 import { describeFailure, endWith, failed, type Failure, JobFailed, provisioningFailure, stopped } from './job-failure';
 import { initialJobState, jobView } from './job-view';
 import { runPlugins } from './plugins';
 import { C2DStatus } from './search-attributes';
 import { environmentSlot } from './slot';
+import { placeJob, workspaceSteps } from './workspace-steps';
 
 // Each activity carries a one-line summary the Temporal Web UI shows beside its name (ids only, like everything in history).
 // Authorization resolves assets (on chain too): while a source is down the job waits in status 1; a refusal fails at once.
 const { authorizeJob } = proxyActivities<Activities>({ ...chainCall, summary: 'Check the assets, the publisher rules and the algorithm' });
 const { verifyOrders } = proxyActivities<Activities>({ ...chainCall, summary: 'Verify the datatoken orders on chain' });
-// Which worker host keeps the job's workspace: the one running this workflow task, asked in-process (no round trip).
-const { placeJob } = proxyLocalActivities<Activities>({ ...quick, summary: 'Choose the worker host that keeps the job workspace' });
-
-/** What acts on the job's workspace, on the worker host that configured it when the workspace lives there (`hostQueue`). */
-function workspaceSteps(hostQueue: string | undefined) {
-  const on = (options: ActivityOptions, summary: string) => proxyActivities<Activities>({ ...onHost(options, hostQueue), summary });
-  return {
-    configureStep: on(step, 'Fetch the inputs into the job volume (sandboxed)').configureStep,
-    // its own bound (the environment's pullTimeout) plus a margin; a retry after a worker crash pulls on where the engine got to
-    prepareAlgorithm: (pullSeconds: number) =>
-      on({ ...step, startToCloseTimeout: `${pullSeconds + 60}s` }, "Pull the algorithm's image (not counted in maxJobDuration)").prepareAlgorithm,
-    algorithmStep: (maxJobDuration: number) =>
-      on(longStep(maxJobDuration), 'Run the algorithm (sandboxed, no network unless every dataset allows it)').algorithmStep,
-    publishStep: on(step, 'Store the outputs and logs for the consumer').publishStep,
-    stopSteps: on(urgent, "Kill the job's running steps").stopSteps,
-    cleanupJob: on(quick, "Remove the job's workspace, secrets and limits").cleanupJob,
-  };
-}
-
 /**
  * One compute job: authorize and verify orders (side by side) → wait for a slot of the environment → configure → run the
  * algorithm → [plugins] → publish → clean up. Status lives in workflow state (query `status`) and in the
