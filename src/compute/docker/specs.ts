@@ -9,7 +9,7 @@
 import path from 'node:path';
 import { type DockerEnvironment, maxOutputBytes, maxOutputFiles } from '../../domain/environment';
 import type { AlgorithmSpec, StepName } from '../backend';
-import { assertJobId } from '../steps';
+import { assertJobId, MAX_STEP_LOG_BYTES } from '../steps';
 import type { ContainerCreateBody } from './client';
 
 export const LABELS = { job: 'c2d.job', step: 'c2d.step', environment: 'c2d.environment' } as const;
@@ -112,9 +112,16 @@ function labels(ctx: StepContext, step: StepName): Record<string, string> {
   return { [LABELS.job]: ctx.jobId, [LABELS.step]: step, [LABELS.environment]: ctx.environment.id };
 }
 
+/**
+ * What the engine itself keeps of a step's output (its own log file, beside ours) is bounded too, by the
+ * same cap as our copy of the step log: a chatty algorithm cannot fill the engine's disk before its deadline.
+ */
+export const engineLogConfig = (capBytes: number) => ({ Type: 'json-file', Config: { 'max-size': String(capBytes), 'max-file': '1' } });
+
 /** The same hardening for every step: the consumer's algorithm, and our programs that handle its inputs and outputs. */
-function hardened(tmpBytes: number, pids: number, memoryBytes: number, cpus: number) {
+function hardened(tmpBytes: number, pids: number, memoryBytes: number, cpus: number, logBytes = MAX_STEP_LOG_BYTES) {
   return {
+    LogConfig: engineLogConfig(logBytes),
     ReadonlyRootfs: true,
     Tmpfs: { [PATHS.tmp]: `rw,nosuid,nodev,size=${tmpBytes}` },
     CapDrop: ['ALL'],
@@ -178,7 +185,7 @@ export function algorithmContainer(ctx: StepContext, spec: AlgorithmSpec, image:
     Labels: labels(ctx, 'algorithm'),
     ...(network ? {} : { NetworkDisabled: true }),
     HostConfig: {
-      ...hardened(d.tmpBytes, d.maxProcesses, Math.floor(env.ramGB * 1024 ** 3), env.cpuNumber),
+      ...hardened(d.tmpBytes, d.maxProcesses, Math.floor(env.ramGB * 1024 ** 3), env.cpuNumber, Math.min(MAX_STEP_LOG_BYTES, maxOutputBytes(env))),
       Ulimits: fsizeLimit(env),
       NetworkMode: network ?? 'none',
       Binds: [
