@@ -10,26 +10,5 @@
 set -euo pipefail
 version=${C2D_VERSITYGW_VERSION:-v1.8.0}
 tools=${C2D_TOOLS_DIR:-$HOME/.cache/c2d/tools}
-bin="$tools/versitygw-$version"
-if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
-go=$(command -v go || true)
-[ -z "$go" ] && [ -x /usr/local/go/bin/go ] && go=/usr/local/go/bin/go
-if [ -z "$go" ]; then
-  echo "Building the S3-compatible test server (versitygw) needs Go >= 1.25 (not found). Install Go, or put" >&2
-  echo "a versitygw $version binary at $bin." >&2
-  exit 1
-fi
-mkdir -p "$tools"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$bin.lock"
-  flock 9
-  if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
-fi
-work=$(mktemp -d "${TMPDIR:-/tmp}/c2d-versitygw.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-start=$(date +%s)
-echo "Building versitygw $version into $tools (first time only; a few minutes)..." >&2
-GOTOOLCHAIN=auto CGO_ENABLED=0 GOBIN="$work" "$go" install -trimpath -ldflags "-s -w" "github.com/versity/versitygw/cmd/versitygw@$version" >&2
-mv "$work/versitygw" "$bin"
-echo "Built in $(($(date +%s) - start)) s." >&2
-echo "$bin"
+source "$(dirname "$0")/lib/go-install.sh"
+go_install_cached "$tools/versitygw-$version" "github.com/versity/versitygw/cmd/versitygw@$version" "the S3-compatible test server (versitygw $version, needs Go >= 1.25)" "a few minutes"
