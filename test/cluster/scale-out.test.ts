@@ -225,8 +225,8 @@ describe('scale-out: 2 APIs and 3 workers on the cluster parts', () => {
     const launches = new Map<string, number>();
     for (const m of stack.output().matchAll(/"backend":"process","jobId":"([0-9a-f]{32})","step":"algorithm","supervisorPid":\d+,"msg":"step started"/g))
       launches.set(m[1]!, (launches.get(m[1]!) ?? 0) + 1);
-    expect([...launches.entries()].filter(([, n]) => n !== 1)).toEqual([]);
-    expect(launches.size).toBe(JOBS);
+    // (the live-log test's job ran on this stack too: only these 200 count)
+    expect(jobIds.filter((id) => launches.get(id) !== 1).map((id) => [id, launches.get(id) ?? 0])).toEqual([]);
     // the algorithm the kill interrupted was re-attached by the restarted worker, on its own host
     const endOfInterrupted = stack
       .output()
