@@ -70,7 +70,7 @@ function shipWhileRunning(store: LiveLogStore, backend: ComputeBackend, jobId: s
     }
     // the step ended before its log was looked at: what it wrote, once
     stream ??= backend.openLog(jobId, 'algorithm', { follow: false });
-    if (stream) await shipLiveLog(store, jobId, stream);
+    if (stream) await shipLiveLog(store, jobId, stream, { rest: () => backend.openLog(jobId, 'algorithm', { follow: false }) });
   })().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'live log shipping failed'));
   return {
     async finish() {

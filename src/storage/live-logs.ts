@@ -95,7 +95,12 @@ export class S3LiveLogs implements LiveLogStore {
  * `intervalMs` or `maxChunk` bytes, then the end marker once the stream ends. Resumes after what an
  * earlier attempt shipped (a retried step re-attaches and its stream starts again from byte 0).
  */
-export async function shipLiveLog(store: LiveLogStore, jobId: string, log: Readable, opts: { intervalMs?: number; maxChunk?: number } = {}): Promise<number> {
+export async function shipLiveLog(
+  store: LiveLogStore,
+  jobId: string,
+  log: Readable,
+  opts: { intervalMs?: number; maxChunk?: number; rest?: () => Readable | null } = {},
+): Promise<number> {
   const shipped = await store.list(jobId, 0);
   let offset = shipped.chunks.reduce((end, c) => Math.max(end, c.offset + c.length), 0);
   let seen = 0;
@@ -110,17 +115,21 @@ export async function shipLiveLog(store: LiveLogStore, jobId: string, log: Reada
     offset += chunk.length;
   };
   let last = Date.now();
-  for await (const data of log as AsyncIterable<Buffer>) {
-    // the bytes an earlier attempt shipped already
-    const fresh = seen + data.length <= offset ? null : data.subarray(Math.max(0, offset - seen));
-    seen += data.length;
-    if (fresh && fresh.length > 0) {
-      pending.push(fresh);
-      pendingBytes += fresh.length;
-    }
-    if (pendingBytes >= (opts.maxChunk ?? 256 * 1024) || Date.now() - last >= (opts.intervalMs ?? 500)) {
-      await flush();
-      last = Date.now();
+  // the live stream, then (`rest`) the whole log once more: what the live stream missed at its end is shipped too
+  for (let stream: Readable | null = log; stream; stream = stream === log ? (opts.rest?.() ?? null) : null) {
+    seen = 0; // each stream starts at the log's first byte
+    for await (const data of stream as AsyncIterable<Buffer>) {
+      // the bytes shipped already (by an earlier stream or attempt)
+      const fresh = seen + data.length <= offset + pendingBytes ? null : data.subarray(Math.max(0, offset + pendingBytes - seen));
+      seen += data.length;
+      if (fresh && fresh.length > 0) {
+        pending.push(fresh);
+        pendingBytes += fresh.length;
+      }
+      if (pendingBytes >= (opts.maxChunk ?? 256 * 1024) || Date.now() - last >= (opts.intervalMs ?? 500)) {
+        await flush();
+        last = Date.now();
+      }
     }
   }
   await flush();

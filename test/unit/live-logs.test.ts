@@ -56,6 +56,14 @@ describe('live logs through a shared store', () => {
     expect(await text(followLiveLog(store, JOB, () => Promise.resolve(false), new AbortController().signal, 10))).toBe('first second third');
   });
 
+  test('when the live stream misses the end of the log, then the whole log read once more ships the rest, nothing twice', async () => {
+    const store = memoryStore();
+    const live = Readable.from([Buffer.from('one\n'), Buffer.from('two\n')]);
+    const whole = (): Readable => Readable.from([Buffer.from('one\ntwo\nthr'), Buffer.from('ee\n')]);
+    expect(await shipLiveLog(store, JOB, live, { intervalMs: 60_000, rest: whole })).toBe(14);
+    expect(await text(followLiveLog(store, JOB, () => Promise.resolve(false), new AbortController().signal, 10))).toBe('one\ntwo\nthree\n');
+  });
+
   test('when a chunk is missing in the middle, then the follower waits for it instead of skipping it', async () => {
     const store = memoryStore();
     await store.put(JOB, 0, Buffer.from('a'));
