@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { NFT_TABLE } from '../../src/compute/process/network';
 import { freePort, startDevServer } from '../../tools/temporal-server';
 import { newStateFile, type TestState } from './state';
 
@@ -15,7 +16,9 @@ export default async function globalSetup(): Promise<void> {
   const dbFile = path.join(dir, 'temporal.db');
   const server = await startDevServer({ port, uiPort, dbFile, namespace: 'default', headless: true, logFile: path.join(dir, 'temporal.log') });
   server.unref();
-  const state: TestState = { temporalAddress: `127.0.0.1:${port}`, temporalPid: server.pid ?? 0, dir, dbFile, port, uiPort };
+  // the network tests' workers install the jobs' firewall table (src/compute/process/network.ts): teardown removes it unless it was there
+  const nftTableBefore = process.getuid?.() === 0 && spawnSync('nft', ['list', 'table', 'inet', NFT_TABLE], { stdio: 'ignore' }).status === 0;
+  const state: TestState = { temporalAddress: `127.0.0.1:${port}`, temporalPid: server.pid ?? 0, dir, dbFile, port, uiPort, nftTableBefore };
   const file = newStateFile();
   fs.writeFileSync(file, JSON.stringify(state));
   process.env.C2D_TEST_STATE = file;

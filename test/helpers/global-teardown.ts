@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { NFT_TABLE } from '../../src/compute/process/network';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { testState } from './state';
 
@@ -18,5 +20,6 @@ export default async function globalTeardown(): Promise<void> {
   for (let i = 0; i < 100 && alive(state.temporalPid); i++) await sleep(50);
   if (alive(state.temporalPid)) process.kill(state.temporalPid, 'SIGKILL');
   fs.rmSync(state.dir, { recursive: true, force: true, maxRetries: 5 });
+  if (process.getuid?.() === 0 && state.nftTableBefore === false) spawnSync('nft', ['delete', 'table', 'inet', NFT_TABLE], { stdio: 'ignore' });
   fs.rmSync(process.env.C2D_TEST_STATE ?? '', { force: true });
 }

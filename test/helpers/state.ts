@@ -10,6 +10,8 @@ export interface TestState {
   dbFile: string;
   port: number;
   uiPort: number;
+  /** the jobs' firewall table (inet c2d_jobs) was there before the run: the run leaves it, else teardown removes it */
+  nftTableBefore?: boolean;
 }
 
 /** A new state file for this run; global-setup publishes its path in C2D_TEST_STATE (inherited by test workers). */
