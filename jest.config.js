@@ -13,6 +13,8 @@ module.exports = {
     [`/node_modules/${esmPackages}/.+\\.js$`]: ['@swc/jest', { jsc: { target: 'es2022' } }],
   },
   transformIgnorePatterns: [`/node_modules/(?!${esmPackages}/)`],
+  // @oceanprotocol/lib 8's dependency is an ES module that Node 20 requires natively and jest cannot: its own CommonJS build
+  moduleNameMapper: { '^@oceanprotocol/ddo-js$': '<rootDir>/node_modules/@oceanprotocol/ddo-js/dist/ddo.module.cjs' },
   globalSetup: '<rootDir>/test/helpers/global-setup.ts',
   globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
   testTimeout: 60000,

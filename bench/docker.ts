@@ -1,13 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import type { ProviderClient } from '../src/client/provider-client';
 import type { JobView } from '../src/domain/job';
 import { startLocalDockerEngine } from '../tools/docker-engine';
 import { serveFiles, startLocalStack } from '../tools/local-stack';
-import { freePort, startDevServer } from '../tools/temporal-server';
+import { benchTemporal } from './temporal';
 
 /**
  * `npm run bench:docker` (also part of `npm run bench`): whole jobs on the docker backend — our own
@@ -48,16 +47,7 @@ async function algorithmMs(client: ProviderClient, job: JobView): Promise<number
 
 async function main(): Promise<void> {
   const engine = startLocalDockerEngine();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-bench-docker-'));
-  const port = await freePort();
-  const temporal = await startDevServer({
-    port,
-    uiPort: await freePort(),
-    dbFile: path.join(dir, 'temporal.db'),
-    namespace: 'default',
-    headless: true,
-    logFile: path.join(dir, 'temporal.log'),
-  });
+  const { dir, port, server: temporal } = await benchTemporal('c2d-bench-docker-');
   // the publisher's data server on loopback: the provider may fetch from it alone
   const data = await serveFiles({ 'data.csv': 'a,b\n1,2\n' });
   const stack = await startLocalStack({

@@ -1,13 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ProviderClient } from '../src/client/provider-client';
 import type { JobView } from '../src/domain/job';
 import { serveFiles, startLocalStack } from '../tools/local-stack';
-import { freePort, startDevServer } from '../tools/temporal-server';
+import { benchTemporal } from './temporal';
 import { chainBench } from './chain';
 import type { floorWorkflow } from './floor-workflow';
 
@@ -119,16 +118,7 @@ async function main(): Promise<void> {
 }
 
 async function jobsBench(throughput: boolean): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-bench-'));
-  const port = await freePort();
-  const temporal = await startDevServer({
-    port,
-    uiPort: await freePort(),
-    dbFile: path.join(dir, 'temporal.db'),
-    namespace: 'default',
-    headless: true,
-    logFile: path.join(dir, 'temporal.log'),
-  });
+  const { dir, port, server: temporal } = await benchTemporal('c2d-bench-');
   const data = await serveFiles({ 'data.csv': 'a,b\n1,2\n' });
   const stack = await startLocalStack({
     temporalAddress: `127.0.0.1:${port}`,

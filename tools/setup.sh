@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the stack needs beyond npm packages, idempotently (skips what is already there):
-# bubblewrap + util-linux (the process backend's sandbox), as root also iproute2 + nftables (network
+# bubblewrap + util-linux + uidmap (the process backend's sandbox), as root also iproute2 + nftables (network
 # access for algorithms whose datasets allow it; they need a root worker anyway), and the Temporal CLI.
 # With --k8s (npm test, npm run bench) also the local Kubernetes control plane's binaries (the kubernetes
 # backend's tests); `npm run dev` does not need them. With --docker (or --k8s), as root on Debian/Ubuntu, also
@@ -17,6 +17,8 @@ need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v prlimit >/dev/null 2>&1 || need+=(util-linux)
+# a worker that is not root runs each job as one of its user's subordinate ids (newuidmap/newgidmap)
+command -v newuidmap >/dev/null 2>&1 || need+=(uidmap)
 # the local Kubernetes control plane makes its certificates with the openssl CLI
 [ "${1:-}" = "--k8s" ] && { command -v openssl >/dev/null 2>&1 || need+=(openssl); }
 if [ "$(id -u)" -eq 0 ]; then
@@ -40,6 +42,9 @@ if [ "$(id -u)" -ne 0 ]; then
   cg=${C2D_CGROUP_ROOT:-/sys/fs/cgroup}
   parent=$cg/c2d
   [ -f "$cg/cgroup.controllers" ] || parent=$cg/memory/c2d
+  if ! grep -qE "^($(id -un)|$(id -u)):" /etc/subuid 2>/dev/null || ! grep -qE "^($(id -un)|$(id -u)):" /etc/subgid 2>/dev/null; then
+    echo "note: jobs run as this user's subordinate ids, and it has none; as root run: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $(id -un)" >&2
+  fi
   if [ ! -w "$parent" ]; then
     echo "note: jobs need cgroups this user may create; once per boot run: sudo bash tools/delegate-cgroups.sh $(id -un)" >&2
   fi

@@ -6,11 +6,13 @@ import { FileFetchError } from '../assets/checksums';
 import type { AuthorizedJob, FileDecryptor, RemoteFileSource } from '../assets/authorize';
 import { type JobOrderDeps, verifyJobOrders } from '../chain/job-orders';
 import { OrderNotMinedError } from '../chain/orders';
+import type { EscrowPayments } from '../chain/escrow';
 import type { ComputeBackend, ConfigureSpec, StepHooks, StepOutcome, StepRequest } from '../compute/backend';
-import type { Environment } from '../domain/environment';
-import { AccessDeniedError, UnavailableError, ValidationError } from '../domain/errors';
+import { type Environment, environmentResources, jobMaxDuration, jobResourceAmounts, sizedForJob } from '../domain/environment';
+import { AccessDeniedError, C2DError, UnavailableError, ValidationError } from '../domain/errors';
 import type { FileObject } from '../domain/ddo';
 import { type JobInput, RAW_ALGORITHM_DID } from '../domain/job';
+import type { ResourceAmount } from '../domain/resources';
 import type { Logger } from '../domain/logger';
 import type { FetchPolicy } from '../net/guarded-fetch';
 import { planPlugins, type PluginRegistry } from '../plugins';
@@ -18,9 +20,12 @@ import { type LiveLogStore, shipLiveLog } from '../storage/live-logs';
 import type { ResultStore } from '../storage/store';
 import { mapFailures } from './failures';
 import { algorithmResult, configureResult, publishFailure } from './outcomes';
+import { createPaymentActivities } from './payment';
+import { progressToWorkflow } from './progress';
 import type { AcquireSlotInput, AlgorithmStepInput, JobPlan, JobRef, Placement, PublishResult, PublishStepInput, StepResult } from './types';
 
 export type * from './types';
+export type { LockPaymentInput, LockResult, SettlePaymentInput, SettleResult } from './payment';
 export type { FailureDetails } from './failures';
 
 export interface ActivityDeps {
@@ -53,6 +58,9 @@ export interface ActivityDeps {
   hostQueue?: string;
   /** results in S3 (several hosts): the algorithm step ships its live log there, for every API */
   liveLogs?: LiveLogStore;
+  /** C2D v2 paid jobs: the provider's side of the Escrow contract on `chainId` (absent: paid v2 jobs fail, saying so) */
+  escrow?: EscrowPayments;
+  chainId?: number;
 }
 
 /**
@@ -87,6 +95,17 @@ function shipWhileRunning(store: LiveLogStore, backend: ComputeBackend, jobId: s
 const LIVE_LOG_GRACE_MS = 10_000;
 
 /** Backends that keep a job's workspace on the worker's host: its steps must all run on that host. */
+/** The job's resource amounts and the environment's totals for its capacity workflow; a request it cannot serve fails the job. */
+function jobResources(env: Environment, input: JobInput): { resources: ResourceAmount[]; resourceTotals: Record<string, number>; maxFreeJobs?: number } {
+  const amounts = jobResourceAmounts(env, input.resources, input.free === true);
+  if (typeof amounts === 'string') throw new C2DError('validation', 'bad_resources', amounts);
+  return {
+    resources: amounts,
+    resourceTotals: Object.fromEntries(environmentResources(env).map((r) => [r.id, r.total])),
+    ...(input.free && env.free ? { maxFreeJobs: env.free.maxJobs } : {}),
+  };
+}
+
 const hostBound = (env: Environment): boolean => env.backend === 'process' || env.backend === 'docker';
 
 /** Must match the names in src/workflows (activities may not import workflow code). */
@@ -205,6 +224,7 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   return {
+    ...createPaymentActivities(deps),
     /** Re-checks the job's assets and rules (they may have changed since the API accepted it); returns ids and limits only. */
     async authorizeJob(input: JobInput): Promise<JobPlan> {
       return mapFailures(async () => {
@@ -219,8 +239,9 @@ export function createActivities(deps: ActivityDeps) {
           allowNetwork: auth.allowNetwork,
           environment: {
             maxJobs: env.maxJobs,
-            maxJobDuration: env.maxJobDuration,
+            maxJobDuration: jobMaxDuration(env, input),
             storageExpiry: env.storageExpiry,
+            ...jobResources(env, input),
             ...(env.backend === 'docker' && deps.backendFor(env.id).prepareAlgorithm ? { imagePullSeconds: env.docker.pullTimeout } : {}),
           },
           ...(plugins.length > 0 ? { plugins } : {}),
@@ -259,7 +280,15 @@ export function createActivities(deps: ActivityDeps) {
           taskQueue: ctx.info.taskQueue,
           args: [input.environmentId],
           signal: ACQUIRE_SIGNAL,
-          signalArgs: [{ workflowId: input.workflowId, maxJobs: input.maxJobs, leaseMs: input.leaseMs }],
+          signalArgs: [
+            {
+              workflowId: input.workflowId,
+              maxJobs: input.maxJobs,
+              leaseMs: input.leaseMs,
+              ...(input.resources ? { resources: input.resources, totals: input.totals } : {}),
+              ...(input.free ? { free: true, maxFreeJobs: input.maxFreeJobs } : {}),
+            },
+          ],
         });
       });
     },
@@ -298,7 +327,15 @@ export function createActivities(deps: ActivityDeps) {
         const ready: StepResult = { ok: true, terminationDetails: { exitCode: null, oomKilled: false, reason: '' } };
         const prepare = backend.prepareAlgorithm?.bind(backend);
         if (!prepare) return ready;
-        const outcome = await withStepHooks((hooks) => prepare({ jobId: input.jobId, environment: env, container: input.plan.container }, hooks));
+        const toWorkflow = progressToWorkflow(log);
+        let outcome: StepOutcome;
+        try {
+          outcome = await withStepHooks((hooks) =>
+            prepare({ jobId: input.jobId, environment: env, container: input.plan.container }, { ...hooks, progress: toWorkflow.progress }),
+          );
+        } finally {
+          await toWorkflow.flush();
+        }
         log.info({ reason: outcome.reason }, 'algorithm image prepared');
         return outcome.reason === '' ? ready : algorithmResult(outcome);
       });
@@ -326,7 +363,7 @@ export function createActivities(deps: ActivityDeps) {
         try {
           outcome = await runStep(backend, {
             jobId: input.jobId,
-            environment: env,
+            environment: sizedForJob(env, plan.environment),
             step: 'algorithm',
             algorithm: { container: plan.container, env: algorithmEnv, allowNetwork: plan.allowNetwork },
           });

@@ -1,4 +1,5 @@
 import type { ContainerSpec, ResultEntry, TerminationDetails } from '../domain/job';
+import type { ResourceAmount } from '../domain/resources';
 import type { JobStatusCode } from '../domain/status';
 import type { PluginStep } from '../plugins/types';
 
@@ -30,6 +31,12 @@ export interface EnvironmentLimits {
    * configuration and the algorithm that does not count toward maxJobDuration; absent on backends without images
    */
   imagePullSeconds?: number;
+  /** what the job uses of each resource while it runs (its request, else each resource's default) */
+  resources?: ResourceAmount[];
+  /** the environment's resource totals, by resource id */
+  resourceTotals?: Record<string, number>;
+  /** free jobs of the environment that may run at once (C2D v2 free compute) */
+  maxFreeJobs?: number;
 }
 
 /** How a step ended, already mapped to Ocean's vocabulary. */
@@ -80,4 +87,8 @@ export interface AcquireSlotInput {
   workflowId: string;
   maxJobs: number;
   leaseMs: number;
+  resources?: ResourceAmount[];
+  totals?: Record<string, number>;
+  free?: boolean;
+  maxFreeJobs?: number;
 }

@@ -1,4 +1,5 @@
 import type { Wallet } from 'ethers';
+import type { EscrowPayments } from '../chain/escrow';
 import type { FileDecryptor, RemoteFileSource } from '../assets/authorize';
 import type { ComputeInitializer } from '../chain/initialize';
 import type { MetadataReader } from '../chain/metadata-reader';
@@ -69,4 +70,6 @@ export interface AppDeps {
   maxJobsPerConsumer?: number;
   /** orders (transferTxId) that already funded a job; absent: an order is not checked for reuse */
   consumedOrders?: ConsumedOrderStore;
+  /** C2D v2 paid jobs: the Escrow contract on `chainId` (payment terms, the payer's funds); absent: paid v2 jobs are refused */
+  escrow?: EscrowPayments;
 }

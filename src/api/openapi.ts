@@ -60,6 +60,7 @@ export function openApiDocument(routes: readonly Route[], version: string): Open
     hoistDefs(z.toJSONSchema(schema, { io, unrepresentable: 'any', ...(io === 'input' ? { override: jsonTextAlternative } : {}) }), components) as JsonSchema;
 
   const paths: OpenApiDocument['paths'] = {};
+  const variants: { path: string; method: string; operation: JsonSchema }[] = [];
   for (const route of routes) {
     const operation: JsonSchema = { operationId: route.name, summary: route.summary, tags: route.tags };
     if (route.description) operation.description = route.description;
@@ -89,7 +90,15 @@ export function openApiDocument(routes: readonly Route[], version: string): Open
       ]),
     );
     const path = route.path.replace(/:(\w+)/g, '{$1}');
-    (paths[path] ??= {})[route.method] = operation;
+    const at = (paths[path] ??= {});
+    if (route.variant) variants.push({ path, method: route.method, operation });
+    else at[route.method] = operation;
+  }
+  // one operation per method and path: another generation's form of it is an extension of that operation
+  for (const v of variants) {
+    const main = paths[v.path]?.[v.method];
+    if (main) main['x-ocean-node'] = v.operation;
+    else (paths[v.path] ??= {})[v.method] = v.operation;
   }
   return {
     openapi: '3.1.0',

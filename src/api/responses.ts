@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { jobViewSchema } from '../domain/job-view';
+import { jobViewSchema, resultEntrySchema, terminationDetailsSchema } from '../domain/job-view';
 
 /** Response shapes shared by several routes, and Ocean's error shapes (wire contract §0), as zod schemas. */
 
@@ -18,8 +18,23 @@ export const handledErrorSchema = z.object({ error: z.union([z.string(), z.recor
 /** Every error body the API may answer with. */
 export const errorBodySchema = z.union([validationErrorSchema, handledErrorSchema]);
 
-/** Ocean's compute routes answer with a list of jobs, even for one. */
-export const jobListSchema = z.array(jobViewSchema);
+/** A job started through ocean-node's compute API, in its vocabulary (src/api/ocean-node.ts). */
+export const oceanNodeJobSchema = jobViewSchema
+  .extend({
+    status: z
+      .number()
+      .int()
+      .describe(
+        "ocean-node's codes: 0 started · 1 queued · 2 expired in queue · 10/11 image pull · 20 · 30–33 · 40–42 · 50 · 60–62 · 70 finished · 71 settling",
+      ),
+    results: z.array(resultEntrySchema),
+    /** ocean-node's key is `OOMKilled`; ours stays beside it */
+    terminationDetails: terminationDetailsSchema.extend({ OOMKilled: z.boolean() }).nullable(),
+  })
+  .meta({ id: 'OceanNodeJob' });
+
+/** Ocean's compute routes answer with a list of jobs, even for one; each in the vocabulary of the client generation that started it. */
+export const jobListSchema = z.array(z.union([jobViewSchema, oceanNodeJobSchema]));
 
 export const textSchema = z.string();
 export const bytesSchema = z.string().meta({ contentMediaType: 'application/octet-stream' });

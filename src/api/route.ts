@@ -61,6 +61,12 @@ export interface RouteSpec<S extends z.ZodType, R extends Responses> {
   input?: RouteInput<S>;
   /** how the body is read; default: JSON (a JSON body is read even where no input comes from it, as any route of the API always has) */
   body?: 'json' | 'raw' | 'none';
+  /**
+   * Another client generation's form of a route on the same method and path (ocean-node's compute API
+   * beside the Python Provider's): it handles the requests `when` accepts and passes the others on to the
+   * next route of the path. List it before the route it stands beside; OpenAPI shows it inside that one.
+   */
+  variant?: { of: string; when: (req: Request) => boolean };
   /** the answers of this route; the table adds the error answers every route shares (openapi.ts) */
   responses: R;
   /** Called once per app: what runs per request. `routes` is the whole table (the root document and the OpenAPI routes describe it). */
@@ -92,7 +98,9 @@ export function route<S extends z.ZodType = z.ZodUndefined, R extends Responses 
     body,
     handlers(deps, routes) {
       const handle = handler(deps, routes);
-      const run: RequestHandler = async (req, res) => {
+      const when = spec.variant?.when;
+      const run: RequestHandler = async (req, res, next) => {
+        if (when && !when(req)) return next();
         await handle({ input: parse(req), req, res, json: (status, value) => void res.status(status).json(value) });
       };
       // raw: the body is opaque bytes (a DDO or a files object), whatever its content type says

@@ -95,6 +95,58 @@ export const computeStartSchema = z.object({
 });
 export type ComputeStartRequest = z.infer<typeof computeStartSchema>;
 
+/** A job's resource request (C2D v2): amounts of the environment's resources (cpu cores, ram and disk GB, gpus). */
+const resourceRequestSchema = jsonText(
+  z
+    .array(z.object({ id: z.string().min(1).max(32), amount: z.coerce.number().nonnegative() }))
+    .max(16, 'at most 16 resources')
+    .refine((rs) => new Set(rs.map((r) => r.id)).size === rs.length, 'each resource once'),
+);
+
+/**
+ * freeComputeStart of ocean.js ≥ 4 (ocean-node's POST /freeCompute), signed address + nonce +
+ * "freeStartCompute". `dataset` repeats datasets[0]. What this provider does not offer is refused by name
+ * (see the route) rather than dropped.
+ */
+export const freeComputeStartSchema = z.object({
+  consumerAddress: addressSchema,
+  /** absent with an auth token (Authorization header) */
+  signature: signatureSchema.optional(),
+  nonce: nonceSchema.optional(),
+  environment: z.string().min(1),
+  datasets: jsonText(z.array(datasetRequestSchema).min(1).max(REQUEST_LIMITS.datasets, `at most ${REQUEST_LIMITS.datasets} datasets per job`)),
+  dataset: z.unknown().optional(),
+  algorithm: algorithmRequestSchema,
+  resources: resourceRequestSchema.optional(),
+  maxJobDuration: z.coerce.number().positive().optional(),
+  queueMaxWaitTime: z.coerce.number().nonnegative().optional(),
+  metadata: z.unknown().optional(),
+  additionalViewers: z.unknown().optional(),
+  output: z.unknown().optional(),
+  outputBucketId: z.unknown().optional(),
+  policyServer: z.unknown().optional(),
+  encryptedDockerRegistryAuth: z.unknown().optional(),
+});
+export type FreeComputeStartRequest = z.infer<typeof freeComputeStartSchema>;
+
+/** How a C2D v2 job pays: through the Escrow contract, in `token` on `chainId`. */
+const escrowPaymentRequestSchema = z.object({
+  chainId: z.coerce.number().int().positive(),
+  token: addressSchema,
+  resources: resourceRequestSchema.optional(),
+  maxJobDuration: z.coerce.number().positive().optional(),
+});
+
+/**
+ * computeStart of ocean.js ≥ 4 (ocean-node's paid POST /compute): like freeCompute plus `payment`, signed
+ * address + nonce + "startCompute" (or an auth token). Told apart from the Python Provider's start by its
+ * shape (`payment`).
+ */
+export const paidComputeStartSchema = freeComputeStartSchema.extend({
+  payment: jsonText(escrowPaymentRequestSchema),
+  chainId: z.coerce.number().int().positive().optional(),
+});
+
 export const computeStatusSchema = z.object({
   consumerAddress: addressSchema,
   jobId: z.string().min(1).optional(),
@@ -103,19 +155,23 @@ export const computeStatusSchema = z.object({
 
 export const computeStopSchema = z.object({
   consumerAddress: addressSchema,
-  signature: signatureSchema,
-  nonce: nonceSchema,
+  /** absent with an auth token (Authorization header, ocean.js ≥ 4) */
+  signature: signatureSchema.optional(),
+  nonce: nonceSchema.optional(),
   jobId: z.string().min(1),
   documentId: z.string().optional(),
+  /** ocean.js ≥ 4 may name the job's agreement too (not signed) */
+  agreementId: z.string().optional(),
 });
 
 /** Ocean's client 3.3.0 sends no nonce on delete; see the route. */
-export const computeDeleteSchema = computeStopSchema.extend({ nonce: nonceSchema.optional() });
+export const computeDeleteSchema = computeStopSchema.extend({ signature: signatureSchema, nonce: nonceSchema.optional() });
 
 export const computeResultSchema = z.object({
   consumerAddress: addressSchema,
-  signature: signatureSchema,
-  nonce: nonceSchema,
+  /** absent with an auth token (Authorization header, ocean.js ≥ 4) */
+  signature: signatureSchema.optional(),
+  nonce: nonceSchema.optional(),
   jobId: z.string().min(1),
   index: indexSchema,
 });
@@ -134,8 +190,9 @@ export const downloadSchema = z.object({
 
 export const computeLogsSchema = z.object({
   consumerAddress: addressSchema,
-  signature: signatureSchema,
-  nonce: nonceSchema,
+  /** absent with an auth token (Authorization header, ocean.js ≥ 4) */
+  signature: signatureSchema.optional(),
+  nonce: nonceSchema.optional(),
   jobId: z.string().min(1),
 });
 
@@ -178,6 +235,21 @@ export const initializeComputeSchema = z.object({
   consumerAddress: addressSchema,
 });
 
+/** initializeCompute of ocean.js ≥ 4: the Escrow payment terms of a paid job (and the datasets' orders). */
+export const initializeComputeV2Schema = z.object({
+  datasets: z.array(initializeItemSchema).min(1).max(REQUEST_LIMITS.datasets, `at most ${REQUEST_LIMITS.datasets} datasets per request`),
+  algorithm: z.union([initializeItemSchema.extend({ algocustomdata: z.unknown().optional() }), z.object({ meta: z.unknown() })]),
+  environment: z.string().min(1),
+  payment: escrowPaymentRequestSchema,
+  /** seconds the job may run (ocean.js sends its `validUntil` argument here) */
+  maxJobDuration: z.coerce.number().positive().optional(),
+  queueMaxWaitTime: z.coerce.number().nonnegative().optional(),
+  consumerAddress: addressSchema,
+  policyServer: z.unknown().optional(),
+  output: z.unknown().optional(),
+  encryptedDockerRegistryAuth: z.unknown().optional(),
+});
+
 const hashSchema = z
   .string()
   .regex(/^(0x)?[0-9a-fA-F]{64}$/, 'must be 32 bytes of hex')
@@ -218,3 +290,22 @@ export const decryptSchema = z
         if (v[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'required with dataNftAddress' });
     }
   });
+
+/** ocean-node's auth/token: an auth token for the signer (signed address + nonce + "createAuthToken"). */
+export const createAuthTokenSchema = z.object({
+  address: addressSchema,
+  signature: signatureSchema,
+  nonce: nonceSchema,
+  /** epoch ms; at most a day from now */
+  validUntil: z.coerce.number().int().positive().optional(),
+  chainId: z.unknown().optional(),
+});
+
+/** ocean-node's auth/token/invalidate (signed address + nonce + "invalidateAuthToken", or address + nonce as ocean.js 8.6.2 signs it). */
+export const invalidateAuthTokenSchema = z.object({
+  address: addressSchema,
+  signature: signatureSchema,
+  nonce: nonceSchema,
+  token: z.string().min(1).max(4096),
+  chainId: z.unknown().optional(),
+});

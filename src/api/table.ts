@@ -1,6 +1,7 @@
 import type { Route } from './route';
 import { aquariusDdo } from './routes/aquarius';
-import { initializeCompute } from './routes/chain';
+import { authRoutes } from './routes/auth';
+import { initializeCompute, initializeComputeV2 } from './routes/chain';
 import { computeRoutes } from './routes/compute';
 import { decryptRoute } from './routes/decrypt';
 import { download } from './routes/download';
@@ -17,8 +18,10 @@ import { resultRoutes } from './routes/results';
 export const routes: readonly Route[] = [
   ...infoRoutes,
   ...computeRoutes,
+  initializeComputeV2,
   initializeCompute,
   ...resultRoutes,
+  ...authRoutes,
   download,
   decryptRoute,
   ...publisherRoutes,

@@ -11,6 +11,7 @@ const paths = {
   ERC20Template: 'templates/ERC20Template.sol/ERC20Template.json',
   ERC721Template: 'templates/ERC721Template.sol/ERC721Template.json',
   ERC721Factory: 'ERC721Factory.sol/ERC721Factory.json',
+  Escrow: 'escrow/Escrow.sol/Escrow.json',
 } as const;
 
 export type ContractName = keyof typeof paths;

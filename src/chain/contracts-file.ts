@@ -20,6 +20,8 @@ export const oceanContractsSchema = z.looseObject({
   ERC20Template: z.record(z.string(), address),
   ERC721Template: z.record(z.string(), address),
   ERC721Factory: address,
+  /** Ocean's escrow for C2D v2 payments (contracts >= 2.6.0); absent on chains without it. */
+  Escrow: address.optional(),
 });
 export type OceanContracts = z.infer<typeof oceanContractsSchema>;
 
@@ -41,4 +43,15 @@ export function readContractsFile(file: string, chainId: number): OceanContracts
   const parsed = oceanContractsSchema.safeParse(entry);
   if (!parsed.success) invalid(z.prettifyError(parsed.error));
   return parsed.data;
+}
+
+/** The Escrow contract of a network, or a clear error when the contracts file has none (paid v2 jobs need it). */
+export function escrowAddress(contracts: OceanContracts): string {
+  if (!contracts.Escrow) {
+    throw new ValidationError(
+      { C2D_CONTRACTS_FILE: ['no Escrow address'] },
+      `Invalid setting C2D_CONTRACTS_FILE: the network with chainId ${contracts.chainId} has no "Escrow" address; deploy Escrow(Router, OPFCommunityFeeCollector) from @oceanprotocol/contracts >= 2.6.0 and add it`,
+    );
+  }
+  return contracts.Escrow;
 }

@@ -3,6 +3,7 @@ import type { ChainSettings } from '../config';
 import type { Logger } from '../domain/logger';
 import { type OceanContracts, readContractsFile } from './contracts-file';
 import { ChainDdoResolver } from './ddo-resolver';
+import { EscrowPayments } from './escrow';
 import { OrderVerifier } from './orders';
 import { rpcProvider } from './rpc';
 
@@ -14,6 +15,8 @@ export interface ChainServices {
   feeToken: string;
   resolver: ChainDdoResolver;
   verifier: OrderVerifier;
+  /** C2D v2 paid jobs: the provider's side of Ocean's Escrow; absent when this chain has no Escrow deployed */
+  escrow?: EscrowPayments;
   close(): void;
 }
 
@@ -46,5 +49,8 @@ export function createChainServices(
     confirmations: settings.confirmations,
     logger: logger.child({ part: 'orders' }),
   });
-  return { chainId: settings.chainId, provider, contracts, feeToken, resolver, verifier, close: () => provider.destroy() };
+  const escrow = contracts.Escrow
+    ? new EscrowPayments({ provider, escrow: contracts.Escrow, providerPrivateKey: opts.providerPrivateKey, confirmations: settings.confirmations })
+    : undefined;
+  return { chainId: settings.chainId, provider, contracts, feeToken, resolver, verifier, ...(escrow ? { escrow } : {}), close: () => provider.destroy() };
 }

@@ -60,6 +60,8 @@ export interface StepHooks {
   heartbeat: (details?: unknown) => void;
   /** aborting stops waiting (the activity was cancelled); it does not kill the step — use stopJob */
   signal: AbortSignal;
+  /** a one-line summary of long preparation (an image pull) for the job's workflow to show; the caller throttles it */
+  progress?: (summary: string) => void;
 }
 
 /** A file the publishing step collected (top-level regular files of /data/outputs) or one of the step logs. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { feesSchema, type Resource, type ResourceAmount, resourceIdSchema, resourceSchema } from './resources';
 
 /** Where in a job a publisher plugin runs (README: Publisher plugins). afterAlgorithm is Ocean's status 50, "Filtering results". */
 export const pluginStages = ['beforeProvision', 'afterAlgorithm', 'beforePublish', 'afterPublish'] as const;
@@ -111,6 +112,21 @@ const environmentFields = {
   algorithmNetwork: z.boolean().default(true),
   /** publisher plugins, run in this order within each stage */
   plugins: z.array(pluginSettingSchema).default([]),
+  /**
+   * ocean-node's resources (C2D v2 clients): totals of this environment and per-job min/max. Left out,
+   * they follow from cpuNumber, ramGB, diskGB and gpuNumber (one job's max) times maxJobs (environmentResources).
+   */
+  resources: z.array(resourceSchema).min(1).optional(),
+  /** C2D v2 prices per resource unit and minute, per chain and fee token; none: paid v2 jobs are refused here */
+  fees: feesSchema.default({}),
+  /** C2D v2 free compute (freeComputeStart) with its own limits; left out: no free jobs here */
+  free: z
+    .object({
+      maxJobDuration: z.number().int().positive(),
+      maxJobs: z.number().int().positive().default(1),
+      resources: z.array(z.object({ id: resourceIdSchema, max: z.number().positive() })).default([]),
+    })
+    .optional(),
 };
 
 /** Options of the process backend (src/compute/process): limits of the sandboxed algorithm beyond cpu/ram/disk. */
@@ -239,3 +255,68 @@ export const maxOutputBytes = (env: ProcessEnvironment | DockerEnvironment): num
   (env.backend === 'docker' ? env.docker.maxOutputBytes : env.process.maxOutputBytes) ?? Math.floor(env.diskGB * 1024 ** 3);
 export const maxOutputFiles = (env: ProcessEnvironment | DockerEnvironment): number =>
   env.backend === 'docker' ? env.docker.maxOutputFiles : env.process.maxOutputFiles;
+
+/** The resources of an environment as C2D v2 clients see them: declared, or derived from the legacy per-job fields × maxJobs. */
+export function environmentResources(env: Environment): Resource[] {
+  if (env.resources) return env.resources;
+  const derived = (id: string, perJob: number, description: string): Resource => ({
+    id,
+    description,
+    total: perJob * env.maxJobs,
+    min: Math.min(1, perJob),
+    max: perJob,
+  });
+  const resources = [derived('cpu', env.cpuNumber, env.cpuType || 'cores'), derived('ram', env.ramGB, 'GB'), derived('disk', env.diskGB, 'GB')];
+  if (env.gpuNumber > 0) resources.push(derived('gpu', env.gpuNumber, env.gpuType || 'devices'));
+  return resources;
+}
+
+/** Seconds a job may run: what it asked for (C2D v2), never past the environment's (a free job's: the free limit). */
+export function jobMaxDuration(env: Environment, job: { maxJobDuration?: number; free?: boolean }): number {
+  const cap = job.free && env.free ? env.free.maxJobDuration : env.maxJobDuration;
+  return Math.min(job.maxJobDuration ?? cap, cap);
+}
+
+/**
+ * What a job uses of each resource of its environment: the amounts it asked for (C2D v2), else each
+ * resource's min where the environment declares its resources, else one job's share (the per-job
+ * fields, so legacy jobs fill the environment exactly at maxJobs). A free job may ask at most the free
+ * limits. Returns why the request cannot run here instead, as a message that says what to change.
+ */
+export function jobResourceAmounts(env: Environment, requested: ResourceAmount[] | undefined, free = false): ResourceAmount[] | string {
+  const resources = environmentResources(env);
+  for (const r of requested ?? []) {
+    if (!resources.some((e) => e.id === r.id))
+      return `resource ${r.id} is not offered by environment ${env.id} (it has: ${resources.map((e) => e.id).join(', ')})`;
+  }
+  const amounts: ResourceAmount[] = [];
+  for (const res of resources) {
+    const asked = requested?.find((r) => r.id === res.id)?.amount;
+    const amount = asked ?? (env.resources ? res.min : res.max);
+    const max = free ? Math.min(res.max, env.free?.resources.find((f) => f.id === res.id)?.max ?? res.max) : res.max;
+    if (!Number.isFinite(amount) || amount < res.min || amount > max)
+      return `resource ${res.id}: ${amount} asked, environment ${env.id} allows ${res.min}–${max} ${free ? 'for a free job' : 'per job'}`;
+    amounts.push({ id: res.id, amount });
+  }
+  return amounts;
+}
+
+/**
+ * The environment as one job's algorithm gets it: the job's own resource amounts and maxJobDuration in
+ * place of the per-job fields, so every backend limits it to what it asked for (and paid for). An amount
+ * of 0 leaves the field as it is (a backend cannot run on no cpu or memory).
+ */
+export function sizedForJob<E extends Environment>(env: E, job: { maxJobDuration: number; resources?: ResourceAmount[] }): E {
+  const amount = (id: string, own: number): number => {
+    const asked = job.resources?.find((r) => r.id === id)?.amount;
+    return asked !== undefined && asked > 0 ? asked : own;
+  };
+  return {
+    ...env,
+    maxJobDuration: job.maxJobDuration,
+    cpuNumber: amount('cpu', env.cpuNumber),
+    ramGB: amount('ram', env.ramGB),
+    diskGB: amount('disk', env.diskGB),
+    gpuNumber: Math.round(amount('gpu', env.gpuNumber)),
+  };
+}

@@ -63,7 +63,7 @@ export class NotFoundError extends C2DError {
 
 /** Thrown when a signature does not verify or a nonce was already used. */
 export class AuthError extends C2DError {
-  constructor(code: 'invalid_signature' | 'invalid_nonce', message: string) {
+  constructor(code: 'invalid_signature' | 'invalid_nonce' | 'invalid_token' | 'missing_signature', message: string) {
     super('unauthorized', code, message);
     this.name = 'AuthError';
   }

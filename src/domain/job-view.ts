@@ -30,7 +30,7 @@ export const jobViewSchema = z
     status: z
       .literal(Object.values(JobStatus))
       .describe(
-        '1 Warming up · 10 Job started · 20 Configuring volumes · 30 Provisioning success · 31/32 provisioning failed · 40 Running algorithm · 41 Failed to run algorithm · 42 Disk quota exceeded · 50 Filtering results · 60 Publishing results · 61/62 failed outputs · 70 Job finished',
+        '1 Warming up · 2 Queue wait expired (C2D v2) · 10 Job started · 20 Configuring volumes · 30 Provisioning success · 31/32 provisioning failed · 40 Running algorithm · 41 Failed to run algorithm · 42 Disk quota exceeded · 50 Filtering results · 60 Publishing results · 61/62 failed outputs · 70 Job finished · 71 Settling the payment (C2D v2 paid jobs)',
       ),
     statusText: z.string(),
     dateCreated: z.string().describe('epoch seconds as a string'),
@@ -43,5 +43,18 @@ export const jobViewSchema = z
     environment: z.string(),
     expireTimestamp: z.number().nullable().describe('epoch seconds after which results are gone'),
     terminationDetails: terminationDetailsSchema.nullable(),
+    payment: z
+      .object({
+        chainId: z.number().int(),
+        token: z.string(),
+        lockTx: z.string().nullable(),
+        claimTx: z.string().nullable(),
+        cancelTx: z.string().nullable(),
+        cost: z.string().nullable().describe('token units (wei) claimed, once settled'),
+      })
+      .optional()
+      .describe('C2D v2 paid jobs: the Escrow lock and its claim'),
+    pullingImage: z.literal(true).optional().describe("present while the algorithm's image is pulled (ocean-node's status 10)"),
+    api: z.literal('v2').optional().describe("'v2': started through ocean-node's compute API (ocean.js ≥ 4), whose routes answer in ocean-node's vocabulary"),
   })
   .meta({ id: 'Job' });

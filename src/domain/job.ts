@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { EscrowPayment, ResourceAmount } from './resources';
 import type { jobViewSchema, resultEntrySchema, resultTypeSchema, terminationDetailsSchema } from './job-view';
 
 /** What the consumer asked to run, by id only. This is the workflow input: it goes into Temporal's
@@ -12,6 +13,18 @@ export interface JobInput {
   algorithm: AlgorithmRef;
   /** epoch milliseconds when the API accepted the job */
   createdAt: number;
+  /** which client generation started it: 'v2' = ocean-node's compute API (ocean.js ≥ 4); absent = the Python Provider's (ocean.js 3.x) */
+  api?: 'v2';
+  /** C2D v2: the resources the job asked for (absent: the environment's per-job fields) */
+  resources?: ResourceAmount[];
+  /** C2D v2: seconds the job may run (absent: the environment's maxJobDuration) */
+  maxJobDuration?: number;
+  /** C2D v2 paid jobs: the Escrow lock and claim (absent: free, or paid by datatoken orders) */
+  payment?: EscrowPayment;
+  /** C2D v2: seconds the job may wait for the environment's capacity; past it the job ends with status 2 (absent: it waits until it runs) */
+  queueMaxWaitTime?: number;
+  /** C2D v2 free jobs (freeComputeStart) */
+  free?: boolean;
 }
 
 export interface DatasetRef {

@@ -1,6 +1,8 @@
 /** Ocean's compute job status codes. The numbers are the wire contract; the texts are for humans. */
 export const JobStatus = {
   WarmingUp: 1,
+  /** C2D v2 only (a job that gave queueMaxWaitTime): it waited that long for capacity and never started */
+  QueueExpired: 2,
   JobStarted: 10,
   ConfiguringVolumes: 20,
   ProvisioningSuccess: 30,
@@ -14,11 +16,14 @@ export const JobStatus = {
   ResultsFetchFailed: 61,
   ResultsUploadFailed: 62,
   JobFinished: 70,
+  /** C2D v2 paid jobs: the job has ended and its Escrow payment is being claimed; its final status follows */
+  Settling: 71,
 } as const;
 export type JobStatusCode = (typeof JobStatus)[keyof typeof JobStatus];
 
 export const statusText: Record<JobStatusCode, string> = {
   1: 'Warming up',
+  2: 'Queue wait expired',
   10: 'Job started',
   20: 'Configuring volumes',
   30: 'Provisioning success',
@@ -32,10 +37,11 @@ export const statusText: Record<JobStatusCode, string> = {
   61: 'Failed to get outputs',
   62: 'Failed to upload results',
   70: 'Job finished',
+  71: 'Settling the payment',
 };
 
 /** Final statuses: the job will not change any more (except `removed`). */
-export const finalStatuses: readonly JobStatusCode[] = [31, 32, 41, 42, 61, 62, 70];
+export const finalStatuses: readonly JobStatusCode[] = [2, 31, 32, 41, 42, 61, 62, 70];
 
 /** Why a job was stopped: 0 not stopped, 1 by its owner, 2 for exceeding the environment's maxJobDuration. */
 export const StopReq = { None: 0, ByOwner: 1, Deadline: 2 } as const;

@@ -64,6 +64,7 @@ export function main(): void {
     ...(chain
       ? { defaultFeeToken: chain.feeToken, orderVerifier: chain.verifier, chainPing: async () => void (await chain.provider.send('eth_blockNumber', [])) }
       : {}),
+    ...(chain?.escrow ? { escrow: chain.escrow } : {}),
     ...(chain
       ? {
           metadata: new MetadataReader({

@@ -2,7 +2,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
@@ -260,10 +260,24 @@ const logOf = (res: Response): Readable => Readable.fromWeb(res.body as WebReada
 /** How long a followed start waits, once the job is over, for the live log to finish. */
 const LOG_DRAIN_MS = 10_000;
 
-/** Polls the job, drawing its progress on stderr and its algorithm log on stdout, until it ends. */
+/** Bytes a stream has passed on (what of the algorithm log the consumer has already seen). */
+class Counted extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null, data?: Buffer) => void): void {
+    this.bytes += chunk.length;
+    done(null, chunk);
+  }
+}
+
+/**
+ * Polls the job, drawing its progress on stderr and its algorithm log on stdout, until it ends. The live
+ * log may miss its end (it was opened in the moment the step's files went away, or it broke off): once
+ * the job is over, what the stored log holds past what was shown is printed, so each line shows once.
+ */
 async function follow(client: ProviderClient, jobId: string, io: Io): Promise<JobView> {
   let log: Promise<void> | null = null;
   let logStream: Readable | null = null;
+  const shown = new Counted();
   let last = -1;
   for (;;) {
     const job = await requireJob(client, jobId);
@@ -277,7 +291,7 @@ async function follow(client: ProviderClient, jobId: string, io: Io): Promise<Jo
       // a log that breaks off costs the display, not the job: the stored log stays downloadable
       if (res) {
         logStream = logOf(res);
-        log = pipeline(logStream, io.out, { end: false }).catch(() => void io.err.write('c2d: the live log broke off (see `c2d logs`)\n'));
+        log = pipeline(logStream, shown, io.out, { end: false }).catch(() => undefined);
       }
     }
     if (isFinal(job)) {
@@ -287,9 +301,28 @@ async function follow(client: ProviderClient, jobId: string, io: Io): Promise<Jo
         logStream?.destroy();
         await log;
       }
+      await showRest(client, job, shown.bytes, io);
       return job;
     }
     await sleep(300);
+  }
+}
+
+/** The stored algorithm log past its first `seen` bytes (a job that published none: nothing). */
+async function showRest(client: ProviderClient, job: JobView, seen: number, io: Io): Promise<void> {
+  const stored = Array.isArray(job.results) ? job.results.find((r) => r.type === 'algorithmLog') : undefined;
+  if (!stored || stored.filesize <= seen) return;
+  try {
+    const res = await withFreshNonce(() => openLog(client, job.jobId));
+    if (!res) return;
+    let skip = seen;
+    for await (const chunk of logOf(res) as AsyncIterable<Buffer>) {
+      const rest = chunk.subarray(Math.min(skip, chunk.length));
+      skip -= chunk.length - rest.length;
+      if (rest.length > 0) io.out.write(rest);
+    }
+  } catch {
+    io.err.write('c2d: the log broke off (see `c2d logs`)\n');
   }
 }
 

@@ -4,9 +4,13 @@
  * retried activity finds the step running (and waits) or finished (and reads state.json).
  * Usage: node supervisor.js <spec.json>, or `node supervisor.js --wait`: a spare started ahead of time
  * (its modules already loaded) that reads the spec's path from stdin, and exits at EOF without one: its worker is gone.
+ * `node supervisor.js <spec.json> --attached`: a step its worker waits for (configuration and publishing
+ * of a worker that is not root, which runs every step under a supervisor: idmap.ts); at EOF on stdin (the
+ * worker is gone) it kills the step and exits, as bwrap's --die-with-parent does when the worker runs it.
  */
 import fs from 'node:fs';
 import { format } from 'node:util';
+import { killCgroups } from '../compute/process/cgroups';
 import { recordExit, runPlannedStep } from '../compute/process/runner';
 import { readStepSpec, writeJsonAtomic } from '../compute/process/spec';
 
@@ -40,6 +44,12 @@ async function main(): Promise<void> {
   if (!spec) throw new Error(`no valid step spec in ${file}`);
   const own = spec.supervisorLog;
   if (own) console.error = (...args: unknown[]) => fs.appendFileSync(own, `${format(...args)}\n`, { mode: 0o600 });
+  if (process.argv[3] === '--attached') {
+    const workerGone = (): void => void killCgroups(spec.cgroupDirs, 10_000).finally(() => process.exit(1));
+    process.stdin.on('end', workerGone);
+    process.stdin.on('error', workerGone);
+    process.stdin.resume();
+  }
   try {
     writeJsonAtomic(spec.stateFile, { status: 'running', supervisorPid: process.pid, startedAt: Date.now() });
     await runPlannedStep(spec, { shell: '/bin/sh', detached: false });

@@ -126,6 +126,7 @@ export async function main(): Promise<void> {
     ...(shared.liveLogs ? { liveLogs: shared.liveLogs } : {}),
     decryptor: shared.decryptor,
     ...(shared.chain ? { orders: { resolver: shared.resolver, verifier: shared.chain.verifier } } : {}),
+    ...(shared.chain?.escrow ? { escrow: shared.chain.escrow, chainId: shared.chain.chainId } : {}),
     // which host ran a step: the logs of several workers read apart
     logger: logger.child({ hostQueue: config.temporal.hostQueue }),
     remoteFiles: shared.remoteFiles,

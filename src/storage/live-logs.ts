@@ -138,21 +138,34 @@ export async function shipLiveLog(
 }
 
 /**
- * Follows a job's shipped log from any API: the chunks in order as they arrive, until the end marker (or
- * `over()` says the job ended without one: its worker is gone). Polls every `pollMs`.
+ * What a follower learns of the job on each poll: `null` while it runs; once it is over, the rest of its
+ * stored algorithm log from byte `from` (`rest: null` when none was stored: its worker is gone, or it
+ * failed before publishing).
  */
-export function followLiveLog(store: LiveLogStore, jobId: string, over: () => Promise<boolean>, signal: AbortSignal, pollMs = 300): Readable {
+export type JobOver = (from: number) => Promise<{ rest: Readable | null } | null>;
+
+/**
+ * Follows a job's shipped log from any API: the chunks in order as they arrive, until the end marker.
+ * Once the job is over the stored log has the last word: its worker removes the live chunks when it
+ * cleans the job up, maybe before a slow follower read them, so the follower ends with the stored log
+ * past what it has sent (or, with none stored, with what chunks remain). Polls every `pollMs`.
+ */
+export function followLiveLog(store: LiveLogStore, jobId: string, over: JobOver, signal: AbortSignal, pollMs = 300): Readable {
   async function* chunks(): AsyncGenerator<Buffer> {
     let from = 0;
     for (;;) {
-      const ended = await over();
+      const ended = await over(from);
+      if (ended?.rest) {
+        yield* ended.rest as AsyncIterable<Buffer>;
+        return;
+      }
       const { chunks: found, end } = await store.list(jobId, from);
       for (const c of found) {
         if (c.offset !== from) break; // a gap: that chunk is still being written
         yield await store.read(jobId, c);
         from += c.length;
       }
-      if ((end !== null && from >= end) || (ended && found.length === 0)) return;
+      if ((end !== null && from >= end) || ended) return;
       await sleep(pollMs, undefined, { signal }).catch(() => undefined);
       if (signal.aborted) return;
     }

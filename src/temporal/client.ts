@@ -15,7 +15,7 @@ import { type JobInput, type JobView, toEpochSecondsString, workflowIdForJob } f
 import { finalStatuses, JobStatus, type JobStatusCode, StopReq, statusText } from '../domain/status';
 import type { ResultStore } from '../storage/store';
 import type { computeJob } from '../workflows/compute-job';
-import { environmentWorkflowId, holdersQuery, statusQuery, stopUpdate, waitersQuery } from '../workflows/definitions';
+import { environmentWorkflowId, holdersQuery, resourcesInUseQuery, statusQuery, stopUpdate, waitersQuery } from '../workflows/definitions';
 import { agreementIdOf, algorithmDidOf, initialJobState, jobView } from '../workflows/job-view';
 import { C2DAlgorithmDid, C2DDatasetDids, C2DEnvironment, C2DOwner, C2DStatus } from '../workflows/search-attributes';
 import { dataConverterFor } from './codec';
@@ -88,7 +88,7 @@ export class TemporalJobsService implements JobsService {
             { key: C2DDatasetDids, value: input.datasets.map((d) => d.did) },
             { key: C2DAlgorithmDid, value: algorithmDidOf(input) },
           ],
-          memo: { agreementId: agreementIdOf(input), createdAt: input.createdAt },
+          memo: { agreementId: agreementIdOf(input), createdAt: input.createdAt, ...(input.api ? { api: input.api } : {}) },
           // shown by the Web UI at the top of the workflow (ids only)
           staticSummary: `Compute job on ${input.environmentId}: ${algorithmDidOf(input)} over ${input.datasets.map((d) => d.did).join(', ')}`,
         });
@@ -171,6 +171,15 @@ export class TemporalJobsService implements JobsService {
     return this.slots(environmentId, async (handle) => (await handle.query(waitersQuery)).length, 'C2DStatus = 1');
   }
 
+  /** From the environment's capacity workflow; {} when it is not running (no job asked lately). */
+  resourcesInUse(environmentId: string): Promise<Record<string, number>> {
+    return this.guarded(async () => {
+      const handle = await this.capacityWorkflow(environmentId);
+      if (!handle) return {};
+      return this.deps.client.connection.withDeadline(Date.now() + (this.deps.queryTimeoutMs ?? 5_000), () => handle.query(resourcesInUseQuery));
+    });
+  }
+
   /**
    * A count from the environment's capacity workflow; 0 when it is not running (no job asked lately). When
    * its worker does not answer the query in time (busy, or none running), the running jobs' visibility
@@ -178,13 +187,8 @@ export class TemporalJobsService implements JobsService {
    */
   private slots(environmentId: string, read: (handle: WorkflowHandle) => Promise<number>, statuses: string): Promise<number> {
     return this.guarded(async () => {
-      const handle = this.deps.client.workflow.getHandle(environmentWorkflowId(environmentId, this.deps.taskQueue));
-      try {
-        if ((await handle.describe()).status.name !== 'RUNNING') return 0;
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) return 0;
-        throw err;
-      }
+      const handle = await this.capacityWorkflow(environmentId);
+      if (!handle) return 0;
       try {
         return await this.deps.client.connection.withDeadline(Date.now() + (this.deps.queryTimeoutMs ?? 5_000), () => read(handle));
       } catch (err) {
@@ -193,6 +197,17 @@ export class TemporalJobsService implements JobsService {
         return (await this.deps.client.workflow.count(query)).count;
       }
     });
+  }
+
+  /** The environment's capacity workflow while it runs; null when it does not (no job asked lately). */
+  private async capacityWorkflow(environmentId: string): Promise<WorkflowHandle | null> {
+    const handle = this.deps.client.workflow.getHandle(environmentWorkflowId(environmentId, this.deps.taskQueue));
+    try {
+      return (await handle.describe()).status.name === 'RUNNING' ? handle : null;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
   }
 
   /** Readiness: describing our namespace needs a reachable frontend and an existing namespace, and is cheap. */
@@ -258,6 +273,7 @@ export class TemporalJobsService implements JobsService {
       terminationDetails: running
         ? null
         : { exitCode: null, oomKilled: false, reason: `the job's workflow ended abnormally (${info.status.name.toLowerCase()})` },
+      ...(memo.api === 'v2' ? { api: 'v2' as const } : {}),
     };
   }
 

@@ -19,6 +19,8 @@ export interface JobsService {
   currentJobs(environmentId: string): Promise<number>;
   /** Jobs waiting (status 1) for a slot of the environment: the queue depth operators watch. */
   queuedJobs?(environmentId: string): Promise<number>;
+  /** What the jobs holding a slot of the environment use, per resource id (C2D v2 environments' inUse); {} when none runs. */
+  resourcesInUse?(environmentId: string): Promise<Record<string, number>>;
   /** Resolves when the orchestrator answers (readiness); throws UnavailableError otherwise. Optional: fakes may omit it. */
   ping?(): Promise<void>;
   /** Ids of the consumer's running or queued jobs in the environment, at most `limit` (the per-consumer cap). Optional: fakes may omit it. */

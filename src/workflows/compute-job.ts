@@ -1,14 +1,25 @@
-import { CancellationScope, isCancellation, log, proxyActivities, setHandler, sleep, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  upsertMemo,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { JobInput, JobView } from '../domain/job';
 import { JobStatus, type JobStatusCode, StopReq, type StopReqCode } from '../domain/status';
 import type { PluginStage, PluginStep } from '../plugins/types';
 import { chainCall } from './activity-options';
-import { statusQuery, stopUpdate } from './definitions';
+import { imagePullProgressSignal, statusQuery, stopUpdate } from './definitions';
 import { describeFailure, endWith, failed, type Failure, JobFailed, provisioningFailure, stopped } from './job-failure';
 import { initialJobState, jobView } from './job-view';
 import { runPlugins } from './plugins';
 import { C2DStatus } from './search-attributes';
+import { paymentSaga } from './payment';
 import { environmentSlot } from './slot';
 import { placeJob, workspaceSteps } from './workspace-steps';
 
@@ -37,6 +48,8 @@ export async function computeJob(input: JobInput): Promise<JobView> {
   /** the worker host holding the job's workspace, once configured (process, docker); unset: any worker */
   let hostQueue: string | undefined;
   let steps = workspaceSteps(undefined);
+  /** C2D v2 paid jobs: the Escrow lock at the start, the claim at the end */
+  const payment = paymentSaga(input, state);
 
   const setStatus = (status: JobStatusCode): void => {
     if (state.status === status) return;
@@ -55,6 +68,9 @@ export async function computeJob(input: JobInput): Promise<JobView> {
   };
 
   setHandler(statusQuery, view);
+  setHandler(imagePullProgressSignal, (line) => {
+    if (state.pulling) setCurrentDetails(line);
+  });
   setHandler(stopUpdate, () => {
     stop(StopReq.ByOwner);
     return view();
@@ -77,7 +93,18 @@ export async function computeJob(input: JobInput): Promise<JobView> {
     if (refused) throw new JobFailed(failed(JobStatus.DataProvisioningFailed, refused));
 
     const limits = plan.environment;
-    await slot.acquire(limits);
+    const queueWait = input.queueMaxWaitTime !== undefined ? { maxWaitMs: input.queueMaxWaitTime * 1000 } : {};
+    if (!(await slot.acquire(limits, { ...queueWait, ...(input.free ? { free: true } : {}) })))
+      throw new JobFailed(
+        failed(
+          JobStatus.QueueExpired,
+          `waited ${input.queueMaxWaitTime} s (queueMaxWaitTime) for environment ${input.environmentId} to have room, and it had none`,
+        ),
+      );
+    // a paid job's price is locked once it has capacity: however long it queued, the lock lasts the job
+    await payment
+      .lock()
+      .catch(endWith((err) => failed(JobStatus.DataProvisioningFailed, `could not lock the payment in the Escrow contract: ${describeFailure(err).message}`)));
     const startDeadline = (): CancellationScope => {
       const scope = new CancellationScope();
       scope
@@ -100,9 +127,11 @@ export async function computeJob(input: JobInput): Promise<JobView> {
         // The algorithm's image (docker): its pull has its own bound and does not count toward maxJobDuration,
         // which starts again, whole, when the algorithm starts (as the backend's own deadline does).
         deadline.cancel();
+        state.pulling = true;
         const prepared = await steps
           .prepareAlgorithm(limits.imagePullSeconds)({ ...ref, plan })
-          .catch(endWith((err) => failed(JobStatus.AlgorithmProvisioningFailed, `could not prepare the algorithm's image: ${describeFailure(err).message}`)));
+          .catch(endWith((err) => failed(JobStatus.AlgorithmProvisioningFailed, `could not prepare the algorithm's image: ${describeFailure(err).message}`)))
+          .finally(() => (state.pulling = false));
         if (!prepared.ok) throw new JobFailed({ status: prepared.failStatus ?? JobStatus.AlgorithmProvisioningFailed, details: prepared.terminationDetails });
         deadline = startDeadline();
       }
@@ -110,9 +139,11 @@ export async function computeJob(input: JobInput): Promise<JobView> {
 
       setStatus(JobStatus.RunningAlgorithm);
       reached = 'algorithm';
+      payment.algorithmStarted();
       const ran = await steps
         .algorithmStep(limits.maxJobDuration)({ ...ref, plan })
-        .catch(endWith((err) => failed(JobStatus.AlgorithmFailed, `algorithm step failed: ${describeFailure(err).message}`)));
+        .catch(endWith((err) => failed(JobStatus.AlgorithmFailed, `algorithm step failed: ${describeFailure(err).message}`)))
+        .finally(() => payment.algorithmEnded());
       stoppable = false;
       if (!ran.ok && ran.deadline) state.stopreq = StopReq.Deadline;
       if (!ran.ok) throw new JobFailed({ status: ran.failStatus ?? JobStatus.AlgorithmFailed, details: ran.terminationDetails });
@@ -157,6 +188,10 @@ export async function computeJob(input: JobInput): Promise<JobView> {
       if (state.stopreq !== StopReq.None && stepsRan) await steps.stopSteps(ref);
       const [, publishFailure] = await Promise.all([slot.release(), stepsRan ? publish() : null]);
       failure ??= publishFailure;
+      if (payment.locked()) {
+        setStatus(JobStatus.Settling);
+        await payment.settle(failure?.status ?? JobStatus.JobFinished);
+      }
       if (failure) state.terminationDetails = failure.details;
       else if (state.stopreq !== StopReq.None) state.terminationDetails = stopped(state.stopreq);
       // nothing more will be published

@@ -1,5 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { JobView } from '../domain/job';
+import type { ResourceAmount } from '../domain/resources';
 
 /** Names shared by the workflows and the client wrapper: the job's public handles and the capacity protocol. */
 
@@ -21,6 +22,13 @@ export interface AcquireRequest {
   maxJobs: number;
   /** how long a granted slot is held at most: a holder that dies without releasing loses it then */
   leaseMs: number;
+  /** what the job uses of each resource while it holds its slot (absent: a slot alone, as before resources) */
+  resources?: ResourceAmount[];
+  /** the environment's resource totals as the job saw them (resource id → total); the latest request wins */
+  totals?: Record<string, number>;
+  /** a free job (C2D v2 freeComputeStart): at most maxFreeJobs of them hold a slot at once */
+  free?: boolean;
+  maxFreeJobs?: number;
 }
 
 /** A job asks for a slot; sent with signalWithStart so the capacity workflow starts on first use. */
@@ -29,7 +37,11 @@ export const acquireSignal = defineSignal<[AcquireRequest]>('acquire');
 export const releaseSignal = defineSignal<[string]>('release');
 /** Sent by the capacity workflow to the job workflow whose turn it is. */
 export const slotGrantedSignal = defineSignal('slotGranted');
+/** The algorithm image's pull, one line at a time (sent by the prepareAlgorithm activity, throttled): the job's current details. */
+export const imagePullProgressSignal = defineSignal<[string]>('imagePullProgress');
 /** How many jobs hold a slot now (computeEnvironments' currentJobs). */
 export const holdersQuery = defineQuery<number>('holders');
+/** What the slot holders use now, per resource id (computeEnvironments' resources[].inUse). */
+export const resourcesInUseQuery = defineQuery<Record<string, number>>('resourcesInUse');
 /** Job workflow ids waiting for a slot, in grant order. */
 export const waitersQuery = defineQuery<string[]>('waiters');

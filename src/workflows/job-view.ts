@@ -13,6 +13,10 @@ export interface JobState {
   terminationDetails: TerminationDetails | null;
   /** the order that paid, once verified on chain (wire contract §4 step 6); absent: the main dataset's transferTxId */
   agreementId?: string;
+  /** C2D v2 paid jobs: the Escrow lock, then its claim */
+  payment?: NonNullable<JobView['payment']>;
+  /** while the algorithm's image is pulled: its progress is the job's current details (the Web UI's summary), and ocean-node's clients read status 10 */
+  pulling?: boolean;
 }
 
 export const initialJobState = (): JobState => ({
@@ -47,5 +51,8 @@ export function jobView(input: JobInput, s: JobState, removed: 0 | 1 = 0): JobVi
     environment: input.environmentId,
     expireTimestamp: s.expireTimestamp,
     terminationDetails: s.terminationDetails,
+    ...(s.payment ? { payment: s.payment } : {}),
+    ...(s.pulling ? { pullingImage: true } : {}),
+    ...(input.api ? { api: input.api } : {}),
   };
 }

@@ -10,8 +10,11 @@ const { acquireSlot } = proxyLocalActivities<Activities>({ ...waiting, summary: 
 const LEASE_MARGIN_MS = 5 * 60_000;
 
 export interface EnvironmentSlot {
-  /** Queues this job at the environment's capacity workflow (started on first use) and waits, durably, for the grant. */
-  acquire(limits: EnvironmentLimits): Promise<void>;
+  /**
+   * Queues this job at the environment's capacity workflow (started on first use) and waits, durably, for
+   * the grant: true once granted; false when `maxWaitMs` passed first (the job has left the queue then).
+   */
+  acquire(limits: EnvironmentLimits, opts?: { maxWaitMs?: number; free?: boolean }): Promise<boolean>;
   /** Gives the slot back, or leaves the queue; once, and only if it was asked for. */
   release(): Promise<void>;
 }
@@ -41,10 +44,24 @@ export function environmentSlot(environmentId: string): EnvironmentSlot {
   });
 
   return {
-    async acquire(limits) {
+    async acquire(limits, opts = {}) {
       state = 'requested';
-      await acquireSlot({ environmentId, slotsWorkflowId, workflowId, maxJobs: limits.maxJobs, leaseMs: limits.maxJobDuration * 1000 + LEASE_MARGIN_MS });
-      await condition(() => granted);
+      await acquireSlot({
+        environmentId,
+        slotsWorkflowId,
+        workflowId,
+        maxJobs: limits.maxJobs,
+        leaseMs: limits.maxJobDuration * 1000 + LEASE_MARGIN_MS,
+        ...(limits.resources ? { resources: limits.resources, totals: limits.resourceTotals } : {}),
+        ...(opts.free ? { free: true, maxFreeJobs: limits.maxFreeJobs } : {}),
+      });
+      if (opts.maxWaitMs === undefined) {
+        await condition(() => granted);
+        return true;
+      }
+      if (await condition(() => granted, opts.maxWaitMs)) return true;
+      await this.release();
+      return false;
     },
     async release() {
       if (state !== 'requested') return;

@@ -1,3 +1,4 @@
+import { getBytes, keccak256, toUtf8Bytes } from 'ethers';
 import request from 'supertest';
 import { nodeContainer, publishCatalogAsset, signRequest } from '../helpers/api';
 import { type ApiHarness, apiHarness, DATASET_URL, expectNoSecretLeaked, randomWallet } from './harness';
@@ -247,6 +248,30 @@ describe('API: compute start, status, stop, delete', () => {
       expect(del.body).toEqual({ error: 'Job not found' });
       expect(h.jobs.stopped).toEqual([]);
       expect(h.jobs.jobs.get(theirs)?.removed).toBe(0);
+    });
+
+    it('when ocean.js 3.4.6 stops a job (address + jobId signed without the nonce, as the Python Provider accepts), then it stops, and the nonce it sends is still used up', async () => {
+      const jobId = await h.startJob();
+      h.jobs.set(jobId, { status: 40 });
+      const nonce = await h.nextNonce(h.consumer);
+      const body = {
+        consumerAddress: h.consumer.address,
+        jobId,
+        agreementId: '',
+        nonce,
+        signature: await h.consumer.signMessage(getBytes(keccak256(toUtf8Bytes(h.consumer.address + jobId)))),
+      };
+      const res = await request(h.app).put(START).send(body).expect(200);
+      expect(res.body).toEqual([expect.objectContaining({ jobId, stopreq: 1 })]);
+      await request(h.app).put(START).send(body).expect(401); // the same nonce again
+      // the unbound form names this job only: it stops no other
+      const other = await h.startJob();
+      const next = await h.nextNonce(h.consumer);
+      await request(h.app)
+        .put(START)
+        .send({ ...body, jobId: other, nonce: next })
+        .expect(401);
+      expect(h.jobs.stopped).toEqual([jobId]);
     });
 
     it('when the owner stops with a bad signature, then 401', async () => {

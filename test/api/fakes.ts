@@ -33,6 +33,7 @@ export class FakeJobsService implements JobsService {
       environment: input.environmentId,
       expireTimestamp: null,
       terminationDetails: null,
+      ...(input.api ? { api: input.api } : {}),
     };
     this.jobs.set(job.jobId, job);
     return Promise.resolve(job);

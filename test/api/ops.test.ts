@@ -42,12 +42,13 @@ describe('API: OpenAPI document, docs page, metrics, health and readiness', () =
     );
     type Param = { name: string; required: boolean };
     const resultParams = doc.paths['/api/services/computeResult'].get.parameters as Param[];
+    // signature and nonce, or an auth token in the Authorization header (ocean-node's API)
     expect(resultParams.map((p) => [p.name, p.required]).sort()).toEqual([
       ['consumerAddress', true],
       ['index', true],
       ['jobId', true],
-      ['nonce', true],
-      ['signature', true],
+      ['nonce', false],
+      ['signature', false],
     ]);
     const statusParams = doc.paths['/api/services/compute'].get.parameters as Param[];
     expect(statusParams.find((p) => p.name === 'jobId')?.required).toBe(false);
@@ -73,16 +74,22 @@ describe('API: OpenAPI document, docs page, metrics, health and readiness', () =
       'computeStart',
       'computeStatus',
       'computeStop',
+      'computeStreamableLogs',
       'decrypt',
       'download',
       'encrypt',
       'fileinfo',
+      'freeCompute',
+      'generateAuthToken',
       'initializeCompute',
+      'invalidateAuthToken',
       'nonce',
       'validateContainer',
     ]);
     for (const [name, [method, path]] of Object.entries(endpoints))
       expect([name, doc.paths[path]?.[method.toLowerCase()]?.operationId]).toEqual([name, expect.any(String)]);
+    // ocean-node's form of a shared route is described inside the route it stands beside
+    expect(doc.paths['/api/services/computeEnvironments'].get['x-ocean-node'].summary).toContain('ocean-node');
   });
 
   it('when a browser opens /api/docs, then it gets a self-contained page that loads nothing from elsewhere', async () => {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readContractsFile } from '../../src/chain/contracts-file';
+import { escrowAddress, readContractsFile } from '../../src/chain/contracts-file';
 import { writeContractsFile } from '../../tools/chain/deploy';
 import { contractAt, read } from '../../src/chain/contracts';
 import { createNftWithDatatoken } from '../../tools/chain/publish';
@@ -20,6 +20,14 @@ describe('dev chain with Ocean contracts', () => {
     expect(await read(router, 'isDispenserContract', chain.contracts.Dispenser)).toBe(true);
     expect(await read(router, 'factory')).toBe(chain.contracts.ERC721Factory);
     expect(chain.contracts.chainId).toBe(8996);
+  });
+
+  test('when the contracts are deployed, then Escrow is deployed against the router and the OPC collector and recorded under "Escrow"', async () => {
+    const escrow = contractAt('Escrow', escrowAddress(chain.contracts), chain.provider);
+    expect(await read(escrow, 'factoryRouter')).toBe(chain.contracts.Router);
+    expect(await read(escrow, 'opcCollector')).toBe(chain.contracts.OPFCommunityFeeCollector);
+    const { Escrow: _omitted, ...withoutEscrow } = chain.contracts;
+    expect(() => escrowAddress(withoutEscrow)).toThrow(/chainId 8996 has no "Escrow" address; deploy Escrow\(Router, OPFCommunityFeeCollector\)/);
   });
 
   test('when a publisher creates an NFT with a datatoken, then the NFT reports the datatoken as its own', async () => {

@@ -1,9 +1,13 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Client, Connection } from '@temporalio/client';
 import type { ProviderClient } from '../../src/client/provider-client';
 import type { DockerEnvironmentInput } from '../../src/domain/environment';
 import { startTestEngine, type TestEngine } from '../helpers/docker';
 import { type Stack, serveFiles, startStack } from '../helpers/stack';
+import { testState } from '../helpers/state';
+import { eventually } from '../helpers/temporal';
+import { workflowIdForJob } from '../../src/domain/job';
 import { resultText, waitFor } from '../integration/helpers';
 
 const REGISTRY = { host: '127.0.0.1', port: 5000 };
@@ -54,6 +58,7 @@ describe('image pulls on the docker backend', () => {
   let data: Awaited<ReturnType<typeof serveFiles>>;
   let client: ProviderClient;
   let dataset: string;
+  let temporal: Client;
 
   const env = (
     id: string,
@@ -76,6 +81,7 @@ describe('image pulls on the docker backend', () => {
   });
 
   beforeAll(async () => {
+    temporal = new Client({ connection: await Connection.connect({ address: testState().temporalAddress }) });
     engine = startTestEngine();
     registry = await slowRegistry();
     data = await serveFiles({ 'numbers.csv': '1\n2\n' });
@@ -87,6 +93,7 @@ describe('image pulls on the docker backend', () => {
   }, 600_000);
 
   afterAll(async () => {
+    await temporal?.connection.close();
     await stack?.stop();
     data?.close();
     registry?.close();
@@ -96,13 +103,13 @@ describe('image pulls on the docker backend', () => {
   /** the Python image by digest, pulled through the slow registry under a repository the engine has never pulled */
   let pulls = 0;
   let image = '';
-  const run = async (environment: string, rawcode: string) => {
+  const start = async (environment: string, rawcode: string): Promise<string> => {
     image = engine.images.pythonNumpy.replace(/^127\.0\.0\.1:5000\//, `${registry.host}/p${++pulls}/`);
     const [ref, checksum] = image.split('@') as [string, string];
     const algorithm = { meta: { rawcode, container: { entrypoint: 'python3 $ALGO', image: ref, tag: '', checksum } } };
-    const { jobId } = await client.startJob({ environment, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm });
-    return client.waitForJob(jobId, { timeoutMs: 120_000 });
+    return (await client.startJob({ environment, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm })).jobId;
   };
+  const run = async (environment: string, rawcode: string) => client.waitForJob(await start(environment, rawcode), { timeoutMs: 120_000 });
   const pullSeconds = (log: string): number => Number(/pulled image .* in ([0-9.]+) s\n/.exec(log)?.[1] ?? NaN);
 
   it('when the pull takes longer than maxJobDuration, then the algorithm still runs to the end: the job reaches 70', async () => {
@@ -112,6 +119,32 @@ describe('image pulls on the docker backend', () => {
     const log = await resultText(client, done, 'algorithm.log');
     expect(pullSeconds(log)).toBeGreaterThanOrEqual(6);
     expect(log).toMatch(/^pulling image 127\.0\.0\.1:\d+\/p\d+\/c2d-python-numpy@sha256:[0-9a-f]{64}\n(.*\n)*pulled image .*\nran after a slow pull\n$/);
+  });
+
+  it("when an image is pulled, then its progress is the job's summary in the Web UI (current details), a few signals in history, the last one its time", async () => {
+    registry.delayMs = 4000;
+    const jobId = await start('slow-pull', 'print("pulled and ran")');
+    const workflow = temporal.workflow.getHandle(workflowIdForJob(jobId));
+    const details = async (): Promise<string> => (await workflow.query<{ currentDetails?: string }>('__temporal_workflow_metadata')).currentDetails ?? '';
+    // while the registry holds the manifest, the summary names the image being pulled
+    expect(await eventually(async () => (await details()).startsWith('pulling image') && details(), 20_000, 'the pull in the summary')).toBe(
+      `pulling image ${image}`,
+    );
+    const done = await client.waitForJob(jobId, { timeoutMs: 120_000 });
+    expect(done.status).toBe(70);
+    const log = await resultText(client, done, 'algorithm.log');
+    const lines = (await workflow.fetchHistory()).events!.flatMap((e) =>
+      e.workflowExecutionSignaledEventAttributes?.signalName === 'imagePullProgress'
+        ? [JSON.parse(Buffer.from(e.workflowExecutionSignaledEventAttributes.input!.payloads![0]!.data!).toString()) as string]
+        : [],
+    );
+    expect(lines[0]).toBe(`pulling image ${image}`);
+    // the engine's progress on that image (layers in place of those seen: test/unit/pull-progress), then the time the pull took, as in the job's log
+    expect(lines.slice(1, -1).filter((l) => !l.startsWith(`pulling image ${image}: `))).toEqual([]);
+    expect(lines.at(-1)).toBe(/pulled image .* in [0-9.]+ s/.exec(log)?.[0]);
+    // throttled: one signal every 2 s at most, plus the last
+    expect(lines.length).toBeLessThanOrEqual(Math.ceil(pullSeconds(log) / 2) + 2);
+    expect(await details()).toBe(lines.at(-1));
   });
 
   it('when the algorithm itself runs past maxJobDuration after a slow pull, then the deadline, counted from its start, ends it', async () => {

@@ -98,12 +98,15 @@ describe('the docker containers of a job', () => {
     expect(publishContainer(budget, true).Cmd).toContain('--withhold');
     // default: diskGB
     expect(publishContainer(ctx).Cmd).toContain(`--max-bytes=${1024 ** 3}`);
-    // the engine's own copy of the algorithm's output: no more than the budget either
-    expect(algorithmContainer(budget, spec, 'x').HostConfig!.LogConfig).toEqual({ Type: 'json-file', Config: { 'max-size': '1000', 'max-file': '1' } });
+    // the engine's own copy of the algorithm's output: bounded by the budget too (two files of twice it, plus a margin for the JSON and a lagging follower)
+    expect(algorithmContainer(budget, spec, 'x').HostConfig!.LogConfig).toEqual({
+      Type: 'json-file',
+      Config: { 'max-size': String(2000 + 16 * 1024 * 1024), 'max-file': '2' },
+    });
   });
 
   it("when any step is built, then the engine's own log of it is capped at the step log's cap", () => {
-    const cap = { Type: 'json-file', Config: { 'max-size': String(64 * 1024 * 1024), 'max-file': '1' } };
+    const cap = { Type: 'json-file', Config: { 'max-size': String(2 * 64 * 1024 * 1024 + 16 * 1024 * 1024), 'max-file': '2' } };
     for (const c of [configureContainer(ctx), publishContainer(ctx), algorithmContainer(ctx, spec, 'x'), networkHolderContainer(ctx)])
       expect(c.HostConfig!.LogConfig).toEqual(cap);
   });

@@ -64,3 +64,29 @@ test('when the worker is killed with SIGKILL mid-algorithm, then the step keeps 
     await t.backend.cleanup(jobId);
   }
 });
+
+test('when the worker died after claiming the algorithm step but before a supervisor took it, then the retry launches it (it runs once) instead of failing it', async () => {
+  const jobId = newJobId();
+  const environment = testEnvironment();
+  const algorithm = { container: { image: 'node', tag: '20', entrypoint: 'node $ALGO', checksum: 'sha256:0' }, env: {}, allowNetwork: false };
+  const code = "require('fs').appendFileSync('/data/outputs/runs.txt', 'run\\n'); console.log('ran');";
+  await t.backend.runStep(
+    { jobId, environment, step: 'configure', configure: { datasets: [], algorithm: { did: null, ddo: null, rawcode: code }, maxInputBytes: 1e6 } },
+    hooks(),
+  );
+  // what a worker killed right after claiming the launch leaves: its launch file, naming it, and nothing else
+  const gone = spawn(process.execPath, ['-e', '']);
+  await new Promise((r) => gone.once('exit', r));
+  const stepDir = path.join(t.dataDir, 'jobs', jobId, 'steps', 'algorithm');
+  fs.mkdirSync(stepDir, { recursive: true });
+  fs.writeFileSync(path.join(stepDir, 'launch'), JSON.stringify({ launchedAt: Date.now(), launcherPid: gone.pid }));
+  try {
+    const t0 = Date.now();
+    const outcome = await t.backend.runStep({ jobId, environment, step: 'algorithm', algorithm }, hooks());
+    expect(outcome).toMatchObject({ exitCode: 0, reason: '', reattached: false });
+    expect(Date.now() - t0).toBeLessThan(20_000); // not the 30 s grace of a launch without a supervisor
+    expect(fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'data', 'outputs', 'runs.txt'), 'utf8')).toBe('run\n');
+  } finally {
+    await t.backend.cleanup(jobId);
+  }
+});

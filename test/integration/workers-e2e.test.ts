@@ -93,7 +93,12 @@ describe('several workers, each with its own work dir', () => {
     if (host === 'host-a') stack.startWorker();
     else workerB = stack.addWorker('b', { C2D_WORK_DIR: workDirB, C2D_WORKER_HOST: 'host-b' });
     const done = await client.waitForJob(job.jobId, { timeoutMs: 90_000 });
-    expect(done.status).toBe(70);
+    // a failure says how the step ended and what the workers said of it
+    const said = stack
+      .output()
+      .split('\n')
+      .filter((l) => l.includes(job.jobId) && /supervisor|re-attach|step ended|lost/.test(l));
+    expect({ status: done.status, details: done.terminationDetails, said: done.status === 70 ? [] : said }).toMatchObject({ status: 70, said: [] });
     expect(await resultText(client, done, 'starts.txt')).toBe('start\n');
     expect(await resultText(client, done, 'algorithm.log')).toContain('done');
     expect(fs.existsSync(path.join(host === 'host-a' ? stack.dataDir : workDirB, 'jobs', job.jobId))).toBe(false);

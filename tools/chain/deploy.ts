@@ -35,6 +35,7 @@ export async function deployOceanContracts(signer: Signer, logger?: Logger): Pro
   const erc20 = await deployOne('ERC20Template', signer, []);
   const erc721 = await deployOne('ERC721Template', signer, []);
   const factory = await deployOne('ERC721Factory', signer, [erc721, erc20, router]);
+  const escrow = await deployOne('Escrow', signer, [router, opf]);
   const r = contractAt('FactoryRouter', router, signer);
   await send(r, 'addFactory', factory);
   await send(r, 'addFixedRateContract', fixedRate);
@@ -51,6 +52,7 @@ export async function deployOceanContracts(signer: Signer, logger?: Logger): Pro
     ERC20Template: { '1': erc20 },
     ERC721Template: { '1': erc721 },
     ERC721Factory: factory,
+    Escrow: escrow,
   };
 }
 

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { ComputeInitializer } from '../../chain/initialize';
 import { C2DError } from '../../domain/errors';
 import { route, SERVICES } from '../route';
-import { initializeComputeSchema } from '../schemas';
+import { initializeComputeSchema, initializeComputeV2Schema } from '../schemas';
+import { paymentTerms } from '../escrow-terms';
 
 const providerFeeSchema = z.object({
   providerFeeAddress: z.string(),
@@ -54,6 +55,67 @@ export const initializeCompute = route({
         now: t,
       });
       json(200, answer);
+    };
+  },
+});
+
+/**
+ * initializeCompute of ocean.js ≥ 4 (told apart by its `payment`): the Escrow terms of a paid job — where
+ * to deposit, whom to authorize, how much the start will lock and for how long — and the datasets' orders
+ * as for 3.x, without a provider fee (the compute is paid through the Escrow, not in the order).
+ */
+export const initializeComputeV2 = route({
+  name: 'initializeCompute',
+  method: 'post',
+  path: `${SERVICES}/initializeCompute`,
+  summary: "The Escrow payment terms of a paid job and its datasets' orders (ocean-node's API: a body with `payment`)",
+  tags: ['compute'],
+  auth: 'none',
+  service: true,
+  variant: { of: 'initializeCompute', when: (req) => typeof (req.body as { payment?: unknown } | undefined)?.payment === 'object' },
+  input: { from: 'params', schema: initializeComputeV2Schema },
+  responses: {
+    200: {
+      description: 'The payment terms, one answer per dataset, and one for a published algorithm',
+      schema: z.object({
+        datasets: z.array(initializeAnswerSchema),
+        algorithm: initializeAnswerSchema.optional(),
+        payment: z.object({
+          escrowAddress: z.string(),
+          payee: z.string(),
+          chainId: z.number().int(),
+          minLockSeconds: z.number().int(),
+          token: z.string(),
+          amount: z.string().describe('token units (wei) the start will lock'),
+        }),
+      }),
+    },
+  },
+  handler: (deps) => {
+    const initializer = deps.computeInitializer ?? new ComputeInitializer({ resolver: deps.resolver, wallet: deps.providerWallet, logger: deps.logger });
+    return async ({ input: body, json }) => {
+      const terms = await paymentTerms(deps, body);
+      const t = Math.floor(Date.now() / 1000);
+      const orders = await initializer.initialize({
+        datasets: body.datasets,
+        algorithm: 'documentId' in body.algorithm ? body.algorithm : undefined,
+        // the compute is paid through the Escrow: the orders carry no provider fee for it
+        environment: { ...terms.environment, priceMin: 0 },
+        validUntil: t + terms.payment.maxJobDuration,
+        consumerAddress: body.consumerAddress,
+        now: t,
+      });
+      json(200, {
+        ...orders,
+        payment: {
+          escrowAddress: deps.escrow!.address,
+          payee: deps.escrow!.payeeAddress,
+          chainId: terms.payment.chainId,
+          minLockSeconds: terms.minLockSeconds,
+          token: terms.payment.token,
+          amount: terms.amount.toString(),
+        },
+      });
     };
   },
 });

@@ -2,17 +2,30 @@ import { randomBytes } from 'node:crypto';
 import { type AuthorizedDataset, authorizeJob } from '../../assets/authorize';
 import { C2DError } from '../../domain/errors';
 import type { AlgorithmRef, DatasetRef, JobInput, JobView } from '../../domain/job';
-import { nextNonce, requireSignedRequest } from '../auth';
+import { nextNonce, requireSignedOrToken, requireSignedRequest } from '../auth';
+import { authTokensOf } from '../auth-tokens';
 import type { AppDeps } from '../deps';
 import { findOwnedJob, ownedJob, sameAddress } from '../jobs';
 import { KeyedLock } from '../../storage/keyed-lock';
 import { jobListSchema } from '../responses';
 import { route, SERVICES } from '../route';
-import { type ComputeStartRequest, computeDeleteSchema, computeStartSchema, computeStatusSchema, computeStopSchema } from '../schemas';
+import type express from 'express';
+import {
+  type ComputeStartRequest,
+  computeDeleteSchema,
+  computeStartSchema,
+  computeStatusSchema,
+  computeStopSchema,
+  type FreeComputeStartRequest,
+  freeComputeStartSchema,
+  paidComputeStartSchema,
+} from '../schemas';
+import { paymentTerms, requireLockable } from '../escrow-terms';
+import { jobForItsClient, oceanNodeJob } from '../ocean-node';
 
 const randomJobId = (): string => randomBytes(16).toString('hex');
 
-function datasetRefs(body: ComputeStartRequest): DatasetRef[] {
+function datasetRefs(body: Pick<ComputeStartRequest, 'dataset' | 'additionalDatasets'>): DatasetRef[] {
   return [body.dataset, ...(body.additionalDatasets ?? [])].map((d) => ({
     did: d.documentId,
     serviceId: d.serviceId,
@@ -120,6 +133,66 @@ const mentions = (job: JobView, documentId: string | undefined): boolean => !doc
 export const COMPUTE_PATH = `${SERVICES}/compute`;
 const jobs = { 200: { description: 'The job(s)', schema: jobListSchema } };
 
+/**
+ * Accepts one job for its owner: the per-consumer cap, the publisher's rules, the network check, the
+ * orders it consumes, then the workflow. One per app (shared by both generations' start routes), so
+ * the cap holds whichever route a consumer starts through.
+ */
+type StartJob = (input: Omit<JobInput, 'jobId' | 'createdAt'>, res: express.Response) => Promise<JobView>;
+const starters = new WeakMap<AppDeps, StartJob>();
+
+function jobStarter(deps: AppDeps): StartJob {
+  const known = starters.get(deps);
+  if (known) return known;
+  const newJobId = deps.newJobId ?? randomJobId;
+  const starts = new KeyedLock();
+  const recent = new RecentStarts();
+  const start: StartJob = async (input, res) => {
+    const environment = deps.environments.find((e) => e.id === input.environmentId);
+    if (!environment) throw new C2DError('validation', 'unknown_environment', 'Compute environment does not exist');
+    const backend = deps.backendFor(environment.id);
+    if (!backend) throw new C2DError('internal', 'no_backend', `no backend runs environment ${environment.id}`);
+    const { owner } = input;
+    // one start at a time per consumer and environment: the cap cannot be passed by starting in parallel
+    return starts.run(`${owner} ${environment.id}`, async () => {
+      await requireUnderCap(deps, recent, owner, environment.id);
+      const authorized = await authorizeJob(
+        {
+          resolver: deps.resolver,
+          decryptor: deps.decryptor,
+          checkContainer: (c) => backend.checkContainer(c),
+          ...(deps.remoteFiles ? { remoteFiles: deps.remoteFiles } : {}),
+          ...(deps.fetchPolicy ? { fetchPolicy: deps.fetchPolicy } : {}),
+        },
+        input,
+      );
+      if (authorized.allowNetwork && !environment.algorithmNetwork) {
+        throw new C2DError(
+          'validation',
+          'network_unavailable',
+          `Compute environment ${environment.id} gives algorithms no network access, and every dataset of this job allows it (allowNetworkAccess): choose an environment that offers network, or a dataset without allowNetworkAccess`,
+        );
+      }
+      const jobId = newJobId();
+      res.locals.jobId = jobId;
+      const claimed = await consumeOrders(deps, owner, jobId, input.datasets, authorized.datasets);
+      let job;
+      try {
+        job = await deps.jobs.start({ ...input, jobId, createdAt: Date.now() });
+      } catch (err) {
+        const store = deps.consumedOrders;
+        if (store) await Promise.all(claimed.map((tx) => store.release(`${owner}:${tx}`, jobId)));
+        throw err;
+      }
+      recent.add(owner, environment.id, jobId);
+      deps.logger.info({ jobId, environment: environment.id, ...(input.api ? { api: input.api } : {}) }, 'job accepted');
+      return job;
+    });
+  };
+  starters.set(deps, start);
+  return start;
+}
+
 export const computeStart = route({
   name: 'computeStart',
   method: 'post',
@@ -131,9 +204,7 @@ export const computeStart = route({
   input: { from: 'params', schema: computeStartSchema },
   responses: jobs,
   handler: (deps: AppDeps) => {
-    const newJobId = deps.newJobId ?? randomJobId;
-    const starts = new KeyedLock();
-    const recent = new RecentStarts();
+    const start = jobStarter(deps);
     return async ({ input: body, res, json }) => {
       await requireSignedRequest(deps.nonces, {
         address: body.consumerAddress,
@@ -141,52 +212,100 @@ export const computeStart = route({
         nonce: body.nonce,
         signature: body.signature,
       });
+      const input = {
+        owner: body.consumerAddress.toLowerCase(),
+        environmentId: body.environment,
+        datasets: datasetRefs(body),
+        algorithm: algorithmRef(body.algorithm),
+      };
+      json(200, [await start(input, res)]);
+    };
+  },
+});
+
+/** What ocean-node's start takes and this provider does not do: refused by name, never dropped without a word. */
+const UNSUPPORTED_START_FIELDS = ['output', 'outputBucketId', 'policyServer', 'encryptedDockerRegistryAuth', 'additionalViewers'] as const;
+const given = (v: unknown): boolean => v !== undefined && v !== null && v !== '' && !(Array.isArray(v) && v.length === 0);
+
+/**
+ * A start of ocean.js ≥ 4 (free or paid): who signed it (address + nonce + `command`, or an auth token),
+ * then its fields, once what this provider does not offer was refused by name.
+ */
+async function v2Job(deps: AppDeps, req: express.Request, body: FreeComputeStartRequest, command: string): Promise<Omit<JobInput, 'jobId' | 'createdAt'>> {
+  await requireSignedOrToken(deps.nonces, authTokensOf(deps), req, { address: body.consumerAddress, command, nonce: body.nonce, signature: body.signature });
+  const unsupported = UNSUPPORTED_START_FIELDS.filter((f) => given(body[f]));
+  if (unsupported.length > 0)
+    throw new C2DError(
+      'validation',
+      'unsupported_field',
+      `this provider does not support ${unsupported.join(', ')}: start the job without ${unsupported.length > 1 ? 'them' : 'it'}`,
+    );
+  const [main, ...more] = body.datasets;
+  return {
+    owner: body.consumerAddress.toLowerCase(),
+    environmentId: body.environment,
+    datasets: datasetRefs({ dataset: main!, additionalDatasets: more }),
+    algorithm: algorithmRef(body.algorithm),
+    api: 'v2',
+    ...(body.resources ? { resources: body.resources } : {}),
+    ...(body.maxJobDuration !== undefined ? { maxJobDuration: body.maxJobDuration } : {}),
+    ...(body.queueMaxWaitTime ? { queueMaxWaitTime: body.queueMaxWaitTime } : {}),
+  };
+}
+
+/** ocean.js ≥ 4's freeComputeStart (ocean-node's POST /freeCompute): a free job within the environment's free limits. */
+export const freeComputeStart = route({
+  name: 'freeCompute',
+  method: 'post',
+  path: `${SERVICES}/freeCompute`,
+  summary:
+    'Starts a free job, within the environment\'s free limits (ocean-node\'s API; signed: consumerAddress + nonce + "freeStartCompute", or an auth token)',
+  tags: ['compute'],
+  auth: 'signature',
+  service: true,
+  input: { from: 'params', schema: freeComputeStartSchema },
+  responses: jobs,
+  handler: (deps: AppDeps) => {
+    const start = jobStarter(deps);
+    return async ({ input: body, req, res, json }) => {
+      const input = await v2Job(deps, req, body, 'freeStartCompute');
       const environment = deps.environments.find((e) => e.id === body.environment);
-      if (!environment) throw new C2DError('validation', 'unknown_environment', 'Compute environment does not exist');
-      const backend = deps.backendFor(environment.id);
-      if (!backend) throw new C2DError('internal', 'no_backend', `no backend runs environment ${environment.id}`);
-      const owner = body.consumerAddress.toLowerCase();
-      // one start at a time per consumer and environment: the cap cannot be passed by starting in parallel
-      await starts.run(`${owner} ${environment.id}`, async () => {
-        await requireUnderCap(deps, recent, owner, environment.id);
-        const input: Omit<JobInput, 'jobId' | 'createdAt'> = {
-          owner,
-          environmentId: environment.id,
-          datasets: datasetRefs(body),
-          algorithm: algorithmRef(body.algorithm),
-        };
-        const authorized = await authorizeJob(
-          {
-            resolver: deps.resolver,
-            decryptor: deps.decryptor,
-            checkContainer: (c) => backend.checkContainer(c),
-            ...(deps.remoteFiles ? { remoteFiles: deps.remoteFiles } : {}),
-            ...(deps.fetchPolicy ? { fetchPolicy: deps.fetchPolicy } : {}),
-          },
-          input,
+      if (environment && !environment.free)
+        throw new C2DError(
+          'validation',
+          'no_free_compute',
+          `Compute environment ${environment.id} offers no free compute: choose an environment whose computeEnvironments entry has free limits, or start a paid job`,
         );
-        if (authorized.allowNetwork && !environment.algorithmNetwork) {
-          throw new C2DError(
-            'validation',
-            'network_unavailable',
-            `Compute environment ${environment.id} gives algorithms no network access, and every dataset of this job allows it (allowNetworkAccess): choose an environment that offers network, or a dataset without allowNetworkAccess`,
-          );
-        }
-        const jobId = newJobId();
-        res.locals.jobId = jobId;
-        const claimed = await consumeOrders(deps, owner, jobId, input.datasets, authorized.datasets);
-        let job;
-        try {
-          job = await deps.jobs.start({ ...input, jobId, createdAt: Date.now() });
-        } catch (err) {
-          const store = deps.consumedOrders;
-          if (store) await Promise.all(claimed.map((tx) => store.release(`${owner}:${tx}`, jobId)));
-          throw err;
-        }
-        recent.add(owner, environment.id, jobId);
-        deps.logger.info({ jobId, environment: environment.id }, 'job accepted');
-        json(200, [job]);
-      });
+      json(200, [oceanNodeJob(await start({ ...input, free: true }, res))]);
+    };
+  },
+});
+
+/**
+ * ocean.js ≥ 4's computeStart (ocean-node's paid POST /compute, told apart by its `payment`): the job's
+ * price is locked in the consumer's Escrow deposit when it starts and the minutes it ran are claimed when
+ * it ends (the workflow's payment saga). What the Escrow would refuse is refused here first.
+ */
+export const paidComputeStart = route({
+  name: 'computeStart',
+  method: 'post',
+  path: COMPUTE_PATH,
+  summary:
+    'Starts a job paid through the Escrow contract (ocean-node\'s API: a body with `payment`; signed: consumerAddress + nonce + "startCompute", or an auth token)',
+  tags: ['compute'],
+  auth: 'signature',
+  service: true,
+  variant: { of: 'computeStart', when: (req) => typeof (req.body as { payment?: unknown } | undefined)?.payment === 'object' },
+  input: { from: 'params', schema: paidComputeStartSchema },
+  responses: jobs,
+  handler: (deps: AppDeps) => {
+    const start = jobStarter(deps);
+    return async ({ input: body, req, res, json }) => {
+      const input = await v2Job(deps, req, body, 'startCompute');
+      const terms = await paymentTerms(deps, body);
+      await requireLockable(deps, terms);
+      const paid = { ...input, resources: terms.payment.resources, maxJobDuration: terms.payment.maxJobDuration, payment: terms.payment };
+      json(200, [oceanNodeJob(await start(paid, res))]);
     };
   },
 });
@@ -207,13 +326,10 @@ export const computeStatus = route({
       if (jobId) {
         res.locals.jobId = jobId;
         const job = await findOwnedJob(deps.jobs, jobId, consumerAddress);
-        return json(200, job && mentions(job, documentId) ? [job] : []);
+        return json(200, job && mentions(job, documentId) ? [jobForItsClient(job)] : []);
       }
       const jobs = await deps.jobs.listByOwner(consumerAddress.toLowerCase());
-      json(
-        200,
-        jobs.filter((j) => sameAddress(j.owner, consumerAddress) && mentions(j, documentId)),
-      );
+      json(200, jobs.filter((j) => sameAddress(j.owner, consumerAddress) && mentions(j, documentId)).map(jobForItsClient));
     },
 });
 
@@ -221,7 +337,7 @@ export const computeStop = route({
   name: 'computeStop',
   method: 'put',
   path: COMPUTE_PATH,
-  summary: 'Stops a job (signed: consumerAddress + jobId + documentId + nonce)',
+  summary: 'Stops a job (signed: consumerAddress + jobId + documentId + nonce, or ocean-node\'s consumerAddress + nonce + "stopCompute")',
   tags: ['compute'],
   auth: 'signature',
   service: true,
@@ -229,16 +345,22 @@ export const computeStop = route({
   responses: jobs,
   handler:
     (deps) =>
-    async ({ input: body, res, json }) => {
+    async ({ input: body, req, res, json }) => {
       res.locals.jobId = body.jobId;
-      await requireSignedRequest(deps.nonces, {
+      // the Python Provider's form, or ocean-node's (ocean.js ≥ 4: signed, or an auth token)
+      await requireSignedOrToken(deps.nonces, authTokensOf(deps), req, {
         address: body.consumerAddress,
-        parts: [body.consumerAddress, body.jobId, body.documentId ?? ''],
+        // ocean.js 3.4.6 (nautilus' pin) signs address + jobId without the nonce; a replay could only stop the same job again
+        alternatives: [
+          { parts: [body.consumerAddress, body.jobId, body.documentId ?? ''] },
+          { command: 'stopCompute' },
+          { unbound: body.consumerAddress + body.jobId },
+        ],
         nonce: body.nonce,
         signature: body.signature,
       });
       await ownedJob(deps.jobs, body.jobId, body.consumerAddress);
-      json(200, [await deps.jobs.stop(body.jobId)]);
+      json(200, [jobForItsClient(await deps.jobs.stop(body.jobId))]);
     },
 });
 
@@ -263,8 +385,8 @@ export const computeDelete = route({
       await ownedJob(deps.jobs, body.jobId, body.consumerAddress);
       await deps.jobs.remove(body.jobId);
       const job = await deps.jobs.get(body.jobId);
-      json(200, job ? [job] : []);
+      json(200, job ? [jobForItsClient(job)] : []);
     },
 });
 
-export const computeRoutes = [computeStart, computeStatus, computeStop, computeDelete];
+export const computeRoutes = [paidComputeStart, computeStart, freeComputeStart, computeStatus, computeStop, computeDelete];

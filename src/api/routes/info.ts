@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { filesBinding } from '../../assets/decryptor';
 import { encrypt } from '../../assets/ecies';
-import type { Environment } from '../../domain/environment';
+import { type Environment, environmentResources } from '../../domain/environment';
+import { feesSchema, resourceSchema } from '../../domain/resources';
+import { fromOceanNodeClient, OCEAN_NODE_QUERY } from '../ocean-node';
 import { ValidationError } from '../../domain/errors';
 import type { AppDeps } from '../deps';
 import { route, SERVICES, serviceEndpoints } from '../route';
@@ -56,14 +58,16 @@ export const root = route({
   handler: (deps, routes) => {
     const address = deps.providerWallet.address;
     const endpoints = serviceEndpoints(routes);
-    return ({ json }) =>
+    // ocean.js ≥ 4 reads the same names, but its environments call looks like 3.x's: its root document points it to ocean-node's form
+    const v2Endpoints = { ...endpoints, computeEnvironments: ['GET', `${SERVICES}/computeEnvironments?${OCEAN_NODE_QUERY}`] as [string, string] };
+    return ({ req, json }) =>
       json(200, {
         software: 'Provider',
         version: deps.version,
         chainIds: [deps.chainId],
         providerAddress: address,
         providerAddresses: { [deps.chainId]: address },
-        serviceEndpoints: endpoints,
+        serviceEndpoints: fromOceanNodeClient(req) ? v2Endpoints : endpoints,
       });
   },
 });
@@ -127,6 +131,86 @@ export const computeEnvironments = route({
     },
 });
 
+/** An environment as ocean-node shows it (ComputeEnvironment, v3.2.0) to ocean.js ≥ 4. */
+const oceanNodeEnvironmentSchema = z
+  .object({
+    id: z.string(),
+    description: z.string(),
+    consumerAddress: z.string(),
+    storageExpiry: z.number(),
+    maxJobDuration: z.number(),
+    maxJobs: z.number().int(),
+    fees: feesSchema,
+    resources: z.array(resourceSchema.and(z.object({ inUse: z.number() }))),
+    free: z
+      .object({
+        maxJobDuration: z.number(),
+        maxJobs: z.number().int(),
+        resources: z.array(z.object({ id: z.string(), max: z.number() })),
+        storageExpiry: z.number(),
+      })
+      .optional(),
+    access: z.object({ addresses: z.array(z.string()), accessLists: z.null() }),
+    platform: z.object({ architecture: z.string(), os: z.string() }),
+    enableNetwork: z.boolean(),
+    runningJobs: z.number().int(),
+    queuedJobs: z.number().int().optional(),
+    queMaxWaitTime: z.number().optional(),
+  })
+  .meta({ id: 'OceanNodeEnvironment' });
+type OceanNodeEnvironment = z.infer<typeof oceanNodeEnvironmentSchema>;
+
+const ARCHITECTURE: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64' };
+
+async function oceanNodeEnvironment(deps: AppDeps, env: Environment): Promise<OceanNodeEnvironment> {
+  const [inUse, runningJobs, queuedJobs] = await Promise.all([
+    deps.jobs.resourcesInUse?.(env.id) ?? Promise.resolve({} as Record<string, number>),
+    deps.jobs.currentJobs(env.id),
+    deps.jobs.queuedJobs?.(env.id),
+  ]);
+  return {
+    id: env.id,
+    description: env.desc,
+    consumerAddress: deps.providerWallet.address,
+    storageExpiry: env.storageExpiry,
+    maxJobDuration: env.maxJobDuration,
+    maxJobs: env.maxJobs,
+    fees: env.fees,
+    resources: environmentResources(env).map((r) => ({ ...r, inUse: inUse[r.id] ?? 0 })),
+    ...(env.free ? { free: { ...env.free, storageExpiry: env.storageExpiry } } : {}),
+    access: { addresses: [], accessLists: null },
+    platform: { architecture: ARCHITECTURE[process.arch] ?? process.arch, os: process.platform },
+    enableNetwork: env.algorithmNetwork,
+    runningJobs,
+    ...(queuedJobs !== undefined ? { queuedJobs } : {}),
+  };
+}
+
+/**
+ * ocean.js ≥ 4 reads the environments as ocean-node's array, 3.x as the Python Provider's object keyed by
+ * chain id, and both send the same request. Their root documents differ (see `root`): ocean.js ≥ 4's
+ * points here with `api=v2`, which any client may send to get this form.
+ */
+export const oceanNodeComputeEnvironments = route({
+  name: 'computeEnvironments',
+  method: 'get',
+  path: `${SERVICES}/computeEnvironments`,
+  summary: "Compute environments as ocean-node's array, with resources, fees and free limits (api=v2: where ocean.js ≥ 4's root document points)",
+  tags: ['compute'],
+  auth: 'none',
+  service: true,
+  variant: { of: 'computeEnvironments', when: (req) => req.query.api === 'v2' },
+  input: { from: 'query', schema: environmentsQuerySchema.extend({ api: z.literal('v2') }) },
+  body: 'none',
+  responses: { 200: { description: 'The environments', schema: z.array(oceanNodeEnvironmentSchema) } },
+  handler:
+    (deps) =>
+    async ({ input, json }) => {
+      if (input.chainId !== undefined && input.chainId !== deps.chainId) return json(200, []);
+      json(200, await Promise.all(deps.environments.map((env) => oceanNodeEnvironment(deps, env))));
+    },
+});
+
 /**
  * A file list (a JSON object with `files`) must name its asset, or the provider would refuse it later
  * anyway (docs/security.md): said here, where the publisher can still fix it. Other bytes (a DDO for
@@ -170,4 +254,4 @@ export const encryptRoute = route({
     },
 });
 
-export const infoRoutes = [root, nonce, computeEnvironments, encryptRoute];
+export const infoRoutes = [root, nonce, oceanNodeComputeEnvironments, computeEnvironments, encryptRoute];

@@ -1,9 +1,13 @@
+import { Readable } from 'node:stream';
 import type express from 'express';
+import type { z } from 'zod';
 import { NotFoundError } from '../../domain/errors';
 import type { JobView } from '../../domain/job';
 import { finalStatuses, JobStatus } from '../../domain/status';
-import { followLiveLog } from '../../storage/live-logs';
-import { requireSignedRequest } from '../auth';
+import { followLiveLog, type JobOver } from '../../storage/live-logs';
+import { requireSignedOrToken, type SignedForm } from '../auth';
+import { authTokensOf } from '../auth-tokens';
+import type { AppDeps } from '../deps';
 import { ownedJob } from '../jobs';
 import { requestedRange } from '../range';
 import { bytesSchema, handledError, textSchema } from '../responses';
@@ -22,12 +26,42 @@ function attachmentHeader(res: express.Response, filename: string): void {
 
 const storedAlgorithmLog = (job: JobView) => (Array.isArray(job.results) ? job.results.find((r) => r.type === 'algorithmLog') : undefined);
 
+/** Once the job is over, the rest of its stored algorithm log from byte `from` (see JobOver); null while it runs. */
+const jobOver =
+  (deps: Pick<AppDeps, 'jobs' | 'results'>, jobId: string): JobOver =>
+  async (from) => {
+    const job = await deps.jobs.get(jobId);
+    if (job && !finalStatuses.includes(job.status)) return null;
+    const stored = job ? storedAlgorithmLog(job) : undefined;
+    if (!stored || from >= stored.filesize) return { rest: null };
+    return { rest: (await deps.results.open(jobId, stored.filename, { start: from })).stream };
+  };
+
+/**
+ * The step's log as the backend streams it on this host, then what the stored log holds past it: a live
+ * log opened as the job's files went away (the job just ended) ends short, the stored one is whole.
+ */
+function withStoredRest(live: Readable | null | undefined, over: JobOver): Readable | null {
+  if (!live) return null;
+  async function* whole(): AsyncGenerator<Buffer> {
+    let sent = 0;
+    for await (const chunk of live as AsyncIterable<Buffer>) {
+      sent += chunk.length;
+      yield chunk;
+    }
+    const ended = await over(sent);
+    if (ended?.rest) yield* ended.rest as AsyncIterable<Buffer>;
+  }
+  return Readable.from(whole(), { objectMode: false });
+}
+
 /** Signed downloads: a result file (with byte ranges) and the algorithm's log (live while it runs). */
 export const computeResult = route({
   name: 'computeResult',
   method: 'get',
   path: `${SERVICES}/computeResult`,
-  summary: 'Downloads one result file (signed: consumerAddress + jobId + index + nonce); honours Range',
+  summary:
+    'Downloads one result file (signed: consumerAddress + jobId + index + nonce, or ocean-node\'s consumerAddress + nonce + "getComputeResult"); honours Range',
   tags: ['compute'],
   auth: 'signature',
   service: true,
@@ -41,9 +75,10 @@ export const computeResult = route({
     (deps) =>
     async ({ input: q, req, res }) => {
       res.locals.jobId = q.jobId;
-      await requireSignedRequest(deps.nonces, {
+      // the Python Provider's form, or ocean-node's (ocean.js ≥ 4's getComputeResultUrl: signed, or an auth token)
+      await requireSignedOrToken(deps.nonces, authTokensOf(deps), req, {
         address: q.consumerAddress,
-        parts: [q.consumerAddress, q.jobId, q.index],
+        alternatives: [{ parts: [q.consumerAddress, q.jobId, q.index] }, { command: 'getComputeResult' }],
         nonce: q.nonce,
         signature: q.signature,
       });
@@ -63,6 +98,43 @@ export const computeResult = route({
     },
 });
 
+/**
+ * The algorithm's log for its owner: the stored one once published, else the running step's, followed
+ * until it ends (or the client leaves). Both generations' routes serve it; they differ in what is signed.
+ */
+const algorithmLog =
+  (signedAs: (q: z.output<typeof computeLogsSchema>) => SignedForm) =>
+  (deps: AppDeps) =>
+  async ({ input: q, req, res }: { input: z.output<typeof computeLogsSchema>; req: express.Request; res: express.Response }): Promise<void> => {
+    res.locals.jobId = q.jobId;
+    await requireSignedOrToken(deps.nonces, authTokensOf(deps), req, { address: q.consumerAddress, ...signedAs(q), nonce: q.nonce, signature: q.signature });
+    const job = await ownedJob(deps.jobs, q.jobId, q.consumerAddress);
+    const textHeaders = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' };
+
+    const stored = storedAlgorithmLog(job);
+    if (stored) {
+      const opened = await deps.results.open(q.jobId, stored.filename);
+      res.set({ ...textHeaders, 'Content-Length': String(opened.length) });
+      await sendStream(res, opened.stream, deps.logger);
+      return;
+    }
+    // Not published yet: follow the running step's log until the step ends (or the client leaves).
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const over = jobOver(deps, q.jobId);
+    const live = deps.liveLogs
+      ? job.status >= JobStatus.RunningAlgorithm
+        ? followLiveLog(deps.liveLogs, q.jobId, over, abort.signal)
+        : null
+      : withStoredRest(
+          deps.backendFor(job.environment)?.openLog(q.jobId, 'algorithm', { follow: !finalStatuses.includes(job.status), signal: abort.signal }),
+          over,
+        );
+    if (!live) throw new NotFoundError('log_not_available', 'The algorithm has not started yet');
+    res.set(textHeaders).flushHeaders();
+    await sendStream(res, live, deps.logger);
+  };
+
 export const computeLogs = route({
   name: 'computeLogs',
   method: 'get',
@@ -73,33 +145,21 @@ export const computeLogs = route({
   service: true,
   input: { from: 'params', schema: computeLogsSchema },
   responses: { 200: { description: 'Plain text', type: 'text/plain', schema: textSchema } },
-  handler:
-    (deps) =>
-    async ({ input: q, res }) => {
-      res.locals.jobId = q.jobId;
-      await requireSignedRequest(deps.nonces, { address: q.consumerAddress, parts: [q.consumerAddress, q.jobId], nonce: q.nonce, signature: q.signature });
-      const job = await ownedJob(deps.jobs, q.jobId, q.consumerAddress);
-      const textHeaders = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' };
-
-      const stored = storedAlgorithmLog(job);
-      if (stored) {
-        const opened = await deps.results.open(q.jobId, stored.filename);
-        res.set({ ...textHeaders, 'Content-Length': String(opened.length) });
-        await sendStream(res, opened.stream, deps.logger);
-        return;
-      }
-      // Not published yet: follow the running step's log until the step ends (or the client leaves).
-      const abort = new AbortController();
-      res.on('close', () => abort.abort());
-      const live = deps.liveLogs
-        ? job.status >= JobStatus.RunningAlgorithm
-          ? followLiveLog(deps.liveLogs, q.jobId, async () => finalStatuses.includes((await deps.jobs.get(q.jobId))?.status ?? 70), abort.signal)
-          : null
-        : deps.backendFor(job.environment)?.openLog(q.jobId, 'algorithm', { follow: !finalStatuses.includes(job.status), signal: abort.signal });
-      if (!live) throw new NotFoundError('log_not_available', 'The algorithm has not started yet');
-      res.set(textHeaders).flushHeaders();
-      await sendStream(res, live, deps.logger);
-    },
+  handler: algorithmLog((q) => ({ parts: [q.consumerAddress, q.jobId] })),
 });
 
-export const resultRoutes = [computeResult, computeLogs];
+/** ocean.js ≥ 4's computeStreamableLogs (ocean-node's route): the same log, signed consumerAddress + nonce + "getComputeStreamableLogs". */
+export const computeStreamableLogs = route({
+  name: 'computeStreamableLogs',
+  method: 'get',
+  path: `${SERVICES}/computeStreamableLogs`,
+  summary: 'The algorithm\'s log, streamed live while it runs (ocean-node\'s API; signed: consumerAddress + nonce + "getComputeStreamableLogs")',
+  tags: ['compute'],
+  auth: 'signature',
+  service: true,
+  input: { from: 'params', schema: computeLogsSchema },
+  responses: { 200: { description: 'Plain text', type: 'text/plain', schema: textSchema } },
+  handler: algorithmLog(() => ({ command: 'getComputeStreamableLogs' })),
+});
+
+export const resultRoutes = [computeResult, computeLogs, computeStreamableLogs];

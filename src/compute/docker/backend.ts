@@ -14,6 +14,7 @@ import { type ContainerState, DockerApiError, type DockerClient, type RegistryAu
 import type { JobNetworks } from '../process/network';
 import { processWorkspace } from '../process/workspace';
 import { hasDigest, resolveImage } from './images';
+import { PullProgress } from './pull-progress';
 import {
   algorithmContainer,
   configureContainer,
@@ -70,6 +71,28 @@ function readText(file: string): string | null {
   }
 }
 
+/** how long a container's log stream may stay silent after the container ended before it is given up */
+const LOG_QUIET_MS = 2000;
+/** the most a step waits for its ended container's log stream to deliver the rest */
+const LOG_DRAIN_MAX_MS = 60_000;
+
+/** Resolves when `done` settles, or once `progress()` has not moved for `quietMs`, or after `maxMs`. */
+async function untilQuiet(done: Promise<unknown>, progress: () => number, quietMs: number, maxMs: number): Promise<void> {
+  let settled = false;
+  const settle = (): void => void (settled = true);
+  done.then(settle, settle);
+  const started = Date.now();
+  let last = progress();
+  let movedAt = Date.now();
+  while (!settled && Date.now() - movedAt < quietMs && Date.now() - started < maxMs) {
+    await Promise.race([done.catch(() => undefined), sleep(100)]);
+    if (progress() !== last) {
+      last = progress();
+      movedAt = Date.now();
+    }
+  }
+}
+
 /**
  * Runs each step of a job as a container of a Docker Engine (or Podman's Docker-compatible service) on
  * the worker's host (specs.ts: the containers and their settings). Container names come from the job id
@@ -83,6 +106,8 @@ export class DockerBackend implements ComputeBackend {
   private readonly client: DockerClient;
   private readonly log: Logger;
   private engine: Promise<{ podman: boolean }> | undefined;
+  /** Podman's default ulimits (podmanUlimits), learnt at the first step that names a ulimit */
+  private podmanDefaults: Promise<Ulimit[]> | undefined;
 
   constructor(private readonly opts: DockerBackendOptions) {
     this.env = opts.environment;
@@ -215,7 +240,7 @@ export class DockerBackend implements ComputeBackend {
         if (missing) return this.ended(req, name, false, { exitCode: null, oomKilled: false, reason: `image-pull: ${missing}` });
       }
       if (body.HostConfig?.Ulimits?.length && (await this.isPodman()))
-        body.HostConfig.Ulimits.push(...(await this.podmanUlimits(req.jobId, body.HostConfig.Ulimits)));
+        body.HostConfig.Ulimits.push(...(await this.podmanUlimits(body.HostConfig.Ulimits, this.env.docker.images.configure)));
       created = await this.client.create(body);
       if (created && stopped()) {
         await this.client.remove(name);
@@ -266,19 +291,27 @@ export class DockerBackend implements ComputeBackend {
     if (have === null) {
       if (policy === 'never') return `image ${ref} is not on this host and the environment's pullPolicy is never`;
       const out = fs.createWriteStream(log, { flags: 'a', mode: 0o600 });
+      const progress = new PullProgress(ref);
       const line = (s: string): void => void out.write(`${s}\n`);
+      const pullLine = (s: string): void => {
+        line(s);
+        hooks.progress?.(progress.add(s));
+      };
       line(`pulling image ${ref}`);
+      hooks.progress?.(progress.summary());
       const started = Date.now();
       const timer = setInterval(() => hooks.heartbeat({ step: 'algorithm', state: 'pulling', image: ref }), this.opts.heartbeatMs ?? 1000);
       const bound = this.pullBound();
       try {
-        await this.client.pull(ref, this.auth(ref), line, AbortSignal.any([hooks.signal, bound.signal]));
+        await this.client.pull(ref, this.auth(ref), pullLine, AbortSignal.any([hooks.signal, bound.signal]));
         line(`pulled image ${ref} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        hooks.progress?.(`pulled image ${ref} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       } catch (err) {
         if (hooks.signal.aborted) throw stepWaitAborted(hooks.signal);
         const message = bound.signal.aborted ? bound.message : err instanceof DockerApiError ? err.message : (err as Error).message;
         if (!bound.signal.aborted && err instanceof DockerApiError && err.status === 0) throw err;
         line(`could not pull image ${ref}: ${message}`);
+        hooks.progress?.(`could not pull image ${ref}: ${message}`);
         this.log.warn({ jobId, image: ref, err: message }, 'image pull failed');
         return `could not pull image ${ref}: ${message}`;
       } finally {
@@ -336,8 +369,10 @@ export class DockerBackend implements ComputeBackend {
     if (fs.existsSync(file)) fs.truncateSync(file, Math.min(start, fileSize(file)));
     // a step's log is a result too: it fits the output budget on its own
     const log = openStepLog(file, Math.min(MAX_STEP_LOG_BYTES, maxOutputBytes(this.env)));
+    let received = 0;
     const out = new Writable({
       write(chunk: Buffer, _encoding, done) {
+        received += chunk.length;
         try {
           log.append(chunk);
           done();
@@ -380,8 +415,9 @@ export class DockerBackend implements ComputeBackend {
         if (hooks.signal.aborted) throw stepWaitAborted(hooks.signal);
         throw err;
       }
-      // the log stream ends with the container; a moment more for its last bytes
-      await Promise.race([logs, sleep(2000)]);
+      // The log stream ends with the container, but a busy engine may take a while to deliver a big log's
+      // last bytes: wait while they still come, and give up on a stream that stays silent (or at the bound).
+      await untilQuiet(logs, () => received, LOG_QUIET_MS, LOG_DRAIN_MAX_MS);
     } finally {
       clearInterval(timer);
       clearInterval(sizeCheck);
@@ -448,12 +484,29 @@ export class DockerBackend implements ComputeBackend {
   /**
    * Podman (4.3) drops its configured default ulimits (containers.conf `default_ulimits`) from a container
    * that names any ulimit, and then sets limits a host without CAP_SYS_RESOURCE cannot grant: the step
-   * would not start. So a step with the fsize limit also gets the defaults Podman gave the job's
-   * configure container (created before it, without ulimits), those it names itself left as they are.
+   * would not start. So a step with the fsize limit also gets Podman's defaults, those it names itself
+   * left as they are. The defaults are learnt once per backend from a probe container created (never
+   * started) without ulimits from the configuration image, which every job has; a failed probe is tried
+   * again at the next step.
    */
-  private async podmanUlimits(jobId: string, own: Ulimit[]): Promise<Ulimit[]> {
-    const defaults = await this.client.ulimits(containerName(jobId, 'configure'));
+  private async podmanUlimits(own: Ulimit[], image: string): Promise<Ulimit[]> {
+    this.podmanDefaults ??= this.probeUlimits(image).catch((err: unknown) => {
+      this.podmanDefaults = undefined;
+      throw err;
+    });
+    const defaults = await this.podmanDefaults;
     return defaults.filter((d) => !own.some((u) => u.Name === d.Name));
+  }
+
+  private async probeUlimits(image: string): Promise<Ulimit[]> {
+    const name = `c2d-ulimits-probe-${process.pid}-${Date.now().toString(36)}`;
+    try {
+      if (!(await this.client.create({ name, Image: image, Cmd: ['true'], HostConfig: { NetworkMode: 'none' } })))
+        throw new DockerApiError(409, `the probe container ${name} exists already`);
+      return await this.client.ulimits(name);
+    } finally {
+      await this.client.remove(name);
+    }
   }
 
   private async isPodman(): Promise<boolean> {

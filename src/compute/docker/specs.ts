@@ -112,11 +112,19 @@ function labels(ctx: StepContext, step: StepName): Record<string, string> {
   return { [LABELS.job]: ctx.jobId, [LABELS.step]: step, [LABELS.environment]: ctx.environment.id };
 }
 
+const ENGINE_LOG_MARGIN_BYTES = 16 * 1024 * 1024;
+
 /**
- * What the engine itself keeps of a step's output (its own log file, beside ours) is bounded too, by the
- * same cap as our copy of the step log: a chatty algorithm cannot fill the engine's disk before its deadline.
+ * What the engine itself keeps of a step's output (its own log file, beside ours) is bounded too, so a
+ * chatty algorithm cannot fill the engine's disk before its deadline. Our copy (the follower) is the one
+ * capped at `capBytes`; the engine's must not rotate away bytes the follower has not read yet, which a
+ * busy machine lets lag behind (a file of exactly the cap lost part of a 4 MiB log that way): each of its
+ * two files holds twice the cap, since json-file wraps every line in ~60 bytes of JSON, plus a margin.
  */
-export const engineLogConfig = (capBytes: number) => ({ Type: 'json-file', Config: { 'max-size': String(capBytes), 'max-file': '1' } });
+export const engineLogConfig = (capBytes: number) => ({
+  Type: 'json-file',
+  Config: { 'max-size': String(2 * capBytes + ENGINE_LOG_MARGIN_BYTES), 'max-file': '2' },
+});
 
 /** The same hardening for every step: the consumer's algorithm, and our programs that handle its inputs and outputs. */
 function hardened(tmpBytes: number, pids: number, memoryBytes: number, cpus: number, logBytes = MAX_STEP_LOG_BYTES) {

@@ -9,6 +9,7 @@ import type { ComputeBackend, JobWorkspace, PublishedFile, StepHooks, StepName, 
 import { STEPS } from '../steps';
 import { cgroupPids, killCgroups, removeCgroups, stepCgroupDirs } from './cgroups';
 import { DirectSteps } from './direct';
+import { handBack, hostUid } from './idmap';
 import { cgroupName, type JobPaths, jobPaths, stepPaths } from './layout';
 import { streamLog } from './logs';
 import { type ProcessStepRequest, unknownImage } from './plan';
@@ -55,9 +56,10 @@ export class ProcessBackend implements ComputeBackend {
     return { workDir, programsDir, ...(stageDir ? { stageDir } : {}) };
   }
 
-  /** The host uid the job's steps run as (its own, from the sandbox range); undefined when the worker is not root or the job holds none. */
+  /** The host uid the job's steps run as (its own: from the sandbox range, or from the worker's subordinate ids); undefined when the job holds none. */
   jobUid(jobId: string): number | undefined {
-    return this.host.uids?.held(jobId) ?? undefined;
+    const uid = this.host.uids?.held(jobId) ?? undefined;
+    return uid !== undefined && this.host.idmap ? hostUid(this.host.idmap, uid) : uid;
   }
 
   checkContainer(container: ContainerSpec): string | null {
@@ -125,6 +127,8 @@ export class ProcessBackend implements ComputeBackend {
     if (fs.existsSync(job.root)) fs.writeFileSync(job.stopMarker, '');
     await this.killJob(jobId, job);
     await this.host.networks.teardown(jobId);
+    // a step cut short (a crash) may have left files of the job's uid, which the worker cannot remove as itself
+    if (this.host.idmap) await handBack(this.host.idmap, job.root);
     fs.rmSync(job.root, { recursive: true, force: true });
     removeCgroups(STEPS.flatMap((s) => stepCgroupDirs(this.host.cgroups, cgroupName(jobId, s))));
     // nothing of the job runs or remains: its uid may serve another job

@@ -1,12 +1,15 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { allowsLoopback } from '../../net/guarded-fetch';
 import type { StepHooks, StepOutcome } from '../backend';
 import { killCgroups, stepCgroupDirs } from './cgroups';
-import { cgroupName, createJobDirs, jobPaths, stepPaths } from './layout';
+import { type IdMap, namespacePrefix } from './idmap';
+import { cgroupName, createJobDirs, jobPaths, type StepPaths, stepPaths } from './layout';
 import { type ProcessStepRequest, planStep } from './plan';
-import { recordStopped, runPlannedStep } from './runner';
-import { jobUid, type ProcessHost } from './setup';
-import { readReport, writeJsonAtomic } from './state';
+import { recordExit, recordStopped, runPlannedStep } from './runner';
+import type { StepSpec } from './spec';
+import { fileOwner, type ProcessHost } from './setup';
+import { type ExitedState, readReport, readState, writeJsonAtomic } from './state';
 import { waitForStep } from './wait';
 
 /** Configuration and publishing: the steps the worker runs itself. */
@@ -68,7 +71,7 @@ export class DirectSteps {
     const { jobId, step } = req;
     const job = jobPaths(this.host.reach.workDir, jobId);
     const sp = stepPaths(job, step);
-    createJobDirs(job, sp, jobUid(this.host, jobId));
+    createJobDirs(job, sp, fileOwner(this.host, jobId));
     const reattached = fs.existsSync(sp.launch);
     // what an earlier attempt (a crashed worker) may have left running
     if (reattached) await killCgroups(stepCgroupDirs(this.host.cgroups, cgroupName(jobId, step)), 10_000);
@@ -89,6 +92,7 @@ export class DirectSteps {
     try {
       const spec = planStep(this.host, req, job, sp, netns ? { netns } : {});
       this.host.log.info({ jobId, step }, 'step started');
+      if (this.host.idmap) return outcome(await runUnderSupervisor(this.host.idmap, this.host.supervisor, spec, sp));
       // its own session: a Ctrl-C meant for the worker does not reach the step (the worker ends it itself)
       return outcome(await runPlannedStep(spec, { shell: this.host.bin.sh, detached: true }));
     } finally {
@@ -109,4 +113,36 @@ export class DirectSteps {
     if (!downloads || this.host.networks.problem || allowsLoopback(allowedPrivateHosts ?? [])) return undefined;
     return (await this.host.networks.setup(req.jobId)).netnsPath;
   }
+}
+
+/**
+ * A worker that is not root runs configuration and publishing under an attached supervisor, root of the
+ * job's user namespace (idmap.ts), which hands the job's files over and back; it dies with the worker.
+ */
+async function runUnderSupervisor(idmap: IdMap, supervisor: string, spec: StepSpec, sp: StepPaths): Promise<ExitedState> {
+  writeJsonAtomic(sp.spec, spec);
+  const [cmd, ...args] = [...namespacePrefix(idmap), process.execPath, supervisor, sp.spec, '--attached'];
+  const out = fs.openSync(sp.supervisorLog, 'a', 0o600);
+  let error: Error | undefined;
+  try {
+    // its own session: a Ctrl-C meant for the worker does not reach the step (the worker ends it itself)
+    const child = spawn(cmd, args, { detached: true, stdio: ['pipe', out, out] });
+    await new Promise<void>((resolve) => {
+      child.on('error', (err) => {
+        error = err;
+        resolve();
+      });
+      child.on('close', () => resolve());
+    });
+  } finally {
+    fs.closeSync(out);
+  }
+  const state = readState(sp.state);
+  if (state?.status === 'exited') return state;
+  return recordExit(sp.state, {
+    exitCode: null,
+    signal: null,
+    oomKilled: false,
+    reason: `start-failed: ${error?.message ?? 'the step supervisor exited before recording its end'}`,
+  });
 }

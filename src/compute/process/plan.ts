@@ -40,11 +40,13 @@ export function planStep(
   const name = cgroupName(jobId, step);
   try {
     const uid = jobUid(host, jobId);
+    // root gives the step's files to the job's uid now; a worker that is not root has its supervisor do it (handOver)
+    const owner = host.idmap ? undefined : uid;
     fs.writeFileSync(sp.report, '', { mode: 0o600 });
-    chownTo([sp.report], uid);
+    chownTo([sp.report], owner);
     // opened by the wrapper shell before it drops privileges: the worker's own file
     fs.writeFileSync(sp.seccomp, seccompProgram(), { mode: 0o600 });
-    const sandbox = sandboxFor(host, req, job, sp, uid, extra.netns);
+    const sandbox = sandboxFor(host, req, job, sp, owner, extra.netns);
     const dirs = createStepCgroups(host.cgroups, name, {
       memoryBytes: env.ramGB * 1024 ** 3,
       cpus: env.cpuNumber,
@@ -88,6 +90,7 @@ export function planStep(
       deadlineMs: env.maxJobDuration * 1000,
       ...(limitOn !== undefined ? { outputLimit: limitOn } : {}),
       removeOnExit: step === 'configure' ? [job.configureSpec] : [],
+      ...(host.idmap && uid !== undefined ? { handOver: { uid, paths: [job.data, job.secretDir, job.publish, sp.report] } } : {}),
       ...(extra.supervisorLog ? { supervisorLog: extra.supervisorLog } : {}),
     };
   } catch (err) {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { diskUsage, openStepLog } from '../files';
 import { killCgroups, oomKills, removeCgroups } from './cgroups';
 import { runChild } from './child';
+import { chownTree } from './idmap';
 import { type StepSpec, writeJsonAtomic } from './spec';
 import type { ExitedState } from './state';
 
@@ -39,6 +40,8 @@ export async function runPlannedStep(spec: StepSpec, opts: { shell: string; deta
   const stopRequested = (): boolean => spec.stopMarker !== undefined && fs.existsSync(spec.stopMarker);
   const end = (exit: StepExit): ExitedState => {
     for (const f of spec.removeOnExit) fs.rmSync(f, { force: true });
+    // the worker reads the outputs and removes the job: everything is its own again before the state says the step ended
+    if (spec.handOver) chownTree(spec.handOver.paths, 0);
     try {
       removeCgroups(spec.cgroupDirs);
     } catch {
@@ -47,6 +50,7 @@ export async function runPlannedStep(spec: StepSpec, opts: { shell: string; deta
     return recordExit(spec.stateFile, exit, startedAt);
   };
   if (stopRequested()) return end(stopped());
+  if (spec.handOver) chownTree(spec.handOver.paths, spec.handOver.uid);
 
   let killReason: string | null = null;
   const kill = (reason: string): void => {

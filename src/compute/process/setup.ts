@@ -6,6 +6,7 @@ import type { Logger } from '../../domain/logger';
 import { type CgroupLayout, cgroupAccessProblem, detectCgroups } from './cgroups';
 import { findExecutable } from './host';
 import { jobPaths } from './layout';
+import { detectIdMap, hostUid, type IdMap, userStageRoot, userUidSlotsDir } from './idmap';
 import { hostAccounts, JobUids, UidRangeError, uidRangeProblem } from './job-uids';
 import { DEFAULT_NETWORK, JobNetworks } from './network';
 import { DEFAULT_STAGE_ROOT, placeForSandbox, type SandboxReach, SANDBOXED_PROGRAMS, UnreachableError } from './reach';
@@ -28,8 +29,10 @@ export interface ProcessBackendOptions {
 
 /** What every step of this host needs, found once when the backend is created. */
 export interface ProcessHost {
-  /** the uids jobs run as, one each; undefined when the worker is not root (then every step runs as the worker, in bwrap's user namespace) */
+  /** the uids jobs run as, one each: host uids (root), or inner uids of the worker's user namespace (idmap) */
   uids: JobUids | undefined;
+  /** a worker that is not root: its subordinate ids, through which each job gets a host uid of its own (idmap.ts) */
+  idmap?: IdMap;
   bin: WrapOptions['bin'];
   cgroups: CgroupLayout;
   networks: JobNetworks;
@@ -49,8 +52,8 @@ export function setupError(message: string): C2DError {
 }
 
 /**
- * The host uid the job's steps run as (claimed at its first step, held until its cleanup), or
- * undefined when the worker is not root. Throws when every uid of the range is held.
+ * The uid the job's steps run as (claimed at its first step, held until its cleanup): a host uid (root),
+ * or an inner uid of the worker's user namespace (idmap). Throws when every uid of the range is held.
  */
 export function jobUid(host: ProcessHost, jobId: string): number | undefined {
   try {
@@ -60,6 +63,12 @@ export function jobUid(host: ProcessHost, jobId: string): number | undefined {
     throw err;
   }
 }
+
+/**
+ * Who owns the job's sandbox dirs between its steps: its own host uid (root), or the worker itself
+ * (idmap: the supervisor hands them to the job's inner uid for each step, then back).
+ */
+export const fileOwner = (host: ProcessHost, jobId: string): number | undefined => (host.idmap ? undefined : jobUid(host, jobId));
 
 const passwd = (): string => {
   try {
@@ -108,13 +117,20 @@ export function setUpHost(opts: ProcessBackendOptions, log: Logger): ProcessHost
     sh: '/bin/sh',
     bwrap: need('bwrap', 'bubblewrap'),
     prlimit: need('prlimit', 'util-linux'),
-    setpriv: root ? need('setpriv', 'util-linux') : '',
+    setpriv: need('setpriv', 'util-linux'),
   };
   let uids: JobUids | undefined;
+  let idmap: IdMap | undefined;
   if (root) {
     const problem = uidRangeProblem(opts.sandbox.uids, hostAccounts(passwd()));
     if (problem) throw setupError(problem);
     uids = new JobUids(opts.sandbox.uids, opts.uidSlotsDir ?? path.join(opts.stageRoot ?? DEFAULT_STAGE_ROOT, 'sandbox-uids'));
+  } else {
+    const found = detectIdMap();
+    if ('problem' in found) throw setupError(`${found.problem}: a worker that is not root needs them to run every job as a uid of its own, never as itself`);
+    idmap = found;
+    // inner 0 is the worker; the jobs take inner 1…, as many as the settings allow
+    uids = new JobUids({ base: 1, count: Math.min(found.count, opts.sandbox.uids.count) }, opts.uidSlotsDir ?? userUidSlotsDir());
   }
   let networks: JobNetworks;
   try {
@@ -148,8 +164,8 @@ export function setUpHost(opts: ProcessBackendOptions, log: Logger): ProcessHost
       programsDir: opts.programsDir,
       node: opts.node ?? process.execPath,
       // no host file belongs to a uid of the range, so its first one reaches exactly what each of them does
-      uid: uids?.range.base,
-      stageRoot: opts.stageRoot ?? DEFAULT_STAGE_ROOT,
+      uid: idmap ? hostUid(idmap, 1) : uids?.range.base,
+      stageRoot: opts.stageRoot ?? (root ? DEFAULT_STAGE_ROOT : userStageRoot()),
       logger: log,
     });
     node = reach.runtime(fs.realpathSync(opts.node ?? process.execPath));
@@ -161,6 +177,7 @@ export function setUpHost(opts: ProcessBackendOptions, log: Logger): ProcessHost
   fs.mkdirSync(path.join(reach.workDir, 'jobs'), { recursive: true, mode: 0o711 });
   return {
     uids,
+    ...(idmap ? { idmap } : {}),
     bin,
     cgroups,
     networks,

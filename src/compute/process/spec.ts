@@ -34,6 +34,11 @@ export interface StepSpec {
    * counted); `exitCode`: the step program's own way of saying it stopped at the limit (publishing)
    */
   outputLimit?: { dirs: string[]; maxBytes: number; maxFiles: number; exitCode?: number };
+  /**
+   * A worker that is not root (idmap.ts): the supervisor, root of the job's user namespace, gives these
+   * paths (recursively) to the job's inner uid for the step, and back to inner 0, the worker, when it ends
+   */
+  handOver?: { uid: number; paths: string[] };
   /** removed as soon as the step ends (the configure spec holds decrypted file locations) */
   removeOnExit: string[];
   /** where a supervisor's own errors go (a spare supervisor was started before it knew the step) */

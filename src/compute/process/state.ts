@@ -32,11 +32,14 @@ export type StepState = z.infer<typeof stepStateSchema>;
 export type { StepSpec } from './spec';
 
 /**
- * steps/<step>/launch: created empty and exclusively by the one runStep call that launches the step,
- * then filled in. Direct steps (configure, publish) record only when; supervised ones the supervisor's pid.
+ * steps/<step>/launch: created exclusively by the one runStep call that launches the step, then filled
+ * in. Direct steps (configure, publish) record only when; supervised ones their launcher's pid, then the
+ * supervisor's.
  */
 export const launchSchema = z.object({
   launchedAt: z.number(),
+  /** the worker process that created it (supervised steps): dead and no supervisorPid = the step was never handed over */
+  launcherPid: z.number().int().positive().optional(),
   supervisorPid: z.number().int().positive().optional(),
   direct: z.literal(true).optional(),
 });

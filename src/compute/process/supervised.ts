@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { StepHooks, StepOutcome } from '../backend';
 import { killCgroups, stepCgroupDirs } from './cgroups';
+import { namespacePrefix } from './idmap';
 import { cgroupName, createJobDirs, type JobPaths, jobPaths, type StepPaths, stepPaths } from './layout';
 import { type ProcessStepRequest, planStep } from './plan';
 import { recordExit, recordStopped } from './runner';
-import { jobUid, type ProcessHost, setupError } from './setup';
+import { fileOwner, type ProcessHost, setupError } from './setup';
 import { type ExitedState, isSupervisorAlive, readLaunch, readReport, readState, writeJsonAtomic } from './state';
 import { waitForStep } from './wait';
 
@@ -14,6 +16,43 @@ export type AlgorithmStepRequest = Extract<ProcessStepRequest, { step: 'algorith
 const POLL_MS = 1000;
 /** a launch file without a supervisor pid this old means the launcher died before spawning it */
 const LAUNCH_GRACE_MS = 30_000;
+
+/** Creates the step's launch file, naming this process; false when another call created it first. */
+function claimLaunch(sp: StepPaths): boolean {
+  try {
+    fs.writeFileSync(sp.launch, JSON.stringify({ launchedAt: Date.now(), launcherPid: process.pid }), { flag: 'wx' });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  }
+}
+
+const processAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/** how long a retry waits for a spare that may have got the spec just before its launcher died to say it runs */
+const HANDOVER_WAIT_MS = 2000;
+
+/**
+ * True when the launch file's launcher (another worker process) is dead and no supervisor ever took the
+ * step: no supervisor pid recorded, and no state file even after HANDOVER_WAIT_MS (a spare writes its
+ * state as soon as it reads the spec). A launch file without a launcher (an older one) is left to the
+ * grace rule of currentState.
+ */
+async function neverHandedOver(sp: StepPaths): Promise<boolean> {
+  const launch = readLaunch(sp.launch)?.launch;
+  const launcher = launch?.launcherPid;
+  if (!launch || launch.supervisorPid !== undefined || launcher === undefined || launcher === process.pid || processAlive(launcher)) return false;
+  for (let waited = 0; waited < HANDOVER_WAIT_MS && !fs.existsSync(sp.state); waited += 100) await sleep(100);
+  return !fs.existsSync(sp.state) && readLaunch(sp.launch)?.launch?.supervisorPid === undefined;
+}
 
 /**
  * The algorithm runs under a detached supervisor (src/entrypoints/supervisor.ts: the same runner as the
@@ -31,13 +70,13 @@ export class SupervisedSteps {
     const { jobId, step } = req;
     const job = jobPaths(this.host.reach.workDir, jobId);
     const sp = stepPaths(job, step);
-    createJobDirs(job, sp, jobUid(this.host, jobId));
-    let launched = false;
-    try {
-      fs.writeFileSync(sp.launch, '', { flag: 'wx' });
-      launched = true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    createJobDirs(job, sp, fileOwner(this.host, jobId));
+    let launched = claimLaunch(sp);
+    if (!launched && (await neverHandedOver(sp))) {
+      // the worker that claimed the launch died before a supervisor got the step: nothing runs it, so this attempt launches it
+      this.host.log.warn({ jobId, step }, 'step was never handed to a supervisor: launching it');
+      fs.rmSync(sp.launch, { force: true });
+      launched = claimLaunch(sp);
     }
     // network only for an algorithm whose datasets all allow it; its own namespace, never the host's
     const network = req.algorithm.allowNetwork;
@@ -72,11 +111,18 @@ export class SupervisedSteps {
     this.host.log.info({ jobId, step, supervisorPid: pid }, 'step started');
   }
 
+  /** node supervisor.js <arg>; for a worker that is not root, as root of the job's user namespace (idmap.ts) */
+  private supervisorCommand(arg: string): string[] {
+    const node = [process.execPath, this.host.supervisor, arg];
+    return this.host.idmap ? [...namespacePrefix(this.host.idmap), ...node] : node;
+  }
+
   /** A supervisor started now for this step (no spare was ready). */
   private coldSupervisor(jobId: string, sp: StepPaths): number | undefined {
     const out = fs.openSync(sp.supervisorLog, 'a', 0o600);
     try {
-      const child = spawn(process.execPath, [this.host.supervisor, sp.spec], { detached: true, stdio: ['ignore', out, out] });
+      const [cmd, ...args] = this.supervisorCommand(sp.spec);
+      const child = spawn(cmd!, args, { detached: true, stdio: ['ignore', out, out] });
       child.on('error', (err) => this.host.log.error({ jobId, err: err.message }, 'supervisor failed to start'));
       child.unref();
       return child.pid;
@@ -102,7 +148,8 @@ export class SupervisedSteps {
 
   private startSpare(): void {
     try {
-      const child = spawn(process.execPath, [this.host.supervisor, '--wait'], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+      const [cmd, ...args] = this.supervisorCommand('--wait');
+      const child = spawn(cmd!, args, { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
       child.on('error', (err) => this.host.log.warn({ err: err.message }, 'spare supervisor failed to start'));
       child.stdin.on('error', () => undefined); // it died: the next launch sees that and starts its own
       child.unref();
