@@ -261,7 +261,14 @@ export function createActivities(deps: ActivityDeps) {
         const env = environment(input.environmentId);
         const orders = deps.orders;
         if (!orders) return { agreementId: null };
-        const req = { input, environment: env, durationSeconds: env.maxJobDuration, now: Math.floor(Date.now() / 1000), receipts: 'once' as const };
+        // a C2D v2 paid job pays its compute through the Escrow: its orders grant access and carry no fee for it
+        const req = {
+          input,
+          environment: input.payment ? { ...env, priceMin: 0 } : env,
+          durationSeconds: input.maxJobDuration ?? env.maxJobDuration,
+          now: Math.floor(Date.now() / 1000),
+          receipts: 'once' as const,
+        };
         const result = await verifyJobOrders(orders, req).catch((err: unknown) => {
           if (err instanceof OrderNotMinedError && Date.now() - Context.current().info.scheduledTimestampMs >= orders.verifier.receiptWaitMs) throw err.refusal;
           throw err;

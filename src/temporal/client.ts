@@ -278,13 +278,14 @@ export class TemporalJobsService implements JobsService {
   }
 
   /**
-   * Ids of the consumer's jobs in the environment that are running or queued (their workflow runs), from
-   * Temporal visibility, at most `limit` of them (enough to compare with a cap): the per-consumer cap.
+   * Ids of the consumer's jobs in the environment that are running or queued, from Temporal visibility, at
+   * most `limit` of them (enough to compare with a cap): the per-consumer cap. A job whose status is final
+   * (or settling its payment) no longer counts, though its workflow may still be cleaning up after it.
    */
   activeJobIds(owner: string, environmentId: string, limit: number): Promise<string[]> {
     return this.guarded(async () => {
       const quote = (v: string): string => v.replace(/[\\']/g, '');
-      const query = `WorkflowType = '${JOB_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND C2DOwner = '${quote(owner)}' AND C2DEnvironment = '${quote(environmentId)}'`;
+      const query = `WorkflowType = '${JOB_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND C2DStatus NOT IN (${[...finalStatuses, JobStatus.Settling].join(', ')}) AND C2DOwner = '${quote(owner)}' AND C2DEnvironment = '${quote(environmentId)}'`;
       const ids: string[] = [];
       for await (const info of this.deps.client.workflow.list({ query, pageSize: Math.max(1, limit) })) {
         ids.push(info.workflowId.replace(/^c2d-/, ''));

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { type HDNodeWallet, parseEther, Wallet } from 'ethers';
+import { type HDNodeWallet, parseEther, toBeHex, Wallet, ZeroAddress as ZERO } from 'ethers';
 import { ProviderClient } from '../../src/client/provider-client';
 import { contractAt, read, send } from '../../src/chain/contracts';
 import { escrowAddress } from '../../src/chain/contracts-file';
@@ -48,6 +48,7 @@ interface Lib8 {
     ): Promise<ComputeJob | ComputeJob[]>;
     computeStatus(nodeUri: string, signer: HDNodeWallet, jobId: string): Promise<ComputeJob | ComputeJob[]>;
     computeStreamableLogs(nodeUri: string, signer: HDNodeWallet, jobId: string): Promise<AsyncIterable<Uint8Array> | null>;
+    encrypt(data: object, chainId: number, nodeUri: string, signer: HDNodeWallet): Promise<string>;
   };
   EscrowContract: new (
     address: string,
@@ -57,10 +58,42 @@ interface Lib8 {
     deposit(token: string, amount: string): Promise<unknown>;
     authorize(token: string, payee: string, maxLockedAmount: string, maxLockSeconds: string, maxLockCounts: string): Promise<unknown>;
   };
+  NftFactory: new (
+    address: string,
+    signer: HDNodeWallet,
+    network: number,
+    config: object,
+  ) => { createNftWithDatatoken(nft: object, datatoken: object): Promise<Sent> };
+  Nft: new (
+    signer: HDNodeWallet,
+    network: number,
+    config: object,
+  ) => {
+    setMetadata(nft: string, address: string, state: number, decryptorUrl: string, decryptorAddress: string, flags: string, data: string, hash: string): Promise<Sent>;
+  };
+  Datatoken: new (
+    signer: HDNodeWallet,
+    network: number,
+    config: object,
+  ) => {
+    mint(datatoken: string, minter: string, amount: string, to: string): Promise<Sent>;
+    startOrder(datatoken: string, consumer: string, serviceIndex: number, providerFee: object): Promise<Sent>;
+  };
+  getEventFromTx(receipt: unknown, event: string): { args: Record<string, unknown>; transactionHash: string };
+  generateDid(nftAddress: string, chainId: number): string;
+  getHash(data: string): string;
+}
+/** what the lib's transaction methods answer (null when the transaction failed) */
+type Sent = { wait(): Promise<{ hash: string } | null> } | null;
+/** initializeCompute's answer per dataset: the order to place, with this provider's fee */
+interface OrderTerms {
+  datatoken?: string;
+  providerFee?: { providerFeeAmount: string; providerFeeToken: string };
+  validOrder?: string;
 }
 // Loaded the way a consumer loads it, unmodified.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { ProviderInstance, EscrowContract } = require('@oceanprotocol/lib-8') as Lib8;
+const { ProviderInstance, EscrowContract, NftFactory, Nft, Datatoken, getEventFromTx, generateDid, getHash } = require('@oceanprotocol/lib-8') as Lib8;
 
 const FINAL = [2, 31, 32, 41, 42, 61, 62, 70];
 
@@ -214,6 +247,111 @@ describe('@oceanprotocol/lib 8.6.2 pays a job through the Escrow contract', () =
     expect(await funds()).toEqual({ available: before.available - parseEther('1'), locked: 0n });
     expect((await balance(terms.payment.payee)) - providerBefore).toBe(parseEther('0.999'));
   }, 180_000);
+
+  test("when the lib publishes two datasets on chain (its own provider-encrypted DDOs, setMetadata) and the consumer orders them, then a paid job on both runs to 70 through 71, and its orders fund that job only", async () => {
+    const publisher = chain.signers[1]!;
+    const config = {
+      chainId: chain.chainId,
+      network: 'development',
+      nodeUri: chain.rpcUrl,
+      oceanNodeUri: url,
+      nftFactoryAddress: chain.contracts.ERC721Factory,
+      oceanTokenAddress: token,
+      fixedRateExchangeAddress: chain.contracts.FixedPrice,
+      dispenserAddress: chain.contracts.Dispenser,
+      opfCommunityFeeCollector: chain.contracts.OPFCommunityFeeCollector,
+      escrow,
+      gasFeeMultiplier: 1,
+      sdk: 'evm',
+    };
+    const mined = async (sent: Sent): Promise<{ hash: string }> => {
+      expect(sent).not.toBeNull(); // the lib answers null when a transaction failed
+      const receipt = await sent!.wait();
+      expect(receipt).not.toBeNull();
+      return receipt!;
+    };
+    /** ocean.js 8's publishing: NFT + datatoken, the files and then the DDO encrypted by this provider (signed requests), setMetadata */
+    const publish = async (name: string, fileUrl: string): Promise<{ did: string; datatoken: string }> => {
+      const factory = new NftFactory(chain.contracts.ERC721Factory, publisher, chain.chainId, config);
+      const created = await mined(
+        await factory.createNftWithDatatoken(
+          { name, symbol: 'C2D8', templateIndex: 1, tokenURI: '', transferable: true, owner: publisher.address },
+          { templateIndex: 1, cap: '1000', feeAmount: '0', paymentCollector: publisher.address, feeToken: token, minter: publisher.address, mpFeeAddress: ZERO },
+        ),
+      );
+      const nftAddress = String(getEventFromTx(created, 'NFTCreated').args.newTokenAddress);
+      const datatoken = String(getEventFromTx(created, 'TokenCreated').args.newTokenAddress);
+      const files = await ProviderInstance.encrypt({ nftAddress, datatokenAddress: datatoken, files: [{ type: 'url', url: fileUrl, method: 'GET' }] }, chain.chainId, url, publisher);
+      const now = new Date().toISOString();
+      const ddo = {
+        '@context': ['https://w3id.org/did/v1'],
+        id: generateDid(nftAddress, chain.chainId),
+        version: '4.1.0',
+        chainId: chain.chainId,
+        nftAddress,
+        metadata: { created: now, updated: now, type: 'dataset', name, description: name, author: 'ocean.js 8 test', license: 'MIT' },
+        services: [
+          {
+            id: 'compute',
+            type: 'compute',
+            files,
+            datatokenAddress: datatoken,
+            serviceEndpoint: url,
+            timeout: 3600,
+            compute: { allowRawAlgorithm: true, allowNetworkAccess: false, publisherTrustedAlgorithmPublishers: [], publisherTrustedAlgorithms: [] },
+          },
+        ],
+      };
+      const encryptedDdo = await ProviderInstance.encrypt(ddo, chain.chainId, url, publisher);
+      const nft = new Nft(publisher, chain.chainId, config);
+      await mined(await nft.setMetadata(nftAddress, publisher.address, 0, url, '', toBeHex(2), encryptedDdo, `0x${getHash(JSON.stringify(ddo))}`));
+      await mined(await new Datatoken(publisher, chain.chainId, config).mint(datatoken, publisher.address, '10', consumer.address));
+      return { did: ddo.id, datatoken };
+    };
+    const assets = [await publish('rows on chain', data.url('rows.csv')), await publish('more rows on chain', data.url('more.csv'))];
+    const refs = assets.map((a) => ({ documentId: a.did, serviceId: 'compute' }));
+    const countBoth =
+      "const fs = require('fs'); const n = JSON.parse(process.env.DIDS).map((d) => fs.readFileSync('/data/inputs/' + d.replace('did:op:', '') + '/0', 'utf8').trim().split('\\n').length); console.log('lines', n.join(' '));";
+    const terms = (await ProviderInstance.initializeCompute(refs, nodeRaw(countBoth), 'v2-paid', token, 120, url, consumer.address, [], chain.chainId)) as Awaited<
+      ReturnType<Lib8['ProviderInstance']['initializeCompute']>
+    > & { datasets: OrderTerms[] };
+    // the orders carry no fee for the compute (the Escrow pays it); they grant access to each dataset
+    expect(terms.datasets.map((d) => ({ datatoken: d.datatoken?.toLowerCase(), fee: d.providerFee?.providerFeeAmount }))).toEqual(
+      assets.map((a) => ({ datatoken: a.datatoken.toLowerCase(), fee: '0' })),
+    );
+    const consumerDatatoken = new Datatoken(consumer, chain.chainId, config);
+    const orders: string[] = [];
+    for (const [i, asset] of assets.entries()) orders.push((await mined(await consumerDatatoken.startOrder(asset.datatoken, consumer.address, 0, terms.datasets[i]!.providerFee!))).hash);
+
+    const before = await funds();
+    const start = async (): Promise<ComputeJob> =>
+      one(
+        await ProviderInstance.computeStart(
+          url,
+          consumer,
+          'v2-paid',
+          refs.map((r, i) => ({ ...r, transferTxId: orders[i] })),
+          nodeRaw(countBoth),
+          120,
+          token,
+          [],
+          chain.chainId,
+        ),
+      );
+    const started = await start();
+    const done = await untilFinal(started.jobId);
+    expect({ status: done.status, statusText: done.statusText }).toEqual({ status: 70, statusText: 'Job finished' });
+    expect(await statuses(started.jobId)).toEqual(expect.arrayContaining([40, 71, 70]));
+    expect(done.payment).toMatchObject({ claimTx: expect.stringMatching(/^0x[0-9a-f]{64}$/), cost: parseEther('1').toString() });
+    const log = await ProviderInstance.computeStreamableLogs(url, consumer, started.jobId);
+    let text = '';
+    for await (const chunk of log!) text += Buffer.from(chunk).toString();
+    expect(text).toBe('lines 2 3\n');
+    expect(await funds()).toEqual({ available: before.available - parseEther('1'), locked: 0n });
+    // an order funds one job: the same orders again are refused before anything is locked
+    await expect(start()).rejects.toThrow(/already funded job/);
+    expect(await funds()).toEqual({ available: before.available - parseEther('1'), locked: 0n });
+  }, 240_000);
 
   test('when a paid job fails before its algorithm runs, then nothing is claimed and the whole lock goes back', async () => {
     const before = await funds();
