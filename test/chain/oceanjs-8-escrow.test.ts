@@ -134,6 +134,8 @@ describe('@oceanprotocol/lib 8.6.2 pays a job through the Escrow contract', () =
           cpuNumber: 1,
           ramGB: 0.5,
           maxJobDuration: 600,
+          // what a 3.x client pays in its orders' provider fee; a v2 job pays through the Escrow instead
+          priceMin: 1,
           fees: { [String(chain.chainId)]: [{ feeToken: token, prices: [{ id: 'cpu', price: 1 }] }] },
         },
       ],
