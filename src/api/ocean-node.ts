@@ -46,7 +46,8 @@ export function oceanNodeStatus(status: JobStatusCode): number {
 /** A job as ocean-node shows it (ComputeJob): its statuses, `results` an array from the start, `terminationDetails.OOMKilled`. */
 export function oceanNodeJob(job: JobView): OceanNodeJob {
   // ocean-node pulls the image before it configures; we configure first, then pull (still our 20): its 10 meanwhile
-  const status = job.pullingImage ? 10 : oceanNodeStatus(job.status);
+  // and its 11 when the pull failed (ours 32, as for any algorithm that could not be provisioned)
+  const status = job.pullingImage ? 10 : job.imagePullFailed && job.status === 32 ? 11 : oceanNodeStatus(job.status);
   return {
     ...job,
     status,

@@ -55,6 +55,7 @@ export const jobViewSchema = z
       .optional()
       .describe('C2D v2 paid jobs: the Escrow lock and its claim'),
     pullingImage: z.literal(true).optional().describe("present while the algorithm's image is pulled (ocean-node's status 10)"),
+    imagePullFailed: z.literal(true).optional().describe("the algorithm's image could not be pulled: status 32 (ocean-node's 11)"),
     api: z.literal('v2').optional().describe("'v2': started through ocean-node's compute API (ocean.js ≥ 4), whose routes answer in ocean-node's vocabulary"),
   })
   .meta({ id: 'Job' });

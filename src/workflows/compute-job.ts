@@ -131,8 +131,15 @@ export async function computeJob(input: JobInput): Promise<JobView> {
         const prepared = await steps
           .prepareAlgorithm(limits.imagePullSeconds)({ ...ref, plan })
           .catch(endWith((err) => failed(JobStatus.AlgorithmProvisioningFailed, `could not prepare the algorithm's image: ${describeFailure(err).message}`)))
+          .catch((err: unknown) => {
+            if (err instanceof JobFailed) state.pullFailed = true; // not a stop
+            throw err;
+          })
           .finally(() => (state.pulling = false));
-        if (!prepared.ok) throw new JobFailed({ status: prepared.failStatus ?? JobStatus.AlgorithmProvisioningFailed, details: prepared.terminationDetails });
+        if (!prepared.ok) {
+          state.pullFailed = true;
+          throw new JobFailed({ status: prepared.failStatus ?? JobStatus.AlgorithmProvisioningFailed, details: prepared.terminationDetails });
+        }
         deadline = startDeadline();
       }
       setStatus(JobStatus.ProvisioningSuccess);

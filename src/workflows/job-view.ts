@@ -17,6 +17,8 @@ export interface JobState {
   payment?: NonNullable<JobView['payment']>;
   /** while the algorithm's image is pulled: its progress is the job's current details (the Web UI's summary), and ocean-node's clients read status 10 */
   pulling?: boolean;
+  /** the algorithm's image could not be pulled (the job ends 32; ocean-node's clients read 11) */
+  pullFailed?: boolean;
 }
 
 export const initialJobState = (): JobState => ({
@@ -53,6 +55,7 @@ export function jobView(input: JobInput, s: JobState, removed: 0 | 1 = 0): JobVi
     terminationDetails: s.terminationDetails,
     ...(s.payment ? { payment: s.payment } : {}),
     ...(s.pulling ? { pullingImage: true } : {}),
+    ...(s.pullFailed ? { imagePullFailed: true } : {}),
     ...(input.api ? { api: input.api } : {}),
   };
 }

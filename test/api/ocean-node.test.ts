@@ -174,6 +174,14 @@ describe("API: ocean-node's compute API (ocean.js ≥ 4) beside the Python Provi
         (pulling.body as { jobId: string; status: number; statusText: string }[]).map((j) => [j.jobId, [j.status, j.statusText]]),
       );
       expect(statuses).toEqual({ [v2]: [10, 'Pulling algorithm image'], [legacy]: [20, 'Configuring volumes'] });
+      // the pull failed: ocean-node's 11 (ours 32 for 3.x)
+      h.jobs.set(v2, { status: 32, pullingImage: undefined, imagePullFailed: true });
+      h.jobs.set(legacy, { status: 32, pullingImage: undefined, imagePullFailed: true });
+      const failed = await request(h.app).get('/api/services/compute').query({ consumerAddress: h.consumer.address }).expect(200);
+      expect(Object.fromEntries((failed.body as { jobId: string; status: number; statusText: string }[]).map((j) => [j.jobId, [j.status, j.statusText]]))).toEqual({
+        [v2]: [11, 'Pulling algorithm image failed'],
+        [legacy]: [32, 'Algorithm provisioning failed'],
+      });
     });
 
     test('when ocean.js ≥ 4 stops a job, downloads a result and streams the log, then its signatures (address + nonce + command) are accepted', async () => {

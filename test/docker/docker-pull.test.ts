@@ -168,6 +168,7 @@ describe('image pulls on the docker backend', () => {
     const t0 = Date.now();
     const done = await run('bounded-pull', 'print("never")');
     expect(done.status).toBe(32);
+    expect(done.imagePullFailed).toBe(true); // ocean-node's clients read 11
     expect(done.terminationDetails?.reason).toContain(image);
     expect(done.terminationDetails?.reason).toContain('not pulled within 2 s');
     expect(Date.now() - t0).toBeLessThan(30_000);
