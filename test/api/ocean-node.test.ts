@@ -178,7 +178,9 @@ describe("API: ocean-node's compute API (ocean.js ≥ 4) beside the Python Provi
       h.jobs.set(v2, { status: 32, pullingImage: undefined, imagePullFailed: true });
       h.jobs.set(legacy, { status: 32, pullingImage: undefined, imagePullFailed: true });
       const failed = await request(h.app).get('/api/services/compute').query({ consumerAddress: h.consumer.address }).expect(200);
-      expect(Object.fromEntries((failed.body as { jobId: string; status: number; statusText: string }[]).map((j) => [j.jobId, [j.status, j.statusText]]))).toEqual({
+      expect(
+        Object.fromEntries((failed.body as { jobId: string; status: number; statusText: string }[]).map((j) => [j.jobId, [j.status, j.statusText]])),
+      ).toEqual({
         [v2]: [11, 'Pulling algorithm image failed'],
         [legacy]: [32, 'Algorithm provisioning failed'],
       });

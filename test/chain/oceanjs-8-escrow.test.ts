@@ -69,7 +69,16 @@ interface Lib8 {
     network: number,
     config: object,
   ) => {
-    setMetadata(nft: string, address: string, state: number, decryptorUrl: string, decryptorAddress: string, flags: string, data: string, hash: string): Promise<Sent>;
+    setMetadata(
+      nft: string,
+      address: string,
+      state: number,
+      decryptorUrl: string,
+      decryptorAddress: string,
+      flags: string,
+      data: string,
+      hash: string,
+    ): Promise<Sent>;
   };
   Datatoken: new (
     signer: HDNodeWallet,
@@ -250,7 +259,7 @@ describe('@oceanprotocol/lib 8.6.2 pays a job through the Escrow contract', () =
     expect((await balance(terms.payment.payee)) - providerBefore).toBe(parseEther('0.999'));
   }, 180_000);
 
-  test("when the lib publishes two datasets on chain (its own provider-encrypted DDOs, setMetadata) and the consumer orders them, then a paid job on both runs to 70 through 71, and its orders fund that job only", async () => {
+  test('when the lib publishes two datasets on chain (its own provider-encrypted DDOs, setMetadata) and the consumer orders them, then a paid job on both runs to 70 through 71, and its orders fund that job only', async () => {
     const publisher = chain.signers[1]!;
     const config = {
       chainId: chain.chainId,
@@ -278,12 +287,25 @@ describe('@oceanprotocol/lib 8.6.2 pays a job through the Escrow contract', () =
       const created = await mined(
         await factory.createNftWithDatatoken(
           { name, symbol: 'C2D8', templateIndex: 1, tokenURI: '', transferable: true, owner: publisher.address },
-          { templateIndex: 1, cap: '1000', feeAmount: '0', paymentCollector: publisher.address, feeToken: token, minter: publisher.address, mpFeeAddress: ZERO },
+          {
+            templateIndex: 1,
+            cap: '1000',
+            feeAmount: '0',
+            paymentCollector: publisher.address,
+            feeToken: token,
+            minter: publisher.address,
+            mpFeeAddress: ZERO,
+          },
         ),
       );
       const nftAddress = String(getEventFromTx(created, 'NFTCreated').args.newTokenAddress);
       const datatoken = String(getEventFromTx(created, 'TokenCreated').args.newTokenAddress);
-      const files = await ProviderInstance.encrypt({ nftAddress, datatokenAddress: datatoken, files: [{ type: 'url', url: fileUrl, method: 'GET' }] }, chain.chainId, url, publisher);
+      const files = await ProviderInstance.encrypt(
+        { nftAddress, datatokenAddress: datatoken, files: [{ type: 'url', url: fileUrl, method: 'GET' }] },
+        chain.chainId,
+        url,
+        publisher,
+      );
       const now = new Date().toISOString();
       const ddo = {
         '@context': ['https://w3id.org/did/v1'],
@@ -314,16 +336,25 @@ describe('@oceanprotocol/lib 8.6.2 pays a job through the Escrow contract', () =
     const refs = assets.map((a) => ({ documentId: a.did, serviceId: 'compute' }));
     const countBoth =
       "const fs = require('fs'); const n = JSON.parse(process.env.DIDS).map((d) => fs.readFileSync('/data/inputs/' + d.replace('did:op:', '') + '/0', 'utf8').trim().split('\\n').length); console.log('lines', n.join(' '));";
-    const terms = (await ProviderInstance.initializeCompute(refs, nodeRaw(countBoth), 'v2-paid', token, 120, url, consumer.address, [], chain.chainId)) as Awaited<
-      ReturnType<Lib8['ProviderInstance']['initializeCompute']>
-    > & { datasets: OrderTerms[] };
+    const terms = (await ProviderInstance.initializeCompute(
+      refs,
+      nodeRaw(countBoth),
+      'v2-paid',
+      token,
+      120,
+      url,
+      consumer.address,
+      [],
+      chain.chainId,
+    )) as Awaited<ReturnType<Lib8['ProviderInstance']['initializeCompute']>> & { datasets: OrderTerms[] };
     // the orders carry no fee for the compute (the Escrow pays it); they grant access to each dataset
     expect(terms.datasets.map((d) => ({ datatoken: d.datatoken?.toLowerCase(), fee: d.providerFee?.providerFeeAmount }))).toEqual(
       assets.map((a) => ({ datatoken: a.datatoken.toLowerCase(), fee: '0' })),
     );
     const consumerDatatoken = new Datatoken(consumer, chain.chainId, config);
     const orders: string[] = [];
-    for (const [i, asset] of assets.entries()) orders.push((await mined(await consumerDatatoken.startOrder(asset.datatoken, consumer.address, 0, terms.datasets[i]!.providerFee!))).hash);
+    for (const [i, asset] of assets.entries())
+      orders.push((await mined(await consumerDatatoken.startOrder(asset.datatoken, consumer.address, 0, terms.datasets[i]!.providerFee!))).hash);
 
     const before = await funds();
     const start = async (): Promise<ComputeJob> =>
