@@ -151,6 +151,8 @@ export const computeStatusSchema = z.object({
   consumerAddress: addressSchema,
   jobId: z.string().min(1).optional(),
   documentId: z.string().min(1).optional(),
+  /** ocean.js ≥ 4: the jobs of one order (the job view's agreementId) */
+  agreementId: z.string().min(1).optional(),
 });
 
 export const computeStopSchema = z.object({

@@ -204,6 +204,13 @@ describe('API: compute start, status, stop, delete', () => {
       expect(jobIds(all.body)).toEqual([mine]);
       const filtered = await request(h.app).get(START).query({ consumerAddress: h.other.address, documentId: h.datasetDid }).expect(200);
       expect(jobIds(filtered.body)).toEqual([theirs]);
+      // ocean.js ≥ 4 may ask for the jobs of one order (agreementId), in either case
+      const second = await h.startJob(h.consumer);
+      h.jobs.set(second, { agreementId: '0xabc1' });
+      const byOrder = await request(h.app).get(START).query({ consumerAddress: h.consumer.address, agreementId: '0xABC1' }).expect(200);
+      expect(jobIds(byOrder.body)).toEqual([second]);
+      const otherOrder = await request(h.app).get(START).query({ consumerAddress: h.consumer.address, jobId: second, agreementId: '0xabc2' }).expect(200);
+      expect(otherOrder.body).toEqual([]);
     });
 
     it("when someone asks for another owner's job id, then it is not visible (same answer as no such job)", async () => {

@@ -46,7 +46,7 @@ interface Lib8 {
       resources: object[],
       chainId: number,
     ): Promise<ComputeJob | ComputeJob[]>;
-    computeStatus(nodeUri: string, signer: HDNodeWallet, jobId: string): Promise<ComputeJob | ComputeJob[]>;
+    computeStatus(nodeUri: string, signer: HDNodeWallet, jobId?: string, agreementId?: string): Promise<ComputeJob | ComputeJob[]>;
     computeStreamableLogs(nodeUri: string, signer: HDNodeWallet, jobId: string): Promise<AsyncIterable<Uint8Array> | null>;
     encrypt(data: object, chainId: number, nodeUri: string, signer: HDNodeWallet): Promise<string>;
   };
@@ -381,6 +381,9 @@ describe('@oceanprotocol/lib 8.6.2 pays a job through the Escrow contract', () =
     for await (const chunk of log!) text += Buffer.from(chunk).toString();
     expect(text).toBe('lines 2 3\n');
     expect(await funds()).toEqual({ available: before.available - parseEther('1'), locked: 0n });
+    // the consumer finds the job by its order (agreementId), as ocean.js 8 asks
+    const byOrder = [await ProviderInstance.computeStatus(url, consumer, undefined, orders[0])].flat();
+    expect(byOrder.map((j) => j.jobId)).toEqual([started.jobId]);
     // an order funds one job: the same orders again are refused before anything is locked
     await expect(start()).rejects.toThrow(/already funded job/);
     expect(await funds()).toEqual({ available: before.available - parseEther('1'), locked: 0n });

@@ -322,14 +322,15 @@ export const computeStatus = route({
   responses: jobs,
   handler:
     (deps) =>
-    async ({ input: { consumerAddress, jobId, documentId }, res, json }) => {
+    async ({ input: { consumerAddress, jobId, documentId, agreementId }, res, json }) => {
+      const wanted = (job: JobView): boolean => mentions(job, documentId) && (!agreementId || job.agreementId.toLowerCase() === agreementId.toLowerCase());
       if (jobId) {
         res.locals.jobId = jobId;
         const job = await findOwnedJob(deps.jobs, jobId, consumerAddress);
-        return json(200, job && mentions(job, documentId) ? [jobForItsClient(job)] : []);
+        return json(200, job && wanted(job) ? [jobForItsClient(job)] : []);
       }
       const jobs = await deps.jobs.listByOwner(consumerAddress.toLowerCase());
-      json(200, jobs.filter((j) => sameAddress(j.owner, consumerAddress) && mentions(j, documentId)).map(jobForItsClient));
+      json(200, jobs.filter((j) => sameAddress(j.owner, consumerAddress) && wanted(j)).map(jobForItsClient));
     },
 });
 
