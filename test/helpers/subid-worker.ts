@@ -25,6 +25,9 @@ const hostUidOf = (pid: number): number | null => {
   }
 };
 
+/** the programs sandbox-args.ts chains before bwrap */
+const LAUNCHERS = new Set(['sh', 'dash', 'bash', 'prlimit', 'nsenter', 'setpriv']);
+
 const cmdline = (pid: number): string => {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
@@ -67,8 +70,10 @@ async function main(): Promise<void> {
   const watch = (async () => {
     while (watching) {
       for (const pid of cgroupPids(stepCgroupDirs(cgroups, cgroupName(jobId, 'algorithm')))) {
-        // the algorithm's own process (the wrapper shell before it drops to the job's uid is not the algorithm)
-        if (!cmdline(pid).includes('/data/transformations/algorithm')) continue;
+        // the algorithm's own processes: not the launch chain that joins the cgroup and then drops to the job's
+        // uid (sh → prlimit → setpriv, the supervisor's uid until setpriv execs bwrap), whose argv names it too
+        const argv = cmdline(pid).split('\0');
+        if (!argv.some((a) => a.includes('/data/transformations/algorithm')) || LAUNCHERS.has(path.basename(argv[0] ?? ''))) continue;
         const uid = hostUidOf(pid);
         if (uid !== null) seen.add(uid);
       }
