@@ -102,6 +102,33 @@ async function floorTimes(address: string, client: Client, activities: number, r
   return times;
 }
 
+/** CPU seconds a process used so far (user + system), itself and its reaped children (a worker's sandboxes). */
+function cpuSeconds(pid: number | undefined): { self: number; children: number } {
+  if (pid === undefined) return { self: NaN, children: NaN };
+  // fields after the command's closing parenthesis: state is field 3, utime 14, stime 15, cutime 16, cstime 17
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
+  const tick = (i: number): number => Number(fields[i - 3]) / 100; // USER_HZ
+  return { self: tick(14) + tick(15), children: tick(16) + tick(17) };
+}
+
+/** Where the machine's CPU went between two moments: per process of the stack, and this bench process. */
+function cpuMeter(procs: Record<string, number | undefined>): () => string {
+  const before = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  const bench = process.cpuUsage();
+  const t = performance.now();
+  return () => {
+    const wall = (performance.now() - t) / 1000;
+    const parts = Object.entries(procs).map(([k, pid]) => {
+      const now = cpuSeconds(pid);
+      const b = before[k]!;
+      const children = now.children - b.children;
+      return `${k} ${(now.self - b.self).toFixed(1)} s${children > 0.05 ? ` (+${children.toFixed(1)} s its sandboxes)` : ''}`;
+    });
+    const own = process.cpuUsage(bench);
+    return `CPU over ${wall.toFixed(1)} s: ${parts.join(', ')}, bench process ${((own.user + own.system) / 1e6).toFixed(1)} s`;
+  };
+}
+
 const peakRss = (pid: number | undefined): string => {
   const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? `${(Number(m[1]) / 1024).toFixed(0)} MiB` : '?';
@@ -147,7 +174,9 @@ async function jobsBench(throughput: boolean): Promise<void> {
     const activityCount = (warmEvents ?? []).filter((e) => e.activityTaskScheduledEventAttributes).length;
     const floor = await floorTimes(`127.0.0.1:${port}`, temporalClient, activityCount, 20);
 
+    const meter = (): (() => string) => cpuMeter({ Temporal: temporal.pid, API: stack.api.pid, worker: stack.worker.pid });
     // 1. Start latency and per-job overhead, one job at a time.
+    const oneAtATime = meter();
     const latencies: number[] = [];
     const overheads: number[] = [];
     const stages = new Map<string, number[]>();
@@ -184,23 +213,29 @@ async function jobsBench(throughput: boolean): Promise<void> {
     console.log(`job overhead / floor, p50: ${(percentile(overheads, 50) / percentile(floor, 50)).toFixed(1)}`);
     console.log('one job, from its history (p50 over the 20 jobs):');
     for (const [k, v] of stages) console.log(`  ${k}: ${k.endsWith('(count)') ? percentile(v, 50) : ms(percentile(v, 50))}`);
+    console.log(`  ${oneAtATime()}`);
     if (!throughput) return;
 
     // 2. Throughput: 50 jobs at once, maxJobs 4.
     const fifty = consumers.slice(0, 50);
+    const fiftyCpu = meter();
     const t = performance.now();
     const jobs = await Promise.all(fifty.map((c) => startJob(c, dataset)));
     const finished = await Promise.all(jobs.map(({ job }, i) => fifty[i]!.waitForJob(job.jobId, { intervalMs: 250, timeoutMs: 600_000 })));
     const minutes = (performance.now() - t) / 60_000;
     const ok = finished.filter((j) => j.status === 70).length;
     console.log(`throughput, 50 jobs with maxJobs 4: ${(50 / minutes).toFixed(1)} jobs/min (${ok}/50 finished with status 70; ${load()})`);
+    console.log(`  ${fiftyCpu()}`);
 
     // 3. Start latency while 100 consumers start a job at once (the jobs then run to their end).
+    const burstCpu = meter();
     const burst = await Promise.all(consumers.map((c) => startJob(c, dataset)));
+    const startsCpu = burstCpu();
     const burstLatencies = burst.map((b) => b.latency);
     console.log(
       `start latency, 100 consumers starting at once (HTTP start → response): p50 ${ms(percentile(burstLatencies, 50))}, p99 ${ms(percentile(burstLatencies, 99))} (${load()})`,
     );
+    console.log(`  until the last start answered: ${startsCpu}`);
     const burstDone = await Promise.all(burst.map(({ job }, i) => consumers[i]!.waitForJob(job.jobId, { intervalMs: 1000, timeoutMs: 600_000 })));
     console.log(`  (${burstDone.filter((j) => j.status === 70).length}/100 of those jobs finished with status 70)`);
     console.log(`peak RSS: worker ${peakRss(stack.worker.pid)}, API ${peakRss(stack.api.pid)}`);
