@@ -44,7 +44,10 @@ function spawnEntrypoint(name: string, env: Record<string, string>, out: string[
   // C2D_CPU_PROF_DIR (benchmarks): each process writes a V8 CPU profile there when it exits
   const profDir = process.env.C2D_CPU_PROF_DIR;
   const profile = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${label}-${process.pid}-${Date.now()}.cpuprofile`] : [];
-  const child = spawn(process.execPath, [...profile, path.join(entrypointsDir, `${name}.js`)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...profile, path.join(entrypointsDir, `${name}.js`)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout?.on('data', (d: Buffer) => out.push(`[${label}] ${d.toString()}`));
   child.stderr?.on('data', (d: Buffer) => out.push(`[${label}] ${d.toString()}`));
   return child;
