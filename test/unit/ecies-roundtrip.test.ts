@@ -63,6 +63,11 @@ describe('ECIES (eciespy / eciesjs layout)', () => {
     );
   });
 
+  it('when many ephemeral keys are used, then every ciphertext decrypts, whichever sign the shared point has', () => {
+    // decrypt derives the shared point from node's x-only ECDH: half the ephemeral keys give each sign of y
+    for (let i = 0; i < 32; i++) expect(decrypt(wallet.privateKey, encrypt(wallet.signingKey.publicKey, message)).equals(message)).toBe(true);
+  });
+
   it('when the ciphertext is shorter than its header, then decryption fails', () => {
     expect(() => decrypt(wallet.privateKey, Buffer.alloc(40))).toThrow(/too short/);
   });
