@@ -48,6 +48,16 @@ describe("API: ocean-node's compute API (ocean.js ≥ 4) beside the Python Provi
       ...extra,
     };
   };
+  /** the job ends 70 with one stored output, out.txt = 'out' */
+  const finishWithOutput = async (jobId: string): Promise<void> => {
+    const results = await h.results.save(
+      jobId,
+      h.consumer.address,
+      [{ filename: 'out.txt', type: 'output', open: () => Readable.from([Buffer.from('out')]) }],
+      Date.now() + 3600_000,
+    );
+    h.jobs.set(jobId, { status: 70, results });
+  };
   const startFree = async (): Promise<string> => {
     const res = await request(h.app)
       .post('/api/services/freeCompute')
@@ -199,13 +209,7 @@ describe("API: ocean-node's compute API (ocean.js ≥ 4) beside the Python Provi
       expect((await streamed).status).toBe(200);
       expect((await streamed).text).toBe('line 1\n');
 
-      const results = await h.results.save(
-        jobId,
-        h.consumer.address,
-        [{ filename: 'out.txt', type: 'output', open: () => Readable.from([Buffer.from('out')]) }],
-        Date.now() + 3600_000,
-      );
-      h.jobs.set(jobId, { status: 70, results });
+      await finishWithOutput(jobId);
       nonce = await h.nextNonce(h.consumer);
       const result = await request(h.app)
         .get('/api/services/computeResult')
@@ -255,13 +259,7 @@ describe("API: ocean-node's compute API (ocean.js ≥ 4) beside the Python Provi
         .query({ jobId, consumerAddress: h.consumer.address })
         .expect(200);
       expect(logs.text).toBe('from the log\n');
-      const results = await h.results.save(
-        jobId,
-        h.consumer.address,
-        [{ filename: 'out.txt', type: 'output', open: () => Readable.from([Buffer.from('out')]) }],
-        Date.now() + 3600_000,
-      );
-      h.jobs.set(jobId, { status: 70, results });
+      await finishWithOutput(jobId);
       // ocean.js builds the result URL without nonce or signature; Bearer works as well as the raw token
       await request(h.app)
         .get('/api/services/computeResult')

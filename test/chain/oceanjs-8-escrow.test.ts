@@ -105,6 +105,9 @@ interface OrderTerms {
 const { ProviderInstance, EscrowContract, NftFactory, Nft, Datatoken, getEventFromTx, generateDid, getHash } = require('@oceanprotocol/lib-8') as Lib8;
 
 const FINAL = [2, 31, 32, 41, 42, 61, 62, 70];
+/** an algorithm that prints the line count of each of its datasets */
+const countBoth =
+  "const fs = require('fs'); const n = JSON.parse(process.env.DIDS).map((d) => fs.readFileSync('/data/inputs/' + d.replace('did:op:', '') + '/0', 'utf8').trim().split('\\n').length); console.log('lines', n.join(' '));";
 
 /**
  * A paid job of today's Ocean client (@oceanprotocol/lib 8.6.2, unmodified) through Ocean's Escrow
@@ -239,8 +242,6 @@ describe('@oceanprotocol/lib 8.6.2 pays a job through the Escrow contract', () =
     const before = await funds();
     const providerBefore = await balance(terms.payment.payee);
     // two datasets: the algorithm counts the lines of both
-    const countBoth =
-      "const fs = require('fs'); const n = JSON.parse(process.env.DIDS).map((d) => fs.readFileSync('/data/inputs/' + d.replace('did:op:', '') + '/0', 'utf8').trim().split('\\n').length); console.log('lines', n.join(' '));";
     const started = await paidStart([dataset, secondDataset], countBoth, 120);
     const done = await untilFinal(started.jobId);
     expect({ status: done.status, statusText: done.statusText }).toEqual({ status: 70, statusText: 'Job finished' });
@@ -334,8 +335,6 @@ describe('@oceanprotocol/lib 8.6.2 pays a job through the Escrow contract', () =
     };
     const assets = [await publish('rows on chain', data.url('rows.csv')), await publish('more rows on chain', data.url('more.csv'))];
     const refs = assets.map((a) => ({ documentId: a.did, serviceId: 'compute' }));
-    const countBoth =
-      "const fs = require('fs'); const n = JSON.parse(process.env.DIDS).map((d) => fs.readFileSync('/data/inputs/' + d.replace('did:op:', '') + '/0', 'utf8').trim().split('\\n').length); console.log('lines', n.join(' '));";
     const terms = (await ProviderInstance.initializeCompute(
       refs,
       nodeRaw(countBoth),
