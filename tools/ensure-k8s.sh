@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Obtains the binaries of a local Kubernetes control plane (tests, `npm run k8s:up`) and prints the
 # directory that holds them: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (Kubernetes
-# built from Go modules), etcd 3.5 (built from Go modules) and kwok (fake nodes and pod phases).
+# built from Go modules), etcd 3.5 (built from Go modules), kwok (fake nodes and pod phases), and for a
+# real node (tools/k8s-node.ts): kubelet, kube-router (its NetworkPolicy firewall) and a pause program.
 # Cached outside the clone in ${C2D_TOOLS_DIR:-~/.cache/c2d/tools}/k8s/<version>/; a second run reuses them.
 #
 # k8s.io/kubernetes cannot be `go install`ed (its go.mod replaces ~30 staging modules with ./staging/...),
@@ -14,10 +15,12 @@ set -euo pipefail
 K8S_VERSION=${C2D_K8S_VERSION:-v1.34.4}
 ETCD_VERSION=v3.5.21
 KWOK_VERSION=v0.7.0
+KUBE_ROUTER_VERSION=v2.1.0
 
 tools=${C2D_TOOLS_DIR:-$HOME/.cache/c2d/tools}
 dir="$tools/k8s/$K8S_VERSION"
-bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
+kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
+bins=("${kube_bins[@]}" etcd kwok kube-router pause)
 
 have_all() {
   for b in "${bins[@]}"; do [ -x "$dir/$b" ] || return 1; done
@@ -43,10 +46,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/c2d-k8s-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
 
-# --- Kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl ---
-if [ ! -x "$dir/kube-apiserver" ] || [ ! -x "$dir/kube-controller-manager" ] \
-  || [ ! -x "$dir/kube-scheduler" ] || [ ! -x "$dir/kubectl" ]; then
-  echo "Building Kubernetes $K8S_VERSION control-plane binaries into $dir (first time only; many minutes)..." >&2
+# --- Kubernetes: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet (those missing) ---
+missing=()
+for b in "${kube_bins[@]}"; do [ -x "$dir/$b" ] || missing+=("$b"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Building Kubernetes $K8S_VERSION ${missing[*]} into $dir (first time only; many minutes)..." >&2
   staging=${K8S_VERSION/v1./v0.}
   mkdir -p "$work/kube" && cd "$work/kube"
   "$go" mod init c2d.local/kube-build >/dev/null 2>&1
@@ -60,8 +64,7 @@ if [ ! -x "$dir/kube-apiserver" ] || [ ! -x "$dir/kube-controller-manager" ] \
   sed -n 's#^\s*\([^ ]*\) => \([^ .][^ ]*\) \(v[^ ]*\)$#\1=\2@\3#p' "$modfile" | while read -r r; do
     "$go" mod edit -replace "$r"
   done
-  pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  pkgs=("${missing[@]/#/k8s.io/kubernetes/cmd/}")
   # Pin the version on each (a bare package path would mean @upgrade: the newest Kubernetes).
   "$go" get "${pkgs[@]/%/@$K8S_VERSION}" >&2
   major=${K8S_VERSION#v}; major=${major%%.*}
@@ -72,7 +75,7 @@ if [ ! -x "$dir/kube-apiserver" ] || [ ! -x "$dir/kube-controller-manager" ] \
     ld="$ld -X $p.buildDate=1970-01-01T00:00:00Z"
   done
   "$go" build -trimpath -ldflags "$ld" -o "$work/bin/" "${pkgs[@]}" >&2
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do mv "$work/bin/$b" "$dir/$b"; done
+  for b in "${missing[@]}"; do mv "$work/bin/$b" "$dir/$b"; done
 fi
 
 # --- etcd 3.5 ---
@@ -100,6 +103,44 @@ fi
 if [ ! -x "$dir/kwok" ]; then
   echo "Building kwok $KWOK_VERSION into $dir..." >&2
   GOBIN="$dir" "$go" install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >&2
+fi
+
+# --- kube-router: the real node's NetworkPolicy enforcer (firewall only; it drives iptables-nft and ipset) ---
+if [ ! -x "$dir/kube-router" ]; then
+  echo "Building kube-router $KUBE_ROUTER_VERSION into $dir..." >&2
+  GOBIN="$dir" "$go" install -trimpath -ldflags "-s -w" "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION" >&2
+fi
+
+# --- pause: the sandbox container of each real pod (holds its namespaces, reaps the zombies it inherits) ---
+if [ ! -x "$dir/pause" ]; then
+  mkdir -p "$work/pause" && cd "$work/pause"
+  "$go" mod init c2d.local/pause >/dev/null 2>&1
+  cat >main.go <<'EOF'
+// The pod sandbox's process: waits for SIGTERM/SIGINT and reaps the zombies it inherits as PID 1.
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
+	for s := range sig {
+		if s != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		for {
+			if pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}
+EOF
+  "$go" build -trimpath -ldflags "-s -w" -o "$dir/pause" . >&2
 fi
 
 echo "Kubernetes tools ready in $(( $(date +%s) - start )) s." >&2

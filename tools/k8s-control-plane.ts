@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../src/config';
+import { type RealNode, REAL_NODE, startRealNode, stopRealNode } from './k8s-node';
 import { repoRoot } from './paths';
 import { freePort, waitForPort } from './temporal-server';
 
@@ -19,6 +20,10 @@ import { freePort, waitForPort } from './temporal-server';
  * Pod phases: kwok marks every pod on its node Running (and Ready) and deletes pods being deleted; it
  * never ends a pod by itself. To end one, a test writes the pod's status (subresource `status`): kwok
  * leaves alone pods annotated `kwok.x-k8s.io/status: custom` — see KWOK_CUSTOM_STATUS_ANNOTATION.
+ *
+ * With `node: 'real'` a real node joins instead of the fake one (tools/k8s-node.ts: containerd, a kubelet,
+ * kube-router for NetworkPolicy; root only): pods really run, and the default StorageClass's pool is of
+ * local PersistentVolumes on that node (real directories; the kubelet applies fsGroup to them).
  *
  * Binaries come from tools/ensure-k8s.sh (built from Go modules, cached outside the clone).
  */
@@ -37,8 +42,12 @@ export interface ControlPlaneOptions {
   detached?: boolean;
   /** how long to wait for the API server and the controllers; default 120 s */
   timeoutMs?: number;
-  /** PersistentVolumes in the pool of the default StorageClass (claims bind to them; nothing is mounted); default 32 */
+  /** PersistentVolumes in the pool of the default StorageClass (claims bind to them); default 32 */
   volumes?: number;
+  /** 'fake' (default): kwok's node, no container runs; 'real': containerd + kubelet + kube-router (root only) */
+  node?: 'fake' | 'real';
+  /** where the real node keeps its state (a disk filesystem: container images and snapshots); default `<dir>/node` */
+  nodeDir?: string;
 }
 
 export interface ControlPlane {
@@ -46,6 +55,10 @@ export interface ControlPlane {
   kubeconfig: string;
   /** https://127.0.0.1:<port> */
   server: string;
+  /** the node pods are scheduled on: kwok's fake one, or the real one */
+  nodeName: string;
+  /** the real node (undefined with the fake one) */
+  realNode?: RealNode;
   stop(): Promise<void>;
 }
 
@@ -243,21 +256,33 @@ export const STORAGE_CLASS = 'local';
 /**
  * Storage without a provisioner: a default StorageClass and `count` PersistentVolumes of it (1Ti,
  * ReadWriteOnce and ReadWriteMany) the PV controller binds claims to — one claim per volume, Retained
- * after the claim goes. No pod really mounts them (kwok runs no container).
+ * after the claim goes. On the fake node nothing mounts them (kwok runs no container); on the real one
+ * each is a `local` volume: a directory under `localDir`, pinned to that node.
  */
-function storage(count: number): object {
-  const pvs = Array.from({ length: count }, (_, i) => ({
-    apiVersion: 'v1',
-    kind: 'PersistentVolume',
-    metadata: { name: `pool-${String(i).padStart(3, '0')}` },
-    spec: {
-      capacity: { storage: '1Ti' },
-      accessModes: ['ReadWriteOnce', 'ReadWriteMany'],
-      persistentVolumeReclaimPolicy: 'Retain',
-      storageClassName: STORAGE_CLASS,
-      hostPath: { path: `/nonexistent/c2d-pool-${i}` },
-    },
-  }));
+function storage(count: number, local?: { dir: string; node: string }): object {
+  const pvs = Array.from({ length: count }, (_, i) => {
+    const name = `pool-${String(i).padStart(3, '0')}`;
+    if (local) fs.mkdirSync(path.join(local.dir, name), { recursive: true, mode: 0o755 });
+    return {
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name },
+      spec: {
+        capacity: { storage: '1Ti' },
+        accessModes: ['ReadWriteOnce', 'ReadWriteMany'],
+        persistentVolumeReclaimPolicy: 'Retain',
+        storageClassName: STORAGE_CLASS,
+        ...(local
+          ? {
+              local: { path: path.join(local.dir, name) },
+              nodeAffinity: {
+                required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [local.node] }] }] },
+              },
+            }
+          : { hostPath: { path: `/nonexistent/c2d-pool-${i}` } }),
+      },
+    };
+  });
   const sc = {
     apiVersion: 'storage.k8s.io/v1',
     kind: 'StorageClass',
@@ -290,7 +315,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   for (const user of ['admin', 'controller-manager', 'scheduler', 'kwok']) writeKubeconfig(path.join(dir, `${user}.kubeconfig`), server, pki, user);
 
   const procs: Proc[] = [];
-  const stop = (): Promise<void> => kill(procs);
+  const real = opts.node === 'real';
+  const nodeDir = path.resolve(opts.nodeDir ?? path.join(dir, 'node'));
+  let realNode: RealNode | undefined;
+  const stop = async (): Promise<void> => {
+    if (real) await stopRealNode(nodeDir);
+    await kill(procs);
+  };
   try {
     const etcd = startProcess(
       'etcd',
@@ -338,6 +369,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         '--allow-privileged=true',
         '--profiling=false',
         '--enable-priority-and-fairness=false',
+        // a real node reports its name and 127.0.0.1: logs and exec go to the address
+        '--kubelet-preferred-address-types=InternalIP',
         '-v=0',
       ],
       dir,
@@ -373,50 +406,61 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       detached,
     );
     procs.push(sched);
-    const kwok = startProcess(
-      'kwok',
-      bin('kwok'),
-      [
-        `--kubeconfig=${path.join(dir, 'kwok.kubeconfig')}`,
-        '--manage-all-nodes=false',
-        '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-        '--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom',
-        '--cidr=10.244.0.0/16',
-        '--node-ip=10.0.0.1',
-        '--node-lease-duration-seconds=40',
-      ],
-      dir,
-      detached,
-    );
-    procs.push(kwok);
-    const failed = Promise.race([exitOf(cm), exitOf(sched), exitOf(kwok)]);
-
-    await kubectl(binDir, kubeconfig, ['apply', '-f', '-'], JSON.stringify(fakeNode()));
-    if ((opts.volumes ?? 32) > 0) await kubectl(binDir, kubeconfig, ['apply', '-f', '-'], JSON.stringify(storage(opts.volumes ?? 32)));
+    const failed = Promise.race([exitOf(cm), exitOf(sched)]);
+    if (!real) {
+      const kwok = startProcess(
+        'kwok',
+        bin('kwok'),
+        [
+          `--kubeconfig=${path.join(dir, 'kwok.kubeconfig')}`,
+          '--manage-all-nodes=false',
+          '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+          '--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom',
+          '--cidr=10.244.0.0/16',
+          '--node-ip=10.0.0.1',
+          '--node-lease-duration-seconds=40',
+        ],
+        dir,
+        detached,
+      );
+      procs.push(kwok);
+      await kubectl(binDir, kubeconfig, ['apply', '-f', '-'], JSON.stringify(fakeNode()));
+    }
+    const volumes = opts.volumes ?? 32;
+    if (volumes > 0) {
+      const local = real ? { dir: path.join(nodeDir, 'volumes'), node: REAL_NODE } : undefined;
+      await kubectl(binDir, kubeconfig, ['apply', '-f', '-'], JSON.stringify(storage(volumes, local)));
+    }
     await until(
       'the default ServiceAccount (controller-manager)',
       deadline,
       async () => (await get(server, pki, '/api/v1/namespaces/default/serviceaccounts/default')).status === 200,
       failed,
     );
-    // kwok reports the node Ready; the node lifecycle controller then lifts the not-ready taint the API server put on it.
-    await until(
-      `node ${FAKE_NODE} Ready and schedulable`,
-      deadline,
-      async () => {
-        const res = await get(server, pki, `/api/v1/nodes/${FAKE_NODE}`);
-        if (res.status !== 200) return false;
-        const node = JSON.parse(res.body) as { spec?: { taints?: unknown[] }; status?: { conditions?: { type: string; status: string }[] } };
-        return (node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false) && (node.spec?.taints ?? []).length === 0;
-      },
-      failed,
-    );
+    if (real) {
+      fs.mkdirSync(nodeDir, { recursive: true });
+      realNode = await startRealNode({ dir: nodeDir, binDir, server, pki, adminKubeconfig: kubeconfig, detached, timeoutMs: deadline - Date.now() });
+    } else {
+      // kwok reports the node Ready; the node lifecycle controller then lifts the not-ready taint the API server put on it.
+      await until(
+        `node ${FAKE_NODE} Ready and schedulable`,
+        deadline,
+        async () => {
+          const res = await get(server, pki, `/api/v1/nodes/${FAKE_NODE}`);
+          if (res.status !== 200) return false;
+          const node = JSON.parse(res.body) as { spec?: { taints?: unknown[] }; status?: { conditions?: { type: string; status: string }[] } };
+          return (node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false) && (node.spec?.taints ?? []).length === 0;
+        },
+        Promise.race([failed, exitOf(procs.at(-1)!)]),
+      );
+    }
   } catch (err) {
     await stop();
     throw err;
   }
-  fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify({ server, kubeconfig, pids: procs.map((p) => ({ name: p.name, pid: p.child.pid })) }, null, 2));
-  return { kubeconfig, server, stop };
+  const state: State = { server, kubeconfig, pids: procs.map((p) => ({ name: p.name, pid: p.child.pid ?? 0 })), ...(real ? { nodeDir } : {}) };
+  fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify(state, null, 2));
+  return { kubeconfig, server, nodeName: real ? REAL_NODE : FAKE_NODE, ...(realNode ? { realNode } : {}), stop };
 }
 
 /** Runs the kubectl that ensure-k8s.sh provides against the given kubeconfig; resolves with stdout. */
@@ -435,6 +479,8 @@ interface State {
   server: string;
   kubeconfig: string;
   pids: { name: string; pid: number }[];
+  /** the real node's directory, when one runs */
+  nodeDir?: string;
 }
 
 /** Whether the process runs (a zombie whose parent is gone counts as stopped). */
@@ -463,6 +509,7 @@ function readState(dir: string): State | undefined {
 export async function down(dir: string): Promise<number> {
   const state = readState(dir);
   if (!state) return 0;
+  if (state.nodeDir) await stopRealNode(state.nodeDir);
   let stopped = 0;
   for (const { pid } of [...state.pids].reverse()) {
     if (!alive(pid)) continue;
@@ -488,8 +535,16 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (state) await down(dir);
     const t0 = Date.now();
-    const cp = await startControlPlane({ dir, detached: true });
+    // a real node where it can run (root, containerd installed by tools/setup.sh --k8s); --fake-node: kwok's
+    const canRunReal = (process.getuid?.() ?? 1) === 0 && fs.existsSync('/usr/bin/containerd');
+    const node = argv.includes('--fake-node') || !canRunReal ? 'fake' : 'real';
+    const cp = await startControlPlane({ dir, detached: true, node });
     console.log(`Local Kubernetes control plane on ${cp.server} (ready in ${((Date.now() - t0) / 1000).toFixed(1)} s); logs in ${path.join(dir, 'logs')}.`);
+    console.log(
+      node === 'real'
+        ? `Node ${cp.nodeName}: a real kubelet (containerd, NetworkPolicy by kube-router); pods reach the host at ${cp.realNode?.gateway}.`
+        : `Node ${cp.nodeName}: kwok's fake node (no container runs)${canRunReal ? '' : '; a real node needs root and containerd (bash tools/setup.sh --k8s as root)'}.`,
+    );
     console.log(`Use it with: export KUBECONFIG=${cp.kubeconfig}   (stop it with npm run k8s:down). kubeconfig:`);
     console.log(cp.kubeconfig);
     process.exit(0); // the children run on in their own process groups
@@ -497,7 +552,7 @@ export async function main(argv: string[]): Promise<void> {
     const n = await down(dir);
     console.log(n > 0 ? `Stopped the local control plane (${n} processes); its data stays in ${dir}.` : 'No local control plane was running.');
   } else {
-    throw new Error('usage: k8s-control-plane up|down');
+    throw new Error('usage: k8s-control-plane up [--fake-node] | down');
   }
 }
 

@@ -144,7 +144,8 @@ export const DEV_DATA_HOST = '127.0.0.1:8031';
  */
 export async function serveFiles(
   files: Record<string, string | Buffer>,
-  opts: { port?: number } = {},
+  /** address: where to listen (default loopback; e.g. the bridge address a real Kubernetes node's pods reach the host at) */
+  opts: { port?: number; address?: string } = {},
 ): Promise<{ url: (name: string) => string; host: string; server: http.Server; hits: string[]; close: () => void }> {
   const hits: string[] = [];
   const server = http.createServer((req, res) => {
@@ -156,12 +157,13 @@ export async function serveFiles(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
+    server.listen(opts.port ?? 0, opts.address ?? '127.0.0.1', resolve);
   });
   const { port } = server.address() as AddressInfo;
+  const address = opts.address ?? '127.0.0.1';
   const close = (): void => {
     server.close();
     server.closeAllConnections();
   };
-  return { url: (name) => `http://127.0.0.1:${port}/${name}`, host: `127.0.0.1:${port}`, server, hits, close };
+  return { url: (name) => `http://${address}:${port}/${name}`, host: `${address}:${port}`, server, hits, close };
 }

@@ -3,7 +3,8 @@
 # bubblewrap + util-linux + uidmap (the process backend's sandbox), as root also iproute2 + nftables (network
 # access for algorithms whose datasets allow it; they need a root worker anyway), and the Temporal CLI.
 # With --k8s (npm test, npm run bench) also the local Kubernetes control plane's binaries (the kubernetes
-# backend's tests); `npm run dev` does not need them. With --docker (or --k8s), as root on Debian/Ubuntu, also
+# backend's tests) and, as root, a real node's packages (containerd, runc, CNI plugins, ipset, iptables);
+# `npm run dev` does not need them. With --docker (or --k8s), as root on Debian/Ubuntu, also
 # the docker backend's engine packages and its cached base image (tools/ensure-docker.sh --prepare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,14 @@ command -v newuidmap >/dev/null 2>&1 || need+=(uidmap)
 if [ "$(id -u)" -eq 0 ]; then
   command -v ip >/dev/null 2>&1 || need+=(iproute2)
   command -v nft >/dev/null 2>&1 || need+=(nftables)
+  # a real Kubernetes node (tools/k8s-node.ts): containerd + runc, the CNI plugins, kube-router's iptables-nft and ipset
+  if [ "${1:-}" = "--k8s" ]; then
+    command -v containerd >/dev/null 2>&1 || need+=(containerd)
+    command -v runc >/dev/null 2>&1 || need+=(runc)
+    [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+    command -v ipset >/dev/null 2>&1 || need+=(ipset)
+    command -v iptables-save >/dev/null 2>&1 || need+=(iptables)
+  fi
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RealNode } from '../../tools/k8s-node';
 import { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, k8sBinDir, kubectl, STORAGE_CLASS, startControlPlane } from '../../tools/k8s-control-plane';
 
 export { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, STORAGE_CLASS };
@@ -44,6 +45,10 @@ export interface Kube {
   server: string;
   /** directory of the kube binaries (kubectl among them) */
   binDir: string;
+  /** the node pods run on: kwok's fake node, or the real one */
+  nodeName: string;
+  /** the real node, with `{ node: 'real' }` */
+  realNode?: RealNode;
   /** kubectl against this cluster as admin; resolves with stdout, rejects with stderr */
   kubectl(args: string[], stdin?: string): Promise<string>;
   /** resolves once the namespace's `default` ServiceAccount exists (pods can be created) */
@@ -64,7 +69,12 @@ export interface PodJson {
   status?: { phase?: string; podIP?: string; conditions?: { type: string; status: string }[]; containerStatuses?: unknown[] };
 }
 
-export async function startKube(): Promise<Kube> {
+/**
+ * `{ node: 'real' }`: a real node instead of kwok's (tools/k8s-node.ts; root, containerd, the kubelet):
+ * containers really run, so nothing may be played with finishPod/waitPod; the default StorageClass binds
+ * claims to local volumes on the node; `kube.realNode.gateway` is the host as pods reach it.
+ */
+export async function startKube(opts: { node?: 'fake' | 'real' } = {}): Promise<Kube> {
   const binDir = k8sBinDir();
   // etcd runs with --unsafe-no-fsync; RAM-backed /dev/shm keeps it fast when it has room (etcd preallocates 64 MB WAL files).
   const roomy = (dir: string): boolean => {
@@ -77,17 +87,24 @@ export async function startKube(): Promise<Kube> {
   };
   const base = roomy('/dev/shm') ? '/dev/shm' : os.tmpdir();
   const dir = fs.mkdtempSync(path.join(base, 'c2d-kube-'));
-  const cp = await startControlPlane({ dir, binDir }).catch((err: unknown) => {
-    const logs = fs.existsSync(path.join(dir, 'logs'))
-      ? fs.readdirSync(path.join(dir, 'logs')).map((f) => `--- ${f}\n${fs.readFileSync(path.join(dir, 'logs', f), 'utf8').slice(-2000)}`)
-      : [];
+  // the real node's images and snapshots on a disk filesystem (overlayfs upper dirs; room for images)
+  const nodeDir = opts.node === 'real' ? fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-node-')) : undefined;
+  const removeDirs = (): void => {
     fs.rmSync(dir, { recursive: true, force: true });
+    if (nodeDir) fs.rmSync(nodeDir, { recursive: true, force: true });
+  };
+  const cp = await startControlPlane({ dir, binDir, node: opts.node ?? 'fake', ...(nodeDir ? { nodeDir } : {}) }).catch((err: unknown) => {
+    const logDirs = [path.join(dir, 'logs'), ...(nodeDir ? [path.join(nodeDir, 'logs')] : [])].filter((d) => fs.existsSync(d));
+    const logs = logDirs.flatMap((d) => fs.readdirSync(d).map((f) => `--- ${f}\n${fs.readFileSync(path.join(d, f), 'utf8').slice(-2000)}`));
+    removeDirs();
     throw new Error(`${err instanceof Error ? err.message : String(err)}\n${logs.join('\n')}`);
   });
   const run = (args: string[], stdin?: string): Promise<string> => kubectl(binDir, cp.kubeconfig, args, stdin);
   return {
     kubeconfig: cp.kubeconfig,
     server: cp.server,
+    nodeName: cp.nodeName,
+    ...(cp.realNode ? { realNode: cp.realNode } : {}),
     binDir,
     kubectl: run,
     async waitForServiceAccount(namespace, name = 'default') {
@@ -174,7 +191,7 @@ export async function startKube(): Promise<Kube> {
     },
     async stop() {
       await cp.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeDirs();
     },
   };
 }

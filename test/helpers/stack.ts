@@ -8,8 +8,8 @@ export type Stack = LocalStack;
 const dataServers: string[] = [];
 
 /** A publisher's data server on loopback (see tools/local-stack.ts); stacks started after it may fetch from it. */
-export async function serveFiles(files: Record<string, string | Buffer>): ReturnType<typeof serveLocalFiles> {
-  const served = await serveLocalFiles(files);
+export async function serveFiles(files: Record<string, string | Buffer>, opts: { address?: string } = {}): ReturnType<typeof serveLocalFiles> {
+  const served = await serveLocalFiles(files, opts);
   dataServers.push(served.host);
   return served;
 }

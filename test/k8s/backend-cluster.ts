@@ -60,8 +60,14 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
 
 const statusOf = (err: unknown): number | undefined => (err as { code?: number }).code;
 
-export async function startBackendCluster(): Promise<BackendCluster> {
-  const kube = await startKube();
+/**
+ * `{ node: 'real' }`: on a real node (test/helpers/kube.ts), where the step pods really run: the results
+ * claim `c2d-results` binds a local volume that is `resultsDir` itself (the worker reads what the
+ * publishing pods wrote there), and no pod status is played by the test.
+ */
+export async function startBackendCluster(opts: { node?: 'fake' | 'real' } = {}): Promise<BackendCluster> {
+  const real = opts.node === 'real';
+  const kube = await startKube({ node: opts.node ?? 'fake' });
   const lib = await import('@kubernetes/client-node');
   try {
     await kube.kubectl(['apply', '-f', path.join(root, 'k8s/base/namespaces.yaml')]);
@@ -92,6 +98,7 @@ export async function startBackendCluster(): Promise<BackendCluster> {
     const apiKubeconfig = await kubeconfigOf('c2d-api');
     const resultsDir = path.join(dir, 'results');
     fs.mkdirSync(resultsDir);
+    if (real) await kube.kubectl(['apply', '-f', '-'], JSON.stringify(resultsVolume(resultsDir, kube.nodeName)));
 
     const admin: Admin = {
       core: adminConfig.makeApiClient(lib.CoreV1Api),
@@ -100,15 +107,17 @@ export async function startBackendCluster(): Promise<BackendCluster> {
     };
     // The kubelet's last word on a deleted pod: once its containers are gone it removes the pod
     // (grace 0). kwok leaves that to us for the pods whose status we write; none of them runs anything.
-    const kubelet = await new lib.Watch(adminConfig).watch(
-      `/api/v1/namespaces/${NAMESPACE}/pods`,
-      {},
-      (type: string, pod: k8s.V1Pod) => {
-        if (type === 'DELETED' || !pod.metadata?.deletionTimestamp || !pod.spec?.nodeName) return;
-        admin.core.deleteNamespacedPod({ name: pod.metadata.name ?? '', namespace: NAMESPACE, gracePeriodSeconds: 0 }).catch(() => undefined);
-      },
-      () => undefined,
-    );
+    const kubelet = real
+      ? { abort: () => undefined }
+      : await new lib.Watch(adminConfig).watch(
+          `/api/v1/namespaces/${NAMESPACE}/pods`,
+          {},
+          (type: string, pod: k8s.V1Pod) => {
+            if (type === 'DELETED' || !pod.metadata?.deletionTimestamp || !pod.spec?.nodeName) return;
+            admin.core.deleteNamespacedPod({ name: pod.metadata.name ?? '', namespace: NAMESPACE, gracePeriodSeconds: 0 }).catch(() => undefined);
+          },
+          () => undefined,
+        );
     const env = (overrides: Partial<KubernetesEnvironmentInput> = {}): KubernetesEnvironment =>
       kubernetesEnvironmentSchema.parse({
         id: 'k8s-test',
@@ -119,7 +128,9 @@ export async function startBackendCluster(): Promise<BackendCluster> {
         maxJobDuration: 300,
         ...overrides,
         // kwok leaves the status of these pods to the test (it plays the kubelet for the rest)
-        kubernetes: { podAnnotations: { ...KWOK_CUSTOM_STATUS_ANNOTATION }, imagePullPolicy: 'Never', ...overrides.kubernetes },
+        kubernetes: real
+          ? { ...overrides.kubernetes }
+          : { podAnnotations: { ...KWOK_CUSTOM_STATUS_ANNOTATION }, imagePullPolicy: 'Never', ...overrides.kubernetes },
       });
 
     const jobObjects = async (jobId: string): Promise<string[]> => {
@@ -188,6 +199,31 @@ export async function startBackendCluster(): Promise<BackendCluster> {
     await kube.stop();
     throw err;
   }
+}
+
+/** The results claim of the real node's tests: a local volume at `dir`, bound to the claim from the start. */
+function resultsVolume(dir: string, node: string): object {
+  const pv = {
+    apiVersion: 'v1',
+    kind: 'PersistentVolume',
+    metadata: { name: 'c2d-results-test' },
+    spec: {
+      capacity: { storage: '10Gi' },
+      accessModes: ['ReadWriteMany'],
+      persistentVolumeReclaimPolicy: 'Retain',
+      storageClassName: 'c2d-results',
+      claimRef: { namespace: NAMESPACE, name: 'c2d-results' },
+      local: { path: dir },
+      nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }] }] } },
+    },
+  };
+  const pvc = {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name: 'c2d-results', namespace: NAMESPACE },
+    spec: { accessModes: ['ReadWriteMany'], storageClassName: 'c2d-results', volumeName: 'c2d-results-test', resources: { requests: { storage: '10Gi' } } },
+  };
+  return { apiVersion: 'v1', kind: 'List', items: [pv, pvc] };
 }
 
 /** Hooks that record every heartbeat. */

@@ -1,0 +1,136 @@
+/**
+ * Whole jobs on the kubernetes backend with a real node: the configure, algorithm and publishing pods
+ * really run (our images and a Python one from the local registry, by digest), as the worker
+ * ServiceAccount of k8s/base; nobody plays the kubelet.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ProviderClient } from '../../src/client/provider-client';
+import type { KubernetesEnvironmentInput } from '../../src/domain/environment';
+import { startTestEngine, type TestEngine } from '../helpers/docker';
+import { describeAsRoot } from '../helpers/privilege';
+import { type Stack, serveFiles, startStack } from '../helpers/stack';
+import { resultText, waitFor } from '../integration/helpers';
+import { type BackendCluster, startBackendCluster } from './backend-cluster';
+
+describeAsRoot('a real Kubernetes node (containerd, the kubelet, kube-router)')('jobs on the kubernetes backend with a real node', () => {
+  let engine: TestEngine;
+  let cluster: BackendCluster;
+  let stack: Stack;
+  let data: Awaited<ReturnType<typeof serveFiles>>;
+  let client: ProviderClient;
+  let dataset: string;
+
+  const env = (id: string, extra: Partial<KubernetesEnvironmentInput> = {}): KubernetesEnvironmentInput => {
+    const k = cluster.env({
+      kubernetes: {
+        images: { configure: engine.images.configure, publish: engine.images.publish },
+        algorithmImages: { python: engine.images.pythonNumpy },
+        allowAnyImage: true,
+        stepResources: { cpu: 0.25, memoryMB: 256 },
+        ...extra.kubernetes,
+      },
+    }).kubernetes;
+    return { id, backend: 'kubernetes', cpuNumber: 0.5, ramGB: 0.25, diskGB: 1, maxJobs: 2, maxJobDuration: 120, ...extra, kubernetes: k };
+  };
+
+  beforeAll(async () => {
+    engine = startTestEngine();
+    cluster = await startBackendCluster({ node: 'real' });
+    // the dataset's server listens where pods reach the host (the node's bridge address)
+    data = await serveFiles({ 'numbers.csv': '1\n2\n3\n4\n' }, { address: cluster.kube.realNode!.gateway });
+    stack = await startStack({
+      environments: [env('real'), env('real-short', { maxJobDuration: 8 })],
+      env: { C2D_KUBECONFIG: cluster.workerKubeconfig, C2D_K8S_RESULTS_DIR: cluster.resultsDir },
+    });
+    client = stack.consumer();
+    dataset = await stack.publish(client, { type: 'dataset', name: 'numbers', urls: [data.url('numbers.csv')], compute: { allowRawAlgorithm: true } });
+  }, 900_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    data?.close();
+    await cluster?.stop();
+    engine?.stop();
+  }, 120_000);
+
+  const python = (rawcode: string, container: { image?: string; checksum?: string } = {}) => ({
+    meta: { rawcode, container: { entrypoint: 'python3 $ALGO', image: 'python', tag: '3', checksum: '', ...container } },
+  });
+  const start = (environment: string, algorithm: ReturnType<typeof python>) =>
+    client.startJob({ environment, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm });
+  const run = async (environment: string, algorithm: ReturnType<typeof python>) =>
+    client.waitForJob((await start(environment, algorithm)).jobId, { timeoutMs: 150_000 });
+
+  it('when a Python algorithm reads its input with numpy, then three real pods run, the job reaches 70 with its output and log, and nothing is left', async () => {
+    const done = await run(
+      'real',
+      python(`
+import numpy as np, os, glob
+x = np.loadtxt(glob.glob('/data/inputs/*/0')[0])
+open('/data/outputs/result.txt', 'w').write(f"sum={x.sum():.0f} mean={x.mean():.2f} uid={os.getuid()}")
+print("computed with numpy", np.__version__)
+`),
+    );
+    expect({ status: done.status, terminationDetails: done.terminationDetails }).toMatchObject({ status: 70, terminationDetails: { exitCode: 0, oomKilled: false } });
+    expect(await resultText(client, done, 'result.txt')).toBe('sum=10 mean=2.50 uid=1000');
+    expect(await resultText(client, done, 'algorithm.log')).toContain('computed with numpy');
+    await cluster.waitForNothingLeft(done.jobId);
+    await waitFor('the job results dir to go', () => !fs.existsSync(path.join(cluster.resultsDir, done.jobId)));
+  }, 180_000);
+
+  it('when the algorithm dials the dataset server the configure pod fetched from, then nothing answers: its pod has no network', async () => {
+    const target = new URL(data.url('numbers.csv'));
+    const done = await run(
+      'real',
+      python(`
+import socket
+s = socket.socket(); s.settimeout(3)
+try:
+    s.connect(("${target.hostname}", ${target.port})); r = "reached"
+except Exception as e:
+    r = type(e).__name__
+open('/data/outputs/dial.txt', 'w').write(r)
+`),
+    );
+    expect(done.status).toBe(70);
+    expect(['timeout', 'TimeoutError', 'ConnectionRefusedError', 'OSError']).toContain(await resultText(client, done, 'dial.txt'));
+  }, 180_000);
+
+  it('when the algorithm exhausts its memory, then the kernel kills it and the job says OOM', async () => {
+    const done = await run('real', python('b = bytearray(1024 * 1024 * 1024); print(len(b))'));
+    expect(done.status).toBe(41);
+    expect(done.terminationDetails).toMatchObject({ oomKilled: true });
+  }, 180_000);
+
+  it('when the algorithm runs past maxJobDuration, then its pod is ended at the deadline', async () => {
+    const t0 = Date.now();
+    const done = await run('real-short', python('import time; time.sleep(600)'));
+    expect(done.terminationDetails).toMatchObject({ reason: 'exceeded maxJobDuration' });
+    expect(Date.now() - t0).toBeLessThan(90_000);
+    await cluster.waitForNothingLeft(done.jobId);
+  }, 180_000);
+
+  it('when the consumer stops a running job, then its algorithm pod goes and the job ends stopped', async () => {
+    const { jobId } = await start('real', python('import time; print("started", flush=True); time.sleep(600)'));
+    await waitFor('the algorithm to run', async () => (await client.job(jobId))?.status === 40, 120_000, 200);
+    await client.stopJob(jobId);
+    const done = await client.waitForJob(jobId, { timeoutMs: 120_000 });
+    expect(done.stopreq).toBeGreaterThan(0);
+    await cluster.waitForNothingLeft(jobId);
+  }, 240_000);
+
+  it('when the image does not exist in the registry, then the job ends 32, naming the image', async () => {
+    const done = await run('real', python('print(1)', { image: '127.0.0.1:5000/no-such-image', checksum: `sha256:${'b'.repeat(64)}` }));
+    expect(done.status).toBe(32);
+    expect(done.terminationDetails).toMatchObject({ reason: expect.stringContaining('127.0.0.1:5000/no-such-image') });
+    await cluster.waitForNothingLeft(done.jobId);
+  }, 180_000);
+
+  it('when the image is given by its digest, then the pod runs exactly that image', async () => {
+    const [image, digest] = engine.images.pythonNumpy.split('@') as [string, string];
+    const done = await run('real', python('print("pinned")', { image, checksum: digest }));
+    expect(done.status).toBe(70);
+    expect(await resultText(client, done, 'algorithm.log')).toContain('pinned');
+  }, 180_000);
+});
