@@ -104,6 +104,8 @@ async function makeCertificates(pki: string): Promise<void> {
     { name: 'scheduler', subject: '/CN=system:kube-scheduler', ext: client },
     // kwok plays the kubelet and also writes pod status of any namespace: an admin, like kwokctl's.
     { name: 'kwok', subject: '/O=system:masters/CN=kwok-controller', ext: client },
+    // the API server's client certificate towards a real node's kubelet (logs, exec): the only client it accepts
+    { name: 'kubelet-client', subject: '/O=system:masters/CN=kube-apiserver-kubelet-client', ext: client },
   ];
   await Promise.all(
     leaves.map(async (l) => {
@@ -369,8 +371,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         '--allow-privileged=true',
         '--profiling=false',
         '--enable-priority-and-fairness=false',
-        // a real node reports its name and 127.0.0.1: logs and exec go to the address
+        // a real node's kubelet: reached at its address (its name resolves nowhere), with a client certificate
         '--kubelet-preferred-address-types=InternalIP',
+        `--kubelet-client-certificate=${path.join(pki, 'kubelet-client.crt')}`,
+        `--kubelet-client-key=${path.join(pki, 'kubelet-client.key')}`,
         '-v=0',
       ],
       dir,

@@ -41,6 +41,8 @@ const KUBELET_SYSCTLS = [
   'kernel.keys.root_maxkeys',
   'kernel.keys.root_maxbytes',
 ];
+/** Bridged traffic through iptables (kube-router needs it for pod-to-pod policy): restored when it was there. */
+const BRIDGE_SYSCTLS = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables'];
 const CONTAINER_LOGS = '/var/log/containers';
 const CNI_CACHE = '/var/lib/cni';
 const LOCK = '/run/c2d-k8s-node.pid';
@@ -68,6 +70,8 @@ export interface RealNode {
   gateway: string;
   /** containerd's socket (ctr --address) */
   containerdSocket: string;
+  /** the kubelet's port on `gateway` (what a pod without a NetworkPolicy reaches: the kubernetes backend's network gate) */
+  kubeletPort: number;
   stop(): Promise<void>;
 }
 
@@ -87,7 +91,10 @@ const quiet = async (cmd: string, args: string[]): Promise<string> => sh(cmd, ar
 
 async function readSysctls(): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const k of KUBELET_SYSCTLS) out[k] = fs.readFileSync(`/proc/sys/${k.replace(/\./g, '/')}`, 'utf8').trim();
+  for (const k of [...KUBELET_SYSCTLS, ...BRIDGE_SYSCTLS]) {
+    const file = `/proc/sys/${k.replace(/\./g, '/')}`;
+    if (fs.existsSync(file)) out[k] = fs.readFileSync(file, 'utf8').trim();
+  }
   return out;
 }
 
@@ -236,12 +243,13 @@ function kubeletConfig(dir: string, socket: string, port: number, ca: string): s
   return JSON.stringify({
     apiVersion: 'kubelet.config.k8s.io/v1beta1',
     kind: 'KubeletConfiguration',
-    address: '127.0.0.1',
+    // the node's address is the bridge's (a kubelet refuses loopback): pods can reach this port, so only
+    // a client certificate of the control plane's CA gets in (the API server's, for logs and exec)
+    address: GATEWAY,
     port,
     readOnlyPort: 0,
     healthzPort: 0,
-    // the API server reaches the kubelet (logs, exec) on loopback only: anonymous + AlwaysAllow there
-    authentication: { anonymous: { enabled: true }, webhook: { enabled: false }, x509: { clientCAFile: ca } },
+    authentication: { anonymous: { enabled: false }, webhook: { enabled: false }, x509: { clientCAFile: ca } },
     authorization: { mode: 'AlwaysAllow' },
     cgroupDriver: 'cgroupfs',
     cgroupRoot: `/${CGROUP_ROOT}`,
@@ -386,6 +394,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   for (const ctl of cgroupHierarchies()) fs.mkdirSync(path.join(ctl, CGROUP_ROOT), { recursive: true });
 
   const procs: Proc[] = [];
+  const port = await freePort();
   const track = (p: Proc): Proc => {
     procs.push(p);
     if (p.child.pid) state.pids.push({ name: p.name, pid: p.child.pid });
@@ -393,6 +402,11 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     return p;
   };
   try {
+    // the pod network's bridge, made now so that the node has its address from the start (the CNI plugin adopts it)
+    await quiet('ip', ['link', 'del', BRIDGE]);
+    await sh('ip', ['link', 'add', 'name', BRIDGE, 'type', 'bridge']);
+    await sh('ip', ['addr', 'add', `${GATEWAY}/${BRIDGE_SUBNET.split('/')[1]}`, 'dev', BRIDGE]);
+    await sh('ip', ['link', 'set', BRIDGE, 'up']);
     const socket = path.join(dir, 'containerd', 'containerd.sock');
     const cniConfDir = path.join(dir, 'cni', 'net.d');
     fs.writeFileSync(path.join(cniConfDir, '10-c2d.conflist'), cniConf(path.join(dir, 'cni', 'ipam')));
@@ -405,7 +419,6 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     const { cert, key } = await nodeCertificate(opts.pki, dir, REAL_NODE);
     const kubeconfig = path.join(dir, 'kubelet.kubeconfig');
     kubeconfigFor(kubeconfig, opts.server, path.join(opts.pki, 'ca.crt'), cert, key);
-    const port = await freePort();
     fs.writeFileSync(path.join(dir, 'kubelet-config.json'), kubeletConfig(dir, socket, port, path.join(opts.pki, 'ca.crt')));
     const kubelet = track(
       startProcess(
@@ -416,7 +429,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
           `--kubeconfig=${kubeconfig}`,
           `--root-dir=${path.join(dir, 'kubelet')}`,
           `--hostname-override=${REAL_NODE}`,
-          '--node-ip=127.0.0.1',
+          `--node-ip=${GATEWAY}`,
           '-v=1',
         ],
         dir,
@@ -464,6 +477,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     name: REAL_NODE,
     gateway: GATEWAY,
     containerdSocket: path.join(dir, 'containerd', 'containerd.sock'),
+    kubeletPort: port,
     stop: () => stopRealNode(dir),
   };
 }

@@ -71,6 +71,20 @@ export const kubernetesOptionsSchema = z.object({
   runtimeClassName: z.string().optional(),
   /** how the algorithm is kept off the network: a per-job default-deny NetworkPolicy, or the RuntimeClass alone */
   networkIsolation: z.enum(['networkPolicy', 'runtimeClass']).default('networkPolicy'),
+  /**
+   * With networkIsolation networkPolicy: a NetworkPolicy is enforced some time after its pod starts (the
+   * enforcer learns the pod's address first; about a second with kube-router), so the algorithm pod's init
+   * container `network-gate` holds the algorithm back until its egress is really cut: it dials this TCP
+   * endpoint, which any pod without a policy reaches (default: the node's kubelet, the pod's host IP on
+   * 10250), until it no longer answers twice in a row; past timeoutSeconds the step fails instead.
+   */
+  networkGate: z
+    .object({
+      host: z.string().min(1).optional(),
+      port: z.number().int().min(1).max(65535).default(10250),
+      timeoutSeconds: z.number().int().positive().default(60),
+    })
+    .prefault({}),
   /** annotations of every step pod (e.g. to opt out of a service mesh's sidecar) */
   podAnnotations: z.record(z.string(), z.string()).default({}),
   /** uid and gid (also fsGroup) of every step container */

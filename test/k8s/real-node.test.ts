@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { NETWORK_GATE_SCRIPT } from '../../src/compute/kubernetes/specs';
 import { BRIDGE } from '../../tools/k8s-node';
 import { startTestEngine, type TestEngine } from '../helpers/docker';
 import { type Kube, type PodJson, startKube } from '../helpers/kube';
@@ -57,7 +58,18 @@ let hostServer: http.Server;
 let hostPort: number;
 
 /** A pod of one python container (the image from the local registry, by digest) that ends by itself. */
-function pythonPod(name: string, code: string, extra: { labels?: Record<string, string>; memory?: string } = {}): string {
+function pythonPod(name: string, code: string, extra: { labels?: Record<string, string>; memory?: string; gate?: boolean } = {}): string {
+  // the kubernetes backend's network gate (specs.ts), dialing the kubelet: the container starts once the policy holds
+  const gate = {
+    name: 'network-gate',
+    image: engine.images.pythonNumpy,
+    command: ['node', '-e', NETWORK_GATE_SCRIPT],
+    env: [
+      { name: 'GATE_HOST', value: kube!.realNode!.gateway },
+      { name: 'GATE_PORT', value: String(kube!.realNode!.kubeletPort) },
+      { name: 'GATE_TIMEOUT_SECONDS', value: '60' },
+    ],
+  };
   return JSON.stringify({
     apiVersion: 'v1',
     kind: 'Pod',
@@ -66,6 +78,7 @@ function pythonPod(name: string, code: string, extra: { labels?: Record<string, 
       restartPolicy: 'Never',
       automountServiceAccountToken: false,
       securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000 },
+      ...(extra.gate ? { initContainers: [gate] } : {}),
       containers: [
         {
           name: 'main',
@@ -119,8 +132,9 @@ describeAsRoot('a real Kubernetes node (containerd, the kubelet, kube-router)')(
     expect(terminatedOf(pod)).toMatchObject({ exitCode: 137, reason: 'OOMKilled' });
   }, 120_000);
 
-  it('when a NetworkPolicy denies a pod all egress, then it reaches neither another pod nor the host, while a pod without one reaches both', async () => {
-    // a server pod, then the policy, then the two clients: each tries the server pod and the host once (3 s timeout)
+  it('when a NetworkPolicy denies a pod all egress, then once the network gate has let it start it reaches neither another pod nor the host, while a pod without one reaches both', async () => {
+    // a server pod, then the policy, then the two clients: each tries the server pod and the host once (3 s timeout).
+    // The policy holds only once kube-router has seen the pod's address (about a second after it starts), hence the gate.
     await kube!.kubectl(
       ['apply', '-f', '-'],
       pythonPod('server', 'import http.server as h; h.HTTPServer(("0.0.0.0", 8080), h.SimpleHTTPRequestHandler).serve_forever()', {
@@ -141,11 +155,13 @@ describeAsRoot('a real Kubernetes node (containerd, the kubelet, kube-router)')(
       `import urllib.request\ntry:\n  urllib.request.urlopen("${url}", timeout=3).read(); print("reached")\nexcept Exception as e:\n  print("blocked")`;
     const code = [probe(`http://${server.status!.podIP}:8080/`), probe(`http://${kube!.realNode!.gateway}:${hostPort}/`)].join('\n');
     await kube!.kubectl(['apply', '-f', '-'], pythonPod('open', code));
-    await kube!.kubectl(['apply', '-f', '-'], pythonPod('locked', code, { labels: { locked: 'true' } }));
+    await kube!.kubectl(['apply', '-f', '-'], pythonPod('locked', code, { labels: { locked: 'true' }, gate: true }));
     await kube!.waitForPod(NS, 'open', ended, 90_000);
     await kube!.waitForPod(NS, 'locked', ended, 90_000);
     expect((await kube!.kubectl(['-n', NS, 'logs', 'open'])).trim().split('\n')).toEqual(['reached', 'reached']);
     expect((await kube!.kubectl(['-n', NS, 'logs', 'locked'])).trim().split('\n')).toEqual(['blocked', 'blocked']);
+    // the gate saw the network cut (it says how many dials were answered before)
+    expect(await kube!.kubectl(['-n', NS, 'logs', 'locked', '-c', 'network-gate'])).toMatch(/^network cut \(10\.213\.0\.1:\d+ answered \d+ dials first\)/);
   }, 180_000);
 
   it('when the node stops, then the host is as it was: sysctls, links, network namespaces, nftables, ipsets, cgroups, mounts, no container left', async () => {

@@ -5,6 +5,7 @@
  */
 import type { StepName, StepOutcome } from '../backend';
 import type { V1Pod } from './client';
+import { NETWORK_GATE } from './specs';
 
 /** Container waiting reasons that mean the image will not run: the step ends instead of waiting on kubelet's back-off. */
 export const IMAGE_PULL_FAILURES = [
@@ -55,6 +56,11 @@ export function podState(pod: V1Pod, step: StepName): PodState {
         ...(report !== undefined ? { report } : {}),
       },
     };
+  }
+  const gate = status.initContainerStatuses?.find((c) => c.name === NETWORK_GATE)?.state?.terminated;
+  if (gate && gate.exitCode !== 0) {
+    const why = gate.message?.trim() || `the network gate exited ${gate.exitCode}`;
+    return { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: `start-failed: network isolation not confirmed: ${clip(why)}` } };
   }
   if (phase === 'Failed' || phase === 'Succeeded') {
     // ended without a container exit: evicted, or never started

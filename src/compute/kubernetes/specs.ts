@@ -202,6 +202,52 @@ const TMP_VOLUME = 'tmp';
 const SECRET_VOLUME = 'configure-spec';
 const RESULTS_VOLUME = 'results';
 
+/** What every container of ours and the consumer's gets: no privileges, a read-only root. */
+const CONTAINER_HARDENING = {
+  runAsNonRoot: true,
+  allowPrivilegeEscalation: false,
+  privileged: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+} as const;
+
+/**
+ * The network gate's program (node, in our configure image): dials the gate endpoint until two dials in a
+ * row fail (refused, unreachable or 700 ms without an answer), then exits 0; exits 1 at its deadline.
+ * An answer means the pod can still reach the network: its NetworkPolicy is not enforced yet.
+ */
+export const NETWORK_GATE_SCRIPT = [
+  "const net = require('net');",
+  'const host = process.env.GATE_HOST, port = Number(process.env.GATE_PORT), end = Date.now() + 1000 * Number(process.env.GATE_TIMEOUT_SECONDS);',
+  "const dial = () => new Promise((ok) => { const s = net.connect({ host, port, timeout: 700 }); s.once('connect', () => { s.destroy(); ok(true); }); s.once('timeout', () => { s.destroy(); ok(false); }); s.once('error', () => ok(false)); });",
+  '(async () => { let cut = 0, answered = 0; for (;;) {',
+  '  if (await dial()) { cut = 0; answered++; } else if (++cut >= 2) { console.log(`network cut (${host}:${port} answered ${answered} dials first)`); process.exit(0); }',
+  "  if (Date.now() > end) { require('fs').writeFileSync('/dev/termination-log', 'the network policy was not enforced in time'); console.error(`${host}:${port} still answers: the network policy is not enforced`); process.exit(1); }",
+  '  await new Promise((r) => setTimeout(r, 100)); } })();',
+].join('\n');
+
+/** Name of the algorithm pod's init container that waits for its NetworkPolicy to be enforced. */
+export const NETWORK_GATE = 'network-gate';
+
+function networkGate(k: KubernetesOptions): V1Container {
+  const g = k.networkGate;
+  return {
+    name: NETWORK_GATE,
+    image: k.images.configure,
+    command: ['node', '-e', NETWORK_GATE_SCRIPT],
+    env: [
+      g.host ? { name: 'GATE_HOST', value: g.host } : { name: 'GATE_HOST', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
+      { name: 'GATE_PORT', value: String(g.port) },
+      { name: 'GATE_TIMEOUT_SECONDS', value: String(g.timeoutSeconds) },
+    ],
+    resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '200m', memory: '64Mi' } },
+    ...(k.imagePullPolicy ? { imagePullPolicy: k.imagePullPolicy } : {}),
+    terminationMessagePath: REPORT_PATH,
+    terminationMessagePolicy: 'File',
+    securityContext: { ...CONTAINER_HARDENING, capabilities: { drop: ['ALL'] } },
+  };
+}
+
 /** The same hardening for every step: the consumer's algorithm, and our programs that handle its inputs and outputs. */
 function podSpec(ctx: JobContext, step: StepName, container: V1Container, volumes: V1Volume[], extra: Partial<V1PodSpec> = {}): V1PodSpec {
   const k = ctx.environment.kubernetes;
@@ -228,13 +274,7 @@ function podSpec(ctx: JobContext, step: StepName, container: V1Container, volume
         ...(k.imagePullPolicy ? { imagePullPolicy: k.imagePullPolicy } : {}),
         terminationMessagePath: REPORT_PATH,
         terminationMessagePolicy: 'File',
-        securityContext: {
-          runAsNonRoot: true,
-          allowPrivilegeEscalation: false,
-          privileged: false,
-          readOnlyRootFilesystem: true,
-          capabilities: { drop: ['ALL'] },
-        },
+        securityContext: { ...CONTAINER_HARDENING, capabilities: { drop: ['ALL'] } },
         volumeMounts: [...(container.volumeMounts ?? []), { name: TMP_VOLUME, mountPath: PATHS.tmp }],
       },
     ],
@@ -335,7 +375,11 @@ export function algorithmPod(ctx: JobContext, spec: AlgorithmSpec, image: string
         ],
       },
       [dataVolume(ctx)],
-      k.runtimeClassName ? { runtimeClassName: k.runtimeClassName } : {},
+      {
+        ...(k.runtimeClassName ? { runtimeClassName: k.runtimeClassName } : {}),
+        // the algorithm starts once its policy really holds (an enforcer lags the pod's start)
+        ...(needsNetworkPolicy(ctx.environment, spec) ? { initContainers: [networkGate(k)] } : {}),
+      },
     ),
     // the namespace's policies let pods with this label out (k8s/base/network-policies.yaml)
     spec.allowNetwork ? { [LABELS.network]: 'allowed' } : {},
