@@ -28,6 +28,8 @@ describeAsRoot('a real Kubernetes node (containerd, the kubelet, kube-router)')(
         algorithmImages: { python: engine.images.pythonNumpy },
         allowAnyImage: true,
         stepResources: { cpu: 0.25, memoryMB: 256 },
+        // the gate dials the node's kubelet (on the pod's host IP) until the job's NetworkPolicy cuts it off
+        networkGate: { port: cluster.kube.realNode!.kubeletPort },
         ...extra.kubernetes,
       },
     }).kubernetes;
@@ -54,8 +56,9 @@ describeAsRoot('a real Kubernetes node (containerd, the kubelet, kube-router)')(
     engine?.stop();
   }, 120_000);
 
+  // `python` is the environment's name for the Python image (algorithmImages); its checksum is that image's digest
   const python = (rawcode: string, container: { image?: string; checksum?: string } = {}) => ({
-    meta: { rawcode, container: { entrypoint: 'python3 $ALGO', image: 'python', tag: '3', checksum: '', ...container } },
+    meta: { rawcode, container: { entrypoint: 'python3 $ALGO', image: 'python', tag: '3', checksum: engine.images.pythonNumpy.split('@')[1]!, ...container } },
   });
   const start = (environment: string, algorithm: ReturnType<typeof python>) =>
     client.startJob({ environment, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm });
