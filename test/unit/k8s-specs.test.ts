@@ -12,6 +12,7 @@ import {
   jobLabels,
   jobNames,
   labelValue,
+  NETWORK_GATE_SCRIPT,
   needsNetworkPolicy,
   ownerConfigMap,
   PATHS,
@@ -232,6 +233,43 @@ describe('step pods', () => {
     }
   });
 
+  it('when the algorithm is kept off the network by a NetworkPolicy, then a hardened init container waits for the policy by dialing the node kubelet, or the endpoint the environment names', () => {
+    const gate = algorithmPod(ctx(), algorithm(), 'img').spec!.initContainers;
+    expect(gate).toHaveLength(1);
+    expect(gate![0]).toMatchObject({
+      name: 'network-gate',
+      image: 'c2d-configure:latest',
+      command: ['node', '-e', NETWORK_GATE_SCRIPT],
+      env: [
+        { name: 'GATE_HOST', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
+        { name: 'GATE_PORT', value: '10250' },
+        { name: 'GATE_TIMEOUT_SECONDS', value: '60' },
+      ],
+      securityContext: {
+        runAsNonRoot: true,
+        allowPrivilegeEscalation: false,
+        privileged: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      },
+    });
+    expect(gate![0]!.volumeMounts).toBeUndefined(); // it sees none of the job's data
+    const named = algorithmPod(ctx({ kubernetes: { networkGate: { host: '10.0.0.10', port: 443, timeoutSeconds: 5 } } }), algorithm(), 'img').spec!
+      .initContainers![0]!;
+    expect(named.env).toEqual([
+      { name: 'GATE_HOST', value: '10.0.0.10' },
+      { name: 'GATE_PORT', value: '443' },
+      { name: 'GATE_TIMEOUT_SECONDS', value: '5' },
+    ]);
+  });
+
+  it.each([
+    ['the algorithm may use the network', ctx(), algorithm({ allowNetwork: true })],
+    ['the RuntimeClass isolates it', ctx({ kubernetes: { networkIsolation: 'runtimeClass', runtimeClassName: 'gvisor' } }), algorithm()],
+  ])('when %s, then the algorithm pod has no network gate', (_, c, spec) => {
+    expect(algorithmPod(c, spec, 'img').spec!.initContainers).toBeUndefined();
+  });
+
   it.each([
     [false, undefined],
     [true, 'allowed'],
@@ -371,6 +409,27 @@ describe('pod states', () => {
       'InvalidImageName',
       waiting('InvalidImageName'),
       { kind: 'ended', outcome: { exitCode: null, oomKilled: false, reason: 'image-pull: image "c2d-algo-node:latest" cannot be pulled (InvalidImageName)' } },
+    ],
+    [
+      'its network gate gave up',
+      pod({
+        phase: 'Failed',
+        initContainerStatuses: [
+          {
+            name: 'network-gate',
+            image: 'x',
+            imageID: '',
+            ready: false,
+            restartCount: 0,
+            state: { terminated: { exitCode: 1, message: 'the network policy was not enforced in time' } },
+          },
+        ],
+        containerStatuses: [{ name: 'algorithm', image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'PodInitializing' } } }],
+      }),
+      {
+        kind: 'ended',
+        outcome: { exitCode: null, oomKilled: false, reason: 'start-failed: network isolation not confirmed: the network policy was not enforced in time' },
+      },
     ],
     [
       'CreateContainerConfigError',

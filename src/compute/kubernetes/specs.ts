@@ -213,7 +213,8 @@ const CONTAINER_HARDENING = {
 
 /**
  * The network gate's program (node, in our configure image): dials the gate endpoint until two dials in a
- * row fail (refused, unreachable or 700 ms without an answer), then exits 0; exits 1 at its deadline.
+ * row fail (refused, unreachable or 700 ms without an answer), then exits 0; at its deadline it writes why
+ * to its termination message and exits 1.
  * An answer means the pod can still reach the network: its NetworkPolicy is not enforced yet.
  */
 export const NETWORK_GATE_SCRIPT = [
@@ -222,7 +223,7 @@ export const NETWORK_GATE_SCRIPT = [
   "const dial = () => new Promise((ok) => { const s = net.connect({ host, port, timeout: 700 }); s.once('connect', () => { s.destroy(); ok(true); }); s.once('timeout', () => { s.destroy(); ok(false); }); s.once('error', () => ok(false)); });",
   '(async () => { let cut = 0, answered = 0; for (;;) {',
   '  if (await dial()) { cut = 0; answered++; } else if (++cut >= 2) { console.log(`network cut (${host}:${port} answered ${answered} dials first)`); process.exit(0); }',
-  "  if (Date.now() > end) { require('fs').writeFileSync('/dev/termination-log', 'the network policy was not enforced in time'); console.error(`${host}:${port} still answers: the network policy is not enforced`); process.exit(1); }",
+  "  if (Date.now() > end) { require('fs').writeFileSync(process.env.GATE_REPORT || '/dev/termination-log', 'the network policy was not enforced in time'); console.error(`${host}:${port} still answers: the network policy is not enforced`); process.exit(1); }",
   '  await new Promise((r) => setTimeout(r, 100)); } })();',
 ].join('\n');
 
