@@ -75,7 +75,10 @@ open('/data/outputs/result.txt', 'w').write(f"sum={x.sum():.0f} mean={x.mean():.
 print("computed with numpy", np.__version__)
 `),
     );
-    expect({ status: done.status, terminationDetails: done.terminationDetails }).toMatchObject({ status: 70, terminationDetails: { exitCode: 0, oomKilled: false } });
+    expect({ status: done.status, terminationDetails: done.terminationDetails }).toMatchObject({
+      status: 70,
+      terminationDetails: { exitCode: 0, oomKilled: false },
+    });
     expect(await resultText(client, done, 'result.txt')).toBe('sum=10 mean=2.50 uid=1000');
     expect(await resultText(client, done, 'algorithm.log')).toContain('computed with numpy');
     await cluster.waitForNothingLeft(done.jobId);
@@ -99,6 +102,95 @@ open('/data/outputs/dial.txt', 'w').write(r)
     expect(done.status).toBe(70);
     expect(['timeout', 'TimeoutError', 'ConnectionRefusedError', 'OSError']).toContain(await resultText(client, done, 'dial.txt'));
   }, 180_000);
+
+  it("when one job's algorithm dials another job's running algorithm pod, then nothing answers, though that pod listens", async () => {
+    const listener = await start(
+      'real',
+      python(`
+import socket, time
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); srv.bind(("0.0.0.0", 8080)); srv.listen()
+c = socket.create_connection(("127.0.0.1", 8080), timeout=3); c.close()
+print("listening", flush=True)
+srv.settimeout(1)
+accepted = 0
+for _ in range(25):
+    try:
+        srv.accept(); accepted += 1
+    except socket.timeout:
+        pass
+open('/data/outputs/accepted.txt', 'w').write(str(accepted))
+`),
+    );
+    const pod = await waitFor(
+      "the listening job's algorithm pod to run",
+      async () => {
+        const p = await cluster.admin.core.readNamespacedPod({ name: `c2d-${listener.jobId}-algorithm`, namespace: 'c2d-compute' }).catch(() => null);
+        return p?.status?.phase === 'Running' && p.status.podIP ? p : undefined;
+      },
+      120_000,
+      200,
+    );
+    const dialer = await run(
+      'real',
+      python(`
+import socket
+s = socket.socket(); s.settimeout(3)
+try:
+    s.connect(("${pod.status!.podIP}", 8080)); r = "reached"
+except Exception as e:
+    r = type(e).__name__
+open('/data/outputs/dial.txt', 'w').write(r)
+`),
+    );
+    expect(dialer.status).toBe(70);
+    expect(await resultText(client, dialer, 'dial.txt')).not.toBe('reached');
+    const done = await client.waitForJob(listener.jobId, { timeoutMs: 120_000 });
+    expect(done.status).toBe(70);
+    expect(await resultText(client, done, 'algorithm.log')).toContain('listening');
+    expect(await resultText(client, done, 'accepted.txt')).toBe('1'); // its own probe only
+  }, 300_000);
+
+  it('when the worker is killed with SIGKILL mid-algorithm, then a new worker picks the job up: it completes and there was only ever one algorithm pod, run once', async () => {
+    const { jobId } = await start(
+      'real',
+      python(`
+import time
+open('/data/outputs/runs.txt', 'a').write('run\\n')
+print('started', flush=True)
+time.sleep(8)
+open('/data/outputs/result.txt', 'w').write('done')
+print('finished', flush=True)
+`),
+    );
+    const name = `c2d-${jobId}-algorithm`;
+    const uids = new Set<string>();
+    const seen = async (): Promise<string | undefined> => {
+      const p = await cluster.admin.core.readNamespacedPod({ name, namespace: 'c2d-compute' }).catch(() => null);
+      if (p?.metadata?.uid) uids.add(p.metadata.uid);
+      return p?.status?.phase;
+    };
+    await waitFor('the algorithm to run', async () => (await seen()) === 'Running', 120_000, 100);
+    const exited = new Promise((r) => stack.worker.once('exit', r));
+    stack.worker.kill('SIGKILL');
+    await exited;
+    stack.startWorker();
+    const job = await waitFor(
+      'the job to end',
+      async () => {
+        await seen();
+        const j = await client.job(jobId);
+        return j && j.status >= 70 ? j : undefined;
+      },
+      120_000,
+      100,
+    );
+    expect(job.status).toBe(70);
+    expect(await resultText(client, job, 'runs.txt')).toBe('run\n');
+    expect(await resultText(client, job, 'result.txt')).toBe('done');
+    expect((await resultText(client, job, 'algorithm.log')).match(/started/g)).toHaveLength(1);
+    expect(uids.size).toBe(1);
+    await cluster.waitForNothingLeft(jobId);
+  }, 300_000);
 
   it('when the algorithm exhausts its memory, then the kernel kills it and the job says OOM', async () => {
     const done = await run('real', python('b = bytearray(1024 * 1024 * 1024); print(len(b))'));
