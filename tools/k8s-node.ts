@@ -26,6 +26,12 @@ export const REAL_NODE = 'c2d-node-0';
 export const BRIDGE = 'c2d-br0';
 export const BRIDGE_SUBNET = '10.213.0.0/24';
 const GATEWAY = '10.213.0.1';
+/**
+ * A second address of the host's, outside every private range (198.18.0.0/15 is reserved for network
+ * tests): pods reach it as they would reach the internet, so that policies allowing "the internet but not
+ * private ranges" (k8s/base/network-policies.yaml) can be tried for real. Nothing routes it off the host.
+ */
+export const OUTSIDE_ADDRESS = '198.18.0.1';
 /** The pod sandbox image, imported into containerd from the pause program (no registry needed). */
 export const SANDBOX_IMAGE = 'registry.k8s.io/pause:3.10';
 /** Registries containerd pulls from over plain HTTP (the local one of tools/ensure-docker.sh). */
@@ -66,8 +72,10 @@ export interface RealNodeOptions {
 
 export interface RealNode {
   name: string;
-  /** the host's address as pods see it (the bridge's) */
+  /** the host's address as pods see it (the bridge's; in the pods' private range) */
   gateway: string;
+  /** another address of the host, outside the private ranges: "the internet" for pods (OUTSIDE_ADDRESS) */
+  outsideAddress: string;
   /** containerd's socket (ctr --address) */
   containerdSocket: string;
   /** the kubelet's port on `gateway` (what a pod without a NetworkPolicy reaches: the kubernetes backend's network gate) */
@@ -406,6 +414,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     await quiet('ip', ['link', 'del', BRIDGE]);
     await sh('ip', ['link', 'add', 'name', BRIDGE, 'type', 'bridge']);
     await sh('ip', ['addr', 'add', `${GATEWAY}/${BRIDGE_SUBNET.split('/')[1]}`, 'dev', BRIDGE]);
+    await sh('ip', ['addr', 'add', `${OUTSIDE_ADDRESS}/32`, 'dev', BRIDGE]);
     await sh('ip', ['link', 'set', BRIDGE, 'up']);
     const socket = path.join(dir, 'containerd', 'containerd.sock');
     const cniConfDir = path.join(dir, 'cni', 'net.d');
@@ -476,6 +485,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   return {
     name: REAL_NODE,
     gateway: GATEWAY,
+    outsideAddress: OUTSIDE_ADDRESS,
     containerdSocket: path.join(dir, 'containerd', 'containerd.sock'),
     kubeletPort: port,
     stop: () => stopRealNode(dir),

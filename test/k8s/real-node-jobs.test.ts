@@ -18,8 +18,10 @@ describeAsRoot('a real Kubernetes node (containerd, the kubelet, kube-router)')(
   let cluster: BackendCluster;
   let stack: Stack;
   let data: Awaited<ReturnType<typeof serveFiles>>;
+  let nodeService: Awaited<ReturnType<typeof serveFiles>>;
   let client: ProviderClient;
   let dataset: string;
+  let privateDataset: string;
 
   const env = (id: string, extra: Partial<KubernetesEnvironmentInput> = {}): KubernetesEnvironmentInput => {
     const k = cluster.env({
@@ -39,19 +41,31 @@ describeAsRoot('a real Kubernetes node (containerd, the kubelet, kube-router)')(
   beforeAll(async () => {
     engine = startTestEngine();
     cluster = await startBackendCluster({ node: 'real' });
-    // the dataset's server listens where pods reach the host (the node's bridge address)
-    data = await serveFiles({ 'numbers.csv': '1\n2\n3\n4\n' }, { address: cluster.kube.realNode!.gateway });
+    // the namespace's policies as deployed: configure pods reach the internet but no private range, the rest nothing
+    await cluster.kube.kubectl(['apply', '-f', path.join(__dirname, '../../k8s/base/network-policies.yaml')]);
+    // the dataset's server, where pods reach "the internet" (an address of the host's outside the private ranges)
+    data = await serveFiles({ 'numbers.csv': '1\n2\n3\n4\n' }, { address: cluster.kube.realNode!.outsideAddress });
+    // a service of the node itself, on its private address: allowed by the provider's fetch guard here, so
+    // that only the network policy stands between a configure pod and it
+    nodeService = await serveFiles({ 'numbers.csv': 'secret\n' }, { address: cluster.kube.realNode!.gateway });
     stack = await startStack({
       environments: [env('real'), env('real-short', { maxJobDuration: 8 })],
       env: { C2D_KUBECONFIG: cluster.workerKubeconfig, C2D_K8S_RESULTS_DIR: cluster.resultsDir },
     });
     client = stack.consumer();
     dataset = await stack.publish(client, { type: 'dataset', name: 'numbers', urls: [data.url('numbers.csv')], compute: { allowRawAlgorithm: true } });
+    privateDataset = await stack.publish(client, {
+      type: 'dataset',
+      name: 'on the node',
+      urls: [nodeService.url('numbers.csv')],
+      compute: { allowRawAlgorithm: true },
+    });
   }, 900_000);
 
   afterAll(async () => {
     await stack?.stop();
     data?.close();
+    nodeService?.close();
     await cluster?.stop();
     engine?.stop();
   }, 120_000);
@@ -191,6 +205,18 @@ print('finished', flush=True)
     expect(uids.size).toBe(1);
     await cluster.waitForNothingLeft(jobId);
   }, 300_000);
+
+  it("when a dataset lives on the node's private address, then the configure pod cannot reach it (only the internet): the job ends 31 and the service saw nothing", async () => {
+    const { jobId } = await client.startJob({
+      environment: 'real',
+      dataset: { documentId: privateDataset, serviceId: 'compute' },
+      algorithm: python('print(1)'),
+    });
+    const done = await client.waitForJob(jobId, { timeoutMs: 150_000 });
+    expect(done.status).toBe(31);
+    expect(nodeService.hits).toEqual([]);
+    await cluster.waitForNothingLeft(jobId);
+  }, 180_000);
 
   it('when the algorithm exhausts its memory, then the kernel kills it and the job says OOM', async () => {
     const done = await run('real', python('b = bytearray(1024 * 1024 * 1024); print(len(b))'));
