@@ -214,6 +214,8 @@ print('finished', flush=True)
     });
     const done = await client.waitForJob(jobId, { timeoutMs: 150_000 });
     expect(done.status).toBe(31);
+    // the network turned it away (the fetch guard allows this host here: it would say "refused: ...")
+    expect(done.terminationDetails).toMatchObject({ reason: 'could not fetch the dataset: dataset 0 file 0: connection failed (ECONNREFUSED)' });
     expect(nodeService.hits).toEqual([]);
     await cluster.waitForNothingLeft(jobId);
   }, 180_000);
