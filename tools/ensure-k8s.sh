@@ -2,7 +2,8 @@
 # Obtains the binaries of a local Kubernetes control plane (tests, `npm run k8s:up`) and prints the
 # directory that holds them: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (Kubernetes
 # built from Go modules), etcd 3.5 (built from Go modules), kwok (fake nodes and pod phases), and for a
-# real node (tools/k8s-node.ts): kubelet, kube-router (its NetworkPolicy firewall) and a pause program.
+# real node (tools/k8s-node.ts): kubelet, kube-proxy (Services, nftables mode), CoreDNS (cluster DNS),
+# kube-router (its NetworkPolicy firewall) and a pause program.
 # Cached outside the clone in ${C2D_TOOLS_DIR:-~/.cache/c2d/tools}/k8s/<version>/; a second run reuses them.
 #
 # k8s.io/kubernetes cannot be `go install`ed (its go.mod replaces ~30 staging modules with ./staging/...),
@@ -16,11 +17,12 @@ K8S_VERSION=${C2D_K8S_VERSION:-v1.34.4}
 ETCD_VERSION=v3.5.21
 KWOK_VERSION=v0.7.0
 KUBE_ROUTER_VERSION=v2.1.0
+COREDNS_VERSION=v1.12.4
 
 tools=${C2D_TOOLS_DIR:-$HOME/.cache/c2d/tools}
 dir="$tools/k8s/$K8S_VERSION"
-kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
-bins=("${kube_bins[@]}" etcd kwok kube-router pause)
+kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+bins=("${kube_bins[@]}" etcd kwok kube-router coredns pause)
 
 have_all() {
   for b in "${bins[@]}"; do [ -x "$dir/$b" ] || return 1; done
@@ -109,6 +111,12 @@ fi
 if [ ! -x "$dir/kube-router" ]; then
   echo "Building kube-router $KUBE_ROUTER_VERSION into $dir..." >&2
   GOBIN="$dir" "$go" install -trimpath -ldflags "-s -w" "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION" >&2
+fi
+
+# --- CoreDNS: the real node's cluster DNS (Service names), built with its default plugins ---
+if [ ! -x "$dir/coredns" ]; then
+  echo "Building CoreDNS $COREDNS_VERSION into $dir..." >&2
+  GOBIN="$dir" "$go" install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" >&2
 fi
 
 # --- pause: the sandbox container of each real pod (holds its namespaces, reaps the zombies it inherits) ---

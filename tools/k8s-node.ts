@@ -47,8 +47,13 @@ const KUBELET_SYSCTLS = [
   'kernel.keys.root_maxkeys',
   'kernel.keys.root_maxbytes',
 ];
-/** Bridged traffic through iptables (kube-router needs it for pod-to-pod policy): restored when it was there. */
-const BRIDGE_SYSCTLS = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables'];
+/**
+ * Bridged traffic through iptables (kube-router needs it for pod-to-pod policy), and forwarding (the CNI
+ * bridge plugin turns it on for its gateway): restored when they were there.
+ */
+const BRIDGE_SYSCTLS = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.ipv4.ip_forward'];
+/** Our nftables table: nothing from the pod network is forwarded off the host (forwarding is on for the bridge's gateway). */
+const NFT_TABLE = 'c2d-node';
 const CONTAINER_LOGS = '/var/log/containers';
 const CNI_CACHE = '/var/lib/cni';
 const LOCK = '/run/c2d-k8s-node.pid';
@@ -122,6 +127,34 @@ const alive = (pid: number): boolean => {
     return false;
   }
 };
+
+/**
+ * The results claim `c2d-results` of `namespace` (what publishing pods write to) bound to a local volume
+ * at `dir` on the real node: the worker, on the same host, reads the outputs from `dir` itself.
+ */
+export function localResultsVolume(dir: string, node: string, namespace: string): object {
+  const pv = {
+    apiVersion: 'v1',
+    kind: 'PersistentVolume',
+    metadata: { name: `c2d-results-${namespace}` },
+    spec: {
+      capacity: { storage: '10Gi' },
+      accessModes: ['ReadWriteMany'],
+      persistentVolumeReclaimPolicy: 'Retain',
+      storageClassName: 'c2d-results',
+      claimRef: { namespace, name: 'c2d-results' },
+      local: { path: dir },
+      nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }] }] } },
+    },
+  };
+  const pvc = {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name: 'c2d-results', namespace },
+    spec: { accessModes: ['ReadWriteMany'], storageClassName: 'c2d-results', volumeName: pv.metadata.name, resources: { requests: { storage: '10Gi' } } },
+  };
+  return { apiVersion: 'v1', kind: 'List', items: [pv, pvc] };
+}
 
 // ---------- files the node runs on ----------
 
@@ -410,12 +443,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
     return p;
   };
   try {
-    // the pod network's bridge, made now so that the node has its address from the start (the CNI plugin adopts it)
-    await quiet('ip', ['link', 'del', BRIDGE]);
-    await sh('ip', ['link', 'add', 'name', BRIDGE, 'type', 'bridge']);
-    await sh('ip', ['addr', 'add', `${GATEWAY}/${BRIDGE_SUBNET.split('/')[1]}`, 'dev', BRIDGE]);
-    await sh('ip', ['addr', 'add', `${OUTSIDE_ADDRESS}/32`, 'dev', BRIDGE]);
-    await sh('ip', ['link', 'set', BRIDGE, 'up']);
+    await prepareBridge();
     const socket = path.join(dir, 'containerd', 'containerd.sock');
     const cniConfDir = path.join(dir, 'cni', 'net.d');
     fs.writeFileSync(path.join(cniConfDir, '10-c2d.conflist'), cniConf(path.join(dir, 'cni', 'ipam')));
@@ -592,6 +620,40 @@ export async function stopRealNode(dir: string): Promise<void> {
   if (!state.hadCniCache) fs.rmSync(CNI_CACHE, { recursive: true, force: true });
   fs.rmSync(file);
   if (fs.existsSync(LOCK) && fs.readFileSync(LOCK, 'utf8').split('\n')[1] === dir) fs.rmSync(LOCK);
+}
+
+/**
+ * The pod network's bridge with the host's two addresses on it (the gateway, the outside address), and
+ * our nftables table that keeps pod traffic on the host. Made before the node (and the API server, which
+ * listens on the gateway address) so that the node has its address from the start; the CNI plugin adopts
+ * the bridge. removeBridge() undoes it.
+ */
+export async function prepareBridge(): Promise<void> {
+  await removeBridge();
+  await sh('ip', ['link', 'add', 'name', BRIDGE, 'type', 'bridge']);
+  await sh('ip', ['addr', 'add', `${GATEWAY}/${BRIDGE_SUBNET.split('/')[1]}`, 'dev', BRIDGE]);
+  await sh('ip', ['addr', 'add', `${OUTSIDE_ADDRESS}/32`, 'dev', BRIDGE]);
+  await sh('ip', ['link', 'set', BRIDGE, 'up']);
+  const rules = [
+    `table inet ${NFT_TABLE} {`,
+    '  chain forward {',
+    '    type filter hook forward priority 0; policy accept;',
+    `    iifname "${BRIDGE}" oifname != "${BRIDGE}" drop`,
+    `    oifname "${BRIDGE}" iifname != "${BRIDGE}" drop`,
+    '  }',
+    '}',
+  ].join('\n');
+  const file = path.join(fs.mkdtempSync('/tmp/c2d-nft-'), 'rules.nft');
+  fs.writeFileSync(file, `${rules}\n`);
+  try {
+    await sh('nft', ['-f', file]);
+  } finally {
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  }
+}
+
+export async function removeBridge(): Promise<void> {
+  await removeBridge();
 }
 
 /** kube-router's chains in a filter table that was there before it: the jumps to them, then the chains. */

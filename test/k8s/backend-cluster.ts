@@ -13,6 +13,7 @@ import type * as k8s from '@kubernetes/client-node' with { 'resolution-mode': 'i
 import type { StepHooks } from '../../src/compute/backend';
 import { createKubeClient, type KubeClient, KubernetesBackend } from '../../src/compute/kubernetes';
 import { type KubernetesEnvironment, type KubernetesEnvironmentInput, kubernetesEnvironmentSchema } from '../../src/domain/environment';
+import { localResultsVolume } from '../../tools/k8s-node';
 import { type Kube, KWOK_CUSTOM_STATUS_ANNOTATION, startKube } from '../helpers/kube';
 import { silentLogger } from '../helpers/process-backend';
 
@@ -98,7 +99,7 @@ export async function startBackendCluster(opts: { node?: 'fake' | 'real' } = {})
     const apiKubeconfig = await kubeconfigOf('c2d-api');
     const resultsDir = path.join(dir, 'results');
     fs.mkdirSync(resultsDir);
-    if (real) await kube.kubectl(['apply', '-f', '-'], JSON.stringify(resultsVolume(resultsDir, kube.nodeName)));
+    if (real) await kube.kubectl(['apply', '-f', '-'], JSON.stringify(localResultsVolume(resultsDir, kube.nodeName, NAMESPACE)));
 
     const admin: Admin = {
       core: adminConfig.makeApiClient(lib.CoreV1Api),
@@ -199,31 +200,6 @@ export async function startBackendCluster(opts: { node?: 'fake' | 'real' } = {})
     await kube.stop();
     throw err;
   }
-}
-
-/** The results claim of the real node's tests: a local volume at `dir`, bound to the claim from the start. */
-function resultsVolume(dir: string, node: string): object {
-  const pv = {
-    apiVersion: 'v1',
-    kind: 'PersistentVolume',
-    metadata: { name: 'c2d-results-test' },
-    spec: {
-      capacity: { storage: '10Gi' },
-      accessModes: ['ReadWriteMany'],
-      persistentVolumeReclaimPolicy: 'Retain',
-      storageClassName: 'c2d-results',
-      claimRef: { namespace: NAMESPACE, name: 'c2d-results' },
-      local: { path: dir },
-      nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }] }] } },
-    },
-  };
-  const pvc = {
-    apiVersion: 'v1',
-    kind: 'PersistentVolumeClaim',
-    metadata: { name: 'c2d-results', namespace: NAMESPACE },
-    spec: { accessModes: ['ReadWriteMany'], storageClassName: 'c2d-results', volumeName: 'c2d-results-test', resources: { requests: { storage: '10Gi' } } },
-  };
-  return { apiVersion: 'v1', kind: 'List', items: [pv, pvc] };
 }
 
 /** Hooks that record every heartbeat. */

@@ -24,7 +24,7 @@ function hostSnapshot(): Record<string, unknown> {
       return '';
     }
   };
-  const sysctls = ['vm.overcommit_memory', 'vm.panic_on_oom', 'kernel.panic', 'kernel.panic_on_oops'].map(
+  const sysctls = ['vm.overcommit_memory', 'vm.panic_on_oom', 'kernel.panic', 'kernel.panic_on_oops', 'net.ipv4.ip_forward'].map(
     (k) => `${k}=${fs.readFileSync(`/proc/sys/${k.replace(/\./g, '/')}`, 'utf8').trim()}`,
   );
   const cgroups = fs
