@@ -11,7 +11,7 @@ const socketOf = (dir: string): string => path.join(dir, 'docker.sock');
 export interface LocalDockerEngine {
   socketPath: string;
   /** by digest in the loopback registry: our configure and publish images, and a Debian image with Python and numpy */
-  images: { configure: string; publish: string; pythonNumpy: string };
+  images: { configure: string; publish: string; pythonNumpy: string; provider?: string; temporal?: string };
   /** stops dockerd, the registry (and Podman) when this process is their last user and they were started for their users */
   stop(): void;
 }
@@ -63,11 +63,18 @@ function register(): { release: () => boolean } {
   };
 }
 
-/** Starts (or finds) the engine and builds and pushes the images: about a minute the first time, seconds after (cached). */
-export function startLocalDockerEngine(): LocalDockerEngine {
+/**
+ * Starts (or finds) the engine and builds and pushes the images: about a minute the first time, seconds
+ * after (cached). `provider`: also the provider's and Temporal's images (`images.provider`, `images.temporal`).
+ */
+export function startLocalDockerEngine(opts: { provider?: boolean } = {}): LocalDockerEngine {
   fs.mkdirSync(dockerDir(), { recursive: true });
   const user = register();
-  const out = execFileSync('bash', [script, '--images'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 900_000 });
+  const out = execFileSync('bash', [script, opts.provider ? '--provider-images' : '--images'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 900_000,
+  });
   const vars = new Map(
     out
       .trim()
@@ -81,7 +88,12 @@ export function startLocalDockerEngine(): LocalDockerEngine {
   };
   return {
     socketPath: need('DOCKER_SOCKET'),
-    images: { configure: need('C2D_CONFIGURE_IMAGE'), publish: need('C2D_PUBLISH_IMAGE'), pythonNumpy: need('C2D_PYTHON_NUMPY_IMAGE') },
+    images: {
+      configure: need('C2D_CONFIGURE_IMAGE'),
+      publish: need('C2D_PUBLISH_IMAGE'),
+      pythonNumpy: need('C2D_PYTHON_NUMPY_IMAGE'),
+      ...(opts.provider ? { provider: need('C2D_PROVIDER_IMAGE'), temporal: need('C2D_TEMPORAL_IMAGE') } : {}),
+    },
     stop: () => {
       if (user.release()) execFileSync('bash', [script, '--stop'], { stdio: 'inherit' });
     },

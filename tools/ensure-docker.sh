@@ -8,7 +8,8 @@
 #      the tarball is cached outside the clone), our configure/publish images built on it from
 #      pod-images/Dockerfile with the legacy builder, and all of them pushed to the registry.
 # Prints `KEY=VALUE` lines: DOCKER_SOCKET and, with --images, the images by digest (also written to
-# $C2D_DOCKER_DIR/images.env). `--podman` also starts Podman's Docker API (PODMAN_SOCKET). `--prepare` only installs the packages and builds the cached base tarball (setup);
+# $C2D_DOCKER_DIR/images.env). `--provider-images`: --images, plus the provider's and Temporal's images
+# (C2D_PROVIDER_IMAGE, C2D_TEMPORAL_IMAGE; k8s/overlays/dev on a local cluster). `--podman` also starts Podman's Docker API (PODMAN_SOCKET). `--prepare` only installs the packages and builds the cached base tarball (setup);
 # `--stop` stops the daemon and the registry again.
 # A user with their own Docker needs none of this: set the environment's `docker.socketPath` instead.
 set -euo pipefail
@@ -129,7 +130,7 @@ if [ "${1:-}" = "--podman" ]; then
   echo "PODMAN_SOCKET=$psock"
   exit 0
 fi
-[ "${1:-}" = "--images" ] || exit 0
+[ "${1:-}" = "--images" ] || [ "${1:-}" = "--provider-images" ] || exit 0
 
 build_base_tar
 stamp="$dir/base.stamp"
@@ -157,3 +158,42 @@ for image in c2d-configure:local c2d-publish:local c2d-python-numpy:bookworm; do
 done
 mv "$out.tmp" "$out"
 cat "$out"
+[ "${1:-}" = "--provider-images" ] || exit 0
+
+# --provider-images: also the provider (API + worker: pod-images/Dockerfile's provider target, PREBUILT) on
+# Node 20 (the host's node binary over the base's Debian nodejs 18), and the Temporal CLI's dev server
+# (what k8s/overlays/dev runs as temporalio/temporal), both pushed; rebuilt only when their inputs change.
+node_bin=$(readlink -f "$(command -v node)")
+temporal_bin=$(bash tools/ensure-temporal.sh)
+ctx=$(mktemp -d "$dir/provider-ctx.XXXXXX")
+trap 'rm -rf "$ctx"' EXIT
+digest_of() { $docker_bin image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' "$1" | grep "^$registry/" | head -1; }
+stamp=$( (sha256sum package-lock.json pod-images/Dockerfile "$node_bin"; find dist/src -type f | sort | xargs sha256sum) | sha256sum | cut -c1-16)
+if ! $docker_bin image inspect "$registry/c2d-provider:$stamp" >/dev/null 2>&1; then
+  echo "Building the provider image (production dependencies pruned from this checkout's node_modules)..." >&2
+  mkdir -p "$ctx/node20" "$ctx/src"
+  cp "$node_bin" "$ctx/node20/node"
+  printf 'FROM %s\nCOPY node /usr/local/bin/node\n' "$base" >"$ctx/node20/Dockerfile"
+  DOCKER_BUILDKIT=0 $docker_bin build -q -t c2d/node20-base:bookworm "$ctx/node20" >/dev/null
+  cp -a package.json package-lock.json tsconfig.json src node_modules pod-images "$ctx/src/"
+  mkdir -p "$ctx/src/dist" && cp -a dist/src "$ctx/src/dist/src"
+  (cd "$ctx/src" && npm prune --omit=dev --offline --no-audit --no-fund >/dev/null 2>&1)
+  tar -C "$ctx/src" -c package.json package-lock.json tsconfig.json src dist/src node_modules pod-images/Dockerfile |
+    DOCKER_BUILDKIT=0 $docker_bin build -q --network none -f pod-images/Dockerfile --target provider \
+      --build-arg NODE_BASE=c2d/node20-base:bookworm --build-arg PREBUILT=true -t "$registry/c2d-provider:$stamp" - >/dev/null
+  $docker_bin push -q "$registry/c2d-provider:$stamp" >/dev/null
+fi
+tstamp=$(sha256sum "$temporal_bin" | cut -c1-16)
+if ! $docker_bin image inspect "$registry/c2d-temporal:$tstamp" >/dev/null 2>&1; then
+  mkdir -p "$ctx/temporal"
+  cp "$temporal_bin" "$ctx/temporal/temporal"
+  printf 'FROM %s\nCOPY temporal /usr/local/bin/temporal\nUSER 1000:1000\nENTRYPOINT ["temporal"]\n' "$base" >"$ctx/temporal/Dockerfile"
+  DOCKER_BUILDKIT=0 $docker_bin build -q -t "$registry/c2d-temporal:$tstamp" "$ctx/temporal" >/dev/null
+  $docker_bin push -q "$registry/c2d-temporal:$tstamp" >/dev/null
+fi
+pout="$dir/provider-images.env"
+{
+  echo "C2D_PROVIDER_IMAGE=$(digest_of "$registry/c2d-provider:$stamp")"
+  echo "C2D_TEMPORAL_IMAGE=$(digest_of "$registry/c2d-temporal:$tstamp")"
+} >"$pout"
+cat "$pout"

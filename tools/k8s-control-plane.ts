@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../src/config';
-import { type RealNode, REAL_NODE, startRealNode, stopRealNode } from './k8s-node';
+import { GATEWAY, prepareBridge, type RealNode, REAL_NODE, removeBridge, startRealNode, stopRealNode } from './k8s-node';
 import { repoRoot } from './paths';
 import { freePort, waitForPort } from './temporal-server';
 
@@ -96,7 +96,7 @@ async function makeCertificates(pki: string): Promise<void> {
       ext: [
         'keyUsage=critical,digitalSignature',
         'extendedKeyUsage=serverAuth',
-        'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local',
+        `subjectAltName=IP:127.0.0.1,IP:10.96.0.1,IP:${GATEWAY},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local`,
       ],
     },
     { name: 'admin', subject: '/O=system:masters/CN=c2d-admin', ext: client },
@@ -312,19 +312,26 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   await makeCertificates(pki);
 
   const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
-  const server = `https://127.0.0.1:${apiPort}`;
+  // with a real node the API server listens on the pod network's gateway (pods reach it through the
+  // `kubernetes` Service); the bridge is made first. Otherwise on loopback.
+  const real = opts.node === 'real';
+  const apiHost = real ? GATEWAY : '127.0.0.1';
+  const server = `https://${apiHost}:${apiPort}`;
   const kubeconfig = path.join(dir, 'admin.kubeconfig');
   for (const user of ['admin', 'controller-manager', 'scheduler', 'kwok']) writeKubeconfig(path.join(dir, `${user}.kubeconfig`), server, pki, user);
 
   const procs: Proc[] = [];
-  const real = opts.node === 'real';
   const nodeDir = path.resolve(opts.nodeDir ?? path.join(dir, 'node'));
   let realNode: RealNode | undefined;
   const stop = async (): Promise<void> => {
-    if (real) await stopRealNode(nodeDir);
+    if (real) {
+      await stopRealNode(nodeDir);
+      await removeBridge();
+    }
     await kill(procs);
   };
   try {
+    if (real) await prepareBridge();
     const etcd = startProcess(
       'etcd',
       bin('etcd'),
@@ -352,8 +359,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       bin('kube-apiserver'),
       [
         `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--bind-address=${apiHost}`,
+        `--advertise-address=${apiHost}`,
         `--secure-port=${apiPort}`,
         `--cert-dir=${pki}`,
         `--tls-cert-file=${path.join(pki, 'apiserver.crt')}`,
@@ -366,8 +373,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         `--service-account-key-file=${path.join(pki, 'sa.pub')}`,
         `--service-account-signing-key-file=${path.join(pki, 'sa.key')}`,
         '--service-cluster-ip-range=10.96.0.0/16',
-        // No real endpoints to publish for the `kubernetes` Service (a loopback address is not a valid one).
-        '--endpoint-reconciler-type=none',
+        // No real endpoints to publish for the `kubernetes` Service on loopback (not a valid endpoint address).
+        ...(real ? [] : ['--endpoint-reconciler-type=none']),
         '--allow-privileged=true',
         '--profiling=false',
         '--enable-priority-and-fairness=false',
@@ -388,7 +395,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       bin('kube-controller-manager'),
       [
         `--kubeconfig=${path.join(dir, 'controller-manager.kubeconfig')}`,
-        '--controllers=garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,root-ca-certificate-publisher-controller,job-controller,deployment-controller,replicaset-controller,ttl-after-finished-controller,pod-garbage-collector-controller,node-lifecycle-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller',
+        '--controllers=garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,root-ca-certificate-publisher-controller,job-controller,deployment-controller,replicaset-controller,ttl-after-finished-controller,pod-garbage-collector-controller,node-lifecycle-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller,endpoints-controller,endpointslice-controller,endpointslice-mirroring-controller',
         `--service-account-private-key-file=${path.join(pki, 'sa.key')}`,
         `--root-ca-file=${path.join(pki, 'ca.crt')}`,
         // Each controller as its own ServiceAccount with its bootstrap role (system:controller:*), as kubeadm does.
@@ -513,7 +520,10 @@ function readState(dir: string): State | undefined {
 export async function down(dir: string): Promise<number> {
   const state = readState(dir);
   if (!state) return 0;
-  if (state.nodeDir) await stopRealNode(state.nodeDir);
+  if (state.nodeDir) {
+    await stopRealNode(state.nodeDir);
+    await removeBridge();
+  }
   let stopped = 0;
   for (const { pid } of [...state.pids].reverse()) {
     if (!alive(pid)) continue;

@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,7 +26,9 @@ import { freePort } from './temporal-server';
 export const REAL_NODE = 'c2d-node-0';
 export const BRIDGE = 'c2d-br0';
 export const BRIDGE_SUBNET = '10.213.0.0/24';
-const GATEWAY = '10.213.0.1';
+export const GATEWAY = '10.213.0.1';
+/** The cluster's DNS domain (CoreDNS on the gateway address answers for it). */
+const CLUSTER_DOMAIN = 'cluster.local';
 /**
  * A second address of the host's, outside every private range (198.18.0.0/15 is reserved for network
  * tests): pods reach it as they would reach the internet, so that policies allowing "the internet but not
@@ -307,6 +310,8 @@ function kubeletConfig(dir: string, socket: string, port: number, ca: string): s
     syncFrequency: '10s',
     fileCheckFrequency: '20s',
     registerNode: true,
+    clusterDNS: [GATEWAY],
+    clusterDomain: CLUSTER_DOMAIN,
     maxPods: 64,
     resolvConf: '/etc/resolv.conf',
   });
@@ -481,6 +486,57 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
       return (node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false) && (node.spec?.taints ?? []).length === 0;
     });
 
+    // Services: kube-proxy in nftables mode (its own tables), node ports on the bridge address only
+    fs.writeFileSync(
+      path.join(dir, 'kube-proxy.json'),
+      JSON.stringify({
+        apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
+        kind: 'KubeProxyConfiguration',
+        mode: 'nftables',
+        clientConnection: { kubeconfig: opts.adminKubeconfig },
+        hostnameOverride: REAL_NODE,
+        clusterCIDR: BRIDGE_SUBNET,
+        nodePortAddresses: [`${GATEWAY}/32`],
+        healthzBindAddress: `127.0.0.1:${await freePort()}`,
+        metricsBindAddress: `127.0.0.1:${await freePort()}`,
+        // leave the host's conntrack settings alone
+        conntrack: { maxPerCore: 0, min: 0, tcpEstablishedTimeout: '0s', tcpCloseWaitTimeout: '0s', udpTimeout: '0s', udpStreamTimeout: '0s' },
+      }),
+    );
+    const proxy = track(startProcess('kube-proxy', bin('kube-proxy'), [`--config=${path.join(dir, 'kube-proxy.json')}`, '-v=1'], dir, detached));
+    // cluster DNS: CoreDNS on the gateway address, answering for Services and pods from the API server
+    fs.writeFileSync(
+      path.join(dir, 'Corefile'),
+      [
+        '.:53 {',
+        `  bind ${GATEWAY}`,
+        '  errors',
+        `  kubernetes ${CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {`,
+        `    kubeconfig ${opts.adminKubeconfig} c2d-local`,
+        '    pods insecure',
+        '    fallthrough in-addr.arpa ip6.arpa',
+        '  }',
+        '  cache 5',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    const dns = track(startProcess('coredns', bin('coredns'), ['-conf', path.join(dir, 'Corefile')], dir, detached));
+    await waitFor('kube-proxy and CoreDNS', deadline, [containerd, kubelet, proxy, dns], async () => {
+      if (!(await quiet('nft', ['list', 'tables'])).includes('table ip kube-proxy')) return false;
+      return new Promise<boolean>((resolve) => {
+        const sock = connect({ host: GATEWAY, port: 53, timeout: 500 }, () => {
+          sock.destroy();
+          resolve(true);
+        });
+        sock.on('error', () => resolve(false));
+        sock.on('timeout', () => {
+          sock.destroy();
+          resolve(false);
+        });
+      });
+    });
+
     if (opts.networkPolicy ?? true) {
       const router = track(
         startProcess(
@@ -576,7 +632,7 @@ export async function stopRealNode(dir: string): Promise<void> {
   const state = JSON.parse(fs.readFileSync(file, 'utf8')) as HostState;
   const socket = path.join(dir, 'containerd', 'containerd.sock');
   const byName = (n: string): number[] => state.pids.filter((p) => p.name === n).map((p) => p.pid);
-  for (const pid of byName('kube-router')) await stopPid(pid, 5_000);
+  for (const name of ['kube-router', 'coredns', 'kube-proxy']) for (const pid of byName(name)) await stopPid(pid, 5_000);
   for (const pid of byName('kubelet')) await stopPid(pid, 10_000);
   // every container still there: killed with its shim (the shims outlive containerd)
   if (fs.existsSync(socket)) {
@@ -599,11 +655,13 @@ export async function stopRealNode(dir: string): Promise<void> {
     .sort((a, b) => b.length - a.length);
   for (const m of mounts) await quiet('umount', ['-l', m]);
   for (const ns of netnsList()) if (!state.netns.includes(ns)) fs.rmSync(path.join('/run/netns', ns), { force: true });
-  await quiet('ip', ['link', 'del', BRIDGE]);
+  await removeBridge();
 
   // kube-router: its nftables table (when it made it) or its chains in an existing one, and its ipsets
   if (!state.nftTables.includes('ip filter')) await quiet('nft', ['delete', 'table', 'ip', 'filter']);
   else await removeKubeRouterChains();
+  // kube-proxy's tables
+  for (const family of ['ip', 'ip6']) if (!state.nftTables.includes(`${family} kube-proxy`)) await quiet('nft', ['delete', 'table', family, 'kube-proxy']);
   for (const set of await ipsetList()) if (!state.ipsets.includes(set)) await quiet('ipset', ['destroy', set]);
 
   for (const [k, v] of Object.entries(state.sysctls)) {
@@ -653,7 +711,8 @@ export async function prepareBridge(): Promise<void> {
 }
 
 export async function removeBridge(): Promise<void> {
-  await removeBridge();
+  await quiet('ip', ['link', 'del', BRIDGE]);
+  await quiet('nft', ['delete', 'table', 'inet', NFT_TABLE]);
 }
 
 /** kube-router's chains in a filter table that was there before it: the jumps to them, then the chains. */

@@ -9,8 +9,8 @@ export interface TestEngine extends LocalDockerEngine {
 }
 
 /** Starts (or finds) the engine; `stop()` stops it again when this call started it, so the host is left as found. */
-export function startTestEngine(): TestEngine {
-  const engine = startLocalDockerEngine();
+export function startTestEngine(opts: { provider?: boolean } = {}): TestEngine {
+  const engine = startLocalDockerEngine(opts);
   const docker = new Docker({ socketPath: engine.socketPath });
   return {
     ...engine,
