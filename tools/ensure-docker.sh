@@ -183,11 +183,13 @@ if ! $docker_bin image inspect "$registry/c2d-provider:$stamp" >/dev/null 2>&1; 
       --build-arg NODE_BASE=c2d/node20-base:bookworm --build-arg PREBUILT=true -t "$registry/c2d-provider:$stamp" - >/dev/null
   $docker_bin push -q "$registry/c2d-provider:$stamp" >/dev/null
 fi
-tstamp=$(sha256sum "$temporal_bin" | cut -c1-16)
+# (a Go binary without cgo needs $USER to know who runs it: the server refuses to start without)
+temporal_dockerfile=$(printf 'FROM %s\nCOPY temporal /usr/local/bin/temporal\nENV USER=temporal HOME=/tmp\nUSER 1000:1000\nENTRYPOINT ["temporal"]\n' "$base")
+tstamp=$( (sha256sum "$temporal_bin"; echo "$temporal_dockerfile") | sha256sum | cut -c1-16)
 if ! $docker_bin image inspect "$registry/c2d-temporal:$tstamp" >/dev/null 2>&1; then
   mkdir -p "$ctx/temporal"
   cp "$temporal_bin" "$ctx/temporal/temporal"
-  printf 'FROM %s\nCOPY temporal /usr/local/bin/temporal\nUSER 1000:1000\nENTRYPOINT ["temporal"]\n' "$base" >"$ctx/temporal/Dockerfile"
+  echo "$temporal_dockerfile" >"$ctx/temporal/Dockerfile"
   DOCKER_BUILDKIT=0 $docker_bin build -q -t "$registry/c2d-temporal:$tstamp" "$ctx/temporal" >/dev/null
   $docker_bin push -q "$registry/c2d-temporal:$tstamp" >/dev/null
 fi
