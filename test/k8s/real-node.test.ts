@@ -164,6 +164,37 @@ describeAsRoot('a real Kubernetes node (containerd, the kubelet, kube-router)')(
     expect(await kube!.kubectl(['-n', NS, 'logs', 'locked', '-c', 'network-gate'])).toMatch(/^network cut \(10\.213\.0\.1:\d+ answered \d+ dials first\)/);
   }, 180_000);
 
+  it('when a pod dials a Service by its name, then CoreDNS resolves it and kube-proxy carries it to the pod behind it', async () => {
+    await kube!.kubectl(
+      ['apply', '-f', '-'],
+      pythonPod('echo', 'import http.server as h; h.HTTPServer(("0.0.0.0", 8080), h.SimpleHTTPRequestHandler).serve_forever()', { labels: { app: 'echo' } }),
+    );
+    await kube!.kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'echo', namespace: NS },
+        spec: { selector: { app: 'echo' }, ports: [{ port: 80, targetPort: 8080 }] },
+      }),
+    );
+    await kube!.waitForPod(NS, 'echo', (p) => p.status?.phase === 'Running', 90_000);
+    const clusterIP = (await kube!.kubectl(['-n', NS, 'get', 'service', 'echo', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
+    const code = [
+      'import socket, urllib.request, time',
+      'for i in range(40):',
+      '  try:',
+      '    print(socket.gethostbyname("echo"), urllib.request.urlopen("http://echo/", timeout=2).status); break',
+      '  except Exception as e:',
+      '    time.sleep(0.5)',
+      'else:',
+      '  print("unreachable")',
+    ].join('\n');
+    await kube!.kubectl(['apply', '-f', '-'], pythonPod('client', code));
+    await kube!.waitForPod(NS, 'client', ended, 90_000);
+    expect((await kube!.kubectl(['-n', NS, 'logs', 'client'])).trim()).toBe(`${clusterIP} 200`);
+  }, 180_000);
+
   it('when the node stops, then the host is as it was: sysctls, links, network namespaces, nftables, ipsets, cgroups, mounts, no container left', async () => {
     expect(hostSnapshot()).not.toEqual(before); // it did change things while it ran
     await kube!.stop();
