@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../src/config';
-import { GATEWAY, prepareBridge, type RealNode, REAL_NODE, removeBridge, startRealNode, stopRealNode } from './k8s-node';
+import { GATEWAY, prepareBridge, type RealNode, REAL_NODE, realNodePids, removeBridge, startRealNode, stopRealNode } from './k8s-node';
 import { repoRoot } from './paths';
 import { freePort, waitForPort } from './temporal-server';
 
@@ -516,15 +516,16 @@ function readState(dir: string): State | undefined {
   }
 }
 
-/** Stops what `up` started in `dir` (last started first); returns how many processes it stopped. */
+/** Stops what `up` started in `dir` (the real node first, then the control plane, last started first); returns how many processes it stopped. */
 export async function down(dir: string): Promise<number> {
   const state = readState(dir);
   if (!state) return 0;
+  let stopped = 0;
   if (state.nodeDir) {
+    stopped += realNodePids(state.nodeDir).length;
     await stopRealNode(state.nodeDir);
     await removeBridge();
   }
-  let stopped = 0;
   for (const { pid } of [...state.pids].reverse()) {
     if (!alive(pid)) continue;
     process.kill(pid, 'SIGTERM');

@@ -105,7 +105,7 @@ interface HostState {
 const sh = async (cmd: string, args: string[]): Promise<string> => (await run(cmd, args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
 const quiet = async (cmd: string, args: string[]): Promise<string> => sh(cmd, args).catch(() => '');
 
-async function readSysctls(): Promise<Record<string, string>> {
+function readSysctls(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const k of [...KUBELET_SYSCTLS, ...BRIDGE_SYSCTLS]) {
     const file = `/proc/sys/${k.replace(/\./g, '/')}`;
@@ -427,7 +427,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
   for (const d of ['logs', 'containerd', 'cni/net.d', 'cni/ipam', 'kubelet', 'pod-logs', 'work']) fs.mkdirSync(path.join(dir, d), { recursive: true });
 
   const state: HostState = {
-    sysctls: await readSysctls(),
+    sysctls: readSysctls(),
     netns: netnsList(),
     ipsets: await ipsetList(),
     nftTables: await nftTables(),
@@ -620,6 +620,15 @@ async function stopPid(pid: number, graceMs: number): Promise<void> {
   while (alive(pid) && Date.now() < until) await sleep(50);
   if (alive(pid)) process.kill(pid, 'SIGKILL');
   while (alive(pid)) await sleep(20);
+}
+
+/** The processes the node of `dir` runs (containerd, kubelet, kube-proxy, CoreDNS, kube-router); none when stopped. */
+export function realNodePids(dir: string): number[] {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(dir, 'host.json'), 'utf8')) as HostState).pids.map((p) => p.pid).filter(alive);
+  } catch {
+    return [];
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { alive } from '../../tools/k8s-control-plane';
+import { realNodePids } from '../../tools/k8s-node';
 import { FAKE_NODE, KWOK_CUSTOM_STATUS_ANNOTATION, type Kube, STORAGE_CLASS, startKube } from '../helpers/kube';
 
 const exec = promisify(execFile);
@@ -200,11 +201,18 @@ describe('the local Kubernetes control plane', () => {
       expect(ns.stdout).toContain('namespace/kube-system');
       const again = await exec(process.execPath, [script, 'up'], { env });
       expect(again.stdout).toContain('already runs');
-      const pids = (JSON.parse(fs.readFileSync(path.join(dataDir, 'k8s', 'state.json'), 'utf8')) as { pids: { pid: number }[] }).pids.map((p) => p.pid);
-      expect(pids).toHaveLength(5);
+      const state = JSON.parse(fs.readFileSync(path.join(dataDir, 'k8s', 'state.json'), 'utf8')) as { pids: { pid: number }[]; nodeDir?: string };
+      const pids = state.pids.map((p) => p.pid);
+      // as root with containerd (CI), a real node: containerd, kubelet, kube-proxy, CoreDNS, kube-router; else kwok's fake node
+      const real = process.getuid?.() === 0 && fs.existsSync('/usr/bin/containerd');
+      expect(up.stdout).toContain(real ? 'Node c2d-node-0: a real kubelet' : "Node kwok-node-0: kwok's fake node");
+      const nodes = await exec(path.join(kube.binDir, 'kubectl'), ['--kubeconfig', kubeconfig, 'get', 'nodes', '-o', 'name']);
+      expect(nodes.stdout.trim()).toBe(real ? 'node/c2d-node-0' : 'node/kwok-node-0');
+      const nodePids = real ? realNodePids(state.nodeDir!) : [];
+      expect([pids.length, nodePids.length]).toEqual(real ? [4, 5] : [5, 0]);
       const down = await exec(process.execPath, [script, 'down'], { env });
-      expect(down.stdout).toContain('Stopped the local control plane (5 processes)');
-      expect(pids.filter(alive)).toEqual([]);
+      expect(down.stdout).toContain(`Stopped the local control plane (${pids.length + nodePids.length} processes)`);
+      expect([...pids, ...nodePids].filter(alive)).toEqual([]);
     } finally {
       await exec(process.execPath, [script, 'down'], { env }).catch(() => undefined);
       fs.rmSync(dataDir, { recursive: true, force: true });
