@@ -99,22 +99,32 @@ print("computed with numpy", np.__version__)
     await waitFor('the job results dir to go', () => !fs.existsSync(path.join(cluster.resultsDir, done.jobId)));
   }, 180_000);
 
-  it('when the algorithm dials the dataset server the configure pod fetched from, then nothing answers: its pod has no network', async () => {
+  it('when the algorithm dials the dataset server the configure pod fetched from, the node (its kubelet) and the Kubernetes API, then nothing answers: its pod has no network', async () => {
     const target = new URL(data.url('numbers.csv'));
+    const targets = [
+      [target.hostname, Number(target.port)],
+      [cluster.kube.realNode!.gateway, cluster.kube.realNode!.kubeletPort],
+      [new URL(cluster.kube.server).hostname, Number(new URL(cluster.kube.server).port)],
+      ['10.96.0.1', 443], // the kubernetes Service
+    ] as const;
     const done = await run(
       'real',
       python(`
-import socket
-s = socket.socket(); s.settimeout(3)
-try:
-    s.connect(("${target.hostname}", ${target.port})); r = "reached"
-except Exception as e:
-    r = type(e).__name__
-open('/data/outputs/dial.txt', 'w').write(r)
+import json, socket
+out = []
+for host, port in ${JSON.stringify(targets)}:
+    s = socket.socket(); s.settimeout(3)
+    try:
+        s.connect((host, port)); out.append("reached")
+    except Exception as e:
+        out.append(type(e).__name__)
+open('/data/outputs/dial.json', 'w').write(json.dumps(out))
 `),
     );
     expect(done.status).toBe(70);
-    expect(['timeout', 'TimeoutError', 'ConnectionRefusedError', 'OSError']).toContain(await resultText(client, done, 'dial.txt'));
+    const results = JSON.parse(await resultText(client, done, 'dial.json')) as string[];
+    expect(results).toHaveLength(targets.length);
+    expect(results.filter((r) => r === 'reached')).toEqual([]);
   }, 180_000);
 
   it("when one job's algorithm dials another job's running algorithm pod, then nothing answers, though that pod listens", async () => {
@@ -247,6 +257,15 @@ print('finished', flush=True)
     const done = await run('real', python('print(1)', { image: '127.0.0.1:5000/no-such-image', checksum: `sha256:${'b'.repeat(64)}` }));
     expect(done.status).toBe(32);
     expect(done.terminationDetails).toMatchObject({ reason: expect.stringContaining('127.0.0.1:5000/no-such-image') });
+    await cluster.waitForNothingLeft(done.jobId);
+  }, 180_000);
+
+  it('when container.checksum is not the digest of the image, then that image is not run: the job ends 32 naming the digest', async () => {
+    const [image] = engine.images.pythonNumpy.split('@') as [string];
+    const other = `sha256:${'c'.repeat(64)}`;
+    const done = await run('real', python('print(1)', { image, checksum: other }));
+    expect(done.status).toBe(32);
+    expect(done.terminationDetails).toMatchObject({ reason: expect.stringContaining(other) });
     await cluster.waitForNothingLeft(done.jobId);
   }, 180_000);
 
