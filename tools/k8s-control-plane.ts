@@ -1,11 +1,23 @@
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../src/config';
-import { GATEWAY, prepareBridge, type RealNode, REAL_NODE, realNodePids, removeBridge, startRealNode, stopRealNode } from './k8s-node';
+import {
+  GATEWAY,
+  prepareBridge,
+  type Proc,
+  type RealNode,
+  REAL_NODE,
+  realNodePids,
+  removeBridge,
+  startProcess,
+  startRealNode,
+  stopRealNode,
+  writeKubeconfig,
+} from './k8s-node';
 import { repoRoot } from './paths';
 import { freePort, waitForPort } from './temporal-server';
 
@@ -134,47 +146,7 @@ async function makeCertificates(pki: string): Promise<void> {
   );
 }
 
-function writeKubeconfig(file: string, server: string, pki: string, user: string): void {
-  const b64 = (f: string): string => fs.readFileSync(path.join(pki, f)).toString('base64');
-  const text = [
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    '- name: c2d-local',
-    '  cluster:',
-    `    server: ${server}`,
-    `    certificate-authority-data: ${b64('ca.crt')}`,
-    'users:',
-    `- name: ${user}`,
-    '  user:',
-    `    client-certificate-data: ${b64(`${user}.crt`)}`,
-    `    client-key-data: ${b64(`${user}.key`)}`,
-    'contexts:',
-    '- name: c2d-local',
-    '  context:',
-    '    cluster: c2d-local',
-    `    user: ${user}`,
-    'current-context: c2d-local',
-    '',
-  ].join('\n');
-  fs.writeFileSync(file, text, { mode: 0o600 });
-}
-
 // ---------- processes ----------
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-}
-
-function startProcess(name: string, bin: string, args: string[], dir: string, detached: boolean): Proc {
-  const log = fs.openSync(path.join(dir, 'logs', `${name}.log`), 'a');
-  const child = spawn(bin, args, { stdio: ['ignore', log, log], detached });
-  fs.closeSync(log);
-  child.on('error', () => undefined); // reported through exitOf while starting
-  if (detached) child.unref();
-  return { name, child };
-}
 
 /** Rejects when the process ends (or cannot start); only ever raced against startup steps. */
 function exitOf(p: Proc): Promise<never> {
@@ -318,7 +290,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const apiHost = real ? GATEWAY : '127.0.0.1';
   const server = `https://${apiHost}:${apiPort}`;
   const kubeconfig = path.join(dir, 'admin.kubeconfig');
-  for (const user of ['admin', 'controller-manager', 'scheduler', 'kwok']) writeKubeconfig(path.join(dir, `${user}.kubeconfig`), server, pki, user);
+  for (const user of ['admin', 'controller-manager', 'scheduler', 'kwok']) {
+    const file = (ext: string): string => path.join(pki, `${user}.${ext}`);
+    writeKubeconfig(path.join(dir, `${user}.kubeconfig`), server, { ca: path.join(pki, 'ca.crt'), cert: file('crt'), key: file('key'), user });
+  }
 
   const procs: Proc[] = [];
   const nodeDir = path.resolve(opts.nodeDir ?? path.join(dir, 'node'));

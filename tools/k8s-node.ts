@@ -204,31 +204,31 @@ async function nodeCertificate(pki: string, dir: string, name: string): Promise<
   return { cert, key };
 }
 
-function kubeconfigFor(file: string, server: string, ca: string, cert: string, key: string): void {
+/** A kubeconfig for `server` (cluster `c2d-local`) authenticating `user` with a client certificate. */
+export function writeKubeconfig(file: string, server: string, creds: { ca: string; cert: string; key: string; user: string }): void {
   const b64 = (f: string): string => fs.readFileSync(f).toString('base64');
-  fs.writeFileSync(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters:',
-      '- name: c2d-local',
-      '  cluster:',
-      `    server: ${server}`,
-      `    certificate-authority-data: ${b64(ca)}`,
-      'users:',
-      '- name: node',
-      '  user:',
-      `    client-certificate-data: ${b64(cert)}`,
-      `    client-key-data: ${b64(key)}`,
-      'contexts:',
-      '- name: c2d-local',
-      '  context: { cluster: c2d-local, user: node }',
-      'current-context: c2d-local',
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
+  const text = [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '- name: c2d-local',
+    '  cluster:',
+    `    server: ${server}`,
+    `    certificate-authority-data: ${b64(creds.ca)}`,
+    'users:',
+    `- name: ${creds.user}`,
+    '  user:',
+    `    client-certificate-data: ${b64(creds.cert)}`,
+    `    client-key-data: ${b64(creds.key)}`,
+    'contexts:',
+    '- name: c2d-local',
+    '  context:',
+    '    cluster: c2d-local',
+    `    user: ${creds.user}`,
+    'current-context: c2d-local',
+    '',
+  ].join('\n');
+  fs.writeFileSync(file, text, { mode: 0o600 });
 }
 
 function containerdConfig(dir: string, socket: string, cniConfDir: string): string {
@@ -375,16 +375,17 @@ async function pauseArchive(binDir: string, work: string): Promise<string> {
 
 // ---------- processes ----------
 
-interface Proc {
+export interface Proc {
   name: string;
   child: ChildProcess;
 }
 
-function startProcess(name: string, bin: string, args: string[], dir: string, detached: boolean): Proc {
+/** Starts a daemon logging to `<dir>/logs/<name>.log`; `detached`: in its own process group, outliving its launcher. */
+export function startProcess(name: string, bin: string, args: string[], dir: string, detached: boolean): Proc {
   const log = fs.openSync(path.join(dir, 'logs', `${name}.log`), 'a');
   const child = spawn(bin, args, { stdio: ['ignore', log, log], detached });
   fs.closeSync(log);
-  child.on('error', () => undefined);
+  child.on('error', () => undefined); // reported by whoever waits for it to start
   if (detached) child.unref();
   return { name, child };
 }
@@ -460,7 +461,7 @@ export async function startRealNode(opts: RealNodeOptions): Promise<RealNode> {
 
     const { cert, key } = await nodeCertificate(opts.pki, dir, REAL_NODE);
     const kubeconfig = path.join(dir, 'kubelet.kubeconfig');
-    kubeconfigFor(kubeconfig, opts.server, path.join(opts.pki, 'ca.crt'), cert, key);
+    writeKubeconfig(kubeconfig, opts.server, { ca: path.join(opts.pki, 'ca.crt'), cert, key, user: 'node' });
     fs.writeFileSync(path.join(dir, 'kubelet-config.json'), kubeletConfig(dir, socket, port, path.join(opts.pki, 'ca.crt')));
     const kubelet = track(
       startProcess(
