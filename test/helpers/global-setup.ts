@@ -18,7 +18,8 @@ export default async function globalSetup(): Promise<void> {
   server.unref();
   // the network tests' workers install the jobs' firewall table (src/compute/process/network.ts): teardown removes it unless it was there
   const nftTableBefore = process.getuid?.() === 0 && spawnSync('nft', ['list', 'table', 'inet', NFT_TABLE], { stdio: 'ignore' }).status === 0;
-  const state: TestState = { temporalAddress: `127.0.0.1:${port}`, temporalPid: server.pid ?? 0, dir, dbFile, port, uiPort, nftTableBefore };
+  const ipForwardBefore = fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
+  const state: TestState = { temporalAddress: `127.0.0.1:${port}`, temporalPid: server.pid ?? 0, dir, dbFile, port, uiPort, nftTableBefore, ipForwardBefore };
   const file = newStateFile();
   fs.writeFileSync(file, JSON.stringify(state));
   process.env.C2D_TEST_STATE = file;

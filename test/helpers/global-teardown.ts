@@ -21,5 +21,7 @@ export default async function globalTeardown(): Promise<void> {
   if (alive(state.temporalPid)) process.kill(state.temporalPid, 'SIGKILL');
   fs.rmSync(state.dir, { recursive: true, force: true, maxRetries: 5 });
   if (process.getuid?.() === 0 && state.nftTableBefore === false) spawnSync('nft', ['delete', 'table', 'inet', NFT_TABLE], { stdio: 'ignore' });
+  // the process backend's job networks turn forwarding on (and leave it on in production, saying so): not on a test host
+  if (process.getuid?.() === 0 && state.ipForwardBefore !== undefined) fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', state.ipForwardBefore);
   fs.rmSync(process.env.C2D_TEST_STATE ?? '', { force: true });
 }

@@ -12,6 +12,8 @@ export interface TestState {
   uiPort: number;
   /** the jobs' firewall table (inet c2d_jobs) was there before the run: the run leaves it, else teardown removes it */
   nftTableBefore?: boolean;
+  /** net.ipv4.ip_forward before the run: the process backend's job networks turn it on, the teardown puts it back */
+  ipForwardBefore?: string;
 }
 
 /** A new state file for this run; global-setup publishes its path in C2D_TEST_STATE (inherited by test workers). */
