@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A Docker Engine of our own for the docker backend's tests and `npm run dev`, idempotently:
 #   1. installs docker.io, debootstrap and docker-registry with apt-get (as root, Debian/Ubuntu);
-#   2. starts dockerd with --iptables=false --ip6tables=false --bridge=none (the host firewall is never
-#      touched: only the `host` and `none` networks exist) and its own data/exec roots and socket;
+#   2. starts dockerd with --iptables=false --ip6tables=false --bridge=none --ip-forward=false (the host
+#      firewall and forwarding are never touched: only the `host` and `none` networks exist) and its own
+#      data/exec roots and socket;
 #   3. starts Debian's docker-registry on 127.0.0.1:5000 (filesystem storage) so images have manifest digests;
 #   4. with --images: a base image from a Debian rootfs (debootstrap minbase bookworm + python3, numpy, nodejs;
 #      the tarball is cached outside the clone), our configure/publish images built on it from
@@ -84,7 +85,7 @@ if [ "${1:-}" = "--prepare" ]; then build_base_tar; exit 0; fi
 mkdir -p "$dir"
 if ! pid_alive "$dir/docker.pid" || ! curl -sf --unix-socket "$socket" http://d/_ping >/dev/null 2>&1; then
   # (an engine the package's init script may have started keeps its own socket; ours is separate)
-  nohup /usr/sbin/dockerd --iptables=false --ip6tables=false --bridge=none \
+  nohup /usr/sbin/dockerd --iptables=false --ip6tables=false --bridge=none --ip-forward=false \
     --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
     --host "unix://$socket" >"$dir/dockerd.log" 2>&1 </dev/null 9>&- &
   for _ in $(seq 1 100); do
