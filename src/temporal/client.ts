@@ -16,7 +16,7 @@ import { finalStatuses, JobStatus, type JobStatusCode, StopReq, statusText } fro
 import type { ResultStore } from '../storage/store';
 import type { computeJob } from '../workflows/compute-job';
 import { environmentWorkflowId, holdersQuery, resourcesInUseQuery, statusQuery, stopUpdate, waitersQuery } from '../workflows/definitions';
-import { agreementIdOf, algorithmDidOf, initialJobState, jobView } from '../workflows/job-view';
+import { agreementIdOf, algorithmDidOf, initialJobState, jobView, type LiveView } from '../workflows/job-view';
 import { C2DAlgorithmDid, C2DDatasetDids, C2DEnvironment, C2DOwner, C2DStatus } from '../workflows/search-attributes';
 import { dataConverterFor } from './codec';
 import type { JobsService } from './jobs-service';
@@ -228,6 +228,10 @@ export class TemporalJobsService implements JobsService {
     const handle = this.deps.client.workflow.getHandle(info.workflowId, info.runId);
     const jobId = jobIdOf(info.workflowId);
     let view: JobView;
+    const live = info.status.name === 'RUNNING' ? liveOf(info) : null;
+    // A running job's view, from what describe gave: its status, its input, its memo (no round trip through a worker).
+    // Once it has results (settling, or final and cleaning up) its state holds more than the memo: asked by query.
+    if (live) return { ...live, removed: await this.removedFlag(jobId) };
     if (info.status.name === 'RUNNING') {
       try {
         view = await this.deps.client.connection.withDeadline(Date.now() + (this.deps.queryTimeoutMs ?? 5_000), () => handle.query(statusQuery));
@@ -247,33 +251,19 @@ export class TemporalJobsService implements JobsService {
    * does not answer the status query in time (its last recorded status).
    */
   private async synthesize(info: ExecutionInfo, jobId: string): Promise<JobView> {
-    const sa = info.typedSearchAttributes;
     const stored = await this.deps.results.get(jobId);
-    const last = (sa.get(C2DStatus) ?? JobStatus.WarmingUp) as JobStatusCode;
+    const last = recordedStatus(info);
     const running = info.status.name === 'RUNNING';
     const status: JobStatusCode =
       running || finalStatuses.includes(last) ? last : last >= JobStatus.RunningAlgorithm ? JobStatus.AlgorithmFailed : JobStatus.DataProvisioningFailed;
-    const memo = info.memo ?? {};
-    const createdAt = typeof memo.createdAt === 'number' ? memo.createdAt : info.startTime.getTime();
     return {
-      agreementId: typeof memo.agreementId === 'string' ? memo.agreementId : '',
-      jobId,
-      owner: sa.get(C2DOwner) ?? '',
-      status,
-      statusText: statusText[status],
-      dateCreated: toEpochSecondsString(createdAt),
-      dateFinished: info.closeTime ? toEpochSecondsString(info.closeTime.getTime()) : null,
-      stopreq: StopReq.None,
+      ...visibleView(info, status),
       removed: stored?.removed ? 1 : 0,
-      algoDID: sa.get(C2DAlgorithmDid) ?? '',
-      inputDID: sa.get(C2DDatasetDids) ?? [],
       results: stored?.results ?? (running ? '' : []),
-      environment: sa.get(C2DEnvironment) ?? '',
       expireTimestamp: stored?.expireTimestamp ?? null,
       terminationDetails: running
         ? null
         : { exitCode: null, oomKilled: false, reason: `the job's workflow ended abnormally (${info.status.name.toLowerCase()})` },
-      ...(memo.api === 'v2' ? { api: 'v2' as const } : {}),
     };
   }
 
@@ -294,6 +284,54 @@ export class TemporalJobsService implements JobsService {
       return ids;
     });
   }
+}
+
+const recordedStatus = (info: ExecutionInfo): JobStatusCode => (info.typedSearchAttributes.get(C2DStatus) ?? JobStatus.WarmingUp) as JobStatusCode;
+
+/** A job's view from its visibility record alone (search attributes, memo at the start), in the given status; nothing published yet. */
+function visibleView(info: ExecutionInfo, status: JobStatusCode): JobView {
+  const sa = info.typedSearchAttributes;
+  const memo = info.memo ?? {};
+  const createdAt = typeof memo.createdAt === 'number' ? memo.createdAt : info.startTime.getTime();
+  return {
+    agreementId: typeof memo.agreementId === 'string' ? memo.agreementId : '',
+    jobId: jobIdOf(info.workflowId),
+    owner: sa.get(C2DOwner) ?? '',
+    status,
+    statusText: statusText[status],
+    dateCreated: toEpochSecondsString(createdAt),
+    dateFinished: info.closeTime ? toEpochSecondsString(info.closeTime.getTime()) : null,
+    stopreq: StopReq.None,
+    removed: 0,
+    algoDID: sa.get(C2DAlgorithmDid) ?? '',
+    inputDID: sa.get(C2DDatasetDids) ?? [],
+    results: '',
+    environment: sa.get(C2DEnvironment) ?? '',
+    expireTimestamp: null,
+    terminationDetails: null,
+    ...(memo.api === 'v2' ? { api: 'v2' as const } : {}),
+  };
+}
+
+/**
+ * A running job's view from describe, as its status query would give it, while it has published nothing: the
+ * status it recorded, the memo `live` the workflow keeps (computeJob). null once it may hold results (settling,
+ * or a final status while it cleans up), and for a workflow older than the memo: those are asked by query.
+ */
+function liveOf(info: ExecutionInfo): JobView | null {
+  const status = recordedStatus(info);
+  if (finalStatuses.includes(status) || status === JobStatus.Settling) return null;
+  const memo = info.memo ?? {};
+  if (typeof memo.createdAt !== 'number') return null;
+  const live = (memo.live ?? {}) as Partial<LiveView>;
+  return {
+    ...visibleView(info, status),
+    ...(live.stopreq !== undefined ? { stopreq: live.stopreq } : {}),
+    ...(live.terminationDetails ? { terminationDetails: live.terminationDetails } : {}),
+    ...(live.payment ? { payment: live.payment } : {}),
+    ...(live.pullingImage ? { pullingImage: true as const } : {}),
+    ...(live.imagePullFailed ? { imagePullFailed: true as const } : {}),
+  };
 }
 
 const delay = (ms: number): Promise<void> =>

@@ -11,12 +11,12 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { JobInput, JobView } from '../domain/job';
-import { JobStatus, type JobStatusCode, StopReq, type StopReqCode } from '../domain/status';
+import { finalStatuses, JobStatus, type JobStatusCode, StopReq, type StopReqCode } from '../domain/status';
 import type { PluginStage, PluginStep } from '../plugins/types';
 import { chainCall } from './activity-options';
 import { imagePullProgressSignal, statusQuery, stopUpdate } from './definitions';
 import { describeFailure, endWith, failed, type Failure, JobFailed, provisioningFailure, stopped } from './job-failure';
-import { initialJobState, jobView } from './job-view';
+import { initialJobState, jobView, liveView } from './job-view';
 import { runPlugins } from './plugins';
 import { C2DStatus } from './search-attributes';
 import { paymentSaga } from './payment';
@@ -29,8 +29,9 @@ const { authorizeJob } = proxyActivities<Activities>({ ...chainCall, summary: 'C
 const { verifyOrders } = proxyActivities<Activities>({ ...chainCall, summary: 'Verify the datatoken orders on chain' });
 /**
  * One compute job: authorize and verify orders (side by side) → wait for a slot of the environment → configure → run the
- * algorithm → [plugins] → publish → clean up. Status lives in workflow state (query `status`) and in the
- * C2DStatus search attribute. The input and everything this workflow records are ids only; activities
+ * algorithm → [plugins] → publish → clean up. Status lives in workflow state (query `status`), in the
+ * C2DStatus search attribute and, for what else a running job's view shows, in the memo `live`: status
+ * polls of a running job read those from describe, without a round trip through a worker. The input and everything this workflow records are ids only; activities
  * fetch secrets. A stop (update `stop`, a cancel request, or the deadline) cancels the run; what follows
  * it runs in any case.
  */
@@ -51,14 +52,26 @@ export async function computeJob(input: JobInput): Promise<JobView> {
   /** C2D v2 paid jobs: the Escrow lock at the start, the claim at the end */
   const payment = paymentSaga(input, state);
 
+  /** what a running job's view holds beyond its status and its input: the memo `live`, read by status polls without a query */
+  let liveMemo = JSON.stringify(liveView(state));
+  const syncLive = (): void => {
+    const live = liveView(state);
+    const key = JSON.stringify(live);
+    if (key === liveMemo) return;
+    liveMemo = key;
+    upsertMemo({ live });
+  };
   const setStatus = (status: JobStatusCode): void => {
     if (state.status === status) return;
     state.status = status;
     upsertSearchAttributes([{ key: C2DStatus, value: status }]);
+    // once it may hold results (settling, final) its view is read from its state (query, then its result), not the memo
+    if (status !== JobStatus.Settling && !finalStatuses.includes(status)) syncLive();
   };
   const stop = (why: StopReqCode): void => {
     if (!stoppable || state.stopreq !== StopReq.None) return;
     state.stopreq = why;
+    syncLive();
     job.cancel();
   };
   const pluginsAt = (stage: PluginStage): Promise<string | null> => {
@@ -128,6 +141,7 @@ export async function computeJob(input: JobInput): Promise<JobView> {
         // which starts again, whole, when the algorithm starts (as the backend's own deadline does).
         deadline.cancel();
         state.pulling = true;
+        syncLive();
         const prepared = await steps
           .prepareAlgorithm(limits.imagePullSeconds)({ ...ref, plan })
           .catch(endWith((err) => failed(JobStatus.AlgorithmProvisioningFailed, `could not prepare the algorithm's image: ${describeFailure(err).message}`)))
@@ -135,7 +149,10 @@ export async function computeJob(input: JobInput): Promise<JobView> {
             if (err instanceof JobFailed) state.pullFailed = true; // not a stop
             throw err;
           })
-          .finally(() => (state.pulling = false));
+          .finally(() => {
+            state.pulling = false;
+            syncLive();
+          });
         if (!prepared.ok) {
           state.pullFailed = true;
           throw new JobFailed({ status: prepared.failStatus ?? JobStatus.AlgorithmProvisioningFailed, details: prepared.terminationDetails });

@@ -59,3 +59,14 @@ export function jobView(input: JobInput, s: JobState, removed: 0 | 1 = 0): JobVi
     ...(input.api ? { api: input.api } : {}),
   };
 }
+
+/** What a running job's view holds beyond its status, its input and its memo at the start: kept in the memo `live` (LiveView). */
+export type LiveView = Pick<JobView, 'stopreq' | 'terminationDetails' | 'payment' | 'pullingImage' | 'imagePullFailed'>;
+
+export const liveView = (s: JobState): LiveView => ({
+  stopreq: s.stopreq,
+  terminationDetails: s.terminationDetails,
+  ...(s.payment ? { payment: s.payment } : {}),
+  ...(s.pulling ? { pullingImage: true } : {}),
+  ...(s.pullFailed ? { imagePullFailed: true } : {}),
+});

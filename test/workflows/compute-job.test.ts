@@ -3,6 +3,7 @@ import type { temporal } from '@temporalio/proto';
 import { AccessDeniedError } from '../../src/domain/errors';
 import type { JobView } from '../../src/domain/job';
 import { TemporalJobsService } from '../../src/temporal/client';
+import { statusQuery } from '../../src/workflows/definitions';
 import { C2DAlgorithmDid, C2DDatasetDids, C2DEnvironment, C2DOwner, C2DStatus } from '../../src/workflows/search-attributes';
 import { eventually, finalJobView, historyText, startTestWorker, type TestWorker, uniqueName } from '../helpers/temporal';
 import { environment, fakeWorld, jobInput, type JobScript, newOwner, SECRET } from './fakes';
@@ -116,6 +117,58 @@ describe('computeJob', () => {
       LOGS: '/data/logs',
       ALGO: '/data/transformations/algorithm',
     });
+  });
+
+  test("when a running job's status is read, then it comes from describe without a query, and is the view its status query gives", async () => {
+    const started = await startScripted({ configure: { hold: true }, algorithm: { hold: true }, publish: { hold: true } });
+    const { jobId } = started;
+    const handle = tw.client.workflow.getHandle(`c2d-${jobId}`);
+    const queried = async (): Promise<JobView> => ({ ...(await handle.query(statusQuery)), removed: 0 });
+    const queries = jest.spyOn(tw.client.workflowService, 'queryWorkflow');
+    const readWithoutQuery = async (): Promise<JobView | null> => {
+      queries.mockClear();
+      const view = await jobs.get(jobId);
+      expect(queries).not.toHaveBeenCalled();
+      return view;
+    };
+    try {
+      await eventually(() => world.backend.isWaiting(jobId, 'configure'));
+      expect(await readWithoutQuery()).toEqual(await queried());
+      world.backend.release(jobId, 'configure');
+      await eventually(() => world.backend.isWaiting(jobId, 'algorithm'));
+      expect(await readWithoutQuery()).toEqual(await queried());
+      // a stop shows at once (stopreq 1), while the job still runs what follows it
+      expect(await jobs.stop(jobId)).toMatchObject({ stopreq: 1 });
+      await eventually(() => world.backend.isWaiting(jobId, 'publish'));
+      const publishing = await readWithoutQuery();
+      expect(publishing).toMatchObject({ status: 60, stopreq: 1, results: '', dateFinished: null, terminationDetails: null });
+      expect(publishing).toEqual(await queried());
+      world.backend.release(jobId, 'publish');
+      // once it ended its view comes from its result, as before
+      const done = await finalView(jobId);
+      expect(done).toMatchObject({ stopreq: 1, dateFinished: expect.any(String) });
+      expect(done).toEqual({ ...(await handle.result()), removed: 0 });
+    } finally {
+      queries.mockRestore();
+    }
+  });
+
+  test('when the algorithm image is pulled (docker), then status reads say so from describe, and stop saying it once it ran', async () => {
+    const started = await startScripted({ prepare: { ms: 2500 }, algorithm: { hold: true } }, dockerEnv.id);
+    const { jobId } = started;
+    const handle = tw.client.workflow.getHandle(`c2d-${jobId}`);
+    await eventually(() => world.backend.prepares.some((p) => p.jobId === jobId));
+    const pulling = await eventually(async () => {
+      const view = await jobs.get(jobId);
+      return view?.pullingImage ? view : undefined;
+    });
+    expect(pulling).toEqual({ ...(await handle.query(statusQuery)), removed: 0 });
+    await eventually(() => world.backend.isWaiting(jobId, 'algorithm'));
+    const running = await jobs.get(jobId);
+    expect(running).toMatchObject({ status: 40 });
+    expect(running).not.toHaveProperty('pullingImage');
+    await jobs.stop(jobId);
+    await finalView(jobId);
   });
 
   test('when a job ran, then its decrypted file locations reached the configuration step but never the history', async () => {
