@@ -4,6 +4,8 @@
  * publish dir and reports what it collected, within a budget of bytes and files.
  * Usage: node publish-step.js <outputs> <publish dir> <report.json> [--max-bytes=N] [--max-files=N] [--withhold]
  * --withhold: publish no output and name none (a plugin refused them, or the algorithm passed the limit).
+ * --flags-on-stdin instead of the flags: started ahead of its turn (while the algorithm runs), it waits for
+ * them on its stdin, one line; end of file without a line: it is not wanted and ends at once, saying nothing.
  * Node built-ins only (no node_modules here).
  */
 import fs from 'node:fs';
@@ -36,8 +38,8 @@ const cost = (st: fs.Stats): number => Math.max(st.size, st.blocks * 512);
 /** A name as the log shows it: quoted, so a name cannot forge a line of its own. */
 const shown = (name: string): string => JSON.stringify(name);
 
-function main(): number {
-  const [outputs, publish, reportFile, ...flags] = process.argv.slice(2);
+function main(flags: string[]): number {
+  const [outputs, publish, reportFile] = process.argv.slice(2);
   const budget = parseFlags(flags);
   if (!outputs || !publish || !reportFile || typeof budget === 'string') {
     console.error(
@@ -94,4 +96,12 @@ function main(): number {
   return 0;
 }
 
-process.exitCode = main();
+const args = process.argv.slice(5);
+if (args.length === 1 && args[0] === '--flags-on-stdin') {
+  const chunks: Buffer[] = [];
+  process.stdin.on('data', (c: Buffer) => chunks.push(c));
+  process.stdin.on('end', () => {
+    const line = Buffer.concat(chunks).toString().trim();
+    process.exitCode = line === '' ? 1 : main(line.split(/\s+/));
+  });
+} else process.exitCode = main(args);

@@ -331,6 +331,75 @@ describe('process backend: a job end to end', () => {
     });
   });
 
+  describe('publishing started ahead', () => {
+    /** processes in the job's publish cgroup: its sandbox, waiting */
+    const publishPids = (jobId: string): string[] => {
+      const procs = `/sys/fs/cgroup/pids/c2d/${jobId}-publish/cgroup.procs`;
+      return fs.existsSync(procs) ? fs.readFileSync(procs, 'utf8').split('\n').filter(Boolean) : [];
+    };
+    const algorithmUp = async (jobId: string): Promise<void> => {
+      for (let i = 0; i < 100 && !algorithmLog(t.dataDir, jobId).includes('up'); i++) await sleep(50);
+      expect(algorithmLog(t.dataDir, jobId)).toContain('up');
+    };
+    const waitFor = async (f: () => boolean): Promise<boolean> => {
+      for (let i = 0; i < 100 && !f(); i++) await sleep(30);
+      return f();
+    };
+
+    test('when the algorithm runs, then its publish sandbox already waits, and publishing uses it with the budget decided at its turn', async () => {
+      const jobId = job();
+      const code = `console.log('up'); require('fs').writeFileSync('/data/outputs/a.txt', 'x'.repeat(10)); setTimeout(() => require('fs').writeFileSync('/data/outputs/b.txt', 'y'), 1500)`;
+      const running = runAlgorithm(t.backend, jobId, { code });
+      await algorithmUp(jobId);
+      expect(await waitFor(() => publishPids(jobId).length > 0)).toBe(true);
+      const waiting = publishPids(jobId);
+      // it read nothing: the outputs it publishes are the ones there when its turn comes
+      expect(fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'logs', 'publish.log'), { flag: 'a+' }).toString()).toBe('');
+      expect((await running).algorithm).toMatchObject({ exitCode: 0 });
+      const publish = await t.backend.runStep({ jobId, environment: testEnvironment(), step: 'publish', withholdOutputs: false }, hooks());
+      expect(publish).toMatchObject({ exitCode: 0, reason: '', reattached: false, report: { files: [{ filename: 'a.txt' }, { filename: 'b.txt' }] } });
+      expect(waiting.length).toBeGreaterThan(0);
+      expect(publishPids(jobId)).toEqual([]);
+    });
+
+    test('when publishing withholds the outputs, then the sandbox started ahead publishes none', async () => {
+      const jobId = job();
+      const running = runAlgorithm(t.backend, jobId, { code: `console.log('up'); require('fs').writeFileSync('/data/outputs/a.txt', 'x'); setTimeout(() => {}, 500)` });
+      await algorithmUp(jobId);
+      expect(await waitFor(() => publishPids(jobId).length > 0)).toBe(true);
+      await running;
+      const publish = await t.backend.runStep({ jobId, environment: testEnvironment(), step: 'publish', withholdOutputs: true }, hooks());
+      expect(publish).toMatchObject({ exitCode: 0, report: { files: [], withheld: true } });
+      expect((await t.backend.listPublished(jobId)).filter((f) => f.type === 'output')).toEqual([]);
+    });
+
+    test('when the job is stopped, then the sandbox started ahead ends with it, and publishing starts its own', async () => {
+      const jobId = job();
+      const running = runAlgorithm(t.backend, jobId, { code: `console.log('up'); require('fs').writeFileSync('/data/outputs/a.txt', 'x'); setInterval(() => {}, 1000)` });
+      await algorithmUp(jobId);
+      expect(await waitFor(() => publishPids(jobId).length > 0)).toBe(true);
+      await t.backend.stopJob(jobId);
+      expect(publishPids(jobId)).toEqual([]);
+      expect((await running).algorithm).toMatchObject({ reason: 'stopped' });
+      const publish = await t.backend.runStep({ jobId, environment: testEnvironment(), step: 'publish' }, hooks());
+      expect(publish).toMatchObject({ exitCode: 0, reason: '', report: { files: [{ filename: 'a.txt' }] } });
+      // the log holds the run that published, nothing of the one that was not wanted
+      const log = fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'logs', 'publish.log'), 'utf8');
+      expect(log).toBe('collected "a.txt" (1 bytes)\npublished 1 file(s)\n');
+    });
+
+    test('when a job is cleaned up without publishing, then the sandbox started ahead is gone too', async () => {
+      const jobId = job();
+      const running = runAlgorithm(t.backend, jobId, { code: `console.log('up'); setInterval(() => {}, 1000)` });
+      await algorithmUp(jobId);
+      expect(await waitFor(() => publishPids(jobId).length > 0)).toBe(true);
+      await t.backend.cleanup(jobId);
+      await running;
+      expect(publishPids(jobId)).toEqual([]);
+      expect(fs.existsSync(`/sys/fs/cgroup/pids/c2d/${jobId}-publish`)).toBe(false);
+    });
+  });
+
   test('when the job is stopped while the algorithm runs, then its processes are gone within 2 s and the log so far is kept', async () => {
     const jobId = job();
     const code = `require('fs').writeFileSync('/data/outputs/partial.txt', 'so far'); console.log('started'); setInterval(() => {}, 1000);`;

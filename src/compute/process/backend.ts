@@ -47,7 +47,8 @@ export class ProcessBackend implements ComputeBackend {
     this.log = opts.logger;
     this.host = setUpHost(opts, this.log);
     this.direct = new DirectSteps(this.host);
-    this.supervised = new SupervisedSteps(this.host);
+    // while the algorithm runs, its publish sandbox starts and waits: publishing then costs no Node start-up
+    this.supervised = new SupervisedSteps(this.host, (req) => this.direct.prewarmPublish(req));
   }
 
   /** Where job workspaces and the sandboxed step programs are, and the stage dir when the sandbox uid could not reach the originals. */
@@ -81,6 +82,7 @@ export class ProcessBackend implements ComputeBackend {
   async stopJob(jobId: string): Promise<void> {
     const job = this.job(jobId);
     if (fs.existsSync(job.root)) fs.writeFileSync(job.stopMarker, '');
+    this.direct.discardWarm(jobId);
     await this.killJob(jobId, job);
     await this.host.networks.teardown(jobId);
     this.log.info({ jobId }, 'job stopped');
@@ -125,6 +127,7 @@ export class ProcessBackend implements ComputeBackend {
   async cleanup(jobId: string): Promise<void> {
     const job = this.job(jobId);
     if (fs.existsSync(job.root)) fs.writeFileSync(job.stopMarker, '');
+    this.direct.discardWarm(jobId);
     await this.killJob(jobId, job);
     await this.host.networks.teardown(jobId);
     // a step cut short (a crash) may have left files of the job's uid, which the worker cannot remove as itself

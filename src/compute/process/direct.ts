@@ -5,11 +5,12 @@ import type { StepHooks, StepOutcome } from '../backend';
 import { killCgroups, stepCgroupDirs } from './cgroups';
 import { type IdMap, namespacePrefix } from './idmap';
 import { cgroupName, createJobDirs, jobPaths, type StepPaths, stepPaths } from './layout';
-import { type ProcessStepRequest, planStep } from './plan';
+import { type ProcessStepRequest, planStep, publishBudget } from './plan';
 import { recordExit, recordStopped, runPlannedStep } from './runner';
 import type { StepSpec } from './spec';
 import { fileOwner, type ProcessHost } from './setup';
 import { type ExitedState, readReport, readState, writeJsonAtomic } from './state';
+import { publishFlags } from './steps';
 import { waitForStep } from './wait';
 
 /** Configuration and publishing: the steps the worker runs itself. */
@@ -21,6 +22,20 @@ interface DirectRun {
   abandoned: boolean;
 }
 
+/** A publish sandbox started ahead of its turn, its program waiting on its stdin for its flags. */
+interface WarmPublish {
+  /** the program's flags (one line), or null: not wanted, it ends */
+  go: (line: string | null) => void;
+  run: Promise<ExitedState>;
+  settled: boolean;
+  /** not to be used: the job was stopped or cleaned up, or it waited too long */
+  discarded: boolean;
+  timer: NodeJS.Timeout;
+}
+
+/** A publish started ahead waits at most the algorithm's own bound and this. */
+const WARM_MARGIN_MS = 5 * 60_000;
+
 /**
  * Configuration and publishing run straight from the worker (same sandbox, same cgroup limits, same
  * runner), without a detached supervisor: they are idempotent, so a retry after a worker crash runs
@@ -31,8 +46,70 @@ interface DirectRun {
 export class DirectSteps {
   /** runs of this worker, by `<jobId>/<step>` */
   private readonly runs = new Map<string, DirectRun>();
+  /** publish sandboxes started ahead, by job id */
+  private readonly warm = new Map<string, WarmPublish>();
 
   constructor(private readonly host: ProcessHost) {}
+
+  /**
+   * Starts the job's publish sandbox now, while its algorithm runs: its program starts (Node's start-up,
+   * the sandbox's set-up) and waits on its stdin, reading nothing, until publishing's turn gives it its
+   * flags. Publishing then costs the copy alone. Best effort: a publish that finds none starts its own. Not
+   * for a worker that is not root (its steps run under a supervisor of their own). It dies with the worker
+   * (--die-with-parent), and a stop or cleanup of the job discards it.
+   */
+  prewarmPublish(req: { jobId: string; environment: ProcessStepRequest['environment'] }): void {
+    const { jobId, environment } = req;
+    if (this.host.idmap || this.warm.has(jobId)) return;
+    const job = jobPaths(this.host.reach.workDir, jobId);
+    const sp = stepPaths(job, 'publish');
+    if (fs.existsSync(job.stopMarker) || fs.existsSync(sp.launch) || !fs.existsSync(job.root)) return;
+    try {
+      let go: (line: string | null) => void = () => undefined;
+      const gate = new Promise<string | null>((resolve) => (go = resolve));
+      createJobDirs(job, sp, fileOwner(this.host, jobId));
+      const spec = planStep(this.host, { jobId, environment, step: 'publish' }, job, sp, { flagsOnStdin: true });
+      const entry: WarmPublish = {
+        go,
+        run: runPlannedStep(spec, { shell: this.host.bin.sh, detached: true, go: gate }),
+        settled: false,
+        discarded: false,
+        timer: setTimeout(() => this.discardWarm(jobId), environment.maxJobDuration * 1000 + WARM_MARGIN_MS).unref(),
+      };
+      const settled = (): void => {
+        entry.settled = true;
+        clearTimeout(entry.timer);
+        if (this.warm.get(jobId) === entry) this.warm.delete(jobId);
+      };
+      entry.run.then(settled, settled);
+      this.warm.set(jobId, entry);
+    } catch (err) {
+      this.host.log.warn({ jobId, err: (err as Error).message }, 'could not start the publish step ahead; it starts when its turn comes');
+    }
+  }
+
+  /** The job's publish started ahead is not to be used (a stop, a cleanup): it ends. */
+  discardWarm(jobId: string): void {
+    const entry = this.warm.get(jobId);
+    if (!entry || entry.discarded) return;
+    entry.discarded = true;
+    entry.go(null);
+  }
+
+  /** The job's publish started ahead, still waiting, taken for this run; undefined when there is none (one discarded has ended first). */
+  private async takeWarm(jobId: string): Promise<WarmPublish | undefined> {
+    const entry = this.warm.get(jobId);
+    if (!entry) return undefined;
+    if (!entry.discarded && !entry.settled) {
+      this.warm.delete(jobId);
+      clearTimeout(entry.timer);
+      return entry;
+    }
+    this.discardWarm(jobId);
+    // its runner removes its cgroups as it ends: the run that replaces it starts after
+    await entry.run.catch(() => undefined);
+    return undefined;
+  }
 
   run(req: DirectStepRequest, hooks: StepHooks): Promise<StepOutcome> {
     const key = `${req.jobId}/${req.step}`;
@@ -69,6 +146,7 @@ export class DirectSteps {
 
   private async start(req: DirectStepRequest): Promise<StepOutcome> {
     const { jobId, step } = req;
+    const warm = req.step === 'publish' ? await this.takeWarm(jobId) : undefined;
     const job = jobPaths(this.host.reach.workDir, jobId);
     const sp = stepPaths(job, step);
     createJobDirs(job, sp, fileOwner(this.host, jobId));
@@ -87,6 +165,11 @@ export class DirectSteps {
     if (step !== 'publish' && fs.existsSync(job.stopMarker)) {
       if (step === 'configure') fs.rmSync(job.configureSpec, { force: true });
       return outcome(recordStopped(sp.state));
+    }
+    if (warm && req.step === 'publish') {
+      this.host.log.info({ jobId, step, ahead: true }, 'step started');
+      warm.go(publishFlags(publishBudget(req, job)).join(' '));
+      return outcome(await warm.run);
     }
     const netns = req.step === 'configure' ? await this.configureNetns(req) : undefined;
     try {

@@ -12,7 +12,7 @@ import { seccompProgram } from './seccomp';
 import { buildSandboxArgs, type SandboxOptions, wrapSandboxCommand } from './sandbox-args';
 import { jobUid, type ProcessHost, setupError } from './setup';
 import { readState, type StepSpec } from './state';
-import { algorithmSandbox, configureSandbox, findRuntime, publishSandbox } from './steps';
+import { algorithmSandbox, configureSandbox, findRuntime, type PublishBudget, publishSandbox } from './steps';
 
 /** A step request of a process environment (the backend checks that before anything else). */
 export type ProcessStepRequest = StepRequest & { environment: ProcessEnvironment };
@@ -34,7 +34,7 @@ export function planStep(
   req: ProcessStepRequest,
   job: JobPaths,
   sp: StepPaths,
-  extra: { netns?: string; supervisorLog?: string } = {},
+  extra: { netns?: string; supervisorLog?: string; flagsOnStdin?: boolean } = {},
 ): StepSpec {
   const { jobId, step, environment: env } = req;
   const name = cgroupName(jobId, step);
@@ -46,7 +46,7 @@ export function planStep(
     chownTo([sp.report], owner);
     // opened by the wrapper shell before it drops privileges: the worker's own file
     fs.writeFileSync(sp.seccomp, seccompProgram(), { mode: 0o600 });
-    const sandbox = sandboxFor(host, req, job, sp, owner, extra.netns);
+    const sandbox = sandboxFor(host, req, job, sp, owner, extra.netns, extra.flagsOnStdin === true);
     const dirs = createStepCgroups(host.cgroups, name, {
       memoryBytes: env.ramGB * 1024 ** 3,
       cpus: env.cpuNumber,
@@ -107,6 +107,15 @@ function algorithmPassedLimit(job: JobPaths): boolean {
   return state?.status === 'exited' && state.reason === 'output-limit';
 }
 
+/** What publishing may copy, decided when its turn comes (after the algorithm). */
+export function publishBudget(req: Extract<ProcessStepRequest, { step: 'publish' }>, job: JobPaths): PublishBudget {
+  return {
+    maxBytes: maxOutputBytes(req.environment),
+    maxFiles: req.environment.process.maxOutputFiles,
+    withhold: req.withholdOutputs === true || algorithmPassedLimit(job),
+  };
+}
+
 function sandboxFor(
   host: ProcessHost,
   req: ProcessStepRequest,
@@ -114,6 +123,7 @@ function sandboxFor(
   sp: StepPaths,
   uid: number | undefined,
   netns: string | undefined,
+  flagsOnStdin: boolean,
 ): SandboxOptions {
   const tmpBytes = req.environment.process.tmpBytes;
   const programStep = { job, node: host.node, programsDir: host.reach.programsDir, reportFile: sp.report, tmpBytes };
@@ -123,11 +133,7 @@ function sandboxFor(
       chownTo([job.configureSpec], uid);
       return configureSandbox(programStep);
     case 'publish':
-      return publishSandbox(programStep, {
-        maxBytes: maxOutputBytes(req.environment),
-        maxFiles: req.environment.process.maxOutputFiles,
-        withhold: req.withholdOutputs === true || algorithmPassedLimit(job),
-      });
+      return publishSandbox(programStep, flagsOnStdin ? null : publishBudget(req, job));
     case 'algorithm': {
       const spec = req.algorithm;
       const runtime = findRuntime(host.runtimes, spec.container.image);

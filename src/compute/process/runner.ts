@@ -34,9 +34,11 @@ export const recordStopped = (stateFile: string): ExitedState => recordExit(stat
  * The step is killed (its whole cgroup) at the deadline or when its outputs pass their limit; the
  * reason says which, else the kernel's OOM kill, else the signal; a stop requested meanwhile wins.
  * `detached`: its own session, so a Ctrl-C meant for the worker does not reach the step.
+ * `go`: the step was started ahead of its turn, its program waiting on its stdin: the line it is given
+ * once its turn comes (null: it is not wanted, and ends on end of file); deadline and limits count from then.
  */
-export async function runPlannedStep(spec: StepSpec, opts: { shell: string; detached: boolean }): Promise<ExitedState> {
-  const startedAt = Date.now();
+export async function runPlannedStep(spec: StepSpec, opts: { shell: string; detached: boolean; go?: Promise<string | null> }): Promise<ExitedState> {
+  let startedAt = Date.now();
   const stopRequested = (): boolean => spec.stopMarker !== undefined && fs.existsSync(spec.stopMarker);
   const end = (exit: StepExit): ExitedState => {
     for (const f of spec.removeOnExit) fs.rmSync(f, { force: true });
@@ -64,9 +66,24 @@ export async function runPlannedStep(spec: StepSpec, opts: { shell: string; deta
     return used.bytes > limit.maxBytes || used.files > limit.maxFiles;
   };
   const log = openStepLog(spec.logFile, spec.maxLogBytes);
-  const deadline = setTimeout(() => kill('deadline'), spec.deadlineMs);
-  const sizeCheck = limit ? setInterval(() => overLimit() && kill('output-limit'), SIZE_CHECK_MS) : undefined;
-  const result = await runChild(spec.argv, log.append, opts);
+  let deadline: NodeJS.Timeout | undefined;
+  let sizeCheck: NodeJS.Timeout | undefined;
+  let ended = false;
+  const watch = (): void => {
+    if (ended) return;
+    deadline = setTimeout(() => kill('deadline'), spec.deadlineMs);
+    sizeCheck = limit ? setInterval(() => overLimit() && kill('output-limit'), SIZE_CHECK_MS) : undefined;
+  };
+  // A step started ahead (`go`: its program waits on its stdin for its arguments) counts from its go.
+  if (opts.go)
+    void opts.go.then((line) => {
+      if (line === null) return;
+      startedAt = Date.now();
+      watch();
+    });
+  else watch();
+  const result = await runChild(spec.argv, log.append, { ...opts, ...(opts.go ? { stdin: opts.go } : {}) });
+  ended = true;
   clearTimeout(deadline);
   clearInterval(sizeCheck);
   log.close();

@@ -95,8 +95,18 @@ export interface PublishBudget {
   withhold: boolean;
 }
 
-/** Publish: no network, outputs read-only, only the job's publish dir writable; it stops at its budget. */
-export function publishSandbox(s: ProgramStep, budget: PublishBudget): SandboxOptions {
+/** The publish program's flags for a budget. */
+export const publishFlags = (budget: PublishBudget): string[] => [
+  `--max-bytes=${budget.maxBytes}`,
+  `--max-files=${budget.maxFiles}`,
+  ...(budget.withhold ? ['--withhold'] : []),
+];
+
+/**
+ * Publish: no network, outputs read-only, only the job's publish dir writable; it stops at its budget.
+ * Budget null: started ahead of its turn, the program reads its flags on its stdin (publishFlags, one line).
+ */
+export function publishSandbox(s: ProgramStep, budget: PublishBudget | null): SandboxOptions {
   return {
     tmpBytes: s.tmpBytes,
     shareNetwork: false,
@@ -115,9 +125,7 @@ export function publishSandbox(s: ProgramStep, budget: PublishBudget): SandboxOp
       `${SANDBOX.data}/outputs`,
       SANDBOX.publish,
       REPORT,
-      `--max-bytes=${budget.maxBytes}`,
-      `--max-files=${budget.maxFiles}`,
-      ...(budget.withhold ? ['--withhold'] : []),
+      ...(budget ? publishFlags(budget) : ['--flags-on-stdin']),
     ],
   };
 }

@@ -64,7 +64,11 @@ export class SupervisedSteps {
   /** a supervisor started ahead of the next algorithm step (the first step starts one) */
   private spare: ChildProcess | undefined;
 
-  constructor(private readonly host: ProcessHost) {}
+  /** `onRunning`: called once the algorithm runs (launched or re-attached), e.g. to start its publish ahead */
+  constructor(
+    private readonly host: ProcessHost,
+    private readonly onRunning: (req: AlgorithmStepRequest) => void = () => undefined,
+  ) {}
 
   async run(req: AlgorithmStepRequest, hooks: StepHooks): Promise<StepOutcome> {
     const { jobId, step } = req;
@@ -92,6 +96,7 @@ export class SupervisedSteps {
     } else {
       this.host.log.info({ jobId, step }, 're-attaching to step');
     }
+    if (!fs.existsSync(job.stopMarker)) this.onRunning(req);
     const state = await waitForStep(hooks, { step }, (gaveUp) => this.exited(req, job, sp, gaveUp));
     if (!this.spare) this.startSpare();
     if (network) await this.host.networks.teardown(jobId);
