@@ -364,7 +364,9 @@ describe('process backend: a job end to end', () => {
 
     test('when publishing withholds the outputs, then the sandbox started ahead publishes none', async () => {
       const jobId = job();
-      const running = runAlgorithm(t.backend, jobId, { code: `console.log('up'); require('fs').writeFileSync('/data/outputs/a.txt', 'x'); setTimeout(() => {}, 500)` });
+      const running = runAlgorithm(t.backend, jobId, {
+        code: `console.log('up'); require('fs').writeFileSync('/data/outputs/a.txt', 'x'); setTimeout(() => {}, 500)`,
+      });
       await algorithmUp(jobId);
       expect(await waitFor(() => publishPids(jobId).length > 0)).toBe(true);
       await running;
@@ -375,7 +377,9 @@ describe('process backend: a job end to end', () => {
 
     test('when the job is stopped, then the sandbox started ahead ends with it, and publishing starts its own', async () => {
       const jobId = job();
-      const running = runAlgorithm(t.backend, jobId, { code: `console.log('up'); require('fs').writeFileSync('/data/outputs/a.txt', 'x'); setInterval(() => {}, 1000)` });
+      const running = runAlgorithm(t.backend, jobId, {
+        code: `console.log('up'); require('fs').writeFileSync('/data/outputs/a.txt', 'x'); setInterval(() => {}, 1000)`,
+      });
       await algorithmUp(jobId);
       expect(await waitFor(() => publishPids(jobId).length > 0)).toBe(true);
       await t.backend.stopJob(jobId);
