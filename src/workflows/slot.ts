@@ -46,15 +46,19 @@ export function environmentSlot(environmentId: string): EnvironmentSlot {
   return {
     async acquire(limits, opts = {}) {
       state = 'requested';
-      await acquireSlot({
+      // granted in the answer when the job fits at once; else the grant comes as a signal
+      if (
+        await acquireSlot({
         environmentId,
         slotsWorkflowId,
         workflowId,
         maxJobs: limits.maxJobs,
         leaseMs: limits.maxJobDuration * 1000 + LEASE_MARGIN_MS,
         ...(limits.resources ? { resources: limits.resources, totals: limits.resourceTotals } : {}),
-        ...(opts.free ? { free: true, maxFreeJobs: limits.maxFreeJobs } : {}),
-      });
+          ...(opts.free ? { free: true, maxFreeJobs: limits.maxFreeJobs } : {}),
+        })
+      )
+        granted = true;
       if (opts.maxWaitMs === undefined) {
         await condition(() => granted);
         return true;
