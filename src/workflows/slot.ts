@@ -49,12 +49,12 @@ export function environmentSlot(environmentId: string): EnvironmentSlot {
       // granted in the answer when the job fits at once; else the grant comes as a signal
       if (
         await acquireSlot({
-          environmentId,
-          slotsWorkflowId,
-          workflowId,
-          maxJobs: limits.maxJobs,
-          leaseMs: limits.maxJobDuration * 1000 + LEASE_MARGIN_MS,
-          ...(limits.resources ? { resources: limits.resources, totals: limits.resourceTotals } : {}),
+        environmentId,
+        slotsWorkflowId,
+        workflowId,
+        maxJobs: limits.maxJobs,
+        leaseMs: limits.maxJobDuration * 1000 + LEASE_MARGIN_MS,
+        ...(limits.resources ? { resources: limits.resources, totals: limits.resourceTotals } : {}),
           ...(opts.free ? { free: true, maxFreeJobs: limits.maxFreeJobs } : {}),
         })
       )
