@@ -2,8 +2,6 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CancelledFailure, Context } from '@temporalio/activity';
-import { WithStartWorkflowOperation } from '@temporalio/client';
-import type { Workflow } from '@temporalio/common';
 import { FileFetchError } from '../assets/checksums';
 import type { AuthorizedJob, FileDecryptor, RemoteFileSource } from '../assets/authorize';
 import { type JobOrderDeps, verifyJobOrders } from '../chain/job-orders';
@@ -112,7 +110,7 @@ const hostBound = (env: Environment): boolean => env.backend === 'process' || en
 
 /** Must match the names in src/workflows (activities may not import workflow code). */
 const SLOTS_WORKFLOW_TYPE = 'environmentSlots';
-const ACQUIRE_UPDATE = 'acquireSlot';
+const ACQUIRE_SIGNAL = 'acquire';
 
 /** Past this size a remote algorithm is fetched by the configuration step itself rather than handed over as code. */
 const REMOTE_CODE_MAX_BYTES = 8 * 1024 ** 2;
@@ -280,29 +278,24 @@ export function createActivities(deps: ActivityDeps) {
       });
     },
 
-    /**
-     * Asks the environment's capacity workflow for a slot (an update, starting it on first use): true when
-     * granted at once; false when queued, the grant then arriving as a signal.
-     */
-    async acquireSlot(input: AcquireSlotInput): Promise<boolean> {
+    /** Asks the environment's capacity workflow for a slot, starting it on first use; the grant arrives as a signal. */
+    async acquireSlot(input: AcquireSlotInput): Promise<void> {
       return mapFailures(async () => {
         const ctx = Context.current();
-        // the capacity workflow's AcquireRequest (src/workflows/definitions.ts)
-        const request: Omit<AcquireSlotInput, 'environmentId' | 'slotsWorkflowId'> = {
-          workflowId: input.workflowId,
-          maxJobs: input.maxJobs,
-          leaseMs: input.leaseMs,
-          ...(input.resources ? { resources: input.resources, totals: input.totals } : {}),
-          ...(input.free ? { free: true, maxFreeJobs: input.maxFreeJobs } : {}),
-        };
-        return ctx.client.workflow.executeUpdateWithStart<Workflow, boolean, [typeof request]>(ACQUIRE_UPDATE, {
-          args: [request],
-          startWorkflowOperation: new WithStartWorkflowOperation(SLOTS_WORKFLOW_TYPE, {
-            workflowId: input.slotsWorkflowId,
-            taskQueue: ctx.info.taskQueue,
-            args: [input.environmentId],
-            workflowIdConflictPolicy: 'USE_EXISTING',
-          }),
+        await ctx.client.workflow.signalWithStart(SLOTS_WORKFLOW_TYPE, {
+          workflowId: input.slotsWorkflowId,
+          taskQueue: ctx.info.taskQueue,
+          args: [input.environmentId],
+          signal: ACQUIRE_SIGNAL,
+          signalArgs: [
+            {
+              workflowId: input.workflowId,
+              maxJobs: input.maxJobs,
+              leaseMs: input.leaseMs,
+              ...(input.resources ? { resources: input.resources, totals: input.totals } : {}),
+              ...(input.free ? { free: true, maxFreeJobs: input.maxFreeJobs } : {}),
+            },
+          ],
         });
       });
     },

@@ -31,11 +31,8 @@ export interface AcquireRequest {
   maxFreeJobs?: number;
 }
 
-/**
- * A job asks for a slot, with update-with-start so the capacity workflow starts on first use: true when
- * granted at once (no signal follows), false when queued (the grant comes later as `slotGranted`).
- */
-export const acquireUpdate = defineUpdate<boolean, [AcquireRequest]>('acquireSlot');
+/** A job asks for a slot; sent with signalWithStart so the capacity workflow starts on first use. */
+export const acquireSignal = defineSignal<[AcquireRequest]>('acquire');
 /** A job gives its slot back, or leaves the queue while still waiting. Idempotent. */
 export const releaseSignal = defineSignal<[string]>('release');
 /** Sent by the capacity workflow to the job workflow whose turn it is. */

@@ -1,6 +1,6 @@
 import { allHandlersFinished, condition, continueAsNew, getExternalWorkflowHandle, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ResourceAmount } from '../domain/resources';
-import { type AcquireRequest, acquireUpdate, holdersQuery, releaseSignal, resourcesInUseQuery, slotGrantedSignal, waitersQuery } from './definitions';
+import { type AcquireRequest, acquireSignal, holdersQuery, releaseSignal, resourcesInUseQuery, slotGrantedSignal, waitersQuery } from './definitions';
 
 export interface SlotHolder {
   workflowId: string;
@@ -55,8 +55,8 @@ export function fits(state: SlotsState, req: AcquireRequest): boolean {
  * The capacity of one environment on one task queue (id c2d-env-<environmentId>@<taskQueue>): at most maxJobs job workflows hold a
  * slot at once, and together they use no more of each resource (cpu, ram, disk, gpu) than the environment
  * has; others wait in order (first come, first served: the head of the queue is never overtaken, so a
- * large job is not starved by small ones), durably, and are never refused. A grant is the answer to the
- * job's `acquireSlot` update when the job fits at once, else a signal back to the job workflow once it does; a slot comes back by `release` or when its lease runs out (a job that was terminated
+ * large job is not starved by small ones), durably, and are never refused. A grant is a signal back to the
+ * job workflow; a slot comes back by `release` or when its lease runs out (a job that was terminated
  * never releases). A job that waits too long (its queueMaxWaitTime) leaves the queue itself.
  */
 export async function environmentSlots(environmentId: string, carried?: SlotsState): Promise<void> {
@@ -69,33 +69,13 @@ export async function environmentSlots(environmentId: string, carried?: SlotsSta
     state.waiters = state.waiters.filter((w) => w.workflowId !== id);
   };
 
-  // defined before the handlers: a request that started this workflow is handled as soon as its handler is set
-  const hold = (req: AcquireRequest): void => {
-    state.holders.push({
-      workflowId: req.workflowId,
-      untilMs: Date.now() + req.leaseMs,
-      ...(req.resources ? { resources: req.resources } : {}),
-      ...(req.free ? { free: true } : {}),
-    });
-  };
-  const enqueue = (req: AcquireRequest): void => {
+  setHandler(acquireSignal, (req) => {
     state.maxJobs = req.maxJobs;
     if (req.totals) state.totals = req.totals;
     if (req.maxFreeJobs !== undefined) state.maxFreeJobs = req.maxFreeJobs;
     // a retried acquire of the same job must not queue it twice
     if (!has(req.workflowId)) state.waiters.push(req);
     changed = true;
-  };
-  // Granted in the answer when it is the job's turn and it fits now: no signal back, no extra workflow task for the job.
-  setHandler(acquireUpdate, (req) => {
-    if (state.holders.some((h) => h.workflowId === req.workflowId)) return true; // a retry of an answered request
-    enqueue(req);
-    const now = Date.now();
-    state.holders = state.holders.filter((h) => h.untilMs > now);
-    const i = nextGrant(state);
-    if (i === undefined || state.waiters[i]?.workflowId !== req.workflowId) return false;
-    hold(state.waiters.splice(i, 1)[0]!);
-    return true;
   });
   setHandler(releaseSignal, (workflowId) => {
     drop(workflowId);
@@ -106,7 +86,12 @@ export async function environmentSlots(environmentId: string, carried?: SlotsSta
   setHandler(resourcesInUseQuery, () => resourcesInUse(state.holders));
 
   const grant = async (req: AcquireRequest): Promise<void> => {
-    hold(req);
+    state.holders.push({
+      workflowId: req.workflowId,
+      untilMs: Date.now() + req.leaseMs,
+      ...(req.resources ? { resources: req.resources } : {}),
+      ...(req.free ? { free: true } : {}),
+    });
     try {
       await getExternalWorkflowHandle(req.workflowId).signal(slotGrantedSignal);
     } catch {

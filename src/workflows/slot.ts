@@ -46,19 +46,15 @@ export function environmentSlot(environmentId: string): EnvironmentSlot {
   return {
     async acquire(limits, opts = {}) {
       state = 'requested';
-      // granted in the answer when the job fits at once; else the grant comes as a signal
-      if (
-        await acquireSlot({
+      await acquireSlot({
         environmentId,
         slotsWorkflowId,
         workflowId,
         maxJobs: limits.maxJobs,
         leaseMs: limits.maxJobDuration * 1000 + LEASE_MARGIN_MS,
         ...(limits.resources ? { resources: limits.resources, totals: limits.resourceTotals } : {}),
-          ...(opts.free ? { free: true, maxFreeJobs: limits.maxFreeJobs } : {}),
-        })
-      )
-        granted = true;
+        ...(opts.free ? { free: true, maxFreeJobs: limits.maxFreeJobs } : {}),
+      });
       if (opts.maxWaitMs === undefined) {
         await condition(() => granted);
         return true;

@@ -1,7 +1,6 @@
 import type { JobView } from '../../src/domain/job';
 import { TemporalJobsService } from '../../src/temporal/client';
-import { WithStartWorkflowOperation } from '@temporalio/client';
-import { type AcquireRequest, acquireUpdate, environmentWorkflowId, holdersQuery, releaseSignal, waitersQuery } from '../../src/workflows/definitions';
+import { acquireSignal, environmentWorkflowId, holdersQuery, waitersQuery } from '../../src/workflows/definitions';
 import type { environmentSlots } from '../../src/workflows/environment-slots';
 import { eventually, finalJobView, startTestWorker, type TestWorker, uniqueName } from '../helpers/temporal';
 import { environment, fakeWorld, jobInput } from './fakes';
@@ -21,18 +20,6 @@ afterAll(async () => {
 });
 
 const finalView = (jobId: string): Promise<JobView> => finalJobView(jobs, jobId);
-
-/** What a job's acquireSlot activity does: asks the environment's capacity workflow for a slot, starting it on first use. */
-const acquire = (environmentId: string, req: AcquireRequest): Promise<boolean> =>
-  tw.client.workflow.executeUpdateWithStart(acquireUpdate, {
-    args: [req],
-    startWorkflowOperation: new WithStartWorkflowOperation<typeof environmentSlots>('environmentSlots', {
-      workflowId: environmentWorkflowId(environmentId, tw.taskQueue),
-      taskQueue: tw.taskQueue,
-      args: [environmentId],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-    }),
-  });
 
 const waiters = (environmentId: string): Promise<string[]> =>
   tw.client.workflow.getHandle(environmentWorkflowId(environmentId, tw.taskQueue)).query(waitersQuery);
@@ -103,25 +90,30 @@ describe('environment capacity', () => {
     // a running workflow that will ignore the grant: another environment's capacity workflow
     const holder = environmentWorkflowId(uniqueName('ignores-grants'), tw.taskQueue);
     await tw.client.workflow.start<typeof environmentSlots>('environmentSlots', { workflowId: holder, taskQueue: tw.taskQueue, args: [uniqueName('x')] });
-    // granted in the answer: the slot is free
-    expect(await acquire(environmentId, { workflowId: holder, maxJobs: 1, leaseMs: 1500 })).toBe(true);
-    expect(await jobs.currentJobs(environmentId)).toBe(1);
-    // asked again (a retried request), it is the same grant
-    expect(await acquire(environmentId, { workflowId: holder, maxJobs: 1, leaseMs: 1500 })).toBe(true);
-    expect(await tw.client.workflow.getHandle(slots).query(holdersQuery)).toBe(1);
+    await tw.client.workflow.signalWithStart<typeof environmentSlots, [{ workflowId: string; maxJobs: number; leaseMs: number }]>('environmentSlots', {
+      workflowId: slots,
+      taskQueue: tw.taskQueue,
+      args: [environmentId],
+      signal: acquireSignal,
+      signalArgs: [{ workflowId: holder, maxJobs: 1, leaseMs: 1500 }],
+    });
+    await eventually(async () => (await jobs.currentJobs(environmentId)) === 1, 10_000, 'the grant');
     await eventually(async () => (await jobs.currentJobs(environmentId)) === 0, 10_000, 'the lease to run out');
     await tw.client.workflow.getHandle(holder).terminate('test over');
   });
 
-  test('when the job a queued slot is granted to no longer exists, then its slot is freed at once', async () => {
+  test('when the job a slot is granted to no longer exists, then its slot is freed at once', async () => {
     const environmentId = uniqueName('ghost');
-    const handle = tw.client.workflow.getHandle(environmentWorkflowId(environmentId, tw.taskQueue));
-    const first = uniqueName('c2d-first');
-    expect(await acquire(environmentId, { workflowId: first, maxJobs: 1, leaseMs: 600_000 })).toBe(true);
-    // the slot is taken: queued, its grant will be a signal, to a workflow that never existed
-    expect(await acquire(environmentId, { workflowId: uniqueName('c2d-never-started'), maxJobs: 1, leaseMs: 600_000 })).toBe(false);
-    expect(await handle.query(waitersQuery)).toHaveLength(1);
-    await handle.signal(releaseSignal, first);
+    const handle = await tw.client.workflow.signalWithStart<typeof environmentSlots, [{ workflowId: string; maxJobs: number; leaseMs: number }]>(
+      'environmentSlots',
+      {
+        workflowId: environmentWorkflowId(environmentId, tw.taskQueue),
+        taskQueue: tw.taskQueue,
+        args: [environmentId],
+        signal: acquireSignal,
+        signalArgs: [{ workflowId: uniqueName('c2d-never-started'), maxJobs: 1, leaseMs: 600_000 }],
+      },
+    );
     await eventually(
       async () => (await handle.query(holdersQuery)) === 0 && (await handle.query(waitersQuery)).length === 0,
       10_000,
