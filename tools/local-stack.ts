@@ -53,10 +53,20 @@ function spawnEntrypoint(name: string, env: Record<string, string>, out: string[
   return child;
 }
 
-const stopChild = (c: ChildProcess): Promise<unknown> | null => {
+/**
+ * SIGTERM, then SIGKILL after `graceMs`: a process that does not shut down (e.g. a worker whose jobs are stuck
+ * retrying) must not hold a test's afterAll past its timeout and keep Jest from exiting.
+ */
+const stopChild = (c: ChildProcess, graceMs = 20_000): Promise<unknown> | null => {
   if (c.exitCode !== null || c.signalCode !== null) return null;
   c.kill('SIGTERM');
-  return new Promise((r) => c.once('exit', r));
+  return new Promise((r) => {
+    const kill = setTimeout(() => c.kill('SIGKILL'), graceMs);
+    c.once('exit', () => {
+      clearTimeout(kill);
+      r(undefined);
+    });
+  });
 };
 
 /**
@@ -120,7 +130,7 @@ export async function startLocalStack(opts: {
     },
     output: () => out.join(''),
     stop: async () => {
-      await Promise.all([stopChild(stack.worker), stopChild(stack.api), ...extra.map(stopChild)]);
+      await Promise.all([stopChild(stack.worker), stopChild(stack.api), ...extra.map((c) => stopChild(c))]);
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
