@@ -227,40 +227,24 @@ describe('scale-out: 2 APIs and 3 workers on the cluster parts', () => {
       expect(await resultText(client, job, 'starts.txt')).toBe('start\n');
     }
     // and no worker launched an algorithm twice: one launch line per job, across all workers
+    const output = stack.output();
     const launches = new Map<string, number>();
-    for (const m of stack.output().matchAll(/"backend":"process","jobId":"([0-9a-f]{32})","step":"algorithm","supervisorPid":\d+,"msg":"step started"/g))
+    for (const m of output.matchAll(/"backend":"process","jobId":"([0-9a-f]{32})","step":"algorithm","supervisorPid":\d+,"msg":"step started"/g))
       launches.set(m[1]!, (launches.get(m[1]!) ?? 0) + 1);
+    const outputLines = output.split('\n');
+    const algorithmLines = (id: string): string[] => outputLines.filter((l) => l.includes(`"jobId":"${id}","step":"algorithm"`));
     // (the live-log test's job ran on this stack too: only these 200 count). A worker killed after handing a
     // step to its supervisor but before logging the launch leaves no line: such a job must have been
     // re-attached by the restarted worker on the victim's host (starts.txt above says it ran once).
     const reattachedOnVictim = (id: string): boolean =>
-      stack
-        .output()
-        .split('\n')
-        .some(
-          (l) =>
-            l.includes(`"jobId":"${id}","step":"algorithm"`) &&
-            l.includes('"msg":"step ended"') &&
-            l.includes(`@${victim}"`) &&
-            l.includes('"reattached":true'),
-        );
+      algorithmLines(id).some((l) => l.includes('"msg":"step ended"') && l.includes(`@${victim}"`) && l.includes('"reattached":true'));
     expect(
       jobIds
         .filter((id) => (launches.get(id) ?? 0) > 1 || (!launches.has(id) && !reattachedOnVictim(id)))
-        .map((id) => ({
-          id,
-          launches: launches.get(id) ?? 0,
-          lines: stack
-            .output()
-            .split('\n')
-            .filter((l) => l.includes(`"jobId":"${id}","step":"algorithm"`)),
-        })),
+        .map((id) => ({ id, launches: launches.get(id) ?? 0, lines: algorithmLines(id) })),
     ).toEqual([]);
     // the algorithm the kill interrupted was re-attached by the restarted worker, on its own host
-    const endOfInterrupted = stack
-      .output()
-      .split('\n')
-      .filter((l) => l.includes(`"jobId":"${interrupted.jobId}","step":"algorithm"`) && l.includes('"msg":"step ended"'));
+    const endOfInterrupted = algorithmLines(interrupted.jobId).filter((l) => l.includes('"msg":"step ended"'));
     expect(endOfInterrupted).toEqual([expect.stringContaining(`@${victim}"`)]);
     expect(endOfInterrupted[0]).toContain('"reattached":true');
 
