@@ -38,10 +38,38 @@ export async function connectTemporal(
   }
 }
 
+/** gRPC status names by code: what an operator searches Temporal's documentation and logs for. */
+const GRPC_STATUS = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+];
+
+/** "Temporal is unavailable (DEADLINE_EXCEEDED)": which refusal it was (a status name, never a detail of the request). */
+function unavailable(err: unknown): UnavailableError {
+  const grpc = isGrpcServiceError(err) ? err : err instanceof ServiceError && isGrpcServiceError(err.cause) ? err.cause : undefined;
+  const why = grpc ? ` (${GRPC_STATUS[grpc.code] ?? `gRPC status ${grpc.code}`})` : '';
+  return new UnavailableError('temporal_unavailable', `Temporal is unavailable${why}`, { cause: err });
+}
+
 /** Errors of the Temporal service itself mean "try again later" to the API; our own errors pass through. */
 function asUnavailable(err: unknown): unknown {
   if (err instanceof C2DError) return err;
-  if (err instanceof ServiceError || isGrpcServiceError(err)) return new UnavailableError('temporal_unavailable', 'Temporal is unavailable', { cause: err });
+  if (err instanceof ServiceError || isGrpcServiceError(err)) return unavailable(err);
   return err;
 }
 
@@ -216,7 +244,7 @@ export class TemporalJobsService implements JobsService {
       const { client } = this.deps;
       await client.connection.withDeadline(Date.now() + 3000, () => client.workflowService.describeNamespace({ namespace: client.options.namespace }));
     } catch (err) {
-      throw new UnavailableError('temporal_unavailable', 'Temporal is unavailable', { cause: err });
+      throw unavailable(err);
     }
   }
 

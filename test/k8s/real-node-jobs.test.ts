@@ -127,6 +127,45 @@ open('/data/outputs/dial.json', 'w').write(json.dumps(out))
     expect(results.filter((r) => r === 'reached')).toEqual([]);
   }, 180_000);
 
+  it("when an algorithm allowed the network dials the node's private address the moment it starts, then nothing answers (its pod waited for its policy), while the internet does", async () => {
+    const open = await stack.publish(client, {
+      type: 'dataset',
+      name: 'open numbers',
+      urls: [data.url('numbers.csv')],
+      compute: { allowRawAlgorithm: true, allowNetworkAccess: true },
+    });
+    const outside = new URL(data.url('numbers.csv'));
+    const targets = [
+      [cluster.kube.realNode!.gateway, new URL(nodeService.url('numbers.csv')).port],
+      [cluster.kube.realNode!.gateway, cluster.kube.realNode!.kubeletPort],
+      [outside.hostname, outside.port],
+    ].map(([host, port]) => [host, Number(port)]);
+    const { jobId } = await client.startJob({
+      environment: 'real',
+      dataset: { documentId: open, serviceId: 'compute' },
+      algorithm: python(`
+import json, socket
+out = []
+for host, port in ${JSON.stringify(targets)}:
+    s = socket.socket(); s.settimeout(3)
+    try:
+        s.connect((host, port)); out.append("reached")
+    except Exception as e:
+        out.append(type(e).__name__)
+open('/data/outputs/dial.json', 'w').write(json.dumps(out))
+`),
+    });
+    const done = await client.waitForJob(jobId, { timeoutMs: 150_000 });
+    expect(done.status).toBe(70);
+    const [service, kubelet, internet] = JSON.parse(await resultText(client, done, 'dial.json')) as string[];
+    expect({ service, kubelet, internet }).toEqual({
+      service: expect.not.stringMatching(/^reached$/),
+      kubelet: expect.not.stringMatching(/^reached$/),
+      internet: 'reached',
+    });
+    expect(nodeService.hits).toEqual([]);
+  }, 180_000);
+
   it("when one job's algorithm dials another job's running algorithm pod, then nothing answers, though that pod listens", async () => {
     const listener = await start(
       'real',

@@ -1,4 +1,4 @@
-import { algorithmResult } from '../../src/activities/outcomes';
+import { algorithmResult, configureResult } from '../../src/activities/outcomes';
 import type { AlgorithmSpec, ConfigureSpec, StepName } from '../../src/compute/backend';
 import type { V1Pod } from '../../src/compute/kubernetes/client';
 import { containerStarted, podState } from '../../src/compute/kubernetes/pod-state';
@@ -263,11 +263,17 @@ describe('step pods', () => {
     ]);
   });
 
-  it.each([
-    ['the algorithm may use the network', ctx(), algorithm({ allowNetwork: true })],
-    ['the RuntimeClass isolates it', ctx({ kubernetes: { networkIsolation: 'runtimeClass', runtimeClassName: 'gvisor' } }), algorithm()],
-  ])('when %s, then the algorithm pod has no network gate', (_, c, spec) => {
-    expect(algorithmPod(c, spec, 'img').spec!.initContainers).toBeUndefined();
+  it('when NetworkPolicy keeps job pods off the private ranges, then the configure pod and an algorithm allowed the network start behind the same gate (their policies deny its private endpoint too), and the publishing pod has none', () => {
+    const gate = algorithmPod(ctx(), algorithm(), 'img').spec!.initContainers;
+    expect(configurePod(ctx()).spec!.initContainers).toEqual(gate);
+    expect(algorithmPod(ctx(), algorithm({ allowNetwork: true }), 'img').spec!.initContainers).toEqual(gate);
+    expect(publishPod(ctx()).spec!.initContainers).toBeUndefined();
+  });
+
+  it('when the RuntimeClass isolates the algorithm, then no pod has a network gate', () => {
+    const c = ctx({ kubernetes: { networkIsolation: 'runtimeClass', runtimeClassName: 'gvisor' } });
+    expect(algorithmPod(c, algorithm(), 'img').spec!.initContainers).toBeUndefined();
+    expect(configurePod(c).spec!.initContainers).toBeUndefined();
   });
 
   it.each([
@@ -443,6 +449,43 @@ describe('pod states', () => {
   it('when the container runs or ran, then its log can be read; while it waits, not', () => {
     expect(containerStarted(waiting('ContainerCreating'), 'algorithm')).toBe(false);
     expect(containerStarted(terminated({ exitCode: 1 }), 'algorithm')).toBe(true);
+  });
+});
+
+describe('a network gate that gives up', () => {
+  it("when the configure pod's policy is never enforced, then the configure pod fetches nothing and the job fails with status 31, saying isolation was not confirmed", () => {
+    const state = podState(
+      {
+        spec: { containers: [{ name: 'configure', image: 'c2d-configure:latest' }] },
+        status: {
+          phase: 'Failed',
+          initContainerStatuses: [
+            {
+              name: 'network-gate',
+              image: 'c2d-configure:latest',
+              imageID: '',
+              ready: false,
+              restartCount: 0,
+              state: { terminated: { exitCode: 1, message: 'the network policy was not enforced in time' } },
+            },
+          ],
+          containerStatuses: [
+            { name: 'configure', image: 'c2d-configure:latest', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'PodInitializing' } } },
+          ],
+        },
+      },
+      'configure',
+    );
+    if (state.kind !== 'ended') throw new Error(`expected an ended step, got ${state.kind}`);
+    expect(configureResult({ ...state.outcome, reattached: false })).toEqual({
+      ok: false,
+      failStatus: 31,
+      terminationDetails: {
+        exitCode: null,
+        oomKilled: false,
+        reason: 'could not fetch the inputs (configuration step could not start: network isolation not confirmed: the network policy was not enforced in time)',
+      },
+    });
   });
 });
 

@@ -161,6 +161,15 @@ export function needsNetworkPolicy(environment: KubernetesEnvironment, spec: Pic
   return !spec.allowNetwork && environment.kubernetes.networkIsolation === 'networkPolicy';
 }
 
+/**
+ * Whether a pod that fetches or runs what others chose (the configure pod, the algorithm pod) starts behind
+ * the network gate: whenever NetworkPolicy keeps job pods off the private ranges, since an enforcer lags a
+ * new pod's start. Without the network (the job's own deny-all policy) or with it (the namespace's
+ * policies: the internet, no private range), the gate's endpoint (a private address) must stop answering
+ * first. The publishing pod runs only our program, which opens no connection: no gate.
+ */
+const networkGated = (environment: KubernetesEnvironment): boolean => environment.kubernetes.networkIsolation === 'networkPolicy';
+
 const IMAGE_REF = /^[a-z0-9]+([._/:@-][a-zA-Z0-9_.-]+)*$/;
 
 /**
@@ -227,7 +236,7 @@ export const NETWORK_GATE_SCRIPT = [
   '  await new Promise((r) => setTimeout(r, 100)); } })();',
 ].join('\n');
 
-/** Name of the algorithm pod's init container that waits for its NetworkPolicy to be enforced. */
+/** Name of the init container (configure and algorithm pods) that waits for its pod's NetworkPolicy to be enforced. */
 export const NETWORK_GATE = 'network-gate';
 
 function networkGate(k: KubernetesOptions): V1Container {
@@ -331,6 +340,8 @@ export function configurePod(ctx: JobContext): Extract<KubeObject, { kind: 'Pod'
         dataVolume(ctx),
         { name: SECRET_VOLUME, secret: { secretName: names.secret, defaultMode: 0o440, items: [{ key: CONFIGURE_SPEC_KEY, path: CONFIGURE_SPEC_KEY }] } },
       ],
+      // no fetch before the namespace's policy keeps the pod off the private ranges
+      networkGated(ctx.environment) ? { initContainers: [networkGate(k)] } : {},
     ),
   );
 }
@@ -379,7 +390,7 @@ export function algorithmPod(ctx: JobContext, spec: AlgorithmSpec, image: string
       {
         ...(k.runtimeClassName ? { runtimeClassName: k.runtimeClassName } : {}),
         // the algorithm starts once its policy really holds (an enforcer lags the pod's start)
-        ...(needsNetworkPolicy(ctx.environment, spec) ? { initContainers: [networkGate(k)] } : {}),
+        ...(networkGated(ctx.environment) ? { initContainers: [networkGate(k)] } : {}),
       },
     ),
     // the namespace's policies let pods with this label out (k8s/base/network-policies.yaml)
