@@ -59,12 +59,26 @@ const GRPC_STATUS = [
   'UNAUTHENTICATED',
 ];
 
+/** The gRPC status code of a Temporal service error, if it is one. */
+function grpcCodeOf(err: unknown): number | undefined {
+  if (isGrpcServiceError(err)) return err.code;
+  if (err instanceof ServiceError && isGrpcServiceError(err.cause)) return err.cause.code;
+  return undefined;
+}
+
 /** "Temporal is unavailable (DEADLINE_EXCEEDED)": which refusal it was (a status name, never a detail of the request). */
 function unavailable(err: unknown): UnavailableError {
-  const grpc = isGrpcServiceError(err) ? err : err instanceof ServiceError && isGrpcServiceError(err.cause) ? err.cause : undefined;
-  const why = grpc ? ` (${GRPC_STATUS[grpc.code] ?? `gRPC status ${grpc.code}`})` : '';
+  const code = grpcCodeOf(err);
+  const why = code === undefined ? '' : ` (${GRPC_STATUS[code] ?? `gRPC status ${code}`})`;
   return new UnavailableError('temporal_unavailable', `Temporal is unavailable${why}`, { cause: err });
 }
+
+/**
+ * Refusals a start is tried again for: the server gave up on its own deadline (its persistence was slow:
+ * the start may have happened, its answer lost), or the client's retries on an overloaded or unreachable
+ * frontend ran out. DEADLINE_EXCEEDED, UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED.
+ */
+const START_RETRIED = new Set([4, 14, 8, 10]);
 
 /** Errors of the Temporal service itself mean "try again later" to the API; our own errors pass through. */
 function asUnavailable(err: unknown): unknown {
@@ -93,41 +107,60 @@ export class TemporalJobsService implements JobsService {
   constructor(private readonly deps: TemporalJobsDeps) {}
 
   /** Bounds an operation in time (the client would otherwise retry an unreachable server for a long while) and maps service errors. */
-  private async guarded<T>(fn: () => Promise<T>): Promise<T> {
+  private async guarded<T>(fn: (deadline: number) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + (this.deps.rpcTimeoutMs ?? 15_000);
     try {
-      return await this.deps.client.connection.withDeadline(Date.now() + (this.deps.rpcTimeoutMs ?? 15_000), fn);
+      return await this.deps.client.connection.withDeadline(deadline, () => fn(deadline));
     } catch (err) {
       throw asUnavailable(err);
     }
   }
 
+  /**
+   * Starts the job's workflow, again on a transient refusal until the deadline: the workflow id is the job's,
+   * so a start whose answer was lost finds its workflow (already started) instead of failing a consumer
+   * whose job runs. Past the deadline the consumer gets 503 and the start route releases its orders.
+   */
   start(input: JobInput): Promise<JobView> {
-    return this.guarded(async () => {
-      try {
-        await this.deps.client.workflow.start<typeof computeJob>(JOB_WORKFLOW_TYPE, {
-          workflowId: workflowIdForJob(input.jobId),
-          taskQueue: this.deps.taskQueue,
-          args: [input],
-          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-          typedSearchAttributes: [
-            { key: C2DOwner, value: input.owner },
-            { key: C2DStatus, value: JobStatus.WarmingUp },
-            { key: C2DEnvironment, value: input.environmentId },
-            { key: C2DDatasetDids, value: input.datasets.map((d) => d.did) },
-            { key: C2DAlgorithmDid, value: algorithmDidOf(input) },
-          ],
-          memo: { agreementId: agreementIdOf(input), createdAt: input.createdAt, ...(input.api ? { api: input.api } : {}) },
-          // shown by the Web UI at the top of the workflow (ids only)
-          staticSummary: `Compute job on ${input.environmentId}: ${algorithmDidOf(input)} over ${input.datasets.map((d) => d.did).join(', ')}`,
-        });
-        return jobView(input, initialJobState());
-      } catch (err) {
-        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        const existing = await this.get(input.jobId);
-        if (!existing) throw err;
-        return existing;
+    return this.guarded(async (deadline) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.startOnce(input);
+        } catch (err) {
+          const pause = Math.min(100 * 2 ** attempt, 2000);
+          const code = grpcCodeOf(err);
+          if (code === undefined || !START_RETRIED.has(code) || Date.now() + pause >= deadline) throw err;
+          await delay(pause);
+        }
       }
     });
+  }
+
+  private async startOnce(input: JobInput): Promise<JobView> {
+    try {
+      await this.deps.client.workflow.start<typeof computeJob>(JOB_WORKFLOW_TYPE, {
+        workflowId: workflowIdForJob(input.jobId),
+        taskQueue: this.deps.taskQueue,
+        args: [input],
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        typedSearchAttributes: [
+          { key: C2DOwner, value: input.owner },
+          { key: C2DStatus, value: JobStatus.WarmingUp },
+          { key: C2DEnvironment, value: input.environmentId },
+          { key: C2DDatasetDids, value: input.datasets.map((d) => d.did) },
+          { key: C2DAlgorithmDid, value: algorithmDidOf(input) },
+        ],
+        memo: { agreementId: agreementIdOf(input), createdAt: input.createdAt, ...(input.api ? { api: input.api } : {}) },
+        // shown by the Web UI at the top of the workflow (ids only)
+        staticSummary: `Compute job on ${input.environmentId}: ${algorithmDidOf(input)} over ${input.datasets.map((d) => d.did).join(', ')}`,
+      });
+      return jobView(input, initialJobState());
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      const existing = await this.get(input.jobId);
+      if (!existing) throw err;
+      return existing;
+    }
   }
 
   get(jobId: string): Promise<JobView | null> {

@@ -1,0 +1,103 @@
+import { InterceptingCall, type Interceptor, status } from '@grpc/grpc-js';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import { UnavailableError } from '../../src/domain/errors';
+import { JobStatus } from '../../src/domain/status';
+import { TemporalJobsService } from '../../src/temporal/client';
+import { testState } from '../helpers/state';
+import { uniqueName } from '../helpers/temporal';
+import { jobInput, MemoryResultStore } from './fakes';
+
+/**
+ * A start whose request reaches Temporal but whose answer is replaced by `code` (the first `times` starts):
+ * `forward` false refuses it before the server sees it.
+ */
+function faultyStarts(code: status, times: number, forward: boolean): { interceptor: Interceptor; calls: () => number } {
+  let calls = 0;
+  const interceptor: Interceptor = (options, nextCall) => {
+    if (!options.method_definition.path.endsWith('/StartWorkflowExecution')) return new InterceptingCall(nextCall(options));
+    calls++;
+    if (calls > times) return new InterceptingCall(nextCall(options));
+    if (!forward) {
+      return new InterceptingCall(nextCall(options), {
+        start(metadata, listener) {
+          setImmediate(() => listener.onReceiveStatus({ code, details: 'refused by the test', metadata }));
+        },
+        sendMessage() {},
+        halfClose() {},
+      });
+    }
+    return new InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        next(metadata, {
+          onReceiveMetadata: (m, n) => n(m),
+          onReceiveMessage: (m, n) => n(m), // a unary call with an error status drops its message: the answer is lost
+          onReceiveStatus: (s, n) => n({ ...s, code, details: 'answer lost in the test' }),
+        });
+      },
+    });
+  };
+  return { interceptor, calls: () => calls };
+}
+
+describe('starting a job when Temporal refuses or loses the answer', () => {
+  const connections: Connection[] = [];
+  const jobsWith = async (interceptor: Interceptor): Promise<TemporalJobsService> => {
+    const connection = await Connection.connect({
+      address: testState().temporalAddress,
+      // outermost: what the client sees after its own retries
+      interceptors: [interceptor, makeGrpcRetryInterceptor(defaultGrpcRetryOptions())],
+    });
+    connections.push(connection);
+    return new TemporalJobsService({
+      client: new Client({ connection }),
+      taskQueue: uniqueName('no-worker'),
+      results: new MemoryResultStore(),
+      rpcTimeoutMs: 5000,
+    });
+  };
+
+  afterAll(async () => {
+    for (const c of connections) await c.close();
+  });
+
+  it('when the server started the job but its answer was lost (DEADLINE_EXCEEDED), then the start is tried again and answers the one job that runs', async () => {
+    const faults = faultyStarts(status.DEADLINE_EXCEEDED, 1, true);
+    const jobs = await jobsWith(faults.interceptor);
+    const input = jobInput(uniqueName('env-lost-answer'));
+    const view = await jobs.start(input);
+    expect(view).toMatchObject({ jobId: input.jobId, status: JobStatus.WarmingUp });
+    expect(faults.calls()).toBe(2);
+    const described = await connections[0]!.workflowService.describeWorkflowExecution({
+      namespace: 'default',
+      execution: { workflowId: `c2d-${input.jobId}` },
+    });
+    expect(described.workflowExecutionInfo?.status).toBe(1); // running: one workflow, started once
+    await connections[0]!.workflowService.terminateWorkflowExecution({
+      namespace: 'default',
+      workflowExecution: { workflowId: `c2d-${input.jobId}` },
+      reason: 'test over',
+    });
+  });
+
+  it('when Temporal keeps refusing with a transient status, then the start gives up at its deadline with 503 naming it, and no job exists', async () => {
+    const faults = faultyStarts(status.UNAVAILABLE, Number.POSITIVE_INFINITY, false);
+    const jobs = await jobsWith(faults.interceptor);
+    const input = jobInput(uniqueName('env-unavailable'));
+    const t0 = Date.now();
+    const err = await jobs.start(input).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect((err as Error).message).toMatch(/^Temporal is unavailable \((UNAVAILABLE|DEADLINE_EXCEEDED)\)$/);
+    expect(Date.now() - t0).toBeLessThan(8000);
+    expect(faults.calls()).toBeGreaterThan(1);
+    expect(await jobs.get(input.jobId)).toBeNull();
+  });
+
+  it('when Temporal refuses the start as invalid, then it is not tried again: 503 names INVALID_ARGUMENT at once', async () => {
+    const faults = faultyStarts(status.INVALID_ARGUMENT, 1, false);
+    const jobs = await jobsWith(faults.interceptor);
+    const err = await jobs.start(jobInput(uniqueName('env-invalid'))).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect((err as Error).message).toBe('Temporal is unavailable (INVALID_ARGUMENT)');
+    expect(faults.calls()).toBe(1);
+  });
+});
