@@ -73,11 +73,11 @@ export const kubernetesOptionsSchema = z.object({
   networkIsolation: z.enum(['networkPolicy', 'runtimeClass']).default('networkPolicy'),
   /**
    * With networkIsolation networkPolicy: a NetworkPolicy is enforced some time after its pod starts (the
-   * enforcer learns the pod's address first; about a second with kube-router), so the configure and
-   * algorithm pods' init container `network-gate` holds the step back until its egress is really cut: it
-   * dials this TCP endpoint on a private address, which any pod without a policy reaches and every job
-   * pod's policy denies (default: the node's kubelet, the pod's host IP on 10250), until it no longer
-   * answers twice in a row; past timeoutSeconds the step fails instead.
+   * enforcer learns the pod's address first; about a second with kube-router), so the network gate (the
+   * algorithm pod's init container `network-gate`, the configure program before it fetches) holds the step
+   * back until its egress is really cut: it dials this TCP endpoint on a private address, which any pod
+   * without a policy reaches and every job pod's policy denies (default: the node's kubelet, the pod's host
+   * IP on 10250), until it no longer answers twice in a row; past timeoutSeconds the step fails instead.
    */
   networkGate: z
     .object({

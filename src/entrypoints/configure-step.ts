@@ -3,7 +3,8 @@
  * /data and says which input failed. Its output is the consumer's configure.log, and its spec holds
  * decrypted file locations: it never prints or reports a URL or a header.
  * Usage: node configure-step.js <spec.json> <report.json>. Node built-ins only (no node_modules here),
- * plus the SSRF guard (../net/guarded-fetch.js, built-ins only too): every download goes through it.
+ * plus the SSRF guard (../net/guarded-fetch.js, built-ins only too): every download goes through it; and
+ * on kubernetes (GATE_* set) the network gate (../net/network-gate.js) first.
  * Exit: 0 ok, 10 a dataset failed, 11 the algorithm failed, 1 anything else.
  */
 import { createHash } from 'node:crypto';
@@ -11,8 +12,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigureSpec } from '../compute/backend';
-// Our one other module here: Node built-ins only, placed next to this program (../net/guarded-fetch.js) by both backends.
+// Our other modules here: Node built-ins only, placed next to this program (../net/*.js) by every backend.
 import { type FetchPolicy, guardedRequest, RefusedRequestError } from '../net/guarded-fetch';
+import { GATE_GAVE_UP, gateFromEnv, networkCut } from '../net/network-gate';
 
 const DATA = '/data';
 const INPUTS = path.join(DATA, 'inputs');
@@ -183,6 +185,14 @@ async function main(): Promise<number> {
     return 1;
   }
   const report = (r: unknown): void => fs.writeFileSync(reportFile, JSON.stringify(r));
+  // kubernetes: nothing is fetched before the pod's NetworkPolicy holds (its enforcer lags the pod's start)
+  const gate = gateFromEnv(process.env);
+  const refused = gate instanceof Error ? gate.message : gate && !(await networkCut(gate.host, gate.port, gate.timeoutSeconds)).cut ? GATE_GAVE_UP : undefined;
+  if (refused) {
+    report({ ok: false, reason: `network isolation not confirmed: ${refused}` });
+    console.log(`failed: network isolation not confirmed: ${refused}`);
+    return 1;
+  }
   try {
     await configure(JSON.parse(fs.readFileSync(specFile, 'utf8')) as ConfigureSpec);
     report({ ok: true });

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { NETWORK_GATE_SCRIPT } from '../../src/compute/kubernetes/specs';
+import { NETWORK_GATE_SCRIPT } from '../../src/net/network-gate';
 import { BRIDGE } from '../../tools/k8s-node';
 import { startTestEngine, type TestEngine } from '../helpers/docker';
 import { type Kube, type PodJson, startKube } from '../helpers/kube';

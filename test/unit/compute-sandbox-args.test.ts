@@ -138,6 +138,7 @@ describe('step sandboxes', () => {
         ro: [
           ['/repo/dist/src/entrypoints', '/opt/c2d/programs'],
           ['/repo/dist/src/net/guarded-fetch.js', '/opt/c2d/net/guarded-fetch.js'],
+          ['/repo/dist/src/net/network-gate.js', '/opt/c2d/net/network-gate.js'],
           [`${J}/secret/configure.json`, '/run/c2d/configure.json'],
         ],
         rw: [

@@ -2,6 +2,7 @@ import { algorithmResult, configureResult } from '../../src/activities/outcomes'
 import type { AlgorithmSpec, ConfigureSpec, StepName } from '../../src/compute/backend';
 import type { V1Pod } from '../../src/compute/kubernetes/client';
 import { containerStarted, podState } from '../../src/compute/kubernetes/pod-state';
+import { NETWORK_GATE_SCRIPT } from '../../src/net/network-gate';
 import {
   algorithmNetworkPolicy,
   algorithmPod,
@@ -12,7 +13,6 @@ import {
   jobLabels,
   jobNames,
   labelValue,
-  NETWORK_GATE_SCRIPT,
   needsNetworkPolicy,
   ownerConfigMap,
   PATHS,
@@ -263,17 +263,20 @@ describe('step pods', () => {
     ]);
   });
 
-  it('when NetworkPolicy keeps job pods off the private ranges, then the configure pod and an algorithm allowed the network start behind the same gate (their policies deny its private endpoint too), and the publishing pod has none', () => {
+  it('when NetworkPolicy keeps job pods off the private ranges, then an algorithm allowed the network starts behind the same gate, the configure program runs it itself (its container has the same settings, no init container), and the publishing pod has none', () => {
     const gate = algorithmPod(ctx(), algorithm(), 'img').spec!.initContainers;
-    expect(configurePod(ctx()).spec!.initContainers).toEqual(gate);
     expect(algorithmPod(ctx(), algorithm({ allowNetwork: true }), 'img').spec!.initContainers).toEqual(gate);
+    const configure = configurePod(ctx()).spec!;
+    expect(configure.initContainers).toBeUndefined();
+    expect(configure.containers[0]!.env).toEqual([{ name: 'HOME', value: '/tmp' }, ...gate![0]!.env!]);
     expect(publishPod(ctx()).spec!.initContainers).toBeUndefined();
+    expect(publishPod(ctx()).spec!.containers[0]!.env ?? []).not.toContainEqual(expect.objectContaining({ name: 'GATE_PORT' }));
   });
 
   it('when the RuntimeClass isolates the algorithm, then no pod has a network gate', () => {
     const c = ctx({ kubernetes: { networkIsolation: 'runtimeClass', runtimeClassName: 'gvisor' } });
     expect(algorithmPod(c, algorithm(), 'img').spec!.initContainers).toBeUndefined();
-    expect(configurePod(c).spec!.initContainers).toBeUndefined();
+    expect(configurePod(c).spec!.containers[0]!.env).toEqual([{ name: 'HOME', value: '/tmp' }]);
   });
 
   it.each([
@@ -453,24 +456,22 @@ describe('pod states', () => {
 });
 
 describe('a network gate that gives up', () => {
-  it("when the configure pod's policy is never enforced, then the configure pod fetches nothing and the job fails with status 31, saying isolation was not confirmed", () => {
+  it("when the configure pod's policy is never enforced, then its program fetches nothing and the job fails with status 31, saying isolation was not confirmed", () => {
+    const report = JSON.stringify({ ok: false, reason: 'network isolation not confirmed: the network policy was not enforced in time' });
     const state = podState(
       {
         spec: { containers: [{ name: 'configure', image: 'c2d-configure:latest' }] },
         status: {
           phase: 'Failed',
-          initContainerStatuses: [
+          containerStatuses: [
             {
-              name: 'network-gate',
+              name: 'configure',
               image: 'c2d-configure:latest',
               imageID: '',
               ready: false,
               restartCount: 0,
-              state: { terminated: { exitCode: 1, message: 'the network policy was not enforced in time' } },
+              state: { terminated: { exitCode: 1, message: report } },
             },
-          ],
-          containerStatuses: [
-            { name: 'configure', image: 'c2d-configure:latest', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'PodInitializing' } } },
           ],
         },
       },
@@ -481,9 +482,9 @@ describe('a network gate that gives up', () => {
       ok: false,
       failStatus: 31,
       terminationDetails: {
-        exitCode: null,
+        exitCode: 1,
         oomKilled: false,
-        reason: 'could not fetch the inputs (configuration step could not start: network isolation not confirmed: the network policy was not enforced in time)',
+        reason: 'could not fetch the inputs: network isolation not confirmed: the network policy was not enforced in time',
       },
     });
   });

@@ -11,6 +11,7 @@ import type * as k8s from '@kubernetes/client-node' with { 'resolution-mode': 'i
 export type {
   V1ConfigMap,
   V1Container,
+  V1EnvVar,
   V1NetworkPolicy,
   V1ObjectMeta,
   V1OwnerReference,

@@ -15,7 +15,8 @@ import type { KubernetesEnvironment, KubernetesOptions } from '../../domain/envi
 import type { AlgorithmSpec, ConfigureSpec, StepName } from '../backend';
 import { imageCandidates } from '../images';
 import { assertJobId } from '../steps';
-import type { KubeObject, V1Container, V1OwnerReference, V1PodSpec, V1Volume, V1VolumeMount } from './client';
+import { NETWORK_GATE_SCRIPT } from '../../net/network-gate';
+import type { KubeObject, V1Container, V1EnvVar, V1OwnerReference, V1PodSpec, V1Volume, V1VolumeMount } from './client';
 
 export const LABELS = { job: 'c2d.job', step: 'c2d.step', environment: 'c2d.environment', network: 'c2d.network' } as const;
 /** The full environment id (a label value is cut to 63 characters). */
@@ -220,36 +221,26 @@ const CONTAINER_HARDENING = {
   capabilities: { drop: ['ALL'] },
 } as const;
 
-/**
- * The network gate's program (node, in our configure image): dials the gate endpoint until two dials in a
- * row fail (refused, unreachable or 700 ms without an answer), then exits 0; at its deadline it writes why
- * to its termination message and exits 1.
- * An answer means the pod can still reach the network: its NetworkPolicy is not enforced yet.
- */
-export const NETWORK_GATE_SCRIPT = [
-  "const net = require('net');",
-  'const host = process.env.GATE_HOST, port = Number(process.env.GATE_PORT), end = Date.now() + 1000 * Number(process.env.GATE_TIMEOUT_SECONDS);',
-  "const dial = () => new Promise((ok) => { const s = net.connect({ host, port, timeout: 700 }); s.once('connect', () => { s.destroy(); ok(true); }); s.once('timeout', () => { s.destroy(); ok(false); }); s.once('error', () => ok(false)); });",
-  '(async () => { let cut = 0, answered = 0; for (;;) {',
-  '  if (await dial()) { cut = 0; answered++; } else if (++cut >= 2) { console.log(`network cut (${host}:${port} answered ${answered} dials first)`); process.exit(0); }',
-  "  if (Date.now() > end) { require('fs').writeFileSync(process.env.GATE_REPORT || '/dev/termination-log', 'the network policy was not enforced in time'); console.error(`${host}:${port} still answers: the network policy is not enforced`); process.exit(1); }",
-  '  await new Promise((r) => setTimeout(r, 100)); } })();',
-].join('\n');
-
-/** Name of the init container (configure and algorithm pods) that waits for its pod's NetworkPolicy to be enforced. */
+/** Name of the algorithm pod's init container that waits for its NetworkPolicy to be enforced. */
 export const NETWORK_GATE = 'network-gate';
 
-function networkGate(k: KubernetesOptions): V1Container {
+/** The gate's settings (src/net/network-gate.ts reads them): the endpoint it dials (default: the pod's node's kubelet) and its deadline. */
+function gateEnv(k: KubernetesOptions): V1EnvVar[] {
   const g = k.networkGate;
+  return [
+    g.host ? { name: 'GATE_HOST', value: g.host } : { name: 'GATE_HOST', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
+    { name: 'GATE_PORT', value: String(g.port) },
+    { name: 'GATE_TIMEOUT_SECONDS', value: String(g.timeoutSeconds) },
+  ];
+}
+
+/** The algorithm pod's init container: the gate run by `node -e` (the configure pod's program runs it itself). */
+function networkGate(k: KubernetesOptions): V1Container {
   return {
     name: NETWORK_GATE,
     image: k.images.configure,
     command: ['node', '-e', NETWORK_GATE_SCRIPT],
-    env: [
-      g.host ? { name: 'GATE_HOST', value: g.host } : { name: 'GATE_HOST', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
-      { name: 'GATE_PORT', value: String(g.port) },
-      { name: 'GATE_TIMEOUT_SECONDS', value: String(g.timeoutSeconds) },
-    ],
+    env: gateEnv(k),
     resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '200m', memory: '64Mi' } },
     ...(k.imagePullPolicy ? { imagePullPolicy: k.imagePullPolicy } : {}),
     terminationMessagePath: REPORT_PATH,
@@ -329,7 +320,8 @@ export function configurePod(ctx: JobContext): Extract<KubeObject, { kind: 'Pod'
         image: k.images.configure,
         args: [PATHS.configureSpec, REPORT_PATH],
         workingDir: PATHS.data,
-        env: [{ name: 'HOME', value: PATHS.tmp }],
+        // no fetch before the namespace's policy keeps the pod off the private ranges: the program runs the gate first
+        env: [{ name: 'HOME', value: PATHS.tmp }, ...(networkGated(ctx.environment) ? gateEnv(k) : [])],
         resources: stepResources(k),
         volumeMounts: [
           { name: DATA_VOLUME, mountPath: PATHS.data },
@@ -340,8 +332,6 @@ export function configurePod(ctx: JobContext): Extract<KubeObject, { kind: 'Pod'
         dataVolume(ctx),
         { name: SECRET_VOLUME, secret: { secretName: names.secret, defaultMode: 0o440, items: [{ key: CONFIGURE_SPEC_KEY, path: CONFIGURE_SPEC_KEY }] } },
       ],
-      // no fetch before the namespace's policy keeps the pod off the private ranges
-      networkGated(ctx.environment) ? { initContainers: [networkGate(k)] } : {},
     ),
   );
 }

@@ -6,8 +6,8 @@ import { readableBy, untraversable } from './host';
 
 /** The step programs that run inside the sandbox (the supervisor runs on the host, as the worker's user). */
 export const SANDBOXED_PROGRAMS = ['configure-step.js', 'publish-step.js'] as const;
-/** Modules of ours they load (Node built-ins only), relative to the programs dir's parent: configure-step.js requires ../net/guarded-fetch.js. */
-export const SANDBOXED_MODULES = ['net/guarded-fetch.js'] as const;
+/** Modules of ours they load (Node built-ins only), relative to the programs dir's parent: configure-step.js requires ../net/guarded-fetch.js and ../net/network-gate.js. */
+export const SANDBOXED_MODULES = ['net/guarded-fetch.js', 'net/network-gate.js'] as const;
 
 /** Where job workspaces, the step programs and node live when the sandbox uid cannot reach the originals. */
 export const DEFAULT_STAGE_ROOT = '/var/lib/c2d';

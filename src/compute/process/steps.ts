@@ -77,7 +77,7 @@ export function configureSandbox(s: ProgramStep): SandboxOptions {
       ...networkFiles,
       { src: s.job.data, dest: SANDBOX.data, writable: true },
       { src: s.programsDir, dest: SANDBOX.programs, writable: false },
-      // the guarded fetcher, where configure-step.js requires it (../net/guarded-fetch.js)
+      // our modules, where configure-step.js requires them (../net/guarded-fetch.js, ../net/network-gate.js)
       ...SANDBOXED_MODULES.map((m) => ({ src: path.join(s.programsDir, '..', m), dest: path.posix.join(SANDBOX.programs, '..', m), writable: false })),
       { src: s.job.configureSpec, dest: CONFIGURE_SPEC, writable: false },
       { src: s.reportFile, dest: REPORT, writable: true },
