@@ -74,6 +74,19 @@ describeAsRoot('a real Kubernetes node (containerd, the kubelet, kube-router)')(
   const python = (rawcode: string, container: { image?: string; checksum?: string } = {}) => ({
     meta: { rawcode, container: { entrypoint: 'python3 $ALGO', image: 'python', tag: '3', checksum: engine.images.pythonNumpy.split('@')[1]!, ...container } },
   });
+  /** an algorithm that dials each [host, port] first thing and writes what happened ("reached" or the error's name) to dial.json */
+  const dialing = (targets: readonly (readonly [string, number])[]) =>
+    python(`
+import json, socket
+out = []
+for host, port in ${JSON.stringify(targets)}:
+    s = socket.socket(); s.settimeout(3)
+    try:
+        s.connect((host, port)); out.append("reached")
+    except Exception as e:
+        out.append(type(e).__name__)
+open('/data/outputs/dial.json', 'w').write(json.dumps(out))
+`);
   const start = (environment: string, algorithm: ReturnType<typeof python>) =>
     client.startJob({ environment, dataset: { documentId: dataset, serviceId: 'compute' }, algorithm });
   const run = async (environment: string, algorithm: ReturnType<typeof python>) =>
@@ -107,20 +120,7 @@ print("computed with numpy", np.__version__)
       [new URL(cluster.kube.server).hostname, Number(new URL(cluster.kube.server).port)],
       ['10.96.0.1', 443], // the kubernetes Service
     ] as const;
-    const done = await run(
-      'real',
-      python(`
-import json, socket
-out = []
-for host, port in ${JSON.stringify(targets)}:
-    s = socket.socket(); s.settimeout(3)
-    try:
-        s.connect((host, port)); out.append("reached")
-    except Exception as e:
-        out.append(type(e).__name__)
-open('/data/outputs/dial.json', 'w').write(json.dumps(out))
-`),
-    );
+    const done = await run('real', dialing(targets));
     expect(done.status).toBe(70);
     const results = JSON.parse(await resultText(client, done, 'dial.json')) as string[];
     expect(results).toHaveLength(targets.length);
@@ -136,24 +136,14 @@ open('/data/outputs/dial.json', 'w').write(json.dumps(out))
     });
     const outside = new URL(data.url('numbers.csv'));
     const targets = [
-      [cluster.kube.realNode!.gateway, new URL(nodeService.url('numbers.csv')).port],
+      [cluster.kube.realNode!.gateway, Number(new URL(nodeService.url('numbers.csv')).port)],
       [cluster.kube.realNode!.gateway, cluster.kube.realNode!.kubeletPort],
-      [outside.hostname, outside.port],
-    ].map(([host, port]) => [host, Number(port)]);
+      [outside.hostname, Number(outside.port)],
+    ] as const;
     const { jobId } = await client.startJob({
       environment: 'real',
       dataset: { documentId: open, serviceId: 'compute' },
-      algorithm: python(`
-import json, socket
-out = []
-for host, port in ${JSON.stringify(targets)}:
-    s = socket.socket(); s.settimeout(3)
-    try:
-        s.connect((host, port)); out.append("reached")
-    except Exception as e:
-        out.append(type(e).__name__)
-open('/data/outputs/dial.json', 'w').write(json.dumps(out))
-`),
+      algorithm: dialing(targets),
     });
     const done = await client.waitForJob(jobId, { timeoutMs: 150_000 });
     expect(done.status).toBe(70);
