@@ -1,3 +1,4 @@
+import { status } from '@grpc/grpc-js';
 import {
   Client,
   Connection,
@@ -38,27 +39,6 @@ export async function connectTemporal(
   }
 }
 
-/** gRPC status names by code: what an operator searches Temporal's documentation and logs for. */
-const GRPC_STATUS = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
-
 /** The gRPC status code of a Temporal service error, if it is one. */
 function grpcCodeOf(err: unknown): number | undefined {
   if (isGrpcServiceError(err)) return err.code;
@@ -69,16 +49,17 @@ function grpcCodeOf(err: unknown): number | undefined {
 /** "Temporal is unavailable (DEADLINE_EXCEEDED)": which refusal it was (a status name, never a detail of the request). */
 function unavailable(err: unknown): UnavailableError {
   const code = grpcCodeOf(err);
-  const why = code === undefined ? '' : ` (${GRPC_STATUS[code] ?? `gRPC status ${code}`})`;
+  // the status name (grpc's enum maps codes back to names): what an operator searches Temporal's docs and logs for
+  const why = code === undefined ? '' : ` (${status[code] ?? `gRPC status ${code}`})`;
   return new UnavailableError('temporal_unavailable', `Temporal is unavailable${why}`, { cause: err });
 }
 
 /**
  * Refusals a start is tried again for: the server gave up on its own deadline (its persistence was slow:
  * the start may have happened, its answer lost), or the client's retries on an overloaded or unreachable
- * frontend ran out. DEADLINE_EXCEEDED, UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED.
+ * frontend ran out.
  */
-const START_RETRIED = new Set([4, 14, 8, 10]);
+const START_RETRIED = new Set<number>([status.DEADLINE_EXCEEDED, status.UNAVAILABLE, status.RESOURCE_EXHAUSTED, status.ABORTED]);
 
 /** Errors of the Temporal service itself mean "try again later" to the API; our own errors pass through. */
 function asUnavailable(err: unknown): unknown {

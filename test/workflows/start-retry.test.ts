@@ -41,19 +41,20 @@ function faultyStarts(code: status, times: number, forward: boolean): { intercep
 
 describe('starting a job when Temporal refuses or loses the answer', () => {
   const connections: Connection[] = [];
-  const jobsWith = async (interceptor: Interceptor): Promise<TemporalJobsService> => {
+  const jobsWith = async (interceptor: Interceptor): Promise<{ jobs: TemporalJobsService; connection: Connection }> => {
     const connection = await Connection.connect({
       address: testState().temporalAddress,
       // outermost: what the client sees after its own retries
       interceptors: [interceptor, makeGrpcRetryInterceptor(defaultGrpcRetryOptions())],
     });
     connections.push(connection);
-    return new TemporalJobsService({
+    const jobs = new TemporalJobsService({
       client: new Client({ connection }),
       taskQueue: uniqueName('no-worker'),
       results: new MemoryResultStore(),
       rpcTimeoutMs: 5000,
     });
+    return { jobs, connection };
   };
 
   afterAll(async () => {
@@ -62,17 +63,17 @@ describe('starting a job when Temporal refuses or loses the answer', () => {
 
   it('when the server started the job but its answer was lost (DEADLINE_EXCEEDED), then the start is tried again and answers the one job that runs', async () => {
     const faults = faultyStarts(status.DEADLINE_EXCEEDED, 1, true);
-    const jobs = await jobsWith(faults.interceptor);
+    const { jobs, connection } = await jobsWith(faults.interceptor);
     const input = jobInput(uniqueName('env-lost-answer'));
     const view = await jobs.start(input);
     expect(view).toMatchObject({ jobId: input.jobId, status: JobStatus.WarmingUp });
     expect(faults.calls()).toBe(2);
-    const described = await connections[0]!.workflowService.describeWorkflowExecution({
+    const described = await connection.workflowService.describeWorkflowExecution({
       namespace: 'default',
       execution: { workflowId: `c2d-${input.jobId}` },
     });
     expect(described.workflowExecutionInfo?.status).toBe(1); // running: one workflow, started once
-    await connections[0]!.workflowService.terminateWorkflowExecution({
+    await connection.workflowService.terminateWorkflowExecution({
       namespace: 'default',
       workflowExecution: { workflowId: `c2d-${input.jobId}` },
       reason: 'test over',
@@ -81,7 +82,7 @@ describe('starting a job when Temporal refuses or loses the answer', () => {
 
   it('when Temporal keeps refusing with a transient status, then the start gives up at its deadline with 503 naming it, and no job exists', async () => {
     const faults = faultyStarts(status.UNAVAILABLE, Number.POSITIVE_INFINITY, false);
-    const jobs = await jobsWith(faults.interceptor);
+    const { jobs } = await jobsWith(faults.interceptor);
     const input = jobInput(uniqueName('env-unavailable'));
     const t0 = Date.now();
     const err = await jobs.start(input).catch((e: unknown) => e);
@@ -94,7 +95,7 @@ describe('starting a job when Temporal refuses or loses the answer', () => {
 
   it('when Temporal refuses the start as invalid, then it is not tried again: 503 names INVALID_ARGUMENT at once', async () => {
     const faults = faultyStarts(status.INVALID_ARGUMENT, 1, false);
-    const jobs = await jobsWith(faults.interceptor);
+    const { jobs } = await jobsWith(faults.interceptor);
     const err = await jobs.start(jobInput(uniqueName('env-invalid'))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnavailableError);
     expect((err as Error).message).toBe('Temporal is unavailable (INVALID_ARGUMENT)');
