@@ -163,6 +163,11 @@ export function createActivities(deps: ActivityDeps) {
     return env;
   };
 
+  /** The job's workspace on this worker's host when its backend keeps it there (process, docker), else any worker's (kubernetes). */
+  const placeHere = (environmentId: string): Placement => ({
+    hostQueue: deps.hostQueue && hostBound(environment(environmentId)) ? deps.hostQueue : null,
+  });
+
   /** Runs a step with a steady heartbeat; a cancelled activity stops waiting (the workflow kills the step through stopSteps). */
   async function runStep(backend: ComputeBackend, req: StepRequest): Promise<StepOutcome> {
     return withStepHooks((hooks) => backend.runStep(req, hooks));
@@ -279,9 +284,15 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Asks the environment's capacity workflow for a slot, starting it on first use; the grant arrives as a signal. */
-    async acquireSlot(input: AcquireSlotInput): Promise<void> {
+    /**
+     * Queues the job at its environment's capacity workflow (signalWithStart: started on first use), and
+     * places it on this worker's host as placeJob does: a job granted at once keeps that placement, so its
+     * workspace needs no second call (a local activity costs the workflow task a round trip).
+     */
+    async acquireSlot(input: AcquireSlotInput): Promise<Placement> {
       return mapFailures(async () => {
         const ctx = Context.current();
+        const placement = placeHere(input.environmentId);
         await ctx.client.workflow.signalWithStart(SLOTS_WORKFLOW_TYPE, {
           workflowId: input.slotsWorkflowId,
           taskQueue: ctx.info.taskQueue,
@@ -297,15 +308,13 @@ export function createActivities(deps: ActivityDeps) {
             },
           ],
         });
+        return placement;
       });
     },
 
     /** Places the job on this worker's host when its backend keeps the workspace there (a local activity: the worker running the workflow). */
     placeJob(input: JobRef): Promise<Placement> {
-      return mapFailures(() => {
-        const env = environment(input.environmentId);
-        return Promise.resolve({ hostQueue: deps.hostQueue && hostBound(env) ? deps.hostQueue : null });
-      });
+      return mapFailures(() => Promise.resolve(placeHere(input.environmentId)));
     },
 
     /** Fetches inputs and the algorithm into the job's volume; decrypts file locations here, at run time. */

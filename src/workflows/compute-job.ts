@@ -27,6 +27,9 @@ import { placeJob, workspaceSteps } from './workspace-steps';
 // Authorization resolves assets (on chain too): while a source is down the job waits in status 1; a refusal fails at once.
 const { authorizeJob } = proxyActivities<Activities>({ ...chainCall, summary: 'Check the assets, the publisher rules and the algorithm' });
 const { verifyOrders } = proxyActivities<Activities>({ ...chainCall, summary: 'Verify the datatoken orders on chain' });
+/** A placement made this recently (when the job asked for its slot) still names a live worker host. */
+const FRESH_PLACEMENT_MS = 2000;
+
 /**
  * One compute job: authorize and verify orders (side by side) → wait for a slot of the environment → configure → run the
  * algorithm → [plugins] → publish → clean up. Status lives in workflow state (query `status`), in the
@@ -107,7 +110,8 @@ export async function computeJob(input: JobInput): Promise<JobView> {
 
     const limits = plan.environment;
     const queueWait = input.queueMaxWaitTime !== undefined ? { maxWaitMs: input.queueMaxWaitTime * 1000 } : {};
-    if (!(await slot.acquire(limits, { ...queueWait, ...(input.free ? { free: true } : {}) })))
+    const granted = await slot.acquire(limits, { ...queueWait, ...(input.free ? { free: true } : {}) });
+    if (!granted)
       throw new JobFailed(
         failed(
           JobStatus.QueueExpired,
@@ -132,7 +136,9 @@ export async function computeJob(input: JobInput): Promise<JobView> {
     try {
       setStatus(JobStatus.ConfiguringVolumes);
       reached = 'steps';
-      hostQueue = (await placeJob(ref).catch(endWith(provisioningFailure))).hostQueue ?? undefined;
+      // Placed by the worker that asked for the slot, unless the job queued long enough for that host to have gone.
+      const placement = granted.waitedMs <= FRESH_PLACEMENT_MS ? granted.placement : await placeJob(ref).catch(endWith(provisioningFailure));
+      hostQueue = placement.hostQueue ?? undefined;
       steps = workspaceSteps(hostQueue);
       const configured = await steps.configureStep(input).catch(endWith(provisioningFailure));
       if (!configured.ok) throw new JobFailed({ status: configured.failStatus ?? JobStatus.DataProvisioningFailed, details: configured.terminationDetails });

@@ -1,5 +1,5 @@
 import { CancellationScope, condition, getExternalWorkflowHandle, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { Activities, EnvironmentLimits } from '../activities';
+import type { Activities, EnvironmentLimits, Placement } from '../activities';
 import { waiting } from './activity-options';
 import { environmentWorkflowId, releaseSignal, slotGrantedSignal } from './definitions';
 
@@ -9,12 +9,20 @@ const { acquireSlot } = proxyLocalActivities<Activities>({ ...waiting, summary: 
 /** A slot is held at most maxJobDuration plus this, so a job that vanished without releasing cannot block others forever. */
 const LEASE_MARGIN_MS = 5 * 60_000;
 
+/** A granted slot, with where the worker that asked for it would keep the job's workspace. */
+export interface Granted {
+  /** the asking worker's host (placeJob's answer, given by acquireSlot) */
+  placement: Placement;
+  /** how long the job waited for the grant (workflow time): a placement this old may name a host that has gone since */
+  waitedMs: number;
+}
+
 export interface EnvironmentSlot {
   /**
    * Queues this job at the environment's capacity workflow (started on first use) and waits, durably, for
-   * the grant: true once granted; false when `maxWaitMs` passed first (the job has left the queue then).
+   * the grant; null when `maxWaitMs` passed first (the job has left the queue then).
    */
-  acquire(limits: EnvironmentLimits, opts?: { maxWaitMs?: number; free?: boolean }): Promise<boolean>;
+  acquire(limits: EnvironmentLimits, opts?: { maxWaitMs?: number; free?: boolean }): Promise<Granted | null>;
   /** Gives the slot back, or leaves the queue; once, and only if it was asked for. */
   release(): Promise<void>;
 }
@@ -46,7 +54,8 @@ export function environmentSlot(environmentId: string): EnvironmentSlot {
   return {
     async acquire(limits, opts = {}) {
       state = 'requested';
-      await acquireSlot({
+      const askedAt = Date.now();
+      const placement = await acquireSlot({
         environmentId,
         slotsWorkflowId,
         workflowId,
@@ -55,13 +64,14 @@ export function environmentSlot(environmentId: string): EnvironmentSlot {
         ...(limits.resources ? { resources: limits.resources, totals: limits.resourceTotals } : {}),
         ...(opts.free ? { free: true, maxFreeJobs: limits.maxFreeJobs } : {}),
       });
+      const grant = (): Granted => ({ placement, waitedMs: Date.now() - askedAt });
       if (opts.maxWaitMs === undefined) {
         await condition(() => granted);
-        return true;
+        return grant();
       }
-      if (await condition(() => granted, opts.maxWaitMs)) return true;
+      if (await condition(() => granted, opts.maxWaitMs)) return grant();
       await this.release();
-      return false;
+      return null;
     },
     async release() {
       if (state !== 'requested') return;

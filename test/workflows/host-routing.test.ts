@@ -11,11 +11,13 @@ import { environment, fakeWorld, jobInput, silent } from './fakes';
 
 /**
  * Several workers, each with its own work dir: the steps of one job must all run where its workspace is.
- * The workflow places the job on the worker host running it (a local activity) and sends every step —
- * configure, algorithm, stop, publish, cleanup, in-worker plugins — to that host's own task queue.
+ * The workflow places the job on the worker host running it (the local activity that asks for its slot,
+ * or placeJob when it queued for long) and sends every step — configure, algorithm, stop, publish,
+ * cleanup, in-worker plugins — to that host's own task queue.
  */
 const hostQueue = uniqueName('host-queue');
 const env = environment({ id: uniqueName('env'), maxJobs: 4, maxJobDuration: 120, plugins: [{ name: 'gate' }] });
+const oneSlot = environment({ id: uniqueName('one-slot'), maxJobs: 1, maxJobDuration: 120 });
 const k8s = environment({
   id: uniqueName('k8s'),
   backend: 'kubernetes',
@@ -29,9 +31,11 @@ function recorded(activities: Activities): Activities {
   return Object.fromEntries(
     Object.entries(activities).map(([name, fn]) => [
       name,
-      (input: { jobId?: string }, ...rest: unknown[]) => {
+      (input: { jobId?: string; workflowId?: string }, ...rest: unknown[]) => {
         const { taskQueue } = Context.current().info;
-        if (input?.jobId) ran.set(input.jobId, [...(ran.get(input.jobId) ?? []), `${name}@${taskQueue === hostQueue ? 'host' : 'shared'}`]);
+        // acquireSlot names the job by its workflow id (c2d-<jobId>)
+        const jobId = input?.jobId ?? input?.workflowId?.replace(/^c2d-/, '');
+        if (jobId) ran.set(jobId, [...(ran.get(jobId) ?? []), `${name}@${taskQueue === hostQueue ? 'host' : 'shared'}`]);
         return (fn as (...a: unknown[]) => unknown)(input, ...rest);
       },
     ]),
@@ -41,11 +45,11 @@ function recorded(activities: Activities): Activities {
 describe('steps on the worker host that holds the workspace', () => {
   const gate = definePlugin({ name: 'gate', defaultStage: 'afterAlgorithm', run: () => Promise.resolve() });
   const registry = new PluginRegistry([gate]);
-  const world = fakeWorld([env, k8s], registry, { hostQueue });
+  const world = fakeWorld([env, oneSlot, k8s], registry, { hostQueue });
   const activities = (): Activities =>
     recorded({
       ...world.activities,
-      ...createPluginActivities(registry, { environments: [env, k8s], backendFor: () => world.backend, logger: silent }),
+      ...createPluginActivities(registry, { environments: [env, oneSlot, k8s], backendFor: () => world.backend, logger: silent }),
     });
   let tw: TestWorker;
   let host: Worker;
@@ -82,7 +86,9 @@ describe('steps on the worker host that holds the workspace', () => {
     const done = await finished(input.jobId);
     expect(done.status).toBe(70);
     const calls = ran.get(input.jobId) ?? [];
-    expect(calls).toEqual(expect.arrayContaining(['authorizeJob@shared', 'placeJob@shared']));
+    // granted at once: placed by the call that asked for the slot, no placeJob round trip
+    expect(calls).toEqual(expect.arrayContaining(['authorizeJob@shared', 'acquireSlot@shared']));
+    expect(calls).not.toContainEqual(expect.stringMatching(/^placeJob@/));
     const steps = calls.filter((c) => !/^(authorizeJob|verifyOrders|placeJob|acquireSlot)@/.test(c));
     // the afterAlgorithm plugin (served in the worker, it may read the workspace) too
     expect(steps).toEqual(['configureStep@host', 'algorithmStep@host', expect.stringMatching(/@host$/), 'publishStep@host', 'cleanupJob@host']);
@@ -97,6 +103,31 @@ describe('steps on the worker host that holds the workspace', () => {
     const done = await finished(input.jobId);
     expect(done.stopreq).toBe(1);
     expect(ran.get(input.jobId)).toEqual(expect.arrayContaining(['stopSteps@host', 'publishStep@host', 'cleanupJob@host']));
+  });
+
+  test('when a job queued for its slot longer than a placement stays fresh, then it is placed again once granted, and its steps run on the host queue', async () => {
+    const holder = jobInput(oneSlot.id);
+    world.backend.scripts.set(holder.jobId, { algorithm: { hold: true } });
+    await jobs.start(holder);
+    await eventually(() => world.backend.isWaiting(holder.jobId, 'algorithm'), 20_000, 'the holder running');
+    const queued = jobInput(oneSlot.id);
+    await jobs.start(queued);
+    try {
+      await eventually(() => (ran.get(queued.jobId) ?? []).includes('acquireSlot@shared'), 20_000, 'the second job asking for the slot');
+      await new Promise((r) => setTimeout(r, 2500));
+    } finally {
+      world.backend.release(holder.jobId, 'algorithm');
+    }
+    expect((await finished(queued.jobId)).status).toBe(70);
+    const calls = ran.get(queued.jobId) ?? [];
+    expect(calls.filter((c) => /^(acquireSlot|placeJob)@/.test(c))).toEqual(['acquireSlot@shared', 'placeJob@shared']);
+    expect(calls.filter((c) => /^(configureStep|algorithmStep|publishStep|cleanupJob)@/.test(c))).toEqual([
+      'configureStep@host',
+      'algorithmStep@host',
+      'publishStep@host',
+      'cleanupJob@host',
+    ]);
+    expect(ran.get(holder.jobId)).not.toContainEqual(expect.stringMatching(/^placeJob@/));
   });
 
   test('when the environment is kubernetes, then no host is chosen: its steps run on the shared queue', async () => {

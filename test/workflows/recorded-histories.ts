@@ -10,6 +10,8 @@ export const recordedHistories = [
   'stop-by-owner',
   'cancel-request',
   'stop-while-waiting-for-slot',
+  // a job that queued longer than its placement stays fresh: placed again (placeJob) once granted
+  'granted-after-queueing',
   'deadline',
   'authorization-refused-dataset',
   'authorization-refused-algorithm',
