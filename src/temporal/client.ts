@@ -46,13 +46,28 @@ function grpcCodeOf(err: unknown): number | undefined {
   return undefined;
 }
 
+/** " (DEADLINE_EXCEEDED)": the status name (grpc's enum maps codes back to names), what an operator searches Temporal's docs and logs for. */
+const statusName = (code: number | undefined): string => (code === undefined ? '' : ` (${status[code] ?? `gRPC status ${code}`})`);
+
 /** "Temporal is unavailable (DEADLINE_EXCEEDED)": which refusal it was (a status name, never a detail of the request). */
 function unavailable(err: unknown): UnavailableError {
-  const code = grpcCodeOf(err);
-  // the status name (grpc's enum maps codes back to names): what an operator searches Temporal's docs and logs for
-  const why = code === undefined ? '' : ` (${status[code] ?? `gRPC status ${code}`})`;
-  return new UnavailableError('temporal_unavailable', `Temporal is unavailable${why}`, { cause: err });
+  return new UnavailableError('temporal_unavailable', `Temporal is unavailable${statusName(grpcCodeOf(err))}`, { cause: err });
 }
+
+/**
+ * What Temporal answers when the server itself is down, overloaded or slow: trying again later may work
+ * (503, temporal_unavailable). Every other status (INVALID_ARGUMENT, FAILED_PRECONDITION, NOT_FOUND,
+ * PERMISSION_DENIED, …) says the provider's request or its settings are wrong: waiting will not help.
+ */
+const TRANSIENT = new Set<number>([
+  status.UNAVAILABLE,
+  status.DEADLINE_EXCEEDED,
+  status.RESOURCE_EXHAUSTED,
+  status.ABORTED,
+  status.CANCELLED,
+  status.UNKNOWN,
+  status.INTERNAL,
+]);
 
 /**
  * Refusals a start is tried again for: the server gave up on its own deadline (its persistence was slow:
@@ -61,11 +76,17 @@ function unavailable(err: unknown): UnavailableError {
  */
 const START_RETRIED = new Set<number>([status.DEADLINE_EXCEEDED, status.UNAVAILABLE, status.RESOURCE_EXHAUSTED, status.ABORTED]);
 
-/** Errors of the Temporal service itself mean "try again later" to the API; our own errors pass through. */
-function asUnavailable(err: unknown): unknown {
+/**
+ * Errors of the Temporal service: an outage means "try again later" to the API; a refusal of what the
+ * provider asked is an internal error (its cause in the log, "Internal error" to the caller), so a bug
+ * or a wrong setting never reads as a passing outage. Our own errors pass through.
+ */
+function asServiceFailure(err: unknown): unknown {
   if (err instanceof C2DError) return err;
-  if (err instanceof ServiceError || isGrpcServiceError(err)) return unavailable(err);
-  return err;
+  if (!(err instanceof ServiceError || isGrpcServiceError(err))) return err;
+  const code = grpcCodeOf(err);
+  if (code === undefined || TRANSIENT.has(code)) return unavailable(err);
+  return new C2DError('internal', 'temporal_refused', `Temporal refused the provider's request${statusName(code)}`, undefined, { cause: err });
 }
 
 const jobIdOf = (workflowId: string): string => workflowId.replace(/^c2d-/, '');
@@ -93,7 +114,7 @@ export class TemporalJobsService implements JobsService {
     try {
       return await this.deps.client.connection.withDeadline(deadline, () => fn(deadline));
     } catch (err) {
-      throw asUnavailable(err);
+      throw asServiceFailure(err);
     }
   }
 

@@ -1,6 +1,6 @@
 import { InterceptingCall, type Interceptor, status } from '@grpc/grpc-js';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
-import { UnavailableError } from '../../src/domain/errors';
+import { C2DError, UnavailableError } from '../../src/domain/errors';
 import { JobStatus } from '../../src/domain/status';
 import { TemporalJobsService } from '../../src/temporal/client';
 import { testState } from '../helpers/state';
@@ -93,12 +93,13 @@ describe('starting a job when Temporal refuses or loses the answer', () => {
     expect(await jobs.get(input.jobId)).toBeNull();
   });
 
-  it('when Temporal refuses the start as invalid, then it is not tried again: 503 names INVALID_ARGUMENT at once', async () => {
+  it('when Temporal refuses the start as invalid, then it is not tried again, and it is an internal error naming INVALID_ARGUMENT, not an outage', async () => {
     const faults = faultyStarts(status.INVALID_ARGUMENT, 1, false);
     const { jobs } = await jobsWith(faults.interceptor);
     const err = await jobs.start(jobInput(uniqueName('env-invalid'))).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(UnavailableError);
-    expect((err as Error).message).toBe('Temporal is unavailable (INVALID_ARGUMENT)');
+    expect(err).not.toBeInstanceOf(UnavailableError);
+    expect(err).toBeInstanceOf(C2DError);
+    expect(err).toMatchObject({ kind: 'internal', code: 'temporal_refused', message: "Temporal refused the provider's request (INVALID_ARGUMENT)" });
     expect(faults.calls()).toBe(1);
   });
 });
