@@ -22,7 +22,7 @@ import { mapFailures } from './failures';
 import { algorithmResult, configureResult, publishFailure } from './outcomes';
 import { createPaymentActivities } from './payment';
 import { progressToWorkflow } from './progress';
-import type { AcquireSlotInput, AlgorithmStepInput, JobPlan, JobRef, Placement, PublishResult, PublishStepInput, StepResult } from './types';
+import type { AcquireSlotInput, AlgorithmStepInput, JobPlan, JobRef, Placement, PublishResult, PublishStepInput, SlotRef, StepResult } from './types';
 
 export type * from './types';
 export type { LockPaymentInput, LockResult, SettlePaymentInput, SettleResult } from './payment';
@@ -111,6 +111,23 @@ const hostBound = (env: Environment): boolean => env.backend === 'process' || en
 /** Must match the names in src/workflows (activities may not import workflow code). */
 const SLOTS_WORKFLOW_TYPE = 'environmentSlots';
 const ACQUIRE_SIGNAL = 'acquire';
+const RELEASE_SIGNAL = 'release';
+
+/**
+ * Gives a job's slot back to its environment's capacity workflow: a signal, idempotent, so a retried step
+ * sends it again harmlessly. False when Temporal did not take it within a few seconds: the workflow then
+ * gives the slot back itself.
+ */
+async function giveSlotBack(slot: SlotRef, log: Logger): Promise<boolean> {
+  const { client } = Context.current();
+  try {
+    await client.connection.withDeadline(Date.now() + 5000, () => client.workflow.getHandle(slot.slotsWorkflowId).signal(RELEASE_SIGNAL, slot.workflowId));
+    return true;
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'could not give the slot back from the algorithm step; the workflow does');
+    return false;
+  }
+}
 
 /** Past this size a remote algorithm is fetched by the configuration step itself rather than handed over as code. */
 const REMOTE_CODE_MAX_BYTES = 8 * 1024 ** 2;
@@ -387,7 +404,8 @@ export function createActivities(deps: ActivityDeps) {
           await shipping?.finish();
         }
         log.info({ exitCode: outcome.exitCode, reason: outcome.reason, oomKilled: outcome.oomKilled, reattached: outcome.reattached }, 'step ended');
-        return algorithmResult(outcome);
+        const result = algorithmResult(outcome);
+        return input.slot && (await giveSlotBack(input.slot, log)) ? { ...result, slotReleased: true } : result;
       });
     },
 

@@ -47,6 +47,8 @@ export interface StepResult {
   terminationDetails: TerminationDetails;
   /** the backend ended the step at the environment's maxJobDuration */
   deadline?: boolean;
+  /** the algorithm step gave the job's slot back (AlgorithmStepInput.slot) */
+  slotReleased?: boolean;
 }
 
 /** What was stored for the consumer. A failed publishing step still stores the step logs, so its log tells why. */
@@ -69,8 +71,18 @@ export interface JobRef {
   environmentId: string;
 }
 
+/** A job's slot at its environment's capacity workflow, for an activity to give back itself. */
+export interface SlotRef {
+  /** the environment's capacity workflow */
+  slotsWorkflowId: string;
+  /** the job workflow holding the slot */
+  workflowId: string;
+}
+
 export interface AlgorithmStepInput extends JobRef {
   plan: JobPlan;
+  /** the job's slot: given back as soon as the algorithm has ended, before the workflow hears of it */
+  slot?: SlotRef;
 }
 
 export interface PublishStepInput extends JobRef {

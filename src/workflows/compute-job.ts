@@ -170,11 +170,14 @@ export async function computeJob(input: JobInput): Promise<JobView> {
       setStatus(JobStatus.RunningAlgorithm);
       reached = 'algorithm';
       payment.algorithmStarted();
+      // the step gives the slot back as soon as the algorithm has ended: the next job starts while this one publishes
+      const handedOver = slot.handOver();
       const ran = await steps
-        .algorithmStep(limits.maxJobDuration)({ ...ref, plan })
+        .algorithmStep(limits.maxJobDuration)({ ...ref, plan, ...(handedOver ? { slot: handedOver } : {}) })
         .catch(endWith((err) => failed(JobStatus.AlgorithmFailed, `algorithm step failed: ${describeFailure(err).message}`)))
         .finally(() => payment.algorithmEnded());
       stoppable = false;
+      if (ran.slotReleased) slot.givenBack();
       if (!ran.ok && ran.deadline) state.stopreq = StopReq.Deadline;
       if (!ran.ok) throw new JobFailed({ status: ran.failStatus ?? JobStatus.AlgorithmFailed, details: ran.terminationDetails });
       state.terminationDetails = ran.terminationDetails;
@@ -212,7 +215,7 @@ export async function computeJob(input: JobInput): Promise<JobView> {
       else if (state.stopreq === StopReq.None) state.stopreq = StopReq.ByOwner;
     }
     stoppable = false;
-    // The rest must happen even after a stop: kill what runs, keep the logs (the slot goes back meanwhile), then say how it ended.
+    // The rest must happen even after a stop: kill what runs, keep the logs (the slot goes back meanwhile, unless the algorithm step gave it back), then say how it ended.
     await CancellationScope.nonCancellable(async () => {
       const stepsRan = reached !== 'authorization';
       if (state.stopreq !== StopReq.None && stepsRan) await steps.stopSteps(ref);

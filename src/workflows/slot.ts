@@ -1,5 +1,5 @@
 import { CancellationScope, condition, getExternalWorkflowHandle, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { Activities, EnvironmentLimits, Placement } from '../activities';
+import type { Activities, EnvironmentLimits, Placement, SlotRef } from '../activities';
 import { waiting } from './activity-options';
 import { environmentWorkflowId, releaseSignal, slotGrantedSignal } from './definitions';
 
@@ -25,6 +25,10 @@ export interface EnvironmentSlot {
   acquire(limits: EnvironmentLimits, opts?: { maxWaitMs?: number; free?: boolean }): Promise<Granted | null>;
   /** Gives the slot back, or leaves the queue; once, and only if it was asked for. */
   release(): Promise<void>;
+  /** The granted slot, for an activity that gives it back itself (the algorithm step, the moment the algorithm has ended); undefined when none is held. */
+  handOver(): SlotRef | undefined;
+  /** The activity it was handed over to gave it back: release() has nothing left to do. */
+  givenBack(): void;
 }
 
 /**
@@ -77,6 +81,12 @@ export function environmentSlot(environmentId: string): EnvironmentSlot {
       if (state !== 'requested') return;
       state = 'released';
       await signalRelease();
+    },
+    handOver() {
+      return state === 'requested' && granted ? { slotsWorkflowId, workflowId } : undefined;
+    },
+    givenBack() {
+      if (state === 'requested') state = 'released';
     },
   };
 }

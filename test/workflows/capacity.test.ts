@@ -63,6 +63,23 @@ describe('environment capacity', () => {
     await eventually(async () => (await jobs.currentJobs(env.id)) === 0, 10_000, 'all slots released');
   });
 
+  test("when a job's algorithm ends, then the algorithm step gives its slot back before the job publishes: the next job runs meanwhile, and the workflow sends no release of its own", async () => {
+    const [a, b] = [jobInput(env.id), jobInput(env.id)];
+    world.backend.scripts.set(a.jobId, { publish: { hold: true } });
+    await jobs.start(a);
+    await eventually(() => world.backend.isWaiting(a.jobId, 'publish'), 20_000, "a's publishing");
+    await jobs.start(b);
+    // a still publishes (held) while b, granted the slot a gave back, runs to its end
+    expect(await finalView(b.jobId)).toMatchObject({ status: 70, stopreq: 0 });
+    expect(world.backend.isWaiting(a.jobId, 'publish')).toBe(true);
+    world.backend.release(a.jobId, 'publish');
+    expect(await finalView(a.jobId)).toMatchObject({ status: 70, stopreq: 0 });
+    for (const job of [a, b]) {
+      const { events } = await tw.client.workflow.getHandle(`c2d-${job.jobId}`).fetchHistory();
+      expect((events ?? []).filter((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes)).toEqual([]);
+    }
+  });
+
   test('when another deployment (another task queue) has an environment of the same id, then each has its own capacity', async () => {
     const otherWorld = fakeWorld([env]);
     const other = await startTestWorker(otherWorld.activities);
