@@ -70,7 +70,7 @@ const TRANSIENT = new Set<number>([
 ]);
 
 /**
- * Refusals a start is tried again for: the server gave up on its own deadline (its persistence was slow:
+ * Refusals a start (or the per-consumer cap's count) is tried again for: the server gave up on its own deadline (its persistence was slow:
  * the start may have happened, its answer lost), or the client's retries on an overloaded or unreachable
  * frontend ran out.
  */
@@ -100,6 +100,8 @@ export interface TemporalJobsDeps {
   settleMs?: number;
   /** the most one operation may take against Temporal before it counts as unavailable; default 15 s */
   rpcTimeoutMs?: number;
+  /** the most one attempt of a start or of the per-consumer cap's count may take: a slower one is tried again within rpcTimeoutMs; default 5 s */
+  attemptTimeoutMs?: number;
   /** how long a running job's status query may wait for a worker before its visibility record answers instead; default 5 s */
   queryTimeoutMs?: number;
 }
@@ -124,18 +126,26 @@ export class TemporalJobsService implements JobsService {
    * whose job runs. Past the deadline the consumer gets 503 and the start route releases its orders.
    */
   start(input: JobInput): Promise<JobView> {
-    return this.guarded(async (deadline) => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await this.startOnce(input);
-        } catch (err) {
-          const pause = Math.min(100 * 2 ** attempt, 2000);
-          const code = grpcCodeOf(err);
-          if (code === undefined || !START_RETRIED.has(code) || Date.now() + pause >= deadline) throw err;
-          await delay(pause);
-        }
+    return this.guarded((deadline) => this.attempts(deadline, () => this.startOnce(input)));
+  }
+
+  /**
+   * Runs `fn` again on a transient refusal until `deadline`, each attempt bounded by attemptTimeoutMs: an
+   * attempt stuck on a slow server (its answer late, or lost) is given up and tried again, instead of
+   * spending the whole deadline. Only for what is safe to repeat (a start under the job's own workflow id, a read).
+   */
+  private async attempts<T>(deadline: number, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const attemptDeadline = Math.min(deadline, Date.now() + (this.deps.attemptTimeoutMs ?? 5_000));
+        return await this.deps.client.connection.withDeadline(attemptDeadline, fn);
+      } catch (err) {
+        const pause = Math.min(100 * 2 ** attempt, 2000);
+        const code = grpcCodeOf(err);
+        if (code === undefined || !START_RETRIED.has(code) || Date.now() + pause >= deadline) throw err;
+        await delay(pause);
       }
-    });
+    }
   }
 
   private async startOnce(input: JobInput): Promise<JobView> {
@@ -336,16 +346,18 @@ export class TemporalJobsService implements JobsService {
    * (or settling its payment) no longer counts, though its workflow may still be cleaning up after it.
    */
   activeJobIds(owner: string, environmentId: string, limit: number): Promise<string[]> {
-    return this.guarded(async () => {
-      const quote = (v: string): string => v.replace(/[\\']/g, '');
-      const query = `WorkflowType = '${JOB_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND C2DStatus NOT IN (${[...finalStatuses, JobStatus.Settling].join(', ')}) AND C2DOwner = '${quote(owner)}' AND C2DEnvironment = '${quote(environmentId)}'`;
-      const ids: string[] = [];
-      for await (const info of this.deps.client.workflow.list({ query, pageSize: Math.max(1, limit) })) {
-        ids.push(info.workflowId.replace(/^c2d-/, ''));
-        if (ids.length >= limit) break;
-      }
-      return ids;
-    });
+    return this.guarded((deadline) => this.attempts(deadline, () => this.listActiveJobIds(owner, environmentId, limit)));
+  }
+
+  private async listActiveJobIds(owner: string, environmentId: string, limit: number): Promise<string[]> {
+    const quote = (v: string): string => v.replace(/[\\']/g, '');
+    const query = `WorkflowType = '${JOB_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND C2DStatus NOT IN (${[...finalStatuses, JobStatus.Settling].join(', ')}) AND C2DOwner = '${quote(owner)}' AND C2DEnvironment = '${quote(environmentId)}'`;
+    const ids: string[] = [];
+    for await (const info of this.deps.client.workflow.list({ query, pageSize: Math.max(1, limit) })) {
+      ids.push(info.workflowId.replace(/^c2d-/, ''));
+      if (ids.length >= limit) break;
+    }
+    return ids;
   }
 }
 

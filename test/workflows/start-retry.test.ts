@@ -39,9 +39,28 @@ function faultyStarts(code: status, times: number, forward: boolean): { intercep
   return { interceptor, calls: () => calls };
 }
 
+/** The first `times` StartWorkflowExecution calls are stuck `ms` on their way to the server (an overloaded frontend, a stalled stream). */
+function stuckStarts(times: number, ms: number): { interceptor: Interceptor; calls: () => number } {
+  let calls = 0;
+  const interceptor: Interceptor = (options, nextCall) => {
+    if (!options.method_definition.path.endsWith('/StartWorkflowExecution')) return new InterceptingCall(nextCall(options));
+    calls++;
+    if (calls > times) return new InterceptingCall(nextCall(options));
+    // the call starts (its deadline runs), its request goes out late
+    return new InterceptingCall(nextCall(options), {
+      sendMessage: (message, next) => setTimeout(() => next(message), ms).unref(),
+      halfClose: (next) => setTimeout(() => next(), ms).unref(),
+    });
+  };
+  return { interceptor, calls: () => calls };
+}
+
 describe('starting a job when Temporal refuses or loses the answer', () => {
   const connections: Connection[] = [];
-  const jobsWith = async (interceptor: Interceptor): Promise<{ jobs: TemporalJobsService; connection: Connection }> => {
+  const jobsWith = async (
+    interceptor: Interceptor,
+    more: { attemptTimeoutMs?: number } = {},
+  ): Promise<{ jobs: TemporalJobsService; connection: Connection }> => {
     const connection = await Connection.connect({
       address: testState().temporalAddress,
       // outermost: what the client sees after its own retries
@@ -53,6 +72,7 @@ describe('starting a job when Temporal refuses or loses the answer', () => {
       taskQueue: uniqueName('no-worker'),
       results: new MemoryResultStore(),
       rpcTimeoutMs: 5000,
+      ...more,
     });
     return { jobs, connection };
   };
@@ -73,6 +93,27 @@ describe('starting a job when Temporal refuses or loses the answer', () => {
       execution: { workflowId: `c2d-${input.jobId}` },
     });
     expect(described.workflowExecutionInfo?.status).toBe(1); // running: one workflow, started once
+    await connection.workflowService.terminateWorkflowExecution({
+      namespace: 'default',
+      workflowExecution: { workflowId: `c2d-${input.jobId}` },
+      reason: 'test over',
+    });
+  });
+
+  it('when a start is stuck longer than one attempt may take, then it is tried again under the same workflow id and returns the one job', async () => {
+    const faults = stuckStarts(1, 4000);
+    const { jobs, connection } = await jobsWith(faults.interceptor, { attemptTimeoutMs: 500 });
+    const input = jobInput(uniqueName('env-slow-answer'));
+    const t0 = Date.now();
+    const view = await jobs.start(input);
+    expect(view).toMatchObject({ jobId: input.jobId, status: JobStatus.WarmingUp });
+    expect(faults.calls()).toBe(2);
+    expect(Date.now() - t0).toBeLessThan(3000); // not the 4 s the first attempt was stuck
+    const described = await connection.workflowService.describeWorkflowExecution({
+      namespace: 'default',
+      execution: { workflowId: `c2d-${input.jobId}` },
+    });
+    expect(described.workflowExecutionInfo?.status).toBe(1);
     await connection.workflowService.terminateWorkflowExecution({
       namespace: 'default',
       workflowExecution: { workflowId: `c2d-${input.jobId}` },
