@@ -300,7 +300,6 @@ export function createActivities(deps: ActivityDeps) {
       });
     },
 
-    /** Asks the environment's capacity workflow for a slot, starting it on first use; the grant arrives as a signal. */
     /**
      * Queues the job at its environment's capacity workflow (signalWithStart: started on first use), and
      * places it on this worker's host as placeJob does: a job granted at once keeps that placement, so its

@@ -70,11 +70,11 @@ const TRANSIENT = new Set<number>([
 ]);
 
 /**
- * Refusals a start (or the per-consumer cap's count) is tried again for: the server gave up on its own deadline (its persistence was slow:
- * the start may have happened, its answer lost), or the client's retries on an overloaded or unreachable
- * frontend ran out.
+ * Refusals an attempt (a start, the per-consumer cap's count) is tried again for: the server or the
+ * attempt's own deadline gave up (persistence was slow: a start may have happened, its answer lost), or
+ * the client's retries on an overloaded or unreachable frontend ran out.
  */
-const START_RETRIED = new Set<number>([status.DEADLINE_EXCEEDED, status.UNAVAILABLE, status.RESOURCE_EXHAUSTED, status.ABORTED]);
+const RETRIED = new Set<number>([status.DEADLINE_EXCEEDED, status.UNAVAILABLE, status.RESOURCE_EXHAUSTED, status.ABORTED]);
 
 /**
  * Errors of the Temporal service: an outage means "try again later" to the API; a refusal of what the
@@ -142,7 +142,7 @@ export class TemporalJobsService implements JobsService {
       } catch (err) {
         const pause = Math.min(100 * 2 ** attempt, 2000);
         const code = grpcCodeOf(err);
-        if (code === undefined || !START_RETRIED.has(code) || Date.now() + pause >= deadline) throw err;
+        if (code === undefined || !RETRIED.has(code) || Date.now() + pause >= deadline) throw err;
         await delay(pause);
       }
     }
