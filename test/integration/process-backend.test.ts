@@ -6,6 +6,7 @@ import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigureSpec } from '../../src/compute/backend';
 import { defaultProgramsDir, ProcessBackend } from '../../src/compute/process/backend';
+import { jobPaths, stepPaths } from '../../src/compute/process/layout';
 import { defaultRuntimes } from '../../src/config';
 import {
   algorithmLog,
@@ -401,6 +402,71 @@ describe('process backend: a job end to end', () => {
       await running;
       expect(publishPids(jobId)).toEqual([]);
       expect(fs.existsSync(`/sys/fs/cgroup/pids/c2d/${jobId}-publish`)).toBe(false);
+    });
+  });
+
+  describe('the spare supervisor', () => {
+    /** this process's children waiting as spare supervisors (node supervisor.js --wait), of every backend of this file */
+    const spares = (): number[] =>
+      fs
+        .readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .filter((pid) => {
+          try {
+            const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+            const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            if (state === 'Z') return false; // ended, not reaped yet
+            const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+            return Number(ppid) === process.pid && argv.some((a) => a.endsWith('supervisor.js')) && argv.includes('--wait');
+          } catch {
+            return false; // it ended meanwhile
+          }
+        })
+        .map(Number);
+    const supervisorOf = (backend: TestBackend, jobId: string): number | undefined =>
+      (JSON.parse(fs.readFileSync(stepPaths(jobPaths(backend.dataDir, jobId), 'algorithm').launch, 'utf8')) as { supervisorPid?: number }).supervisorPid;
+    /** the spares started since `before` (the other backends of this file run nothing meanwhile) */
+    const newSpares = async (before: number[]): Promise<number[]> => {
+      const started = (): number[] => spares().filter((pid) => !before.includes(pid));
+      for (let i = 0; i < 100 && started().length === 0; i++) await sleep(20);
+      return started();
+    };
+
+    test('when a job configures with none ready, then one starts beside it and the algorithm runs under it; a cleanup leaves the next one ready', async () => {
+      const fresh = createTestBackend();
+      const first = newJobId();
+      const second = newJobId();
+      try {
+        // the other backends' spares, once none is between its fork and its exec (its command line still this process's)
+        let before = spares();
+        for (let i = 0; i < 20; i++) {
+          await sleep(100);
+          const now = spares();
+          if (now.join() === before.join()) break;
+          before = now;
+        }
+        const running = runAlgorithm(fresh.backend, first, { code: `console.log('ran')` });
+        // started by the configure step, before the algorithm asks for it
+        const [spare, ...more] = await newSpares(before);
+        expect(spare).toBeDefined();
+        expect(more).toEqual([]);
+        expect((await running).algorithm).toMatchObject({ exitCode: 0, reason: '' });
+        expect(supervisorOf(fresh, first)).toBe(spare);
+        // taken, and none started at the algorithm's end (its Node start-up would share the cores with the job's publishing)
+        expect(spares().filter((pid) => !before.includes(pid) && pid !== spare)).toEqual([]);
+        await fresh.backend.cleanup(first);
+        const next = await newSpares([...before, spare!]);
+        expect(next).toHaveLength(1);
+        expect(next).not.toContain(spare);
+        expect((await runAlgorithm(fresh.backend, second, { code: `console.log('ran')` })).algorithm).toMatchObject({ exitCode: 0 });
+        // the second job's configure found it ready and started none
+        expect(supervisorOf(fresh, second)).toBe(next[0]);
+        expect(spares().filter((pid) => !before.includes(pid) && pid !== next[0])).toEqual([]);
+      } finally {
+        await fresh.backend.cleanup(first);
+        await fresh.backend.cleanup(second);
+        fresh.dispose();
+      }
     });
   });
 

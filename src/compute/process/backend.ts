@@ -72,7 +72,9 @@ export class ProcessBackend implements ComputeBackend {
     if (environment.backend !== 'process')
       return Promise.reject(new C2DError('internal', 'wrong_backend', `environment ${environment.id} is not a process environment`));
     const processReq: ProcessStepRequest = { ...req, environment };
-    return processReq.step === 'algorithm' ? this.supervised.run(processReq, hooks) : this.direct.run(processReq, hooks);
+    if (processReq.step === 'algorithm') return this.supervised.run(processReq, hooks);
+    if (processReq.step === 'configure') this.supervised.prepareSpare();
+    return this.direct.run(processReq, hooks);
   }
 
   private job(jobId: string): JobPaths {
@@ -137,5 +139,7 @@ export class ProcessBackend implements ComputeBackend {
     // nothing of the job runs or remains: its uid may serve another job
     this.host.uids?.release(jobId);
     this.log.info({ jobId }, 'job cleaned up');
+    // once the cleanup has answered: its spawn is not the cleanup's to wait for
+    setImmediate(() => this.supervised.prepareSpare());
   }
 }

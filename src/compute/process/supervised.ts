@@ -98,7 +98,6 @@ export class SupervisedSteps {
     }
     if (!fs.existsSync(job.stopMarker)) this.onRunning(req);
     const state = await waitForStep(hooks, { step }, (gaveUp) => this.exited(req, job, sp, gaveUp));
-    if (!this.spare) this.startSpare();
     if (network) await this.host.networks.teardown(jobId);
     return { exitCode: state.exitCode, oomKilled: state.oomKilled, reason: state.reason, report: readReport(sp.report), reattached: !launched };
   }
@@ -138,9 +137,8 @@ export class SupervisedSteps {
 
   /**
    * Hands the spec to the spare supervisor (already started, detached, its modules loaded, waiting on
-   * its stdin), so the algorithm does not wait for a Node start-up. Undefined when none is ready. The
-   * next spare starts when an algorithm step ends (not beside one that is starting, on a small
-   * machine). A spare whose worker dies sees its stdin close and exits.
+   * its stdin), so the algorithm does not wait for a Node start-up. Undefined when none is ready (see
+   * prepareSpare for when one starts). A spare whose worker dies sees its stdin close and exits.
    */
   private takeSpare(specFile: string): number | undefined {
     const spare = this.spare;
@@ -151,7 +149,14 @@ export class SupervisedSteps {
     return ready ? spare.pid : undefined;
   }
 
-  private startSpare(): void {
+  /**
+   * Starts a spare supervisor unless one is ready: when a job is cleaned up (its result already told, so
+   * the Node start-up shares the cores with no job's critical path: not with the publishing and workflow
+   * tasks that follow an algorithm's end, where it was started before), and when a job configures with
+   * none ready (the first job of a worker, or several at once), so its algorithm need not wait for one.
+   */
+  prepareSpare(): void {
+    if (this.spare && this.spare.exitCode === null && this.spare.signalCode === null) return;
     try {
       const [cmd, ...args] = this.supervisorCommand('--wait');
       const child = spawn(cmd!, args, { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
