@@ -1,4 +1,5 @@
-import { getBytes, keccak256, toBeArray, toUtf8Bytes, verifyMessage } from 'ethers';
+import { getBytes, keccak256, toBeArray, toUtf8Bytes } from 'ethers';
+import { recoverMessageSigner } from '../chain/recover';
 import type { Request } from 'express';
 import { AuthError } from '../domain/errors';
 import type { AuthTokens } from './auth-tokens';
@@ -10,7 +11,7 @@ import type { NonceStore } from '../storage/nonces';
  */
 export function recoverSigner(message: string, signature: string): string | null {
   try {
-    return verifyMessage(getBytes(keccak256(toUtf8Bytes(message))), signature.startsWith('0x') ? signature : `0x${signature}`);
+    return recoverMessageSigner(getBytes(keccak256(toUtf8Bytes(message))), signature.startsWith('0x') ? signature : `0x${signature}`);
   } catch {
     return null;
   }
@@ -26,7 +27,7 @@ function signedMessage(address: string, message: string, signature: string): boo
   const hash = keccak256(toUtf8Bytes(message));
   for (const bytes of [getBytes(hash), toBeArray(hash)]) {
     try {
-      if (verifyMessage(bytes, sig).toLowerCase() === address.toLowerCase()) return true;
+      if (recoverMessageSigner(bytes, sig).toLowerCase() === address.toLowerCase()) return true;
     } catch {
       return false;
     }
