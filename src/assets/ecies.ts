@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, createECDH, type ECDH, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createECDH, hkdfSync, randomBytes } from 'node:crypto';
 import { SigningKey } from 'ethers';
+import { curve } from '../chain/secp256k1';
 
 /**
  * ECIES over secp256k1 with the defaults of Python `eciespy` / npm `eciesjs`, which Ocean's Provider uses
@@ -32,50 +33,13 @@ function privateKey32(key: Buffer): Buffer {
 
 /**
  * The symmetric key both sides derive: HKDF-SHA256 over the sender's ephemeral public key and the
- * shared point, both uncompressed (eciespy's `encapsulate` / `decapsulate`).
+ * shared point d·Q, both uncompressed (eciespy's `encapsulate` / `decapsulate`). The point comes from
+ * libsecp256k1 (../chain/secp256k1): node's ECDH gives only its x coordinate, and OpenSSL's generic curve
+ * code took ≈1 ms of each decrypt, done at every job start and several times per job.
  */
 export function deriveSharedKey(ephemeralPublic: Uint8Array, privateKey: Uint8Array, peerPublic: Uint8Array): Buffer {
-  // node's ECDH.computeSecret yields only the x coordinate, but the KDF needs the whole point.
-  const sharedPoint = Buffer.from(new SigningKey(privateKey32(Buffer.from(privateKey))).computeSharedSecret(uncompressedPublicKey(peerPublic)).slice(2), 'hex');
+  const sharedPoint = curve.publicKeyTweakMul(uncompressedPublicKey(peerPublic), privateKey32(Buffer.from(privateKey)), false);
   return Buffer.from(hkdfSync('sha256', Buffer.concat([uncompressedPublicKey(ephemeralPublic), sharedPoint]), Buffer.alloc(0), Buffer.alloc(0), 32));
-}
-
-/** secp256k1's field prime: y² = x³ + 7 over it; p ≡ 3 (mod 4), so a square root is a power. */
-const P = 2n ** 256n - 2n ** 32n - 977n;
-
-const modPow = (base: bigint, exponent: bigint): bigint => {
-  let result = 1n;
-  for (let b = base % P, e = exponent; e > 0n; e >>= 1n, b = (b * b) % P) if (e & 1n) result = (result * b) % P;
-  return result;
-};
-
-const bytes32 = (n: bigint): Buffer => Buffer.from(n.toString(16).padStart(64, '0'), 'hex');
-
-/** Node's ECDH for a private key, kept (setting the key costs a point multiplication): the provider's one key in practice. */
-const ecdhs = new Map<string, ECDH>();
-function ecdhOf(privateKey: Buffer): ECDH {
-  const key = privateKey32(privateKey);
-  const id = key.toString('hex');
-  let ecdh = ecdhs.get(id);
-  if (!ecdh) {
-    ecdh = createECDH('secp256k1');
-    ecdh.setPrivateKey(key);
-    if (ecdhs.size >= 8) ecdhs.clear(); // a few keys at most (tests); never grows without bound
-    ecdhs.set(id, ecdh);
-  }
-  return ecdh;
-}
-
-/**
- * The two points that can be the shared point d·Q: node's native ECDH gives its x coordinate (OpenSSL,
- * some hundred times faster than ethers' JavaScript point multiplication), and x fixes y up to its sign.
- * Which one it is, the ciphertext's GCM tag tells (decrypt).
- */
-function sharedPointCandidates(privateKey: Buffer, peerPublic: Buffer): Buffer[] {
-  const x = ecdhOf(privateKey).computeSecret(peerPublic);
-  const xn = BigInt(`0x${x.toString('hex')}`);
-  const y = modPow((xn * xn * xn + 7n) % P, (P + 1n) / 4n);
-  return [y, P - y].map((yn) => Buffer.concat([Buffer.from([4]), x, bytes32(yn)]));
 }
 
 /** Encrypts `data` for the holder of the private key matching `publicKey`. */
@@ -99,17 +63,7 @@ export function decrypt(privateKey: KeyLike, data: Uint8Array): Buffer {
   const nonce = bytes.subarray(PUBLIC_KEY_LENGTH, PUBLIC_KEY_LENGTH + NONCE_LENGTH);
   const tag = bytes.subarray(PUBLIC_KEY_LENGTH + NONCE_LENGTH, HEADER_LENGTH);
   const body = bytes.subarray(HEADER_LENGTH);
-  // the shared point is one of two; the key derived from the other fails the tag (as would a wrong key)
-  let failure: unknown;
-  for (const point of sharedPointCandidates(toBytes(privateKey), ephemeralPublic)) {
-    const key = hkdfSync('sha256', Buffer.concat([ephemeralPublic, point]), Buffer.alloc(0), Buffer.alloc(0), 32);
-    const decipher = createDecipheriv('aes-256-gcm', Buffer.from(key), nonce);
-    decipher.setAuthTag(tag);
-    try {
-      return Buffer.concat([decipher.update(body), decipher.final()]);
-    } catch (err) {
-      failure = err;
-    }
-  }
-  throw failure;
+  const decipher = createDecipheriv('aes-256-gcm', deriveSharedKey(ephemeralPublic, toBytes(privateKey), ephemeralPublic), nonce);
+  decipher.setAuthTag(tag);
+  return Buffer.concat([decipher.update(body), decipher.final()]);
 }

@@ -64,7 +64,7 @@ describe('ECIES (eciespy / eciesjs layout)', () => {
   });
 
   it('when many ephemeral keys are used, then every ciphertext decrypts, whichever sign the shared point has', () => {
-    // decrypt derives the shared point from node's x-only ECDH: half the ephemeral keys give each sign of y
+    // the shared point's y is even for about half the ephemeral keys, odd for the others: both kinds decrypt
     for (let i = 0; i < 32; i++) expect(decrypt(wallet.privateKey, encrypt(wallet.signingKey.publicKey, message)).equals(message)).toBe(true);
   });
 
