@@ -39,8 +39,21 @@ export class FakeJobsService implements JobsService {
     return Promise.resolve(job);
   }
 
+  /** the jobs `get` was asked for, in order (the per-consumer cap looks up what visibility does not list) */
+  readonly gets: string[] = [];
+  /** Temporal's visibility lagging: it lists none of the jobs (a new workflow is listed a moment late) */
+  visibilityLags = false;
+
   get(jobId: string): Promise<JobView | null> {
+    this.gets.push(jobId);
     return Promise.resolve(this.jobs.get(jobId) ?? null);
+  }
+
+  /** What the visibility query of the per-consumer cap lists: the consumer's running or queued jobs there. */
+  activeJobIds(owner: string, environmentId: string, limit: number): Promise<string[]> {
+    if (this.visibilityLags) return Promise.resolve([]);
+    const active = [...this.jobs.values()].filter((j) => j.owner === owner && j.environment === environmentId && !finalStatuses.includes(j.status));
+    return Promise.resolve(active.map((j) => j.jobId).slice(0, limit));
   }
 
   listByOwner(owner: string): Promise<JobView[]> {

@@ -29,7 +29,9 @@ export const randomWallet = (): Wallet => new Wallet(Wallet.createRandom().priva
  * file nonce store) and fakes only for the orchestrator and the backend. Every response body is kept
  * so tests can assert that no file URL ever left the server.
  */
-export async function apiHarness(opts: { environments?: EnvironmentInput[]; chainPing?: () => Promise<void>; allowHosts?: string[] } = {}) {
+export async function apiHarness(
+  opts: { environments?: EnvironmentInput[]; chainPing?: () => Promise<void>; allowHosts?: string[]; maxJobsPerConsumer?: number } = {},
+) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-api-'));
   const catalogDir = path.join(dir, 'catalog');
   const provider = randomWallet();
@@ -93,6 +95,7 @@ export async function apiHarness(opts: { environments?: EnvironmentInput[]; chai
     newJobId: () => (++jobCounter).toString(16).padStart(32, '0'),
     ...(opts.chainPing ? { chainPing: opts.chainPing } : {}),
     fetchPolicy: { allowedPrivateHosts },
+    ...(opts.maxJobsPerConsumer !== undefined ? { maxJobsPerConsumer: opts.maxJobsPerConsumer } : {}),
   });
   const bodies: string[] = [];
   const app = express();

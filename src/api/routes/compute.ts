@@ -56,7 +56,8 @@ function algorithmRef(algorithm: ComputeStartRequest['algorithm']): AlgorithmRef
 
 /**
  * Jobs this API process started in the last seconds: Temporal's visibility may list a new workflow a
- * moment late, and the cap must count it meanwhile.
+ * moment late, and the cap must count it meanwhile. A job leaves as soon as the cap has no more need of
+ * it: once visibility lists it (from then on the list counts it, while it runs), or once it has ended.
  */
 class RecentStarts {
   private readonly started = new Map<string, Map<string, number>>();
@@ -77,18 +78,32 @@ class RecentStarts {
     if (jobs.size === 0) this.started.delete(key);
     return [...jobs.keys()];
   }
+
+  forget(owner: string, environmentId: string, jobId: string): void {
+    this.started.get(`${owner} ${environmentId}`)?.delete(jobId);
+  }
 }
 
-/** The per-consumer cap (C2D_MAX_JOBS_PER_CONSUMER): running + queued jobs of one consumer in one environment. */
+/**
+ * The per-consumer cap (C2D_MAX_JOBS_PER_CONSUMER): running + queued jobs of one consumer in one
+ * environment. One visibility query, and a look at each job started here in the last seconds that it
+ * does not list (side by side): each such job is looked at until it is listed or has ended, so a consumer
+ * starting job after job pays for its last one at most, not for every one of the last seconds.
+ */
 async function requireUnderCap(deps: AppDeps, recent: RecentStarts, owner: string, environmentId: string): Promise<void> {
   const cap = deps.maxJobsPerConsumer ?? 0;
   if (cap <= 0 || !deps.jobs.activeJobIds) return;
   const active = new Set(await deps.jobs.activeJobIds(owner, environmentId, cap));
-  for (const jobId of recent.of(owner, environmentId)) {
-    if (active.has(jobId)) continue;
-    // not listed yet, or listed no more because it ended: its own state says which
-    const job = await deps.jobs.get(jobId);
+  const unlisted = recent.of(owner, environmentId).filter((jobId) => {
+    if (active.has(jobId)) recent.forget(owner, environmentId, jobId);
+    return !active.has(jobId);
+  });
+  // not listed yet, or listed no more because it ended: its own state says which
+  const jobs = await Promise.all(unlisted.map((jobId) => deps.jobs.get(jobId)));
+  for (const [i, jobId] of unlisted.entries()) {
+    const job = jobs[i];
     if (!job || job.dateFinished === null) active.add(jobId);
+    else recent.forget(owner, environmentId, jobId);
   }
   if (active.size >= cap)
     throw new C2DError(
