@@ -11,7 +11,7 @@ import type { ComputeBackend, ConfigureSpec, StepHooks, StepOutcome, StepRequest
 import { type Environment, environmentResources, jobMaxDuration, jobResourceAmounts, sizedForJob } from '../domain/environment';
 import { AccessDeniedError, C2DError, UnavailableError, ValidationError } from '../domain/errors';
 import type { FileObject } from '../domain/ddo';
-import { type JobInput, RAW_ALGORITHM_DID } from '../domain/job';
+import { type JobInput, jobIdOfWorkflow, RAW_ALGORITHM_DID } from '../domain/job';
 import type { ResourceAmount } from '../domain/resources';
 import type { Logger } from '../domain/logger';
 import type { FetchPolicy } from '../net/guarded-fetch';
@@ -303,12 +303,23 @@ export function createActivities(deps: ActivityDeps) {
     /**
      * Queues the job at its environment's capacity workflow (signalWithStart: started on first use), and
      * places it on this worker's host as placeJob does: a job granted at once keeps that placement, so its
-     * workspace needs no second call (a local activity costs the workflow task a round trip).
+     * workspace needs no second call (a local activity costs the workflow task a round trip). Its steps
+     * bound to this host, its configuration may start here ahead of its turn (prepareConfigure), while
+     * it waits for the grant; the configure step takes it if it comes soon enough.
      */
     async acquireSlot(input: AcquireSlotInput): Promise<Placement> {
       return mapFailures(async () => {
         const ctx = Context.current();
         const placement = placeHere(input.environmentId);
+        // once the signal below is on its way (its sandbox's set-up is not the grant's to wait for); the
+        // first attempt only: a retried one would find what the first started, or its job's workspace
+        if (placement.hostQueue !== null && ctx.info.attempt === 1) {
+          const env = environment(input.environmentId);
+          const prepare = deps.backendFor(env.id).prepareConfigure?.bind(deps.backendFor(env.id));
+          const jobId = jobIdOfWorkflow(input.workflowId);
+          const allowedPrivateHosts = [...(deps.fetchPolicy?.allowedPrivateHosts ?? [])];
+          if (prepare) setImmediate(() => prepare({ jobId, environment: env, allowedPrivateHosts }));
+        }
         await ctx.client.workflow.signalWithStart(SLOTS_WORKFLOW_TYPE, {
           workflowId: input.slotsWorkflowId,
           taskQueue: ctx.info.taskQueue,

@@ -111,6 +111,12 @@ export interface ComputeBackend {
    * images leave it out (the algorithm step then does all).
    */
   prepareAlgorithm?(req: { jobId: string; environment: Environment; container: ContainerSpec }, hooks: StepHooks): Promise<StepOutcome>;
+  /**
+   * A hint, from the worker that asked for the job's slot (the host its steps will run on): the job may
+   * soon configure here, so its configuration may start ahead of its turn (process: its sandbox and
+   * program started, waiting for its spec). Best effort; returns at once; backends without it do nothing.
+   */
+  prepareConfigure?(req: { jobId: string; environment: Environment; allowedPrivateHosts: string[] }): void;
   /** Starts the step, or re-attaches to it if an earlier attempt started it; resolves when it has ended. */
   runStep(req: StepRequest, hooks: StepHooks): Promise<StepOutcome>;
   /** Kills every running step of the job; resolves once their processes are gone. */

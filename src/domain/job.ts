@@ -56,6 +56,8 @@ export const RAW_ALGORITHM_DID = 'raw';
 /** `jobId` = 32 lower-case hex characters; the workflow id is derived from it. */
 export const JOB_ID_PATTERN = /^[0-9a-f]{32}$/;
 export const workflowIdForJob = (jobId: string): string => `c2d-${jobId}`;
+/** The job of a job workflow's id (workflowIdForJob's inverse). */
+export const jobIdOfWorkflow = (workflowId: string): string => workflowId.replace(/^c2d-/, '');
 
 /** The directory name of a dataset under /data/inputs: the DID without its `did:op:` prefix. */
 export const inputDirName = (did: string): string => did.replace(/^did:op:/, '');

@@ -2,7 +2,10 @@
  * The configuration step, run inside its sandbox: downloads the datasets and the algorithm into
  * /data and says which input failed. Its output is the consumer's configure.log, and its spec holds
  * decrypted file locations: it never prints or reports a URL or a header.
- * Usage: node configure-step.js <spec.json> <report.json>. Node built-ins only (no node_modules here),
+ * Usage: node configure-step.js <spec.json> <report.json>; `--spec-on-stdin` instead of the spec file:
+ * started ahead of its turn (the process backend, while the job waits for its slot), it reads its spec on
+ * its stdin, one line; end of file without one: it is not wanted and ends at once, having done nothing.
+ * Node built-ins only (no node_modules here),
  * plus the SSRF guard (../net/guarded-fetch.js, built-ins only too): every download goes through it; and
  * on kubernetes (GATE_* set) the network gate (../net/network-gate.js) first.
  * Exit: 0 ok, 10 a dataset failed, 11 the algorithm failed, 1 anything else.
@@ -178,13 +181,37 @@ function makeReadOnly(dir: string): void {
   }
 }
 
+const SPEC_ON_STDIN = '--spec-on-stdin';
+
+/** The spec's text: from its file, or from stdin (null: end of file without one). */
+async function readSpec(specFile: string): Promise<string | null> {
+  if (specFile !== SPEC_ON_STDIN) return fs.readFileSync(specFile, 'utf8');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  return text === '' ? null : text;
+}
+
 async function main(): Promise<number> {
   const [specFile, reportFile] = process.argv.slice(2);
   if (!specFile || !reportFile) {
-    console.error('usage: configure-step <spec.json> <report.json>');
+    console.error(`usage: configure-step <spec.json | ${SPEC_ON_STDIN}> <report.json>`);
     return 1;
   }
   const report = (r: unknown): void => fs.writeFileSync(reportFile, JSON.stringify(r));
+  const internal = (err: unknown): number => {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).name;
+    report({ ok: false, reason: `internal error (${code})` });
+    console.log(`failed: internal error (${code})`);
+    return 1;
+  };
+  let specText: string | null;
+  try {
+    specText = await readSpec(specFile);
+  } catch (err) {
+    return internal(err);
+  }
+  if (specText === null) return 1; // started ahead and not wanted: nothing done, nothing said
   // kubernetes: nothing is fetched before the pod's NetworkPolicy holds (its enforcer lags the pod's start)
   const gate = gateFromEnv(process.env);
   const refused = gate instanceof Error ? gate.message : gate && !(await networkCut(gate.host, gate.port, gate.timeoutSeconds)).cut ? GATE_GAVE_UP : undefined;
@@ -194,7 +221,7 @@ async function main(): Promise<number> {
     return 1;
   }
   try {
-    await configure(JSON.parse(fs.readFileSync(specFile, 'utf8')) as ConfigureSpec);
+    await configure(JSON.parse(specText) as ConfigureSpec);
     report({ ok: true });
     console.log('inputs ready');
     return 0;
@@ -204,10 +231,7 @@ async function main(): Promise<number> {
       console.log(`failed: ${err.reason}`);
       return EXIT[err.failed];
     }
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).name;
-    report({ ok: false, reason: `internal error (${code})` });
-    console.log(`failed: internal error (${code})`);
-    return 1;
+    return internal(err);
   }
 }
 

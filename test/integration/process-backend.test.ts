@@ -6,6 +6,8 @@ import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigureSpec } from '../../src/compute/backend';
 import { defaultProgramsDir, ProcessBackend } from '../../src/compute/process/backend';
+import { aheadId } from '../../src/compute/process/direct';
+import { JobUids } from '../../src/compute/process/job-uids';
 import { jobPaths, stepPaths } from '../../src/compute/process/layout';
 import { defaultRuntimes } from '../../src/config';
 import {
@@ -157,6 +159,122 @@ describe('process backend: a job end to end', () => {
       expect(stepProcs(jobId, 'configure')).toBe('');
       expect(slowRequests).toBe(before + 1);
       expect(fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'data', 'inputs', DIR, '0'), 'utf8')).toBe('second file');
+    });
+
+    describe('started ahead (while the job waits for its slot)', () => {
+      /** processes of the cgroups a configure started ahead runs in */
+      const aheadProcs = (jobId: string): string[] => {
+        const procs = `/sys/fs/cgroup/pids/c2d/${aheadId(jobId)}-configure/cgroup.procs`;
+        return fs.existsSync(procs) ? fs.readFileSync(procs, 'utf8').split('\n').filter(Boolean) : [];
+      };
+      const waitFor = async (f: () => boolean): Promise<boolean> => {
+        for (let i = 0; i < 200 && !f(); i++) await sleep(25);
+        return f();
+      };
+      let fresh: TestBackend;
+      let uids: JobUids;
+      const started: string[] = [];
+      beforeEach(() => {
+        fresh = createTestBackend();
+        uids = new JobUids(testSandbox.uids, fresh.uidSlotsDir);
+      });
+      afterEach(async () => {
+        for (const id of started.splice(0)) await fresh.backend.cleanup(id);
+        fresh.dispose();
+      });
+      const prepare = (jobId: string): void => {
+        started.push(jobId);
+        fresh.backend.prepareConfigure({ jobId, environment: testEnvironment(), allowedPrivateHosts: [new URL(base).host] });
+      };
+
+      test('when the job configures, then its step takes the sandbox already waiting, downloads the inputs, and the job holds the uid it ran as', async () => {
+        const jobId = newJobId();
+        prepare(jobId);
+        expect(await waitFor(() => aheadProcs(jobId).length > 0)).toBe(true);
+        const waiting = aheadProcs(jobId);
+        const uid = uids.held(aheadId(jobId));
+        expect(uid).not.toBeNull();
+        expect(uids.held(jobId)).toBeNull();
+        // it read nothing yet: no spec on disk, no input
+        expect(fs.existsSync(path.join(fresh.dataDir, 'jobs', jobId, 'data', 'inputs', DIR))).toBe(false);
+        const outcome = await fresh.backend.runStep(
+          { jobId, environment: testEnvironment(), step: 'configure', configure: configureSpec(`${base}/SECRET-TOKEN/second.txt`) },
+          hooks(),
+        );
+        expect(outcome).toMatchObject({ exitCode: 0, reason: '', reattached: false, report: { ok: true } });
+        const input = path.join(fresh.dataDir, 'jobs', jobId, 'data', 'inputs', DIR, '0');
+        expect(fs.readFileSync(input, 'utf8')).toBe('second file');
+        expect(fs.statSync(input).uid).toBe(uid);
+        // the uid is the job's now (its next steps run as it); nothing of the sandbox is left
+        expect(uids.held(jobId)).toBe(uid);
+        expect(uids.held(aheadId(jobId))).toBeNull();
+        expect(waiting.length).toBeGreaterThan(0);
+        expect(aheadProcs(jobId)).toEqual([]);
+        expect(fs.existsSync(`/sys/fs/cgroup/pids/c2d/${aheadId(jobId)}-configure`)).toBe(false);
+        const log = fs.readFileSync(path.join(fresh.dataDir, 'jobs', jobId, 'logs', 'configure.log'), 'utf8');
+        expect(log).toContain('dataset 0 file 0: 11 bytes');
+        expect(log).not.toContain('SECRET');
+      });
+
+      test('when the job is cleaned up before its configure step, then the sandbox ends and gives back its uid and the workspace', async () => {
+        const jobId = newJobId();
+        prepare(jobId);
+        expect(await waitFor(() => aheadProcs(jobId).length > 0)).toBe(true);
+        await fresh.backend.cleanup(jobId);
+        expect(aheadProcs(jobId)).toEqual([]);
+        expect(fs.existsSync(`/sys/fs/cgroup/pids/c2d/${aheadId(jobId)}-configure`)).toBe(false);
+        expect(uids.held(aheadId(jobId))).toBeNull();
+        expect(fs.existsSync(path.join(fresh.dataDir, 'jobs', jobId))).toBe(false);
+      });
+
+      test('when the job is stopped while it waits for its slot, then the sandbox ends without reading anything and the job keeps no workspace', async () => {
+        const jobId = newJobId();
+        prepare(jobId);
+        expect(await waitFor(() => aheadProcs(jobId).length > 0)).toBe(true);
+        await fresh.backend.stopJob(jobId);
+        expect(aheadProcs(jobId)).toEqual([]);
+        expect(uids.held(aheadId(jobId))).toBeNull();
+        expect(fs.existsSync(path.join(fresh.dataDir, 'jobs', jobId))).toBe(false);
+      });
+
+      test('when the job holds a uid on this host already (another worker of the host configured it), then the sandbox is not taken: the step runs its own, as that uid', async () => {
+        const jobId = newJobId();
+        prepare(jobId);
+        expect(await waitFor(() => aheadProcs(jobId).length > 0)).toBe(true);
+        const aheadUid = uids.held(aheadId(jobId));
+        const theirs = uids.claim(jobId, path.join(fresh.dataDir, 'elsewhere', jobId));
+        expect(theirs).not.toBe(aheadUid);
+        const outcome = await fresh.backend.runStep(
+          { jobId, environment: testEnvironment(), step: 'configure', configure: configureSpec(`${base}/SECRET-TOKEN/second.txt`) },
+          hooks(),
+        );
+        expect(outcome).toMatchObject({ exitCode: 0, reason: '', report: { ok: true } });
+        expect(fs.statSync(path.join(fresh.dataDir, 'jobs', jobId, 'data', 'inputs', DIR, '0')).uid).toBe(theirs);
+        expect(uids.held(jobId)).toBe(theirs);
+        expect(uids.held(aheadId(jobId))).toBeNull();
+        expect(aheadProcs(jobId)).toEqual([]);
+      });
+
+      test('when four wait already, or the job has a workspace here already, then none is started', async () => {
+        const four = Array.from({ length: 4 }, () => newJobId());
+        for (const id of four) prepare(id);
+        for (const id of four) expect(await waitFor(() => aheadProcs(id).length > 0)).toBe(true);
+        const fifth = newJobId();
+        prepare(fifth);
+        await sleep(300);
+        expect(aheadProcs(fifth)).toEqual([]);
+        expect(uids.held(aheadId(fifth))).toBeNull();
+        // one gone: room for the next, but not for a job with a workspace here (a later attempt: its step starts its own)
+        await fresh.backend.cleanup(four[0]!);
+        const configured = newJobId();
+        fs.mkdirSync(path.join(fresh.dataDir, 'jobs', configured), { recursive: true });
+        prepare(configured);
+        const sixth = newJobId();
+        prepare(sixth);
+        expect(await waitFor(() => aheadProcs(sixth).length > 0)).toBe(true);
+        expect(aheadProcs(configured)).toEqual([]);
+        expect(uids.held(aheadId(configured))).toBeNull();
+      });
     });
 
     test('when configure runs again after it finished (its activity retried after a restart), then the second run replaces the read-only inputs and succeeds', async () => {

@@ -6,11 +6,12 @@ import { C2DError } from '../../domain/errors';
 import type { ContainerSpec } from '../../domain/job';
 import type { Logger } from '../../domain/logger';
 import type { ComputeBackend, JobWorkspace, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
-import { STEPS } from '../steps';
+import type { Environment } from '../../domain/environment';
+import { assertJobId, STEPS } from '../steps';
 import { cgroupPids, killCgroups, removeCgroups, stepCgroupDirs } from './cgroups';
-import { DirectSteps } from './direct';
+import { DirectSteps, stepCgroupNames } from './direct';
 import { handBack, hostUid } from './idmap';
-import { cgroupName, type JobPaths, jobPaths, stepPaths } from './layout';
+import { type JobPaths, jobPaths, stepPaths } from './layout';
 import { streamLog } from './logs';
 import { type ProcessStepRequest, unknownImage } from './plan';
 import { listPublishedFiles } from './published';
@@ -67,6 +68,17 @@ export class ProcessBackend implements ComputeBackend {
     return findRuntime(this.host.runtimes, container.image) ? null : unknownImage(this.host, container.image);
   }
 
+  prepareConfigure(req: { jobId: string; environment: Environment; allowedPrivateHosts: string[] }): void {
+    const { environment } = req;
+    if (environment.backend !== 'process') return;
+    try {
+      assertJobId(req.jobId);
+    } catch {
+      return; // not one of ours: nothing to start
+    }
+    this.direct.startConfigureAhead({ jobId: req.jobId, environment, step: 'configure', allowedPrivateHosts: req.allowedPrivateHosts });
+  }
+
   runStep(req: StepRequest, hooks: StepHooks): Promise<StepOutcome> {
     const { environment } = req;
     if (environment.backend !== 'process')
@@ -85,14 +97,20 @@ export class ProcessBackend implements ComputeBackend {
     const job = this.job(jobId);
     if (fs.existsSync(job.root)) fs.writeFileSync(job.stopMarker, '');
     this.direct.discardWarm(jobId);
+    await this.direct.discardAhead(jobId);
     await this.killJob(jobId, job);
     await this.host.networks.teardown(jobId);
     this.log.info({ jobId }, 'job stopped');
   }
 
+  /** Every cgroup a step of the job may run in (a configure sandbox started ahead included). */
+  private jobCgroupDirs(jobId: string): string[] {
+    return STEPS.flatMap((s) => stepCgroupNames(jobId, s)).flatMap((name) => stepCgroupDirs(this.host.cgroups, name));
+  }
+
   /** Kills every step cgroup of the job until empty and waits (briefly) for the supervisors to record their exit. */
   private async killJob(jobId: string, job: JobPaths): Promise<void> {
-    const dirs = STEPS.flatMap((s) => stepCgroupDirs(this.host.cgroups, cgroupName(jobId, s)));
+    const dirs = this.jobCgroupDirs(jobId);
     const deadline = Date.now() + STOP_WAIT_MS;
     for (;;) {
       await killCgroups(dirs, Math.max(0, deadline - Date.now()));
@@ -130,12 +148,13 @@ export class ProcessBackend implements ComputeBackend {
     const job = this.job(jobId);
     if (fs.existsSync(job.root)) fs.writeFileSync(job.stopMarker, '');
     this.direct.discardWarm(jobId);
+    await this.direct.discardAhead(jobId);
     await this.killJob(jobId, job);
     await this.host.networks.teardown(jobId);
     // a step cut short (a crash) may have left files of the job's uid, which the worker cannot remove as itself
     if (this.host.idmap) await handBack(this.host.idmap, job.root);
     fs.rmSync(job.root, { recursive: true, force: true });
-    removeCgroups(STEPS.flatMap((s) => stepCgroupDirs(this.host.cgroups, cgroupName(jobId, s))));
+    removeCgroups(this.jobCgroupDirs(jobId));
     // nothing of the job runs or remains: its uid may serve another job
     this.host.uids?.release(jobId);
     this.log.info({ jobId }, 'job cleaned up');

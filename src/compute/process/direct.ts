@@ -1,16 +1,18 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { allowsLoopback } from '../../net/guarded-fetch';
-import type { StepHooks, StepOutcome } from '../backend';
+import type { StepHooks, StepName, StepOutcome } from '../backend';
 import { killCgroups, stepCgroupDirs } from './cgroups';
 import { type IdMap, namespacePrefix } from './idmap';
-import { cgroupName, createJobDirs, jobPaths, type StepPaths, stepPaths } from './layout';
-import { type ProcessStepRequest, planStep, publishBudget } from './plan';
+import { cgroupName, createJobDirs, type JobPaths, jobPaths, type StepPaths, stepPaths } from './layout';
+import { type ConfigureAhead, type ProcessStepRequest, planStep, publishBudget } from './plan';
 import { recordExit, recordStopped, runPlannedStep } from './runner';
 import type { StepSpec } from './spec';
-import { fileOwner, type ProcessHost } from './setup';
+import { fileOwner, jobUid, type ProcessHost } from './setup';
 import { type ExitedState, readReport, readState, writeJsonAtomic } from './state';
 import { publishFlags } from './steps';
+import { STEPS } from '../steps';
 import { waitForStep } from './wait';
 
 /** Configuration and publishing: the steps the worker runs itself. */
@@ -36,6 +38,39 @@ interface WarmPublish {
 /** A publish started ahead waits at most the algorithm's own bound and this. */
 const WARM_MARGIN_MS = 5 * 60_000;
 
+/** A configure sandbox started ahead of its turn (startConfigureAhead), its program waiting on its stdin for its spec. */
+interface AheadConfigure {
+  /** the id it holds its uid, cgroups and namespace under until its job takes it (aheadId) */
+  id: string;
+  /** the spec (one line), or null: not wanted, it ends */
+  go: (line: string | null) => void;
+  /** its sandbox spawned (true), or it could not be (false) */
+  ready: Promise<boolean>;
+  /** its end, once it has given back what it held (not taken) and its namespace is gone; null when it never started */
+  run: Promise<ExitedState | null>;
+  /** the job took it: its uid is the job's now */
+  taken: boolean;
+  discarded: boolean;
+  ended: boolean;
+  timer: NodeJS.Timeout;
+}
+
+/** Configure sandboxes started ahead and not taken yet, at most, per worker. */
+const AHEAD_MAX = 4;
+/** How long one waits for its job's configure step (a job granted its slot later starts its own). */
+const AHEAD_WAIT_MS = 60_000;
+
+/**
+ * The id a configure started ahead claims its uid and cgroups and names its namespace by, until its job
+ * takes it: derived from the job's (32 hex, like a job id), never the job's own, so that a job configured
+ * meanwhile by another worker of this host (a work dir of its own) never shares a uid or a cgroup with it.
+ */
+export const aheadId = (jobId: string): string => createHash('sha256').update(`configure-ahead:${jobId}`).digest('hex').slice(0, 32);
+
+/** The names of the cgroups a step of the job may run in: its own, and for configure those of the sandbox started ahead that it took. */
+export const stepCgroupNames = (jobId: string, step: StepName): string[] =>
+  step === 'configure' ? [cgroupName(jobId, step), cgroupName(aheadId(jobId), step)] : [cgroupName(jobId, step)];
+
 /**
  * Configuration and publishing run straight from the worker (same sandbox, same cgroup limits, same
  * runner), without a detached supervisor: they are idempotent, so a retry after a worker crash runs
@@ -48,6 +83,8 @@ export class DirectSteps {
   private readonly runs = new Map<string, DirectRun>();
   /** publish sandboxes started ahead, by job id */
   private readonly warm = new Map<string, WarmPublish>();
+  /** configure sandboxes started ahead, by job id */
+  private readonly ahead = new Map<string, AheadConfigure>();
 
   constructor(private readonly host: ProcessHost) {}
 
@@ -86,6 +123,100 @@ export class DirectSteps {
     } catch (err) {
       this.host.log.warn({ jobId, err: (err as Error).message }, 'could not start the publish step ahead; it starts when its turn comes');
     }
+  }
+
+  /**
+   * Starts the job's configure sandbox now, while the job waits for its slot (called by the worker that
+   * asked for the slot, the host its steps run on): its program starts (Node's start-up, the sandbox's
+   * set-up, the job's egress-only namespace when its downloads will need one) and waits on its stdin,
+   * reading nothing, until the configure step gives it its spec. The step then costs the downloads alone.
+   * Best effort, at most AHEAD_MAX at once: a configure step that finds none starts its own. Not for a
+   * worker that is not root. Until its step takes it, it holds its uid, cgroups and namespace under
+   * aheadId(jobId); a stop or cleanup of the job, or AHEAD_WAIT_MS without its step, ends it and gives
+   * back what it held (and the job's workspace, when no step of the job ran here).
+   */
+  startConfigureAhead(req: ConfigureAhead & { allowedPrivateHosts: string[] }): void {
+    const { jobId } = req;
+    if (this.host.idmap || this.ahead.has(jobId) || this.ahead.size >= AHEAD_MAX) return;
+    const job = jobPaths(this.host.reach.workDir, jobId);
+    // the job has a workspace here already (a repeated request, a later attempt): its configure starts its own
+    if (fs.existsSync(job.root)) return;
+    const id = aheadId(jobId);
+    let go: (line: string | null) => void = () => undefined;
+    const gate = new Promise<string | null>((resolve) => (go = resolve));
+    let spawned: (ok: boolean) => void = () => undefined;
+    const entry: AheadConfigure = {
+      id,
+      go,
+      ready: new Promise<boolean>((resolve) => (spawned = resolve)),
+      run: Promise.resolve(null),
+      taken: false,
+      discarded: false,
+      ended: false,
+      timer: setTimeout(() => void this.discardAhead(jobId), AHEAD_WAIT_MS).unref(),
+    };
+    // the step's namespace, as configureNetns decides it (a job that downloads nothing gets one it does not use)
+    const wantsNetns = !this.host.networks.problem && !allowsLoopback(req.allowedPrivateHosts);
+    const started = async (): Promise<ExitedState | null> => {
+      const netns = wantsNetns ? (await this.host.networks.setup(id)).netnsPath : undefined;
+      if (entry.discarded) return null;
+      const sp = stepPaths(job, 'configure');
+      createJobDirs(job, sp, jobUid(this.host, id, job.root));
+      const spec = planStep(this.host, req, job, sp, { claimAs: id, ...(netns ? { netns } : {}) });
+      const run = runPlannedStep(spec, { shell: this.host.bin.sh, detached: true, go: gate });
+      spawned(true);
+      return run;
+    };
+    entry.run = started()
+      .catch((err: unknown) => {
+        this.host.log.warn({ jobId, err: (err as Error).message }, 'could not start the configure step ahead; it starts when its turn comes');
+        return null;
+      })
+      .then(async (state) => {
+        entry.ended = true;
+        spawned(false);
+        clearTimeout(entry.timer);
+        if (this.ahead.get(jobId) === entry) this.ahead.delete(jobId);
+        await this.host.networks.teardown(id);
+        if (!entry.taken) this.giveBackAhead(jobId, job, id);
+        return state;
+      });
+    this.ahead.set(jobId, entry);
+  }
+
+  /** What a configure started ahead and not taken held: its uid, and the job's workspace when no step of the job ran here. */
+  private giveBackAhead(jobId: string, job: JobPaths, id: string): void {
+    this.host.uids?.release(id);
+    const stepsHere = this.runs.has(`${jobId}/configure`) || STEPS.some((step) => fs.existsSync(stepPaths(job, step).launch));
+    if (!stepsHere) fs.rmSync(job.root, { recursive: true, force: true });
+  }
+
+  /** The job's configure started ahead is not to be used (a stop, a cleanup, its wait ran out): it ends; resolves once it has. */
+  async discardAhead(jobId: string): Promise<void> {
+    const entry = this.ahead.get(jobId);
+    if (!entry || entry.taken) return;
+    entry.discarded = true;
+    entry.go(null);
+    await entry.run;
+  }
+
+  /**
+   * The job's configure started ahead, taken for this run with what it holds (its uid becomes the job's);
+   * undefined when there is none, or it cannot serve (it did not start, it ended, or the job holds a uid
+   * already): then it has ended, and given back what it held, before this returns.
+   */
+  private async takeAhead(jobId: string): Promise<AheadConfigure | undefined> {
+    const entry = this.ahead.get(jobId);
+    if (!entry) return undefined;
+    const usable = !entry.discarded && (await entry.ready) && !entry.discarded && !entry.ended;
+    if (usable && this.host.uids?.transfer(entry.id, jobId) !== false) {
+      entry.taken = true;
+      clearTimeout(entry.timer);
+      this.ahead.delete(jobId);
+      return entry;
+    }
+    await this.discardAhead(jobId);
+    return undefined;
   }
 
   /** The job's publish started ahead is not to be used (a stop, a cleanup): it ends. */
@@ -139,7 +270,7 @@ export class DirectSteps {
       () => entry.run,
       () => {
         entry.abandoned = true;
-        void killCgroups(stepCgroupDirs(this.host.cgroups, cgroupName(req.jobId, req.step)));
+        void killCgroups(stepCgroupNames(req.jobId, req.step).flatMap((name) => stepCgroupDirs(this.host.cgroups, name)));
       },
     );
   }
@@ -147,12 +278,18 @@ export class DirectSteps {
   private async start(req: DirectStepRequest): Promise<StepOutcome> {
     const { jobId, step } = req;
     const warm = req.step === 'publish' ? await this.takeWarm(jobId) : undefined;
+    // before the job's uid is claimed: taken, the sandbox started ahead hands its uid to the job
+    const ahead = req.step === 'configure' ? await this.takeAhead(jobId) : undefined;
     const job = jobPaths(this.host.reach.workDir, jobId);
     const sp = stepPaths(job, step);
     createJobDirs(job, sp, fileOwner(this.host, jobId));
     const reattached = fs.existsSync(sp.launch);
     // what an earlier attempt (a crashed worker) may have left running
-    if (reattached) await killCgroups(stepCgroupDirs(this.host.cgroups, cgroupName(jobId, step)), 10_000);
+    if (reattached)
+      await killCgroups(
+        stepCgroupNames(jobId, step).flatMap((name) => stepCgroupDirs(this.host.cgroups, name)),
+        10_000,
+      );
     writeJsonAtomic(sp.launch, { direct: true, launchedAt: Date.now() });
     fs.rmSync(sp.state, { force: true });
     const outcome = (state: { exitCode: number | null; oomKilled: boolean; reason: string }): StepOutcome => ({
@@ -164,12 +301,22 @@ export class DirectSteps {
     });
     if (step !== 'publish' && fs.existsSync(job.stopMarker)) {
       if (step === 'configure') fs.rmSync(job.configureSpec, { force: true });
+      ahead?.go(null);
+      await ahead?.run;
       return outcome(recordStopped(sp.state));
     }
     if (warm && req.step === 'publish') {
       this.host.log.info({ jobId, step, ahead: true }, 'step started');
       warm.go(publishFlags(publishBudget(req, job)).join(' '));
       return outcome(await warm.run);
+    }
+    if (ahead && req.step === 'configure') {
+      this.host.log.info({ jobId, step, ahead: true }, 'step started');
+      ahead.go(JSON.stringify(req.configure));
+      const state = await ahead.run;
+      return outcome(
+        state ?? recordExit(sp.state, { exitCode: null, signal: null, oomKilled: false, reason: 'start-failed: the configure step started ahead did not run' }),
+      );
     }
     const netns = req.step === 'configure' ? await this.configureNetns(req) : undefined;
     try {

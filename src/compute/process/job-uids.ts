@@ -161,6 +161,26 @@ export class JobUids {
     return readOwner(path.join(this.uidsDir, String(uid)))?.jobId === jobId ? uid : null;
   }
 
+  /**
+   * Hands the uid `from` holds to `to` (a configure started ahead under an id of its own, taken by its
+   * job): true when done; false when `to` holds a uid already (another worker of this host runs the job,
+   * or an earlier attempt claimed one) or `from` holds none, and nothing changes then.
+   */
+  transfer(from: string, to: string): boolean {
+    assertJobId(from);
+    assertJobId(to);
+    const uid = this.held(from);
+    if (uid === null || this.held(to) !== null) return false;
+    const record = path.join(this.uidsDir, String(uid));
+    const owner = readOwner(record);
+    if (!owner) return false;
+    // the job's pointer first, then the uid's own record, which decides (held): a crash between leaves `from` holding it
+    writeAtomic(path.join(this.jobsDir, to), String(uid));
+    writeAtomic(record, `${to}\n${owner.root}`);
+    fs.rmSync(path.join(this.jobsDir, from), { force: true });
+    return true;
+  }
+
   /** Gives the job's uids back (its processes are gone, its files removed), a claim cut short by a crash included. Idempotent. */
   release(jobId: string): void {
     assertJobId(jobId);

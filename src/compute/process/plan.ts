@@ -17,6 +17,9 @@ import { algorithmSandbox, configureSandbox, findRuntime, type PublishBudget, pu
 /** A step request of a process environment (the backend checks that before anything else). */
 export type ProcessStepRequest = StepRequest & { environment: ProcessEnvironment };
 
+/** A configure step started ahead of its turn: no spec yet (its program reads it on its stdin once its turn comes). */
+export type ConfigureAhead = Omit<Extract<ProcessStepRequest, { step: 'configure' }>, 'configure'> & { configure?: undefined };
+
 /** processes of the sandbox itself (sh → bwrap, bwrap's init) on top of the algorithm's own */
 const WRAPPER_PIDS = 4;
 
@@ -25,21 +28,24 @@ export function unknownImage(host: ProcessHost, image: string): string {
 }
 
 /**
- * Prepares one step for the runner: its report file, the configure spec (configure only), its cgroups
- * with the environment's limits, and the full sandboxed command. Throws when the host cannot run it;
- * nothing of the step runs yet.
+ * Prepares one step for the runner: its report file, the configure spec (configure only; none for one
+ * started ahead), its cgroups with the environment's limits, and the full sandboxed command. Throws when
+ * the host cannot run it; nothing of the step runs yet. `claimAs`: the id whose uid and cgroups the step
+ * takes, when not the job's own (a configure started ahead: aheadId in direct.ts).
  */
 export function planStep(
   host: ProcessHost,
-  req: ProcessStepRequest,
+  req: ProcessStepRequest | ConfigureAhead,
   job: JobPaths,
   sp: StepPaths,
-  extra: { netns?: string; supervisorLog?: string; flagsOnStdin?: boolean } = {},
+  extra: { netns?: string; supervisorLog?: string; flagsOnStdin?: boolean; claimAs?: string } = {},
 ): StepSpec {
   const { jobId, step, environment: env } = req;
-  const name = cgroupName(jobId, step);
+  const claimant = extra.claimAs ?? jobId;
+  const name = cgroupName(claimant, step);
+  const specFile = req.step === 'configure' && req.configure !== undefined;
   try {
-    const uid = jobUid(host, jobId);
+    const uid = jobUid(host, claimant, job.root);
     // root gives the step's files to the job's uid now; a worker that is not root has its supervisor do it (handOver)
     const owner = host.idmap ? undefined : uid;
     fs.writeFileSync(sp.report, '', { mode: 0o600 });
@@ -89,12 +95,12 @@ export function planStep(
       ...(step === 'publish' ? {} : { stopMarker: job.stopMarker }),
       deadlineMs: env.maxJobDuration * 1000,
       ...(limitOn !== undefined ? { outputLimit: limitOn } : {}),
-      removeOnExit: step === 'configure' ? [job.configureSpec] : [],
+      removeOnExit: specFile ? [job.configureSpec] : [],
       ...(host.idmap && uid !== undefined ? { handOver: { uid, paths: [job.data, job.secretDir, job.publish, sp.report] } } : {}),
       ...(extra.supervisorLog ? { supervisorLog: extra.supervisorLog } : {}),
     };
   } catch (err) {
-    if (step === 'configure') fs.rmSync(job.configureSpec, { force: true });
+    if (specFile) fs.rmSync(job.configureSpec, { force: true });
     if (err instanceof CgroupError) throw new C2DError('unavailable', 'cgroup_unavailable', err.message, undefined, { cause: err });
     if (err instanceof UnreachableError) throw setupError(err.message);
     throw err;
@@ -118,7 +124,7 @@ export function publishBudget(req: Extract<ProcessStepRequest, { step: 'publish'
 
 function sandboxFor(
   host: ProcessHost,
-  req: ProcessStepRequest,
+  req: ProcessStepRequest | ConfigureAhead,
   job: JobPaths,
   sp: StepPaths,
   uid: number | undefined,
@@ -129,6 +135,7 @@ function sandboxFor(
   const programStep = { job, node: host.node, programsDir: host.reach.programsDir, reportFile: sp.report, tmpBytes };
   switch (req.step) {
     case 'configure':
+      if (req.configure === undefined) return configureSandbox(programStep, true);
       fs.writeFileSync(job.configureSpec, JSON.stringify(req.configure), { mode: 0o400 });
       chownTo([job.configureSpec], uid);
       return configureSandbox(programStep);

@@ -54,10 +54,12 @@ export function setupError(message: string): C2DError {
 /**
  * The uid the job's steps run as (claimed at its first step, held until its cleanup): a host uid (root),
  * or an inner uid of the worker's user namespace (idmap). Throws when every uid of the range is held.
+ * `root`: the job dir the claim names (the uid is the claimant's while it exists), when the claimant is
+ * not the job itself (a configure started ahead, direct.ts).
  */
-export function jobUid(host: ProcessHost, jobId: string): number | undefined {
+export function jobUid(host: ProcessHost, jobId: string, root?: string): number | undefined {
   try {
-    return host.uids?.claim(jobId, jobPaths(host.reach.workDir, jobId).root);
+    return host.uids?.claim(jobId, root ?? jobPaths(host.reach.workDir, jobId).root);
   } catch (err) {
     if (err instanceof UidRangeError) throw setupError(err.message);
     throw err;

@@ -67,8 +67,9 @@ const program = (name: string): string => path.posix.join(SANDBOX.programs, name
 /**
  * Configure: network (it downloads inputs, through the guarded fetcher): the job's egress-only namespace
  * when the wrapper enters one (see direct.ts), else the host's; /data writable, its secret spec read-only.
+ * `specOnStdin`: started ahead of its turn, the program reads its spec on its stdin (no spec file at all).
  */
-export function configureSandbox(s: ProgramStep): SandboxOptions {
+export function configureSandbox(s: ProgramStep, specOnStdin = false): SandboxOptions {
   return {
     tmpBytes: s.tmpBytes,
     shareNetwork: true,
@@ -79,12 +80,12 @@ export function configureSandbox(s: ProgramStep): SandboxOptions {
       { src: s.programsDir, dest: SANDBOX.programs, writable: false },
       // our modules, where configure-step.js requires them (../net/guarded-fetch.js, ../net/network-gate.js)
       ...SANDBOXED_MODULES.map((m) => ({ src: path.join(s.programsDir, '..', m), dest: path.posix.join(SANDBOX.programs, '..', m), writable: false })),
-      { src: s.job.configureSpec, dest: CONFIGURE_SPEC, writable: false },
+      ...(specOnStdin ? [] : [{ src: s.job.configureSpec, dest: CONFIGURE_SPEC, writable: false }]),
       { src: s.reportFile, dest: REPORT, writable: true },
     ],
     env: stepEnv,
     chdir: SANDBOX.data,
-    command: [`${SANDBOX.bin}/node`, program('configure-step.js'), CONFIGURE_SPEC, REPORT],
+    command: [`${SANDBOX.bin}/node`, program('configure-step.js'), specOnStdin ? '--spec-on-stdin' : CONFIGURE_SPEC, REPORT],
   };
 }
 
