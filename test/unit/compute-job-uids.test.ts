@@ -115,6 +115,32 @@ describe('JobUids', () => {
     expect(uids.held(a)).toBeNull();
   });
 
+  test('when a uid is transferred to a job that holds none, then the job holds it from then on and the first id holds nothing', () => {
+    const uids = new JobUids({ base: 3000, count: 8 }, dir);
+    const [ahead, job] = [jobId(), jobId()];
+    const uid = uids.claim(ahead, root(job));
+    expect(uids.transfer(ahead, job)).toBe(true);
+    expect(uids.held(job)).toBe(uid);
+    expect(uids.held(ahead)).toBeNull();
+    // the job's later claims find it; releasing the first id gives nothing back
+    expect(uids.claim(job, root(job))).toBe(uid);
+    uids.release(ahead);
+    expect(uids.held(job)).toBe(uid);
+    uids.release(job);
+    expect(uids.held(job)).toBeNull();
+  });
+
+  test('when the job holds a uid already, or the first id holds none, then nothing is transferred', () => {
+    const uids = new JobUids({ base: 3000, count: 8 }, dir);
+    const [ahead, job, nobody] = [jobId(), jobId(), jobId()];
+    const aheadUid = uids.claim(ahead, root(job));
+    const jobsUid = uids.claim(job, root(job));
+    expect(uids.transfer(ahead, job)).toBe(false);
+    expect([uids.held(ahead), uids.held(job)]).toEqual([aheadUid, jobsUid]);
+    expect(uids.transfer(nobody, jobId())).toBe(false);
+    expect(() => uids.transfer('../etc', job)).toThrow(/invalid job id/);
+  });
+
   test('when a job id is not one, then nothing is claimed', () => {
     const uids = new JobUids(DEFAULT_UID_RANGE, dir);
     expect(() => uids.claim('../../etc', '/x')).toThrow(/invalid job id/);
