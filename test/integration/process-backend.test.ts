@@ -255,7 +255,7 @@ describe('process backend: a job end to end', () => {
         expect(aheadProcs(jobId)).toEqual([]);
       });
 
-      test('when four wait already, or the job has a workspace here already, then none is started', async () => {
+      test('when four wait already, then the next waits its turn and starts as one of them ends; never for a job with a workspace here', async () => {
         const four = Array.from({ length: 4 }, () => newJobId());
         for (const id of four) prepare(id);
         for (const id of four) expect(await waitFor(() => aheadProcs(id).length > 0)).toBe(true);
@@ -264,14 +264,17 @@ describe('process backend: a job end to end', () => {
         await sleep(300);
         expect(aheadProcs(fifth)).toEqual([]);
         expect(uids.held(aheadId(fifth))).toBeNull();
-        // one gone: room for the next, but not for a job with a workspace here (a later attempt: its step starts its own)
+        // one gone: the fifth's turn
         await fresh.backend.cleanup(four[0]!);
+        expect(await waitFor(() => aheadProcs(fifth).length > 0)).toBe(true);
+        // a job with a workspace here already (a later attempt): its turn passes, its step starts its own
         const configured = newJobId();
         fs.mkdirSync(path.join(fresh.dataDir, 'jobs', configured), { recursive: true });
         prepare(configured);
-        const sixth = newJobId();
-        prepare(sixth);
-        expect(await waitFor(() => aheadProcs(sixth).length > 0)).toBe(true);
+        await fresh.backend.cleanup(four[1]!);
+        const next = newJobId();
+        prepare(next);
+        expect(await waitFor(() => aheadProcs(next).length > 0)).toBe(true);
         expect(aheadProcs(configured)).toEqual([]);
         expect(uids.held(aheadId(configured))).toBeNull();
       });

@@ -59,6 +59,11 @@ interface AheadConfigure {
 const AHEAD_MAX = 4;
 /** How long one waits for its job's configure step (a job granted its slot later starts its own). */
 const AHEAD_WAIT_MS = 60_000;
+/** Jobs waiting for a configure started ahead while AHEAD_MAX wait already: at most this many, this old. */
+const AHEAD_QUEUE_MAX = 1000;
+const AHEAD_QUEUE_AGE_MS = 10 * 60_000;
+
+type AheadRequest = ConfigureAhead & { allowedPrivateHosts: string[] };
 
 /**
  * The id a configure started ahead claims its uid and cgroups and names its namespace by, until its job
@@ -85,6 +90,8 @@ export class DirectSteps {
   private readonly warm = new Map<string, WarmPublish>();
   /** configure sandboxes started ahead, by job id */
   private readonly ahead = new Map<string, AheadConfigure>();
+  /** jobs to start one for when there is room, first asked first (the order their slots are granted in) */
+  private aheadQueue: (AheadRequest & { at: number })[] = [];
 
   constructor(private readonly host: ProcessHost) {}
 
@@ -130,14 +137,20 @@ export class DirectSteps {
    * asked for the slot, the host its steps run on): its program starts (Node's start-up, the sandbox's
    * set-up, the job's egress-only namespace when its downloads will need one) and waits on its stdin,
    * reading nothing, until the configure step gives it its spec. The step then costs the downloads alone.
-   * Best effort, at most AHEAD_MAX at once: a configure step that finds none starts its own. Not for a
+   * Best effort, at most AHEAD_MAX at once (the jobs asking beyond them queue, first asked first, and get
+   * theirs as those are taken or end): a configure step that finds none starts its own. Not for a
    * worker that is not root. Until its step takes it, it holds its uid, cgroups and namespace under
    * aheadId(jobId); a stop or cleanup of the job, or AHEAD_WAIT_MS without its step, ends it and gives
    * back what it held (and the job's workspace, when no step of the job ran here).
    */
-  startConfigureAhead(req: ConfigureAhead & { allowedPrivateHosts: string[] }): void {
+  startConfigureAhead(req: AheadRequest): void {
     const { jobId } = req;
-    if (this.host.idmap || this.ahead.has(jobId) || this.ahead.size >= AHEAD_MAX) return;
+    if (this.host.idmap || this.ahead.has(jobId)) return;
+    if (this.ahead.size >= AHEAD_MAX) {
+      // its turn comes when one of those waiting is taken or ends (the jobs queued for their slots)
+      if (this.aheadQueue.length < AHEAD_QUEUE_MAX && !this.aheadQueue.some((q) => q.jobId === jobId)) this.aheadQueue.push({ ...req, at: Date.now() });
+      return;
+    }
     const job = jobPaths(this.host.reach.workDir, jobId);
     // the job has a workspace here already (a repeated request, a later attempt): its configure starts its own
     if (fs.existsSync(job.root)) return;
@@ -179,9 +192,18 @@ export class DirectSteps {
         if (this.ahead.get(jobId) === entry) this.ahead.delete(jobId);
         await this.host.networks.teardown(id);
         if (!entry.taken) this.giveBackAhead(jobId, job, id);
+        this.startNextAhead();
         return state;
       });
     this.ahead.set(jobId, entry);
+  }
+
+  /** Starts those queued, first asked first, while there is room. */
+  private startNextAhead(): void {
+    while (this.ahead.size < AHEAD_MAX && this.aheadQueue.length > 0) {
+      const next = this.aheadQueue.shift()!;
+      if (Date.now() - next.at <= AHEAD_QUEUE_AGE_MS) this.startConfigureAhead(next);
+    }
   }
 
   /** What a configure started ahead and not taken held: its uid, and the job's workspace when no step of the job ran here. */
@@ -193,6 +215,7 @@ export class DirectSteps {
 
   /** The job's configure started ahead is not to be used (a stop, a cleanup, its wait ran out): it ends; resolves once it has. */
   async discardAhead(jobId: string): Promise<void> {
+    this.aheadQueue = this.aheadQueue.filter((q) => q.jobId !== jobId);
     const entry = this.ahead.get(jobId);
     if (!entry || entry.taken) return;
     entry.discarded = true;
@@ -206,6 +229,7 @@ export class DirectSteps {
    * already): then it has ended, and given back what it held, before this returns.
    */
   private async takeAhead(jobId: string): Promise<AheadConfigure | undefined> {
+    this.aheadQueue = this.aheadQueue.filter((q) => q.jobId !== jobId);
     const entry = this.ahead.get(jobId);
     if (!entry) return undefined;
     const usable = !entry.discarded && (await entry.ready) && !entry.discarded && !entry.ended;
@@ -213,6 +237,7 @@ export class DirectSteps {
       entry.taken = true;
       clearTimeout(entry.timer);
       this.ahead.delete(jobId);
+      this.startNextAhead();
       return entry;
     }
     await this.discardAhead(jobId);
