@@ -216,23 +216,16 @@ describe('process backend: a job end to end', () => {
         expect(log).not.toContain('SECRET');
       });
 
-      test('when the job is cleaned up before its configure step, then the sandbox ends and gives back its uid and the workspace', async () => {
+      test.each([
+        ['cleaned up before its configure step', (id: string) => fresh.backend.cleanup(id)],
+        ['stopped while it waits for its slot', (id: string) => fresh.backend.stopJob(id)],
+      ])('when the job is %s, then the sandbox ends and gives back its uid, cgroups and the workspace', async (_when, end) => {
         const jobId = newJobId();
         prepare(jobId);
         expect(await waitFor(() => aheadProcs(jobId).length > 0)).toBe(true);
-        await fresh.backend.cleanup(jobId);
+        await end(jobId);
         expect(aheadProcs(jobId)).toEqual([]);
         expect(fs.existsSync(`/sys/fs/cgroup/pids/c2d/${aheadId(jobId)}-configure`)).toBe(false);
-        expect(uids.held(aheadId(jobId))).toBeNull();
-        expect(fs.existsSync(path.join(fresh.dataDir, 'jobs', jobId))).toBe(false);
-      });
-
-      test('when the job is stopped while it waits for its slot, then the sandbox ends without reading anything and the job keeps no workspace', async () => {
-        const jobId = newJobId();
-        prepare(jobId);
-        expect(await waitFor(() => aheadProcs(jobId).length > 0)).toBe(true);
-        await fresh.backend.stopJob(jobId);
-        expect(aheadProcs(jobId)).toEqual([]);
         expect(uids.held(aheadId(jobId))).toBeNull();
         expect(fs.existsSync(path.join(fresh.dataDir, 'jobs', jobId))).toBe(false);
       });
