@@ -9,7 +9,7 @@ import type { ComputeBackend, JobWorkspace, PublishedFile, StepHooks, StepName, 
 import type { Environment } from '../../domain/environment';
 import { assertJobId, STEPS } from '../steps';
 import { cgroupPids, killCgroups, removeCgroups, stepCgroupDirs } from './cgroups';
-import { DirectSteps, stepCgroupNames } from './direct';
+import { aheadId, DirectSteps, stepCgroupNames } from './direct';
 import { handBack, hostUid } from './idmap';
 import { type JobPaths, jobPaths, stepPaths } from './layout';
 import { streamLog } from './logs';
@@ -151,6 +151,8 @@ export class ProcessBackend implements ComputeBackend {
     await this.direct.discardAhead(jobId);
     await this.killJob(jobId, job);
     await this.host.networks.teardown(jobId);
+    // a configure sandbox started ahead whose worker died (a crash) left its namespace behind
+    await this.host.networks.teardown(aheadId(jobId));
     // a step cut short (a crash) may have left files of the job's uid, which the worker cannot remove as itself
     if (this.host.idmap) await handBack(this.host.idmap, job.root);
     fs.rmSync(job.root, { recursive: true, force: true });
