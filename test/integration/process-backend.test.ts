@@ -162,9 +162,11 @@ describe('process backend: a job end to end', () => {
     });
 
     describe('started ahead (while the job waits for its slot)', () => {
+      /** the id the fresh backend's sandbox started ahead for the job runs under */
+      const w = (jobId: string): string => aheadId(fresh.backend.paths.workDir, jobId);
       /** processes of the cgroups a configure started ahead runs in */
       const aheadProcs = (jobId: string): string[] => {
-        const procs = `/sys/fs/cgroup/pids/c2d/${aheadId(jobId)}-configure/cgroup.procs`;
+        const procs = `/sys/fs/cgroup/pids/c2d/${w(jobId)}-configure/cgroup.procs`;
         return fs.existsSync(procs) ? fs.readFileSync(procs, 'utf8').split('\n').filter(Boolean) : [];
       };
       const waitFor = async (f: () => boolean): Promise<boolean> => {
@@ -192,7 +194,7 @@ describe('process backend: a job end to end', () => {
         prepare(jobId);
         expect(await waitFor(() => aheadProcs(jobId).length > 0)).toBe(true);
         const waiting = aheadProcs(jobId);
-        const uid = uids.held(aheadId(jobId));
+        const uid = uids.held(w(jobId));
         expect(uid).not.toBeNull();
         expect(uids.held(jobId)).toBeNull();
         // it read nothing yet: no spec on disk, no input
@@ -207,10 +209,10 @@ describe('process backend: a job end to end', () => {
         expect(fs.statSync(input).uid).toBe(uid);
         // the uid is the job's now (its next steps run as it); nothing of the sandbox is left
         expect(uids.held(jobId)).toBe(uid);
-        expect(uids.held(aheadId(jobId))).toBeNull();
+        expect(uids.held(w(jobId))).toBeNull();
         expect(waiting.length).toBeGreaterThan(0);
         expect(aheadProcs(jobId)).toEqual([]);
-        expect(fs.existsSync(`/sys/fs/cgroup/pids/c2d/${aheadId(jobId)}-configure`)).toBe(false);
+        expect(fs.existsSync(`/sys/fs/cgroup/pids/c2d/${w(jobId)}-configure`)).toBe(false);
         const log = fs.readFileSync(path.join(fresh.dataDir, 'jobs', jobId, 'logs', 'configure.log'), 'utf8');
         expect(log).toContain('dataset 0 file 0: 11 bytes');
         expect(log).not.toContain('SECRET');
@@ -225,8 +227,8 @@ describe('process backend: a job end to end', () => {
         expect(await waitFor(() => aheadProcs(jobId).length > 0)).toBe(true);
         await end(jobId);
         expect(aheadProcs(jobId)).toEqual([]);
-        expect(fs.existsSync(`/sys/fs/cgroup/pids/c2d/${aheadId(jobId)}-configure`)).toBe(false);
-        expect(uids.held(aheadId(jobId))).toBeNull();
+        expect(fs.existsSync(`/sys/fs/cgroup/pids/c2d/${w(jobId)}-configure`)).toBe(false);
+        expect(uids.held(w(jobId))).toBeNull();
         expect(fs.existsSync(path.join(fresh.dataDir, 'jobs', jobId))).toBe(false);
       });
 
@@ -234,7 +236,7 @@ describe('process backend: a job end to end', () => {
         const jobId = newJobId();
         prepare(jobId);
         expect(await waitFor(() => aheadProcs(jobId).length > 0)).toBe(true);
-        const aheadUid = uids.held(aheadId(jobId));
+        const aheadUid = uids.held(w(jobId));
         const theirs = uids.claim(jobId, path.join(fresh.dataDir, 'elsewhere', jobId));
         expect(theirs).not.toBe(aheadUid);
         const outcome = await fresh.backend.runStep(
@@ -244,7 +246,7 @@ describe('process backend: a job end to end', () => {
         expect(outcome).toMatchObject({ exitCode: 0, reason: '', report: { ok: true } });
         expect(fs.statSync(path.join(fresh.dataDir, 'jobs', jobId, 'data', 'inputs', DIR, '0')).uid).toBe(theirs);
         expect(uids.held(jobId)).toBe(theirs);
-        expect(uids.held(aheadId(jobId))).toBeNull();
+        expect(uids.held(w(jobId))).toBeNull();
         expect(aheadProcs(jobId)).toEqual([]);
       });
 
@@ -256,7 +258,7 @@ describe('process backend: a job end to end', () => {
         prepare(fifth);
         await sleep(300);
         expect(aheadProcs(fifth)).toEqual([]);
-        expect(uids.held(aheadId(fifth))).toBeNull();
+        expect(uids.held(w(fifth))).toBeNull();
         // one gone: the fifth's turn
         await fresh.backend.cleanup(four[0]!);
         expect(await waitFor(() => aheadProcs(fifth).length > 0)).toBe(true);
@@ -269,7 +271,7 @@ describe('process backend: a job end to end', () => {
         prepare(next);
         expect(await waitFor(() => aheadProcs(next).length > 0)).toBe(true);
         expect(aheadProcs(configured)).toEqual([]);
-        expect(uids.held(aheadId(configured))).toBeNull();
+        expect(uids.held(w(configured))).toBeNull();
       });
     });
 

@@ -105,7 +105,7 @@ export class ProcessBackend implements ComputeBackend {
 
   /** Every cgroup a step of the job may run in (a configure sandbox started ahead included). */
   private jobCgroupDirs(jobId: string): string[] {
-    return STEPS.flatMap((s) => stepCgroupNames(jobId, s)).flatMap((name) => stepCgroupDirs(this.host.cgroups, name));
+    return STEPS.flatMap((s) => stepCgroupNames(this.host.reach.workDir, jobId, s)).flatMap((name) => stepCgroupDirs(this.host.cgroups, name));
   }
 
   /** Kills every step cgroup of the job until empty and waits (briefly) for the supervisors to record their exit. */
@@ -152,13 +152,14 @@ export class ProcessBackend implements ComputeBackend {
     await this.killJob(jobId, job);
     await this.host.networks.teardown(jobId);
     // a configure sandbox started ahead whose worker died (a crash) left its namespace behind
-    await this.host.networks.teardown(aheadId(jobId));
+    await this.host.networks.teardown(aheadId(this.host.reach.workDir, jobId));
     // a step cut short (a crash) may have left files of the job's uid, which the worker cannot remove as itself
     if (this.host.idmap) await handBack(this.host.idmap, job.root);
     fs.rmSync(job.root, { recursive: true, force: true });
     removeCgroups(this.jobCgroupDirs(jobId));
-    // nothing of the job runs or remains: its uid may serve another job
+    // nothing of the job runs or remains: its uid may serve another job (and that of a sandbox started ahead whose worker died)
     this.host.uids?.release(jobId);
+    this.host.uids?.release(aheadId(this.host.reach.workDir, jobId));
     this.log.info({ jobId }, 'job cleaned up');
     // once the cleanup has answered: its spawn is not the cleanup's to wait for
     setImmediate(() => this.supervised.prepareSpare());

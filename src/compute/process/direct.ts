@@ -67,14 +67,16 @@ type AheadRequest = ConfigureAhead & { allowedPrivateHosts: string[] };
 
 /**
  * The id a configure started ahead claims its uid and cgroups and names its namespace by, until its job
- * takes it: derived from the job's (32 hex, like a job id), never the job's own, so that a job configured
- * meanwhile by another worker of this host (a work dir of its own) never shares a uid or a cgroup with it.
+ * takes it: derived from the job's and the worker's work dir (32 hex, like a job id), never the job's own,
+ * so that the job configured meanwhile by another worker of this host (a work dir of its own) never shares
+ * a uid, a cgroup or a namespace with it, nor two such sandboxes of one job with each other.
  */
-export const aheadId = (jobId: string): string => createHash('sha256').update(`configure-ahead:${jobId}`).digest('hex').slice(0, 32);
+export const aheadId = (workDir: string, jobId: string): string =>
+  createHash('sha256').update(`configure-ahead:${workDir}:${jobId}`).digest('hex').slice(0, 32);
 
 /** The names of the cgroups a step of the job may run in: its own, and for configure those of the sandbox started ahead that it took. */
-export const stepCgroupNames = (jobId: string, step: StepName): string[] =>
-  step === 'configure' ? [cgroupName(jobId, step), cgroupName(aheadId(jobId), step)] : [cgroupName(jobId, step)];
+export const stepCgroupNames = (workDir: string, jobId: string, step: StepName): string[] =>
+  step === 'configure' ? [cgroupName(jobId, step), cgroupName(aheadId(workDir, jobId), step)] : [cgroupName(jobId, step)];
 
 /**
  * Configuration and publishing run straight from the worker (same sandbox, same cgroup limits, same
@@ -140,7 +142,7 @@ export class DirectSteps {
    * Best effort, at most AHEAD_MAX at once (the jobs asking beyond them queue, first asked first, and get
    * theirs as those are taken or end): a configure step that finds none starts its own. Not for a
    * worker that is not root. Until its step takes it, it holds its uid, cgroups and namespace under
-   * aheadId(jobId); a stop or cleanup of the job, or AHEAD_WAIT_MS without its step, ends it and gives
+   * aheadId(workDir, jobId); a stop or cleanup of the job, or AHEAD_WAIT_MS without its step, ends it and gives
    * back what it held (and the job's workspace, when no step of the job ran here).
    */
   startConfigureAhead(req: AheadRequest): void {
@@ -154,7 +156,7 @@ export class DirectSteps {
     const job = jobPaths(this.host.reach.workDir, jobId);
     // the job has a workspace here already (a repeated request, a later attempt): its configure starts its own
     if (fs.existsSync(job.root)) return;
-    const id = aheadId(jobId);
+    const id = aheadId(this.host.reach.workDir, jobId);
     let go: (line: string | null) => void = () => undefined;
     const gate = new Promise<string | null>((resolve) => (go = resolve));
     let spawned: (ok: boolean) => void = () => undefined;
@@ -295,7 +297,7 @@ export class DirectSteps {
       () => entry.run,
       () => {
         entry.abandoned = true;
-        void killCgroups(stepCgroupNames(req.jobId, req.step).flatMap((name) => stepCgroupDirs(this.host.cgroups, name)));
+        void killCgroups(stepCgroupNames(this.host.reach.workDir, req.jobId, req.step).flatMap((name) => stepCgroupDirs(this.host.cgroups, name)));
       },
     );
   }
@@ -312,7 +314,7 @@ export class DirectSteps {
     // what an earlier attempt (a crashed worker) may have left running
     if (reattached)
       await killCgroups(
-        stepCgroupNames(jobId, step).flatMap((name) => stepCgroupDirs(this.host.cgroups, name)),
+        stepCgroupNames(this.host.reach.workDir, jobId, step).flatMap((name) => stepCgroupDirs(this.host.cgroups, name)),
         10_000,
       );
     writeJsonAtomic(sp.launch, { direct: true, launchedAt: Date.now() });
