@@ -315,10 +315,9 @@ export function createActivities(deps: ActivityDeps) {
         // first attempt only: a retried one would find what the first started, or its job's workspace
         if (placement.hostQueue !== null && ctx.info.attempt === 1) {
           const env = environment(input.environmentId);
-          const prepare = deps.backendFor(env.id).prepareConfigure?.bind(deps.backendFor(env.id));
-          const jobId = jobIdOfWorkflow(input.workflowId);
-          const allowedPrivateHosts = [...(deps.fetchPolicy?.allowedPrivateHosts ?? [])];
-          if (prepare) setImmediate(() => prepare({ jobId, environment: env, allowedPrivateHosts }));
+          const backend = deps.backendFor(env.id);
+          const req = { jobId: jobIdOfWorkflow(input.workflowId), environment: env, allowedPrivateHosts: [...(deps.fetchPolicy?.allowedPrivateHosts ?? [])] };
+          if (backend.prepareConfigure) setImmediate(() => backend.prepareConfigure?.(req));
         }
         await ctx.client.workflow.signalWithStart(SLOTS_WORKFLOW_TYPE, {
           workflowId: input.slotsWorkflowId,

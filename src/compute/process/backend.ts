@@ -8,8 +8,8 @@ import type { Logger } from '../../domain/logger';
 import type { ComputeBackend, JobWorkspace, PublishedFile, StepHooks, StepName, StepOutcome, StepRequest } from '../backend';
 import type { Environment } from '../../domain/environment';
 import { assertJobId, STEPS } from '../steps';
-import { cgroupPids, killCgroups, removeCgroups, stepCgroupDirs } from './cgroups';
-import { aheadId, DirectSteps, stepCgroupNames } from './direct';
+import { cgroupPids, killCgroups, removeCgroups } from './cgroups';
+import { aheadId, DirectSteps, stepCgroupDirsOf } from './direct';
 import { handBack, hostUid } from './idmap';
 import { type JobPaths, jobPaths, stepPaths } from './layout';
 import { streamLog } from './logs';
@@ -105,7 +105,7 @@ export class ProcessBackend implements ComputeBackend {
 
   /** Every cgroup a step of the job may run in (a configure sandbox started ahead included). */
   private jobCgroupDirs(jobId: string): string[] {
-    return STEPS.flatMap((s) => stepCgroupNames(this.host.reach.workDir, jobId, s)).flatMap((name) => stepCgroupDirs(this.host.cgroups, name));
+    return STEPS.flatMap((s) => stepCgroupDirsOf(this.host, jobId, s));
   }
 
   /** Kills every step cgroup of the job until empty and waits (briefly) for the supervisors to record their exit. */

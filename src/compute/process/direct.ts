@@ -74,9 +74,11 @@ type AheadRequest = ConfigureAhead & { allowedPrivateHosts: string[] };
 export const aheadId = (workDir: string, jobId: string): string =>
   createHash('sha256').update(`configure-ahead:${workDir}:${jobId}`).digest('hex').slice(0, 32);
 
-/** The names of the cgroups a step of the job may run in: its own, and for configure those of the sandbox started ahead that it took. */
-export const stepCgroupNames = (workDir: string, jobId: string, step: StepName): string[] =>
-  step === 'configure' ? [cgroupName(jobId, step), cgroupName(aheadId(workDir, jobId), step)] : [cgroupName(jobId, step)];
+/** The cgroup dirs a step of the job may run in: its own, and for configure those of the sandbox started ahead that it took. */
+export function stepCgroupDirsOf(host: ProcessHost, jobId: string, step: StepName): string[] {
+  const names = step === 'configure' ? [cgroupName(jobId, step), cgroupName(aheadId(host.reach.workDir, jobId), step)] : [cgroupName(jobId, step)];
+  return names.flatMap((name) => stepCgroupDirs(host.cgroups, name));
+}
 
 /**
  * Configuration and publishing run straight from the worker (same sandbox, same cgroup limits, same
@@ -297,7 +299,7 @@ export class DirectSteps {
       () => entry.run,
       () => {
         entry.abandoned = true;
-        void killCgroups(stepCgroupNames(this.host.reach.workDir, req.jobId, req.step).flatMap((name) => stepCgroupDirs(this.host.cgroups, name)));
+        void killCgroups(stepCgroupDirsOf(this.host, req.jobId, req.step));
       },
     );
   }
@@ -312,11 +314,7 @@ export class DirectSteps {
     createJobDirs(job, sp, fileOwner(this.host, jobId));
     const reattached = fs.existsSync(sp.launch);
     // what an earlier attempt (a crashed worker) may have left running
-    if (reattached)
-      await killCgroups(
-        stepCgroupNames(this.host.reach.workDir, jobId, step).flatMap((name) => stepCgroupDirs(this.host.cgroups, name)),
-        10_000,
-      );
+    if (reattached) await killCgroups(stepCgroupDirsOf(this.host, jobId, step), 10_000);
     writeJsonAtomic(sp.launch, { direct: true, launchedAt: Date.now() });
     fs.rmSync(sp.state, { force: true });
     const outcome = (state: { exitCode: number | null; oomKilled: boolean; reason: string }): StepOutcome => ({
