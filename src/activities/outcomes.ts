@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { StepName, StepOutcome } from '../compute/backend';
+import { PUBLISH_STEP_MAX_SECONDS, type StepName, type StepOutcome } from '../compute/backend';
 import type { TerminationDetails } from '../domain/job';
 import { JobStatus } from '../domain/status';
 import type { StepResult } from './types';
@@ -10,7 +10,7 @@ const stepLabel: Record<StepName, string> = { configure: 'configuration step', a
 export function describeOutcome(step: StepName, o: StepOutcome): string {
   const what = stepLabel[step];
   if (o.oomKilled || o.reason === 'oom') return `${what} ran out of memory and was killed`;
-  if (o.reason === 'deadline') return `${what} exceeded maxJobDuration`;
+  if (o.reason === 'deadline') return step === 'publish' ? `${what} took longer than ${PUBLISH_STEP_MAX_SECONDS} s` : `${what} exceeded maxJobDuration`;
   if (o.reason === 'stopped') return `${what} was stopped`;
   if (o.reason === 'output-limit') return `${what} wrote more output than the environment allows`;
   if (o.reason.startsWith('signal:')) return `${what} was killed by ${o.reason.slice('signal:'.length)}`;

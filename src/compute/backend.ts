@@ -7,6 +7,13 @@ import type { StepName } from './steps';
 export type { StepName } from './steps';
 
 /**
+ * The publishing step's own bound, in seconds (as long as its activity's start-to-close, activity-options `step`). It runs after the
+ * algorithm, also after a deadline or a stop, so maxJobDuration does not bound it: a publish that started
+ * a second before the deadline, or on a node slow to start its pod, must still collect the logs.
+ */
+export const PUBLISH_STEP_MAX_SECONDS = 3600;
+
+/**
  * What the configuration step fetches. Holds decrypted file locations: a secret. It is built by an
  * activity at run time (never passed through workflow history) and a backend hands it only to the
  * configuration step (process: a 0600 file bound into that sandbox alone, removed when the step

@@ -1,5 +1,5 @@
-import { algorithmResult, configureResult } from '../../src/activities/outcomes';
-import type { AlgorithmSpec, ConfigureSpec, StepName } from '../../src/compute/backend';
+import { algorithmResult, configureResult, publishFailure } from '../../src/activities/outcomes';
+import { type AlgorithmSpec, type ConfigureSpec, PUBLISH_STEP_MAX_SECONDS, type StepName } from '../../src/compute/backend';
 import type { V1Pod } from '../../src/compute/kubernetes/client';
 import { containerStarted, podState } from '../../src/compute/kubernetes/pod-state';
 import { NETWORK_GATE_SCRIPT } from '../../src/net/network-gate';
@@ -150,7 +150,8 @@ describe('step pods', () => {
       expect(spec.restartPolicy).toBe('Never');
       expect(spec.automountServiceAccountToken).toBe(false);
       expect(spec.enableServiceLinks).toBe(false);
-      expect(spec.activeDeadlineSeconds).toBe(600);
+      // maxJobDuration bounds the job's configuration and algorithm; publishing runs after the deadline too, with a bound of its own
+      expect(spec.activeDeadlineSeconds).toBe(step === 'publish' ? PUBLISH_STEP_MAX_SECONDS : 600);
       expect(spec.securityContext).toMatchObject({
         runAsNonRoot: true,
         runAsUser: 1000,
@@ -514,6 +515,28 @@ describe('image pull failures', () => {
         oomKilled: false,
         reason: 'algorithm could not start: image "c2d-algo-nope:1" cannot be pulled (ImagePullBackOff)',
       },
+    });
+  });
+});
+
+describe('a step past its bound', () => {
+  const pastDeadline = (step: StepName) => {
+    const state = podState({ spec: { containers: [{ name: step, image: 'x' }] }, status: { phase: 'Failed', reason: 'DeadlineExceeded' } }, step);
+    if (state.kind !== 'ended') throw new Error(`expected an ended step, got ${state.kind}`);
+    return { ...state.outcome, reattached: false };
+  };
+
+  it('when the algorithm pod passes its activeDeadlineSeconds, then the job says it exceeded maxJobDuration', () => {
+    expect(algorithmResult(pastDeadline('algorithm'))).toMatchObject({
+      ok: false,
+      deadline: true,
+      terminationDetails: { reason: 'algorithm exceeded maxJobDuration' },
+    });
+  });
+
+  it("when the publishing pod passes its own bound, then the reason names that bound, not the job's maxJobDuration", () => {
+    expect(publishFailure(pastDeadline('publish'))).toMatchObject({
+      reason: `could not publish results: publishing step took longer than ${PUBLISH_STEP_MAX_SECONDS} s`,
     });
   });
 });

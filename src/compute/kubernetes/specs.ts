@@ -12,7 +12,7 @@
  */
 import type { ContainerSpec } from '../../domain/job';
 import type { KubernetesEnvironment, KubernetesOptions } from '../../domain/environment';
-import type { AlgorithmSpec, ConfigureSpec, StepName } from '../backend';
+import { type AlgorithmSpec, type ConfigureSpec, PUBLISH_STEP_MAX_SECONDS, type StepName } from '../backend';
 import { imageCandidates } from '../images';
 import { assertJobId } from '../steps';
 import { NETWORK_GATE_SCRIPT } from '../../net/network-gate';
@@ -256,7 +256,7 @@ function podSpec(ctx: JobContext, step: StepName, container: V1Container, volume
     restartPolicy: 'Never',
     automountServiceAccountToken: false,
     enableServiceLinks: false,
-    activeDeadlineSeconds: ctx.environment.maxJobDuration,
+    activeDeadlineSeconds: step === 'publish' ? PUBLISH_STEP_MAX_SECONDS : ctx.environment.maxJobDuration,
     terminationGracePeriodSeconds: 5,
     securityContext: {
       runAsNonRoot: true,
@@ -349,7 +349,7 @@ function algorithmResources(env: KubernetesEnvironment) {
 /**
  * The consumer's algorithm in `image`: inputs, its code and the DDOs read-only, outputs and logs
  * writable, a private /tmp, no service account token, no capabilities, the environment's resources
- * as both requests and limits, and the job deadline as activeDeadlineSeconds.
+ * as both requests and limits, and the job deadline as activeDeadlineSeconds (the publishing pod: PUBLISH_STEP_MAX_SECONDS).
  */
 export function algorithmPod(ctx: JobContext, spec: AlgorithmSpec, image: string): Extract<KubeObject, { kind: 'Pod' }> {
   const k = ctx.environment.kubernetes;

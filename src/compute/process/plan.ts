@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { maxOutputBytes, type ProcessEnvironment } from '../../domain/environment';
 import { C2DError } from '../../domain/errors';
-import type { StepRequest } from '../backend';
+import { PUBLISH_STEP_MAX_SECONDS, type StepRequest } from '../backend';
 import { MAX_STEP_LOG_BYTES, PUBLISH_OVER_LIMIT_EXIT } from '../steps';
 import { CgroupError, createStepCgroups, memoryCgroupDir } from './cgroups';
 import { chownTo } from './host';
@@ -93,7 +93,7 @@ export function planStep(
       // After a stop nothing of the consumer's runs any more; publishing still collects what the
       // algorithm wrote so far (it runs none of the consumer's code), as Ocean keeps a stopped job's outputs.
       ...(step === 'publish' ? {} : { stopMarker: job.stopMarker }),
-      deadlineMs: env.maxJobDuration * 1000,
+      deadlineMs: (step === 'publish' ? PUBLISH_STEP_MAX_SECONDS : env.maxJobDuration) * 1000,
       ...(limitOn !== undefined ? { outputLimit: limitOn } : {}),
       removeOnExit: specFile ? [job.configureSpec] : [],
       ...(host.idmap && uid !== undefined ? { handOver: { uid, paths: [job.data, job.secretDir, job.publish, sp.report] } } : {}),
