@@ -1,9 +1,8 @@
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
+import { scratchDirs } from '../helpers/scratch';
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-config-'));
+const tmp = scratchDirs('c2d-config-');
 
 describe('chain settings', () => {
   it('when no RPC URL is set, then no chain is served and the contracts file defaults into the data dir', () => {

@@ -1,15 +1,7 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { loadConfig } from '../../src/config';
+import { scratchDirs } from '../helpers/scratch';
 
-const dirs: string[] = [];
-const tmp = (): string => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-config-'));
-  dirs.push(dir);
-  return dir;
-};
-afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const tmp = scratchDirs('c2d-config-');
 
 describe('Aquarius and decrypt settings', () => {
   it('when neither is set, then there is no Aquarius and no extra decrypter (only the provider itself may decrypt)', () => {

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
+import { scratchDirs } from '../helpers/scratch';
 import { ValidationError } from '../../src/domain/errors';
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'c2d-config-'));
+const tmp = scratchDirs('c2d-config-');
 
 describe('loadConfig', () => {
   it('when nothing is set, then one free process environment and a generated, persisted provider key', () => {
