@@ -1,50 +1,31 @@
 /**
- * Runs one job step of the process backend (the algorithm) and records how it ended. Started detached
+ * Runs job steps of the process backend (the algorithm) and records how each ended. Started detached
  * (own session) by the worker, so it outlives a crashed worker the way a pod outlives its operator: a
  * retried activity finds the step running (and waits) or finished (and reads state.json).
- * Usage: node supervisor.js <spec.json>, or `node supervisor.js --wait`: a spare started ahead of time
- * (its modules already loaded) that reads the spec's path from stdin, and exits at EOF without one: its worker is gone.
+ * Usage: node supervisor.js <spec.json>: that one step, then it exits. `node supervisor.js --wait`: a
+ * spare started ahead of time (its modules already loaded) that reads specs' paths from stdin, one a line,
+ * runs each step to its end and then says `ready` on stdout, for its worker to hand it the next one; at end
+ * of file (its worker is gone, or wants no more of it) it exits, once the step it runs has ended.
  * `node supervisor.js <spec.json> --attached`: a step its worker waits for (configuration and publishing
  * of a worker that is not root, which runs every step under a supervisor: idmap.ts); at EOF on stdin (the
  * worker is gone) it kills the step and exits, as bwrap's --die-with-parent does when the worker runs it.
  */
 import fs from 'node:fs';
+import readline from 'node:readline';
 import { format } from 'node:util';
 import { killCgroups } from '../compute/process/cgroups';
 import { recordExit, runPlannedStep } from '../compute/process/runner';
 import { readStepSpec, writeJsonAtomic } from '../compute/process/spec';
 
-/** The spec's path: the argument, or (--wait) the first line on stdin. */
-function specPath(): Promise<string> {
-  const arg = process.argv[2] ?? '';
-  if (arg !== '--wait') return Promise.resolve(arg);
-  return new Promise((resolve) => {
-    let buf = '';
-    let got = false;
-    const gone = (): void => {
-      if (!got) process.exit(0);
-    };
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (d: string) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl < 0 || got) return;
-      got = true;
-      process.stdin.destroy(); // from now on it lives on its own, whatever happens to the worker
-      resolve(buf.slice(0, nl));
-    });
-    process.stdin.on('end', gone);
-    process.stdin.on('error', gone);
-  });
-}
+const defaultError = console.error;
 
-async function main(): Promise<void> {
-  const file = await specPath();
+/** The step of `file` to its end, its state recorded whatever happens. */
+async function runStep(file: string, attached: boolean): Promise<void> {
   const spec = readStepSpec(file);
   if (!spec) throw new Error(`no valid step spec in ${file}`);
   const own = spec.supervisorLog;
-  if (own) console.error = (...args: unknown[]) => fs.appendFileSync(own, `${format(...args)}\n`, { mode: 0o600 });
-  if (process.argv[3] === '--attached') {
+  console.error = own ? (...args: unknown[]) => fs.appendFileSync(own, `${format(...args)}\n`, { mode: 0o600 }) : defaultError;
+  if (attached) {
     const workerGone = (): void => void killCgroups(spec.cgroupDirs, 10_000).finally(() => process.exit(1));
     process.stdin.on('end', workerGone);
     process.stdin.on('error', workerGone);
@@ -57,6 +38,23 @@ async function main(): Promise<void> {
     console.error('supervisor failed', err);
     recordExit(spec.stateFile, { exitCode: null, signal: null, oomKilled: false, reason: `start-failed: ${(err as Error).message}` });
   }
+}
+
+/** --wait: one step after the other, as its worker hands them over; the worker's end (EOF) ends it only between steps. */
+async function serve(): Promise<void> {
+  process.stdout.on('error', () => process.exit(0)); // its worker is gone
+  for await (const line of readline.createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+    if (!line) continue;
+    await runStep(line, false);
+    console.error = defaultError;
+    process.stdout.write('ready\n');
+  }
+}
+
+async function main(): Promise<void> {
+  const arg = process.argv[2] ?? '';
+  if (arg === '--wait') await serve();
+  else await runStep(arg, process.argv[3] === '--attached');
 }
 
 main().then(

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isSupervisorAlive } from '../../src/compute/process/state';
 import { algorithmLog, createTestBackend, hooks, newJobId, readAll, testEnvironment, testSandbox, type TestBackend } from '../helpers/process-backend';
 
 const dist = path.resolve(__dirname, '../../dist/src');
@@ -38,11 +39,15 @@ test('when the worker is killed with SIGKILL mid-algorithm, then the step keeps 
   try {
     for (let i = 0; i < 200 && !algorithmLog(t.dataDir, jobId).includes('tick 1'); i++) await sleep(25);
     expect(algorithmLog(t.dataDir, jobId)).toContain('tick 1');
+    // it runs under the spare its configure step started, which would wait for a next step once this one ended
+    const stepDir = path.join(t.dataDir, 'jobs', jobId, 'steps', 'algorithm');
+    const { supervisorPid } = JSON.parse(fs.readFileSync(path.join(stepDir, 'launch'), 'utf8')) as { supervisorPid: number };
+    expect(fs.readFileSync(`/proc/${supervisorPid}/cmdline`, 'utf8').split('\0')).toContain('--wait');
     const exited = new Promise((r) => worker.once('exit', r));
     worker.kill('SIGKILL');
     await exited;
 
-    const state = JSON.parse(fs.readFileSync(path.join(t.dataDir, 'jobs', jobId, 'steps', 'algorithm', 'state.json'), 'utf8'));
+    const state = JSON.parse(fs.readFileSync(path.join(stepDir, 'state.json'), 'utf8'));
     expect(state.status).toBe('running');
 
     const outcome = await t.backend.runStep(
@@ -59,6 +64,9 @@ test('when the worker is killed with SIGKILL mid-algorithm, then the step keeps 
     expect(fs.readFileSync(path.join(outputs, 'runs.txt'), 'utf8')).toBe('run\n');
     expect(fs.readFileSync(path.join(outputs, 'result.txt'), 'utf8')).toBe('done');
     expect(await readAll(t.backend.openLog(jobId, 'algorithm', { follow: true })!)).toBe('tick 1\ntick 2\n');
+    // its worker gone, the supervisor ended once the step had: it does not wait for a next step nobody will hand it
+    for (let i = 0; i < 100 && isSupervisorAlive(supervisorPid); i++) await sleep(50);
+    expect(isSupervisorAlive(supervisorPid)).toBe(false);
   } finally {
     worker.kill('SIGKILL');
     await t.backend.cleanup(jobId);

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { StepHooks, StepOutcome } from '../backend';
 import { killCgroups, stepCgroupDirs } from './cgroups';
@@ -14,6 +15,9 @@ import { waitForStep } from './wait';
 export type AlgorithmStepRequest = Extract<ProcessStepRequest, { step: 'algorithm' }>;
 
 const POLL_MS = 1000;
+/** at most this many supervisors wait between steps (each a Node process, ≈40 MB); one unused this long ends */
+const SPARES_MAX = 4;
+const SPARE_IDLE_MS = 10 * 60_000;
 /** a launch file without a supervisor pid this old means the launcher died before spawning it */
 const LAUNCH_GRACE_MS = 30_000;
 
@@ -61,8 +65,8 @@ async function neverHandedOver(sp: StepPaths): Promise<boolean> {
  * and waits for the state file to say it ended.
  */
 export class SupervisedSteps {
-  /** a supervisor started ahead of the next algorithm step (the first step starts one) */
-  private spare: ChildProcess | undefined;
+  /** supervisors waiting for an algorithm step: started ahead (prepareSpare), or back from one they ran (rejoin) */
+  private readonly spares: { child: ChildProcess; retire: NodeJS.Timeout }[] = [];
 
   /** `onRunning`: called once the algorithm runs (launched or re-attached), e.g. to start its publish ahead */
   constructor(
@@ -136,17 +140,22 @@ export class SupervisedSteps {
   }
 
   /**
-   * Hands the spec to the spare supervisor (already started, detached, its modules loaded, waiting on
-   * its stdin), so the algorithm does not wait for a Node start-up. Undefined when none is ready (see
-   * prepareSpare for when one starts). A spare whose worker dies sees its stdin close and exits.
+   * Hands the spec to a spare supervisor (already started, detached, its modules loaded, waiting on its
+   * stdin), so the algorithm does not wait for a Node start-up. Undefined when none is ready (see
+   * prepareSpare for when one starts). A spare whose worker dies sees its stdin close and exits once its
+   * step has ended; one that ran its step says so on stdout and waits again (rejoin).
    */
   private takeSpare(specFile: string): number | undefined {
-    const spare = this.spare;
-    this.spare = undefined;
-    const ready = spare?.pid !== undefined && spare.exitCode === null && spare.signalCode === null && spare.stdin?.writable === true;
-    if (ready) spare.stdin?.end(`${specFile}\n`);
-    else spare?.kill('SIGKILL');
-    return ready ? spare.pid : undefined;
+    for (let spare = this.spares.pop(); spare; spare = this.spares.pop()) {
+      clearTimeout(spare.retire);
+      const { child } = spare;
+      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null && child.stdin?.writable === true) {
+        child.stdin.write(`${specFile}\n`);
+        return child.pid;
+      }
+      child.kill('SIGKILL');
+    }
+    return undefined;
   }
 
   /**
@@ -156,18 +165,43 @@ export class SupervisedSteps {
    * none ready (the first job of a worker, or several at once), so its algorithm need not wait for one.
    */
   prepareSpare(): void {
-    if (this.spare && this.spare.exitCode === null && this.spare.signalCode === null) return;
+    if (this.spares.some(({ child }) => child.exitCode === null && child.signalCode === null)) return;
     try {
       const [cmd, ...args] = this.supervisorCommand('--wait');
-      const child = spawn(cmd!, args, { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+      const child = spawn(cmd!, args, { detached: true, stdio: ['pipe', 'pipe', 'ignore'] });
       child.on('error', (err) => this.host.log.warn({ err: err.message }, 'spare supervisor failed to start'));
+      child.on('exit', () => this.forget(child));
       child.stdin.on('error', () => undefined); // it died: the next launch sees that and starts its own
+      readline.createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => line === 'ready' && this.rejoin(child));
+      // neither keeps the worker alive
       child.unref();
-      (child.stdin as unknown as { unref?: () => void }).unref?.();
-      this.spare = child;
+      for (const pipe of [child.stdin, child.stdout]) (pipe as unknown as { unref?: () => void }).unref?.();
+      this.idle(child);
     } catch (err) {
       this.host.log.warn({ err: (err as Error).message }, 'spare supervisor failed to start');
     }
+  }
+
+  /** A supervisor that ran its step waits for the next one, unless SPARES_MAX wait already (then it ends). */
+  private rejoin(child: ChildProcess): void {
+    if (this.spares.length < SPARES_MAX) this.idle(child);
+    else child.stdin?.end();
+  }
+
+  /** Among the spares, ended (stdin closed: it exits) after SPARE_IDLE_MS unused. */
+  private idle(child: ChildProcess): void {
+    const retire = setTimeout(() => {
+      this.forget(child);
+      child.stdin?.end();
+    }, SPARE_IDLE_MS).unref();
+    this.spares.push({ child, retire });
+  }
+
+  private forget(child: ChildProcess): void {
+    const i = this.spares.findIndex((s) => s.child === child);
+    if (i < 0) return;
+    clearTimeout(this.spares[i]!.retire);
+    this.spares.splice(i, 1);
   }
 
   /** Resolves with the step's final state; checks on fs events in the step dir and every second, until `gaveUp`. */
