@@ -107,17 +107,41 @@ async function floorTimes(address: string, client: Client, activities: number, r
   return times;
 }
 
-/** CPU seconds a process used so far (user + system), itself and its reaped children (a worker's sandboxes). */
+/** The fields of /proc/<pid>/stat after the command's closing parenthesis (the first is the state, field 3). */
+const statFields = (pid: number | string): string[] => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
+const ticks = (fields: string[], i: number): number => Number(fields[i - 3]) / 100; // USER_HZ
+
+/**
+ * CPU seconds a process used so far (user + system), itself and its children (a worker's sandboxes): those
+ * it reaped, and those still alive (a supervisor lives on from job to job, its algorithms reaped by it).
+ */
 function cpuSeconds(pid: number | undefined): { self: number; children: number } {
   if (pid === undefined) return { self: NaN, children: NaN };
-  // fields after the command's closing parenthesis: state is field 3, utime 14, stime 15, cutime 16, cstime 17
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
-  const tick = (i: number): number => Number(fields[i - 3]) / 100; // USER_HZ
-  return { self: tick(14) + tick(15), children: tick(16) + tick(17) };
+  const fields = statFields(pid);
+  let children = ticks(fields, 16) + ticks(fields, 17);
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const child = statFields(entry);
+      // field 4: the parent (a zombie counts too: its times join the parent's only once it is reaped)
+      if (Number(child[1]) === pid) children += ticks(child, 14) + ticks(child, 15) + ticks(child, 16) + ticks(child, 17);
+    } catch {
+      // it ended meanwhile
+    }
+  }
+  return { self: ticks(fields, 14) + ticks(fields, 15), children };
 }
 
-/** Where the machine's CPU went between two moments: per process of the stack, and this bench process. */
+/** CPU seconds the whole machine was busy so far (every core, /proc/stat: all but idle and iowait). */
+function machineBusySeconds(): number {
+  const [, ...fields] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const n = fields.map(Number);
+  return (n.reduce((a, b) => a + b, 0) - n[3]! - n[4]!) / 100; // USER_HZ
+}
+
+/** Where the machine's CPU went between two moments: per process of the stack, this bench process, and the machine in all. */
 function cpuMeter(procs: Record<string, number | undefined>): () => string {
+  const machine = machineBusySeconds();
   const before = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuSeconds(pid)]));
   const bench = process.cpuUsage();
   const t = performance.now();
@@ -130,7 +154,7 @@ function cpuMeter(procs: Record<string, number | undefined>): () => string {
       return `${k} ${(now.self - b.self).toFixed(1)} s${children > 0.05 ? ` (+${children.toFixed(1)} s its sandboxes)` : ''}`;
     });
     const own = process.cpuUsage(bench);
-    return `CPU over ${wall.toFixed(1)} s: ${parts.join(', ')}, bench process ${((own.user + own.system) / 1e6).toFixed(1)} s`;
+    return `CPU over ${wall.toFixed(1)} s: ${parts.join(', ')}, bench process ${((own.user + own.system) / 1e6).toFixed(1)} s; the machine ${(machineBusySeconds() - machine).toFixed(1)} s in all`;
   };
 }
 
