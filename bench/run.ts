@@ -112,8 +112,10 @@ const statFields = (pid: number | string): string[] => fs.readFileSync(`/proc/${
 const ticks = (fields: string[], i: number): number => Number(fields[i - 3]) / 100; // USER_HZ
 
 /**
- * CPU seconds a process used so far (user + system), itself and its children (a worker's sandboxes): those
- * it reaped, and those still alive (a supervisor lives on from job to job, its algorithms reaped by it).
+ * CPU seconds a process used so far (user + system), itself and its children: those it reaped, and those
+ * still alive (a supervisor lives on from job to job). What runs inside a bubblewrap sandbox is not among a
+ * parent's reaped children (its own pid namespace): the step programs and the algorithms show only in the
+ * machine's total.
  */
 function cpuSeconds(pid: number | undefined): { self: number; children: number } {
   if (pid === undefined) return { self: NaN, children: NaN };
@@ -151,7 +153,7 @@ function cpuMeter(procs: Record<string, number | undefined>): () => string {
       const now = cpuSeconds(pid);
       const b = before[k]!;
       const children = now.children - b.children;
-      return `${k} ${(now.self - b.self).toFixed(1)} s${children > 0.05 ? ` (+${children.toFixed(1)} s its sandboxes)` : ''}`;
+      return `${k} ${(now.self - b.self).toFixed(1)} s${children > 0.05 ? ` (+${children.toFixed(1)} s its children)` : ''}`;
     });
     const own = process.cpuUsage(bench);
     return `CPU over ${wall.toFixed(1)} s: ${parts.join(', ')}, bench process ${((own.user + own.system) / 1e6).toFixed(1)} s; the machine ${(machineBusySeconds() - machine).toFixed(1)} s in all`;
