@@ -584,6 +584,27 @@ describe('process backend: a job end to end', () => {
         fresh.dispose();
       }
     });
+
+    test("when an algorithm runs under a supervisor that waits for the worker's next step, then it holds neither of the supervisor's channels to the worker: it cannot tell the worker that the supervisor is free", async () => {
+      const jobId = newJobId();
+      try {
+        // every descriptor the algorithm holds, and where it leads
+        const code = `const fs = require('fs'); for (const fd of fs.readdirSync('/proc/self/fd')) { try { console.log(fs.readlinkSync('/proc/self/fd/' + fd)); } catch {} }`;
+        expect((await runAlgorithm(t.backend, jobId, { code })).algorithm).toMatchObject({ exitCode: 0, reason: '' });
+        const held = algorithmLog(t.dataDir, jobId).trim().split('\n');
+        const supervisor = supervisorOf(t, jobId)!;
+        // it waits for the next step, on the pipes it reads its specs from and says `ready` on
+        const [stdin, stdout] = [0, 1].map((fd) => fs.readlinkSync(`/proc/${supervisor}/fd/${fd}`));
+        // (node's 'pipe' stdio: a socket pair)
+        expect(stdin).toMatch(/^socket:/);
+        expect(stdout).toMatch(/^socket:/);
+        expect(held.length).toBeGreaterThan(2);
+        expect(held).not.toContain(stdin);
+        expect(held).not.toContain(stdout);
+      } finally {
+        await t.backend.cleanup(jobId);
+      }
+    });
   });
 
   test('when the job is stopped while the algorithm runs, then its processes are gone within 2 s and the log so far is kept', async () => {

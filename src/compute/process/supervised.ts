@@ -67,6 +67,8 @@ async function neverHandedOver(sp: StepPaths): Promise<boolean> {
 export class SupervisedSteps {
   /** supervisors waiting for an algorithm step: started ahead (prepareSpare), or back from one they ran (rejoin) */
   private readonly spares: { child: ChildProcess; retire: NodeJS.Timeout }[] = [];
+  /** supervisors running a step they were handed here: the step's state file */
+  private readonly busy = new Map<ChildProcess, string>();
 
   /** `onRunning`: called once the algorithm runs (launched or re-attached), e.g. to start its publish ahead */
   constructor(
@@ -113,7 +115,7 @@ export class SupervisedSteps {
       return;
     }
     writeJsonAtomic(sp.spec, planStep(this.host, req, job, sp, { netns, supervisorLog: sp.supervisorLog }));
-    const pid = this.takeSpare(sp.spec) ?? this.coldSupervisor(jobId, sp);
+    const pid = this.takeSpare(sp) ?? this.coldSupervisor(jobId, sp);
     if (pid === undefined) throw setupError(`cannot start the step supervisor for ${step}`);
     writeJsonAtomic(sp.launch, { supervisorPid: pid, launchedAt: Date.now() });
     this.host.log.info({ jobId, step, supervisorPid: pid }, 'step started');
@@ -145,12 +147,13 @@ export class SupervisedSteps {
    * prepareSpare for when one starts). A spare whose worker dies sees its stdin close and exits once its
    * step has ended; one that ran its step says so on stdout and waits again (rejoin).
    */
-  private takeSpare(specFile: string): number | undefined {
+  private takeSpare(sp: StepPaths): number | undefined {
     for (let spare = this.spares.pop(); spare; spare = this.spares.pop()) {
       clearTimeout(spare.retire);
       const { child } = spare;
       if (child.pid !== undefined && child.exitCode === null && child.signalCode === null && child.stdin?.writable === true) {
-        child.stdin.write(`${specFile}\n`);
+        child.stdin.write(`${sp.spec}\n`);
+        this.busy.set(child, sp.state);
         return child.pid;
       }
       child.kill('SIGKILL');
@@ -172,7 +175,7 @@ export class SupervisedSteps {
       child.on('error', (err) => this.host.log.warn({ err: err.message }, 'spare supervisor failed to start'));
       child.on('exit', () => this.forget(child));
       child.stdin.on('error', () => undefined); // it died: the next launch sees that and starts its own
-      readline.createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => line === 'ready' && this.rejoin(child));
+      readline.createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) => this.said(child, line));
       // neither keeps the worker alive
       child.unref();
       for (const pipe of [child.stdin, child.stdout]) (pipe as unknown as { unref?: () => void }).unref?.();
@@ -182,9 +185,16 @@ export class SupervisedSteps {
     }
   }
 
-  /** A supervisor that ran its step waits for the next one, unless SPARES_MAX wait already (then it ends). */
-  private rejoin(child: ChildProcess): void {
-    if (this.spares.length < SPARES_MAX) this.idle(child);
+  /**
+   * A supervisor that ran its step waits for the next one, unless SPARES_MAX wait already (then it ends).
+   * Only once its step's state says it ended: a `ready` that nothing backs (a bug, or a line some process
+   * of the step managed to write) ends the supervisor once its step has ended, never hands it a second.
+   */
+  private said(child: ChildProcess, line: string): void {
+    const stateFile = this.busy.get(child);
+    this.busy.delete(child);
+    const ended = line === 'ready' && stateFile !== undefined && readState(stateFile)?.status === 'exited';
+    if (ended && this.spares.length < SPARES_MAX) this.idle(child);
     else child.stdin?.end();
   }
 
@@ -198,6 +208,7 @@ export class SupervisedSteps {
   }
 
   private forget(child: ChildProcess): void {
+    this.busy.delete(child);
     const i = this.spares.findIndex((s) => s.child === child);
     if (i < 0) return;
     clearTimeout(this.spares[i]!.retire);
