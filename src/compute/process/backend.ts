@@ -11,6 +11,7 @@ import { assertJobId, STEPS } from '../steps';
 import { cgroupPids, killCgroups, removeCgroups } from './cgroups';
 import { aheadId, DirectSteps, stepCgroupDirsOf } from './direct';
 import { handBack, hostUid } from './idmap';
+import { closeInheritedDescriptors } from './host';
 import { type JobPaths, jobPaths, stepPaths } from './layout';
 import { streamLog } from './logs';
 import { type ProcessStepRequest, unknownImage } from './plan';
@@ -46,6 +47,9 @@ export class ProcessBackend implements ComputeBackend {
 
   constructor(opts: ProcessBackendOptions) {
     this.log = opts.logger;
+    // what this process inherited open would reach every sandbox it starts
+    const closed = closeInheritedDescriptors();
+    if (closed.length > 0) this.log.info({ descriptors: closed }, 'closed descriptors inherited open across exec: no step may inherit them');
     this.host = setUpHost(opts, this.log);
     this.direct = new DirectSteps(this.host);
     // while the algorithm runs, its publish sandbox starts and waits: publishing then costs no Node start-up

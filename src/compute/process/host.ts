@@ -55,3 +55,35 @@ export function chownTo(paths: string[], uid: number | undefined): void {
   if (uid === undefined) return;
   for (const p of paths) fs.chownSync(p, uid, uid);
 }
+
+const O_CLOEXEC = 0o2000000;
+
+/**
+ * Closes the descriptors this process inherited open across exec (left open by whatever started it: a
+ * shell, a CI runner, a process supervisor): every program it spawns would inherit them in turn, a
+ * sandboxed step and the consumer's algorithm included (bwrap passes them on). What Node and its addons
+ * open is close-on-exec; the standard three and Node's IPC channel (NODE_CHANNEL_FD) stay. Returns the
+ * descriptors closed.
+ */
+export function closeInheritedDescriptors(): number[] {
+  const keep = new Set([0, 1, 2, Number(process.env.NODE_CHANNEL_FD ?? -1)]);
+  const closed: number[] = [];
+  let fds: number[];
+  try {
+    fds = fs.readdirSync('/proc/self/fd').map(Number);
+  } catch {
+    return closed; // no /proc: nothing to learn it from
+  }
+  for (const fd of fds) {
+    if (keep.has(fd)) continue;
+    try {
+      const flags = /^flags:\s*([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+      if (flags === undefined || (parseInt(flags, 8) & O_CLOEXEC) !== 0) continue;
+      fs.closeSync(fd);
+      closed.push(fd);
+    } catch {
+      // gone meanwhile (the directory listing's own descriptor among them)
+    }
+  }
+  return closed;
+}
