@@ -65,7 +65,7 @@ async function neverHandedOver(sp: StepPaths): Promise<boolean> {
  * and waits for the state file to say it ended.
  */
 export class SupervisedSteps {
-  /** supervisors waiting for an algorithm step: started ahead (prepareSpare), or back from one they ran (rejoin) */
+  /** supervisors waiting for an algorithm step: started ahead (prepareSpare), or back from one they ran (said) */
   private readonly spares: { child: ChildProcess; retire: NodeJS.Timeout }[] = [];
   /** supervisors running a step they were handed here: the step's state file */
   private readonly busy = new Map<ChildProcess, string>();
@@ -145,7 +145,7 @@ export class SupervisedSteps {
    * Hands the spec to a spare supervisor (already started, detached, its modules loaded, waiting on its
    * stdin), so the algorithm does not wait for a Node start-up. Undefined when none is ready (see
    * prepareSpare for when one starts). A spare whose worker dies sees its stdin close and exits once its
-   * step has ended; one that ran its step says so on stdout and waits again (rejoin).
+   * step has ended; one that ran its step says so on stdout and waits again (said).
    */
   private takeSpare(sp: StepPaths): number | undefined {
     for (let spare = this.spares.pop(); spare; spare = this.spares.pop()) {
