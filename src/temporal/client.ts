@@ -136,13 +136,17 @@ export class TemporalJobsService implements JobsService {
    */
   private async attempts<T>(deadline: number, fn: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      const attemptDeadline = Math.min(deadline, Date.now() + (this.deps.attemptTimeoutMs ?? 5_000));
       try {
-        const attemptDeadline = Math.min(deadline, Date.now() + (this.deps.attemptTimeoutMs ?? 5_000));
         return await this.deps.client.connection.withDeadline(attemptDeadline, fn);
       } catch (err) {
         const pause = Math.min(100 * 2 ** attempt, 2000);
         const code = grpcCodeOf(err);
-        if (code === undefined || !RETRIED.has(code) || Date.now() + pause >= deadline) throw err;
+        // The server learns the attempt's deadline too, and may give up on the call first: then the answer
+        // is CANCELLED ("context canceled"), not the client's own DEADLINE_EXCEEDED. We cancel nothing
+        // ourselves, so a cancellation at the attempt's deadline is that attempt timing out.
+        const timedOut = code === status.CANCELLED && Date.now() >= attemptDeadline;
+        if (code === undefined || !(RETRIED.has(code) || timedOut) || Date.now() + pause >= deadline) throw err;
         await delay(pause);
       }
     }

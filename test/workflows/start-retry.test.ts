@@ -55,6 +55,29 @@ function stuckStarts(times: number, ms: number): { interceptor: Interceptor; cal
   return { interceptor, calls: () => calls };
 }
 
+/**
+ * The first `times` StartWorkflowExecution calls never reach the server, which gives up on each at its
+ * deadline: the answer is CANCELLED ("context canceled"), a little after the deadline, not the client's
+ * own DEADLINE_EXCEEDED (which of the two comes first is a race on a busy machine).
+ */
+function cancelledAtDeadline(times: number): { interceptor: Interceptor; calls: () => number } {
+  let calls = 0;
+  const interceptor: Interceptor = (options, nextCall) => {
+    if (!options.method_definition.path.endsWith('/StartWorkflowExecution')) return new InterceptingCall(nextCall(options));
+    calls++;
+    if (calls > times) return new InterceptingCall(nextCall(options));
+    const deadline = options.deadline instanceof Date ? options.deadline.getTime() : Number(options.deadline);
+    return new InterceptingCall(nextCall({ ...options, deadline: Infinity }), {
+      start(metadata, listener) {
+        setTimeout(() => listener.onReceiveStatus({ code: status.CANCELLED, details: 'context canceled', metadata }), Math.max(0, deadline - Date.now()) + 20);
+      },
+      sendMessage() {},
+      halfClose() {},
+    });
+  };
+  return { interceptor, calls: () => calls };
+}
+
 describe('starting a job when Temporal refuses or loses the answer', () => {
   const connections: Connection[] = [];
   const jobsWith = async (
@@ -109,6 +132,25 @@ describe('starting a job when Temporal refuses or loses the answer', () => {
     expect(view).toMatchObject({ jobId: input.jobId, status: JobStatus.WarmingUp });
     expect(faults.calls()).toBe(2);
     expect(Date.now() - t0).toBeLessThan(3000); // not the 4 s the first attempt was stuck
+    const described = await connection.workflowService.describeWorkflowExecution({
+      namespace: 'default',
+      execution: { workflowId: `c2d-${input.jobId}` },
+    });
+    expect(described.workflowExecutionInfo?.status).toBe(1);
+    await connection.workflowService.terminateWorkflowExecution({
+      namespace: 'default',
+      workflowExecution: { workflowId: `c2d-${input.jobId}` },
+      reason: 'test over',
+    });
+  });
+
+  it('when the server gives up on an attempt at its deadline (CANCELLED, not DEADLINE_EXCEEDED), then the start is tried again and returns the one job', async () => {
+    const faults = cancelledAtDeadline(1);
+    const { jobs, connection } = await jobsWith(faults.interceptor, { attemptTimeoutMs: 500 });
+    const input = jobInput(uniqueName('env-cancelled-attempt'));
+    const view = await jobs.start(input);
+    expect(view).toMatchObject({ jobId: input.jobId, status: JobStatus.WarmingUp });
+    expect(faults.calls()).toBe(2);
     const described = await connection.workflowService.describeWorkflowExecution({
       namespace: 'default',
       execution: { workflowId: `c2d-${input.jobId}` },
