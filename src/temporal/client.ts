@@ -74,6 +74,8 @@ const TRANSIENT = new Set<number>([
  * attempt's own deadline gave up (persistence was slow: a start may have happened, its answer lost), or
  * the client's retries on an overloaded or unreachable frontend ran out.
  */
+/** how early before an attempt's deadline the server's own end of it may come (see attempts) */
+const DEADLINE_SLACK_MS = 100;
 const RETRIED = new Set<number>([status.DEADLINE_EXCEEDED, status.UNAVAILABLE, status.RESOURCE_EXHAUSTED, status.ABORTED]);
 
 /**
@@ -142,10 +144,11 @@ export class TemporalJobsService implements JobsService {
       } catch (err) {
         const pause = Math.min(100 * 2 ** attempt, 2000);
         const code = grpcCodeOf(err);
-        // The server learns the attempt's deadline too, and may give up on the call first: then the answer
-        // is CANCELLED ("context canceled"), not the client's own DEADLINE_EXCEEDED. We cancel nothing
-        // ourselves, so a cancellation at the attempt's deadline is that attempt timing out.
-        const timedOut = code === status.CANCELLED && Date.now() >= attemptDeadline;
+        // The server learns the attempt's deadline too (grpc-timeout, counted from its arrival and rounded)
+        // and may give up on the call first: it resets the stream, and the answer is CANCELLED ("Call
+        // cancelled"), not the client's own DEADLINE_EXCEEDED. We cancel nothing ourselves, so a
+        // cancellation at the attempt's deadline (give or take the rounding) is that attempt timing out.
+        const timedOut = code === status.CANCELLED && Date.now() >= attemptDeadline - DEADLINE_SLACK_MS;
         if (code === undefined || !(RETRIED.has(code) || timedOut) || Date.now() + pause >= deadline) throw err;
         await delay(pause);
       }

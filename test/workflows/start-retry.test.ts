@@ -56,9 +56,9 @@ function stuckStarts(times: number, ms: number): { interceptor: Interceptor; cal
 }
 
 /**
- * The first `times` StartWorkflowExecution calls never reach the server, which gives up on each at its
- * deadline: the answer is CANCELLED ("context canceled"), a little after the deadline, not the client's
- * own DEADLINE_EXCEEDED (which of the two comes first is a race on a busy machine).
+ * The first `times` StartWorkflowExecution calls never get their request to the server, which gives up on
+ * each at its deadline by resetting the stream: the answer is CANCELLED ("Call cancelled"), not the
+ * client's own DEADLINE_EXCEEDED (which of the two comes first is a race on a busy machine).
  */
 function cancelledAtDeadline(times: number): { interceptor: Interceptor; calls: () => number } {
   let calls = 0;
@@ -69,7 +69,8 @@ function cancelledAtDeadline(times: number): { interceptor: Interceptor; calls: 
     const deadline = options.deadline instanceof Date ? options.deadline.getTime() : Number(options.deadline);
     return new InterceptingCall(nextCall({ ...options, deadline: Infinity }), {
       start(metadata, listener) {
-        setTimeout(() => listener.onReceiveStatus({ code: status.CANCELLED, details: 'context canceled', metadata }), Math.max(0, deadline - Date.now()) + 20);
+        // the server counts the deadline from the header's arrival, rounded: its reset may come a little early
+        setTimeout(() => listener.onReceiveStatus({ code: status.CANCELLED, details: 'Call cancelled', metadata }), Math.max(0, deadline - Date.now() - 20));
       },
       sendMessage() {},
       halfClose() {},
@@ -161,6 +162,15 @@ describe('starting a job when Temporal refuses or loses the answer', () => {
       workflowExecution: { workflowId: `c2d-${input.jobId}` },
       reason: 'test over',
     });
+  });
+
+  it('when a start is cancelled long before its deadline, then it is not taken for a timed-out attempt: 503 at once, tried once', async () => {
+    const faults = faultyStarts(status.CANCELLED, 1, false);
+    const { jobs } = await jobsWith(faults.interceptor, { attemptTimeoutMs: 5000 });
+    const err = await jobs.start(jobInput(uniqueName('env-cancelled-early'))).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnavailableError);
+    expect((err as Error).message).toBe('Temporal is unavailable (CANCELLED)');
+    expect(faults.calls()).toBe(1);
   });
 
   it('when Temporal keeps refusing with a transient status, then the start gives up at its deadline with 503 naming it, and no job exists', async () => {
