@@ -79,6 +79,13 @@ function cancelledAtDeadline(times: number): { interceptor: Interceptor; calls: 
   return { interceptor, calls: () => calls };
 }
 
+/** The job's one workflow runs (it was started once, however many attempts it took); then it is ended. */
+async function expectOneRunningJob(connection: Connection, jobId: string): Promise<void> {
+  const described = await connection.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId: `c2d-${jobId}` } });
+  expect(described.workflowExecutionInfo?.status).toBe(1);
+  await connection.workflowService.terminateWorkflowExecution({ namespace: 'default', workflowExecution: { workflowId: `c2d-${jobId}` }, reason: 'test over' });
+}
+
 describe('starting a job when Temporal refuses or loses the answer', () => {
   const connections: Connection[] = [];
   const jobsWith = async (
@@ -112,16 +119,7 @@ describe('starting a job when Temporal refuses or loses the answer', () => {
     const view = await jobs.start(input);
     expect(view).toMatchObject({ jobId: input.jobId, status: JobStatus.WarmingUp });
     expect(faults.calls()).toBe(2);
-    const described = await connection.workflowService.describeWorkflowExecution({
-      namespace: 'default',
-      execution: { workflowId: `c2d-${input.jobId}` },
-    });
-    expect(described.workflowExecutionInfo?.status).toBe(1); // running: one workflow, started once
-    await connection.workflowService.terminateWorkflowExecution({
-      namespace: 'default',
-      workflowExecution: { workflowId: `c2d-${input.jobId}` },
-      reason: 'test over',
-    });
+    await expectOneRunningJob(connection, input.jobId);
   });
 
   it('when a start is stuck longer than one attempt may take, then it is tried again under the same workflow id and returns the one job', async () => {
@@ -133,16 +131,7 @@ describe('starting a job when Temporal refuses or loses the answer', () => {
     expect(view).toMatchObject({ jobId: input.jobId, status: JobStatus.WarmingUp });
     expect(faults.calls()).toBe(2);
     expect(Date.now() - t0).toBeLessThan(3000); // not the 4 s the first attempt was stuck
-    const described = await connection.workflowService.describeWorkflowExecution({
-      namespace: 'default',
-      execution: { workflowId: `c2d-${input.jobId}` },
-    });
-    expect(described.workflowExecutionInfo?.status).toBe(1);
-    await connection.workflowService.terminateWorkflowExecution({
-      namespace: 'default',
-      workflowExecution: { workflowId: `c2d-${input.jobId}` },
-      reason: 'test over',
-    });
+    await expectOneRunningJob(connection, input.jobId);
   });
 
   it('when the server gives up on an attempt at its deadline (CANCELLED, not DEADLINE_EXCEEDED), then the start is tried again and returns the one job', async () => {
@@ -152,16 +141,7 @@ describe('starting a job when Temporal refuses or loses the answer', () => {
     const view = await jobs.start(input);
     expect(view).toMatchObject({ jobId: input.jobId, status: JobStatus.WarmingUp });
     expect(faults.calls()).toBe(2);
-    const described = await connection.workflowService.describeWorkflowExecution({
-      namespace: 'default',
-      execution: { workflowId: `c2d-${input.jobId}` },
-    });
-    expect(described.workflowExecutionInfo?.status).toBe(1);
-    await connection.workflowService.terminateWorkflowExecution({
-      namespace: 'default',
-      workflowExecution: { workflowId: `c2d-${input.jobId}` },
-      reason: 'test over',
-    });
+    await expectOneRunningJob(connection, input.jobId);
   });
 
   it('when a start is cancelled long before its deadline, then it is not taken for a timed-out attempt: 503 at once, tried once', async () => {
